@@ -1,0 +1,46 @@
+/*
+ * cli.h: the subcommands of the one mailrestore binary and the few helpers
+ * they share. Each cmd_* takes the arguments after "mailrestore" (argv[0]
+ * is the subcommand's name) and returns the process exit code (sysexits,
+ * see common.h).
+ */
+#ifndef MR_CLI_H
+#define MR_CLI_H
+
+#include <stdio.h>
+
+/* The socket used when --socket is not given: $MAILRESTORE_SOCKET, else
+ * /run/mailrestore/mailrestore.sock. */
+const char *cli_default_socket(void);
+
+/* Prints "mailrestore <cmd>: <message>" to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Validates a user name from the command line. Returns 0 when valid; else
+ * prints "invalid user name" and returns -1 (the caller exits 65). */
+int cli_check_user(const char *cmd, const char *user);
+
+/* Daemon and its clients (cmd_daemon.c, cmd_client.c). */
+int cmd_daemon(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_enqueue(int argc, char **argv);
+int cmd_bump(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
+int cmd_activate(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_shutdown(int argc, char **argv);
+int cmd_deliver(int argc, char **argv);
+
+/* Without a daemon (cmd_offline.c, cmd_backup.c, cmd_demo.c). */
+int cmd_restore_user(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * common.h: the helpers every mailrestore module shares.
+ *
+ * How to use it:
+ *   1. Validate every user name that comes from outside with
+ *      mr_user_name_valid() before it touches a path (CONTRACT "user name").
+ *   2. Do every file system call that can fail through the mr_io table
+ *      (mr_io->openat, mr_io->read, ...) so tests can inject faults with
+ *      mr_io_fault_add() (EIO, ENOSPC, short writes, fsync errors).
+ *   3. Resolve paths that come from archives or the network below a held
+ *      directory fd with mr_open_beneath() / mr_mkdirs_beneath(), never by
+ *      joining strings.
+ *   4. Report errors once, where they happen, into a struct mr_error with the
+ *      failing call and the path in it ("openat(cur/x) failed: ..."); callers
+ *      add context with mr_error_prefix().
+ *   5. Collect per-path problems of a user's restore (unreadable files,
+ *      refused archive entries) in a struct mr_problems.
+ *
+ * Fallible functions return 0 on success and -1 on error (1/0/-1 where "not
+ * found" is normal) and hand values back through _r parameters.
+ */
+#ifndef MR_COMMON_H
+#define MR_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* Exit codes (sysexits). */
+enum {
+	MR_EX_OK = 0,          /* done / allowed */
+	MR_EX_PROBLEMS = 1,    /* finished with problems (differences, attention) */
+	MR_EX_USAGE = 64,      /* command line usage error */
+	MR_EX_DATAERR = 65,    /* bad input data (invalid user name, ...) */
+	MR_EX_NOINPUT = 66,    /* an input file did not exist or was unreadable */
+	MR_EX_NOUSER = 67,     /* user not affected by the outage */
+	MR_EX_UNAVAILABLE = 69,/* daemon unreachable */
+	MR_EX_SOFTWARE = 70,   /* internal error */
+	MR_EX_OSERR = 71,
+	MR_EX_CANTCREAT = 73,
+	MR_EX_IOERR = 74,      /* I/O error */
+	MR_EX_TEMPFAIL = 75,   /* try again later (not active yet) */
+	MR_EX_NOPERM = 77,     /* not allowed (operator commands) */
+};
+
+#define MR_USER_NAME_MAX 255
+
+/* Returns 1 when name is a valid user name: 1 to 255 bytes of
+ * [A-Za-z0-9._@+-], the first a letter or digit. 0 otherwise. */
+int mr_user_name_valid(const char *name);
+
+/* ---- errors --------------------------------------------------------- */
+
+/* An error message written once where it happened. errnum is the errno of
+ * the failing call (0 when none), so callers can tell ENOSPC from EIO. */
+struct mr_error {
+	int errnum;
+	char msg[1024];
+};
+
+/* Sets err to the formatted message. When errnum is nonzero, appends
+ * ": <strerror(errnum)>". err may be NULL (then nothing happens). */
+void mr_error_set(struct mr_error *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prepends "<prefix>: " to err's message, keeping errnum. */
+void mr_error_prefix(struct mr_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Resets err to "no error". */
+void mr_error_clear(struct mr_error *err);
+
+/* Maps an errno to an exit code: ENOSPC/EIO/... -> 74, else 70. */
+int mr_exit_code_for_errno(int errnum);
+
+/* ---- problems: per-path findings of one user's job ------------------ */
+
+enum mr_problem_kind {
+	MR_PROBLEM_UNREADABLE = 1,  /* source entry failed to stat/read/list */
+	MR_PROBLEM_REFUSED,         /* hostile archive entry refused */
+	MR_PROBLEM_ARCHIVE,         /* archive corrupt/truncated */
+	MR_PROBLEM_GUARD,           /* --max-remove guard tripped */
+	MR_PROBLEM_MISSING,         /* user folder missing from the source */
+	MR_PROBLEM_DIFF,            /* verify: a difference */
+	MR_PROBLEM_OTHER,
+};
+
+struct mr_problem {
+	enum mr_problem_kind kind;
+	int errnum;
+	char *path;     /* relative to the user's root ("" for the root) */
+	char *message;  /* human readable, includes the failing call */
+};
+
+struct mr_problems {
+	struct mr_problem *v;
+	size_t n, cap;
+	size_t dropped;  /* added after MR_PROBLEMS_MAX; counted only */
+};
+#define MR_PROBLEMS_MAX 10000
+
+/* Appends a problem (copies path and the formatted message). Never fails:
+ * when memory or MR_PROBLEMS_MAX runs out the problem is only counted. */
+void mr_problems_add(struct mr_problems *p, enum mr_problem_kind kind, int errnum,
+		     const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* Number of problems of the given kind (0 = any kind), dropped included
+ * for kind 0. */
+size_t mr_problems_count(const struct mr_problems *p, enum mr_problem_kind kind);
+/* Frees the contents; p itself stays usable (empty). */
+void mr_problems_reset(struct mr_problems *p);
+/* Writes a one-line summary of up to max_paths problems into buf, e.g.
+ * "2 unreadable: cur/x (read: Input/output error), ..." */
+void mr_problems_summary(const struct mr_problems *p, char *buf, size_t len, size_t max_paths);
+const char *mr_problem_kind_name(enum mr_problem_kind kind);
+
+/* ---- the I/O layer -------------------------------------------------- */
+
+/* Every call through which mailrestore touches a file system. The default
+ * table calls libc; tests install faults with mr_io_fault_add(). */
+struct mr_io_ops {
+	int (*openat)(int dirfd, const char *path, int flags, mode_t mode);
+	int (*close)(int fd);
+	ssize_t (*read)(int fd, void *buf, size_t len);
+	ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
+	ssize_t (*write)(int fd, const void *buf, size_t len);
+	ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
+	int (*fstatat)(int dirfd, const char *path, struct stat *st, int flags);
+	int (*fstat)(int fd, struct stat *st);
+	int (*fsync)(int fd);
+	int (*syncfs)(int fd);
+	int (*ftruncate)(int fd, off_t len);
+	int (*mkdirat)(int dirfd, const char *path, mode_t mode);
+	int (*renameat)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+	int (*unlinkat)(int dirfd, const char *path, int flags);
+	int (*symlinkat)(const char *target, int dirfd, const char *path);
+	ssize_t (*readlinkat)(int dirfd, const char *path, char *buf, size_t len);
+	int (*linkat)(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags);
+	/* Linux getdents64: fills buf with struct linux_dirent64 records. */
+	ssize_t (*getdents)(int fd, void *buf, size_t len);
+	int (*fchmod)(int fd, mode_t mode);
+	int (*fchmodat)(int dirfd, const char *path, mode_t mode, int flags);
+	int (*fchownat)(int dirfd, const char *path, uid_t uid, gid_t gid, int flags);
+	int (*utimensat)(int dirfd, const char *path, const struct timespec ts[2], int flags);
+	int (*futimens)(int fd, const struct timespec ts[2]);
+};
+
+/* The table in force. Never NULL. */
+extern const struct mr_io_ops *mr_io;
+/* The libc table. */
+extern const struct mr_io_ops mr_io_libc;
+
+/* Fault injection for tests. A fault fails the op-th kind of call whose
+ * path (for fd calls: the name the fd was opened with, last component
+ * included) contains name_contains (NULL: any), skipping the first `after`
+ * matching calls, `count` times (0: forever). errnum is set in errno; for
+ * read/write a nonzero short_len instead makes the call transfer at most
+ * short_len bytes (a short read/write, not an error). */
+enum mr_io_op {
+	MR_IO_OPEN, MR_IO_READ, MR_IO_WRITE, MR_IO_STAT, MR_IO_FSYNC, MR_IO_GETDENTS,
+	MR_IO_RENAME, MR_IO_MKDIR, MR_IO_UNLINK, MR_IO_TRUNCATE, MR_IO_SYMLINK,
+	MR_IO_READLINK, MR_IO_META, MR_IO_OP_COUNT
+};
+struct mr_io_fault {
+	enum mr_io_op op;
+	const char *name_contains;
+	int errnum;
+	long after;
+	long count;
+	size_t short_len;
+};
+/* Adds a fault and switches mr_io to the faulting table. Returns 0, or -1
+ * when the fault table (64 entries) is full. Not thread safe: for tests. */
+int mr_io_fault_add(const struct mr_io_fault *f);
+/* Removes all faults and restores the libc table. */
+void mr_io_fault_clear(void);
+/* Number of times faults fired since the last clear. */
+long mr_io_fault_fired(void);
+
+/* ---- I/O helpers on top of mr_io ------------------------------------ */
+
+/* Writes all len bytes (retrying short writes and EINTR). 0 or -1/errno. */
+int mr_write_all(int fd, const void *buf, size_t len);
+/* Writes all len bytes at off. 0 or -1/errno. */
+int mr_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+/* Reads up to len bytes, retrying short reads until EOF. Returns the number
+ * read (less than len only at EOF) or -1/errno. */
+ssize_t mr_read_full(int fd, void *buf, size_t len);
+ssize_t mr_pread_full(int fd, void *buf, size_t len, off_t off);
+/* close() that keeps errno. Accepts -1. */
+void mr_close(int fd);
+/* fsync the directory dirfd/path ("." for dirfd itself). 0 or -1 with err. */
+int mr_fsync_dir_at(int dirfd, const char *path, struct mr_error *err);
+
+/* Opens a directory given by an absolute or cwd-relative path supplied by
+ * the operator (command line). Returns the fd or -1 with err set. */
+int mr_open_dir_path(const char *path, int create, struct mr_error *err);
+
+/* Opens relpath below dirfd, one component at a time with O_NOFOLLOW, so a
+ * symlink, "..", an absolute path or an empty component anywhere in relpath
+ * fails with ELOOP/EPERM instead of leading out. flags are those of the
+ * final open (O_DIRECTORY for directories). Returns fd or -1 with err. */
+int mr_open_beneath(int dirfd, const char *relpath, int flags, mode_t mode,
+		    struct mr_error *err);
+/* Creates every missing directory of relpath below dirfd (mode 0700 for the
+ * new ones unless mode says otherwise) with the same rules and returns an
+ * fd of the last one, or -1 with err. */
+int mr_mkdirs_beneath(int dirfd, const char *relpath, mode_t mode, struct mr_error *err);
+/* Returns 1 when relpath is a safe relative path (no absolute path, no ".."
+ * or empty components after dropping a leading "./"), 0 otherwise. */
+int mr_relpath_safe(const char *relpath);
+
+/* One directory entry of a listing. */
+struct mr_dirent {
+	char *name;
+	unsigned char type;  /* DT_REG, DT_DIR, DT_LNK, ... or DT_UNKNOWN */
+	uint64_t ino;
+};
+struct mr_dirlist {
+	struct mr_dirent *v;
+	size_t n;
+};
+/* Lists directory fd dirfd ("." and ".." left out), sorted by name (byte
+ * order). The fd's offset is rewound first. 0, or -1 with err when any
+ * getdents call failed (then the listing is not partial: list->n is 0). */
+int mr_listdir(int dirfd, struct mr_dirlist *list, struct mr_error *err);
+void mr_dirlist_free(struct mr_dirlist *list);
+
+/* Removes relpath below dirfd and everything under it (no symlink is
+ * followed). 0, or -1 with err. Used only on mailrestore's own scratch. */
+int mr_remove_tree_at(int dirfd, const char *relpath, struct mr_error *err);
+
+/* Free bytes available to unprivileged users on the file system of fd, or
+ * UINT64_MAX when unknown. */
+uint64_t mr_free_bytes(int fd);
+
+/* ---- small things --------------------------------------------------- */
+
+/* Wall clock as Unix seconds with fraction. */
+double mr_now(void);
+/* Monotonic seconds. */
+double mr_monotonic(void);
+
+/* Log line to stderr: "2026-11-23T12:00:00Z mailrestore[pid]: msg". */
+void mr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Quiet switch for mr_log (tests). */
+extern int mr_log_quiet;
+
+/* Appends the JSON string literal for s (quoted, escaped) to buf of size
+ * len at *pos; output is truncated safely. */
+void mr_json_str(char *buf, size_t len, size_t *pos, const char *s);
+/* printf-append into buf at *pos, truncating safely. */
+void mr_bufcat(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Human size "12.3 MiB" into buf. Returns buf. */
+const char *mr_human_bytes(uint64_t n, char *buf, size_t len);
+/* Human duration "about 40 minutes" into buf. Returns buf. */
+const char *mr_human_duration(double seconds, char *buf, size_t len);
+
+/* Parses a decimal uint64 (whole string). 0 ok, -1 bad. */
+int mr_parse_u64(const char *s, uint64_t *val_r);
+
+#endif

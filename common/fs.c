@@ -1,0 +1,414 @@
+/*
+ * fs.c: file system helpers on top of the I/O layer: whole reads and
+ * writes, directory fsync, walking a relative path below a held directory
+ * fd without following links, sorted listings, scratch removal.
+ */
+#include "common/common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+int mr_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = mr_io->write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int mr_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = mr_io->pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t mr_read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = mr_io->read(fd, p + got, len - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+ssize_t mr_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = mr_io->pread(fd, p + got, len - got, off + (off_t)got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+void mr_close(int fd)
+{
+	int saved = errno;
+
+	if (fd >= 0)
+		mr_io->close(fd);
+	errno = saved;
+}
+
+int mr_fsync_dir_at(int dirfd, const char *path, struct mr_error *err)
+{
+	int fd, rc = 0;
+
+	fd = mr_io->openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0) {
+		mr_error_set(err, errno, "open(%s) for fsync failed", path);
+		return -1;
+	}
+	if (mr_io->fsync(fd) < 0) {
+		mr_error_set(err, errno, "fsync(%s) failed", path);
+		rc = -1;
+	}
+	mr_close(fd);
+	return rc;
+}
+
+int mr_open_dir_path(const char *path, int create, struct mr_error *err)
+{
+	int fd;
+
+	if (path == NULL || path[0] == '\0') {
+		mr_error_set(err, EINVAL, "empty directory path");
+		return -1;
+	}
+	if (create) {
+		/* Operator-given paths: create missing components like mkdir -p. */
+		char *copy = strdup(path), *p;
+		if (copy == NULL) {
+			mr_error_set(err, ENOMEM, "strdup");
+			return -1;
+		}
+		for (p = copy + 1; *p; p++) {
+			if (*p != '/')
+				continue;
+			*p = '\0';
+			if (mkdir(copy, 0755) < 0 && errno != EEXIST) {
+				mr_error_set(err, errno, "mkdir(%s) failed", copy);
+				free(copy);
+				return -1;
+			}
+			*p = '/';
+		}
+		free(copy);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			mr_error_set(err, errno, "mkdir(%s) failed", path);
+			return -1;
+		}
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		mr_error_set(err, errno, "open(%s) failed", path);
+		return -1;
+	}
+	return fd;
+}
+
+int mr_relpath_safe(const char *relpath)
+{
+	const char *p = relpath, *end;
+
+	if (p == NULL)
+		return 0;
+	while (p[0] == '.' && p[1] == '/')
+		p += 2;
+	if (*p == '\0' || *p == '/')
+		return 0;
+	for (;;) {
+		size_t len;
+		end = strchr(p, '/');
+		len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 0 && end != NULL && end[1] == '\0')
+			return 1;   /* one trailing slash (a directory entry) */
+		if (len == 0)
+			return 0;
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return 0;
+		if (len == 1 && p[0] == '.')
+			return 0;
+		if (end == NULL)
+			return 1;
+		p = end + 1;
+		if (*p == '\0')
+			return 1;
+	}
+}
+
+/* Walks relpath below dirfd, component by component, never following a
+ * link; with mkdir_mode != 0 creates missing directories. For the last
+ * component: when last_flags is -1 it is treated as a directory to create
+ * or open, else opened with last_flags. */
+static int walk_beneath(int dirfd, const char *relpath, int last_flags, mode_t mode,
+			int create_dirs, mode_t dir_mode, struct mr_error *err)
+{
+	char *copy, *comp, *next;
+	int cur = dirfd, fd = -1;
+	const char *p = relpath;
+
+	while (p[0] == '.' && p[1] == '/')
+		p += 2;
+	if (!mr_relpath_safe(relpath)) {
+		mr_error_set(err, EPERM, "unsafe path \"%s\" refused", relpath);
+		errno = EPERM;
+		return -1;
+	}
+	copy = strdup(p);
+	if (copy == NULL) {
+		mr_error_set(err, ENOMEM, "strdup");
+		return -1;
+	}
+	/* drop one trailing slash */
+	if (copy[0] && copy[strlen(copy) - 1] == '/')
+		copy[strlen(copy) - 1] = '\0';
+	comp = copy;
+	for (;;) {
+		int is_last;
+		next = strchr(comp, '/');
+		if (next)
+			*next = '\0';
+		is_last = (next == NULL);
+		if (!is_last || last_flags == -1) {
+			if (create_dirs && mr_io->mkdirat(cur, comp, dir_mode) < 0 && errno != EEXIST) {
+				mr_error_set(err, errno, "mkdirat(%s) failed", comp);
+				goto fail;
+			}
+			fd = mr_io->openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+			if (fd < 0) {
+				int e = errno;
+				if (e == ENOTDIR || e == ELOOP)
+					mr_error_set(err, e, "openat(%s) refused: not a directory or a link", comp);
+				else
+					mr_error_set(err, e, "openat(%s) failed", comp);
+				errno = e;
+				goto fail;
+			}
+		} else {
+			fd = mr_io->openat(cur, comp, last_flags | O_NOFOLLOW, mode);
+			if (fd < 0) {
+				mr_error_set(err, errno, "openat(%s) failed", comp);
+				goto fail;
+			}
+		}
+		if (cur != dirfd)
+			mr_close(cur);
+		cur = fd;
+		fd = -1;
+		if (is_last)
+			break;
+		comp = next + 1;
+	}
+	free(copy);
+	return cur;
+fail:
+	{
+		int e = errno;
+		if (cur != dirfd)
+			mr_close(cur);
+		free(copy);
+		errno = e;
+	}
+	return -1;
+}
+
+int mr_open_beneath(int dirfd, const char *relpath, int flags, mode_t mode,
+		    struct mr_error *err)
+{
+	return walk_beneath(dirfd, relpath, flags, mode, 0, 0, err);
+}
+
+int mr_mkdirs_beneath(int dirfd, const char *relpath, mode_t mode, struct mr_error *err)
+{
+	return walk_beneath(dirfd, relpath, -1, 0, 1, mode ? mode : 0700, err);
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+static int dirent_cmp(const void *a, const void *b)
+{
+	const struct mr_dirent *x = a, *y = b;
+	return strcmp(x->name, y->name);
+}
+
+void mr_dirlist_free(struct mr_dirlist *list)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < list->n; i++)
+		free(list->v[i].name);
+	free(list->v);
+	list->v = NULL;
+	list->n = 0;
+}
+
+int mr_listdir(int dirfd, struct mr_dirlist *list, struct mr_error *err)
+{
+	char buf[32768];
+	size_t cap = 0;
+
+	list->v = NULL;
+	list->n = 0;
+	if (lseek(dirfd, 0, SEEK_SET) < 0) {
+		mr_error_set(err, errno, "lseek(directory) failed");
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = mr_io->getdents(dirfd, buf, sizeof(buf)), off = 0;
+		if (n < 0) {
+			mr_error_set(err, errno, "getdents failed");
+			mr_dirlist_free(list);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		while (off < n) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(buf + off);
+			off += d->d_reclen;
+			if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+				continue;
+			if (list->n == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				struct mr_dirent *v = realloc(list->v, ncap * sizeof(*v));
+				if (v == NULL) {
+					mr_error_set(err, ENOMEM, "listing");
+					mr_dirlist_free(list);
+					return -1;
+				}
+				list->v = v;
+				cap = ncap;
+			}
+			list->v[list->n].name = strdup(d->d_name);
+			if (list->v[list->n].name == NULL) {
+				mr_error_set(err, ENOMEM, "listing");
+				mr_dirlist_free(list);
+				return -1;
+			}
+			list->v[list->n].type = d->d_type;
+			list->v[list->n].ino = d->d_ino;
+			list->n++;
+		}
+	}
+	if (list->n > 1)
+		qsort(list->v, list->n, sizeof(list->v[0]), dirent_cmp);
+	return 0;
+}
+
+static int remove_tree_fd(int dirfd, const char *name, struct mr_error *err)
+{
+	struct mr_dirlist list;
+	struct stat st;
+	size_t i;
+	int fd, rc = 0;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		mr_error_set(err, errno, "fstatat(%s) failed", name);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) {
+			mr_error_set(err, errno, "unlinkat(%s) failed", name);
+			return -1;
+		}
+		return 0;
+	}
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		mr_error_set(err, errno, "openat(%s) failed", name);
+		return -1;
+	}
+	/* A directory without write permission (a mode copied from a backup)
+	 * can't be emptied; this is our scratch, so open it up. */
+	fchmod(fd, 0700);
+	if (mr_listdir(fd, &list, err) < 0) {
+		close(fd);
+		return -1;
+	}
+	for (i = 0; i < list.n && rc == 0; i++)
+		rc = remove_tree_fd(fd, list.v[i].name, err);
+	mr_dirlist_free(&list);
+	close(fd);
+	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+		mr_error_set(err, errno, "rmdir(%s) failed", name);
+		rc = -1;
+	}
+	return rc;
+}
+
+int mr_remove_tree_at(int dirfd, const char *relpath, struct mr_error *err)
+{
+	return remove_tree_fd(dirfd, relpath, err);
+}
+
+uint64_t mr_free_bytes(int fd)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(fd, &sv) < 0)
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+}

@@ -1,0 +1,133 @@
+/* misc.c: clocks, the log line, JSON string output, human numbers. */
+#include "common/common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int mr_log_quiet;
+
+double mr_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double mr_monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void mr_log(const char *fmt, ...)
+{
+	char line[2048], stamp[32];
+	struct tm tm;
+	time_t now = time(NULL);
+	va_list ap;
+	int n;
+
+	if (mr_log_quiet)
+		return;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	n = snprintf(line, sizeof(line), "%s mailrestore[%d]: ", stamp, (int)getpid());
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	strcat(line, "\n");
+	/* one write so lines from several threads don't interleave */
+	if (write(STDERR_FILENO, line, strlen(line)) < 0)
+		(void)0;
+}
+
+void mr_bufcat(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*pos >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *pos, len - *pos, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	*pos += (size_t)n;
+	if (*pos >= len)
+		*pos = len - 1;
+}
+
+void mr_json_str(char *buf, size_t len, size_t *pos, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+	mr_bufcat(buf, len, pos, "\"");
+	for (; *p; p++) {
+		switch (*p) {
+		case '"': mr_bufcat(buf, len, pos, "\\\""); break;
+		case '\\': mr_bufcat(buf, len, pos, "\\\\"); break;
+		case '\n': mr_bufcat(buf, len, pos, "\\n"); break;
+		case '\r': mr_bufcat(buf, len, pos, "\\r"); break;
+		case '\t': mr_bufcat(buf, len, pos, "\\t"); break;
+		default:
+			if (*p < 0x20 || *p >= 0x7f)
+				mr_bufcat(buf, len, pos, "\\u%04x", *p);
+			else
+				mr_bufcat(buf, len, pos, "%c", *p);
+		}
+	}
+	mr_bufcat(buf, len, pos, "\"");
+}
+
+const char *mr_human_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)n);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+const char *mr_human_duration(double s, char *buf, size_t len)
+{
+	if (s < 0)
+		snprintf(buf, len, "unknown");
+	else if (s < 90)
+		snprintf(buf, len, "about %d seconds", (int)(s + 0.5) < 1 ? 1 : (int)(s + 0.5));
+	else if (s < 90 * 60)
+		snprintf(buf, len, "about %d minutes", (int)(s / 60 + 0.5));
+	else
+		snprintf(buf, len, "about %.1f hours", s / 3600);
+	return buf;
+}
+
+int mr_parse_u64(const char *s, uint64_t *val_r)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*val_r = v;
+	return 0;
+}

@@ -1,0 +1,118 @@
+/*
+ * restore.h: a user's backup archive -> the user's work copy.
+ *
+ * How to use it:
+ *   1. restore_find_backup(backups_fd, user, &rel) finds the newest archive
+ *      of a user below the backups folder B: B/<YYYY-MM-DD>/<user><suffix>
+ *      (newest date folder holding the user wins) or B/<user><suffix>
+ *      (older than any dated one). restore_list_backup_users() lists every
+ *      user that has one.
+ *   2. Open the archive (openat below backups_fd, read only) and call
+ *      restore_extract(archive_fd, work_fd, &settings, &stats, &problems,
+ *      &err). Format and compression come from the content (libarchive);
+ *      the suffix only ends the user name.
+ *   3. Hostile entries (absolute paths, "..", links leading out, hard links
+ *      to outside, devices, FIFOs, sockets) are refused one by one and
+ *      recorded in problems as MR_PROBLEM_REFUSED; setuid/setgid bits are
+ *      stripped. Nothing is ever written outside work_fd.
+ *   4. restore_backup_user() writes the other direction: one user folder of
+ *      the source into an archive (the daily-backup side, and fixtures).
+ *
+ * Every file is written under a temporary name in settings->tmp_dirfd (or
+ * beside its final place) and renamed into place only when complete with
+ * its mode and times, so after a crash a file at its final name is whole:
+ * extracting again over a partial work copy skips entries that are already
+ * there with the same type, size and modification time.
+ */
+#ifndef MR_RESTORE_H
+#define MR_RESTORE_H
+
+#include "common/common.h"
+
+#include <stdint.h>
+
+/* The suffixes that end a user name in the backups folder, longest first. */
+extern const char *const restore_suffixes[];
+
+/* Finds the newest backup of user below backups_dirfd. On 1, *relpath_r is a
+ * malloc'd path relative to the backups folder ("2026-11-20/bob.tar.lz4" or
+ * "bob.tgz"); the caller frees it. Returns 1 found, 0 no backup, -1 error
+ * (a listing of B failed; err says which). */
+int restore_find_backup(int backups_dirfd, const char *user, char **relpath_r,
+			struct mr_error *err);
+
+/* Lists every valid user name that has at least one backup below
+ * backups_dirfd, sorted, without duplicates. *names_r is a malloc'd array of
+ * malloc'd strings; free with restore_names_free(). 0 or -1 with err. */
+int restore_list_backup_users(int backups_dirfd, char ***names_r, size_t *n_r,
+			      struct mr_error *err);
+void restore_names_free(char **names, size_t n);
+
+struct restore_settings {
+	/* Give entries the archive's owner and group (needs root). */
+	int preserve_owner;
+	/* Bomb guard: stop when the bytes written exceed max_expand_ratio times
+	 * the archive's size plus 64 MiB. 0 means the default (1000). */
+	uint64_t max_expand_ratio;
+	/* Absolute cap on bytes written for this archive; 0 means none. */
+	uint64_t max_bytes;
+	/* Stop (ENOSPC) before the target's free space drops below this many
+	 * bytes; 0 means the default (16 MiB). */
+	uint64_t reserve_bytes;
+	/* Scratch folder on the same file system as work_fd for files being
+	 * written; -1 writes temporary files beside their final place. */
+	int tmp_dirfd;
+	/* Polled between entries and data blocks; nonzero stops the extraction
+	 * with -1 and errnum ECANCELED (what was extracted stays, and a later
+	 * call resumes). May be NULL. */
+	const volatile int *cancel;
+	/* Called now and then with bytes of archive consumed and the archive's
+	 * size. May be NULL. */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *progress_arg;
+};
+
+struct restore_stats {
+	uint64_t entries;   /* entries read from the archive */
+	uint64_t files;     /* regular files written */
+	uint64_t dirs;
+	uint64_t symlinks;
+	uint64_t hardlinks;
+	uint64_t bytes;     /* file data bytes written */
+	uint64_t skipped;   /* entries already complete in the work copy */
+	uint64_t refused;   /* hostile entries refused */
+};
+
+/* Initializes settings to the defaults (tmp_dirfd -1, everything else 0). */
+void restore_settings_init(struct restore_settings *s);
+
+/* Extracts the archive read from archive_fd into the directory work_dirfd.
+ * Returns 0 when the whole archive was read (refused entries, if any, are in
+ * problems), 1 when the archive is truncated, corrupt, empty, not an archive,
+ * or a bomb (an MR_PROBLEM_ARCHIVE problem says what; what was extracted is
+ * kept), -1 on a fatal error: the target failed (ENOSPC, EIO...) or the run
+ * was cancelled (err->errnum ECANCELED). stats may be NULL. */
+int restore_extract(int archive_fd, int work_dirfd, const struct restore_settings *settings,
+		    struct restore_stats *stats, struct mr_problems *problems,
+		    struct mr_error *err);
+
+enum restore_compression {
+	RESTORE_COMPRESS_LZ4 = 0,
+	RESTORE_COMPRESS_ZSTD,
+	RESTORE_COMPRESS_GZIP,
+	RESTORE_COMPRESS_NONE,
+};
+
+/* Parses "lz4", "zstd", "gzip", "none". 0 or -1. */
+int restore_compression_parse(const char *name, enum restore_compression *c_r);
+/* The file suffix for a compression: ".tar.lz4", ".tar.zst", ".tar.gz", ".tar". */
+const char *restore_compression_suffix(enum restore_compression c);
+
+/* Writes the tree below user_dirfd (a pax archive, entries relative to the
+ * user's root, nanosecond times, owners, symlinks, hard links) compressed
+ * as asked into out_fd. Unreadable entries are recorded in problems and left
+ * out. Returns 0, 1 when some entries were left out, -1 with err. */
+int restore_backup_user(int user_dirfd, int out_fd, enum restore_compression c,
+			struct mr_problems *problems, struct mr_error *err);
+
+#endif

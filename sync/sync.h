@@ -1,0 +1,106 @@
+/*
+ * sync.h: make a work copy equal to the read-only damaged source.
+ *
+ * How to use it:
+ *   1. Open the source folder (O_RDONLY | O_DIRECTORY) and the destination
+ *      (the work copy), an attic folder and a scratch folder on the
+ *      destination's file system.
+ *   2. sync_settings_init(&s), set attic_dirfd and tmp_dirfd, then
+ *      sync_tree(src_fd, dst_fd, &s, &stats, &problems, &err).
+ *   3. On 0 the destination equals the source; make it durable with
+ *      sync_make_durable() before the caller renames it into place.
+ *   4. sync_verify() compares two trees and lists the differences.
+ *
+ * Rules the implementation keeps (CONTRACT "What a restored user is"):
+ *   - The source is only ever opened for reading and never mmapped; every
+ *     path is resolved below a held directory fd with O_NOFOLLOW.
+ *   - Listings of both sides are sorted and merged. What is new or changed
+ *     is copied; what the source no longer has is moved (never unlinked) to
+ *     the attic under its relative path; modes, times (directories after
+ *     their contents), owners (when preserve_owner) and symlinks are fixed.
+ *   - A quick check on type, size and time; when sizes are equal but times
+ *     differ, contents are compared (xxh3) and only the time is fixed when
+ *     equal, since backups keep coarser times than the source.
+ *   - Maildir renames (flag changes, new/ to cur/, moves between folders)
+ *     become renames of the file already there, matched by the Maildir
+ *     unique name and size and confirmed by content.
+ *   - Large files changed in place are patched block by block.
+ *   - Damage is not absence: an entry that fails to stat or read keeps the
+ *     destination's version and is recorded (MR_PROBLEM_UNREADABLE); a
+ *     folder that fails to list is not pruned. When more than
+ *     max_remove_pct percent of the destination's files would go to the
+ *     attic, nothing goes there and an MR_PROBLEM_GUARD problem is recorded.
+ *   - New file contents are written to a temporary file and renamed over the
+ *     old one, so nothing half-written is ever taken for done; a file that
+ *     changed while it was copied is copied again (and recorded if it keeps
+ *     changing).
+ */
+#ifndef MR_SYNC_H
+#define MR_SYNC_H
+
+#include "common/common.h"
+
+#include <stdint.h>
+
+struct sync_settings {
+	/* Percentage of the destination's files the attic may take before the
+	 * sync stops and records MR_PROBLEM_GUARD. Default 50. */
+	int max_remove_pct;
+	/* Copy owners (needs root). */
+	int preserve_owner;
+	/* Where removed entries go, under their relative path. Required. */
+	int attic_dirfd;
+	/* Scratch folder on the destination's file system for temporary files,
+	 * or -1 to write them beside their final place. */
+	int tmp_dirfd;
+	/* Block size for patching large files; 0 means 64 KiB. */
+	size_t block_size;
+	/* Files at least this large with equal-size prefixes are patched block
+	 * by block instead of copied whole; 0 means 1 MiB. */
+	uint64_t patch_min_size;
+	/* Polled between entries; nonzero stops with -1 and errnum ECANCELED.
+	 * May be NULL. */
+	const volatile int *cancel;
+	/* Called now and then with files and bytes done. May be NULL. */
+	void (*progress)(void *arg, uint64_t files_done, uint64_t bytes_done);
+	void *progress_arg;
+};
+
+struct sync_stats {
+	uint64_t files, dirs, symlinks, bytes; /* seen in the source */
+	uint64_t copied_files, copied_bytes;   /* written whole */
+	uint64_t renamed;                      /* Maildir renames done */
+	uint64_t patched_files, patched_bytes; /* patched, bytes written by it */
+	uint64_t attic_files;                  /* entries moved to the attic */
+	uint64_t unreadable;                   /* source entries that failed */
+	uint64_t meta_fixed;                   /* mode/time/owner fixes only */
+	uint64_t bytes_written;                /* all file data written */
+};
+
+/* Sets the defaults: max_remove_pct 50, tmp_dirfd -1, attic_dirfd -1. */
+void sync_settings_init(struct sync_settings *s);
+
+/* Makes the tree at dst_dirfd equal to the tree at src_dirfd. Returns 0 when
+ * the destination now equals the source, 1 when it finished but something
+ * in problems (unreadable entries, the remove guard) kept it from being
+ * equal, -1 on a fatal error (destination I/O, ENOSPC, cancelled: err says
+ * which; the destination is consistent and a new call resumes). stats may
+ * be NULL. */
+int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings,
+	      struct sync_stats *stats, struct mr_problems *problems,
+	      struct mr_error *err);
+
+/* Makes everything below dst_dirfd durable: file data and directories (fsync
+ * of each, or syncfs of the file system). 0, or -1 with err: a failed fsync
+ * means the caller must not take the copy for done. */
+int sync_make_durable(int dst_dirfd, struct mr_error *err);
+
+/* Compares the trees: paths, types, contents, permission bits, mtimes (to the
+ * coarser of the two precisions... exactly when both have nanoseconds),
+ * symlink targets, and owners when check_owner. Each difference is added to
+ * diffs (MR_PROBLEM_DIFF; unreadable source entries as
+ * MR_PROBLEM_UNREADABLE). Returns 0 equal, 1 different, -1 error. */
+int sync_verify(int src_dirfd, int dst_dirfd, int check_owner, struct mr_problems *diffs,
+		struct mr_error *err);
+
+#endif
