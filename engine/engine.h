@@ -1,0 +1,142 @@
+/*
+ * engine.h: one user's whole restore: find the newest backup, extract it
+ * into the work copy, sync the work copy against the damaged source,
+ * release held mail into it, and activate it in one durable rename.
+ *
+ * How to use it (restore-user and the daemon's workers):
+ *   1. engine_open(&config, &engine, &err) opens B, S and T and creates
+ *      T/.mailrestore/{work,attic,tmp,progress} and the state folder.
+ *   2. engine_list_affected() gives every user with a backup or a source
+ *      folder; engine_user_status() tells whether one is affected or active.
+ *   3. For each user: engine_job_init(&job, user), engine_run(engine, &job),
+ *      read the result and job.stats / job.problems / job.reason, then
+ *      engine_job_free(&job). Several jobs may run at once on threads (one
+ *      job per user at a time).
+ *   4. engine_activate_as_is() is the operator's `activate` of a user in
+ *      attention: its work copy is taken as it stands.
+ *
+ * Layout under T (CONTRACT "target T"):
+ *   T/<user>                      active users, complete, made in one rename
+ *   T/.mailrestore/work/<user>    work copies being built
+ *   T/.mailrestore/attic/<user>   what the sync removed, by relative path
+ *   T/.mailrestore/tmp/<user>     scratch for files being written (wiped)
+ *   T/.mailrestore/progress/<user>  "extracted" marker: the archive that was
+ *                                 extracted completely (path, size, mtime)
+ *   T/.mailrestore/state          the daemon's journal and held mail, unless
+ *                                 --state says otherwise
+ *
+ * A user is active exactly when T/<user> exists. Activation: the work copy
+ * is made durable (sync_make_durable), renamed with RENAME_NOREPLACE, and T
+ * is fsync'd; a failed fsync anywhere means "not done" (the job fails and
+ * runs again). kill -9 at any moment therefore leaves no T/<user> or a
+ * complete one, and running again resumes from the work copy.
+ */
+#ifndef MR_ENGINE_H
+#define MR_ENGINE_H
+
+#include "common/common.h"
+#include "restore/restore.h"
+#include "sync/sync.h"
+
+#include <stdint.h>
+
+struct engine_config {
+	const char *backups;   /* B; NULL when there are no backups */
+	const char *source;    /* S, the read-only damaged partition */
+	const char *target;    /* T, the spare disk */
+	const char *state_dir; /* NULL: T/.mailrestore/state */
+	int max_remove_pct;    /* the attic guard; < 0 means the default 50 */
+	int preserve_owner;    /* < 0: when running as root */
+};
+
+struct engine;
+
+enum engine_phase {
+	ENGINE_PHASE_IDLE = 0,
+	ENGINE_PHASE_RESTORING,
+	ENGINE_PHASE_SYNCING,
+	ENGINE_PHASE_ACTIVATING,
+	ENGINE_PHASE_DONE,
+};
+
+/* What engine_run() ends with. */
+enum engine_result {
+	ENGINE_ACTIVE = 0,     /* T/<user> is in place and durable */
+	ENGINE_ATTENTION = 1,  /* needs an operator: job.reason says why */
+	ENGINE_CANCELLED = 2,  /* job.cancel was set; the work copy resumes later */
+	ENGINE_FAILED = 3,     /* a target-side error (ENOSPC, EIO, fsync): retry */
+};
+
+struct engine_job {
+	char user[MR_USER_NAME_MAX + 1];
+	/* Set nonzero from another thread to stop at the next file boundary. */
+	volatile int cancel;
+	/* Progress for live views (written by the job, read racily). */
+	volatile int phase;               /* enum engine_phase */
+	volatile uint64_t progress_done;  /* bytes done in the current phase */
+	volatile uint64_t progress_total; /* bytes expected (0 unknown) */
+	/* Results. */
+	int had_backup;                   /* a backup archive was found */
+	int had_source;                   /* S/<user> could be opened */
+	struct restore_stats restore;
+	struct sync_stats sync;
+	uint64_t released_mail;           /* held messages released into it */
+	struct mr_problems problems;
+	char reason[1024];                /* attention/failure reason, one line */
+};
+
+/* Opens the engine. 0 or -1 with err. */
+int engine_open(const struct engine_config *config, struct engine **engine_r,
+		struct mr_error *err);
+/* Frees *engine and sets it NULL. Accepts NULL. */
+void engine_close(struct engine **engine);
+
+/* File descriptors the daemon and tools need (owned by the engine). */
+int engine_target_fd(const struct engine *engine);
+int engine_state_fd(const struct engine *engine);
+int engine_source_fd(const struct engine *engine);
+
+/* The held-mail store (owned by the engine). */
+struct mail_store *engine_mail_store(struct engine *engine);
+
+/* Lists every affected user: a valid name with a backup in B or a folder in
+ * S, sorted, unique. Free with restore_names_free(). 0 or -1 with err. */
+int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
+			 struct mr_error *err);
+
+/* The background order's key: the size of the user's newest backup archive
+ * (or 0 when it has none). */
+uint64_t engine_user_size_hint(struct engine *engine, const char *user);
+
+/* Returns 1 when T/<user> exists (active), 0 when not, -1 on error. */
+int engine_user_active(struct engine *engine, const char *user, struct mr_error *err);
+
+void engine_job_init(struct engine_job *job, const char *user);
+void engine_job_free(struct engine_job *job);
+
+/* Runs a user's whole restore (see the top of this file). An already active
+ * user returns ENGINE_ACTIVE at once. Never returns anything else than the
+ * values of enum engine_result; job->reason says why on ATTENTION/FAILED. */
+enum engine_result engine_run(struct engine *engine, struct engine_job *job);
+
+/* The operator accepts a user in attention: releases held mail into its
+ * work copy and activates it as it is. 0, or -1 with err (no work copy,
+ * I/O error). */
+int engine_activate_as_is(struct engine *engine, const char *user, struct mr_error *err);
+
+/* After a crash: releases mail that was held for users who are active now
+ * (the crash fell between the activation rename and forgetting the held
+ * files) and wipes the scratch folders. 0 or -1 with err. */
+int engine_recover(struct engine *engine, struct mr_error *err);
+
+/* Delivers a message for user: into T/<user> when active, else held
+ * durably (under the user's hold lock, so activation can't slip between
+ * the check and the hold). *held_r is 1 when it was held. 0, or -1 with
+ * err. The caller must have checked that the user is affected. */
+int engine_deliver(struct engine *engine, const char *user, const void *msg, size_t len,
+		   int *held_r, struct mr_error *err);
+
+/* "restoring", "syncing", ... for a phase. */
+const char *engine_phase_name(int phase);
+
+#endif

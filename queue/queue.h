@@ -1,0 +1,175 @@
+/*
+ * queue.h: the affected users, their states, and the order they are served
+ * in, kept durable across crashes by a journal.
+ *
+ * How to use it (the daemon is the one user):
+ *   1. queue_open(state_dirfd, &settings, &q, &err) takes an exclusive lock
+ *      on the state folder (a second daemon on the same state refuses to
+ *      start) and replays the journal; a torn or corrupt tail is dropped.
+ *   2. queue_add_user() registers each affected user once (at start; a user
+ *      already known keeps its state).
+ *   3. Requests: queue_request() (a login, `enqueue --priority`), queue_bump()
+ *      (to the front), queue_enqueue() (a batch script's plain enqueue).
+ *      Each returns a commit ticket; queue_commit_wait(ticket) returns once
+ *      the request is on disk, so the caller answers only what survives a
+ *      crash. Many callers share one fsync (group commit).
+ *   4. Workers take users with queue_next() and report with
+ *      queue_set_state(); queue_requeue() puts a preempted or failed user
+ *      back where it was.
+ *   5. queue_lookup() answers "where does this user stand" in O(log n):
+ *      no scan, so thousands of logins a second can ask.
+ *
+ * Order: priority requests first, in the order they were made (a bump goes
+ * before all of them); then plain enqueues in the order made; then waiting
+ * users, smallest size_hint first (so most users come back soonest). A
+ * user's position is the number of priority requests ahead of it that have
+ * not started (for plain-enqueued users: every pending priority request plus
+ * the plain requests ahead). Asking again never moves a user back.
+ *
+ * Thread safety: every function may be called from any thread; the queue
+ * holds one internal lock.
+ *
+ * Journal format (queue/journal.c): a file "queue.journal" in the state
+ * folder: a header {magic "MRQJ", major, minor, header size, hash id} then
+ * records {length, type, xxh3-64 of the payload, payload}; a record whose
+ * checksum fails ends the replay (torn tail) and is cut off. The journal is
+ * compacted (a snapshot written to a new file, fsync'd and renamed over) when
+ * it grows past a multiple of the live state.
+ */
+#ifndef MR_QUEUE_H
+#define MR_QUEUE_H
+
+#include "common/common.h"
+
+#include <stdint.h>
+
+enum queue_state {
+	QUEUE_WAITING = 0, /* affected, nobody asked yet */
+	QUEUE_QUEUED,      /* a login or an operator asked */
+	QUEUE_RESTORING,
+	QUEUE_SYNCING,
+	QUEUE_ACTIVE,
+	QUEUE_ATTENTION,   /* needs an operator; reason says why */
+	QUEUE_UNKNOWN,     /* not an affected user */
+	QUEUE_STATE_COUNT
+};
+
+/* "waiting", "queued", ... */
+const char *queue_state_name(enum queue_state s);
+
+/* Counters of a user's last run, kept with its state for `show`. */
+struct queue_counters {
+	uint64_t backup_files, backup_bytes;   /* extracted from the backup */
+	uint64_t copied_files, copied_bytes;   /* copied from the source */
+	uint64_t renamed, patched_files, attic_files, unreadable;
+	uint64_t held_mail;                    /* messages released at activation */
+};
+
+/* What queue_lookup() tells. Strings point into buffers inside the struct. */
+struct queue_user_info {
+	char name[MR_USER_NAME_MAX + 1];
+	enum queue_state state;
+	int64_t position;      /* -1 when not waiting in the priority/enqueue lanes */
+	int priority;          /* 1 when it came through a priority request */
+	double requested_at;   /* 0 when never requested */
+	double started_at;     /* 0 until its latest run started */
+	double finished_at;    /* 0 until it went active or to attention */
+	uint64_t size_hint;
+	uint32_t attempts;     /* runs started */
+	char reason[1024];     /* attention reason, "" otherwise */
+	struct queue_counters counters;
+};
+
+struct queue_settings {
+	/* Group commit: wait at most this long to gather records into one
+	 * fsync. 0 means the default (2 ms). */
+	double commit_delay;
+	/* Don't fsync (tests and benchmarks of pure ordering only). */
+	int no_fsync;
+};
+
+struct queue;
+
+/* Opens (creating when missing) the journal in state_dirfd and replays it.
+ * Fails with errnum EWOULDBLOCK when another process holds the state.
+ * settings may be NULL. */
+int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
+	       struct mr_error *err);
+/* Commits what is pending, closes and frees *q, sets it NULL. Accepts NULL. */
+void queue_close(struct queue **q);
+
+/* Registers an affected user (waiting when new). Returns 1 when added, 0
+ * when already known (its state and place are kept), -1 on error. */
+int queue_add_user(struct queue *q, const char *name, uint64_t size_hint, struct mr_error *err);
+
+/* A commit ticket: pass to queue_commit_wait() before answering. */
+typedef uint64_t queue_ticket;
+
+/* A priority request (login, `enqueue --priority`). A waiting or plainly
+ * enqueued user joins the end of the priority lane; a user already there,
+ * running, active or in attention is left where it is. info_r (may be NULL)
+ * gets the user's state and position after the request. Returns 0, 1 when
+ * the user is not known (QUEUE_UNKNOWN, nothing changed), -1 on error. */
+int queue_request(struct queue *q, const char *name, double now, struct queue_user_info *info_r,
+		  queue_ticket *ticket_r, struct mr_error *err);
+/* `bump`: to the front of the priority lane (also when already in it).
+ * Same returns as queue_request. A running, active or attention user is
+ * not moved. */
+int queue_bump(struct queue *q, const char *name, double now, struct queue_user_info *info_r,
+	       queue_ticket *ticket_r, struct mr_error *err);
+/* A plain `enqueue`: a waiting user joins the end of the enqueue lane. Same
+ * returns as queue_request. */
+int queue_enqueue(struct queue *q, const char *name, double now, struct queue_user_info *info_r,
+		  queue_ticket *ticket_r, struct mr_error *err);
+
+/* Waits until everything up to ticket is durable. 0, or -1 when the
+ * journal write or fsync failed (err says which; the request must then be
+ * answered as failed). */
+int queue_commit_wait(struct queue *q, queue_ticket ticket, struct mr_error *err);
+
+/* Takes the next user to run: the priority lane first, then the enqueue
+ * lane, then (unless lanes_only) waiting users by size. The user goes to
+ * QUEUE_RESTORING, started_at = now, attempts+1 (journaled). Returns 1 with
+ * the name copied into name_r (MR_USER_NAME_MAX + 1 bytes) and *was_priority
+ * set, 0 when nothing is runnable, -1 on error. */
+int queue_next(struct queue *q, int lanes_only, double now, char *name_r, int *was_priority,
+	       struct mr_error *err);
+
+/* Records a state change of a running user: QUEUE_SYNCING, QUEUE_ACTIVE or
+ * QUEUE_ATTENTION (with reason and finished_at = now); counters may be NULL.
+ * QUEUE_ACTIVE and QUEUE_ATTENTION are committed durably before return. */
+int queue_set_state(struct queue *q, const char *name, enum queue_state state,
+		    const char *reason, const struct queue_counters *counters, double now,
+		    struct mr_error *err);
+
+/* Puts a running user back: to the front of its lane when it came from one
+ * (a priority user keeps its place at the front), else back to waiting.
+ * Used for preemption (a paused background run) and for runs that failed
+ * for a reason worth retrying. */
+int queue_requeue(struct queue *q, const char *name, struct mr_error *err);
+
+/* `retry`: an attention user goes back to queued at the end of the priority
+ * lane. Returns 0, 1 when the user is not in attention, -1 on error. */
+int queue_retry(struct queue *q, const char *name, double now, struct mr_error *err);
+
+/* Looks a user up (O(1) by name, O(log n) for the position). Returns 0 and
+ * fills info_r, or 1 when unknown (info_r->state QUEUE_UNKNOWN). */
+int queue_lookup(struct queue *q, const char *name, struct queue_user_info *info_r);
+
+/* Calls fn for each user in the priority lane then the enqueue lane, in
+ * order, until fn returns nonzero or max (0: all) were given. */
+void queue_foreach_queued(struct queue *q, size_t max,
+			  int (*fn)(void *arg, const struct queue_user_info *info), void *arg);
+/* Calls fn for every known user (any state), in name order. */
+void queue_foreach_user(struct queue *q, int (*fn)(void *arg, const struct queue_user_info *info),
+			void *arg);
+
+/* Users per state into counts[QUEUE_STATE_COUNT]. */
+void queue_counts(struct queue *q, uint64_t counts[QUEUE_STATE_COUNT]);
+/* Number of requests (priority + enqueue lanes) not started yet. */
+uint64_t queue_pending(struct queue *q);
+
+/* Rewrites the journal as a snapshot of the live state. 0 or -1. */
+int queue_compact(struct queue *q, struct mr_error *err);
+
+#endif
