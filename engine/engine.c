@@ -1,0 +1,704 @@
+/*
+ * engine.c: one user's whole restore (engine.h): newest backup -> work
+ * copy -> sync against the source -> held mail released -> durable rename
+ * into T/<user>.
+ */
+#include "engine/engine.h"
+#include "mail/mail.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+struct engine {
+	int backups_fd;   /* -1 when there are no backups */
+	int source_fd;
+	int target_fd;
+	int mr_fd;        /* T/.mailrestore */
+	int work_fd, attic_fd, tmp_fd, progress_fd;
+	int state_fd;
+	int max_remove_pct;
+	int preserve_owner;
+	struct mail_store *mail;
+};
+
+static int open_or_make_dir(int dirfd, const char *name, struct mr_error *err)
+{
+	int fd;
+
+	if (mr_io->mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST) {
+		mr_error_set(err, errno, "mkdir(%s) failed", name);
+		return -1;
+	}
+	fd = mr_io->openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		mr_error_set(err, errno, "open(%s) failed", name);
+	return fd;
+}
+
+int engine_open(const struct engine_config *config, struct engine **engine_r,
+		struct mr_error *err)
+{
+	struct engine *e;
+
+	*engine_r = NULL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		mr_error_set(err, ENOMEM, "engine");
+		return -1;
+	}
+	e->backups_fd = e->source_fd = e->target_fd = e->mr_fd = -1;
+	e->work_fd = e->attic_fd = e->tmp_fd = e->progress_fd = e->state_fd = -1;
+	e->max_remove_pct = config->max_remove_pct < 0 ? 50 : config->max_remove_pct;
+	e->preserve_owner = config->preserve_owner < 0 ? (geteuid() == 0) : config->preserve_owner;
+
+	if (config->backups != NULL) {
+		e->backups_fd = mr_open_dir_path(config->backups, 0, err);
+		if (e->backups_fd < 0) {
+			mr_error_prefix(err, "backups");
+			goto fail;
+		}
+	}
+	e->source_fd = mr_open_dir_path(config->source, 0, err);
+	if (e->source_fd < 0) {
+		mr_error_prefix(err, "source");
+		goto fail;
+	}
+	e->target_fd = mr_open_dir_path(config->target, 1, err);
+	if (e->target_fd < 0) {
+		mr_error_prefix(err, "target");
+		goto fail;
+	}
+	if ((e->mr_fd = open_or_make_dir(e->target_fd, ".mailrestore", err)) < 0 ||
+	    (e->work_fd = open_or_make_dir(e->mr_fd, "work", err)) < 0 ||
+	    (e->attic_fd = open_or_make_dir(e->mr_fd, "attic", err)) < 0 ||
+	    (e->tmp_fd = open_or_make_dir(e->mr_fd, "tmp", err)) < 0 ||
+	    (e->progress_fd = open_or_make_dir(e->mr_fd, "progress", err)) < 0) {
+		mr_error_prefix(err, "target");
+		goto fail;
+	}
+	if (config->state_dir != NULL)
+		e->state_fd = mr_open_dir_path(config->state_dir, 1, err);
+	else
+		e->state_fd = open_or_make_dir(e->mr_fd, "state", err);
+	if (e->state_fd < 0) {
+		mr_error_prefix(err, "state");
+		goto fail;
+	}
+	if (mail_store_open(e->state_fd, &e->mail, err) < 0)
+		goto fail;
+	*engine_r = e;
+	return 0;
+fail:
+	engine_close(&e);
+	return -1;
+}
+
+void engine_close(struct engine **engine)
+{
+	struct engine *e = *engine;
+
+	if (e == NULL)
+		return;
+	mail_store_close(&e->mail);
+	mr_close(e->backups_fd);
+	mr_close(e->source_fd);
+	mr_close(e->target_fd);
+	mr_close(e->mr_fd);
+	mr_close(e->work_fd);
+	mr_close(e->attic_fd);
+	mr_close(e->tmp_fd);
+	mr_close(e->progress_fd);
+	mr_close(e->state_fd);
+	free(e);
+	*engine = NULL;
+}
+
+int engine_target_fd(const struct engine *engine)
+{
+	return engine->target_fd;
+}
+
+int engine_state_fd(const struct engine *engine)
+{
+	return engine->state_fd;
+}
+
+int engine_source_fd(const struct engine *engine)
+{
+	return engine->source_fd;
+}
+
+struct mail_store *engine_mail_store(struct engine *engine)
+{
+	return engine->mail;
+}
+
+const char *engine_phase_name(int phase)
+{
+	switch (phase) {
+	case ENGINE_PHASE_RESTORING: return "restoring";
+	case ENGINE_PHASE_SYNCING: return "syncing";
+	case ENGINE_PHASE_ACTIVATING: return "activating";
+	case ENGINE_PHASE_DONE: return "done";
+	default: return "idle";
+	}
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
+			 struct mr_error *err)
+{
+	char **names = NULL, **v;
+	size_t n = 0, i, j;
+	struct mr_dirlist list = { 0 };
+
+	*names_r = NULL;
+	*n_r = 0;
+	if (engine->backups_fd >= 0 &&
+	    restore_list_backup_users(engine->backups_fd, &names, &n, err) < 0)
+		return -1;
+	if (mr_listdir(engine->source_fd, &list, err) < 0) {
+		mr_error_prefix(err, "listing the source");
+		restore_names_free(names, n);
+		return -1;
+	}
+	v = realloc(names, (n + list.n + 1) * sizeof(*v));
+	if (v == NULL) {
+		mr_error_set(err, ENOMEM, "listing users");
+		restore_names_free(names, n);
+		mr_dirlist_free(&list);
+		return -1;
+	}
+	names = v;
+	for (i = 0; i < list.n; i++) {
+		struct stat st;
+		if (!mr_user_name_valid(list.v[i].name))
+			continue;
+		if (list.v[i].type != DT_DIR) {
+			/* DT_UNKNOWN on some file systems: ask. A stat failure
+			 * still counts the user: damage is not absence. */
+			if (list.v[i].type != DT_UNKNOWN)
+				continue;
+			if (mr_io->fstatat(engine->source_fd, list.v[i].name, &st,
+					   AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+				continue;
+		}
+		names[n] = strdup(list.v[i].name);
+		if (names[n] == NULL) {
+			mr_error_set(err, ENOMEM, "listing users");
+			restore_names_free(names, n);
+			mr_dirlist_free(&list);
+			return -1;
+		}
+		n++;
+	}
+	mr_dirlist_free(&list);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), name_cmp);
+	/* unique */
+	for (i = 0, j = 0; i < n; i++) {
+		if (j > 0 && strcmp(names[j - 1], names[i]) == 0) {
+			free(names[i]);
+			continue;
+		}
+		names[j++] = names[i];
+	}
+	*names_r = names;
+	*n_r = j;
+	return 0;
+}
+
+uint64_t engine_user_size_hint(struct engine *engine, const char *user)
+{
+	char *rel = NULL;
+	struct stat st;
+	uint64_t size = 0;
+
+	if (engine->backups_fd < 0 || !mr_user_name_valid(user))
+		return 0;
+	if (restore_find_backup(engine->backups_fd, user, &rel, NULL) == 1 &&
+	    mr_io->fstatat(engine->backups_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		size = (uint64_t)st.st_size;
+	free(rel);
+	return size;
+}
+
+int engine_user_active(struct engine *engine, const char *user, struct mr_error *err)
+{
+	struct stat st;
+
+	if (!mr_user_name_valid(user)) {
+		mr_error_set(err, EINVAL, "invalid user name");
+		return -1;
+	}
+	if (mr_io->fstatat(engine->target_fd, user, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	mr_error_set(err, errno, "stat(T/%s) failed", user);
+	return -1;
+}
+
+void engine_job_init(struct engine_job *job, const char *user)
+{
+	memset(job, 0, sizeof(*job));
+	snprintf(job->user, sizeof(job->user), "%s", user);
+}
+
+void engine_job_free(struct engine_job *job)
+{
+	mr_problems_reset(&job->problems);
+}
+
+/* ---- the extracted marker ------------------------------------------- */
+
+/* The marker says which archive was extracted completely into the work
+ * copy, so a resumed run doesn't extract it again. */
+static void marker_text(const char *rel, const struct stat *st, char *buf, size_t len)
+{
+	snprintf(buf, len, "mailrestore-extracted v1\n%s\n%" PRIu64 " %" PRId64 ".%09ld\n", rel,
+		 (uint64_t)st->st_size, (int64_t)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+}
+
+static int marker_matches(struct engine *e, const char *user, const char *want)
+{
+	char buf[2048];
+	ssize_t n;
+	int fd = mr_io->openat(e->progress_fd, user, O_RDONLY | O_NOFOLLOW, 0);
+
+	if (fd < 0)
+		return 0;
+	n = mr_read_full(fd, buf, sizeof(buf) - 1);
+	mr_close(fd);
+	if (n < 0)
+		return 0;
+	buf[n] = '\0';
+	return strcmp(buf, want) == 0;
+}
+
+static int marker_write(struct engine *e, const char *user, const char *text, struct mr_error *err)
+{
+	char tmpname[MR_USER_NAME_MAX + 16];
+	int fd, rc = -1;
+
+	snprintf(tmpname, sizeof(tmpname), "%s.tmp", user);
+	fd = mr_io->openat(e->progress_fd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		mr_error_set(err, errno, "open(progress/%s) failed", tmpname);
+		return -1;
+	}
+	if (mr_write_all(fd, text, strlen(text)) < 0) {
+		mr_error_set(err, errno, "write(progress/%s) failed", tmpname);
+		goto out;
+	}
+	if (mr_io->fsync(fd) < 0) {
+		mr_error_set(err, errno, "fsync(progress/%s) failed", tmpname);
+		goto out;
+	}
+	if (mr_io->renameat(e->progress_fd, tmpname, e->progress_fd, user) < 0) {
+		mr_error_set(err, errno, "rename(progress/%s) failed", user);
+		goto out;
+	}
+	rc = mr_fsync_dir_at(e->progress_fd, ".", err);
+out:
+	mr_close(fd);
+	return rc;
+}
+
+/* ---- phases ---------------------------------------------------------- */
+
+static void restore_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct engine_job *job = arg;
+
+	job->progress_done = done;
+	job->progress_total = total;
+}
+
+static void sync_progress(void *arg, uint64_t files, uint64_t bytes)
+{
+	struct engine_job *job = arg;
+
+	(void)files;
+	job->progress_done = bytes;
+}
+
+/* Opens (creating) the user's work copy and a fresh scratch folder. */
+static int open_work(struct engine *e, const char *user, int *work_r, int *tmp_r,
+		     struct mr_error *err)
+{
+	*work_r = *tmp_r = -1;
+	if (mr_remove_tree_at(e->tmp_fd, user, err) < 0)
+		return -1;
+	*tmp_r = open_or_make_dir(e->tmp_fd, user, err);
+	if (*tmp_r < 0)
+		return -1;
+	*work_r = open_or_make_dir(e->work_fd, user, err);
+	if (*work_r < 0) {
+		mr_close(*tmp_r);
+		*tmp_r = -1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Extracts the newest backup unless the marker says it already was.
+ * Returns 0 (go on), or an engine_result to end with. */
+static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, int tmp_fd)
+{
+	struct restore_settings rs;
+	struct mr_error err = { 0 };
+	char *rel = NULL, marker[2048];
+	struct stat st;
+	int afd = -1, rc, result = 0;
+
+	job->phase = ENGINE_PHASE_RESTORING;
+	if (e->backups_fd < 0)
+		return 0;
+	rc = restore_find_backup(e->backups_fd, job->user, &rel, &err);
+	if (rc < 0) {
+		snprintf(job->reason, sizeof(job->reason), "finding the backup: %s", err.msg);
+		return ENGINE_FAILED;
+	}
+	if (rc == 0)
+		return 0;
+	job->had_backup = 1;
+	afd = mr_open_beneath(e->backups_fd, rel, O_RDONLY, 0, &err);
+	if (afd < 0 || mr_io->fstat(afd, &st) < 0) {
+		if (afd >= 0)
+			mr_error_set(&err, errno, "fstat(%s) failed", rel);
+		/* An unreadable archive is a damaged backup: the source may
+		 * still supply everything. */
+		mr_problems_add(&job->problems, MR_PROBLEM_ARCHIVE, err.errnum, rel,
+				"backup %s: %s", rel, err.msg);
+		goto out;
+	}
+	marker_text(rel, &st, marker, sizeof(marker));
+	if (marker_matches(e, job->user, marker))
+		goto out;
+	restore_settings_init(&rs);
+	rs.preserve_owner = e->preserve_owner;
+	rs.tmp_dirfd = tmp_fd;
+	rs.cancel = &job->cancel;
+	rs.progress = restore_progress;
+	rs.progress_arg = job;
+	rc = restore_extract(afd, work_fd, &rs, &job->restore, &job->problems, &err);
+	if (rc < 0) {
+		if (err.errnum == ECANCELED) {
+			result = ENGINE_CANCELLED;
+		} else {
+			snprintf(job->reason, sizeof(job->reason), "extracting %s: %s", rel, err.msg);
+			result = ENGINE_FAILED;
+		}
+		goto out;
+	}
+	/* The marker may only outlive a crash together with what it
+	 * describes: make the extracted files durable first. */
+	if (sync_make_durable(work_fd, &err) < 0 ||
+	    marker_write(e, job->user, marker, &err) < 0) {
+		snprintf(job->reason, sizeof(job->reason), "after extracting %s: %s", rel, err.msg);
+		result = ENGINE_FAILED;
+	}
+out:
+	mr_close(afd);
+	free(rel);
+	return result;
+}
+
+static void reason_from_problems(struct engine_job *job, const char *lead)
+{
+	char summary[900];
+
+	mr_problems_summary(&job->problems, summary, sizeof(summary), 3);
+	snprintf(job->reason, sizeof(job->reason), "%s: %s", lead, summary);
+}
+
+/* Syncs the work copy against S/<user>. Returns 0 (go on to activation) or
+ * an engine_result. */
+static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int tmp_fd)
+{
+	struct sync_settings ss;
+	struct mr_error err = { 0 };
+	int src_fd, attic_fd = -1, rc, result = 0;
+	size_t before = job->problems.n;
+
+	job->phase = ENGINE_PHASE_SYNCING;
+	job->progress_done = 0;
+	src_fd = mr_io->openat(e->source_fd, job->user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (src_fd < 0) {
+		int e2 = errno;
+		if (e2 == ENOENT) {
+			mr_problems_add(&job->problems, MR_PROBLEM_MISSING, 0, "",
+					"the user's folder is missing from the source; %s",
+					job->had_backup ? "the backup is restored in the work copy"
+							: "and there is no backup");
+			snprintf(job->reason, sizeof(job->reason),
+				 "missing from the source: folder S/%s does not exist (%s)", job->user,
+				 job->had_backup ? "backup restored in the work copy" : "no backup either");
+		} else {
+			mr_problems_add(&job->problems, MR_PROBLEM_UNREADABLE, e2, "",
+					"open(S/%s) failed: %s", job->user, strerror(e2));
+			snprintf(job->reason, sizeof(job->reason),
+				 "source unreadable: open(S/%s) failed: %s; backup kept in the work copy",
+				 job->user, strerror(e2));
+		}
+		return ENGINE_ATTENTION;
+	}
+	job->had_source = 1;
+	attic_fd = open_or_make_dir(e->attic_fd, job->user, &err);
+	if (attic_fd < 0) {
+		snprintf(job->reason, sizeof(job->reason), "attic: %s", err.msg);
+		result = ENGINE_FAILED;
+		goto out;
+	}
+	sync_settings_init(&ss);
+	ss.max_remove_pct = e->max_remove_pct;
+	ss.preserve_owner = e->preserve_owner;
+	ss.attic_dirfd = attic_fd;
+	ss.tmp_dirfd = tmp_fd;
+	ss.cancel = &job->cancel;
+	ss.progress = sync_progress;
+	ss.progress_arg = job;
+	rc = sync_tree(src_fd, work_fd, &ss, &job->sync, &job->problems, &err);
+	if (rc < 0) {
+		if (err.errnum == ECANCELED) {
+			result = ENGINE_CANCELLED;
+		} else {
+			snprintf(job->reason, sizeof(job->reason), "sync: %s", err.msg);
+			result = ENGINE_FAILED;
+		}
+	} else if (rc > 0 || job->problems.n > before) {
+		/* Only the sync's own findings hold the user back; a damaged
+		 * backup the source fully made up for does not. */
+		int only_archive = 1;
+		size_t i;
+		for (i = before; i < job->problems.n; i++)
+			if (job->problems.v[i].kind != MR_PROBLEM_ARCHIVE &&
+			    job->problems.v[i].kind != MR_PROBLEM_REFUSED)
+				only_archive = 0;
+		if (rc > 0 || !only_archive) {
+			reason_from_problems(job, "the source could not be fully read");
+			if (mr_problems_count(&job->problems, MR_PROBLEM_GUARD) > 0)
+				reason_from_problems(job, "sync stopped by the --max-remove guard");
+			result = ENGINE_ATTENTION;
+		}
+	}
+out:
+	mr_close(attic_fd);
+	mr_close(src_fd);
+	return result;
+}
+
+/* Releases held mail into the work copy, makes it durable and renames it
+ * into T/<user>, then fsyncs T. Called with nothing locked. */
+static int activate(struct engine *e, const char *user, int work_fd, uint64_t *released_r,
+		    struct mr_error *err)
+{
+	int lockfd = -1, rc = -1;
+	uint64_t released = 0;
+
+	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
+		return -1;
+	if (mail_release(e->mail, user, work_fd, &released, err) < 0)
+		goto out;
+	if (sync_make_durable(work_fd, err) < 0)
+		goto out;
+	if (mr_fsync_dir_at(e->work_fd, ".", err) < 0)
+		goto out;
+	if (renameat2(e->work_fd, user, e->target_fd, user, RENAME_NOREPLACE) < 0) {
+		mr_error_set(err, errno, "rename(work/%s -> T/%s) failed", user, user);
+		goto out;
+	}
+	/* The rename is the activation; it counts only once T is durable. A
+	 * failure here leaves T/<user> in place but unconfirmed: report it so
+	 * the caller retries (the next run finds the user active). */
+	if (mr_fsync_dir_at(e->target_fd, ".", err) < 0)
+		goto out;
+	mr_fsync_dir_at(e->work_fd, ".", NULL);
+	rc = 0;
+out:
+	mail_hold_unlock(lockfd);
+	if (rc == 0) {
+		struct mr_error ignored;
+		/* The mail is in the active mailbox now; forgetting the held
+		 * copies can fail without losing anything (recover retries). */
+		if (mail_release_done(e->mail, user, &ignored) < 0)
+			mr_log("%s: held mail released but not yet forgotten: %s", user, ignored.msg);
+		mr_io->unlinkat(e->progress_fd, user, 0);
+		mr_remove_tree_at(e->tmp_fd, user, &ignored);
+	}
+	if (released_r)
+		*released_r = released;
+	return rc;
+}
+
+enum engine_result engine_run(struct engine *e, struct engine_job *job)
+{
+	struct mr_error err = { 0 };
+	int work_fd = -1, tmp_fd = -1, r;
+	enum engine_result result;
+
+	if (!mr_user_name_valid(job->user)) {
+		snprintf(job->reason, sizeof(job->reason), "invalid user name");
+		return ENGINE_ATTENTION;
+	}
+	r = engine_user_active(e, job->user, &err);
+	if (r == 1) {
+		job->phase = ENGINE_PHASE_DONE;
+		return ENGINE_ACTIVE;
+	}
+	if (r < 0) {
+		snprintf(job->reason, sizeof(job->reason), "%s", err.msg);
+		return ENGINE_FAILED;
+	}
+	if (open_work(e, job->user, &work_fd, &tmp_fd, &err) < 0) {
+		snprintf(job->reason, sizeof(job->reason), "work copy: %s", err.msg);
+		return ENGINE_FAILED;
+	}
+	r = phase_restore(e, job, work_fd, tmp_fd);
+	if (r != 0) {
+		result = (enum engine_result)r;
+		goto out;
+	}
+	if (job->cancel) {
+		result = ENGINE_CANCELLED;
+		goto out;
+	}
+	r = phase_sync(e, job, work_fd, tmp_fd);
+	if (r != 0) {
+		result = (enum engine_result)r;
+		goto out;
+	}
+	if (job->cancel) {
+		result = ENGINE_CANCELLED;
+		goto out;
+	}
+	job->phase = ENGINE_PHASE_ACTIVATING;
+	if (activate(e, job->user, work_fd, &job->released_mail, &err) < 0) {
+		snprintf(job->reason, sizeof(job->reason), "activation: %s", err.msg);
+		result = err.errnum == EEXIST ? ENGINE_ATTENTION : ENGINE_FAILED;
+		goto out;
+	}
+	job->phase = ENGINE_PHASE_DONE;
+	result = ENGINE_ACTIVE;
+out:
+	mr_close(work_fd);
+	mr_close(tmp_fd);
+	return result;
+}
+
+int engine_activate_as_is(struct engine *e, const char *user, struct mr_error *err)
+{
+	int work_fd, rc;
+
+	if (!mr_user_name_valid(user)) {
+		mr_error_set(err, EINVAL, "invalid user name");
+		return -1;
+	}
+	rc = engine_user_active(e, user, err);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	work_fd = mr_io->openat(e->work_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (work_fd < 0) {
+		mr_error_set(err, errno, "no work copy for %s: open(work/%s) failed", user, user);
+		return -1;
+	}
+	rc = activate(e, user, work_fd, NULL, err);
+	mr_close(work_fd);
+	return rc;
+}
+
+int engine_recover(struct engine *e, struct mr_error *err)
+{
+	char **names = NULL;
+	size_t n = 0, i;
+	int rc = 0;
+	struct mr_dirlist list;
+
+	/* Scratch of interrupted runs. */
+	if (mr_listdir(e->tmp_fd, &list, err) < 0)
+		return -1;
+	for (i = 0; i < list.n; i++)
+		if (mr_remove_tree_at(e->tmp_fd, list.v[i].name, err) < 0)
+			rc = -1;
+	mr_dirlist_free(&list);
+
+	if (mail_held_users(e->mail, &names, &n, err) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		int lockfd = -1, ufd;
+		uint64_t released = 0;
+		struct mr_error e2 = { 0 };
+
+		if (engine_user_active(e, names[i], NULL) != 1)
+			continue;
+		/* Active with held mail left: the crash fell between the
+		 * activation and forgetting the held copies. Release again;
+		 * what is there already is skipped. */
+		if (mail_hold_lock(e->mail, names[i], &lockfd, &e2) < 0) {
+			mr_log("%s: %s", names[i], e2.msg);
+			rc = -1;
+			continue;
+		}
+		ufd = mr_io->openat(e->target_fd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (ufd < 0) {
+			mr_error_set(&e2, errno, "open(T/%s) failed", names[i]);
+		} else if (mail_release(e->mail, names[i], ufd, &released, &e2) == 0 &&
+			   mail_release_done(e->mail, names[i], &e2) == 0) {
+			e2.msg[0] = '\0';
+		}
+		mr_close(ufd);
+		mail_hold_unlock(lockfd);
+		if (e2.msg[0] != '\0') {
+			mr_log("%s: releasing held mail: %s", names[i], e2.msg);
+			mr_error_set(err, e2.errnum, "%s: %s", names[i], e2.msg);
+			rc = -1;
+		}
+	}
+	mail_names_free(names, n);
+	return rc;
+}
+
+int engine_deliver(struct engine *e, const char *user, const void *msg, size_t len,
+		   int *held_r, struct mr_error *err)
+{
+	int lockfd = -1, rc = -1, active, ufd = -1;
+
+	*held_r = 0;
+	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
+		return -1;
+	active = engine_user_active(e, user, err);
+	if (active < 0)
+		goto out;
+	if (active) {
+		ufd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (ufd < 0) {
+			mr_error_set(err, errno, "open(T/%s) failed", user);
+			goto out;
+		}
+		rc = mail_deliver_maildir(ufd, msg, len, NULL, 0, err);
+	} else {
+		rc = mail_hold(e->mail, user, msg, len, NULL, err);
+		if (rc == 0)
+			*held_r = 1;
+	}
+out:
+	mr_close(ufd);
+	mail_hold_unlock(lockfd);
+	return rc;
+}
