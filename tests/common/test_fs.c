@@ -19,7 +19,11 @@ static void beneath_refuses_links_and_dotdot(void **state)
 	tu_write_file(dir, "outside/secret", "s", 1);
 	assert_int_equal(tu_sh("ln -s ../../outside '%s/root/a/link'", dir), 0);
 	assert_int_equal(tu_sh("ln -s /etc '%s/root/abs'", dir), 0);
-	root = tu_open_dir(tu_path(dir, "root"));
+	{
+		char *rootpath = tu_path(dir, "root");
+		root = tu_open_dir(rootpath);
+		free(rootpath);
+	}
 
 	fd = mr_open_beneath(root, "a/b/file", O_RDONLY, 0, &err);
 	assert_true(fd >= 0);
