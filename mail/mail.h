@@ -17,10 +17,23 @@
  *      or cur/); make the copy durable; rename it active; mail_hold_unlock();
  *      mail_release_done() forgets the held files.
  *
- * Held file format: "<seq>.mrmail" = header {magic "MRML", major 1, minor 0,
- * header size, arrival time (ns), message length, xxh3-64 of the message}
- * followed by one lz4 frame with content checksum. A file that fails its
- * checks is reported, never delivered half, and never deleted.
+ * Held file format (integers little-endian): "<seq>.mrmail", seq a
+ * zero-padded 20-digit decimal so names sort in arrival order, holding
+ *     0  "MRML"                 magic
+ *     4  u16 major = 1          a reader refuses any other major
+ *     6  u16 minor = 0          later minors only add header fields
+ *     8  u32 header size = 44   the frame starts here
+ *    12  u64 arrival time       Unix time in nanoseconds
+ *    20  u64 message length     bytes, uncompressed
+ *    28  u64 xxh3-64 of the message
+ *    36  u64 xxh3-64 of the header bytes before it (always the header's
+ *        last 8 bytes), so a damaged arrival time or length is caught too
+ * followed by one lz4 frame with content checksum. A file that fails any
+ * check is reported (errnum EBADMSG, or EPROTONOSUPPORT for an unknown
+ * major), never delivered half, and never deleted.
+ *
+ * Every function validates user with mr_user_name_valid() (it becomes a path
+ * component) and fails with errnum EINVAL, "invalid user name", otherwise.
  */
 #ifndef MR_MAIL_H
 #define MR_MAIL_H
@@ -37,45 +50,60 @@ int mail_store_open(int state_dirfd, struct mail_store **store_r, struct mr_erro
 void mail_store_close(struct mail_store **store);
 
 /* Delivers msg (len bytes) into the Maildir rooted at maildir_fd (tmp/, new/
- * and cur/ created when missing): tmp/ then new/, unique name, fsync of the
- * file and of new/. name_r (may be NULL, len name_len) gets the file name.
- * 0 or -1 with err (the message is then not delivered and tmp/ is clean). */
+ * and cur/ created 0700 when missing): written to tmp/ under a unique name
+ * "<sec>.M<usec>P<pid>Q<counter>.<host>,S=<len>", fsync'd, linked into new/
+ * (renamed where hard links fail), new/ fsync'd. name_r (may be NULL, size
+ * name_len, truncated when short) gets the file name. Thread safe. 0 or -1
+ * with err (the message is then not delivered: nothing of it is left in
+ * tmp/ or new/; err->errnum is ENOSPC, EIO, ... of the failing call). */
 int mail_deliver_maildir(int maildir_fd, const void *msg, size_t len, char *name_r,
 			 size_t name_len, struct mr_error *err);
 
-/* Locks user's held mail against concurrent hold/release (flock, so it works
- * across processes). *lockfd_r gets the lock to pass to mail_hold_unlock(). */
+/* Locks user's held mail against concurrent hold/release: flock(LOCK_EX) on
+ * <state>/held/<user>.lock, blocking, so it works across processes and
+ * between threads (each call opens its own descriptor). *lockfd_r gets the
+ * lock to pass to mail_hold_unlock(). 0 or -1 with err. */
 int mail_hold_lock(struct mail_store *store, const char *user, int *lockfd_r,
 		   struct mr_error *err);
 void mail_hold_unlock(int lockfd);
 
-/* Holds msg for user, durably, in arrival order. Call with the user's hold
- * lock held. seq_r (may be NULL) gets its sequence number. 0 or -1. */
+/* Holds msg for user, durably, in arrival order: seq = 1 + the highest
+ * held; written to a temp file, fsync'd, renamed to <seq>.mrmail, the
+ * folder fsync'd. Call with the user's hold lock held. seq_r (may be NULL)
+ * gets its sequence number. 0, or -1 with err: then nothing of the message
+ * is visible (ENOSPC, EIO of a failed write or fsync: not durable, so the
+ * caller must not answer ok). */
 int mail_hold(struct mail_store *store, const char *user, const void *msg, size_t len,
 	      uint64_t *seq_r, struct mr_error *err);
 
-/* Counts user's held messages and their (uncompressed) bytes. 0 or -1. */
+/* Counts user's held messages and their (uncompressed) bytes; a user with
+ * nothing held counts 0. count_r and bytes_r may be NULL (no header is read
+ * without bytes_r). 0 or -1 with err. */
 int mail_held_count(struct mail_store *store, const char *user, uint64_t *count_r,
 		    uint64_t *bytes_r, struct mr_error *err);
-/* Total held messages of every user (for status). */
+/* Total held messages of every user (for status). 0 or -1 with err. */
 int mail_held_total(struct mail_store *store, uint64_t *count_r, struct mr_error *err);
 
 /* Writes every held message of user, in arrival order, into maildir_fd's
- * new/ (created when missing), each checked (lz4 frame checksum and xxh3),
- * fsync'd, with its arrival time as mtime; then fsyncs new/. Messages
- * already released by an earlier, interrupted call are skipped. Call with
+ * new/ (tmp/, new/, cur/ created when missing), each checked (header
+ * checksum, lz4 frame checksum, xxh3), written via tmp/ and fsync'd, with
+ * its arrival time as mtime, under the deterministic name
+ * "<arrival sec>.M<usec>P0Q<seq>.mailrestore-held,S=<len>"; then fsyncs
+ * new/. A message whose name (up to ",S=") is already in new/ or cur/ (with
+ * any ",..." or ":2,..." after it) was released by an earlier, interrupted
+ * call and is skipped. The held files stay until mail_release_done(). Call with
  * the hold lock held. released_r gets the number of messages now in place.
  * Returns 0, or -1 with err (a corrupt held file stops the release and is
  * named; nothing is deleted). */
 int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 		 uint64_t *released_r, struct mr_error *err);
 
-/* Deletes user's held files after the release is durable in an active
- * mailbox. 0 or -1. */
+/* Deletes user's held files and folder (then fsyncs held/) after the
+ * release is durable in an active mailbox. Nothing held: 0. 0 or -1. */
 int mail_release_done(struct mail_store *store, const char *user, struct mr_error *err);
 
-/* Lists users that have held mail (malloc'd names; free with
- * mail_names_free). 0 or -1. */
+/* Lists users that have held mail, sorted (malloc'd names; free with
+ * mail_names_free). 0 or -1 with err. */
 int mail_held_users(struct mail_store *store, char ***names_r, size_t *n_r,
 		    struct mr_error *err);
 void mail_names_free(char **names, size_t n);

@@ -1,0 +1,906 @@
+/*
+ * held.c: mail held for users who are not active yet, and its release.
+ *
+ * <state>/held/<user>/<seq>.mrmail holds one message each; seq is a
+ * zero-padded 20-digit decimal so byte order is arrival order, and the next
+ * one is 1 + the highest present (found by one getdents pass without
+ * allocation). A file appears under its final name only complete and
+ * fsync'd (temp file, fsync, rename, fsync of the folder), so a crash
+ * leaves either nothing or the whole message. <state>/held/<user>.lock is
+ * the flock that serializes hold and release across processes.
+ *
+ * Release writes each message into the Maildir under a name derived from
+ * its arrival time and sequence number, so a release repeated after a
+ * crash finds what it already wrote (in new/, or in cur/ once the user's
+ * client saw it) and skips it: every message arrives once.
+ */
+#include "mail/mail.h"
+#include "mail/mail_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lz4frame.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define HELD_MAGIC "MRML"
+#define HELD_MAJOR 1
+#define HELD_MINOR 0
+#define HELD_HEADER_SIZE 44  /* the 1.0 header, checksum included */
+#define HELD_SUFFIX ".mrmail"
+#define HELD_SEQ_DIGITS 20
+#define HELD_NAME_LEN (HELD_SEQ_DIGITS + sizeof(HELD_SUFFIX) - 1)
+#define TMP_PREFIX "tmp."
+
+struct mail_store {
+	int held_fd;  /* <state>/held */
+};
+
+struct held_header {
+	uint16_t major, minor;
+	uint32_t header_size;
+	uint64_t arrival_ns;
+	uint64_t msg_len;
+	uint64_t msg_hash;
+};
+
+/* Temp file names in one process: pid and thread id, then this. */
+static atomic_uint_fast64_t tmp_counter;
+
+/* ---- the header ----------------------------------------------------- */
+
+static void put_le(unsigned char *p, uint64_t v, int bytes)
+{
+	int i;
+
+	for (i = 0; i < bytes; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const unsigned char *p, int bytes)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = bytes - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void header_encode(unsigned char out[HELD_HEADER_SIZE], uint64_t arrival_ns,
+			  uint64_t msg_len, uint64_t msg_hash)
+{
+	memcpy(out, HELD_MAGIC, 4);
+	put_le(out + 4, HELD_MAJOR, 2);
+	put_le(out + 6, HELD_MINOR, 2);
+	put_le(out + 8, HELD_HEADER_SIZE, 4);
+	put_le(out + 12, arrival_ns, 8);
+	put_le(out + 20, msg_len, 8);
+	put_le(out + 28, msg_hash, 8);
+	put_le(out + 36, XXH3_64bits(out, 36), 8);
+}
+
+/* Checks and decodes the header at the start of buf (len bytes, the whole
+ * file). what names the file in err. 0, or -1 with err (EBADMSG for damage,
+ * EPROTONOSUPPORT for a major version this code does not know). */
+static int header_decode(const unsigned char *buf, size_t len, struct held_header *h,
+			 const char *what, struct mr_error *err)
+{
+	if (len < 12 || memcmp(buf, HELD_MAGIC, 4) != 0) {
+		mr_error_set(err, EBADMSG, "%s: not a held message (bad magic or truncated)", what);
+		return -1;
+	}
+	h->major = (uint16_t)get_le(buf + 4, 2);
+	h->minor = (uint16_t)get_le(buf + 6, 2);
+	h->header_size = (uint32_t)get_le(buf + 8, 4);
+	if (h->major != HELD_MAJOR) {
+		mr_error_set(err, EPROTONOSUPPORT, "%s: unsupported held mail format %u.%u",
+			     what, h->major, h->minor);
+		return -1;
+	}
+	/* Later minors may grow the header; its checksum stays its last
+	 * 8 bytes, over everything before them. */
+	if (h->header_size < HELD_HEADER_SIZE || h->header_size > len) {
+		mr_error_set(err, EBADMSG, "%s: bad header size %u", what, h->header_size);
+		return -1;
+	}
+	if (XXH3_64bits(buf, h->header_size - 8) != get_le(buf + h->header_size - 8, 8)) {
+		mr_error_set(err, EBADMSG, "%s: header checksum mismatch", what);
+		return -1;
+	}
+	h->arrival_ns = get_le(buf + 12, 8);
+	h->msg_len = get_le(buf + 20, 8);
+	h->msg_hash = get_le(buf + 28, 8);
+	return 0;
+}
+
+/* ---- names and folders --------------------------------------------- */
+
+/* Returns 1 and *seq_r when name is "<20 digits>.mrmail", else 0. */
+static int parse_held_name(const char *name, uint64_t *seq_r)
+{
+	uint64_t seq = 0;
+	int i;
+
+	if (strlen(name) != HELD_NAME_LEN || strcmp(name + HELD_SEQ_DIGITS, HELD_SUFFIX) != 0)
+		return 0;
+	for (i = 0; i < HELD_SEQ_DIGITS; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return 0;
+		if (seq > (UINT64_MAX - (uint64_t)(name[i] - '0')) / 10)
+			return 0;
+		seq = seq * 10 + (uint64_t)(name[i] - '0');
+	}
+	*seq_r = seq;
+	return 1;
+}
+
+static int check_user(const char *user, struct mr_error *err)
+{
+	if (!mr_user_name_valid(user)) {
+		mr_error_set(err, EINVAL, "invalid user name");
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens held/<user>. With create, makes it (0700) when missing and fsyncs
+ * held/ so the new folder is durable. Returns 1 with *fd_r, 0 when missing
+ * (and not create), -1 with err. */
+static int user_dir_open(struct mail_store *store, const char *user, int create, int *fd_r,
+			 struct mr_error *err)
+{
+	int fd;
+
+	*fd_r = -1;
+	if (create) {
+		if (mr_io->mkdirat(store->held_fd, user, 0700) == 0) {
+			if (mr_io->fsync(store->held_fd) < 0) {
+				mr_error_set(err, errno, "fsync(held) failed");
+				return -1;
+			}
+		} else if (errno != EEXIST) {
+			mr_error_set(err, errno, "mkdirat(held/%s) failed", user);
+			return -1;
+		}
+	}
+	fd = mr_io->openat(store->held_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0) {
+		if (errno == ENOENT && !create)
+			return 0;
+		mr_error_set(err, errno, "openat(held/%s) failed", user);
+		return -1;
+	}
+	*fd_r = fd;
+	return 1;
+}
+
+struct linux_dirent64 {
+	uint64_t d_ino;
+	int64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+/* Removes "tmp.<pid>.*" when <pid> is gone: a writer killed mid-hold. */
+static void drop_stale_tmp(int dirfd, const char *name)
+{
+	char *end;
+	long pid = strtol(name + sizeof(TMP_PREFIX) - 1, &end, 10);
+
+	if (end == name + sizeof(TMP_PREFIX) - 1 || *end != '.' || pid <= 0)
+		return;
+	if (pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		(void)mr_io->unlinkat(dirfd, name, 0);
+}
+
+/* One pass over held/<user> (fd dirfd): the highest sequence number (0
+ * when none) and the number of held files. Stale temp files of dead
+ * writers are removed on the way. 0 or -1 with err. */
+static int scan_user_dir(int dirfd, const char *user, uint64_t *max_r, uint64_t *count_r,
+			 struct mr_error *err)
+{
+	char buf[32768];
+	uint64_t max = 0, count = 0;
+
+	if (lseek(dirfd, 0, SEEK_SET) < 0) {
+		mr_error_set(err, errno, "lseek(held/%s) failed", user);
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = mr_io->getdents(dirfd, buf, sizeof(buf)), off = 0;
+
+		if (n < 0) {
+			mr_error_set(err, errno, "getdents(held/%s) failed", user);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		while (off < n) {
+			struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(buf + off);
+			uint64_t seq;
+
+			off += d->d_reclen;
+			if (parse_held_name(d->d_name, &seq)) {
+				count++;
+				if (seq > max)
+					max = seq;
+			} else if (strncmp(d->d_name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0) {
+				drop_stale_tmp(dirfd, d->d_name);
+			}
+		}
+	}
+	if (max_r)
+		*max_r = max;
+	if (count_r)
+		*count_r = count;
+	return 0;
+}
+
+/* ---- the store ------------------------------------------------------ */
+
+int mail_store_open(int state_dirfd, struct mail_store **store_r, struct mr_error *err)
+{
+	struct mail_store *store = NULL;
+	int fd = -1, rc = -1;
+
+	*store_r = NULL;
+	if (mr_io->mkdirat(state_dirfd, "held", 0700) == 0) {
+		if (mr_io->fsync(state_dirfd) < 0) {
+			mr_error_set(err, errno, "fsync(state) failed");
+			goto out;
+		}
+	} else if (errno != EEXIST) {
+		mr_error_set(err, errno, "mkdirat(held) failed");
+		goto out;
+	}
+	fd = mr_io->openat(state_dirfd, "held", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0) {
+		mr_error_set(err, errno, "openat(held) failed");
+		goto out;
+	}
+	store = calloc(1, sizeof(*store));
+	if (store == NULL) {
+		mr_error_set(err, ENOMEM, "calloc(mail_store) failed");
+		goto out;
+	}
+	store->held_fd = fd;
+	fd = -1;
+	*store_r = store;
+	store = NULL;
+	rc = 0;
+out:
+	mr_close(fd);
+	free(store);
+	return rc;
+}
+
+void mail_store_close(struct mail_store **store)
+{
+	if (store == NULL || *store == NULL)
+		return;
+	mr_close((*store)->held_fd);
+	free(*store);
+	*store = NULL;
+}
+
+/* ---- locking -------------------------------------------------------- */
+
+int mail_hold_lock(struct mail_store *store, const char *user, int *lockfd_r,
+		   struct mr_error *err)
+{
+	char name[MR_USER_NAME_MAX + 8];
+	int fd;
+
+	*lockfd_r = -1;
+	if (check_user(user, err) < 0)
+		return -1;
+	snprintf(name, sizeof(name), "%s.lock", user);
+	fd = mr_io->openat(store->held_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		mr_error_set(err, errno, "openat(held/%s) failed", name);
+		return -1;
+	}
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		mr_error_set(err, errno, "flock(held/%s) failed", name);
+		mr_close(fd);
+		return -1;
+	}
+	*lockfd_r = fd;
+	return 0;
+}
+
+void mail_hold_unlock(int lockfd)
+{
+	/* Closing the only descriptor of the open file releases the flock. */
+	mr_close(lockfd);
+}
+
+/* ---- hold ----------------------------------------------------------- */
+
+int mail_hold(struct mail_store *store, const char *user, const void *msg, size_t len,
+	      uint64_t *seq_r, struct mr_error *err)
+{
+	LZ4F_preferences_t prefs;
+	unsigned char *buf = NULL;
+	size_t bound, frame;
+	struct timespec now;
+	char tmpname[96], final[HELD_NAME_LEN + 1];
+	int dirfd = -1, fd = -1, rc = -1, tmp_made = 0, final_made = 0;
+	uint64_t max, seq;
+	struct stat st;
+
+	if (check_user(user, err) < 0)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &now);
+
+	memset(&prefs, 0, sizeof(prefs));
+	prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+	prefs.frameInfo.contentSize = len;
+	bound = LZ4F_compressFrameBound(len, &prefs);
+	buf = malloc(HELD_HEADER_SIZE + bound);
+	if (buf == NULL) {
+		mr_error_set(err, ENOMEM, "malloc(%zu) for held mail failed", HELD_HEADER_SIZE + bound);
+		goto out;
+	}
+	frame = LZ4F_compressFrame(buf + HELD_HEADER_SIZE, bound, msg, len, &prefs);
+	if (LZ4F_isError(frame)) {
+		mr_error_set(err, EINVAL, "LZ4F_compressFrame failed: %s", LZ4F_getErrorName(frame));
+		goto out;
+	}
+	header_encode(buf, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec, len,
+		      XXH3_64bits(msg, len));
+
+	if (user_dir_open(store, user, 1, &dirfd, err) < 0)
+		goto out;
+	if (scan_user_dir(dirfd, user, &max, NULL, err) < 0)
+		goto out;
+	seq = max + 1;
+	snprintf(final, sizeof(final), "%0*llu" HELD_SUFFIX, HELD_SEQ_DIGITS,
+		 (unsigned long long)seq);
+	snprintf(tmpname, sizeof(tmpname), TMP_PREFIX "%ld.%ld.%llu", (long)getpid(),
+		 (long)syscall(SYS_gettid), (unsigned long long)atomic_fetch_add(&tmp_counter, 1));
+
+	fd = mr_io->openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		mr_error_set(err, errno, "openat(held/%s/%s) failed", user, tmpname);
+		goto out;
+	}
+	tmp_made = 1;
+	if (mr_write_all(fd, buf, HELD_HEADER_SIZE + frame) < 0) {
+		mr_error_set(err, errno, "write(held/%s/%s) failed", user, tmpname);
+		goto out;
+	}
+	if (mr_io->fsync(fd) < 0) {
+		mr_error_set(err, errno, "fsync(held/%s/%s) failed", user, tmpname);
+		goto out;
+	}
+	{
+		int c = mr_io->close(fd);
+		fd = -1;
+		if (c < 0) {
+			mr_error_set(err, errno, "close(held/%s/%s) failed", user, tmpname);
+			goto out;
+		}
+	}
+	/* Under the hold lock nobody else adds files; a name already taken
+	 * means the lock was not held, and replacing held mail would lose it. */
+	if (mr_io->fstatat(dirfd, final, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		mr_error_set(err, EEXIST, "held/%s/%s exists already (hold lock not held?)",
+			     user, final);
+		errno = EEXIST;
+		goto out;
+	} else if (errno != ENOENT) {
+		mr_error_set(err, errno, "fstatat(held/%s/%s) failed", user, final);
+		goto out;
+	}
+	if (mr_io->renameat(dirfd, tmpname, dirfd, final) < 0) {
+		mr_error_set(err, errno, "rename(held/%s/%s, %s) failed", user, tmpname, final);
+		goto out;
+	}
+	tmp_made = 0;
+	final_made = 1;
+	if (mr_io->fsync(dirfd) < 0) {
+		mr_error_set(err, errno, "fsync(held/%s) failed", user);
+		goto out;
+	}
+	if (seq_r)
+		*seq_r = seq;
+	rc = 0;
+out:
+	mr_close(fd);
+	if (rc < 0) {
+		int e = errno;
+		/* Not durable means not accepted: take it back so the sender's
+		 * retry does not make a double. */
+		if (tmp_made)
+			(void)mr_io->unlinkat(dirfd, tmpname, 0);
+		if (final_made)
+			(void)mr_io->unlinkat(dirfd, final, 0);
+		errno = e;
+	}
+	mr_close(dirfd);
+	free(buf);
+	return rc;
+}
+
+/* ---- counting ------------------------------------------------------- */
+
+int mail_held_count(struct mail_store *store, const char *user, uint64_t *count_r,
+		    uint64_t *bytes_r, struct mr_error *err)
+{
+	struct mr_dirlist list = { NULL, 0 };
+	uint64_t count = 0, bytes = 0;
+	int dirfd = -1, rc = -1, r;
+	size_t i;
+
+	if (check_user(user, err) < 0)
+		return -1;
+	r = user_dir_open(store, user, 0, &dirfd, err);
+	if (r < 0)
+		goto out;
+	if (r > 0) {
+		if (mr_listdir(dirfd, &list, err) < 0) {
+			mr_error_prefix(err, "held/%s", user);
+			goto out;
+		}
+		for (i = 0; i < list.n; i++) {
+			unsigned char head[HELD_HEADER_SIZE];
+			struct held_header h;
+			uint64_t seq;
+			ssize_t n;
+			int fd;
+
+			if (!parse_held_name(list.v[i].name, &seq))
+				continue;
+			count++;
+			if (bytes_r == NULL)
+				continue;
+			fd = mr_io->openat(dirfd, list.v[i].name, O_RDONLY | O_NOFOLLOW, 0);
+			if (fd < 0) {
+				mr_error_set(err, errno, "openat(held/%s/%s) failed", user,
+					     list.v[i].name);
+				goto out;
+			}
+			n = mr_pread_full(fd, head, sizeof(head), 0);
+			mr_close(fd);
+			/* A damaged header is counted without bytes here; the
+			 * release is where it is reported. */
+			if (n == (ssize_t)sizeof(head) &&
+			    header_decode(head, sizeof(head), &h, list.v[i].name, NULL) == 0)
+				bytes += h.msg_len;
+		}
+	}
+	if (count_r)
+		*count_r = count;
+	if (bytes_r)
+		*bytes_r = bytes;
+	rc = 0;
+out:
+	mr_dirlist_free(&list);
+	mr_close(dirfd);
+	return rc;
+}
+
+/* Calls fn for every user folder in held/ with its number of held files.
+ * 0 or -1 with err. */
+static int for_each_user(struct mail_store *store,
+			 int (*fn)(void *ctx, const char *user, uint64_t count, struct mr_error *err),
+			 void *ctx, struct mr_error *err)
+{
+	struct mr_dirlist list = { NULL, 0 };
+	int rc = -1;
+	size_t i;
+
+	if (mr_listdir(store->held_fd, &list, err) < 0) {
+		mr_error_prefix(err, "held");
+		goto out;
+	}
+	for (i = 0; i < list.n; i++) {
+		const char *user = list.v[i].name;
+		uint64_t count;
+		int dirfd, r;
+
+		/* Lock files and anything else that is not a user's folder. */
+		if (!mr_user_name_valid(user) ||
+		    (list.v[i].type != DT_DIR && list.v[i].type != DT_UNKNOWN))
+			continue;
+		dirfd = mr_io->openat(store->held_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (dirfd < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				continue;  /* released meanwhile, or a lock file */
+			mr_error_set(err, errno, "openat(held/%s) failed", user);
+			goto out;
+		}
+		r = scan_user_dir(dirfd, user, NULL, &count, err);
+		mr_close(dirfd);
+		if (r < 0 || fn(ctx, user, count, err) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	mr_dirlist_free(&list);
+	return rc;
+}
+
+static int add_total(void *ctx, const char *user, uint64_t count, struct mr_error *err)
+{
+	*(uint64_t *)ctx += count;
+	return 0;
+}
+
+int mail_held_total(struct mail_store *store, uint64_t *count_r, struct mr_error *err)
+{
+	uint64_t total = 0;
+
+	if (for_each_user(store, add_total, &total, err) < 0)
+		return -1;
+	*count_r = total;
+	return 0;
+}
+
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int add_name(void *ctx, const char *user, uint64_t count, struct mr_error *err)
+{
+	struct names *names = ctx;
+
+	if (count == 0)
+		return 0;
+	if (names->n == names->cap) {
+		size_t ncap = names->cap ? names->cap * 2 : 16;
+		char **v = realloc(names->v, ncap * sizeof(*v));
+		if (v == NULL) {
+			mr_error_set(err, ENOMEM, "realloc(held users) failed");
+			return -1;
+		}
+		names->v = v;
+		names->cap = ncap;
+	}
+	names->v[names->n] = strdup(user);
+	if (names->v[names->n] == NULL) {
+		mr_error_set(err, ENOMEM, "strdup(held user) failed");
+		return -1;
+	}
+	names->n++;
+	return 0;
+}
+
+int mail_held_users(struct mail_store *store, char ***names_r, size_t *n_r,
+		    struct mr_error *err)
+{
+	struct names names = { NULL, 0, 0 };
+
+	*names_r = NULL;
+	*n_r = 0;
+	if (for_each_user(store, add_name, &names, err) < 0) {
+		mail_names_free(names.v, names.n);
+		return -1;
+	}
+	*names_r = names.v;
+	*n_r = names.n;
+	return 0;
+}
+
+void mail_names_free(char **names, size_t n)
+{
+	size_t i;
+
+	if (names == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* ---- release -------------------------------------------------------- */
+
+/* Reads held file name (below dirfd) whole, checks it and returns the
+ * message in *msg_r (malloc'd, *len_r bytes) and its header. what names
+ * the file in errors. 0, or -1 with err (EBADMSG when damaged). */
+static int held_read(int dirfd, const char *name, const char *what, struct held_header *h,
+		     unsigned char **msg_r, size_t *len_r, struct mr_error *err)
+{
+	LZ4F_decompressionContext_t dctx = NULL;
+	unsigned char *file = NULL, *msg = NULL;
+	size_t file_len, spos, dpos = 0, ret = 1;
+	struct stat st;
+	int fd = -1, rc = -1;
+	ssize_t n;
+
+	*msg_r = NULL;
+	fd = mr_io->openat(dirfd, name, O_RDONLY | O_NOFOLLOW, 0);
+	if (fd < 0) {
+		mr_error_set(err, errno, "openat(%s) failed", what);
+		goto out;
+	}
+	if (mr_io->fstat(fd, &st) < 0) {
+		mr_error_set(err, errno, "fstat(%s) failed", what);
+		goto out;
+	}
+	file_len = (size_t)st.st_size;
+	file = malloc(file_len ? file_len : 1);
+	if (file == NULL) {
+		mr_error_set(err, ENOMEM, "malloc(%zu) for %s failed", file_len, what);
+		goto out;
+	}
+	n = mr_read_full(fd, file, file_len);
+	if (n < 0) {
+		mr_error_set(err, errno, "read(%s) failed", what);
+		goto out;
+	}
+	file_len = (size_t)n;
+	if (header_decode(file, file_len, h, what, err) < 0)
+		goto out;
+	/* lz4 expands at most ~255:1; a length beyond that is damage, and
+	 * must not turn into a huge allocation. */
+	if (h->msg_len / 256 > file_len || h->msg_len > SIZE_MAX - 1) {
+		mr_error_set(err, EBADMSG, "%s: message length %llu does not fit the frame", what,
+			     (unsigned long long)h->msg_len);
+		goto out;
+	}
+	msg = malloc(h->msg_len ? (size_t)h->msg_len : 1);
+	if (msg == NULL) {
+		mr_error_set(err, ENOMEM, "malloc(%llu) for %s failed",
+			     (unsigned long long)h->msg_len, what);
+		goto out;
+	}
+	ret = LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION);
+	if (LZ4F_isError(ret)) {
+		mr_error_set(err, ENOMEM, "LZ4F_createDecompressionContext failed: %s",
+			     LZ4F_getErrorName(ret));
+		goto out;
+	}
+	spos = h->header_size;
+	ret = 1;
+	while (spos < file_len) {
+		size_t ssize = file_len - spos, dsize = (size_t)h->msg_len - dpos;
+
+		ret = LZ4F_decompress(dctx, msg + dpos, &dsize, file + spos, &ssize, NULL);
+		if (LZ4F_isError(ret)) {
+			mr_error_set(err, EBADMSG, "%s: lz4 frame damaged: %s", what,
+				     LZ4F_getErrorName(ret));
+			goto out;
+		}
+		spos += ssize;
+		dpos += dsize;
+		if (ret == 0)
+			break;
+		if (ssize == 0 && dsize == 0) {
+			mr_error_set(err, EBADMSG, "%s: lz4 frame longer than the message", what);
+			goto out;
+		}
+	}
+	/* ret 0 means the frame ended and its content checksum matched. */
+	if (ret != 0) {
+		mr_error_set(err, EBADMSG, "%s: lz4 frame truncated", what);
+		goto out;
+	}
+	if (spos != file_len) {
+		mr_error_set(err, EBADMSG, "%s: %zu bytes after the lz4 frame", what, file_len - spos);
+		goto out;
+	}
+	if (dpos != h->msg_len || XXH3_64bits(msg, dpos) != h->msg_hash) {
+		mr_error_set(err, EBADMSG, "%s: message length or checksum mismatch", what);
+		goto out;
+	}
+	*msg_r = msg;
+	*len_r = dpos;
+	msg = NULL;
+	rc = 0;
+out:
+	LZ4F_freeDecompressionContext(dctx);
+	mr_close(fd);
+	free(file);
+	free(msg);
+	return rc;
+}
+
+/* Returns 1 when the sorted list holds a name that is base itself or base
+ * followed by ',' (more fields such as S= or W=) or ':' (the info part
+ * after the user's client saw it). */
+static int has_base(const struct mr_dirlist *list, const char *base)
+{
+	size_t lo = 0, hi = list->n, blen = strlen(base);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(list->v[mid].name, base) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Every name with base as prefix sorts at or after lo, together. */
+	for (; lo < list->n && strncmp(list->v[lo].name, base, blen) == 0; lo++) {
+		char c = list->v[lo].name[blen];
+		if (c == '\0' || c == ',' || c == ':')
+			return 1;
+	}
+	return 0;
+}
+
+/* Writes one released message into tmp/name, with mtime = arrival,
+ * fsync'd, and renames it into new/. 0 or -1 with err. */
+static int release_one(int dirs[3], const char *name, const unsigned char *msg, size_t len,
+		       uint64_t arrival_ns, struct mr_error *err)
+{
+	struct timespec ts[2];
+	int fd = -1, rc = -1, made = 0;
+
+	/* A leftover of a release killed mid-write. */
+	if (mr_io->unlinkat(dirs[MAILDIR_TMP], name, 0) < 0 && errno != ENOENT) {
+		mr_error_set(err, errno, "unlink(tmp/%s) failed", name);
+		goto out;
+	}
+	fd = mr_io->openat(dirs[MAILDIR_TMP], name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		mr_error_set(err, errno, "openat(tmp/%s) failed", name);
+		goto out;
+	}
+	made = 1;
+	if (mr_write_all(fd, msg, len) < 0) {
+		mr_error_set(err, errno, "write(tmp/%s) failed", name);
+		goto out;
+	}
+	ts[0].tv_sec = ts[1].tv_sec = (time_t)(arrival_ns / 1000000000u);
+	ts[0].tv_nsec = ts[1].tv_nsec = (long)(arrival_ns % 1000000000u);
+	if (mr_io->futimens(fd, ts) < 0) {
+		mr_error_set(err, errno, "futimens(tmp/%s) failed", name);
+		goto out;
+	}
+	if (mr_io->fsync(fd) < 0) {
+		mr_error_set(err, errno, "fsync(tmp/%s) failed", name);
+		goto out;
+	}
+	{
+		int c = mr_io->close(fd);
+		fd = -1;
+		if (c < 0) {
+			mr_error_set(err, errno, "close(tmp/%s) failed", name);
+			goto out;
+		}
+	}
+	if (mr_io->renameat(dirs[MAILDIR_TMP], name, dirs[MAILDIR_NEW], name) < 0) {
+		mr_error_set(err, errno, "rename(tmp/%s, new/%s) failed", name, name);
+		goto out;
+	}
+	made = 0;
+	rc = 0;
+out:
+	mr_close(fd);
+	if (made)
+		(void)mr_io->unlinkat(dirs[MAILDIR_TMP], name, 0);
+	return rc;
+}
+
+int mail_release(struct mail_store *store, const char *user, int maildir_fd,
+		 uint64_t *released_r, struct mr_error *err)
+{
+	struct mr_dirlist held = { NULL, 0 }, in_new = { NULL, 0 }, in_cur = { NULL, 0 };
+	int dirs[3] = { -1, -1, -1 }, dirfd = -1, rc = -1, r;
+	unsigned char *msg = NULL;
+	uint64_t released = 0;
+	size_t i;
+
+	if (released_r)
+		*released_r = 0;
+	if (check_user(user, err) < 0)
+		return -1;
+	if (mail_maildir_open(maildir_fd, dirs, err) < 0)
+		goto out;
+	r = user_dir_open(store, user, 0, &dirfd, err);
+	if (r < 0)
+		goto out;
+	if (r == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (mr_listdir(dirfd, &held, err) < 0) {
+		mr_error_prefix(err, "held/%s", user);
+		goto out;
+	}
+	if (mr_listdir(dirs[MAILDIR_NEW], &in_new, err) < 0) {
+		mr_error_prefix(err, "new");
+		goto out;
+	}
+	if (mr_listdir(dirs[MAILDIR_CUR], &in_cur, err) < 0) {
+		mr_error_prefix(err, "cur");
+		goto out;
+	}
+	/* held is sorted by name, and the zero-padded names sort by seq. */
+	for (i = 0; i < held.n; i++) {
+		char what[MR_USER_NAME_MAX + 64], base[128], name[160];
+		struct held_header h;
+		uint64_t seq;
+		size_t len;
+
+		if (!parse_held_name(held.v[i].name, &seq))
+			continue;
+		snprintf(what, sizeof(what), "held/%s/%s", user, held.v[i].name);
+		if (held_read(dirfd, held.v[i].name, what, &h, &msg, &len, err) < 0)
+			goto out;
+		snprintf(base, sizeof(base), "%llu.M%06lluP0Q%llu.mailrestore-held",
+			 (unsigned long long)(h.arrival_ns / 1000000000u),
+			 (unsigned long long)(h.arrival_ns % 1000000000u / 1000u),
+			 (unsigned long long)seq);
+		if (!has_base(&in_new, base) && !has_base(&in_cur, base)) {
+			snprintf(name, sizeof(name), "%s,S=%zu", base, len);
+			if (release_one(dirs, name, msg, len, h.arrival_ns, err) < 0)
+				goto out;
+		}
+		released++;
+		free(msg);
+		msg = NULL;
+	}
+	if (mr_io->fsync(dirs[MAILDIR_NEW]) < 0) {
+		mr_error_set(err, errno, "fsync(new) failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (released_r)
+		*released_r = released;
+	free(msg);
+	mr_dirlist_free(&held);
+	mr_dirlist_free(&in_new);
+	mr_dirlist_free(&in_cur);
+	mr_close(dirfd);
+	mail_maildir_close(dirs);
+	return rc;
+}
+
+int mail_release_done(struct mail_store *store, const char *user, struct mr_error *err)
+{
+	struct mr_dirlist list = { NULL, 0 };
+	int dirfd = -1, rc = -1, r;
+	size_t i;
+
+	if (check_user(user, err) < 0)
+		return -1;
+	r = user_dir_open(store, user, 0, &dirfd, err);
+	if (r <= 0) {
+		rc = r;
+		goto out;
+	}
+	if (mr_listdir(dirfd, &list, err) < 0) {
+		mr_error_prefix(err, "held/%s", user);
+		goto out;
+	}
+	for (i = 0; i < list.n; i++) {
+		if (mr_io->unlinkat(dirfd, list.v[i].name, 0) < 0 && errno != ENOENT) {
+			mr_error_set(err, errno, "unlink(held/%s/%s) failed", user, list.v[i].name);
+			goto out;
+		}
+	}
+	mr_close(dirfd);
+	dirfd = -1;
+	if (mr_io->unlinkat(store->held_fd, user, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+		mr_error_set(err, errno, "rmdir(held/%s) failed", user);
+		goto out;
+	}
+	if (mr_io->fsync(store->held_fd) < 0) {
+		mr_error_set(err, errno, "fsync(held) failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	mr_dirlist_free(&list);
+	mr_close(dirfd);
+	return rc;
+}

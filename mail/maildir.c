@@ -1,0 +1,178 @@
+/*
+ * maildir.c: delivery into a Maildir, the way qmail defined it and Dovecot's
+ * maildir-save does it: the message is written under a unique name in tmp/,
+ * fsync'd, hard-linked into new/ (a link fails instead of replacing a file
+ * that happens to carry the same name; rename is the fallback on file
+ * systems without hard links), new/ is fsync'd, and only then is the
+ * delivery reported done. A failure anywhere removes what was written, so
+ * -1 means "not delivered" and the mail transfer agent's retry cannot make
+ * a double.
+ */
+#include "mail/mail.h"
+#include "mail/mail_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const subdir_names[3] = { "tmp", "new", "cur" };
+
+/* Per-process delivery counter: with the pid and the microsecond it makes
+ * names unique even for several deliveries within one microsecond. */
+static atomic_uint_fast64_t deliver_counter;
+
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+static char host_name[1024];
+
+/* The host name as Maildir wants it in a file name: '/' and ':' would end
+ * a path component or start the info part, so they are written as the
+ * octal escapes "\057" and "\072" (what Dovecot and qmail do). */
+static void host_init(void)
+{
+	char raw[256];
+	size_t i, pos = 0;
+
+	if (gethostname(raw, sizeof(raw)) < 0 || raw[0] == '\0')
+		snprintf(raw, sizeof(raw), "localhost");
+	raw[sizeof(raw) - 1] = '\0';
+	for (i = 0; raw[i] != '\0' && pos + 5 < sizeof(host_name); i++) {
+		if (raw[i] == '/') {
+			memcpy(host_name + pos, "\\057", 4);
+			pos += 4;
+		} else if (raw[i] == ':') {
+			memcpy(host_name + pos, "\\072", 4);
+			pos += 4;
+		} else {
+			host_name[pos++] = raw[i];
+		}
+	}
+	host_name[pos] = '\0';
+}
+
+void mail_maildir_close(int fds[3])
+{
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		mr_close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+int mail_maildir_open(int maildir_fd, int fds_r[3], struct mr_error *err)
+{
+	int i, created = 0;
+
+	for (i = 0; i < 3; i++)
+		fds_r[i] = -1;
+	for (i = 0; i < 3; i++) {
+		if (mr_io->mkdirat(maildir_fd, subdir_names[i], 0700) == 0)
+			created = 1;
+		else if (errno != EEXIST) {
+			mr_error_set(err, errno, "mkdirat(%s) failed", subdir_names[i]);
+			goto fail;
+		}
+		fds_r[i] = mr_io->openat(maildir_fd, subdir_names[i],
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (fds_r[i] < 0) {
+			mr_error_set(err, errno, "openat(%s) failed", subdir_names[i]);
+			goto fail;
+		}
+	}
+	/* A folder just made exists durably only once its parent is synced. */
+	if (created && mr_io->fsync(maildir_fd) < 0) {
+		mr_error_set(err, errno, "fsync(maildir) failed");
+		goto fail;
+	}
+	return 0;
+fail:
+	mail_maildir_close(fds_r);
+	return -1;
+}
+
+int mail_deliver_maildir(int maildir_fd, const void *msg, size_t len, char *name_r,
+			 size_t name_len, struct mr_error *err)
+{
+	int dirs[3] = { -1, -1, -1 }, fd = -1, rc = -1, in_tmp = 0, in_new = 0, linked = 0;
+	char name[1400];
+	int attempt;
+
+	pthread_once(&host_once, host_init);
+	if (mail_maildir_open(maildir_fd, dirs, err) < 0)
+		goto out;
+
+	for (attempt = 0; ; attempt++) {
+		struct timespec ts;
+		unsigned long long q = (unsigned long long)atomic_fetch_add(&deliver_counter, 1);
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(name, sizeof(name), "%lld.M%06ldP%ldQ%llu.%s,S=%zu",
+			 (long long)ts.tv_sec, ts.tv_nsec / 1000, (long)getpid(), q,
+			 host_name, len);
+		fd = mr_io->openat(dirs[MAILDIR_TMP], name,
+				   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+		if (fd >= 0)
+			break;
+		/* Only a leftover of an earlier process with our pid can
+		 * collide; the counter moves us past it. */
+		if (errno != EEXIST || attempt == 100) {
+			mr_error_set(err, errno, "openat(tmp/%s) failed", name);
+			goto out;
+		}
+	}
+	in_tmp = 1;
+	if (mr_write_all(fd, msg, len) < 0) {
+		mr_error_set(err, errno, "write(tmp/%s) failed", name);
+		goto out;
+	}
+	if (mr_io->fsync(fd) < 0) {
+		mr_error_set(err, errno, "fsync(tmp/%s) failed", name);
+		goto out;
+	}
+	{
+		int c = mr_io->close(fd);
+		fd = -1;
+		if (c < 0) {
+			mr_error_set(err, errno, "close(tmp/%s) failed", name);
+			goto out;
+		}
+	}
+
+	if (mr_io->linkat(dirs[MAILDIR_TMP], name, dirs[MAILDIR_NEW], name, 0) == 0) {
+		linked = 1;
+	} else if (errno == EPERM || errno == ENOTSUP || errno == EMLINK || errno == ENOSYS) {
+		/* No hard links here (some FUSE and network file systems). */
+		if (mr_io->renameat(dirs[MAILDIR_TMP], name, dirs[MAILDIR_NEW], name) < 0) {
+			mr_error_set(err, errno, "rename(tmp/%s, new/%s) failed", name, name);
+			goto out;
+		}
+		in_tmp = 0;
+	} else {
+		mr_error_set(err, errno, "link(tmp/%s, new/%s) failed", name, name);
+		goto out;
+	}
+	in_new = 1;
+	if (mr_io->fsync(dirs[MAILDIR_NEW]) < 0) {
+		mr_error_set(err, errno, "fsync(new) failed");
+		goto out;
+	}
+	if (name_r != NULL && name_len > 0)
+		snprintf(name_r, name_len, "%s", name);
+	rc = 0;
+out:
+	mr_close(fd);
+	if (rc < 0 && in_new)
+		(void)mr_io->unlinkat(dirs[MAILDIR_NEW], name, 0);
+	if (in_tmp && mr_io->unlinkat(dirs[MAILDIR_TMP], name, 0) < 0 && rc == 0 && linked)
+		/* The message is safe in new/; a stray link in tmp/ is only
+		 * clutter that Maildir readers clean up after 36 hours. */
+		mr_log("unlink(tmp/%s) after delivery failed: %s", name, strerror(errno));
+	mail_maildir_close(dirs);
+	return rc;
+}
