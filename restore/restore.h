@@ -31,7 +31,9 @@
 
 #include <stdint.h>
 
-/* The suffixes that end a user name in the backups folder, longest first. */
+/* The suffixes that end a user name in the backups folder, longest first,
+ * NULL-terminated. When one folder holds a user under several suffixes, the
+ * archive modified last wins; on equal mtimes the one earlier here. */
 extern const char *const restore_suffixes[];
 
 /* Finds the newest backup of user below backups_dirfd. On 1, *relpath_r is a
@@ -114,5 +116,12 @@ const char *restore_compression_suffix(enum restore_compression c);
  * out. Returns 0, 1 when some entries were left out, -1 with err. */
 int restore_backup_user(int user_dirfd, int out_fd, enum restore_compression c,
 			struct mr_problems *problems, struct mr_error *err);
+
+/* restore_backup_user() that also counts what it wrote into *stats (files,
+ * dirs, symlinks, hardlinks and file data bytes; may be NULL). The archive
+ * is full pax (not restricted): restricted pax drops sub-second mtimes. */
+int restore_backup_user_stats(int user_dirfd, int out_fd, enum restore_compression c,
+			      struct restore_stats *stats, struct mr_problems *problems,
+			      struct mr_error *err);
 
 #endif
