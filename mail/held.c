@@ -147,7 +147,10 @@ static int parse_held_name(const char *name, uint64_t *seq_r)
 static int check_user(const char *user, struct mr_error *err)
 {
 	if (!mr_user_name_valid(user)) {
-		mr_error_set(err, EINVAL, "invalid user name");
+		/* The CONTRACT's exact wording, without strerror after it. */
+		mr_error_set(err, 0, "invalid user name");
+		if (err)
+			err->errnum = EINVAL;
 		errno = EINVAL;
 		return -1;
 	}

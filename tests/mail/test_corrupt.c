@@ -1,0 +1,229 @@
+/* test_corrupt.c: damaged held files (mail/held.c): a flipped byte in the
+ * lz4 frame, in the header's message checksum, in the arrival time, a torn
+ * tail, an unknown major version, a file that is no held mail at all. Each
+ * stops the release naming the file, and nothing is deleted. */
+#include "mailtest.h"
+
+#include <xxhash.h>
+
+#define FILE2 "held/alice/00000000000000000002.mrmail"
+
+static const char *const msgs[3] = {
+	"Subject: one\r\n\r\nfirst message body, long enough to compress a bit\r\n",
+	"Subject: two\r\n\r\nsecond message body, long enough to compress a bit\r\n",
+	"Subject: three\r\n\r\nthird message body, long enough to compress a bit\r\n",
+};
+
+static void rewrite_file(struct mt *t, const char *rel, void (*edit)(unsigned char *, size_t *))
+{
+	size_t len;
+	unsigned char *data = (unsigned char *)tu_read_file(t->state, rel, &len);
+
+	assert_non_null(data);
+	edit(data, &len);
+	tu_write_file(t->state, rel, data, len);
+	free(data);
+}
+
+/* Holds three messages, damages the second with edit, and checks that the
+ * release fails naming it with errnum, and that nothing is lost: all held
+ * files remain, the first message was released, the third was not. */
+static void check_damage(void (*edit)(unsigned char *, size_t *), int errnum)
+{
+	struct mt *t = mt_new();
+	struct mr_error err;
+	uint64_t released = 99;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		mt_hold(t, "alice", msgs[i], strlen(msgs[i]));
+	rewrite_file(t, FILE2, edit);
+
+	assert_int_equal(mt_release(t, "alice", &released, &err), -1);
+	assert_non_null(strstr(err.msg, FILE2));
+	assert_int_equal(err.errnum, errnum);
+	assert_int_equal(released, 1);
+	assert_int_equal(mt_count(t->maildir, "new"), 1);
+	assert_int_equal(mt_count(t->maildir, "tmp"), 0);
+	assert_int_equal(mt_count(t->state, "held/alice"), 3);
+
+	/* Asking again does not get past it either, and adds nothing. */
+	assert_int_equal(mt_release(t, "alice", &released, &err), -1);
+	assert_int_equal(mt_count(t->maildir, "new"), 1);
+	mt_free(t);
+}
+
+static void flip_frame_byte(unsigned char *d, size_t *len)
+{
+	d[44 + (*len - 44) / 2] ^= 0x20;
+}
+
+static void flip_last_byte(unsigned char *d, size_t *len)
+{
+	/* The frame's content checksum itself. */
+	d[*len - 1] ^= 0x01;
+}
+
+static void flip_message_checksum(unsigned char *d, size_t *len)
+{
+	d[28] ^= 0x01;
+}
+
+static void flip_arrival_time(unsigned char *d, size_t *len)
+{
+	d[13] ^= 0x01;
+}
+
+/* A consistent header (its own checksum recomputed) whose message checksum
+ * is wrong: only the check of the decompressed message can catch it. */
+static void forge_message_checksum(unsigned char *d, size_t *len)
+{
+	uint64_t h;
+	int i;
+
+	d[28] ^= 0x01;
+	h = XXH3_64bits(d, 36);
+	for (i = 0; i < 8; i++)
+		d[36 + i] = (unsigned char)(h >> (8 * i));
+}
+
+static void major_two(unsigned char *d, size_t *len)
+{
+	uint64_t h;
+	int i;
+
+	d[4] = 2;
+	h = XXH3_64bits(d, 36);
+	for (i = 0; i < 8; i++)
+		d[36 + i] = (unsigned char)(h >> (8 * i));
+}
+
+static void torn_tail(unsigned char *d, size_t *len)
+{
+	*len -= 5;
+}
+
+static void trailing_garbage(unsigned char *d, size_t *len)
+{
+	/* The buffer has one spare byte (tu_read_file adds a NUL). */
+	d[*len] = 'x';
+	*len += 1;
+}
+
+static void not_held_mail(unsigned char *d, size_t *len)
+{
+	memcpy(d, "From ", 5);
+}
+
+static void truncated_header(unsigned char *d, size_t *len)
+{
+	*len = 20;
+}
+
+static void frame_byte(void **state) { (void)state; check_damage(flip_frame_byte, EBADMSG); }
+static void frame_checksum(void **state) { (void)state; check_damage(flip_last_byte, EBADMSG); }
+static void header_message_checksum(void **state)
+{
+	(void)state;
+	check_damage(flip_message_checksum, EBADMSG);
+}
+static void header_arrival_time(void **state)
+{
+	(void)state;
+	check_damage(flip_arrival_time, EBADMSG);
+}
+static void forged_message_checksum(void **state)
+{
+	(void)state;
+	check_damage(forge_message_checksum, EBADMSG);
+}
+static void unknown_major_refused(void **state)
+{
+	(void)state;
+	check_damage(major_two, EPROTONOSUPPORT);
+}
+static void torn(void **state) { (void)state; check_damage(torn_tail, EBADMSG); }
+static void garbage_after_frame(void **state) { (void)state; check_damage(trailing_garbage, EBADMSG); }
+static void wrong_magic(void **state) { (void)state; check_damage(not_held_mail, EBADMSG); }
+static void short_header(void **state) { (void)state; check_damage(truncated_header, EBADMSG); }
+
+/* The error names the version, so an operator knows to upgrade. */
+static void unknown_major_message(void **state)
+{
+	struct mt *t = mt_new();
+	struct mr_error err;
+	uint64_t released;
+
+	(void)state;
+	mt_hold(t, "alice", "x", 1);
+	mt_hold(t, "alice", "y", 1);
+	rewrite_file(t, FILE2, major_two);
+	assert_int_equal(mt_release(t, "alice", &released, &err), -1);
+	assert_non_null(strstr(err.msg, "unsupported held mail format 2.0"));
+	mt_free(t);
+}
+
+/* A later minor version with a longer header is still read. */
+static void later_minor_accepted(void **state)
+{
+	struct mt *t = mt_new();
+	struct mr_error err;
+	uint64_t released, h;
+	size_t len, n;
+	unsigned char *d, *out;
+	char **v, *rel, *got;
+	int i;
+
+	(void)state;
+	mt_hold(t, "alice", msgs[0], strlen(msgs[0]));
+	d = (unsigned char *)tu_read_file(t->state, "held/alice/00000000000000000001.mrmail", &len);
+	assert_non_null(d);
+	/* minor 1, header 52 bytes: 8 new bytes before the header checksum. */
+	out = calloc(1, len + 8);
+	assert_non_null(out);
+	memcpy(out, d, 36);
+	out[6] = 1;
+	out[8] = 52;
+	memset(out + 36, 0xab, 8);
+	h = XXH3_64bits(out, 44);
+	for (i = 0; i < 8; i++)
+		out[44 + i] = (unsigned char)(h >> (8 * i));
+	memcpy(out + 52, d + 44, len - 44);
+	tu_write_file(t->state, "held/alice/00000000000000000001.mrmail", out, len + 8);
+	free(d);
+	free(out);
+
+	if (mt_release(t, "alice", &released, &err) < 0)
+		fail_msg("release: %s", err.msg);
+	assert_int_equal(released, 1);
+	v = mt_list(t->maildir, "new", &n);
+	assert_int_equal(n, 1);
+	rel = tu_path("new", v[0]);
+	got = tu_read_file(t->maildir, rel, &len);
+	assert_non_null(got);
+	assert_int_equal(len, strlen(msgs[0]));
+	assert_memory_equal(got, msgs[0], len);
+	free(got);
+	free(rel);
+	mt_names_free(v, n);
+	mt_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(frame_byte),
+		cmocka_unit_test(frame_checksum),
+		cmocka_unit_test(header_message_checksum),
+		cmocka_unit_test(header_arrival_time),
+		cmocka_unit_test(forged_message_checksum),
+		cmocka_unit_test(unknown_major_refused),
+		cmocka_unit_test(unknown_major_message),
+		cmocka_unit_test(torn),
+		cmocka_unit_test(garbage_after_frame),
+		cmocka_unit_test(wrong_magic),
+		cmocka_unit_test(short_header),
+		cmocka_unit_test(later_minor_accepted),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
