@@ -1,0 +1,354 @@
+/*
+ * cmd_sync.c: `mailrestore sync` (make DST equal SRC with the rules of a
+ * user's sync) and `mailrestore verify` (compare users on the target with
+ * the source), without a daemon.
+ *
+ * Where `sync` keeps its own files, outside DST so DST is never polluted
+ * and on DST's file system so everything moves by rename:
+ *   - the attic: DST/../.mailrestore-attic/ (or --attic DIR), relative
+ *     paths kept as in CONTRACT "attic";
+ *   - scratch for temporary files: DST/../.mailrestore-tmp.<pid>/, made at
+ *     start and removed at the end (a crash leaves only that folder, named
+ *     for what it is). When DST is a mount point of its own, temporary
+ *     files go beside their final place instead.
+ */
+#include "cli/cli.h"
+#include "common/common.h"
+#include "sync/sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void sync_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mailrestore sync [--attic DIR] [--max-remove PCT] [--json] SRC DST\n\n"
+		"Makes DST equal SRC (SRC is only read): copies what is new or changed,\n"
+		"renames Maildir messages that moved or changed flags, patches large files\n"
+		"block by block, fixes modes, times, symlinks (and owners when run as root),\n"
+		"and moves what SRC no longer has to the attic (DST/../.mailrestore-attic/\n"
+		"unless --attic DIR; it must be on DST's file system). Entries of SRC that\n"
+		"fail to read keep DST's version; a folder that fails to list is not pruned.\n"
+		"When more than PCT percent (default 50) of DST's files would go to the\n"
+		"attic, nothing goes there.\n\n"
+		"Exit: 0 DST equals SRC, 1 finished with problems (listed on stderr),\n"
+		"64 usage, 66 SRC cannot be opened, 74 I/O error.\n");
+}
+
+static void verify_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mailrestore verify --source S --target T [--json] USER...\n\n"
+		"Compares T/USER with S/USER for each USER: paths, types, contents, permission\n"
+		"bits, modification times, symlink targets, and owners when run as root.\n"
+		"Prints one line per difference: 'USER: PATH: what'.\n\n"
+		"Exit: 0 all equal, 1 differences, 64 usage, 65 invalid user name,\n"
+		"66 S or T cannot be opened, 74 I/O error.\n");
+}
+
+/* The folder DST lives in, as a malloc'd path. */
+static char *parent_of(const char *path)
+{
+	char *p = strdup(path), *slash;
+	size_t n;
+
+	if (p == NULL)
+		return NULL;
+	n = strlen(p);
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	slash = strrchr(p, '/');
+	if (slash == NULL) {
+		free(p);
+		return strdup(".");
+	}
+	if (slash == p)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return p;
+}
+
+static void json_problems(FILE *out, const struct mr_problems *p)
+{
+	size_t i;
+
+	fputs("[", out);
+	for (i = 0; i < p->n; i++) {
+		char buf[4096];
+		size_t pos = 0;
+
+		mr_bufcat(buf, sizeof(buf), &pos, "%s{\"kind\":", i ? "," : "");
+		mr_json_str(buf, sizeof(buf), &pos, mr_problem_kind_name(p->v[i].kind));
+		mr_bufcat(buf, sizeof(buf), &pos, ",\"path\":");
+		mr_json_str(buf, sizeof(buf), &pos, p->v[i].path);
+		mr_bufcat(buf, sizeof(buf), &pos, ",\"message\":");
+		mr_json_str(buf, sizeof(buf), &pos, p->v[i].message);
+		mr_bufcat(buf, sizeof(buf), &pos, "}");
+		fputs(buf, out);
+	}
+	fputs("]", out);
+}
+
+static void print_summary(const struct sync_stats *st, int rc, const struct mr_problems *p,
+			  int json)
+{
+	char a[32], b[32], c[32], d[32];
+
+	if (json) {
+		printf("{\"result\":\"%s\",\"files\":%llu,\"dirs\":%llu,\"symlinks\":%llu,"
+		       "\"bytes\":%llu,\"copied_files\":%llu,\"copied_bytes\":%llu,"
+		       "\"renamed\":%llu,\"patched_files\":%llu,\"patched_bytes\":%llu,"
+		       "\"attic_files\":%llu,\"unreadable\":%llu,\"meta_fixed\":%llu,"
+		       "\"bytes_written\":%llu,\"problems\":",
+		       rc == 0 ? "equal" : rc > 0 ? "problems" : "error",
+		       (unsigned long long)st->files, (unsigned long long)st->dirs,
+		       (unsigned long long)st->symlinks, (unsigned long long)st->bytes,
+		       (unsigned long long)st->copied_files, (unsigned long long)st->copied_bytes,
+		       (unsigned long long)st->renamed, (unsigned long long)st->patched_files,
+		       (unsigned long long)st->patched_bytes, (unsigned long long)st->attic_files,
+		       (unsigned long long)st->unreadable, (unsigned long long)st->meta_fixed,
+		       (unsigned long long)st->bytes_written);
+		json_problems(stdout, p);
+		printf("}\n");
+		return;
+	}
+	printf("sync: %llu files (%s) in the source; copied %llu (%s), renamed %llu, "
+	       "patched %llu (%s written), attic %llu, unreadable %llu, metadata fixed %llu; "
+	       "%s written\n",
+	       (unsigned long long)st->files, mr_human_bytes(st->bytes, a, sizeof(a)),
+	       (unsigned long long)st->copied_files, mr_human_bytes(st->copied_bytes, b, sizeof(b)),
+	       (unsigned long long)st->renamed, (unsigned long long)st->patched_files,
+	       mr_human_bytes(st->patched_bytes, c, sizeof(c)), (unsigned long long)st->attic_files,
+	       (unsigned long long)st->unreadable, (unsigned long long)st->meta_fixed,
+	       mr_human_bytes(st->bytes_written, d, sizeof(d)));
+}
+
+/* `mailrestore sync`. Returns the exit code. */
+int cmd_sync(int argc, char **argv)
+{
+	struct sync_settings set;
+	struct sync_stats stats;
+	struct mr_problems problems = { 0 };
+	struct mr_error err = { 0 };
+	const char *attic = NULL, *src = NULL, *dst = NULL;
+	char *parent = NULL, *attic_path = NULL, *tmp_path = NULL;
+	int json = 0, pct = 50, i, src_fd = -1, dst_fd = -1, attic_fd = -1, tmp_fd = -1;
+	int rc = MR_EX_IOERR, r;
+	struct stat sd, sa, stt;
+	size_t k;
+
+	memset(&stats, 0, sizeof(stats));
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			sync_usage(stdout);
+			return MR_EX_OK;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--attic") == 0 && i + 1 < argc) {
+			attic = argv[++i];
+		} else if (strcmp(argv[i], "--max-remove") == 0 && i + 1 < argc) {
+			uint64_t v;
+			if (mr_parse_u64(argv[++i], &v) < 0 || v > 100) {
+				cli_error("sync", "--max-remove wants a percentage 0-100");
+				return MR_EX_USAGE;
+			}
+			pct = (int)v;
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			cli_error("sync", "unknown option '%s'", argv[i]);
+			sync_usage(stderr);
+			return MR_EX_USAGE;
+		} else if (src == NULL) {
+			src = argv[i];
+		} else if (dst == NULL) {
+			dst = argv[i];
+		} else {
+			sync_usage(stderr);
+			return MR_EX_USAGE;
+		}
+	}
+	if (src == NULL || dst == NULL) {
+		sync_usage(stderr);
+		return MR_EX_USAGE;
+	}
+	src_fd = mr_open_dir_path(src, 0, &err);
+	if (src_fd < 0) {
+		cli_error("sync", "source: %s", err.msg);
+		rc = MR_EX_NOINPUT;
+		goto out;
+	}
+	parent = parent_of(dst);
+	if (parent == NULL || (attic == NULL && asprintf(&attic_path, "%s/.mailrestore-attic",
+							 parent) < 0) ||
+	    asprintf(&tmp_path, "%s/.mailrestore-tmp.%ld", parent, (long)getpid()) < 0) {
+		cli_error("sync", "out of memory");
+		goto out;
+	}
+	if ((dst_fd = mr_open_dir_path(dst, 1, &err)) < 0 ||
+	    (attic_fd = mr_open_dir_path(attic ? attic : attic_path, 1, &err)) < 0 ||
+	    (tmp_fd = mr_open_dir_path(tmp_path, 1, &err)) < 0) {
+		cli_error("sync", "%s", err.msg);
+		goto out;
+	}
+	if (fstat(dst_fd, &sd) < 0 || fstat(attic_fd, &sa) < 0 || fstat(tmp_fd, &stt) < 0) {
+		cli_error("sync", "fstat failed: %s", strerror(errno));
+		goto out;
+	}
+	if (sa.st_dev != sd.st_dev) {
+		cli_error("sync", "the attic %s is not on the file system of %s; use --attic",
+			  attic ? attic : attic_path, dst);
+		goto out;
+	}
+	sync_settings_init(&set);
+	set.max_remove_pct = pct;
+	set.preserve_owner = geteuid() == 0;
+	set.attic_dirfd = attic_fd;
+	set.tmp_dirfd = stt.st_dev == sd.st_dev ? tmp_fd : -1;
+	r = sync_tree(src_fd, dst_fd, &set, &stats, &problems, &err);
+	for (k = 0; k < problems.n; k++)
+		cli_error("sync", "%s: %s", mr_problem_kind_name(problems.v[k].kind),
+			  problems.v[k].message);
+	if (problems.dropped)
+		cli_error("sync", "and %zu more problems", problems.dropped);
+	if (r < 0)
+		cli_error("sync", "%s", err.msg);
+	print_summary(&stats, r, &problems, json);
+	rc = r == 0 ? MR_EX_OK : r > 0 ? MR_EX_PROBLEMS : MR_EX_IOERR;
+out:
+	if (tmp_fd >= 0) {
+		/* Our scratch: empty unless a crash left something. */
+		mr_close(tmp_fd);
+		rmdir(tmp_path);
+	}
+	mr_close(attic_fd);
+	mr_close(dst_fd);
+	mr_close(src_fd);
+	mr_problems_reset(&problems);
+	free(parent);
+	free(attic_path);
+	free(tmp_path);
+	return rc;
+}
+
+/* Verifies one user. Returns 0 equal, 1 different, -1 error (printed). */
+static int verify_user(int s_fd, int t_fd, const char *user, int json, int *first)
+{
+	struct mr_problems diffs = { 0 };
+	struct mr_error err = { 0 };
+	int sfd = -1, tfd = -1, rc = -1;
+	size_t k;
+
+	sfd = openat(s_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		mr_problems_add(&diffs, MR_PROBLEM_UNREADABLE, errno, ".",
+				"cannot open the user's folder in the source: %s", strerror(errno));
+	tfd = openat(t_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (tfd < 0)
+		mr_problems_add(&diffs, MR_PROBLEM_DIFF, errno, ".",
+				"cannot open the user's folder in the target: %s", strerror(errno));
+	if (sfd >= 0 && tfd >= 0) {
+		rc = sync_verify(sfd, tfd, geteuid() == 0, &diffs, &err);
+		if (rc < 0) {
+			cli_error("verify", "%s: %s", user, err.msg);
+			goto out;
+		}
+	}
+	rc = diffs.n > 0 || diffs.dropped > 0;
+	if (json) {
+		char buf[1024];
+		size_t pos = 0;
+
+		mr_bufcat(buf, sizeof(buf), &pos, "%s{\"user\":", *first ? "" : ",");
+		mr_json_str(buf, sizeof(buf), &pos, user);
+		mr_bufcat(buf, sizeof(buf), &pos, ",\"equal\":%s,\"differences\":",
+			  rc ? "false" : "true");
+		fputs(buf, stdout);
+		json_problems(stdout, &diffs);
+		fputs("}", stdout);
+		*first = 0;
+	} else {
+		for (k = 0; k < diffs.n; k++)
+			printf("%s: %s: %s\n", user, diffs.v[k].path, diffs.v[k].message);
+		if (diffs.dropped)
+			printf("%s: and %zu more differences\n", user, diffs.dropped);
+	}
+out:
+	mr_close(sfd);
+	mr_close(tfd);
+	mr_problems_reset(&diffs);
+	return rc;
+}
+
+/* `mailrestore verify`. Returns the exit code. */
+int cmd_verify(int argc, char **argv)
+{
+	struct mr_error err = { 0 };
+	const char *source = NULL, *target = NULL;
+	int json = 0, i, nusers = 0, s_fd = -1, t_fd = -1, rc = MR_EX_OK, first = 1;
+	char **users;
+
+	users = calloc((size_t)argc, sizeof(*users));
+	if (users == NULL)
+		return MR_EX_OSERR;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			verify_usage(stdout);
+			rc = MR_EX_OK;
+			goto out;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--source") == 0 && i + 1 < argc) {
+			source = argv[++i];
+		} else if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) {
+			target = argv[++i];
+		} else if (strcmp(argv[i], "--") == 0) {
+			for (i++; i < argc; i++)
+				users[nusers++] = argv[i];
+		} else if (argv[i][0] == '-' && argv[i][1] == '-') {
+			cli_error("verify", "unknown option '%s'", argv[i]);
+			verify_usage(stderr);
+			rc = MR_EX_USAGE;
+			goto out;
+		} else {
+			users[nusers++] = argv[i];
+		}
+	}
+	if (source == NULL || target == NULL || nusers == 0) {
+		verify_usage(stderr);
+		rc = MR_EX_USAGE;
+		goto out;
+	}
+	for (i = 0; i < nusers; i++) {
+		if (cli_check_user("verify", users[i]) < 0) {
+			rc = MR_EX_DATAERR;
+			goto out;
+		}
+	}
+	if ((s_fd = mr_open_dir_path(source, 0, &err)) < 0 ||
+	    (t_fd = mr_open_dir_path(target, 0, &err)) < 0) {
+		cli_error("verify", "%s", err.msg);
+		rc = MR_EX_NOINPUT;
+		goto out;
+	}
+	if (json)
+		fputs("{\"users\":[", stdout);
+	for (i = 0; i < nusers; i++) {
+		int r = verify_user(s_fd, t_fd, users[i], json, &first);
+		if (r < 0)
+			rc = MR_EX_IOERR;
+		else if (r > 0 && rc == MR_EX_OK)
+			rc = MR_EX_PROBLEMS;
+	}
+	if (json)
+		fputs("]}\n", stdout);
+out:
+	mr_close(s_fd);
+	mr_close(t_fd);
+	free(users);
+	return rc;
+}

@@ -1,0 +1,343 @@
+/*
+ * copy.c: whole-file copies and symlinks. New content is always written to
+ * a temporary name (in the scratch folder, or beside its final place) and
+ * renamed over the destination only when complete, so a read error on the
+ * damaged source, a full disk or a crash never leaves a half-written file
+ * where the backup's version was.
+ */
+#include "sync/sync_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+int sync_changed_since(const struct stat *before, const struct stat *now)
+{
+	return before->st_size != now->st_size || !sync_same_mtime(before, now) ||
+	       before->st_ctim.tv_sec != now->st_ctim.tv_sec ||
+	       before->st_ctim.tv_nsec != now->st_ctim.tv_nsec;
+}
+
+int sync_hash_fd(int fd, unsigned char *buf, size_t buflen, uint64_t *hash_r)
+{
+	XXH3_state_t *state = XXH3_createState();
+	off_t off = 0;
+	int rc = -1;
+
+	if (state == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	XXH3_64bits_reset(state);
+	for (;;) {
+		ssize_t n = mr_pread_full(fd, buf, buflen, off);
+		if (n < 0)
+			goto out;
+		if (n == 0)
+			break;
+		XXH3_64bits_update(state, buf, (size_t)n);
+		off += n;
+	}
+	*hash_r = XXH3_64bits_digest(state);
+	rc = 0;
+out:
+	XXH3_freeState(state);
+	return rc;
+}
+
+void sync_src_failed(struct sync_ctx *ctx, const char *call, const char *rel, int e)
+{
+	ctx->stats->unreadable++;
+	sync_problem(ctx, MR_PROBLEM_UNREADABLE, e, rel,
+		     "%s(%s) in the source failed: %s; the backup's version is kept", call, rel,
+		     strerror(e));
+}
+
+int sync_open_src_file(struct sync_ctx *ctx, const char *parent, const char *name,
+			 const char *rel, struct stat *st)
+{
+	int dfd, fd;
+
+	dfd = sync_dir_fd(ctx, 1, parent);
+	if (dfd < 0) {
+		sync_src_failed(ctx, "open", *parent ? parent : ".", errno);
+		return -1;
+	}
+	fd = sync_src_openat(dfd, name, O_RDONLY);
+	if (fd < 0) {
+		sync_src_failed(ctx, "openat", rel, errno);
+		return -1;
+	}
+	if (mr_io->fstat(fd, st) < 0) {
+		sync_src_failed(ctx, "fstat", rel, errno);
+		mr_close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		sync_src_failed(ctx, "fstat", rel, EINVAL);
+		mr_close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The folder temporary files of entries of parent go to: the scratch
+ * folder, or a folder fd of parent of our own (the shared cache may be
+ * dropped while the temporary file exists). -1 with ctx->err. */
+static int tmp_dir(struct sync_ctx *ctx, const char *parent, int *owned_r)
+{
+	int fd;
+
+	if (ctx->set->tmp_dirfd >= 0)
+		return ctx->set->tmp_dirfd;
+	fd = sync_dir_fd(ctx, 0, parent);
+	if (fd >= 0)
+		fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed",
+			     *parent ? parent : ".");
+		return -1;
+	}
+	*owned_r = fd;
+	return fd;
+}
+
+/* One attempt at copying. Returns 0 done, 1 source problem recorded, 2 the
+ * source changed while read (try again), -1 destination failure. */
+static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+		     const char *name)
+{
+	struct stat before, after;
+	char tmp[64];
+	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, ddir, rc = -1, have_tmp = 0;
+	uint64_t total = 0;
+
+	sfd = sync_open_src_file(ctx, parent, name, op->rel, &before);
+	if (sfd < 0)
+		return 1;
+	tdir = tmp_dir(ctx, parent, &tdir_owned);
+	if (tdir < 0)
+		goto out;
+	sync_tmp_name(tmp, sizeof(tmp));
+	tfd = mr_io->openat(tdir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (tfd < 0) {
+		mr_error_set(ctx->err, errno, "creating a temporary file for %s failed", op->rel);
+		goto out;
+	}
+	have_tmp = 1;
+	for (;;) {
+		ssize_t n = mr_read_full(sfd, ctx->buf_a, ctx->buf_size);
+		if (n < 0) {
+			sync_src_failed(ctx, "read", op->rel, errno);
+			rc = 1;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (mr_write_all(tfd, ctx->buf_a, (size_t)n) < 0) {
+			mr_error_set(ctx->err, errno, "write(%s) failed", op->rel);
+			goto out;
+		}
+		total += (uint64_t)n;
+	}
+	if (mr_io->fstat(sfd, &after) < 0) {
+		sync_src_failed(ctx, "fstat", op->rel, errno);
+		rc = 1;
+		goto out;
+	}
+	if (sync_changed_since(&before, &after) || total != (uint64_t)after.st_size) {
+		rc = 2;
+		goto out;
+	}
+	if (sync_meta_apply_fd(ctx, tfd, op->rel, &after) < 0)
+		goto out;
+	if (mr_io->close(tfd) < 0) {
+		tfd = -1;
+		mr_error_set(ctx->err, errno, "close(%s) failed", op->rel);
+		goto out;
+	}
+	tfd = -1;
+	/* Only now, with the new version complete, does the old entry of a
+	 * type change leave for the attic. */
+	if (op->typechange && sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+		goto out;
+	ddir = sync_dir_fd(ctx, 0, parent);
+	if (ddir < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
+		goto out;
+	}
+	if (mr_io->renameat(tdir, tmp, ddir, name) < 0) {
+		mr_error_set(ctx->err, errno, "rename(%s) into place failed", op->rel);
+		goto out;
+	}
+	have_tmp = 0;
+	ctx->stats->copied_files++;
+	ctx->stats->copied_bytes += total;
+	ctx->stats->bytes_written += total;
+	sync_progress(ctx, total);
+	rc = 0;
+out:
+	mr_close(tfd);
+	if (have_tmp)
+		mr_io->unlinkat(tdir, tmp, 0);
+	mr_close(tdir_owned);
+	mr_close(sfd);
+	return rc;
+}
+
+int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op)
+{
+	const char *name;
+	char *parent = NULL;
+	int i, r = 0;
+
+	if (sync_split(op->rel, &parent, &name) < 0) {
+		mr_error_set(ctx->err, ENOMEM, "sync");
+		return -1;
+	}
+	for (i = 0; i < SYNC_COPY_TRIES; i++) {
+		r = copy_once(ctx, op, parent, name);
+		if (r != 2)
+			break;
+	}
+	if (r == 2) {
+		ctx->stats->unreadable++;
+		sync_problem(ctx, MR_PROBLEM_UNREADABLE, EAGAIN, op->rel,
+			     "%s kept changing while it was copied; the backup's version is kept",
+			     op->rel);
+	}
+	free(parent);
+	return r < 0 ? -1 : 0;
+}
+
+/* Compares the contents of source and destination file rel by hash. 1
+ * equal, 0 different, 2 source problem recorded, -1 destination error. */
+static int same_content(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+			const char *name)
+{
+	struct stat st;
+	uint64_t hs, hd;
+	int sfd, dfd = -1, ddir, rc = -1;
+
+	sfd = sync_open_src_file(ctx, parent, name, op->rel, &st);
+	if (sfd < 0)
+		return 2;
+	if (sync_hash_fd(sfd, ctx->buf_a, ctx->buf_size, &hs) < 0) {
+		sync_src_failed(ctx, "read", op->rel, errno);
+		rc = 2;
+		goto out;
+	}
+	ddir = sync_dir_fd(ctx, 0, parent);
+	if (ddir >= 0)
+		dfd = mr_io->openat(ddir, name, O_RDONLY | O_NOFOLLOW, 0);
+	if (dfd < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", op->rel);
+		goto out;
+	}
+	if (sync_hash_fd(dfd, ctx->buf_b, ctx->buf_size, &hd) < 0) {
+		mr_error_set(ctx->err, errno, "read(%s) in the destination failed", op->rel);
+		goto out;
+	}
+	rc = hs == hd;
+out:
+	mr_close(sfd);
+	mr_close(dfd);
+	return rc;
+}
+
+int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op)
+{
+	const char *name;
+	char *parent = NULL;
+	int rc = -1, r, ddir;
+
+	if (sync_split(op->rel, &parent, &name) < 0) {
+		mr_error_set(ctx->err, ENOMEM, "sync");
+		return -1;
+	}
+	if ((uint64_t)op->st.st_size >= ctx->patch_min && op->dst.st_size > 0) {
+		/* Large files: the patch compares block by block and writes
+		 * nothing when only the time differs. */
+		r = sync_patch_file(ctx, op);
+		if (r != 1) {
+			rc = r;
+			goto out;
+		}
+	} else if (op->st.st_size == op->dst.st_size) {
+		/* Backups keep coarser times (ustar: seconds, zip: two
+		 * seconds): equal content only needs its time fixed. */
+		r = same_content(ctx, op, parent, name);
+		if (r < 0)
+			goto out;
+		if (r == 2) {
+			rc = 0;
+			goto out;
+		}
+		if (r == 1) {
+			ddir = sync_dir_fd(ctx, 0, parent);
+			if (ddir < 0) {
+				mr_error_set(ctx->err, errno, "open(%s) in the destination failed",
+					     parent);
+				goto out;
+			}
+			if (sync_meta_apply_at(ctx, ddir, name, op->rel, &op->st, &op->dst) < 0)
+				goto out;
+			ctx->stats->meta_fixed++;
+			sync_progress(ctx, 0);
+			rc = 0;
+			goto out;
+		}
+	}
+	rc = sync_copy_file(ctx, op);
+out:
+	free(parent);
+	return rc;
+}
+
+int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op)
+{
+	const char *name;
+	char *parent = NULL, tmp[64];
+	int tdir, tdir_owned = -1, ddir, rc = -1, have_tmp = 0;
+
+	if (sync_split(op->rel, &parent, &name) < 0) {
+		mr_error_set(ctx->err, ENOMEM, "sync");
+		return -1;
+	}
+	tdir = tmp_dir(ctx, parent, &tdir_owned);
+	if (tdir < 0)
+		goto out;
+	sync_tmp_name(tmp, sizeof(tmp));
+	if (mr_io->symlinkat(op->target, tdir, tmp) < 0) {
+		mr_error_set(ctx->err, errno, "symlink(%s) failed", op->rel);
+		goto out;
+	}
+	have_tmp = 1;
+	if (sync_meta_apply_at(ctx, tdir, tmp, op->rel, &op->st, NULL) < 0)
+		goto out;
+	if (op->typechange && sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+		goto out;
+	ddir = sync_dir_fd(ctx, 0, parent);
+	if (ddir < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
+		goto out;
+	}
+	/* rename over the old link: there is never a moment without one. */
+	if (mr_io->renameat(tdir, tmp, ddir, name) < 0) {
+		mr_error_set(ctx->err, errno, "rename(%s) into place failed", op->rel);
+		goto out;
+	}
+	have_tmp = 0;
+	ctx->stats->copied_files++;
+	sync_progress(ctx, 0);
+	rc = 0;
+out:
+	if (have_tmp)
+		mr_io->unlinkat(tdir, tmp, 0);
+	mr_close(tdir_owned);
+	free(parent);
+	return rc;
+}

@@ -1,0 +1,249 @@
+/*
+ * patch.c: large files changed in place (Dovecot index files, caches, mbox
+ * files that grew) are patched block by block: both sides are read in
+ * fixed-size blocks, each block hashed with xxh3, and only the blocks that
+ * differ are written, then the file is extended or truncated.
+ *
+ * Why in place and not through a temporary copy: a copy writes the whole
+ * file, which is what the "bytes written close to bytes changed" goal
+ * forbids. Patching in place is safe here because
+ *   - the work copy is not active yet: nobody reads it until the sync ended
+ *     clean and the copy was made durable and renamed into place;
+ *   - the source is read completely before anything is written (changed
+ *     blocks are held in memory, at most SYNC_PATCH_MEM_MAX, else the file
+ *     is copied whole instead), so a read error on the damaged source
+ *     leaves the destination exactly as it was; the appended tail is
+ *     written first and cut off again when reading it fails;
+ *   - the file's time is set last: a crash in the middle leaves the old
+ *     time, so the next run's quick check sees the file as changed and
+ *     patches it again.
+ */
+#include "sync/sync_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+struct pending {
+	off_t *offs;
+	size_t *lens;
+	size_t n, cap;
+	unsigned char *data;
+	size_t used, datacap;
+};
+
+static void pending_free(struct pending *p)
+{
+	free(p->offs);
+	free(p->lens);
+	free(p->data);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Keeps a changed block. 0, 1 when over the memory budget, -1 ENOMEM. */
+static int pending_add(struct pending *p, off_t off, const unsigned char *buf, size_t len)
+{
+	if (p->used + len > SYNC_PATCH_MEM_MAX)
+		return 1;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 16;
+		off_t *o = realloc(p->offs, cap * sizeof(*o));
+		size_t *l;
+
+		if (o == NULL)
+			return -1;
+		p->offs = o;
+		l = realloc(p->lens, cap * sizeof(*l));
+		if (l == NULL)
+			return -1;
+		p->lens = l;
+		p->cap = cap;
+	}
+	if (p->used + len > p->datacap) {
+		size_t cap = p->datacap ? p->datacap * 2 : 4 * len;
+		unsigned char *d;
+
+		while (cap < p->used + len)
+			cap *= 2;
+		d = realloc(p->data, cap);
+		if (d == NULL)
+			return -1;
+		p->data = d;
+		p->datacap = cap;
+	}
+	memcpy(p->data + p->used, buf, len);
+	p->offs[p->n] = off;
+	p->lens[p->n] = len;
+	p->n++;
+	p->used += len;
+	return 0;
+}
+
+/* One attempt. Returns 0 done, 1 copy whole instead, 2 the source changed
+ * while read, 3 source problem recorded, -1 destination failure. */
+static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+		      const char *name)
+{
+	struct pending pend = { 0 };
+	struct stat before, after, dst;
+	off_t off, common, tail_from = -1;
+	uint64_t written = 0;
+	size_t bs = ctx->block_size, i, at;
+	int sfd, dfd = -1, ddir, rc = -1, r, truncated = 0;
+
+	sfd = sync_open_src_file(ctx, parent, name, op->rel, &before);
+	if (sfd < 0)
+		return 3;
+	ddir = sync_dir_fd(ctx, 0, parent);
+	if (ddir < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
+		goto out;
+	}
+	dfd = mr_io->openat(ddir, name, O_RDWR | O_NOFOLLOW, 0);
+	if (dfd < 0 && (errno == EACCES || errno == EPERM || errno == ETXTBSY)) {
+		rc = 1;
+		goto out;
+	}
+	if (dfd < 0 || mr_io->fstat(dfd, &dst) < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", op->rel);
+		goto out;
+	}
+	if (!S_ISREG(dst.st_mode)) {
+		mr_error_set(ctx->err, EINVAL, "%s in the destination is no longer a file", op->rel);
+		goto out;
+	}
+	common = before.st_size < dst.st_size ? before.st_size : dst.st_size;
+
+	/* Read all of the source's overlapping part first: nothing is written
+	 * until the damaged disk gave every block. */
+	for (off = 0; off < common; off += (off_t)bs) {
+		size_t len = (size_t)(common - off) < bs ? (size_t)(common - off) : bs;
+		ssize_t n = mr_pread_full(sfd, ctx->buf_a, len, off), m;
+
+		if (n < 0) {
+			sync_src_failed(ctx, "read", op->rel, errno);
+			rc = 3;
+			goto out;
+		}
+		if ((size_t)n < len) {
+			rc = 2;
+			goto out;
+		}
+		m = mr_pread_full(dfd, ctx->buf_b, len, off);
+		if (m < 0 || (size_t)m < len) {
+			mr_error_set(ctx->err, m < 0 ? errno : EIO, "read(%s) in the destination failed",
+				     op->rel);
+			goto out;
+		}
+		if (XXH3_64bits(ctx->buf_a, len) == XXH3_64bits(ctx->buf_b, len))
+			continue;
+		r = pending_add(&pend, off, ctx->buf_a, len);
+		if (r < 0) {
+			mr_error_set(ctx->err, ENOMEM, "patch of %s", op->rel);
+			goto out;
+		}
+		if (r > 0) {
+			rc = 1;
+			goto out;
+		}
+	}
+
+	/* The grown tail: appended, and cut off again if the source fails. */
+	if (before.st_size > dst.st_size) {
+		tail_from = dst.st_size;
+		for (off = dst.st_size; off < before.st_size;) {
+			ssize_t n = mr_pread_full(sfd, ctx->buf_a, ctx->buf_size, off);
+
+			if (n < 0) {
+				sync_src_failed(ctx, "read", op->rel, errno);
+				rc = 3;
+				goto out;
+			}
+			if (n == 0) {
+				rc = 2;
+				goto out;
+			}
+			if (mr_pwrite_all(dfd, ctx->buf_a, (size_t)n, off) < 0) {
+				mr_error_set(ctx->err, errno, "write(%s) failed", op->rel);
+				goto out;
+			}
+			off += n;
+			written += (uint64_t)n;
+		}
+	}
+	if (mr_io->fstat(sfd, &after) < 0) {
+		sync_src_failed(ctx, "fstat", op->rel, errno);
+		rc = 3;
+		goto out;
+	}
+	if (sync_changed_since(&before, &after)) {
+		rc = 2;
+		goto out;
+	}
+	tail_from = -1;
+	for (i = 0, at = 0; i < pend.n; at += pend.lens[i], i++) {
+		if (mr_pwrite_all(dfd, pend.data + at, pend.lens[i], pend.offs[i]) < 0) {
+			mr_error_set(ctx->err, errno, "write(%s) failed", op->rel);
+			goto out;
+		}
+		written += pend.lens[i];
+	}
+	if (before.st_size < dst.st_size) {
+		if (mr_io->ftruncate(dfd, before.st_size) < 0) {
+			mr_error_set(ctx->err, errno, "ftruncate(%s) failed", op->rel);
+			goto out;
+		}
+		truncated = 1;
+	}
+	/* Time last: see the top of this file. */
+	if (sync_meta_apply_fd(ctx, dfd, op->rel, &after) < 0)
+		goto out;
+	if (written > 0 || truncated) {
+		ctx->stats->patched_files++;
+		ctx->stats->patched_bytes += written;
+		ctx->stats->bytes_written += written;
+	} else {
+		ctx->stats->meta_fixed++;
+	}
+	sync_progress(ctx, written);
+	rc = 0;
+out:
+	/* A tail written before a failure goes again: the file is back to
+	 * exactly the backup's version. */
+	if (tail_from >= 0 && dfd >= 0)
+		mr_io->ftruncate(dfd, tail_from);
+	pending_free(&pend);
+	mr_close(dfd);
+	mr_close(sfd);
+	return rc;
+}
+
+int sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op)
+{
+	const char *name;
+	char *parent = NULL;
+	int i, r = 0;
+
+	if (sync_split(op->rel, &parent, &name) < 0) {
+		mr_error_set(ctx->err, ENOMEM, "sync");
+		return -1;
+	}
+	for (i = 0; i < SYNC_COPY_TRIES; i++) {
+		r = patch_once(ctx, op, parent, name);
+		if (r != 2)
+			break;
+	}
+	free(parent);
+	if (r == 2) {
+		ctx->stats->unreadable++;
+		sync_problem(ctx, MR_PROBLEM_UNREADABLE, EAGAIN, op->rel,
+			     "%s kept changing while it was patched; the backup's version is kept",
+			     op->rel);
+		return 0;
+	}
+	if (r == 3)
+		return 0;
+	return r;
+}

@@ -1,0 +1,386 @@
+/*
+ * sync.c: sync_tree() and the small helpers the other files of sync/ share.
+ *
+ * A sync runs in two phases. Phase 1 (plan.c) walks both trees and writes a
+ * plan without changing anything. Phase 2, here, applies it in an order that
+ * never loses data and that a rerun can resume at any point:
+ *   1. Maildir renames (rename.c): files the source moved or re-flagged are
+ *      renamed in the destination instead of copied;
+ *   2. the --max-remove guard: decided once on the whole plan, before
+ *      anything goes to the attic;
+ *   3. folders, files, symlinks and metadata in walk order (parents first);
+ *   4. what the source no longer has, to the attic (attic.c);
+ *   5. folder modes and times, deepest first, after their contents.
+ */
+#include "sync/sync_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void sync_settings_init(struct sync_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->max_remove_pct = 50;
+	s->attic_dirfd = -1;
+	s->tmp_dirfd = -1;
+}
+
+void sync_problem(struct sync_ctx *ctx, enum mr_problem_kind kind, int errnum, const char *rel,
+		  const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	mr_problems_add(ctx->problems, kind, errnum, rel, "%s", msg);
+	ctx->nproblems++;
+}
+
+char *sync_join(const char *parent, const char *name)
+{
+	char *p;
+
+	if (*parent == '\0')
+		return strdup(name);
+	if (asprintf(&p, "%s/%s", parent, name) < 0)
+		return NULL;
+	return p;
+}
+
+int sync_split(const char *rel, char **parent_r, const char **name_r)
+{
+	const char *slash = strrchr(rel, '/');
+
+	*parent_r = slash ? strndup(rel, (size_t)(slash - rel)) : strdup("");
+	*name_r = slash ? slash + 1 : rel;
+	if (*parent_r == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+int sync_src_openat(int dirfd, const char *name, int flags)
+{
+	int fd = mr_io->openat(dirfd, name, flags | O_NOFOLLOW | O_NOATIME, 0);
+
+	/* O_NOATIME is refused (EPERM) on files another user owns unless we
+	 * are root; reading then is still reading. */
+	if (fd < 0 && errno == EPERM)
+		fd = mr_io->openat(dirfd, name, flags | O_NOFOLLOW, 0);
+	return fd;
+}
+
+void sync_dircache_drop(struct sync_dircache *c)
+{
+	free(c->rel);
+	c->rel = NULL;
+	mr_close(c->fd);
+	c->fd = -1;
+}
+
+int sync_dir_fd(struct sync_ctx *ctx, int is_src, const char *rel_parent)
+{
+	struct sync_dircache *c = is_src ? &ctx->src_cache : &ctx->dst_cache;
+	int root = is_src ? ctx->src_root : ctx->dst_root;
+	int fd, flags = O_RDONLY | O_DIRECTORY;
+
+	if (*rel_parent == '\0')
+		return root;
+	if (c->rel != NULL && strcmp(c->rel, rel_parent) == 0)
+		return c->fd;
+	sync_dircache_drop(c);
+	fd = mr_open_beneath(root, rel_parent, flags | (is_src ? O_NOATIME : 0), 0, NULL);
+	if (fd < 0 && is_src && errno == EPERM)
+		fd = mr_open_beneath(root, rel_parent, flags, 0, NULL);
+	if (fd < 0)
+		return -1;
+	c->rel = strdup(rel_parent);
+	if (c->rel == NULL) {
+		mr_close(fd);
+		errno = ENOMEM;
+		return -1;
+	}
+	c->fd = fd;
+	return fd;
+}
+
+void sync_progress(struct sync_ctx *ctx, uint64_t bytes)
+{
+	ctx->files_done++;
+	ctx->bytes_done += bytes;
+	if (ctx->set->progress != NULL)
+		ctx->set->progress(ctx->set->progress_arg, ctx->files_done, ctx->bytes_done);
+}
+
+void sync_tmp_name(char *buf, size_t len)
+{
+	static atomic_ulong seq;
+
+	snprintf(buf, len, ".mrsync-%ld-%lu.tmp", (long)getpid(),
+		 (unsigned long)atomic_fetch_add(&seq, 1));
+}
+
+static int cancelled(struct sync_ctx *ctx)
+{
+	if (ctx->set->cancel == NULL || !*ctx->set->cancel)
+		return 0;
+	mr_error_set(ctx->err, ECANCELED, "sync cancelled");
+	return 1;
+}
+
+/* Folder op: creates rel (after moving what stood there to the attic). Its
+ * mode and times are set at the end, so it starts writable (0700). */
+static int apply_mkdir(struct sync_ctx *ctx, const struct sync_op *op)
+{
+	const char *name;
+	char *parent = NULL;
+	struct stat st;
+	int dfd, rc = -1;
+
+	if (op->typechange && sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+		return -1;
+	if (sync_split(op->rel, &parent, &name) < 0) {
+		mr_error_set(ctx->err, ENOMEM, "sync");
+		return -1;
+	}
+	dfd = sync_dir_fd(ctx, 0, parent);
+	if (dfd < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
+		goto out;
+	}
+	if (mr_io->mkdirat(dfd, name, 0700) < 0) {
+		/* A Maildir rename may have created it already. */
+		if (errno != EEXIST || mr_io->fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode)) {
+			mr_error_set(ctx->err, errno, "mkdirat(%s) failed", op->rel);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(parent);
+	return rc;
+}
+
+/* Metadata-only op on an entry whose content is already right. */
+static int apply_meta(struct sync_ctx *ctx, const struct sync_op *op)
+{
+	const char *name;
+	char *parent = NULL;
+	int dfd, rc = -1;
+
+	if (sync_split(op->rel, &parent, &name) < 0) {
+		mr_error_set(ctx->err, ENOMEM, "sync");
+		return -1;
+	}
+	dfd = sync_dir_fd(ctx, 0, parent);
+	if (dfd < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
+		goto out;
+	}
+	if (sync_meta_apply_at(ctx, dfd, name, op->rel, &op->st, &op->dst) < 0)
+		goto out;
+	ctx->stats->meta_fixed++;
+	rc = 0;
+out:
+	free(parent);
+	return rc;
+}
+
+/* Sets every source folder's mode, owner and times on the destination,
+ * deepest first, so adding entries below no longer moves a time. */
+static int fix_dirs(struct sync_ctx *ctx)
+{
+	size_t i;
+
+	for (i = ctx->plan.ndirs; i-- > 0;) {
+		const struct sync_dir *d = &ctx->plan.dirs[i];
+		const char *name = ".";
+		char *parent = NULL;
+		struct stat st;
+		int dfd = ctx->dst_root, rc = -1;
+
+		if (*d->rel != '\0') {
+			if (sync_split(d->rel, &parent, &name) < 0) {
+				mr_error_set(ctx->err, ENOMEM, "sync");
+				return -1;
+			}
+			dfd = sync_dir_fd(ctx, 0, parent);
+		}
+		if (dfd < 0 || mr_io->fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			/* Only a type change the guard held back leaves a
+			 * planned folder missing; nothing to fix there. */
+			if (errno == ENOENT || errno == ENOTDIR)
+				rc = 0;
+			else
+				mr_error_set(ctx->err, errno, "fstatat(%s) in the destination failed",
+					     *d->rel ? d->rel : ".");
+			goto next;
+		}
+		rc = 0;
+		if (S_ISDIR(st.st_mode) && sync_meta_differs(&d->st, &st, ctx->set->preserve_owner))
+			rc = sync_meta_apply_at(ctx, dfd, name, *d->rel ? d->rel : ".", &d->st, &st);
+next:
+		free(parent);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Decides the --max-remove guard on the whole plan. */
+static void check_guard(struct sync_ctx *ctx)
+{
+	uint64_t attic = ctx->plan.rm_files - ctx->stats->renamed;
+	uint64_t total = ctx->plan.dst_files;
+	int pct = ctx->set->max_remove_pct;
+
+	if (pct < 0)
+		pct = 0;
+	if (attic == 0 || attic * 100 <= (uint64_t)pct * total)
+		return;
+	ctx->guard_tripped = 1;
+	sync_problem(ctx, MR_PROBLEM_GUARD, 0, "",
+		     "%llu of %llu files would go to the attic, more than --max-remove %d%%; "
+		     "nothing was moved to the attic (a source that suddenly looks empty is damage)",
+		     (unsigned long long)attic, (unsigned long long)total, pct);
+}
+
+static int is_below(const char *rel, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return strncmp(rel, prefix, n) == 0 && rel[n] == '/';
+}
+
+static int apply_ops(struct sync_ctx *ctx)
+{
+	const char *skip = NULL;
+	size_t i;
+
+	for (i = 0; i < ctx->plan.nops; i++) {
+		const struct sync_op *op = &ctx->plan.ops[i];
+		int rc = 0;
+
+		if (cancelled(ctx))
+			return -1;
+		if (op->done || op->kind == SYNC_OP_REMOVE)
+			continue;
+		if (skip != NULL && is_below(op->rel, skip))
+			continue;
+		skip = NULL;
+		if (op->typechange && ctx->guard_tripped) {
+			/* Replacing needs the attic; keep the old entry. */
+			if (op->kind == SYNC_OP_MKDIR)
+				skip = op->rel;
+			continue;
+		}
+		switch (op->kind) {
+		case SYNC_OP_MKDIR:
+			rc = apply_mkdir(ctx, op);
+			break;
+		case SYNC_OP_FILE_NEW:
+			rc = sync_copy_file(ctx, op);
+			break;
+		case SYNC_OP_FILE_CHANGE:
+			rc = sync_change_file(ctx, op);
+			break;
+		case SYNC_OP_SYMLINK:
+			rc = sync_make_symlink(ctx, op);
+			break;
+		case SYNC_OP_META:
+			rc = apply_meta(ctx, op);
+			break;
+		case SYNC_OP_REMOVE:
+			break;
+		}
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int apply_removes(struct sync_ctx *ctx)
+{
+	size_t i;
+
+	if (ctx->guard_tripped)
+		return 0;
+	for (i = 0; i < ctx->plan.nops; i++) {
+		struct sync_op *op = &ctx->plan.ops[i];
+
+		if (cancelled(ctx))
+			return -1;
+		if (op->kind != SYNC_OP_REMOVE || op->typechange || op->done)
+			continue;
+		if (sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings,
+	      struct sync_stats *stats, struct mr_problems *problems,
+	      struct mr_error *err)
+{
+	struct sync_stats local;
+	struct sync_ctx ctx;
+	int rc = -1;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.src_root = -1;
+	ctx.src_cache.fd = ctx.dst_cache.fd = -1;
+	if (stats == NULL)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	if (settings->attic_dirfd < 0) {
+		mr_error_set(err, EINVAL, "sync_tree: no attic folder given");
+		goto out;
+	}
+	ctx.set = settings;
+	ctx.stats = stats;
+	ctx.problems = problems;
+	ctx.err = err;
+	ctx.dst_root = dst_dirfd;
+	ctx.block_size = settings->block_size ? settings->block_size : 64 * 1024;
+	ctx.patch_min = settings->patch_min_size ? settings->patch_min_size : 1024 * 1024;
+	ctx.buf_size = ctx.block_size > SYNC_BUF_SIZE ? ctx.block_size : SYNC_BUF_SIZE;
+	ctx.buf_a = malloc(ctx.buf_size);
+	ctx.buf_b = malloc(ctx.buf_size);
+	if (ctx.buf_a == NULL || ctx.buf_b == NULL) {
+		mr_error_set(err, ENOMEM, "sync buffers");
+		goto out;
+	}
+	/* Our own fd of the source root, so listing it leaves its access
+	 * time alone too. */
+	ctx.src_root = sync_src_openat(src_dirfd, ".", O_RDONLY | O_DIRECTORY);
+	if (ctx.src_root < 0) {
+		stats->unreadable++;
+		sync_problem(&ctx, MR_PROBLEM_UNREADABLE, errno, "",
+			     "open(.) of the source failed: %s", strerror(errno));
+		rc = 1;
+		goto out;
+	}
+	if (sync_plan_build(&ctx) < 0 || sync_renames_apply(&ctx) < 0)
+		goto out;
+	check_guard(&ctx);
+	if (apply_ops(&ctx) < 0 || apply_removes(&ctx) < 0 || fix_dirs(&ctx) < 0)
+		goto out;
+	rc = (ctx.nproblems > 0 || ctx.guard_tripped) ? 1 : 0;
+out:
+	sync_dircache_drop(&ctx.src_cache);
+	sync_dircache_drop(&ctx.dst_cache);
+	mr_close(ctx.src_root);
+	sync_plan_free(&ctx.plan);
+	free(ctx.buf_a);
+	free(ctx.buf_b);
+	return rc;
+}

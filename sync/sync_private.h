@@ -1,0 +1,194 @@
+/*
+ * sync_private.h: what the files of sync/ share and nobody else sees: the
+ * state of one sync_tree() call, the plan that phase 1 (plan.c) builds and
+ * phase 2 (sync.c, rename.c, copy.c, patch.c, attic.c, meta.c) applies.
+ *
+ * The plan holds paths relative to the roots, never open descriptors of
+ * entries: phase 2 reopens what it needs below the held root fds with
+ * mr_open_beneath(), so nothing in the plan can lead out of the trees.
+ */
+#ifndef MR_SYNC_PRIVATE_H
+#define MR_SYNC_PRIVATE_H
+
+#include "sync/sync.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+/* Read/write buffer for whole-file copies and hashing. */
+#define SYNC_BUF_SIZE (256 * 1024)
+/* Changed in-place blocks a patch may hold in memory before it falls back to
+ * a whole copy through a temporary file. */
+#define SYNC_PATCH_MEM_MAX (64u * 1024 * 1024)
+/* Attempts at copying a source file that changes while it is read. */
+#define SYNC_COPY_TRIES 3
+
+enum sync_op_kind {
+	SYNC_OP_MKDIR = 1,   /* directory missing (or type change) in dst */
+	SYNC_OP_FILE_NEW,    /* regular file missing (or type change) in dst */
+	SYNC_OP_FILE_CHANGE, /* both regular files, quick check failed */
+	SYNC_OP_SYMLINK,     /* symlink missing, different, or type change */
+	SYNC_OP_META,        /* same content, mode or owner differ */
+	SYNC_OP_REMOVE,      /* dst entry the source no longer has */
+};
+
+/* One step of the plan, in pre-order of the walk (a folder before what it
+ * holds; a type change's REMOVE right before the entry that replaces it). */
+struct sync_op {
+	enum sync_op_kind kind;
+	char *rel;           /* path relative to the roots */
+	struct stat st;      /* the source's entry (not for REMOVE) */
+	struct stat dst;     /* the destination's entry when have_dst */
+	int have_dst;
+	int typechange;      /* dst holds another type at rel */
+	char *target;        /* SYMLINK: the source's link target */
+	uint64_t nfiles;     /* REMOVE, and ops with typechange: non-directories
+			      * the old entry takes to the attic */
+	int done;            /* consumed by a rename */
+};
+
+/* A destination file the source no longer has at its path: what a Maildir
+ * rename may reuse. */
+struct sync_cand {
+	char *rel;
+	const char *key;     /* Maildir unique name: points into rel */
+	size_t keylen;
+	struct stat st;
+	long op;             /* index of its own REMOVE op, or -1 inside a removed folder */
+	int used;
+};
+
+/* A source folder whose metadata is fixed at the end, deepest first. */
+struct sync_dir {
+	char *rel;
+	struct stat st;
+};
+
+struct sync_plan {
+	struct sync_op *ops;
+	size_t nops, capops;
+	struct sync_cand *cands;
+	size_t ncands, capcands;
+	struct sync_dir *dirs;
+	size_t ndirs, capdirs;
+	uint64_t dst_files;  /* non-directories seen in the destination */
+	uint64_t rm_files;   /* of those, headed for the attic */
+};
+
+/* One open folder kept between consecutive entries of the same folder. */
+struct sync_dircache {
+	char *rel;
+	int fd;
+};
+
+struct sync_ctx {
+	const struct sync_settings *set;
+	struct sync_stats *stats;
+	struct mr_problems *problems;
+	struct mr_error *err;
+	int src_root;          /* owned: the source root reopened with O_NOATIME */
+	int dst_root;          /* borrowed */
+	size_t block_size;
+	uint64_t patch_min;
+	unsigned char *buf_a, *buf_b;  /* max(SYNC_BUF_SIZE, block_size) each */
+	size_t buf_size;
+	struct sync_dircache src_cache, dst_cache;
+	uint64_t files_done, bytes_done;
+	size_t nproblems;      /* problems this call added */
+	int guard_tripped;
+	struct sync_plan plan;
+};
+
+/* ---- plan.c ---------------------------------------------------------- */
+
+/* Phase 1: walks both trees and fills ctx->plan. 0, or -1 with ctx->err
+ * (destination I/O, memory). Source failures become problems. */
+int sync_plan_build(struct sync_ctx *ctx);
+void sync_plan_free(struct sync_plan *plan);
+
+/* ---- util (sync.c) --------------------------------------------------- */
+
+/* Records a problem of this sync (counted in ctx->nproblems). */
+void sync_problem(struct sync_ctx *ctx, enum mr_problem_kind kind, int errnum, const char *rel,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Joins parent and name ("" parent: name alone). malloc'd, NULL on ENOMEM. */
+char *sync_join(const char *parent, const char *name);
+/* Splits rel into its parent (malloc'd, "" for the root) and its last
+ * component (points into rel). -1 on ENOMEM. */
+int sync_split(const char *rel, char **parent_r, const char **name_r);
+/* Opens a source entry for reading only, without updating its access time
+ * where the kernel allows (O_NOATIME), never following a link. */
+int sync_src_openat(int dirfd, const char *name, int flags);
+/* Returns a borrowed fd of folder rel_parent of the source (is_src) or the
+ * destination, from a one-entry cache. -1 with errno (err not set). */
+int sync_dir_fd(struct sync_ctx *ctx, int is_src, const char *rel_parent);
+/* Drops the cached destination folder (after anything moved folders). */
+void sync_dircache_drop(struct sync_dircache *c);
+/* Calls the progress callback. */
+void sync_progress(struct sync_ctx *ctx, uint64_t bytes);
+/* Returns a fresh temporary name (process- and thread-unique) into buf. */
+void sync_tmp_name(char *buf, size_t len);
+
+/* ---- meta.c ---------------------------------------------------------- */
+
+/* Whether mode bits, owner (when owner) or mtime of d differ from s. */
+int sync_meta_differs(const struct stat *s, const struct stat *d, int owner);
+/* Gives dirfd/name the source's owner (when preserve_owner), permission
+ * bits (not for symlinks) and times, skipping what d (may be NULL) already
+ * has. rel names it in errors. 0 or -1 with ctx->err. */
+int sync_meta_apply_at(struct sync_ctx *ctx, int dirfd, const char *name, const char *rel,
+		       const struct stat *s, const struct stat *d);
+/* The same on an open regular file. */
+int sync_meta_apply_fd(struct sync_ctx *ctx, int fd, const char *rel, const struct stat *s);
+/* 1 when two stats have the same mtime to the nanosecond. */
+int sync_same_mtime(const struct stat *a, const struct stat *b);
+
+/* ---- copy.c ---------------------------------------------------------- */
+
+/* Copies source file rel whole into a temporary file and renames it over
+ * the destination's rel. 0 done or source problem recorded (destination
+ * unchanged), -1 with ctx->err on a destination failure. */
+int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op);
+/* Handles a FILE_CHANGE op: time-only fix when contents are equal, block
+ * patch for large files, whole copy otherwise. Same returns. */
+int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op);
+/* Creates or replaces symlink rel atomically. Same returns. */
+int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op);
+/* XXH3 of an open file's whole content, read with buf. 0, or -1/errno. */
+int sync_hash_fd(int fd, unsigned char *buf, size_t buflen, uint64_t *hash_r);
+/* Records a source failure of rel: call failed with e; the destination
+ * keeps its version. */
+void sync_src_failed(struct sync_ctx *ctx, const char *call, const char *rel, int e);
+/* Opens source file rel (folder parent, last component name) read-only and
+ * fstats it into st. Returns the fd, or -1 after recording the problem. */
+int sync_open_src_file(struct sync_ctx *ctx, const char *parent, const char *name,
+		       const char *rel, struct stat *st);
+/* 1 when st (taken now) no longer matches before: size, mtime or ctime. */
+int sync_changed_since(const struct stat *before, const struct stat *now);
+
+/* ---- patch.c --------------------------------------------------------- */
+
+/* Patches destination file rel block by block from the source. 1 when it
+ * could not patch and the caller should copy whole instead, 0 done or
+ * source problem recorded, -1 with ctx->err. */
+int sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op);
+
+/* ---- rename.c -------------------------------------------------------- */
+
+/* The Maildir unique name of a file name: everything before the first ':'
+ * (the whole name when it has none). Returns its length. */
+size_t sync_maildir_key(const char *name);
+/* Matches new source files with destination files the source no longer has
+ * (same unique name and size, equal content) and renames them into place.
+ * 0 or -1 with ctx->err. */
+int sync_renames_apply(struct sync_ctx *ctx);
+
+/* ---- attic.c --------------------------------------------------------- */
+
+/* Moves destination entry rel into the attic under the same relative path,
+ * adding ".1", ".2", ... when the attic already has one, and counts nfiles
+ * (the non-directories it holds) in stats->attic_files. Drops the cached
+ * destination folder. 0 or -1 with ctx->err. */
+int sync_attic_move(struct sync_ctx *ctx, const char *rel, uint64_t nfiles);
+
+#endif
