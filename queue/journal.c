@@ -1,0 +1,964 @@
+/*
+ * journal.c: the queue's journal on disk, its replay, group commit and
+ * compaction.
+ *
+ * File "queue.journal" in the state folder, little-endian throughout:
+ *
+ *   header  magic "MRQJ" | u16 major (1) | u16 minor (0) | u32 header_size
+ *           | u32 hash_id (1 = xxh3-64)                   (16 bytes today)
+ *   record  u32 payload_len | u16 type | u16 reserved (0)
+ *           | u64 xxh3_64(type as u16 || payload) | payload
+ *
+ * Records (payload fields in order):
+ *   1 ADD      u32 id, u64 size_hint, u16 name_len, name
+ *   2 REQUEST  u32 id, u8 lane, u8 kind, i64 seq, f64 time
+ *   3 START    u32 id, f64 time
+ *   4 STATE    u32 id, u8 state, f64 time, 9 x u64 counters,
+ *              u16 reason_len, reason
+ *   5 REQUEUE  u32 id
+ *   6 RETRY    as REQUEST
+ *   7 SNAPSHOT i64 prio_front, prio_back, enq_front, enq_back,
+ *              u32 first_id, u32 count, then count users:
+ *              u16 name_len, name, u8 state, u8 lane, u8 run_lane, i64 seq,
+ *              f64 requested_at, started_at, finished_at, u64 size_hint,
+ *              u32 attempts, 9 x u64 counters, u16 reason_len, reason
+ * Users are numbered in the order they were added; a snapshot continues
+ * that numbering. Trailing bytes after the known fields are ignored, so a
+ * newer minor version may extend a record.
+ *
+ * Replay stops at the first record that is short, longer than 1 MiB, fails
+ * its checksum, has an unknown type, or does not fit the queue's state; the
+ * file is cut back to the last good record (a torn or zero-filled tail after
+ * a crash is expected). A wrong magic or an unknown major version is refused
+ * without touching the file.
+ *
+ * Group commit: records go to an in-memory buffer under the queue lock; a
+ * caller that needs durability becomes the committer when none is running,
+ * writes the whole buffer and fsyncs once, while the others sleep on a
+ * condition variable; what arrived meanwhile goes in the next batch. A
+ * failed write or fsync fails that batch and every later commit: the queue
+ * never pretends that a record it could not write is safe.
+ *
+ * Compaction writes every user into "queue.journal.new" as snapshot blocks,
+ * fsyncs it, renames it over the journal and fsyncs the folder, so a crash
+ * at any point leaves the old or the new journal whole.
+ */
+#define XXH_STATIC_LINKING_ONLY
+#include "queue/queue_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#define JOURNAL "queue.journal"
+#define JOURNAL_NEW "queue.journal.new"
+#define MAGIC "MRQJ"
+#define MAJOR 1
+#define MINOR 0
+#define HASH_XXH3 1
+#define HEADER_SIZE 16
+#define HEADER_MAX 65536
+#define REC_HEADER 16
+#define REC_MAX (1u << 20)
+/* Snapshot blocks are cut at this size, well below REC_MAX. */
+#define SNAP_BLOCK (256u << 10)
+/* A gathering committer stops once this much is buffered. */
+#define GATHER_MAX (64u << 10)
+/* Compact when the file is this many times a snapshot, plus the slack. */
+#define COMPACT_FACTOR 4
+#define COMPACT_SLACK (1u << 20)
+/* Fixed part of one snapshot user, names and reasons aside. */
+#define SNAP_USER_FIXED (2 + 3 + 8 + 3 * 8 + 8 + 4 + 9 * 8 + 2)
+
+/* ---- encoding -------------------------------------------------------- */
+
+static int jb_reserve(struct jbuf *b, size_t n)
+{
+	size_t ncap;
+	uint8_t *p;
+
+	if (b->cap - b->len >= n)
+		return 0;
+	ncap = b->cap ? b->cap : 4096;
+	while (ncap - b->len < n)
+		ncap *= 2;
+	p = realloc(b->p, ncap);
+	if (p == NULL)
+		return -1;
+	b->p = p;
+	b->cap = ncap;
+	return 0;
+}
+
+/* Callers reserve first; these only store. */
+static void put_u8(struct jbuf *b, uint8_t v)
+{
+	b->p[b->len++] = v;
+}
+
+static void put_u16(struct jbuf *b, uint16_t v)
+{
+	put_u8(b, (uint8_t)v);
+	put_u8(b, (uint8_t)(v >> 8));
+}
+
+static void put_u32(struct jbuf *b, uint32_t v)
+{
+	put_u16(b, (uint16_t)v);
+	put_u16(b, (uint16_t)(v >> 16));
+}
+
+static void put_u64(struct jbuf *b, uint64_t v)
+{
+	put_u32(b, (uint32_t)v);
+	put_u32(b, (uint32_t)(v >> 32));
+}
+
+static void put_f64(struct jbuf *b, double d)
+{
+	uint64_t v;
+
+	memcpy(&v, &d, sizeof(v));
+	put_u64(b, v);
+}
+
+static void put_bytes(struct jbuf *b, const void *p, size_t n)
+{
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+static void store_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static void store_u64(uint8_t *p, uint64_t v)
+{
+	store_u32(p, (uint32_t)v);
+	store_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t record_hash(uint16_t type, const uint8_t *payload, size_t len)
+{
+	XXH3_state_t st;
+	uint8_t t[2] = { (uint8_t)type, (uint8_t)(type >> 8) };
+
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, t, sizeof(t));
+	XXH3_64bits_update(&st, payload, len);
+	return XXH3_64bits_digest(&st);
+}
+
+/* Starts a record in b with room for max_payload bytes; returns its offset
+ * or -1 when out of memory. */
+static int64_t rec_begin(struct jbuf *b, size_t max_payload)
+{
+	size_t start = b->len;
+
+	if (jb_reserve(b, REC_HEADER + max_payload) < 0)
+		return -1;
+	memset(b->p + start, 0, REC_HEADER);
+	b->len += REC_HEADER;
+	return (int64_t)start;
+}
+
+static void rec_end(struct jbuf *b, int64_t start, uint16_t type)
+{
+	uint8_t *h = b->p + start;
+	size_t len = b->len - (size_t)start - REC_HEADER;
+
+	store_u32(h, (uint32_t)len);
+	h[4] = (uint8_t)type;
+	h[5] = (uint8_t)(type >> 8);
+	store_u64(h + 8, record_hash(type, h + REC_HEADER, len));
+}
+
+static void put_counters(struct jbuf *b, const struct queue_counters *c)
+{
+	put_u64(b, c->backup_files);
+	put_u64(b, c->backup_bytes);
+	put_u64(b, c->copied_files);
+	put_u64(b, c->copied_bytes);
+	put_u64(b, c->renamed);
+	put_u64(b, c->patched_files);
+	put_u64(b, c->attic_files);
+	put_u64(b, c->unreadable);
+	put_u64(b, c->held_mail);
+}
+
+uint64_t journal_user_bytes(const struct quser *u)
+{
+	return SNAP_USER_FIXED + u->name_len + (u->reason ? strlen(u->reason) : 0);
+}
+
+/* ---- appending ------------------------------------------------------ */
+
+/* Marks the journal unusable; every later commit fails with err. */
+static void set_broken(struct queue *q, const struct mr_error *err)
+{
+	if (!q->broken) {
+		q->broken = 1;
+		q->broken_err = *err;
+	}
+	pthread_cond_broadcast(&q->commit_cv);
+}
+
+static int64_t append_begin(struct queue *q, size_t max_payload, struct mr_error *err)
+{
+	int64_t start = rec_begin(&q->buf, max_payload);
+
+	if (start < 0) {
+		struct mr_error e;
+
+		/* The change is already in memory: refuse further work rather
+		 * than let memory and journal disagree. */
+		mr_error_set(&e, ENOMEM, "queue journal buffer");
+		set_broken(q, &e);
+		if (err != NULL)
+			*err = e;
+	}
+	return start;
+}
+
+static void append_end(struct queue *q, int64_t start, uint16_t type)
+{
+	size_t before = q->buf.len;
+
+	rec_end(&q->buf, start, type);
+	q->append_lsn += before - (size_t)start;
+	if (q->committing)
+		pthread_cond_signal(&q->gather_cv);
+}
+
+int journal_add(struct queue *q, const struct quser *u, struct mr_error *err)
+{
+	int64_t s = append_begin(q, 4 + 8 + 2 + u->name_len, err);
+
+	if (s < 0)
+		return -1;
+	put_u32(&q->buf, u->id);
+	put_u64(&q->buf, u->size_hint);
+	put_u16(&q->buf, u->name_len);
+	put_bytes(&q->buf, u->name, u->name_len);
+	append_end(q, s, REC_ADD);
+	return 0;
+}
+
+int journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
+		    const struct quser *u, double now, struct mr_error *err)
+{
+	int64_t s = append_begin(q, 4 + 2 + 8 + 8, err);
+
+	if (s < 0)
+		return -1;
+	put_u32(&q->buf, u->id);
+	put_u8(&q->buf, u->lane);
+	put_u8(&q->buf, (uint8_t)kind);
+	put_u64(&q->buf, (uint64_t)u->seq);
+	put_f64(&q->buf, now);
+	append_end(q, s, (uint16_t)type);
+	return 0;
+}
+
+int journal_start(struct queue *q, const struct quser *u, double now, struct mr_error *err)
+{
+	int64_t s = append_begin(q, 4 + 8, err);
+
+	if (s < 0)
+		return -1;
+	put_u32(&q->buf, u->id);
+	put_f64(&q->buf, now);
+	append_end(q, s, REC_START);
+	return 0;
+}
+
+int journal_state(struct queue *q, const struct quser *u, double now, struct mr_error *err)
+{
+	size_t rlen = u->reason ? strlen(u->reason) : 0;
+	int64_t s = append_begin(q, 4 + 1 + 8 + 9 * 8 + 2 + rlen, err);
+
+	if (s < 0)
+		return -1;
+	put_u32(&q->buf, u->id);
+	put_u8(&q->buf, u->state);
+	put_f64(&q->buf, now);
+	put_counters(&q->buf, &u->counters);
+	put_u16(&q->buf, (uint16_t)rlen);
+	put_bytes(&q->buf, u->reason, rlen);
+	append_end(q, s, REC_STATE);
+	return 0;
+}
+
+int journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err)
+{
+	int64_t s = append_begin(q, 4, err);
+
+	if (s < 0)
+		return -1;
+	put_u32(&q->buf, u->id);
+	append_end(q, s, REC_REQUEUE);
+	return 0;
+}
+
+/* ---- decoding and replay -------------------------------------------- */
+
+struct dec {
+	const uint8_t *p;
+	size_t len, pos;
+	int bad;
+};
+
+static const uint8_t *get_bytes(struct dec *d, size_t n)
+{
+	const uint8_t *p;
+
+	if (d->bad || d->len - d->pos < n) {
+		d->bad = 1;
+		return NULL;
+	}
+	p = d->p + d->pos;
+	d->pos += n;
+	return p;
+}
+
+static uint64_t get_le(struct dec *d, size_t n)
+{
+	const uint8_t *p = get_bytes(d, n);
+	uint64_t v = 0;
+	size_t i;
+
+	if (p == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static uint8_t get_u8(struct dec *d)
+{
+	return (uint8_t)get_le(d, 1);
+}
+
+static uint16_t get_u16(struct dec *d)
+{
+	return (uint16_t)get_le(d, 2);
+}
+
+static uint32_t get_u32(struct dec *d)
+{
+	return (uint32_t)get_le(d, 4);
+}
+
+static uint64_t get_u64(struct dec *d)
+{
+	return get_le(d, 8);
+}
+
+static int64_t get_i64(struct dec *d)
+{
+	uint64_t v = get_u64(d);
+	int64_t s;
+
+	memcpy(&s, &v, sizeof(s));
+	return s;
+}
+
+static double get_f64(struct dec *d)
+{
+	uint64_t v = get_u64(d);
+	double f;
+
+	memcpy(&f, &v, sizeof(f));
+	return f;
+}
+
+static void get_counters(struct dec *d, struct queue_counters *c)
+{
+	c->backup_files = get_u64(d);
+	c->backup_bytes = get_u64(d);
+	c->copied_files = get_u64(d);
+	c->copied_bytes = get_u64(d);
+	c->renamed = get_u64(d);
+	c->patched_files = get_u64(d);
+	c->attic_files = get_u64(d);
+	c->unreadable = get_u64(d);
+	c->held_mail = get_u64(d);
+}
+
+static int short_record(struct mr_error *err)
+{
+	mr_error_set(err, EINVAL, "record too short for its fields");
+	return -1;
+}
+
+static int seq_ok(int64_t seq)
+{
+	return seq > -QUEUE_SEQ_LIMIT && seq < QUEUE_SEQ_LIMIT;
+}
+
+static void lane_bounds(struct lane *l, int64_t front, int64_t back)
+{
+	if (front < l->front)
+		l->front = front;
+	if (back > l->back)
+		l->back = back;
+}
+
+static int replay_snapshot(struct queue *q, struct dec *d, struct mr_error *err)
+{
+	int64_t pf = get_i64(d), pb = get_i64(d), ef = get_i64(d), eb = get_i64(d);
+	uint32_t first = get_u32(d), count = get_u32(d), i;
+	struct quser *t = NULL;
+	int rc = -1;
+
+	if (d->bad)
+		return short_record(err);
+	if (!seq_ok(pf) || !seq_ok(pb) || !seq_ok(ef) || !seq_ok(eb) || first != q->nusers) {
+		mr_error_set(err, EINVAL, "snapshot block does not continue the queue");
+		return -1;
+	}
+	t = malloc(sizeof(*t) + MR_USER_NAME_MAX + 1);
+	if (t == NULL) {
+		mr_error_set(err, ENOMEM, "snapshot replay");
+		return -1;
+	}
+	lane_bounds(&q->prio, pf, pb);
+	lane_bounds(&q->enq, ef, eb);
+	for (i = 0; i < count; i++) {
+		const uint8_t *name, *reason;
+		uint16_t rlen;
+
+		memset(t, 0, sizeof(*t));
+		t->id = first + i;
+		t->name_len = get_u16(d);
+		name = get_bytes(d, t->name_len);
+		t->state = get_u8(d);
+		t->lane = get_u8(d);
+		t->run_lane = get_u8(d);
+		t->seq = get_i64(d);
+		t->requested_at = get_f64(d);
+		t->started_at = get_f64(d);
+		t->finished_at = get_f64(d);
+		t->size_hint = get_u64(d);
+		t->attempts = get_u32(d);
+		get_counters(d, &t->counters);
+		rlen = get_u16(d);
+		reason = get_bytes(d, rlen);
+		if (d->bad) {
+			short_record(err);
+			goto out;
+		}
+		if (t->name_len > MR_USER_NAME_MAX) {
+			mr_error_set(err, EINVAL, "snapshot user name of %u bytes", t->name_len);
+			goto out;
+		}
+		memcpy(t->name, name, t->name_len);
+		t->name[t->name_len] = '\0';
+		if (apply_snapshot_user(q, t, (const char *)reason, rlen, err) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(t);
+	return rc;
+}
+
+/* Applies one record. 0, or -1 with err when it does not fit. */
+static int replay_record(struct queue *q, uint16_t type, const uint8_t *payload, size_t len,
+			 struct mr_error *err)
+{
+	struct dec d = { .p = payload, .len = len };
+	struct queue_counters c;
+	const uint8_t *bytes;
+	uint32_t id;
+	uint64_t hint;
+	uint16_t n;
+	uint8_t lane, state;
+	int64_t seq;
+	double t;
+
+	switch (type) {
+	case REC_ADD:
+		id = get_u32(&d);
+		hint = get_u64(&d);
+		n = get_u16(&d);
+		bytes = get_bytes(&d, n);
+		if (d.bad)
+			return short_record(err);
+		return apply_add(q, id, (const char *)bytes, n, hint, err);
+	case REC_REQUEST:
+	case REC_RETRY:
+		id = get_u32(&d);
+		lane = get_u8(&d);
+		(void)get_u8(&d); /* kind: informative */
+		seq = get_i64(&d);
+		t = get_f64(&d);
+		if (d.bad)
+			return short_record(err);
+		return apply_request(q, id, (enum lane_id)lane, seq, t, err);
+	case REC_START:
+		id = get_u32(&d);
+		t = get_f64(&d);
+		if (d.bad)
+			return short_record(err);
+		return apply_start(q, id, t, err);
+	case REC_STATE:
+		id = get_u32(&d);
+		state = get_u8(&d);
+		t = get_f64(&d);
+		get_counters(&d, &c);
+		n = get_u16(&d);
+		bytes = get_bytes(&d, n);
+		if (d.bad)
+			return short_record(err);
+		return apply_state(q, id, (enum queue_state)state, t, &c, (const char *)bytes, n,
+				   err);
+	case REC_REQUEUE:
+		id = get_u32(&d);
+		if (d.bad)
+			return short_record(err);
+		return apply_requeue(q, id, err);
+	case REC_SNAPSHOT:
+		return replay_snapshot(q, &d, err);
+	default:
+		mr_error_set(err, EINVAL, "unknown record type %u", type);
+		return -1;
+	}
+}
+
+static uint32_t load_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t load_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint64_t load_u64(const uint8_t *p)
+{
+	return (uint64_t)load_u32(p) | (uint64_t)load_u32(p + 4) << 32;
+}
+
+/* Replays records from data[off..size); returns the end of the last good
+ * one and says in why_r why it stopped there (when it did early). */
+static size_t replay(struct queue *q, const uint8_t *data, size_t off, size_t size,
+		     struct mr_error *why)
+{
+	mr_error_clear(why);
+	while (off < size) {
+		uint32_t len;
+		uint16_t type;
+
+		if (size - off < REC_HEADER) {
+			mr_error_set(why, 0, "short record header");
+			break;
+		}
+		len = load_u32(data + off);
+		type = load_u16(data + off + 4);
+		if (len > REC_MAX) {
+			mr_error_set(why, 0, "record length %u", len);
+			break;
+		}
+		if (size - off - REC_HEADER < len) {
+			mr_error_set(why, 0, "short record");
+			break;
+		}
+		if (record_hash(type, data + off + REC_HEADER, len) != load_u64(data + off + 8)) {
+			mr_error_set(why, 0, "checksum mismatch");
+			break;
+		}
+		if (replay_record(q, type, data + off + REC_HEADER, len, why) < 0)
+			break;
+		off += REC_HEADER + len;
+	}
+	return off;
+}
+
+static void header_bytes(uint8_t h[HEADER_SIZE])
+{
+	memcpy(h, MAGIC, 4);
+	h[4] = MAJOR;
+	h[5] = 0;
+	h[6] = MINOR;
+	h[7] = 0;
+	store_u32(h + 8, HEADER_SIZE);
+	store_u32(h + 12, HASH_XXH3);
+}
+
+/* Writes a fresh header into the empty (or torn-at-birth) journal. */
+static int init_journal(struct queue *q, struct mr_error *err)
+{
+	uint8_t h[HEADER_SIZE];
+
+	header_bytes(h);
+	if (mr_io->ftruncate(q->fd, 0) < 0) {
+		mr_error_set(err, errno, "ftruncate(" JOURNAL ") failed");
+		return -1;
+	}
+	if (mr_write_all(q->fd, h, sizeof(h)) < 0) {
+		mr_error_set(err, errno, "write(" JOURNAL ") failed");
+		return -1;
+	}
+	if (!q->settings.no_fsync) {
+		if (mr_io->fsync(q->fd) < 0) {
+			mr_error_set(err, errno, "fsync(" JOURNAL ") failed");
+			return -1;
+		}
+		if (mr_fsync_dir_at(q->dirfd, ".", err) < 0)
+			return -1;
+	}
+	q->file_size = HEADER_SIZE;
+	return 0;
+}
+
+/* Checks the header; returns its size, or -1 with err. */
+static int64_t check_header(const uint8_t *data, size_t size, struct mr_error *err)
+{
+	uint16_t major, minor;
+	uint32_t hsize, hash;
+
+	if (memcmp(data, MAGIC, 4) != 0) {
+		mr_error_set(err, 0, JOURNAL ": not a mailrestore journal");
+		goto bad;
+	}
+	major = load_u16(data + 4);
+	minor = load_u16(data + 6);
+	hsize = load_u32(data + 8);
+	hash = load_u32(data + 12);
+	if (major != MAJOR) {
+		mr_error_set(err, 0, JOURNAL ": journal version %u.%u is not supported "
+			     "(this mailrestore reads version %u)", major, minor, MAJOR);
+		if (err != NULL)
+			err->errnum = EPROTONOSUPPORT;
+		return -1;
+	}
+	if (hsize < HEADER_SIZE || hsize > HEADER_MAX || hsize > size) {
+		mr_error_set(err, 0, JOURNAL ": header size %u is invalid", hsize);
+		goto bad;
+	}
+	if (hash != HASH_XXH3) {
+		mr_error_set(err, 0, JOURNAL ": checksum kind %u is not supported", hash);
+		if (err != NULL)
+			err->errnum = EPROTONOSUPPORT;
+		return -1;
+	}
+	return hsize;
+bad:
+	if (err != NULL)
+		err->errnum = EINVAL;
+	return -1;
+}
+
+int journal_open(struct queue *q, struct mr_error *err)
+{
+	uint8_t fresh[HEADER_SIZE];
+	uint8_t *data = NULL;
+	struct stat st;
+	struct mr_error why;
+	size_t size, end;
+	int64_t hsize;
+	int rc = -1;
+
+	/* A compaction that crashed before its rename left this behind. */
+	if (mr_io->unlinkat(q->dirfd, JOURNAL_NEW, 0) < 0 && errno != ENOENT) {
+		mr_error_set(err, errno, "unlinkat(" JOURNAL_NEW ") failed");
+		return -1;
+	}
+	q->fd = mr_io->openat(q->dirfd, JOURNAL, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (q->fd < 0) {
+		mr_error_set(err, errno, "openat(" JOURNAL ") failed");
+		return -1;
+	}
+	if (mr_io->fstat(q->fd, &st) < 0) {
+		mr_error_set(err, errno, "fstat(" JOURNAL ") failed");
+		return -1;
+	}
+	size = (size_t)st.st_size;
+	if (size < HEADER_SIZE) {
+		size_t i;
+		int zero = 1;
+
+		/* Empty, or a crash while it was being created. */
+		header_bytes(fresh);
+		if (size > 0 && (data = malloc(size)) == NULL) {
+			mr_error_set(err, ENOMEM, "reading " JOURNAL);
+			return -1;
+		}
+		errno = 0;
+		if (size > 0 && mr_pread_full(q->fd, data, size, 0) != (ssize_t)size) {
+			mr_error_set(err, errno ? errno : EIO, "read(" JOURNAL ") failed");
+			goto out;
+		}
+		for (i = 0; i < size; i++)
+			zero &= data[i] == 0;
+		if (size > 0 && !zero && memcmp(data, fresh, size) != 0) {
+			mr_error_set(err, 0, JOURNAL ": not a mailrestore journal");
+			if (err != NULL)
+				err->errnum = EINVAL;
+			goto out;
+		}
+		rc = init_journal(q, err);
+		goto out;
+	}
+	data = malloc(size);
+	if (data == NULL) {
+		mr_error_set(err, ENOMEM, "reading " JOURNAL " of %zu bytes", size);
+		return -1;
+	}
+	errno = 0;
+	if (mr_pread_full(q->fd, data, size, 0) != (ssize_t)size) {
+		mr_error_set(err, errno ? errno : EIO, "read(" JOURNAL ") failed");
+		goto out;
+	}
+	hsize = check_header(data, size, err);
+	if (hsize < 0)
+		goto out;
+	end = replay(q, data, (size_t)hsize, size, &why);
+	if (end < size) {
+		mr_log("queue: " JOURNAL ": dropping %zu bytes from offset %zu (%s)", size - end,
+		       end, why.msg);
+		if (mr_io->ftruncate(q->fd, (off_t)end) < 0) {
+			mr_error_set(err, errno, "ftruncate(" JOURNAL ") failed");
+			goto out;
+		}
+		if (!q->settings.no_fsync && mr_io->fsync(q->fd) < 0) {
+			mr_error_set(err, errno, "fsync(" JOURNAL ") failed");
+			goto out;
+		}
+	}
+	q->file_size = end;
+	rc = 0;
+out:
+	free(data);
+	return rc;
+}
+
+/* ---- group commit ---------------------------------------------------- */
+
+static int need_compaction(const struct queue *q)
+{
+	return q->file_size > COMPACT_FACTOR * (q->live_bytes + HEADER_SIZE) + COMPACT_SLACK;
+}
+
+/* Lets the buffer fill while more records keep arriving, up to
+ * commit_delay in all; stops as soon as a quarter of it passes with nothing
+ * new, so a lone request pays little. Called with q->mu held. */
+static void gather(struct queue *q)
+{
+	double delay = q->settings.commit_delay, slice = delay / 4;
+	double deadline = mr_monotonic() + delay;
+
+	while (q->buf.len < GATHER_MAX) {
+		double left = deadline - mr_monotonic(), wait;
+		uint64_t before = q->append_lsn;
+		struct timespec ts;
+		long ns;
+
+		if (left <= 0)
+			break;
+		wait = left < slice ? left : slice;
+		/* The condition variable waits on the realtime clock. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ns = ts.tv_nsec + (long)(wait * 1e9);
+		ts.tv_sec += ns / 1000000000L;
+		ts.tv_nsec = ns % 1000000000L;
+		while (q->append_lsn == before && q->buf.len < GATHER_MAX) {
+			if (pthread_cond_timedwait(&q->gather_cv, &q->mu, &ts) == ETIMEDOUT)
+				break;
+		}
+		if (q->append_lsn == before)
+			break;
+	}
+}
+
+/* Writes one batch as the committer (q->committing set by the caller). */
+static int write_batch(struct queue *q, struct mr_error *err)
+{
+	struct jbuf w = q->buf;
+	uint64_t end = q->append_lsn;
+	struct mr_error e;
+	int rc = 0;
+
+	q->buf = q->spare;
+	q->spare = (struct jbuf){ 0 };
+	pthread_mutex_unlock(&q->mu);
+	mr_error_clear(&e);
+	if (mr_write_all(q->fd, w.p, w.len) < 0) {
+		mr_error_set(&e, errno, "write(" JOURNAL ") failed");
+		rc = -1;
+	} else if (!q->settings.no_fsync && mr_io->fsync(q->fd) < 0) {
+		mr_error_set(&e, errno, "fsync(" JOURNAL ") failed");
+		rc = -1;
+	}
+	pthread_mutex_lock(&q->mu);
+	if (rc == 0) {
+		q->durable_lsn = end;
+		q->file_size += w.len;
+	} else {
+		set_broken(q, &e);
+		if (err != NULL)
+			*err = e;
+	}
+	w.len = 0;
+	if (q->spare.p == NULL)
+		q->spare = w;
+	else
+		free(w.p);
+	return rc;
+}
+
+int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err)
+{
+	if (ticket > q->append_lsn)
+		ticket = q->append_lsn;
+	for (;;) {
+		struct mr_error cerr;
+		int rc;
+
+		if (q->broken) {
+			if (err != NULL)
+				*err = q->broken_err;
+			return -1;
+		}
+		if (q->durable_lsn >= ticket)
+			return 0;
+		if (q->committing) {
+			pthread_cond_wait(&q->commit_cv, &q->mu);
+			continue;
+		}
+		q->committing = 1;
+		if (q->waiters > 1 && !q->settings.no_fsync)
+			gather(q);
+		rc = write_batch(q, err);
+		if (rc == 0 && need_compaction(q) && journal_compact_locked(q, &cerr) < 0)
+			mr_log("queue: compaction failed, keeping the journal as it is: %s",
+			       cerr.msg);
+		q->committing = 0;
+		pthread_cond_broadcast(&q->commit_cv);
+		if (rc < 0)
+			return -1;
+	}
+}
+
+/* ---- compaction ------------------------------------------------------ */
+
+static int snapshot_user(struct jbuf *b, const struct quser *u)
+{
+	size_t rlen = u->reason ? strlen(u->reason) : 0;
+
+	if (jb_reserve(b, SNAP_USER_FIXED + u->name_len + rlen) < 0)
+		return -1;
+	put_u16(b, u->name_len);
+	put_bytes(b, u->name, u->name_len);
+	put_u8(b, u->state);
+	put_u8(b, u->lane);
+	put_u8(b, u->run_lane);
+	put_u64(b, (uint64_t)u->seq);
+	put_f64(b, u->requested_at);
+	put_f64(b, u->started_at);
+	put_f64(b, u->finished_at);
+	put_u64(b, u->size_hint);
+	put_u32(b, u->attempts);
+	put_counters(b, &u->counters);
+	put_u16(b, (uint16_t)rlen);
+	put_bytes(b, u->reason, rlen);
+	return 0;
+}
+
+/* The whole journal as it would be after a compaction: header and
+ * snapshot blocks. */
+static int build_snapshot(const struct queue *q, struct jbuf *b)
+{
+	uint32_t id = 0;
+
+	if (jb_reserve(b, HEADER_SIZE) < 0)
+		return -1;
+	header_bytes(b->p);
+	b->len = HEADER_SIZE;
+	do {
+		int64_t start = rec_begin(b, 4 * 8 + 8);
+		size_t count_at;
+		uint32_t first = id;
+
+		if (start < 0)
+			return -1;
+		put_u64(b, (uint64_t)q->prio.front);
+		put_u64(b, (uint64_t)q->prio.back);
+		put_u64(b, (uint64_t)q->enq.front);
+		put_u64(b, (uint64_t)q->enq.back);
+		put_u32(b, first);
+		count_at = b->len;
+		put_u32(b, 0);
+		while (id < q->nusers && b->len - (size_t)start < SNAP_BLOCK) {
+			if (snapshot_user(b, q->users[id]) < 0)
+				return -1;
+			id++;
+		}
+		store_u32(b->p + count_at, id - first);
+		rec_end(b, start, REC_SNAPSHOT);
+	} while (id < q->nusers);
+	return 0;
+}
+
+int journal_compact_locked(struct queue *q, struct mr_error *err)
+{
+	struct jbuf snap = { 0 };
+	int fd = -1, rc = -1, renamed = 0;
+
+	if (build_snapshot(q, &snap) < 0) {
+		mr_error_set(err, ENOMEM, "building the queue snapshot");
+		goto out;
+	}
+	fd = mr_io->openat(q->dirfd, JOURNAL_NEW,
+			   O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		mr_error_set(err, errno, "openat(" JOURNAL_NEW ") failed");
+		goto out;
+	}
+	if (mr_write_all(fd, snap.p, snap.len) < 0) {
+		mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
+		goto out;
+	}
+	if (!q->settings.no_fsync && mr_io->fsync(fd) < 0) {
+		mr_error_set(err, errno, "fsync(" JOURNAL_NEW ") failed");
+		goto out;
+	}
+	if (mr_io->renameat(q->dirfd, JOURNAL_NEW, q->dirfd, JOURNAL) < 0) {
+		mr_error_set(err, errno, "renameat(" JOURNAL_NEW ", " JOURNAL ") failed");
+		goto out;
+	}
+	renamed = 1;
+	/* The snapshot holds everything in memory, buffered records
+	 * included: they are durable with it. */
+	mr_close(q->fd);
+	q->fd = fd;
+	fd = -1;
+	q->file_size = snap.len;
+	q->buf.len = 0;
+	if (!q->settings.no_fsync && mr_fsync_dir_at(q->dirfd, ".", err) < 0) {
+		/* Old or new journal may be the one on disk after a crash:
+		 * nothing may count as durable any more. */
+		set_broken(q, err);
+		goto out;
+	}
+	q->durable_lsn = q->append_lsn;
+	rc = 0;
+out:
+	if (fd >= 0) {
+		mr_close(fd);
+		if (!renamed)
+			(void)mr_io->unlinkat(q->dirfd, JOURNAL_NEW, 0);
+	}
+	free(snap.p);
+	return rc;
+}

@@ -1,0 +1,944 @@
+/*
+ * queue.c: the public side of queue.h: the user table (open addressing by
+ * name), the state machine of a user, and the order it is served in.
+ *
+ * Every change goes through one apply_*() function, used both by the live
+ * calls (which then append the matching journal record) and by the journal
+ * replay, so the queue after a restart is the queue that was written.
+ * lane.c keeps the order, journal.c the file.
+ */
+#include "queue/queue_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#define REASON_MAX 1023
+/* Weight of the newest run in the running average of run durations. */
+#define AVG_WEIGHT 0.2
+
+static const char *const state_names[QUEUE_STATE_COUNT] = {
+	[QUEUE_WAITING] = "waiting",
+	[QUEUE_QUEUED] = "queued",
+	[QUEUE_RESTORING] = "restoring",
+	[QUEUE_SYNCING] = "syncing",
+	[QUEUE_ACTIVE] = "active",
+	[QUEUE_ATTENTION] = "attention",
+	[QUEUE_UNKNOWN] = "unknown",
+};
+
+const char *queue_state_name(enum queue_state s)
+{
+	if ((unsigned)s >= QUEUE_STATE_COUNT)
+		return "unknown";
+	return state_names[s];
+}
+
+/* ---- the user table ------------------------------------------------- */
+
+static uint64_t name_hash(const char *name, size_t len)
+{
+	return XXH3_64bits(name, len);
+}
+
+static struct quser *find_user(const struct queue *q, const char *name, size_t len)
+{
+	uint64_t h;
+	size_t i, mask;
+
+	if (q->table_cap == 0 || len == 0 || len > MR_USER_NAME_MAX)
+		return NULL;
+	h = name_hash(name, len);
+	mask = q->table_cap - 1;
+	for (i = (size_t)h & mask;; i = (i + 1) & mask) {
+		uint32_t slot = q->table[i];
+		struct quser *u;
+
+		if (slot == 0)
+			return NULL;
+		u = q->users[slot - 1];
+		if (u->hash == h && u->name_len == len && memcmp(u->name, name, len) == 0)
+			return u;
+	}
+}
+
+static void table_put(uint32_t *table, size_t cap, const struct quser *u)
+{
+	size_t i, mask = cap - 1;
+
+	for (i = (size_t)u->hash & mask; table[i] != 0; i = (i + 1) & mask)
+		;
+	table[i] = u->id + 1;
+}
+
+/* Makes room for one more user in users[] and the hash table. */
+static int table_reserve(struct queue *q)
+{
+	if (q->nusers == q->users_cap) {
+		uint32_t ncap = q->users_cap ? q->users_cap * 2 : 1024;
+		struct quser **n = realloc(q->users, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		q->users = n;
+		q->users_cap = ncap;
+	}
+	if ((size_t)(q->nusers + 1) * 2 > q->table_cap) {
+		size_t ncap = q->table_cap ? q->table_cap * 2 : 2048;
+		uint32_t *n = calloc(ncap, sizeof(*n));
+		uint32_t i;
+
+		if (n == NULL)
+			return -1;
+		for (i = 0; i < q->nusers; i++)
+			table_put(n, ncap, q->users[i]);
+		free(q->table);
+		q->table = n;
+		q->table_cap = ncap;
+	}
+	return 0;
+}
+
+static void set_ustate(struct queue *q, struct quser *u, enum queue_state s)
+{
+	q->counts[u->state]--;
+	q->counts[s]++;
+	u->state = (uint8_t)s;
+}
+
+static int set_reason(struct queue *q, struct quser *u, const char *reason, size_t len)
+{
+	char *r = NULL;
+
+	if (len > REASON_MAX)
+		len = REASON_MAX;
+	if (reason != NULL && len > 0) {
+		r = malloc(len + 1);
+		if (r == NULL)
+			return -1;
+		memcpy(r, reason, len);
+		r[len] = '\0';
+		/* The journal and `show` keep one line per reason. */
+		for (size_t i = 0; i < len; i++) {
+			if (r[i] == '\0' || r[i] == '\n')
+				r[i] = ' ';
+		}
+	}
+	q->live_bytes -= journal_user_bytes(u);
+	free(u->reason);
+	u->reason = r;
+	q->live_bytes += journal_user_bytes(u);
+	return 0;
+}
+
+static struct lane *lane_of(struct queue *q, enum lane_id id)
+{
+	return id == LANE_PRIO ? &q->prio : &q->enq;
+}
+
+static int bad_user(uint32_t id, const char *what, struct mr_error *err)
+{
+	mr_error_set(err, EINVAL, "queue: %s of unknown user #%u", what, id);
+	return -1;
+}
+
+/* ---- apply: the state machine (live and replay) --------------------- */
+
+static struct quser *new_user(struct queue *q, uint32_t id, const char *name, size_t len,
+			      uint64_t size_hint, struct mr_error *err)
+{
+	char copy[MR_USER_NAME_MAX + 1];
+	struct quser *u;
+
+	if (id != q->nusers) {
+		mr_error_set(err, EINVAL, "queue: user #%u added out of order (expected #%u)", id,
+			     q->nusers);
+		return NULL;
+	}
+	if (len == 0 || len > MR_USER_NAME_MAX) {
+		mr_error_set(err, EINVAL, "queue: invalid user name of %zu bytes", len);
+		return NULL;
+	}
+	memcpy(copy, name, len);
+	copy[len] = '\0';
+	if (!mr_user_name_valid(copy)) {
+		mr_error_set(err, EINVAL, "invalid user name");
+		return NULL;
+	}
+	if (find_user(q, copy, len) != NULL) {
+		mr_error_set(err, EEXIST, "queue: user %s added twice", copy);
+		return NULL;
+	}
+	if (table_reserve(q) < 0 || (u = calloc(1, sizeof(*u) + len + 1)) == NULL) {
+		mr_error_set(err, ENOMEM, "queue: adding user %s", copy);
+		return NULL;
+	}
+	memcpy(u->name, copy, len + 1);
+	u->name_len = (uint16_t)len;
+	u->hash = name_hash(copy, len);
+	u->id = id;
+	u->state = QUEUE_WAITING;
+	u->size_hint = size_hint;
+	q->users[q->nusers++] = u;
+	table_put(q->table, q->table_cap, u);
+	q->counts[QUEUE_WAITING]++;
+	q->live_bytes += journal_user_bytes(u);
+	return u;
+}
+
+int apply_add(struct queue *q, uint32_t id, const char *name, size_t name_len,
+	      uint64_t size_hint, struct mr_error *err)
+{
+	struct quser *u = new_user(q, id, name, name_len, size_hint, err);
+
+	if (u == NULL)
+		return -1;
+	if (heap_push(q, id) < 0) {
+		mr_error_set(err, ENOMEM, "queue: waiting list");
+		return -1;
+	}
+	return 0;
+}
+
+int apply_request(struct queue *q, uint32_t id, enum lane_id lane, int64_t seq, double now,
+		  struct mr_error *err)
+{
+	struct quser *u;
+	int was_queued;
+
+	if (id >= q->nusers)
+		return bad_user(id, "request", err);
+	u = q->users[id];
+	if (lane != LANE_PRIO && lane != LANE_ENQ) {
+		mr_error_set(err, EINVAL, "queue: request of %s into lane %d", u->name, (int)lane);
+		return -1;
+	}
+	if (u->state != QUEUE_WAITING && u->state != QUEUE_QUEUED && u->state != QUEUE_ATTENTION) {
+		mr_error_set(err, EINVAL, "queue: request of %s while %s", u->name,
+			     queue_state_name(u->state));
+		return -1;
+	}
+	was_queued = u->state == QUEUE_QUEUED;
+	if (was_queued)
+		lane_remove(lane_of(q, u->lane), u->seq);
+	if (lane_insert(lane_of(q, lane), seq, id, err) < 0) {
+		/* Put it back where it was: that slot is still in its window. */
+		if (was_queued)
+			lane_insert(lane_of(q, u->lane), u->seq, id, NULL);
+		mr_error_prefix(err, "queue: request of %s", u->name);
+		return -1;
+	}
+	if (!was_queued)
+		u->requested_at = now;
+	if (u->state == QUEUE_ATTENTION)
+		(void)set_reason(q, u, NULL, 0);
+	u->lane = (uint8_t)lane;
+	u->seq = seq;
+	set_ustate(q, u, QUEUE_QUEUED);
+	return 0;
+}
+
+int apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err)
+{
+	struct quser *u;
+
+	if (id >= q->nusers)
+		return bad_user(id, "start", err);
+	u = q->users[id];
+	if (u->state == QUEUE_QUEUED) {
+		lane_remove(lane_of(q, u->lane), u->seq);
+		u->run_lane = u->lane;
+	} else if (u->state == QUEUE_WAITING) {
+		u->run_lane = LANE_NONE;
+	} else {
+		mr_error_set(err, EINVAL, "queue: start of %s while %s", u->name,
+			     queue_state_name(u->state));
+		return -1;
+	}
+	set_ustate(q, u, QUEUE_RESTORING);
+	u->started_at = now;
+	u->finished_at = 0;
+	u->attempts++;
+	/* Dropping a reason allocates nothing, so it cannot fail. */
+	(void)set_reason(q, u, NULL, 0);
+	return 0;
+}
+
+static void measure_run(struct queue *q, double seconds)
+{
+	if (!isfinite(seconds) || seconds < 0 || seconds > 30 * 86400.0)
+		return;
+	if (q->runs_measured == 0)
+		q->avg_run = seconds;
+	else
+		q->avg_run = (1 - AVG_WEIGHT) * q->avg_run + AVG_WEIGHT * seconds;
+	q->runs_measured++;
+}
+
+int apply_state(struct queue *q, uint32_t id, enum queue_state state, double now,
+		const struct queue_counters *c, const char *reason, size_t reason_len,
+		struct mr_error *err)
+{
+	struct quser *u;
+	int running;
+
+	if (id >= q->nusers)
+		return bad_user(id, "state change", err);
+	u = q->users[id];
+	running = u->state == QUEUE_RESTORING || u->state == QUEUE_SYNCING;
+	switch (state) {
+	case QUEUE_SYNCING:
+		if (!running)
+			goto bad;
+		break;
+	case QUEUE_ACTIVE:
+	case QUEUE_ATTENTION:
+		if (u->state == QUEUE_QUEUED)
+			lane_remove(lane_of(q, u->lane), u->seq);
+		if (running)
+			measure_run(q, now - u->started_at);
+		u->finished_at = now;
+		break;
+	default:
+		goto bad;
+	}
+	if (set_reason(q, u, state == QUEUE_ATTENTION ? reason : NULL, reason_len) < 0) {
+		mr_error_set(err, ENOMEM, "queue: reason of %s", u->name);
+		return -1;
+	}
+	if (c != NULL)
+		u->counters = *c;
+	set_ustate(q, u, state);
+	return 0;
+bad:
+	mr_error_set(err, EINVAL, "queue: %s cannot go from %s to %s", u->name,
+		     queue_state_name(u->state), queue_state_name(state));
+	return -1;
+}
+
+int apply_requeue(struct queue *q, uint32_t id, struct mr_error *err)
+{
+	struct quser *u;
+
+	if (id >= q->nusers)
+		return bad_user(id, "requeue", err);
+	u = q->users[id];
+	if (u->state != QUEUE_RESTORING && u->state != QUEUE_SYNCING) {
+		mr_error_set(err, EINVAL, "queue: requeue of %s while %s (not running)", u->name,
+			     queue_state_name(u->state));
+		return -1;
+	}
+	if (u->run_lane == LANE_PRIO || u->run_lane == LANE_ENQ) {
+		/* Its own sequence number: nobody else can have taken it. */
+		if (lane_insert(lane_of(q, u->run_lane), u->seq, id, err) < 0) {
+			mr_error_prefix(err, "queue: requeue of %s", u->name);
+			return -1;
+		}
+		u->lane = u->run_lane;
+		set_ustate(q, u, QUEUE_QUEUED);
+		return 0;
+	}
+	if (!u->in_heap && heap_push(q, id) < 0) {
+		mr_error_set(err, ENOMEM, "queue: waiting list");
+		return -1;
+	}
+	set_ustate(q, u, QUEUE_WAITING);
+	return 0;
+}
+
+int apply_snapshot_user(struct queue *q, const struct quser *t, const char *reason,
+			size_t reason_len, struct mr_error *err)
+{
+	struct quser *u;
+
+	if (t->state >= QUEUE_UNKNOWN || t->lane > LANE_ENQ || t->run_lane > LANE_ENQ ||
+	    t->seq <= -QUEUE_SEQ_LIMIT || t->seq >= QUEUE_SEQ_LIMIT) {
+		mr_error_set(err, EINVAL, "queue: snapshot of user #%u is invalid", t->id);
+		return -1;
+	}
+	if (t->state == QUEUE_QUEUED && t->lane == LANE_NONE) {
+		mr_error_set(err, EINVAL, "queue: snapshot of queued user #%u has no lane", t->id);
+		return -1;
+	}
+	u = new_user(q, t->id, t->name, t->name_len, t->size_hint, err);
+	if (u == NULL)
+		return -1;
+	u->lane = t->lane;
+	u->run_lane = t->run_lane;
+	u->seq = t->seq;
+	u->requested_at = t->requested_at;
+	u->started_at = t->started_at;
+	u->finished_at = t->finished_at;
+	u->attempts = t->attempts;
+	u->counters = t->counters;
+	if (set_reason(q, u, reason, reason_len) < 0) {
+		mr_error_set(err, ENOMEM, "queue: reason of %s", u->name);
+		return -1;
+	}
+	if (u->lane != LANE_NONE)
+		lane_note_seq(lane_of(q, u->lane), u->seq);
+	if (t->state == QUEUE_QUEUED) {
+		if (lane_insert(lane_of(q, u->lane), u->seq, u->id, err) < 0)
+			return -1;
+	} else if (t->state == QUEUE_WAITING) {
+		if (heap_push(q, u->id) < 0) {
+			mr_error_set(err, ENOMEM, "queue: waiting list");
+			return -1;
+		}
+	}
+	set_ustate(q, u, (enum queue_state)t->state);
+	if (t->state == QUEUE_ACTIVE || t->state == QUEUE_ATTENTION)
+		measure_run(q, u->finished_at - u->started_at);
+	return 0;
+}
+
+/* ---- helpers of the public calls ------------------------------------ */
+
+static int64_t position_of(const struct queue *q, const struct quser *u)
+{
+	if (u->state != QUEUE_QUEUED)
+		return -1;
+	if (u->lane == LANE_PRIO)
+		return (int64_t)lane_rank(&q->prio, u->seq);
+	return (int64_t)(q->prio.count + lane_rank(&q->enq, u->seq));
+}
+
+static void fill_info(const struct queue *q, const struct quser *u, struct queue_user_info *info)
+{
+	memcpy(info->name, u->name, (size_t)u->name_len + 1);
+	info->state = (enum queue_state)u->state;
+	info->position = position_of(q, u);
+	info->priority = u->lane == LANE_PRIO;
+	info->requested_at = u->requested_at;
+	info->started_at = u->started_at;
+	info->finished_at = u->finished_at;
+	info->size_hint = u->size_hint;
+	info->attempts = u->attempts;
+	info->counters = u->counters;
+	if (u->reason != NULL)
+		strcpy(info->reason, u->reason);
+	else
+		info->reason[0] = '\0';
+}
+
+static void unknown_info(const char *name, struct queue_user_info *info)
+{
+	if (info == NULL)
+		return;
+	memset(info, 0, sizeof(*info));
+	if (name != NULL)
+		snprintf(info->name, sizeof(info->name), "%s", name);
+	info->state = QUEUE_UNKNOWN;
+	info->position = -1;
+}
+
+/* 0 when the journal still takes records, else -1 with the first failure. */
+static int writable(struct queue *q, struct mr_error *err)
+{
+	if (!q->broken)
+		return 0;
+	if (err != NULL) {
+		*err = q->broken_err;
+		mr_error_prefix(err, "queue journal unusable since an earlier failure");
+	}
+	return -1;
+}
+
+static struct quser *lookup_name(const struct queue *q, const char *name)
+{
+	return name == NULL ? NULL : find_user(q, name, strnlen(name, MR_USER_NAME_MAX + 1));
+}
+
+/* ---- the public calls ----------------------------------------------- */
+
+static int take_lock(int dirfd, struct mr_error *err)
+{
+	int fd = mr_io->openat(dirfd, "queue.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		mr_error_set(err, errno, "openat(queue.lock) failed");
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		mr_close(fd);
+		if (e == EWOULDBLOCK) {
+			mr_error_set(err, 0, "another mailrestore daemon is using this state folder");
+			if (err != NULL)
+				err->errnum = EWOULDBLOCK;
+		} else {
+			mr_error_set(err, e, "flock(queue.lock) failed");
+		}
+		return -1;
+	}
+	return fd;
+}
+
+void queue_free_memory(struct queue *q)
+{
+	uint32_t i;
+
+	for (i = 0; i < q->nusers; i++) {
+		free(q->users[i]->reason);
+		free(q->users[i]);
+	}
+	free(q->users);
+	free(q->table);
+	free(q->heap);
+	lane_free(&q->prio);
+	lane_free(&q->enq);
+	free(q->buf.p);
+	free(q->spare.p);
+}
+
+int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
+	       struct mr_error *err)
+{
+	struct queue *q;
+	uint32_t i;
+	int rc = -1;
+
+	*q_r = NULL;
+	q = calloc(1, sizeof(*q));
+	if (q == NULL) {
+		mr_error_set(err, ENOMEM, "queue_open");
+		return -1;
+	}
+	q->dirfd = q->lockfd = q->fd = -1;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->commit_cv, NULL);
+	pthread_cond_init(&q->gather_cv, NULL);
+	if (settings != NULL)
+		q->settings = *settings;
+	if (!(q->settings.commit_delay > 0))
+		q->settings.commit_delay = 0.002;
+	lane_init(&q->prio);
+	lane_init(&q->enq);
+
+	q->dirfd = fcntl(state_dirfd, F_DUPFD_CLOEXEC, 0);
+	if (q->dirfd < 0) {
+		mr_error_set(err, errno, "fcntl(F_DUPFD_CLOEXEC) of the state folder failed");
+		goto out;
+	}
+	q->lockfd = take_lock(q->dirfd, err);
+	if (q->lockfd < 0)
+		goto out;
+	if (journal_open(q, err) < 0)
+		goto out;
+
+	/* A crash mid-run: the work copy resumes, so the user goes back to
+	 * where it was taken from. */
+	pthread_mutex_lock(&q->mu);
+	for (i = 0; i < q->nusers; i++) {
+		struct quser *u = q->users[i];
+
+		if (u->state != QUEUE_RESTORING && u->state != QUEUE_SYNCING)
+			continue;
+		if (apply_requeue(q, i, err) < 0 || journal_requeue(q, u, err) < 0) {
+			pthread_mutex_unlock(&q->mu);
+			goto out;
+		}
+	}
+	rc = journal_commit_locked(q, q->append_lsn, err);
+	pthread_mutex_unlock(&q->mu);
+out:
+	if (rc < 0) {
+		/* Nothing of a failed open may reach the disk. */
+		q->broken = 1;
+		queue_close(&q);
+		return -1;
+	}
+	*q_r = q;
+	return 0;
+}
+
+void queue_close(struct queue **qp)
+{
+	struct queue *q = qp ? *qp : NULL;
+	struct mr_error err;
+
+	if (q == NULL)
+		return;
+	if (q->fd >= 0) {
+		pthread_mutex_lock(&q->mu);
+		if (!q->broken && q->durable_lsn < q->append_lsn &&
+		    journal_commit_locked(q, q->append_lsn, &err) < 0)
+			mr_log("queue: last records not saved: %s", err.msg);
+		pthread_mutex_unlock(&q->mu);
+	}
+	mr_close(q->fd);
+	mr_close(q->lockfd);
+	mr_close(q->dirfd);
+	queue_free_memory(q);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->commit_cv);
+	pthread_cond_destroy(&q->gather_cv);
+	free(q);
+	*qp = NULL;
+}
+
+int queue_add_user(struct queue *q, const char *name, uint64_t size_hint, struct mr_error *err)
+{
+	int rc = -1;
+
+	if (name == NULL || !mr_user_name_valid(name)) {
+		mr_error_set(err, EINVAL, "invalid user name");
+		return -1;
+	}
+	pthread_mutex_lock(&q->mu);
+	if (writable(q, err) < 0)
+		goto out;
+	if (lookup_name(q, name) != NULL) {
+		rc = 0;
+		goto out;
+	}
+	if (apply_add(q, q->nusers, name, strlen(name), size_hint, err) < 0)
+		goto out;
+	if (journal_add(q, q->users[q->nusers - 1], err) < 0)
+		goto out;
+	rc = 1;
+out:
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+/* The three kinds of request: decides what changes, applies it and
+ * journals it. */
+static int request(struct queue *q, const char *name, double now, enum request_kind kind,
+		   struct queue_user_info *info_r, queue_ticket *ticket_r, struct mr_error *err)
+{
+	struct quser *u;
+	enum lane_id lane = LANE_NONE;
+	int64_t seq = 0;
+	int rc = -1;
+
+	if (ticket_r != NULL)
+		*ticket_r = 0;
+	pthread_mutex_lock(&q->mu);
+	if (writable(q, err) < 0)
+		goto out;
+	u = lookup_name(q, name);
+	if (u == NULL) {
+		unknown_info(name, info_r);
+		rc = 1;
+		goto out;
+	}
+	switch (kind) {
+	case REQ_PRIORITY:
+		if (u->state == QUEUE_WAITING || (u->state == QUEUE_QUEUED && u->lane == LANE_ENQ))
+			lane = LANE_PRIO, seq = q->prio.back;
+		break;
+	case REQ_BUMP:
+		if (u->state == QUEUE_WAITING || (u->state == QUEUE_QUEUED &&
+		    !(u->lane == LANE_PRIO && lane_rank(&q->prio, u->seq) == 0)))
+			lane = LANE_PRIO, seq = q->prio.front;
+		break;
+	case REQ_ENQUEUE:
+		if (u->state == QUEUE_WAITING)
+			lane = LANE_ENQ, seq = q->enq.back;
+		break;
+	default:
+		break;
+	}
+	if (lane != LANE_NONE) {
+		if (apply_request(q, u->id, lane, seq, now, err) < 0)
+			goto out;
+		if (journal_request(q, REC_REQUEST, kind, u, now, err) < 0)
+			goto out;
+	}
+	/* A repeat waits for whatever is buffered, its first request included. */
+	if (ticket_r != NULL)
+		*ticket_r = q->append_lsn;
+	if (info_r != NULL)
+		fill_info(q, u, info_r);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int queue_request(struct queue *q, const char *name, double now, struct queue_user_info *info_r,
+		  queue_ticket *ticket_r, struct mr_error *err)
+{
+	return request(q, name, now, REQ_PRIORITY, info_r, ticket_r, err);
+}
+
+int queue_bump(struct queue *q, const char *name, double now, struct queue_user_info *info_r,
+	       queue_ticket *ticket_r, struct mr_error *err)
+{
+	return request(q, name, now, REQ_BUMP, info_r, ticket_r, err);
+}
+
+int queue_enqueue(struct queue *q, const char *name, double now, struct queue_user_info *info_r,
+		  queue_ticket *ticket_r, struct mr_error *err)
+{
+	return request(q, name, now, REQ_ENQUEUE, info_r, ticket_r, err);
+}
+
+int queue_commit_wait(struct queue *q, queue_ticket ticket, struct mr_error *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&q->mu);
+	q->waiters++;
+	rc = journal_commit_locked(q, ticket, err);
+	q->waiters--;
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int queue_next(struct queue *q, int lanes_only, double now, char *name_r, int *was_priority,
+	       struct mr_error *err)
+{
+	struct quser *u = NULL;
+	uint32_t slot;
+	queue_ticket ticket;
+	int rc = -1;
+
+	pthread_mutex_lock(&q->mu);
+	if (writable(q, err) < 0)
+		goto out;
+	if ((slot = lane_kth(&q->prio, 0)) != 0 || (slot = lane_kth(&q->enq, 0)) != 0) {
+		u = q->users[slot - 1];
+	} else if (!lanes_only) {
+		/* Lazy deletion: entries of users who left waiting are dropped. */
+		while ((slot = heap_pop(q)) != 0) {
+			if (q->users[slot - 1]->state == QUEUE_WAITING) {
+				u = q->users[slot - 1];
+				break;
+			}
+		}
+	}
+	if (u == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if (apply_start(q, u->id, now, err) < 0 || journal_start(q, u, now, err) < 0)
+		goto out;
+	memcpy(name_r, u->name, (size_t)u->name_len + 1);
+	if (was_priority != NULL)
+		*was_priority = u->run_lane == LANE_PRIO;
+	ticket = q->append_lsn;
+	q->waiters++;
+	rc = journal_commit_locked(q, ticket, err) < 0 ? -1 : 1;
+	q->waiters--;
+out:
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int queue_set_state(struct queue *q, const char *name, enum queue_state state,
+		    const char *reason, const struct queue_counters *counters, double now,
+		    struct mr_error *err)
+{
+	struct quser *u;
+	int rc = -1;
+
+	pthread_mutex_lock(&q->mu);
+	if (writable(q, err) < 0)
+		goto out;
+	u = lookup_name(q, name);
+	if (u == NULL) {
+		mr_error_set(err, ENOENT, "queue: state change of unknown user %s",
+			     name ? name : "(null)");
+		goto out;
+	}
+	if (apply_state(q, u->id, state, now, counters, reason, reason ? strlen(reason) : 0,
+			err) < 0)
+		goto out;
+	if (journal_state(q, u, now, err) < 0)
+		goto out;
+	rc = 0;
+	if (state == QUEUE_ACTIVE || state == QUEUE_ATTENTION) {
+		q->waiters++;
+		rc = journal_commit_locked(q, q->append_lsn, err);
+		q->waiters--;
+	}
+out:
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int queue_requeue(struct queue *q, const char *name, struct mr_error *err)
+{
+	struct quser *u;
+	int rc = -1;
+
+	pthread_mutex_lock(&q->mu);
+	if (writable(q, err) < 0)
+		goto out;
+	u = lookup_name(q, name);
+	if (u == NULL) {
+		mr_error_set(err, ENOENT, "queue: requeue of unknown user %s",
+			     name ? name : "(null)");
+		goto out;
+	}
+	if (apply_requeue(q, u->id, err) < 0 || journal_requeue(q, u, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int queue_retry(struct queue *q, const char *name, double now, struct mr_error *err)
+{
+	struct quser *u;
+	int rc = -1;
+
+	pthread_mutex_lock(&q->mu);
+	if (writable(q, err) < 0)
+		goto out;
+	u = lookup_name(q, name);
+	if (u == NULL || u->state != QUEUE_ATTENTION) {
+		rc = 1;
+		goto out;
+	}
+	if (apply_request(q, u->id, LANE_PRIO, q->prio.back, now, err) < 0 ||
+	    journal_request(q, REC_RETRY, REQ_RETRY, u, now, err) < 0)
+		goto out;
+	q->waiters++;
+	rc = journal_commit_locked(q, q->append_lsn, err);
+	q->waiters--;
+out:
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int queue_lookup(struct queue *q, const char *name, struct queue_user_info *info_r)
+{
+	struct quser *u;
+
+	pthread_mutex_lock(&q->mu);
+	u = lookup_name(q, name);
+	if (u != NULL)
+		fill_info(q, u, info_r);
+	pthread_mutex_unlock(&q->mu);
+	if (u == NULL) {
+		unknown_info(name, info_r);
+		return 1;
+	}
+	return 0;
+}
+
+void queue_foreach_queued(struct queue *q, size_t max,
+			  int (*fn)(void *arg, const struct queue_user_info *info), void *arg)
+{
+	struct queue_user_info *info = malloc(sizeof(*info));
+	uint64_t k, given = 0;
+	int l;
+
+	if (info == NULL)
+		return;
+	pthread_mutex_lock(&q->mu);
+	for (l = 0; l < 2; l++) {
+		const struct lane *lane = l == 0 ? &q->prio : &q->enq;
+
+		for (k = 0; k < lane->count; k++) {
+			const struct quser *u = q->users[lane_kth(lane, k) - 1];
+
+			if (max != 0 && given == max)
+				goto out;
+			fill_info(q, u, info);
+			given++;
+			if (fn(arg, info) != 0)
+				goto out;
+		}
+	}
+out:
+	pthread_mutex_unlock(&q->mu);
+	free(info);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	const struct quser *ua = *(const struct quser *const *)a;
+	const struct quser *ub = *(const struct quser *const *)b;
+
+	return strcmp(ua->name, ub->name);
+}
+
+void queue_foreach_user(struct queue *q, int (*fn)(void *arg, const struct queue_user_info *info),
+			void *arg)
+{
+	struct queue_user_info *info = malloc(sizeof(*info));
+	struct quser **sorted = NULL;
+	uint32_t i, n;
+
+	pthread_mutex_lock(&q->mu);
+	n = q->nusers;
+	if (info == NULL || (n > 0 && (sorted = malloc(n * sizeof(*sorted))) == NULL))
+		goto out;
+	if (n > 0) {
+		memcpy(sorted, q->users, n * sizeof(*sorted));
+		qsort(sorted, n, sizeof(*sorted), by_name);
+	}
+	for (i = 0; i < n; i++) {
+		fill_info(q, sorted[i], info);
+		if (fn(arg, info) != 0)
+			break;
+	}
+out:
+	pthread_mutex_unlock(&q->mu);
+	free(sorted);
+	free(info);
+}
+
+void queue_counts(struct queue *q, uint64_t counts[QUEUE_STATE_COUNT])
+{
+	pthread_mutex_lock(&q->mu);
+	memcpy(counts, q->counts, sizeof(q->counts));
+	pthread_mutex_unlock(&q->mu);
+}
+
+uint64_t queue_pending(struct queue *q)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&q->mu);
+	n = q->prio.count + q->enq.count;
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}
+
+double queue_eta(struct queue *q, int64_t position, unsigned workers)
+{
+	double avg;
+	uint64_t runs;
+
+	pthread_mutex_lock(&q->mu);
+	avg = q->avg_run;
+	runs = q->runs_measured;
+	pthread_mutex_unlock(&q->mu);
+	if (runs == 0 || position < 0)
+		return -1;
+	if (workers == 0)
+		workers = 1;
+	return avg * ((double)position / workers + 1);
+}
+
+int queue_compact(struct queue *q, struct mr_error *err)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&q->mu);
+	while (q->committing)
+		pthread_cond_wait(&q->commit_cv, &q->mu);
+	if (writable(q, err) < 0)
+		goto out;
+	q->committing = 1;
+	rc = journal_compact_locked(q, err);
+	q->committing = 0;
+	pthread_cond_broadcast(&q->commit_cv);
+out:
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
