@@ -364,6 +364,10 @@ int restore_backup_user_stats(int user_dirfd, int out_fd, enum restore_compressi
 	case RESTORE_COMPRESS_LZ4:
 		if (r == ARCHIVE_OK)
 			r = archive_write_add_filter_lz4(b.a);
+		/* 64 KiB blocks instead of 4 MiB: a truncated backup
+		 * still gives up everything before the cut. */
+		if (r == ARCHIVE_OK)
+			r = archive_write_set_filter_option(b.a, "lz4", "block-size", "4");
 		break;
 	case RESTORE_COMPRESS_ZSTD:
 		if (r == ARCHIVE_OK)

@@ -112,7 +112,7 @@ static void archive_problem(struct xctx *x, const char *path, const char *what)
 
 	x->archive_failed = 1;
 	mr_problems_add(x->pb, MR_PROBLEM_ARCHIVE, archive_errno(x->a) > 0 ? archive_errno(x->a) : 0,
-			path, "%s: %s", what, why ? why : "unknown libarchive error");
+			path, "%s: %s", what, why ? why : "unexpected end of the archive");
 }
 
 static void cache_drop(struct xctx *x)
@@ -403,8 +403,10 @@ static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, con
 		r = archive_read_data_block(x->a, &buf, &len, &off);
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r == ARCHIVE_RETRY)
-			continue;
+		if (r == ARCHIVE_RETRY) {
+			archive_problem(x, path, "reading the archive failed");
+			return STEP_ARCHIVE_STOP;
+		}
 		if (r < ARCHIVE_WARN) {
 			archive_problem(x, path, "reading the archive failed");
 			return STEP_ARCHIVE_STOP;
@@ -923,7 +925,7 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 	struct stat asb, wsb;
 	struct archive_entry *e;
 	uint64_t ratio;
-	int rc = -1, r, nentries = 0;
+	int rc = -1, r, nentries = 0, retries = 0;
 
 	if (settings == NULL) {
 		restore_settings_init(&defaults);
@@ -978,7 +980,7 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 		goto out;
 	}
 	if (archive_read_open_fd(x.a, archive_fd, READ_BLOCK) != ARCHIVE_OK) {
-		archive_problem(&x, "", "opening the archive failed");
+		archive_problem(&x, "", "not a readable archive");
 		rc = 1;
 		goto out;
 	}
@@ -992,8 +994,16 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 		r = archive_read_next_header(x.a, &e);
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r == ARCHIVE_RETRY)
+		if (r == ARCHIVE_RETRY) {
+			/* A damaged header the reader skipped to resync: the
+			 * archive is corrupt even when the rest reads. */
+			if (retries++ == 0)
+				archive_problem(&x, "", "the archive is damaged");
+			if (retries > 10000)
+				break;
 			continue;
+		}
+		retries = 0;
 		if (r == ARCHIVE_FATAL) {
 			archive_problem(&x, "", nentries == 0 ? "not a readable archive"
 							   : "the archive is truncated or corrupt");

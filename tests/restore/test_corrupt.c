@@ -1,0 +1,220 @@
+/*
+ * test_corrupt.c: truncated, corrupt, empty and non-archive input is a
+ * clear per-user error (return 1 with an MR_PROBLEM_ARCHIVE problem) that
+ * keeps what was extracted and never crashes.
+ */
+#include "tests/restore/archgen.h"
+
+/* Forty files of 20 KiB of noise each, so a cut lands inside data. */
+static void write_user(const char *path, int filter)
+{
+	struct archive *a = archive_write_new();
+	static char data[20 * 1024];
+	uint32_t x = 99;
+	size_t i;
+	int f;
+
+	assert_int_equal(archive_write_set_format_pax(a), ARCHIVE_OK);
+	if (filter != ARCHIVE_FILTER_NONE)
+		assert_int_equal(archive_write_add_filter(a, filter), ARCHIVE_OK);
+	/* Small lz4 blocks, as restore_backup_user() writes them: a cut
+	 * loses only the block it falls in. */
+	if (filter == ARCHIVE_FILTER_LZ4)
+		assert_int_equal(archive_write_set_filter_option(a, "lz4", "block-size", "4"),
+				 ARCHIVE_OK);
+	assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+	for (f = 0; f < 40; f++) {
+		char name[64];
+
+		for (i = 0; i < sizeof(data); i++) {
+			x = x * 1103515245 + 12345;
+			data[i] = (char)(x >> 16);
+		}
+		snprintf(name, sizeof(name), "cur/msg%02d", f);
+		ag_file(a, name, data, sizeof(data), 0600, 1500000000 + f, 0);
+	}
+	ag_close(a);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat sb;
+
+	assert_int_equal(stat(path, &sb), 0);
+	return sb.st_size;
+}
+
+static void expect_archive_error(const char *arc, const char *work, struct restore_stats *st)
+{
+	struct mr_problems pb = { NULL, 0, 0, 0 };
+	struct mr_error err;
+	int rc = ag_extract(arc, work, NULL, st, &pb, &err);
+
+	if (rc != 1)
+		fail_msg("%s: expected 1, got %d (%s)", arc, rc, err.msg);
+	assert_true(mr_problems_count(&pb, MR_PROBLEM_ARCHIVE) >= 1);
+	/* No temporary file survives a failure. */
+	assert_int_equal(tu_sh("test -z \"$(find '%s' -name '.mrx.*')\"", work), 0);
+	mr_problems_reset(&pb);
+}
+
+static void test_truncated_keeps_partial(void **state)
+{
+	static const int filters[] = { ARCHIVE_FILTER_NONE, ARCHIVE_FILTER_LZ4, ARCHIVE_FILTER_GZIP,
+				       ARCHIVE_FILTER_ZSTD, ARCHIVE_FILTER_XZ };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
+		char *root = tu_tmpdir(), *arc = tu_path(root, "u.tar"), *work = tu_path(root, "work");
+		struct restore_stats st;
+
+		write_user(arc, filters[i]);
+		assert_int_equal(truncate(arc, file_size(arc) / 2), 0);
+		expect_archive_error(arc, work, &st);
+		/* What came before the cut is there and whole. */
+		assert_true(st.files >= 5);
+		assert_true(st.files < 40);
+		assert_int_equal(ag_lstat(work, "cur/msg00").st_size, 20 * 1024);
+		assert_int_equal(ag_lstat(work, "cur/msg00").st_mtim.tv_sec, 1500000000);
+		assert_false(ag_exists(work, "cur/msg39"));
+		free(work);
+		free(arc);
+		tu_rmtree(root);
+	}
+}
+
+static void test_corrupt_middle(void **state)
+{
+	char *root = tu_tmpdir(), *arc = tu_path(root, "u.tar.gz"), *work = tu_path(root, "work");
+	struct restore_stats st;
+	off_t size;
+
+	(void)state;
+	write_user(arc, ARCHIVE_FILTER_GZIP);
+	size = file_size(arc);
+	/* Overwrite 4 KiB in the middle of the deflate stream. */
+	assert_int_equal(tu_sh("dd if=/dev/urandom of='%s' bs=1 seek=%lld count=4096 conv=notrunc "
+			       "status=none", arc, (long long)size / 2), 0);
+	expect_archive_error(arc, work, &st);
+	assert_true(ag_exists(work, "cur/msg00"));
+	free(work);
+	free(arc);
+	tu_rmtree(root);
+}
+
+static void test_corrupt_tar_header(void **state)
+{
+	char *root = tu_tmpdir(), *arc = tu_path(root, "u.tar"), *work = tu_path(root, "work");
+	struct restore_stats st;
+	int fd;
+
+	(void)state;
+	write_user(arc, ARCHIVE_FILTER_NONE);
+	/* Smash the checksum field of the 11th entry's header: each entry
+	 * is a 512-byte header (no pax extension is needed) and 20 KiB. */
+	fd = open(arc, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "XXXXXXXX", 8, 10L * (512 + 20 * 1024) + 148), 8);
+	close(fd);
+	expect_archive_error(arc, work, &st);
+	assert_true(st.files >= 9);
+	free(work);
+	free(arc);
+	tu_rmtree(root);
+}
+
+static void test_empty_and_garbage(void **state)
+{
+	char *root = tu_tmpdir(), *work = tu_path(root, "work");
+	char *empty = tu_path(root, "empty.tar"), *garbage = tu_path(root, "garbage.tar.gz");
+	char *text = tu_path(root, "text.tar"), *gzempty = tu_path(root, "gzempty.tar.gz");
+	struct mr_problems pb = { NULL, 0, 0, 0 };
+	struct restore_stats st;
+	struct mr_error err;
+	static char noise[64 * 1024];
+	uint32_t x = 7;
+	size_t i;
+
+	(void)state;
+	tu_write_file(root, "empty.tar", "", 0);
+	for (i = 0; i < sizeof(noise); i++) {
+		x = x * 1103515245 + 12345;
+		noise[i] = (char)(x >> 16);
+	}
+	tu_write_file(root, "garbage.tar.gz", noise, sizeof(noise));
+	tu_write_file(root, "text.tar", "From: someone\nSubject: not an archive\n\nhello\n", 45);
+	assert_int_equal(tu_sh("printf '' | gzip > '%s'", gzempty), 0);
+
+	assert_int_equal(ag_extract(empty, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "empty"));
+	mr_problems_reset(&pb);
+	assert_int_equal(ag_extract(gzempty, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "empty"));
+	mr_problems_reset(&pb);
+	assert_int_equal(ag_extract(garbage, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "not a readable archive"));
+	mr_problems_reset(&pb);
+	assert_int_equal(ag_extract(text, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "not a readable archive"));
+	assert_int_equal(st.entries, 0);
+	/* Nothing was made of them. */
+	assert_int_equal(tu_sh("test -z \"$(ls -A '%s')\"", work), 0);
+	mr_problems_reset(&pb);
+	free(gzempty);
+	free(text);
+	free(garbage);
+	free(empty);
+	free(work);
+	tu_rmtree(root);
+}
+
+/* Cut at every 97th byte of a small archive: never a crash, never a
+ * result other than 0 or 1, never a temporary file left. */
+static void test_every_cut(void **state)
+{
+	char *root = tu_tmpdir(), *arc = tu_path(root, "u.tar.lz4"), *cut = tu_path(root, "cut");
+	char *work = tu_path(root, "work");
+	struct archive *a;
+	off_t size, n;
+
+	(void)state;
+	a = ag_open(arc, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_LZ4);
+	ag_dir(a, "cur", 0700, 1500000000);
+	ag_file(a, "cur/a", "aaaa", 4, 0600, 1500000000, 0);
+	ag_symlink(a, "l", "cur/a");
+	ag_hardlink(a, "h", "cur/a");
+	ag_file(a, "b", "bbbbbbbbbbbb", 12, 0600, 1500000000, 0);
+	ag_close(a);
+	size = file_size(arc);
+	for (n = 0; n < size; n += 97) {
+		struct mr_problems pb = { NULL, 0, 0, 0 };
+		struct restore_stats st;
+		struct mr_error err;
+		int rc;
+
+		assert_int_equal(tu_sh("rm -rf '%s' && head -c %lld '%s' > '%s'", work, (long long)n,
+				       arc, cut), 0);
+		rc = ag_extract(cut, work, NULL, &st, &pb, &err);
+		assert_int_equal(rc, 1);
+		mr_problems_reset(&pb);
+	}
+	free(work);
+	free(cut);
+	free(arc);
+	tu_rmtree(root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_truncated_keeps_partial),
+		cmocka_unit_test(test_corrupt_middle),
+		cmocka_unit_test(test_corrupt_tar_header),
+		cmocka_unit_test(test_empty_and_garbage),
+		cmocka_unit_test(test_every_cut),
+	};
+
+	mr_log_quiet = 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
