@@ -1,0 +1,499 @@
+/*
+ * test_journal.c: the queue's journal (queue/journal.c): replay gives back
+ * the queue that was closed or crashed, a torn tail cut at any byte is
+ * dropped, a bad checksum ends the replay there, a zero-filled tail is cut,
+ * an unknown major version or a foreign file is refused untouched, a newer
+ * minor is read, a second open of the same state fails, fsync and write
+ * failures fail the commit, and compaction keeps everything.
+ */
+#include "tests/queue/qtest.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static size_t journal_size(struct qt *t)
+{
+	char *path = tu_path(t->dir, "queue.journal");
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		fail_msg("stat(%s): %s", path, strerror(errno));
+	free(path);
+	return (size_t)st.st_size;
+}
+
+static char *journal_read(struct qt *t, size_t *len)
+{
+	char *data = tu_read_file(t->dir, "queue.journal", len);
+
+	assert_non_null(data);
+	return data;
+}
+
+static void journal_write(struct qt *t, const void *data, size_t len)
+{
+	tu_write_file(t->dir, "queue.journal", data, len);
+}
+
+/* A queue with every kind of record in it. */
+static void busy_queue(struct qt *t)
+{
+	struct queue_counters c = { .backup_files = 3, .copied_bytes = 12345, .held_mail = 2 };
+	struct mr_error err;
+	char name[32];
+	int i;
+
+	qt_add_n(t, 40);
+	for (i = 0; i < 40; i += 3) {
+		snprintf(name, sizeof(name), "u%04d", i);
+		qt_ask(t, 'r', name);
+	}
+	qt_ask(t, 'e', "u0001");
+	qt_ask(t, 'e', "u0002");
+	qt_ask(t, 'b', "u0030");
+	qt_ask(t, 'b', "u0031");
+	qt_next(t, 1, "u0031");
+	qt_next(t, 1, "u0030");
+	assert_int_equal(queue_set_state(t->q, "u0031", QUEUE_SYNCING, NULL, &c, 2001, &err), 0);
+	assert_int_equal(queue_set_state(t->q, "u0031", QUEUE_ACTIVE, NULL, &c, 2002, &err), 0);
+	assert_int_equal(queue_set_state(t->q, "u0030", QUEUE_ATTENTION, "source folder missing",
+					 &c, 2003, &err), 0);
+	qt_next(t, 1, "u0000");
+	assert_int_equal(queue_requeue(t->q, "u0000", &err), 0);
+	qt_next(t, 1, "u0000");
+	qt_set(t, "u0000", QUEUE_ACTIVE, NULL);
+	assert_int_equal(queue_retry(t->q, "u0030", 2100, &err), 0);
+	qt_set(t, "u0039", QUEUE_ACTIVE, NULL);
+	qt_next(t, 0, "u0003");
+	qt_set(t, "u0003", QUEUE_SYNCING, NULL);
+	qt_add(t, "late.user@example.org", 7);
+}
+
+static void test_replay_equals_close(void **state)
+{
+	struct qt t;
+	struct qt_dump a, b;
+
+	(void)state;
+	qt_setup(&t, 1);
+	busy_queue(&t);
+	/* u0003 is running; a restart puts it back in line like a requeue. */
+	assert_int_equal(queue_requeue(t.q, "u0003", NULL), 0);
+	a = qt_dump(&t);
+	qt_reopen(&t);
+	b = qt_dump(&t);
+	qt_dump_equal(&a, &b);
+	/* And once more after a compaction, from the snapshot. */
+	assert_int_equal(queue_compact(t.q, NULL), 0);
+	qt_reopen(&t);
+	qt_dump_free(&b);
+	b = qt_dump(&t);
+	qt_dump_equal(&a, &b);
+	qt_next(&t, 1, "u0003");
+	qt_dump_free(&a);
+	qt_dump_free(&b);
+	qt_teardown(&t);
+}
+
+/* kill -9 stand-in: a child does the work and _exit()s without closing. */
+static void test_replay_after_crash(void **state)
+{
+	struct qt t;
+	struct queue_user_info info;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	qt_setup(&t, 1);
+	qt_add_n(&t, 10);
+	queue_close(&t.q);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct mr_error err;
+		char name[MR_USER_NAME_MAX + 1];
+
+		if (queue_open(t.dirfd, &t.settings, &t.q, &err) < 0)
+			_exit(2);
+		qt_ask(&t, 'r', "u0005");
+		qt_ask(&t, 'r', "u0002");
+		qt_ask(&t, 'r', "u0007");
+		if (queue_next(t.q, 1, 10.0, name, NULL, &err) != 1)
+			_exit(3);
+		/* Not committed: may or may not survive. */
+		queue_request(t.q, "u0009", 11.0, NULL, NULL, &err);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	qt_open(&t);
+	/* u0005 was running: back at the front, its run counted. */
+	assert_int_equal(queue_lookup(t.q, "u0005", &info), 0);
+	assert_int_equal(info.state, QUEUE_QUEUED);
+	assert_int_equal(info.position, 0);
+	assert_int_equal(info.attempts, 1);
+	assert_int_equal(qt_pos(&t, "u0002"), 1);
+	assert_int_equal(qt_pos(&t, "u0007"), 2);
+	qt_next(&t, 1, "u0005");
+	qt_teardown(&t);
+}
+
+/* Cuts the last record at every byte: it is dropped, the rest kept. */
+static void test_torn_tail(void **state)
+{
+	struct qt t;
+	struct mr_error err;
+	size_t before, full, len, cut;
+	char *data;
+
+	(void)state;
+	qt_setup(&t, 0);
+	qt_add_n(&t, 3);
+	qt_ask(&t, 'r', "u0001");
+	queue_close(&t.q);
+	before = journal_size(&t);
+	qt_open(&t);
+	qt_ask(&t, 'r', "u0002");
+	queue_close(&t.q);
+	full = journal_size(&t);
+	assert_true(full > before);
+	data = journal_read(&t, &len);
+	for (cut = before; cut < full; cut++) {
+		journal_write(&t, data, cut);
+		if (queue_open(t.dirfd, &t.settings, &t.q, &err) < 0)
+			fail_msg("open with tail cut at %zu: %s", cut, err.msg);
+		assert_int_equal(qt_pos(&t, "u0001"), 0);
+		assert_int_equal(qt_state(&t, "u0002"), QUEUE_WAITING);
+		queue_close(&t.q);
+		assert_int_equal(journal_size(&t), before);
+	}
+	journal_write(&t, data, full);
+	qt_open(&t);
+	assert_int_equal(qt_pos(&t, "u0002"), 1);
+	free(data);
+	qt_teardown(&t);
+}
+
+static void test_bad_checksum(void **state)
+{
+	struct qt t;
+	size_t a, b, len;
+	char *data;
+
+	(void)state;
+	qt_setup(&t, 0);
+	qt_add_n(&t, 3);
+	queue_close(&t.q);
+	a = journal_size(&t);
+	qt_open(&t);
+	qt_ask(&t, 'r', "u0001");
+	queue_close(&t.q);
+	b = journal_size(&t);
+	qt_open(&t);
+	qt_ask(&t, 'r', "u0002");
+	queue_close(&t.q);
+	data = journal_read(&t, &len);
+	/* Flip a payload byte of the middle record. */
+	data[a + 16 + 6] ^= 0x40;
+	journal_write(&t, data, len);
+	qt_open(&t);
+	assert_int_equal(qt_state(&t, "u0000"), QUEUE_WAITING);
+	assert_int_equal(qt_state(&t, "u0001"), QUEUE_WAITING);
+	assert_int_equal(qt_state(&t, "u0002"), QUEUE_WAITING);
+	queue_close(&t.q);
+	assert_int_equal(journal_size(&t), a);
+	assert_true(b > a);
+	free(data);
+	qt_teardown(&t);
+}
+
+static void test_zero_tail(void **state)
+{
+	struct qt t;
+	size_t len, good;
+	char *data, *grown;
+
+	(void)state;
+	qt_setup(&t, 0);
+	qt_add_n(&t, 3);
+	qt_ask(&t, 'r', "u0002");
+	queue_close(&t.q);
+	data = journal_read(&t, &len);
+	good = len;
+	grown = calloc(1, len + 4096);
+	assert_non_null(grown);
+	memcpy(grown, data, len);
+	journal_write(&t, grown, len + 4096);
+	qt_open(&t);
+	assert_int_equal(qt_pos(&t, "u0002"), 0);
+	queue_close(&t.q);
+	assert_int_equal(journal_size(&t), good);
+	free(data);
+	free(grown);
+	qt_teardown(&t);
+}
+
+static void expect_refused(struct qt *t, const char *data, size_t len, const char *msg)
+{
+	struct mr_error err;
+	size_t after_len;
+	char *after;
+
+	journal_write(t, data, len);
+	assert_int_equal(queue_open(t->dirfd, &t->settings, &t->q, &err), -1);
+	assert_null(t->q);
+	if (strstr(err.msg, msg) == NULL)
+		fail_msg("error \"%s\" does not say \"%s\"", err.msg, msg);
+	after = journal_read(t, &after_len);
+	assert_int_equal(after_len, len);
+	assert_memory_equal(after, data, len);
+	free(after);
+}
+
+static void test_unknown_major(void **state)
+{
+	struct qt t;
+	size_t len;
+	char *data;
+
+	(void)state;
+	qt_setup(&t, 0);
+	qt_add_n(&t, 3);
+	queue_close(&t.q);
+	data = journal_read(&t, &len);
+	data[4] = 2;
+	expect_refused(&t, data, len, "version 2.0");
+	data[4] = 1;
+	data[5] = 1;
+	expect_refused(&t, data, len, "version 257.0");
+	free(data);
+	qt_teardown(&t);
+}
+
+static void test_wrong_magic(void **state)
+{
+	struct qt t;
+	static const char junk[] = "From: someone\nSubject: not a journal at all\n\n";
+	static const char tiny[] = "MRQX";
+
+	(void)state;
+	qt_setup(&t, 0);
+	queue_close(&t.q);
+	expect_refused(&t, junk, sizeof(junk) - 1, "not a mailrestore journal");
+	expect_refused(&t, tiny, sizeof(tiny) - 1, "not a mailrestore journal");
+	qt_teardown(&t);
+}
+
+/* A newer minor version with a longer header is read. */
+static void test_newer_minor(void **state)
+{
+	struct qt t;
+	size_t len;
+	char *data, *grown;
+
+	(void)state;
+	qt_setup(&t, 0);
+	qt_add_n(&t, 3);
+	qt_ask(&t, 'r', "u0001");
+	queue_close(&t.q);
+	data = journal_read(&t, &len);
+	grown = calloc(1, len + 8);
+	assert_non_null(grown);
+	memcpy(grown, data, 16);
+	memcpy(grown + 24, data + 16, len - 16);
+	grown[6] = 3;   /* minor 3 */
+	grown[8] = 24;  /* header size 24 */
+	journal_write(&t, grown, len + 8);
+	qt_open(&t);
+	assert_int_equal(qt_pos(&t, "u0001"), 0);
+	free(data);
+	free(grown);
+	qt_teardown(&t);
+}
+
+/* A crash at birth leaves an empty or partial header: start afresh. */
+static void test_torn_header(void **state)
+{
+	struct qt t;
+
+	(void)state;
+	qt_setup(&t, 0);
+	queue_close(&t.q);
+	journal_write(&t, "MRQJ\1", 5);
+	qt_open(&t);
+	qt_add_n(&t, 1);
+	qt_reopen(&t);
+	assert_int_equal(qt_state(&t, "u0000"), QUEUE_WAITING);
+	queue_close(&t.q);
+	journal_write(&t, "", 0);
+	qt_open(&t);
+	qt_teardown(&t);
+}
+
+static void test_second_open_refused(void **state)
+{
+	struct qt t;
+	struct queue *other = NULL;
+	struct mr_error err;
+
+	(void)state;
+	qt_setup(&t, 0);
+	assert_int_equal(queue_open(t.dirfd, NULL, &other, &err), -1);
+	assert_null(other);
+	assert_int_equal(err.errnum, EWOULDBLOCK);
+	assert_non_null(strstr(err.msg, "another mailrestore daemon is using this state folder"));
+	queue_close(&t.q);
+	assert_int_equal(queue_open(t.dirfd, NULL, &other, &err), 0);
+	queue_close(&other);
+	assert_null(other);
+	queue_close(NULL);
+	qt_teardown(&t);
+}
+
+static void test_fsync_failure(void **state)
+{
+	struct qt t;
+	struct mr_io_fault f = { .op = MR_IO_FSYNC, .errnum = EIO };
+	struct queue_user_info info;
+	struct mr_error err;
+	queue_ticket ticket;
+	char name[MR_USER_NAME_MAX + 1];
+
+	(void)state;
+	qt_setup(&t, 1);
+	qt_add_n(&t, 3);
+	qt_ask(&t, 'r', "u0000");
+	assert_int_equal(mr_io_fault_add(&f), 0);
+	assert_int_equal(queue_request(t.q, "u0001", 5.0, &info, &ticket, &err), 0);
+	assert_int_equal(queue_commit_wait(t.q, ticket, &err), -1);
+	assert_int_equal(err.errnum, EIO);
+	assert_non_null(strstr(err.msg, "fsync(queue.journal)"));
+	mr_io_fault_clear();
+	/* The journal stays broken: nothing may look saved that was not. */
+	assert_int_equal(queue_commit_wait(t.q, ticket, &err), -1);
+	assert_int_equal(queue_request(t.q, "u0002", 6.0, &info, &ticket, &err), -1);
+	assert_int_equal(err.errnum, EIO);
+	assert_int_equal(queue_next(t.q, 0, 7.0, name, NULL, &err), -1);
+	/* Lookups still answer. */
+	assert_int_equal(qt_pos(&t, "u0000"), 0);
+	qt_reopen(&t);
+	assert_int_equal(qt_pos(&t, "u0000"), 0);
+	qt_teardown(&t);
+}
+
+static void test_write_failure(void **state)
+{
+	struct qt t;
+	struct mr_io_fault f = { .op = MR_IO_WRITE, .errnum = ENOSPC };
+	struct mr_error err;
+
+	(void)state;
+	qt_setup(&t, 1);
+	qt_add_n(&t, 3);
+	qt_ask(&t, 'r', "u0000");
+	assert_int_equal(mr_io_fault_add(&f), 0);
+	assert_int_equal(queue_set_state(t.q, "u0001", QUEUE_ACTIVE, NULL, NULL, 5.0, &err), -1);
+	assert_int_equal(err.errnum, ENOSPC);
+	assert_non_null(strstr(err.msg, "write(queue.journal)"));
+	mr_io_fault_clear();
+	qt_reopen(&t);
+	assert_int_equal(qt_state(&t, "u0001"), QUEUE_WAITING);
+	assert_int_equal(qt_pos(&t, "u0000"), 0);
+	qt_teardown(&t);
+}
+
+static void test_compaction_keeps_everything(void **state)
+{
+	struct qt t;
+	struct qt_dump a, b;
+	struct mr_error err;
+	size_t grown;
+	int i;
+
+	(void)state;
+	qt_setup(&t, 0);
+	busy_queue(&t);
+	qt_set(&t, "u0003", QUEUE_ACTIVE, NULL);
+	/* Churn: a preempted background user, many times over. */
+	for (i = 0; i < 40000; i++) {
+		qt_next(&t, 1, "u0006");
+		assert_int_equal(queue_requeue(t.q, "u0006", &err), 0);
+	}
+	/* Commits compacted on their own: 40000 runs are ~1.9 MiB of
+	 * records, the threshold is about 1.07 MiB here. */
+	grown = journal_size(&t);
+	assert_true(grown < (1u << 20) + 100000);
+	a = qt_dump(&t);
+	assert_int_equal(queue_compact(t.q, &err), 0);
+	assert_true(journal_size(&t) < 16384);
+	b = qt_dump(&t);
+	qt_dump_equal(&a, &b);
+	qt_dump_free(&b);
+	/* Records after the snapshot replay on top of it. */
+	qt_ask(&t, 'b', "u0010");
+	qt_dump_free(&a);
+	a = qt_dump(&t);
+	qt_reopen(&t);
+	b = qt_dump(&t);
+	qt_dump_equal(&a, &b);
+	qt_dump_free(&a);
+	qt_dump_free(&b);
+	qt_teardown(&t);
+}
+
+/* A compaction that fails before its rename leaves the old journal. */
+static void test_compaction_failure(void **state)
+{
+	struct qt t;
+	struct mr_io_fault f = { .op = MR_IO_RENAME, .errnum = EIO };
+	struct qt_dump a, b;
+	struct mr_error err;
+	char *leftover;
+
+	(void)state;
+	qt_setup(&t, 1);
+	busy_queue(&t);
+	a = qt_dump(&t);
+	assert_int_equal(mr_io_fault_add(&f), 0);
+	assert_int_equal(queue_compact(t.q, &err), -1);
+	assert_non_null(strstr(err.msg, "renameat"));
+	mr_io_fault_clear();
+	leftover = tu_read_file(t.dir, "queue.journal.new", NULL);
+	assert_null(leftover);
+	qt_ask(&t, 'r', "u0004");
+	queue_close(&t.q);
+	/* A crash mid-compaction leaves a partial new file: ignored. */
+	tu_write_file(t.dir, "queue.journal.new", "MRQJ\1\0\0\0", 8);
+	qt_open(&t);
+	b = qt_dump(&t);
+	assert_int_equal(qt_pos(&t, "u0004"), qt_pos(&t, "u0030") + 1);
+	assert_int_equal(a.n, b.n);
+	leftover = tu_read_file(t.dir, "queue.journal.new", NULL);
+	assert_null(leftover);
+	qt_dump_free(&a);
+	qt_dump_free(&b);
+	qt_teardown(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_replay_equals_close),
+		cmocka_unit_test(test_replay_after_crash),
+		cmocka_unit_test(test_torn_tail),
+		cmocka_unit_test(test_bad_checksum),
+		cmocka_unit_test(test_zero_tail),
+		cmocka_unit_test(test_unknown_major),
+		cmocka_unit_test(test_wrong_magic),
+		cmocka_unit_test(test_newer_minor),
+		cmocka_unit_test(test_torn_header),
+		cmocka_unit_test(test_second_open_refused),
+		cmocka_unit_test(test_fsync_failure),
+		cmocka_unit_test(test_write_failure),
+		cmocka_unit_test(test_compaction_keeps_everything),
+		cmocka_unit_test(test_compaction_failure),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
