@@ -740,10 +740,12 @@ static int has_base(const struct mr_dirlist *list, const char *base)
 
 /* Writes one released message into tmp/name, with mtime = arrival,
  * fsync'd, and renames it into new/. 0 or -1 with err. */
-static int release_one(int dirs[3], const char *name, const unsigned char *msg, size_t len,
-		       uint64_t arrival_ns, struct mr_error *err)
+static int release_one(int dirs[3], const struct maildir_owner *owner, const char *name,
+		       const unsigned char *msg, size_t len, uint64_t arrival_ns,
+		       struct mr_error *err)
 {
 	struct timespec ts[2];
+	char what[200];
 	int fd = -1, rc = -1, made = 0;
 
 	/* A leftover of a release killed mid-write. */
@@ -757,6 +759,9 @@ static int release_one(int dirs[3], const char *name, const unsigned char *msg, 
 		goto out;
 	}
 	made = 1;
+	snprintf(what, sizeof(what), "tmp/%s", name);
+	if (mail_maildir_chown(fd, what, owner, err) < 0)
+		goto out;
 	if (mr_write_all(fd, msg, len) < 0) {
 		mr_error_set(err, errno, "write(tmp/%s) failed", name);
 		goto out;
@@ -797,6 +802,7 @@ int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 {
 	struct mr_dirlist held = { NULL, 0 }, in_new = { NULL, 0 }, in_cur = { NULL, 0 };
 	int dirs[3] = { -1, -1, -1 }, dirfd = -1, rc = -1, r;
+	struct maildir_owner owner;
 	unsigned char *msg = NULL;
 	uint64_t released = 0;
 	size_t i;
@@ -805,7 +811,7 @@ int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 		*released_r = 0;
 	if (check_user(user, err) < 0)
 		return -1;
-	if (mail_maildir_open(maildir_fd, dirs, err) < 0)
+	if (mail_maildir_open(maildir_fd, dirs, &owner, err) < 0)
 		goto out;
 	r = user_dir_open(store, user, 0, &dirfd, err);
 	if (r < 0)
@@ -844,7 +850,7 @@ int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 			 (unsigned long long)seq);
 		if (!has_base(&in_new, base) && !has_base(&in_cur, base)) {
 			snprintf(name, sizeof(name), "%s,S=%zu", base, len);
-			if (release_one(dirs, name, msg, len, h.arrival_ns, err) < 0)
+			if (release_one(dirs, &owner, name, msg, len, h.arrival_ns, err) < 0)
 				goto out;
 		}
 		released++;

@@ -10,11 +10,28 @@
 /* Indexes into the fds filled by mail_maildir_open(). */
 enum { MAILDIR_TMP = 0, MAILDIR_NEW = 1, MAILDIR_CUR = 2 };
 
+#include <sys/types.h>
+
+/* Who owns a Maildir. The daemon runs as root while the IMAP server reads
+ * the mailbox as its user, so what root writes into a Maildir is given to
+ * the owner of the Maildir's root folder. */
+struct maildir_owner {
+	uid_t uid;
+	gid_t gid;
+	int chown;  /* 1 when we are root and the Maildir belongs to another */
+};
+
 /* Opens tmp/, new/ and cur/ below maildir_fd, creating the missing ones
- * with mode 0700 (and then fsyncing maildir_fd so the new folders are
- * durable). fds_r[MAILDIR_*] get the three fds, which the caller closes
- * with mail_maildir_close(). 0, or -1 with err (then no fd is left open). */
-int mail_maildir_open(int maildir_fd, int fds_r[3], struct mr_error *err);
+ * with mode 0700 and the Maildir's owner (and then fsyncing maildir_fd so
+ * the new folders are durable). fds_r[MAILDIR_*] get the three fds, which
+ * the caller closes with mail_maildir_close(); owner_r gets the owner for
+ * mail_maildir_chown(). 0, or -1 with err (then no fd is left open). */
+int mail_maildir_open(int maildir_fd, int fds_r[3], struct maildir_owner *owner_r,
+		      struct mr_error *err);
+/* Gives the file open as fd (named what in errors) to the Maildir's owner
+ * when owner->chown says so. 0 or -1 with err. */
+int mail_maildir_chown(int fd, const char *what, const struct maildir_owner *owner,
+		       struct mr_error *err);
 /* Closes the fds of mail_maildir_open() (accepts -1 entries). */
 void mail_maildir_close(int fds[3]);
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,16 +66,43 @@ void mail_maildir_close(int fds[3])
 	}
 }
 
-int mail_maildir_open(int maildir_fd, int fds_r[3], struct mr_error *err)
+int mail_maildir_chown(int fd, const char *what, const struct maildir_owner *owner,
+		       struct mr_error *err)
 {
+	if (!owner->chown)
+		return 0;
+	if (mr_io->fchownat(fd, "", owner->uid, owner->gid, AT_EMPTY_PATH) < 0) {
+		mr_error_set(err, errno, "fchown(%s) failed", what);
+		return -1;
+	}
+	return 0;
+}
+
+int mail_maildir_open(int maildir_fd, int fds_r[3], struct maildir_owner *owner_r,
+		      struct mr_error *err)
+{
+	struct stat st;
 	int i, created = 0;
 
 	for (i = 0; i < 3; i++)
 		fds_r[i] = -1;
+	if (mr_io->fstat(maildir_fd, &st) < 0) {
+		mr_error_set(err, errno, "fstat(maildir) failed");
+		return -1;
+	}
+	owner_r->uid = st.st_uid;
+	owner_r->gid = st.st_gid;
+	owner_r->chown = geteuid() == 0 && (st.st_uid != 0 || st.st_gid != 0);
 	for (i = 0; i < 3; i++) {
-		if (mr_io->mkdirat(maildir_fd, subdir_names[i], 0700) == 0)
+		if (mr_io->mkdirat(maildir_fd, subdir_names[i], 0700) == 0) {
 			created = 1;
-		else if (errno != EEXIST) {
+			if (owner_r->chown &&
+			    mr_io->fchownat(maildir_fd, subdir_names[i], st.st_uid, st.st_gid,
+					    AT_SYMLINK_NOFOLLOW) < 0) {
+				mr_error_set(err, errno, "chown(%s) failed", subdir_names[i]);
+				goto fail;
+			}
+		} else if (errno != EEXIST) {
 			mr_error_set(err, errno, "mkdirat(%s) failed", subdir_names[i]);
 			goto fail;
 		}
@@ -100,11 +128,12 @@ int mail_deliver_maildir(int maildir_fd, const void *msg, size_t len, char *name
 			 size_t name_len, struct mr_error *err)
 {
 	int dirs[3] = { -1, -1, -1 }, fd = -1, rc = -1, in_tmp = 0, in_new = 0, linked = 0;
-	char name[1400];
+	struct maildir_owner owner;
+	char name[1400], what[1500];
 	int attempt;
 
 	pthread_once(&host_once, host_init);
-	if (mail_maildir_open(maildir_fd, dirs, err) < 0)
+	if (mail_maildir_open(maildir_fd, dirs, &owner, err) < 0)
 		goto out;
 
 	for (attempt = 0; ; attempt++) {
@@ -127,6 +156,9 @@ int mail_deliver_maildir(int maildir_fd, const void *msg, size_t len, char *name
 		}
 	}
 	in_tmp = 1;
+	snprintf(what, sizeof(what), "tmp/%s", name);
+	if (mail_maildir_chown(fd, what, &owner, err) < 0)
+		goto out;
 	if (mr_write_all(fd, msg, len) < 0) {
 		mr_error_set(err, errno, "write(tmp/%s) failed", name);
 		goto out;

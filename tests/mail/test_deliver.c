@@ -150,6 +150,33 @@ static void short_writes_are_retried(void **state)
 	mt_free(t);
 }
 
+/* Run as root (the daemon), delivery gives the files and new folders to
+ * the Maildir's owner, or the IMAP server could not read them. */
+static void files_belong_to_the_maildir_owner(void **state)
+{
+	struct mt *t;
+	struct mr_error err;
+	char name[512], path[4096];
+	struct stat st;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	t = mt_new();
+	assert_int_equal(chown(t->maildir, 65534, 65534), 0);
+	assert_int_equal(mail_deliver_maildir(t->maildir_fd, message, sizeof(message) - 1, name,
+					      sizeof(name), &err), 0);
+	snprintf(path, sizeof(path), "%s/new/%s", t->maildir, name);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 65534);
+	assert_int_equal(st.st_gid, 65534);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "%s/cur", t->maildir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 65534);
+	mt_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -161,6 +188,7 @@ int main(void)
 		cmocka_unit_test(eio_on_new_fsync),
 		cmocka_unit_test(link_failure),
 		cmocka_unit_test(short_writes_are_retried),
+		cmocka_unit_test(files_belong_to_the_maildir_owner),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

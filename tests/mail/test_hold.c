@@ -309,6 +309,33 @@ static void empty_message_round_trip(void **state)
 	mt_free(t);
 }
 
+/* Released as root into a user's Maildir: the user owns the files. */
+static void released_files_belong_to_the_maildir_owner(void **state)
+{
+	struct mt *t;
+	struct mr_error err;
+	uint64_t released;
+	char **v, path[4096];
+	size_t n;
+	struct stat st;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	t = mt_new();
+	assert_int_equal(chown(t->maildir, 65534, 65534), 0);
+	mt_hold(t, "alice", "m", 1);
+	assert_int_equal(mt_release(t, "alice", &released, &err), 0);
+	v = mt_list(t->maildir, "new", &n);
+	assert_int_equal(n, 1);
+	snprintf(path, sizeof(path), "%s/new/%s", t->maildir, v[0]);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 65534);
+	assert_int_equal(st.st_gid, 65534);
+	mt_names_free(v, n);
+	mt_free(t);
+}
+
 static void invalid_user_names_refused(void **state)
 {
 	static const char *bad[] = { "", "../x", "a/b", ".", "..", "a b", "-x", ".lock" };
@@ -349,6 +376,7 @@ int main(void)
 		cmocka_unit_test(held_users_lists_only_users_with_mail),
 		cmocka_unit_test(large_message_round_trip),
 		cmocka_unit_test(empty_message_round_trip),
+		cmocka_unit_test(released_files_belong_to_the_maildir_owner),
 		cmocka_unit_test(invalid_user_names_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
