@@ -14,9 +14,10 @@
  *     is copied whole instead), so a read error on the damaged source
  *     leaves the destination exactly as it was; the appended tail is
  *     written first and cut off again when reading it fails;
- *   - the file's time is set last: a crash in the middle leaves the old
- *     time, so the next run's quick check sees the file as changed and
- *     patches it again.
+ *   - the file's time is set last: a crash or a destination error in the
+ *     middle leaves a time other than the source's (the old one, or the
+ *     time of the write), so the next run's quick check sees the file as
+ *     changed and patches it again.
  */
 #include "sync/sync_private.h"
 
@@ -210,10 +211,13 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 	sync_progress(ctx, written);
 	rc = 0;
 out:
-	/* A tail written before a failure goes again: the file is back to
-	 * exactly the backup's version. */
-	if (tail_from >= 0 && dfd >= 0)
-		mr_io->ftruncate(dfd, tail_from);
+	/* A tail written before a failure goes again, and the time it had:
+	 * the file is back to exactly the backup's version. */
+	if (tail_from >= 0 && dfd >= 0 && mr_io->ftruncate(dfd, tail_from) == 0) {
+		struct timespec ts[2] = { dst.st_atim, dst.st_mtim };
+
+		mr_io->futimens(dfd, ts);
+	}
 	pending_free(&pend);
 	mr_close(dfd);
 	mr_close(sfd);

@@ -393,7 +393,7 @@ static int plan_walk(struct sync_ctx *ctx, int sfd, int dfd, const char *rel,
 	while (i < sl.n || j < dl.n) {
 		const char *name;
 		struct stat sst2, dst2;
-		int cmp, have_s, have_d;
+		int cmp, have_s, have_d, serr;
 		char *child;
 
 		if (ctx->set->cancel != NULL && *ctx->set->cancel) {
@@ -414,15 +414,19 @@ static int plan_walk(struct sync_ctx *ctx, int sfd, int dfd, const char *rel,
 			mr_error_set(ctx->err, ENOMEM, "sync plan");
 			goto out;
 		}
+		/* The source first: a test's fault on a name then hits it. */
+		serr = 0;
+		if (have_s && mr_io->fstatat(sfd, name, &sst2, AT_SYMLINK_NOFOLLOW) < 0)
+			serr = errno;
 		if (have_d && mr_io->fstatat(dfd, name, &dst2, AT_SYMLINK_NOFOLLOW) < 0) {
 			mr_error_set(ctx->err, errno, "fstatat(%s) in the destination failed", child);
 			free(child);
 			goto out;
 		}
-		if (have_s && mr_io->fstatat(sfd, name, &sst2, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (serr != 0) {
 			ctx->stats->unreadable++;
-			sync_problem(ctx, MR_PROBLEM_UNREADABLE, errno, child,
-				     "fstatat(%s) in the source failed: %s", child, strerror(errno));
+			sync_problem(ctx, MR_PROBLEM_UNREADABLE, serr, child,
+				     "fstatat(%s) in the source failed: %s", child, strerror(serr));
 			if (have_d && !S_ISDIR(dst2.st_mode))
 				ctx->plan.dst_files++;
 			free(child);
