@@ -804,6 +804,8 @@ static int write_batch(struct queue *q, struct mr_error *err)
 	if (rc == 0) {
 		q->durable_lsn = end;
 		q->file_size += w.len;
+		q->stats.batches++;
+		q->stats.bytes_written += w.len;
 	} else {
 		set_broken(q, &e);
 		if (err != NULL)
@@ -952,6 +954,7 @@ int journal_compact_locked(struct queue *q, struct mr_error *err)
 		goto out;
 	}
 	q->durable_lsn = q->append_lsn;
+	q->stats.compactions++;
 	rc = 0;
 out:
 	if (fd >= 0) {

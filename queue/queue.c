@@ -909,6 +909,14 @@ uint64_t queue_pending(struct queue *q)
 	return n;
 }
 
+void queue_journal_stats(struct queue *q, struct queue_journal_stats *st)
+{
+	pthread_mutex_lock(&q->mu);
+	*st = q->stats;
+	st->file_size = q->file_size;
+	pthread_mutex_unlock(&q->mu);
+}
+
 double queue_eta(struct queue *q, int64_t position, unsigned workers)
 {
 	double avg;

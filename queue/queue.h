@@ -171,6 +171,16 @@ void queue_counts(struct queue *q, uint64_t counts[QUEUE_STATE_COUNT]);
 /* Number of requests (priority + enqueue lanes) not started yet. */
 uint64_t queue_pending(struct queue *q);
 
+/* What the journal writer has done since queue_open (for `status` and
+ * tests of group commit). */
+struct queue_journal_stats {
+	uint64_t batches;       /* writes of the buffer, each with one fsync */
+	uint64_t bytes_written; /* by those writes */
+	uint64_t compactions;   /* snapshots written */
+	uint64_t file_size;     /* queue.journal now */
+};
+void queue_journal_stats(struct queue *q, struct queue_journal_stats *st);
+
 /* Estimated seconds until a user at position (as in queue_user_info) has
  * been restored, from the running average of the durations of the runs
  * that ended so far (journaled runs included, so it survives a restart),

@@ -110,7 +110,7 @@ struct queue {
 	unsigned waiters;           /* threads inside queue_commit_wait */
 	int broken;                 /* a write or fsync failed: refuse more */
 	struct mr_error broken_err;
-	int replaying;              /* applying the journal: don't append */
+	struct queue_journal_stats stats;
 };
 
 /* ---- lane.c --------------------------------------------------------- */
