@@ -1,0 +1,1221 @@
+/*
+ * cmd_client.c: the daemon's clients: the login hook (`login`), the
+ * operator's views (`status`, `queue`, `show`, `watch`) and controls
+ * (`enqueue`, `bump`, `retry`, `activate`, `pause`, `resume`, `shutdown`),
+ * and the delivery agent's `deliver`. Each sends requests of the line
+ * protocol (docs/PROTOCOL.md) to the socket and turns the JSON reply into
+ * human output, or prints it with --json. A reply {"ok":false,...,"code":N}
+ * exits N; a daemon that cannot be reached exits 69.
+ *
+ * `login` sits in every login of the mail server: it loads nothing, does one
+ * connect, one write and one read, and allocates nothing.
+ */
+#include "cli/cli.h"
+#include "common/common.h"
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CLIENT_TIMEOUT 30.0
+#define LOGIN_TIMEOUT 10.0
+
+/* ---- options --------------------------------------------------------- */
+
+enum {
+	OPT_JSON = 1 << 0,
+	OPT_PROMETHEUS = 1 << 1,
+	OPT_ONCE = 1 << 2,
+	OPT_PRIORITY = 1 << 3,
+	OPT_FILE = 1 << 4,
+	OPT_MAX = 1 << 5,
+};
+
+struct copts {
+	const char *socket;
+	int json, prometheus, once, priority, help;
+	const char *file;
+	uint64_t max;
+	int nargs;
+	char **args;
+};
+
+/* Parses --socket, --help and the options in allowed; the rest are
+ * operands. Returns 0, or -1 after printing a usage error. */
+static int parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, struct copts *o)
+{
+	int i;
+	const char *a, *val;
+
+	memset(o, 0, sizeof(*o));
+	o->socket = cli_default_socket();
+	o->args = argv + 1;
+	for (i = 1; i < argc; i++) {
+		a = argv[i];
+		val = NULL;
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || a[1] == '\0')
+			break;
+		if (strncmp(a, "--socket=", 9) == 0) {
+			o->socket = a + 9;
+		} else if (strcmp(a, "--socket") == 0 && i + 1 < argc) {
+			o->socket = argv[++i];
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			o->help = 1;
+		} else if ((allowed & OPT_JSON) && strcmp(a, "--json") == 0) {
+			o->json = 1;
+		} else if ((allowed & OPT_PROMETHEUS) && strcmp(a, "--prometheus") == 0) {
+			o->prometheus = 1;
+		} else if ((allowed & OPT_ONCE) && strcmp(a, "--once") == 0) {
+			o->once = 1;
+		} else if ((allowed & OPT_PRIORITY) && strcmp(a, "--priority") == 0) {
+			o->priority = 1;
+		} else if ((allowed & OPT_FILE) && strcmp(a, "--file") == 0 && i + 1 < argc) {
+			o->file = argv[++i];
+		} else if ((allowed & OPT_MAX) && strcmp(a, "--max") == 0 && i + 1 < argc) {
+			val = argv[++i];
+			if (mr_parse_u64(val, &o->max) < 0) {
+				cli_error(cmd, "--max takes a number");
+				return -1;
+			}
+		} else {
+			cli_error(cmd, "unknown option '%s' (see --help)", a);
+			return -1;
+		}
+	}
+	o->args = argv + i;
+	o->nargs = argc - i;
+	return 0;
+}
+
+/* ---- talking to the daemon ------------------------------------------- */
+
+struct reply {
+	char *text;
+	struct daemon_json_tok *toks;
+	int ntok;
+};
+
+static void reply_free(struct reply *r)
+{
+	free(r->text);
+	free(r->toks);
+	memset(r, 0, sizeof(*r));
+}
+
+static int unreachable(const char *cmd, const char *sock, const struct mr_error *err)
+{
+	cli_error(cmd, "daemon unreachable at %s: %s", sock,
+		  err->errnum ? strerror(err->errnum) : err->msg);
+	return MR_EX_UNAVAILABLE;
+}
+
+/* Checks a parsed reply: 0 when "ok" is true, else prints its error and
+ * returns its code. */
+static int reply_status(const char *cmd, const char *text, const struct daemon_json_tok *toks)
+{
+	char msg[1024];
+	int code;
+
+	if (toks[0].type != DAEMON_JSON_OBJECT) {
+		cli_error(cmd, "malformed reply from the daemon");
+		return MR_EX_SOFTWARE;
+	}
+	daemon_json_text(text, toks, daemon_json_get(text, toks, 0, "ok"), msg, sizeof(msg));
+	if (strcmp(msg, "true") == 0)
+		return 0;
+	daemon_json_text(text, toks, daemon_json_get(text, toks, 0, "error"), msg, sizeof(msg));
+	code = (int)daemon_json_num(text, toks, daemon_json_get(text, toks, 0, "code"),
+				    MR_EX_SOFTWARE);
+	cli_error(cmd, "%s", msg[0] ? msg : "the daemon refused the request");
+	return code > 0 && code < 256 ? code : MR_EX_SOFTWARE;
+}
+
+/* Parses text into r (taking ownership of text). */
+static int parse_reply(const char *cmd, char *text, struct reply *r)
+{
+	size_t len = strlen(text);
+	int max = (int)(len / 2 + 8);
+
+	r->text = text;
+	r->toks = malloc((size_t)max * sizeof(*r->toks));
+	if (r->toks == NULL) {
+		cli_error(cmd, "out of memory");
+		return MR_EX_SOFTWARE;
+	}
+	r->ntok = daemon_json_parse(text, len, r->toks, max);
+	if (r->ntok < 1) {
+		cli_error(cmd, "malformed reply from the daemon");
+		return MR_EX_SOFTWARE;
+	}
+	return reply_status(cmd, r->text, r->toks);
+}
+
+/* Sends one request on fd and parses the reply. Returns 0 or the exit
+ * code (message printed). */
+static int call_fd(const char *cmd, const char *sock, int fd, const char *req, struct reply *r)
+{
+	struct mr_error err;
+	char *text = NULL;
+
+	memset(r, 0, sizeof(*r));
+	mr_error_clear(&err);
+	if (daemon_client_call_alloc(fd, req, strlen(req), &text, &err) < 0)
+		return unreachable(cmd, sock, &err);
+	return parse_reply(cmd, text, r);
+}
+
+/* Connects, sends one request, parses the reply. */
+static int call(const char *cmd, const char *sock, const char *req, struct reply *r)
+{
+	struct mr_error err;
+	int fd, rc;
+
+	memset(r, 0, sizeof(*r));
+	mr_error_clear(&err);
+	fd = daemon_client_connect(sock, CLIENT_TIMEOUT, &err);
+	if (fd < 0)
+		return unreachable(cmd, sock, &err);
+	rc = call_fd(cmd, sock, fd, req, r);
+	close(fd);
+	return rc;
+}
+
+static int get(const struct reply *r, int obj, const char *key)
+{
+	return daemon_json_get(r->text, r->toks, obj, key);
+}
+
+static double num(const struct reply *r, int obj, const char *key, double def)
+{
+	return daemon_json_num(r->text, r->toks, get(r, obj, key), def);
+}
+
+static const char *str(const struct reply *r, int obj, const char *key, char *buf, size_t len)
+{
+	int i = get(r, obj, key);
+
+	if (daemon_json_is_null(r->text, r->toks, i)) {
+		buf[0] = '\0';
+		return buf;
+	}
+	return daemon_json_text(r->text, r->toks, i, buf, len);
+}
+
+/* Prints the raw JSON of token i. */
+static void print_tok(const struct reply *r, int i)
+{
+	int start = r->toks[i].start, end = r->toks[i].end;
+
+	if (r->toks[i].type == DAEMON_JSON_STRING) {
+		start--;
+		end++;
+	}
+	printf("%.*s\n", end - start, r->text + start);
+}
+
+static const char *fmt_time(double t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t s = (time_t)t;
+
+	if (t <= 0) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	localtime_r(&s, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+	return buf;
+}
+
+static const char *fmt_eta(double eta, char *buf, size_t len)
+{
+	if (eta < 0) {
+		snprintf(buf, len, "no estimate");
+		return buf;
+	}
+	return mr_human_duration(eta, buf, len);
+}
+
+/* ---- login --------------------------------------------------------------- */
+
+static void login_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mailrestore login [--socket PATH] [--json] USER\n\n"
+		"The login hook. Exit 0 and prints 'active' when USER may log in (restored,\n"
+		"or not touched by the outage). Otherwise queues USER ahead of the background\n"
+		"restores on the first call (later calls keep the place), prints one line\n"
+		"with the position and an estimated time, and exits 75. Exit 69 when no\n"
+		"daemon answers, 65 for an invalid user name.\n");
+}
+
+/* The one line a person trying to log in reads. */
+static void login_message(const char *state, double pos, double eta, char *buf, size_t len)
+{
+	char when[64];
+	long p = (long)pos;
+
+	fmt_eta(eta, when, sizeof(when));
+	if (strcmp(state, "restoring") == 0 || strcmp(state, "syncing") == 0)
+		snprintf(buf, len, "Your mailbox is being restored right now; %s.", when);
+	else if (strcmp(state, "attention") == 0)
+		snprintf(buf, len,
+			 "Your mailbox could not be restored automatically and an operator is "
+			 "looking at it; please try again later.");
+	else if (pos < 0)
+		snprintf(buf, len, "Your mailbox is being restored from backup; %s.", when);
+	else if (p == 0)
+		snprintf(buf, len, "Your mailbox is being restored from backup. You are next; %s.",
+			 when);
+	else
+		snprintf(buf, len,
+			 "Your mailbox is being restored from backup. There %s %ld request%s in "
+			 "the queue before you; %s.",
+			 p == 1 ? "is" : "are", p, p == 1 ? "" : "s", when);
+}
+
+/* `mailrestore login USER`: see login_usage. */
+int cmd_login(int argc, char **argv)
+{
+	struct daemon_json_tok toks[64];
+	struct copts o;
+	struct mr_error err;
+	char req[MR_USER_NAME_MAX + 16], buf[8192], state[32], line[512];
+	double pos, eta;
+	int fd, n, rc, i;
+
+	if (parse_opts("login", argc, argv, OPT_JSON, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help) {
+		login_usage(stdout);
+		return MR_EX_OK;
+	}
+	if (o.nargs != 1) {
+		login_usage(stderr);
+		return MR_EX_USAGE;
+	}
+	if (cli_check_user("login", o.args[0]) < 0)
+		return MR_EX_DATAERR;
+	n = snprintf(req, sizeof(req), "LOGIN %s\n", o.args[0]);
+	mr_error_clear(&err);
+	fd = daemon_client_connect(o.socket, LOGIN_TIMEOUT, &err);
+	if (fd < 0)
+		return unreachable("login", o.socket, &err);
+	rc = daemon_client_call(fd, req, (size_t)n, NULL, 0, buf, sizeof(buf), &err);
+	close(fd);
+	if (rc < 0)
+		return unreachable("login", o.socket, &err);
+	n = daemon_json_parse(buf, strlen(buf), toks, 64);
+	if (n < 1) {
+		cli_error("login", "malformed reply from the daemon");
+		return MR_EX_SOFTWARE;
+	}
+	rc = reply_status("login", buf, toks);
+	if (rc != 0)
+		return rc;
+	daemon_json_text(buf, toks, daemon_json_get(buf, toks, 0, "state"), state, sizeof(state));
+	rc = strcmp(state, "active") == 0 || strcmp(state, "unknown") == 0 ? MR_EX_OK
+									   : MR_EX_TEMPFAIL;
+	if (o.json) {
+		puts(buf);
+		return rc;
+	}
+	if (rc == MR_EX_OK) {
+		puts("active");
+		return rc;
+	}
+	i = daemon_json_get(buf, toks, 0, "position");
+	pos = daemon_json_is_null(buf, toks, i) ? -1 : daemon_json_num(buf, toks, i, -1);
+	i = daemon_json_get(buf, toks, 0, "eta_seconds");
+	eta = daemon_json_is_null(buf, toks, i) ? -1 : daemon_json_num(buf, toks, i, -1);
+	login_message(state, pos, eta, line, sizeof(line));
+	puts(line);
+	return rc;
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+static const char *const states[] = { "waiting", "queued",    "restoring", "syncing",
+				      "active",  "attention", "unknown" };
+#define NSTATES 7
+
+static void status_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mailrestore status [--socket PATH] [--json | --prometheus]\n\n"
+		"Users per state, what each worker is doing, throughput, held mail and the\n"
+		"time left. --prometheus prints the same as metrics in the Prometheus text\n"
+		"format. Exit 0, 69 when no daemon answers.\n");
+}
+
+static void progress_bar(double frac, char *buf, size_t width)
+{
+	size_t i, full;
+
+	if (frac < 0)
+		frac = 0;
+	if (frac > 1)
+		frac = 1;
+	full = (size_t)(frac * (double)width + 0.5);
+	buf[0] = '[';
+	for (i = 0; i < width; i++)
+		buf[i + 1] = i < full ? '#' : '-';
+	buf[width + 1] = ']';
+	buf[width + 2] = '\0';
+}
+
+static void print_worker(const struct reply *r, int w)
+{
+	char user[MR_USER_NAME_MAX + 1], phase[32], bar[48], a[32], b[32];
+	double done, total, prog;
+	int pi;
+
+	str(r, w, "user", user, sizeof(user));
+	str(r, w, "phase", phase, sizeof(phase));
+	if (user[0] == '\0') {
+		printf("  worker %-2d idle\n", (int)num(r, w, "id", 0));
+		return;
+	}
+	done = num(r, w, "progress_done", 0);
+	total = num(r, w, "progress_total", 0);
+	pi = get(r, w, "progress");
+	prog = daemon_json_is_null(r->text, r->toks, pi) ? -1 : daemon_json_num(r->text, r->toks, pi, -1);
+	if (prog >= 0) {
+		progress_bar(prog, bar, 20);
+		printf("  worker %-2d %-20s %-10s %s %3d%%  %s of %s%s\n", (int)num(r, w, "id", 0),
+		       user, phase, bar, (int)(prog * 100), mr_human_bytes((uint64_t)done, a, sizeof(a)),
+		       mr_human_bytes((uint64_t)total, b, sizeof(b)),
+		       strcmp(str(r, w, "priority", a, sizeof(a)), "true") == 0 ? "  (login)" : "");
+	} else {
+		printf("  worker %-2d %-20s %-10s %s done\n", (int)num(r, w, "id", 0), user, phase,
+		       mr_human_bytes((uint64_t)done, a, sizeof(a)));
+	}
+}
+
+static void print_status(const struct reply *r)
+{
+	char a[64], b[64];
+	int counts = get(r, 0, "counts"), workers = get(r, 0, "workers");
+	int tp = get(r, 0, "throughput"), i, w;
+
+	printf("users:");
+	for (i = 0; i < NSTATES - 1; i++)
+		printf(" %s %.0f%s", states[i], num(r, counts, states[i], 0),
+		       i < NSTATES - 2 ? "," : "\n");
+	printf("workers (%d)%s:\n", (int)num(r, 0, "jobs", 0),
+	       strcmp(str(r, 0, "paused", a, sizeof(a)), "true") == 0
+		       ? " - paused: no new user starts"
+		       : "");
+	for (i = 0; (w = daemon_json_index(r->toks, workers, i)) >= 0; i++)
+		print_worker(r, w);
+	printf("throughput: %.1f users/min, %s/s (%.0f users finished)\n",
+	       num(r, tp, "users_per_minute", 0),
+	       mr_human_bytes((uint64_t)num(r, tp, "bytes_per_second", 0), a, sizeof(a)),
+	       num(r, tp, "users_done", 0));
+	printf("requests waiting: %.0f   held mail: %.0f messages\n", num(r, 0, "pending", 0),
+	       num(r, 0, "held_mail", 0));
+	i = get(r, 0, "eta_seconds");
+	printf("time left: %s\n",
+	       num(r, 0, "eta_seconds", -1) == 0
+		       ? "nothing left to do"
+		       : fmt_eta(daemon_json_is_null(r->text, r->toks, i) ? -1
+									   : num(r, 0, "eta_seconds", -1),
+				 b, sizeof(b)));
+}
+
+static void print_prometheus(const struct reply *r)
+{
+	int counts = get(r, 0, "counts"), workers = get(r, 0, "workers");
+	int tp = get(r, 0, "throughput"), i, w, busy = 0, nw = 0;
+	char u[MR_USER_NAME_MAX + 1];
+
+	for (i = 0; (w = daemon_json_index(r->toks, workers, i)) >= 0; i++) {
+		nw++;
+		if (str(r, w, "user", u, sizeof(u))[0])
+			busy++;
+	}
+	printf("# HELP mailrestore_users Affected users per state.\n"
+	       "# TYPE mailrestore_users gauge\n");
+	for (i = 0; i < NSTATES; i++)
+		printf("mailrestore_users{state=\"%s\"} %.0f\n", states[i],
+		       num(r, counts, states[i], 0));
+	printf("# HELP mailrestore_queue_pending Requests (logins, enqueues) not started yet.\n"
+	       "# TYPE mailrestore_queue_pending gauge\n"
+	       "mailrestore_queue_pending %.0f\n",
+	       num(r, 0, "pending", 0));
+	printf("# HELP mailrestore_held_messages Messages held for users not active yet.\n"
+	       "# TYPE mailrestore_held_messages gauge\n"
+	       "mailrestore_held_messages %.0f\n",
+	       num(r, 0, "held_mail", 0));
+	printf("# HELP mailrestore_workers Worker threads.\n"
+	       "# TYPE mailrestore_workers gauge\n"
+	       "mailrestore_workers %d\n"
+	       "# HELP mailrestore_workers_busy Workers running a user.\n"
+	       "# TYPE mailrestore_workers_busy gauge\n"
+	       "mailrestore_workers_busy %d\n",
+	       nw, busy);
+	printf("# HELP mailrestore_restored_users_total Runs finished (active or attention) since start.\n"
+	       "# TYPE mailrestore_restored_users_total counter\n"
+	       "mailrestore_restored_users_total %.0f\n",
+	       num(r, tp, "users_done", 0));
+	printf("# HELP mailrestore_restored_bytes_total Bytes written by finished runs since start.\n"
+	       "# TYPE mailrestore_restored_bytes_total counter\n"
+	       "mailrestore_restored_bytes_total %.0f\n",
+	       num(r, tp, "bytes_total", 0));
+	printf("# HELP mailrestore_seconds_per_user Mean seconds per finished user.\n"
+	       "# TYPE mailrestore_seconds_per_user gauge\n"
+	       "mailrestore_seconds_per_user %.3f\n",
+	       num(r, tp, "seconds_per_user", 0));
+	printf("# HELP mailrestore_eta_seconds Estimated seconds until every user is done.\n"
+	       "# TYPE mailrestore_eta_seconds gauge\n"
+	       "mailrestore_eta_seconds %.0f\n",
+	       num(r, 0, "eta_seconds", 0));
+	printf("# HELP mailrestore_paused 1 when no new user is started.\n"
+	       "# TYPE mailrestore_paused gauge\n"
+	       "mailrestore_paused %d\n",
+	       strcmp(str(r, 0, "paused", u, sizeof(u)), "true") == 0);
+}
+
+/* `mailrestore status`: see status_usage. */
+int cmd_status(int argc, char **argv)
+{
+	struct copts o;
+	struct reply r;
+	int rc;
+
+	if (parse_opts("status", argc, argv, OPT_JSON | OPT_PROMETHEUS, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help) {
+		status_usage(stdout);
+		return MR_EX_OK;
+	}
+	if (o.nargs != 0) {
+		status_usage(stderr);
+		return MR_EX_USAGE;
+	}
+	rc = call("status", o.socket, "STATUS\n", &r);
+	if (rc == 0) {
+		if (o.json)
+			puts(r.text);
+		else if (o.prometheus)
+			print_prometheus(&r);
+		else
+			print_status(&r);
+	}
+	reply_free(&r);
+	return rc;
+}
+
+/* ---- queue ---------------------------------------------------------------- */
+
+static void queue_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mailrestore queue [--socket PATH] [--json] [--max N]\n\n"
+		"The requests not started yet, in the order they will be served: logins,\n"
+		"`enqueue --priority` and bumps first, then plain enqueues. --json prints a\n"
+		"list of objects with user, state, position, eta_seconds, priority and\n"
+		"requested_at. Exit 0, 69 when no daemon answers.\n");
+}
+
+/* `mailrestore queue`: see queue_usage. */
+int cmd_queue(int argc, char **argv)
+{
+	char req[64], user[MR_USER_NAME_MAX + 1], eta[64], when[64], pr[8];
+	struct copts o;
+	struct reply r;
+	int rc, list, i, u;
+
+	if (parse_opts("queue", argc, argv, OPT_JSON | OPT_MAX, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help) {
+		queue_usage(stdout);
+		return MR_EX_OK;
+	}
+	if (o.nargs != 0) {
+		queue_usage(stderr);
+		return MR_EX_USAGE;
+	}
+	snprintf(req, sizeof(req), "QUEUE %llu\n", (unsigned long long)o.max);
+	rc = call("queue", o.socket, req, &r);
+	if (rc == 0) {
+		list = get(&r, 0, "queue");
+		if (o.json) {
+			print_tok(&r, list);
+		} else {
+			printf("%-8s %-30s %-9s %-19s %s\n", "POSITION", "USER", "KIND", "ASKED",
+			       "ESTIMATE");
+			for (i = 0; (u = daemon_json_index(r.toks, list, i)) >= 0; i++)
+				printf("%-8.0f %-30s %-9s %-19s %s\n", num(&r, u, "position", -1),
+				       str(&r, u, "user", user, sizeof(user)),
+				       strcmp(str(&r, u, "priority", pr, sizeof(pr)), "true") == 0
+					       ? "priority"
+					       : "enqueue",
+				       fmt_time(num(&r, u, "requested_at", 0), when, sizeof(when)),
+				       fmt_eta(num(&r, u, "eta_seconds", -1), eta, sizeof(eta)));
+			printf("%.0f request%s waiting\n", num(&r, 0, "total", 0),
+			       num(&r, 0, "total", 0) == 1 ? "" : "s");
+		}
+	}
+	reply_free(&r);
+	return rc;
+}
+
+/* ---- show ----------------------------------------------------------------- */
+
+static void show_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mailrestore show [--socket PATH] [--json] USER\n\n"
+		"One user's state, queue position, estimated time, when it was requested,\n"
+		"started and finished, what its last run restored (files and bytes from the\n"
+		"backup, copied from the source, renamed, moved to the attic, unreadable),\n"
+		"held mail, and the reason when it needs attention. A user the outage does\n"
+		"not touch shows as 'unknown' (exit 0). Exit 65 invalid name, 69 no daemon.\n");
+}
+
+static void print_show(const struct reply *r)
+{
+	char a[MR_USER_NAME_MAX + 64], b[64], c[64];
+	int k = get(r, 0, "counters"), pi;
+
+	printf("user:        %s\n", str(r, 0, "user", a, sizeof(a)));
+	printf("state:       %s\n", str(r, 0, "state", a, sizeof(a)));
+	pi = get(r, 0, "position");
+	if (!daemon_json_is_null(r->text, r->toks, pi))
+		printf("position:    %.0f (requests before it)\n", num(r, 0, "position", 0));
+	pi = get(r, 0, "eta_seconds");
+	if (strcmp(a, "active") != 0 && strcmp(a, "unknown") != 0)
+		printf("estimate:    %s\n",
+		       fmt_eta(daemon_json_is_null(r->text, r->toks, pi) ? -1 : num(r, 0, "eta_seconds", -1),
+			       b, sizeof(b)));
+	if (strcmp(a, "unknown") == 0) {
+		printf("(not affected by the outage)\n");
+		return;
+	}
+	printf("requested:   %s\n", fmt_time(num(r, 0, "requested_at", 0), b, sizeof(b)));
+	printf("started:     %s\n", fmt_time(num(r, 0, "started_at", 0), b, sizeof(b)));
+	printf("finished:    %s\n", fmt_time(num(r, 0, "finished_at", 0), b, sizeof(b)));
+	printf("runs:        %.0f\n", num(r, 0, "attempts", 0));
+	printf("from backup: %.0f files, %s\n", num(r, k, "backup_files", 0),
+	       mr_human_bytes((uint64_t)num(r, k, "backup_bytes", 0), b, sizeof(b)));
+	printf("from source: %.0f files copied (%s), %.0f patched, %.0f renamed\n",
+	       num(r, k, "copied_files", 0),
+	       mr_human_bytes((uint64_t)num(r, k, "copied_bytes", 0), c, sizeof(c)),
+	       num(r, k, "patched_files", 0), num(r, k, "renamed", 0));
+	printf("to attic:    %.0f\n", num(r, k, "attic_files", 0));
+	printf("unreadable:  %.0f\n", num(r, k, "unreadable", 0));
+	printf("held mail:   %.0f messages (%s), %.0f released at activation\n",
+	       num(r, 0, "held_mail", 0),
+	       mr_human_bytes((uint64_t)num(r, 0, "held_mail_bytes", 0), b, sizeof(b)),
+	       num(r, k, "released_mail", 0));
+	if (str(r, 0, "reason", a, sizeof(a))[0])
+		printf("reason:      %s\n", a);
+}
+
+/* `mailrestore show USER`: see show_usage. */
+int cmd_show(int argc, char **argv)
+{
+	char req[MR_USER_NAME_MAX + 16];
+	struct copts o;
+	struct reply r;
+	int rc;
+
+	if (parse_opts("show", argc, argv, OPT_JSON, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help) {
+		show_usage(stdout);
+		return MR_EX_OK;
+	}
+	if (o.nargs != 1) {
+		show_usage(stderr);
+		return MR_EX_USAGE;
+	}
+	if (cli_check_user("show", o.args[0]) < 0)
+		return MR_EX_DATAERR;
+	snprintf(req, sizeof(req), "SHOW %s\n", o.args[0]);
+	rc = call("show", o.socket, req, &r);
+	if (rc == 0) {
+		if (o.json)
+			puts(r.text);
+		else
+			print_show(&r);
+	}
+	reply_free(&r);
+	return rc;
+}
+
+/* ---- watch ---------------------------------------------------------------- */
+
+static volatile sig_atomic_t watch_stop;
+
+static void on_watch_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+static void watch_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mailrestore watch [--socket PATH] [--once]\n\n"
+		"A live view, refreshed every second: users per state, each worker with its\n"
+		"user, phase and a progress bar, throughput, time left and the next users in\n"
+		"line. q or ctrl-c quits; it also ends when the daemon goes away. --once\n"
+		"prints one frame and exits. Exit 0, 69 when no daemon answers.\n");
+}
+
+/* One frame; 0, or the exit code of a failed request. */
+static int watch_frame(const char *sock, int tty)
+{
+	char user[MR_USER_NAME_MAX + 1], eta[64], ts[64];
+	struct reply st, q;
+	int rc, list, i, u;
+
+	rc = call("watch", sock, "STATUS\n", &st);
+	if (rc != 0) {
+		reply_free(&st);
+		return rc;
+	}
+	rc = call("watch", sock, "QUEUE 5\n", &q);
+	if (rc != 0) {
+		reply_free(&st);
+		reply_free(&q);
+		return rc;
+	}
+	if (tty)
+		fputs("\033[H\033[2J", stdout);
+	printf("mailrestore watch - %s - daemon pid %.0f%s\n\n",
+	       fmt_time(mr_now(), ts, sizeof(ts)), num(&st, 0, "pid", 0),
+	       tty ? " - q quits" : "");
+	print_status(&st);
+	list = get(&q, 0, "queue");
+	printf("\nnext in line (%.0f waiting):\n", num(&q, 0, "total", 0));
+	for (i = 0; (u = daemon_json_index(q.toks, list, i)) >= 0; i++)
+		printf("  %4.0f  %-30s %s\n", num(&q, u, "position", -1),
+		       str(&q, u, "user", user, sizeof(user)),
+		       fmt_eta(num(&q, u, "eta_seconds", -1), eta, sizeof(eta)));
+	if (i == 0)
+		printf("  (nobody)\n");
+	fflush(stdout);
+	reply_free(&st);
+	reply_free(&q);
+	return 0;
+}
+
+/* `mailrestore watch`: see watch_usage. */
+int cmd_watch(int argc, char **argv)
+{
+	struct termios saved, raw;
+	struct sigaction sa;
+	struct pollfd pfd;
+	struct copts o;
+	int tty, raw_on = 0, rc, frames = 0;
+	char ch;
+
+	if (parse_opts("watch", argc, argv, OPT_ONCE, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help) {
+		watch_usage(stdout);
+		return MR_EX_OK;
+	}
+	if (o.nargs != 0) {
+		watch_usage(stderr);
+		return MR_EX_USAGE;
+	}
+	tty = isatty(STDOUT_FILENO);
+	if (o.once)
+		return watch_frame(o.socket, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_watch_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		raw = saved;
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+		raw.c_cc[VMIN] = 0;
+		raw.c_cc[VTIME] = 0;
+		if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+			raw_on = 1;
+	}
+	rc = MR_EX_OK;
+	while (!watch_stop) {
+		rc = watch_frame(o.socket, tty);
+		if (rc != 0) {
+			if (frames > 0) {
+				fprintf(stderr, "the daemon went away\n");
+				rc = MR_EX_OK;
+			}
+			break;
+		}
+		frames++;
+		pfd.fd = STDIN_FILENO;
+		pfd.events = POLLIN;
+		if (poll(&pfd, raw_on ? 1 : 0, 1000) > 0 && read(STDIN_FILENO, &ch, 1) == 1 &&
+		    (ch == 'q' || ch == 'Q'))
+			break;
+	}
+	if (raw_on)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	return rc;
+}
+
+/* ---- enqueue -------------------------------------------------------------- */
+
+static void enqueue_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mailrestore enqueue [--socket PATH] [--json] [--priority] USER...\n"
+		"       mailrestore enqueue [--socket PATH] [--json] [--priority] --file F\n\n"
+		"Queues users for restore ahead of the background order, in the order given\n"
+		"(for batch scripts). --priority puts them in the login lane, in order after\n"
+		"the logins so far. --file reads one name a line ('-' is stdin). Users already\n"
+		"queued, running or done keep their place. Invalid names are reported and\n"
+		"skipped (exit 65 after queueing the others); names the outage does not touch\n"
+		"are reported (exit 67). Operators only (exit 77 otherwise).\n");
+}
+
+/* Prints a name from outside with unprintable bytes replaced. */
+static void print_name_safe(FILE *out, const char *s)
+{
+	for (; *s; s++)
+		fputc((unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f ? *s : '?', out);
+}
+
+struct batch {
+	char line[DAEMON_LINE_MAX];
+	size_t len, base;
+	int count;
+};
+
+/* Sends the batch; merges its lists into users/unknown; returns 0 or the
+ * exit code. */
+static int enqueue_flush(const char *sock, int fd, struct batch *b, FILE *json_users,
+			 int *n_users, int *n_unknown)
+{
+	struct reply r;
+	char name[MR_USER_NAME_MAX + 1];
+	int rc, list, i, u, first;
+
+	if (b->count == 0)
+		return 0;
+	b->line[b->len++] = '\n';
+	b->line[b->len] = '\0';
+	rc = call_fd("enqueue", sock, fd, b->line, &r);
+	b->len = b->base;
+	b->count = 0;
+	if (rc != 0) {
+		reply_free(&r);
+		return rc;
+	}
+	list = get(&r, 0, "users");
+	for (i = 0; (u = daemon_json_index(r.toks, list, i)) >= 0; i++) {
+		if (json_users != NULL) {
+			first = r.toks[u].start;
+			fprintf(json_users, "%s%.*s", (*n_users) ? "," : "", r.toks[u].end - first,
+				r.text + first);
+		}
+		(*n_users)++;
+	}
+	list = get(&r, 0, "unknown");
+	for (i = 0; (u = daemon_json_index(r.toks, list, i)) >= 0; i++) {
+		daemon_json_text(r.text, r.toks, u, name, sizeof(name));
+		cli_error("enqueue", "not an affected user: %s", name);
+		(*n_unknown)++;
+	}
+	reply_free(&r);
+	return 0;
+}
+
+static int enqueue_one(const char *sock, int fd, struct batch *b, const char *name,
+		       FILE *json_users, int *n_users, int *n_unknown)
+{
+	size_t n = strlen(name);
+	int rc;
+
+	if (b->len + 1 + n + 2 > sizeof(b->line)) {
+		rc = enqueue_flush(sock, fd, b, json_users, n_users, n_unknown);
+		if (rc != 0)
+			return rc;
+	}
+	b->line[b->len++] = ' ';
+	memcpy(b->line + b->len, name, n);
+	b->len += n;
+	b->count++;
+	return 0;
+}
+
+/* `mailrestore enqueue`: see enqueue_usage. */
+int cmd_enqueue(int argc, char **argv)
+{
+	struct copts o;
+	struct mr_error err;
+	struct batch b;
+	FILE *in = NULL, *json_users = NULL;
+	char *line = NULL, *json_buf = NULL;
+	size_t cap = 0, json_len = 0;
+	ssize_t n;
+	unsigned long lineno = 0;
+	int fd = -1, rc = MR_EX_OK, i, n_users = 0, n_unknown = 0, n_invalid = 0;
+
+	if (parse_opts("enqueue", argc, argv, OPT_JSON | OPT_PRIORITY | OPT_FILE, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help) {
+		enqueue_usage(stdout);
+		return MR_EX_OK;
+	}
+	if ((o.file == NULL) == (o.nargs == 0)) {
+		enqueue_usage(stderr);
+		return MR_EX_USAGE;
+	}
+	if (o.file != NULL) {
+		in = strcmp(o.file, "-") == 0 ? stdin : fopen(o.file, "re");
+		if (in == NULL) {
+			cli_error("enqueue", "open(%s) failed: %s", o.file, strerror(errno));
+			return MR_EX_NOINPUT;
+		}
+	}
+	if (o.json) {
+		json_users = open_memstream(&json_buf, &json_len);
+		if (json_users == NULL) {
+			rc = MR_EX_OSERR;
+			goto out;
+		}
+	}
+	mr_error_clear(&err);
+	fd = daemon_client_connect(o.socket, CLIENT_TIMEOUT, &err);
+	if (fd < 0) {
+		rc = unreachable("enqueue", o.socket, &err);
+		goto out;
+	}
+	b.len = (size_t)snprintf(b.line, sizeof(b.line), "ENQUEUE%s", o.priority ? " --priority" : "");
+	b.base = b.len;
+	b.count = 0;
+	if (in == NULL) {
+		for (i = 0; i < o.nargs && rc == 0; i++) {
+			if (!mr_user_name_valid(o.args[i])) {
+				fprintf(stderr, "mailrestore enqueue: invalid user name: ");
+				print_name_safe(stderr, o.args[i]);
+				fputc('\n', stderr);
+				n_invalid++;
+				continue;
+			}
+			rc = enqueue_one(o.socket, fd, &b, o.args[i], json_users, &n_users, &n_unknown);
+		}
+	} else {
+		while (rc == 0 && (n = getline(&line, &cap, in)) >= 0) {
+			lineno++;
+			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+				line[--n] = '\0';
+			if (n == 0)
+				continue;
+			if (!mr_user_name_valid(line) || (size_t)n != strlen(line)) {
+				fprintf(stderr, "mailrestore enqueue: invalid user name on line %lu: ",
+					lineno);
+				print_name_safe(stderr, line);
+				fputc('\n', stderr);
+				n_invalid++;
+				continue;
+			}
+			rc = enqueue_one(o.socket, fd, &b, line, json_users, &n_users, &n_unknown);
+		}
+		if (rc == 0 && ferror(in)) {
+			cli_error("enqueue", "read(%s) failed", o.file);
+			rc = MR_EX_IOERR;
+		}
+	}
+	if (rc == 0)
+		rc = enqueue_flush(o.socket, fd, &b, json_users, &n_users, &n_unknown);
+	if (rc != 0)
+		goto out;
+	if (o.json) {
+		fclose(json_users);
+		json_users = NULL;
+		printf("{\"users\":[%s],\"queued\":%d,\"invalid\":%d,\"unknown\":%d}\n",
+		       json_buf ? json_buf : "", n_users, n_invalid, n_unknown);
+	} else {
+		printf("%d user%s in the %s queue\n", n_users, n_users == 1 ? "" : "s",
+		       o.priority ? "priority" : "enqueue");
+	}
+	rc = n_invalid ? MR_EX_DATAERR : n_unknown ? MR_EX_NOUSER : MR_EX_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (json_users != NULL)
+		fclose(json_users);
+	free(json_buf);
+	free(line);
+	if (in != NULL && in != stdin)
+		fclose(in);
+	return rc;
+}
+
+/* ---- one-user operator commands, pause, resume, shutdown ------------------- */
+
+static void user_cmd_usage(FILE *out, const char *cmd)
+{
+	if (strcmp(cmd, "bump") == 0)
+		fprintf(out, "usage: mailrestore bump [--socket PATH] [--json] USER\n\n"
+			     "Moves USER to the front of the priority queue (a running, active or\n"
+			     "attention user stays where it is).\n");
+	else if (strcmp(cmd, "retry") == 0)
+		fprintf(out, "usage: mailrestore retry [--socket PATH] [--json] USER\n\n"
+			     "Puts a user in attention back in the queue (end of the priority\n"
+			     "lane) for another run, after the cause was fixed.\n");
+	else
+		fprintf(out, "usage: mailrestore activate [--socket PATH] [--json] USER\n\n"
+			     "Accepts a user in attention as it is: its work copy (with held mail\n"
+			     "released into it) becomes T/USER.\n");
+	fprintf(out, "Operators only (exit 77 otherwise). Exit 65 invalid name or not in\n"
+		     "attention, 67 not an affected user, 69 no daemon.\n");
+}
+
+static int user_cmd(const char *cmd, const char *verb, int argc, char **argv)
+{
+	char req[MR_USER_NAME_MAX + 32], s[32];
+	struct copts o;
+	struct reply r;
+	int rc, pi;
+
+	if (parse_opts(cmd, argc, argv, OPT_JSON, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help) {
+		user_cmd_usage(stdout, cmd);
+		return MR_EX_OK;
+	}
+	if (o.nargs != 1) {
+		user_cmd_usage(stderr, cmd);
+		return MR_EX_USAGE;
+	}
+	if (cli_check_user(cmd, o.args[0]) < 0)
+		return MR_EX_DATAERR;
+	snprintf(req, sizeof(req), "%s %s\n", verb, o.args[0]);
+	rc = call(cmd, o.socket, req, &r);
+	if (rc == 0) {
+		if (o.json) {
+			puts(r.text);
+		} else {
+			str(&r, 0, "state", s, sizeof(s));
+			pi = get(&r, 0, "position");
+			if (daemon_json_is_null(r.text, r.toks, pi))
+				printf("%s: %s\n", o.args[0], s);
+			else
+				printf("%s: %s, %.0f request%s before it\n", o.args[0], s,
+				       num(&r, 0, "position", 0),
+				       num(&r, 0, "position", 0) == 1 ? "" : "s");
+		}
+	}
+	reply_free(&r);
+	return rc;
+}
+
+/* `mailrestore bump USER`. */
+int cmd_bump(int argc, char **argv)
+{
+	return user_cmd("bump", "BUMP", argc, argv);
+}
+
+/* `mailrestore retry USER`. */
+int cmd_retry(int argc, char **argv)
+{
+	return user_cmd("retry", "RETRY", argc, argv);
+}
+
+/* `mailrestore activate USER`. */
+int cmd_activate(int argc, char **argv)
+{
+	return user_cmd("activate", "ACTIVATE", argc, argv);
+}
+
+static int simple_cmd(const char *cmd, const char *req, const char *done, const char *help,
+		      int argc, char **argv)
+{
+	struct copts o;
+	struct reply r;
+	int rc;
+
+	if (parse_opts(cmd, argc, argv, OPT_JSON, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help || o.nargs != 0) {
+		fprintf(o.help ? stdout : stderr,
+			"usage: mailrestore %s [--socket PATH] [--json]\n\n%s\n"
+			"Operators only (exit 77 otherwise); 69 when no daemon answers.\n",
+			cmd, help);
+		return o.help ? MR_EX_OK : MR_EX_USAGE;
+	}
+	rc = call(cmd, o.socket, req, &r);
+	if (rc == 0)
+		puts(o.json ? r.text : done);
+	reply_free(&r);
+	return rc;
+}
+
+/* `mailrestore pause`. */
+int cmd_pause(int argc, char **argv)
+{
+	return simple_cmd("pause", "PAUSE\n", "paused: no new user starts (running ones finish)",
+			  "Stops starting new users; running ones finish. Logins still queue.",
+			  argc, argv);
+}
+
+/* `mailrestore resume`. */
+int cmd_resume(int argc, char **argv)
+{
+	return simple_cmd("resume", "RESUME\n", "resumed", "Starts users again after `pause`.",
+			  argc, argv);
+}
+
+/* `mailrestore shutdown`. */
+int cmd_shutdown(int argc, char **argv)
+{
+	return simple_cmd("shutdown", "SHUTDOWN\n", "the daemon is stopping",
+			  "Stops the daemon cleanly (as SIGTERM does): running users stop at a\n"
+			  "file boundary and resume at the next start.",
+			  argc, argv);
+}
+
+/* ---- deliver -------------------------------------------------------------- */
+
+static void deliver_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mailrestore deliver [--socket PATH] [--json] USER < message\n\n"
+		"Delivers the message on stdin (at most 64 MiB) for USER: into the Maildir\n"
+		"T/USER (tmp/ then new/) when USER is active, else held durably and released\n"
+		"into new/, in arrival order, when USER goes active. Exit 0 only once the\n"
+		"message is safe on disk; 65 invalid name or message too large, 67 a user the\n"
+		"outage does not touch, 69 no daemon, 74 reading stdin failed, 75 the daemon\n"
+		"could not store it now (try again later).\n");
+}
+
+/* Reads all of fd (at most max bytes; more is an error, EFBIG). */
+static int read_all(int fd, size_t max, char **buf_r, size_t *len_r)
+{
+	size_t cap = 65536, len = 0;
+	char *buf = malloc(cap), *p;
+	ssize_t n;
+
+	if (buf == NULL)
+		return -1;
+	for (;;) {
+		if (len == cap) {
+			if (cap > max) {
+				free(buf);
+				errno = EFBIG;
+				return -1;
+			}
+			p = realloc(buf, cap * 2);
+			if (p == NULL) {
+				free(buf);
+				return -1;
+			}
+			buf = p;
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > max) {
+		free(buf);
+		errno = EFBIG;
+		return -1;
+	}
+	*buf_r = buf;
+	*len_r = len;
+	return 0;
+}
+
+/* `mailrestore deliver USER`: see deliver_usage. */
+int cmd_deliver(int argc, char **argv)
+{
+	char req[MR_USER_NAME_MAX + 48], *msg = NULL, held[8];
+	struct copts o;
+	struct mr_error err;
+	struct reply r;
+	size_t len = 0;
+	int fd = -1, rc;
+
+	memset(&r, 0, sizeof(r));
+	if (parse_opts("deliver", argc, argv, OPT_JSON, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help) {
+		deliver_usage(stdout);
+		return MR_EX_OK;
+	}
+	if (o.nargs != 1) {
+		deliver_usage(stderr);
+		return MR_EX_USAGE;
+	}
+	if (cli_check_user("deliver", o.args[0]) < 0)
+		return MR_EX_DATAERR;
+	if (read_all(STDIN_FILENO, DAEMON_DELIVER_MAX, &msg, &len) < 0) {
+		if (errno == EFBIG) {
+			cli_error("deliver", "message larger than 64 MiB");
+			return MR_EX_DATAERR;
+		}
+		cli_error("deliver", "reading the message from stdin failed: %s", strerror(errno));
+		return MR_EX_IOERR;
+	}
+	mr_error_clear(&err);
+	fd = daemon_client_connect(o.socket, 120.0, &err);
+	if (fd < 0) {
+		rc = unreachable("deliver", o.socket, &err);
+		goto out;
+	}
+	snprintf(req, sizeof(req), "DELIVER %s %zu\n", o.args[0], len);
+	rc = call_fd("deliver", o.socket, fd, req, &r);
+	if (rc == MR_EX_UNAVAILABLE)
+		rc = MR_EX_TEMPFAIL;
+	if (rc != 0)
+		goto out;
+	reply_free(&r);
+	/* The daemon said "send": the body goes as it is, then the verdict. */
+	{
+		char *text = NULL;
+
+		if (len > 0 && daemon_client_call_alloc(fd, msg, len, &text, &err) < 0) {
+			cli_error("deliver", "the daemon did not confirm the message: %s", err.msg);
+			rc = MR_EX_TEMPFAIL;
+			goto out;
+		}
+		if (len == 0 && daemon_client_call_alloc(fd, "", 0, &text, &err) < 0) {
+			cli_error("deliver", "the daemon did not confirm the message: %s", err.msg);
+			rc = MR_EX_TEMPFAIL;
+			goto out;
+		}
+		rc = parse_reply("deliver", text, &r);
+	}
+	if (rc != 0)
+		goto out;
+	if (o.json)
+		puts(r.text);
+	else if (strcmp(str(&r, 0, "held", held, sizeof(held)), "true") == 0)
+		printf("held for %s until the mailbox is restored\n", o.args[0]);
+	else
+		printf("delivered to %s\n", o.args[0]);
+out:
+	if (fd >= 0)
+		close(fd);
+	reply_free(&r);
+	free(msg);
+	return rc;
+}

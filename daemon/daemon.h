@@ -1,0 +1,151 @@
+/*
+ * daemon.h: the restore daemon and the client side of its socket.
+ *
+ * How to use it (cli/cmd_daemon.c and cli/cmd_client.c are the users):
+ *   1. Server: fill a struct daemon_settings (daemon_settings_init() gives
+ *      the defaults) and call daemon_run(). It runs in the foreground until
+ *      SIGTERM/SIGINT, a `SHUTDOWN` request, or (with exit_when_done) the
+ *      moment no affected user is waiting, queued, restoring or syncing any
+ *      more, and returns the process exit code.
+ *   2. Client: daemon_client_connect() opens the socket, then
+ *      daemon_client_call() sends one request line and reads its one-line
+ *      JSON reply into a caller's buffer (the login hook's path: no
+ *      allocation), or daemon_client_call_alloc() for replies of any size
+ *      (`QUEUE`, `STATUS`). daemon_reply_*() pick fields out of a reply.
+ *
+ * What daemon_run() does, in order:
+ *   - opens the engine (B, S, T) and the durable queue in the engine's state
+ *     folder: a second daemon on the same state refuses to start (exit 75,
+ *     "try again later": the first one is still running);
+ *   - replays the queue, puts users a crash left running back in line,
+ *     releases mail held for users that went active just before a crash
+ *     (engine_recover), registers the affected users (engine_list_affected,
+ *     or the --users file) with their background size, and marks users
+ *     whose T/<user> already exists as active (they are left alone);
+ *   - listens on a Unix stream socket (mode 0666; operator verbs are checked
+ *     against the peer's credentials with SO_PEERCRED) and serves every
+ *     client from one event loop; the protocol is docs/PROTOCOL.md;
+ *   - runs `jobs` worker threads, each taking the next user from the queue
+ *     (priority lane, then enqueue lane, then waiting users smallest first
+ *     unless background is off) through engine_run(); a priority request
+ *     that finds every worker busy with background users cancels the most
+ *     recently started one (it resumes later from its work copy).
+ *
+ * Exit codes of daemon_run(): 0 clean stop, 64 bad settings, 69 when the
+ * socket cannot be served, 74 I/O error opening B/S/T or the state, 75 when
+ * another daemon holds the state or answers on the socket.
+ */
+#ifndef MR_DAEMON_H
+#define MR_DAEMON_H
+
+#include "common/common.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Protocol limits (docs/PROTOCOL.md). */
+#define DAEMON_LINE_MAX 4096                    /* request line, newline included */
+#define DAEMON_DELIVER_MAX (64u * 1024 * 1024)  /* DELIVER body bytes */
+#define DAEMON_IDLE_SECONDS 10                  /* without a complete request */
+#define DAEMON_MAX_CONNS 1024                   /* clients served at once */
+
+struct daemon_settings {
+	/* B, the per-user backup archives; may be NULL (source only). */
+	const char *backups;
+	/* S, the damaged partition, read only. Required. */
+	const char *source;
+	/* T, the spare disk. Required. */
+	const char *target;
+	/* Where the journal and held mail live; NULL: T/.mailrestore/state. */
+	const char *state_dir;
+	/* The socket path; NULL: the CLI default (cli_default_socket()). Its
+	 * parent folder is created (0755) when missing. */
+	const char *socket_path;
+	/* A file with one user name a line: only these users are affected
+	 * (invalid names are reported and skipped). NULL: every user with a
+	 * backup or a source folder. */
+	const char *users_file;
+	/* Run after each activation as [on_active, user, T/<user>] (execvp,
+	 * no shell); NULL: nothing. It is waited for at most 60 s, then killed. */
+	const char *on_active;
+	/* Group whose members may use the operator verbs (besides root and
+	 * the daemon's own user); NULL: none. */
+	const char *operator_group;
+	/* Worker threads; >= 1 (default 2). */
+	int jobs;
+	/* 1: waiting users are restored in the background, smallest first;
+	 * 0: only users someone asked for (login, enqueue, bump). Default 1. */
+	int background;
+	/* 1: exit 0 once no user is waiting, queued, restoring or syncing. */
+	int exit_when_done;
+	/* The attic guard of each user's sync (percent); < 0: default 50. */
+	int max_remove_pct;
+	/* Seconds a connection may stay without a complete request; 0: the
+	 * default DAEMON_IDLE_SECONDS. */
+	double idle_seconds;
+	/* Group commit delay of the queue's journal; 0: the queue's default. */
+	double commit_delay;
+};
+
+/* Sets the defaults described above (everything NULL, jobs 2, background 1,
+ * max_remove_pct -1). */
+void daemon_settings_init(struct daemon_settings *s);
+
+/* Runs the daemon in the foreground (see the top of this file). Logs to
+ * stderr. Returns the process exit code. */
+int daemon_run(const struct daemon_settings *settings);
+
+/* ---- client side ----------------------------------------------------- */
+
+/* Connects to the daemon's socket with a timeout of timeout_seconds on
+ * every later read and write. Returns the fd, or -1 with err (errnum is the
+ * connect() errno: ENOENT/ECONNREFUSED mean no daemon). */
+int daemon_client_connect(const char *path, double timeout_seconds, struct mr_error *err);
+
+/* Sends req (len bytes; it must end with '\n') and, when body is not NULL,
+ * body_len raw bytes after it; then reads the one-line reply into buf (size
+ * len, NUL terminated, the newline removed). Allocates nothing. Returns 0,
+ * or -1 with err (a reply longer than the buffer is an error, EMSGSIZE). */
+int daemon_client_call(int fd, const char *req, size_t req_len, const void *body,
+		       size_t body_len, char *buf, size_t len, struct mr_error *err);
+
+/* Same, for replies of any size: *reply_r is malloc'd (caller frees). */
+int daemon_client_call_alloc(int fd, const char *req, size_t req_len, char **reply_r,
+			     struct mr_error *err);
+
+/* ---- reading replies -------------------------------------------------
+ * A tiny JSON reader for the daemon's replies. daemon_json_parse() splits
+ * text into at most max tokens (objects, arrays, strings, primitives) in
+ * document order; a token's size is its number of members (objects: keys)
+ * or elements (arrays). Strings point into the text, still escaped. */
+enum daemon_json_type {
+	DAEMON_JSON_OBJECT = 1,
+	DAEMON_JSON_ARRAY,
+	DAEMON_JSON_STRING,
+	DAEMON_JSON_PRIMITIVE, /* number, true, false, null */
+};
+struct daemon_json_tok {
+	enum daemon_json_type type;
+	int start, end;  /* byte range in the text (strings: without quotes) */
+	int size;        /* members or elements */
+	int next;        /* index of the token after this one and its children */
+};
+
+/* Returns the number of tokens, or -1 when text is not valid JSON or needs
+ * more than max tokens. */
+int daemon_json_parse(const char *text, size_t len, struct daemon_json_tok *toks, int max);
+/* Index of the value of key in the object at index obj, or -1. */
+int daemon_json_get(const char *text, const struct daemon_json_tok *toks, int obj,
+		    const char *key);
+/* Index of the i-th element of the array at index arr, or -1. */
+int daemon_json_index(const struct daemon_json_tok *toks, int arr, int i);
+/* The string (unescaped, truncated to len) or primitive text at index i
+ * into buf; "" for a missing (-1) token. Returns buf. */
+const char *daemon_json_text(const char *text, const struct daemon_json_tok *toks, int i,
+			     char *buf, size_t len);
+/* The number at index i; def when missing, null or not a number. */
+double daemon_json_num(const char *text, const struct daemon_json_tok *toks, int i, double def);
+/* 1 when the token at index i is the primitive null or missing. */
+int daemon_json_is_null(const char *text, const struct daemon_json_tok *toks, int i);
+
+#endif

@@ -1,0 +1,235 @@
+/*
+ * daemon_private.h: what the files of daemon/ share: the daemon's state,
+ * the connections of the event loop, the growable reply buffer, and the
+ * entry points of each concern:
+ *   server.c   socket, event loop, connections, limits, timeouts
+ *   proto.c    request parsing and the JSON replies of every verb
+ *   async.c    the committer (group commit before durable replies) and the
+ *              task threads (deliver, activate, retry)
+ *   workers.c  worker threads, preemption, --on-active
+ *   metrics.c  throughput and time estimates
+ *   daemon.c   daemon_run(): start-up and shut-down
+ *   client.c, json.c  the client side
+ */
+#ifndef MR_DAEMON_PRIVATE_H
+#define MR_DAEMON_PRIVATE_H
+
+#include "daemon/daemon.h"
+#include "engine/engine.h"
+#include "queue/queue.h"
+
+#include <pthread.h>
+#include <sys/types.h>
+
+/* A growable byte string (replies). */
+struct daemon_buf {
+	char *p;
+	size_t len, cap;
+	int oom;  /* an allocation failed: the content is truncated */
+};
+void daemon_buf_printf(struct daemon_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void daemon_buf_json_str(struct daemon_buf *b, const char *s);
+/* Appends a number, or null when v < 0 (times: null when 0). */
+void daemon_buf_num_or_null(struct daemon_buf *b, double v);
+void daemon_buf_free(struct daemon_buf *b);
+
+/* One client connection (server.c). */
+struct conn {
+	int fd;               /* -1: the slot is free */
+	uint32_t gen;         /* bumped at each reuse of the slot */
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	int operator_checked, is_operator;
+	char in[DAEMON_LINE_MAX];
+	size_t in_len;
+	/* DELIVER body being received. */
+	char *body;
+	size_t body_len, body_have;
+	char body_user[MR_USER_NAME_MAX + 1];
+	/* The reply being sent. */
+	struct daemon_buf out;
+	size_t out_off;
+	int held;             /* out is ready but waits for a commit */
+	int waiting;          /* another thread prepares the reply */
+	int close_after;      /* close once out is sent */
+	double deadline;      /* monotonic: closed when idle past this */
+	uint32_t events;      /* epoll interest in force */
+};
+
+/* A worker thread's view (workers.c); fields under daemon.mu. */
+struct worker {
+	struct daemon *d;
+	int id;
+	pthread_t thread;
+	int started_thread;
+	int busy;             /* job is valid */
+	int priority;         /* the user came from the priority lane */
+	int marked_syncing;   /* queue told QUEUE_SYNCING */
+	int preempted;        /* cancelled to make room for a priority user */
+	double started_at;    /* wall clock */
+	double started_mono;
+	double backoff_until; /* monotonic: no new user before (after FAILED) */
+	int failures;
+	struct engine_job job;
+};
+
+/* Completed asynchronous work handed back to the event loop (async.c). */
+struct completion {
+	uint32_t slot, gen;
+	char *reply;          /* NULL: send the held reply; else replaces it */
+	int close_after;
+	struct completion *next;
+};
+struct commit_item {
+	uint32_t slot, gen;
+	queue_ticket ticket;
+	struct commit_item *next;
+};
+enum task_kind { TASK_DELIVER = 1, TASK_ACTIVATE, TASK_RETRY };
+struct task {
+	enum task_kind kind;
+	uint32_t slot, gen;
+	char user[MR_USER_NAME_MAX + 1];
+	char *body;
+	size_t len;
+	struct task *next;
+};
+
+/* Throughput over the run (metrics.c); under daemon.metrics_mu. */
+struct metrics {
+	double start_mono;
+	uint64_t users_done;      /* runs that ended active or in attention */
+	uint64_t users_active;    /* of them, active */
+	double run_seconds;       /* sum of their durations */
+	uint64_t bytes_total;     /* bytes written by finished runs */
+	double held_cache_at;     /* monotonic time of held_cache */
+	uint64_t held_cache;
+};
+
+#define DAEMON_TASK_THREADS 2
+
+struct daemon {
+	const struct daemon_settings *set;
+	const char *socket_path;
+	struct engine *engine;
+	struct queue *q;
+	struct mail_store *mail;
+	gid_t operator_gid;
+	int have_operator_gid;
+
+	/* Workers: busy/paused/stopping and every struct worker. */
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;
+	uint64_t work_seq;        /* bumped on every request: workers recheck */
+	int paused;
+	int stopping;             /* workers: stop (cancel running jobs) */
+	struct worker *workers;
+	int nworkers;
+
+	/* Event loop. */
+	int listen_fd, epoll_fd, wake_fd, signal_fd;
+	dev_t sock_dev;
+	ino_t sock_ino;
+	struct conn **conns;      /* DAEMON_MAX_CONNS slots */
+	int nconns;
+	int loop_stop;            /* leave the loop (signal, SHUTDOWN, done) */
+	double next_sweep;
+
+	/* Completions, commit and task lists (async.c). */
+	pthread_mutex_t async_mu;
+	pthread_cond_t commit_cv, task_cv;
+	struct completion *done_head, *done_tail;
+	struct commit_item *commit_head, *commit_tail;
+	struct task *task_head, *task_tail;
+	int async_stop;
+	int tasks_running;
+	pthread_t committer;
+	pthread_t task_threads[DAEMON_TASK_THREADS];
+	int async_started;
+
+	pthread_mutex_t metrics_mu;
+	struct metrics metrics;
+	uint64_t body_bytes;      /* DELIVER bodies held in memory (atomic) */
+};
+
+/* server.c */
+int daemon_server_open(struct daemon *d);
+int daemon_server_loop(struct daemon *d);
+/* Closes the listening socket and removes it when it is still ours. */
+void daemon_server_stop_listening(struct daemon *d);
+void daemon_server_close(struct daemon *d);
+
+/* proto.c: handles one request line of c; sets c->out (now or later). */
+void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char *line);
+/* A DELIVER body is complete: hands it to a task thread. */
+void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot);
+/* {"ok":false,"error":msg,"code":code} into b (b is reset first). */
+void daemon_proto_error(struct daemon_buf *b, int code, const char *msg);
+/* What a time estimate needs, taken once per reply. */
+struct eta_ctx {
+	uint64_t counts[QUEUE_STATE_COUNT];
+	uint64_t pending;
+	double avg;          /* seconds per user */
+	int jobs;
+	int background;
+	int may_lock_workers; /* 0 inside queue callbacks (the queue's lock is held) */
+};
+/* The JSON object of one user (login/show/queue fields); with_ok starts it
+ * with "ok":true. full adds the times, reason, counters, held mail and the
+ * running job's progress (not inside queue callbacks). */
+void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_ctx *ctx,
+		       const struct queue_user_info *info, int full, int with_ok);
+
+/* async.c */
+int daemon_async_start(struct daemon *d);
+void daemon_async_stop(struct daemon *d);
+void daemon_async_commit(struct daemon *d, uint32_t slot, uint32_t gen, queue_ticket t);
+/* Takes ownership of t. */
+void daemon_async_task(struct daemon *d, struct task *t);
+/* Hands a finished reply to the loop (reply malloc'd or NULL). */
+void daemon_async_complete(struct daemon *d, uint32_t slot, uint32_t gen, char *reply,
+			   int close_after);
+/* Takes the list of completions (the loop frees them). */
+struct completion *daemon_async_take(struct daemon *d);
+
+/* workers.c */
+int daemon_workers_start(struct daemon *d);
+/* Cancels running jobs and joins the threads. */
+void daemon_workers_stop(struct daemon *d);
+/* Wakes idle workers (a request came). */
+void daemon_workers_kick(struct daemon *d);
+/* Preempts a background job when a priority request waits and no worker
+ * is free; marks users whose job reached the sync as syncing. */
+void daemon_workers_tick(struct daemon *d);
+/* Number of busy workers. */
+int daemon_workers_busy(struct daemon *d);
+/* Runs --on-active for user (waits up to 60 s). */
+void daemon_run_on_active(struct daemon *d, const char *user);
+/* Writes the "workers" JSON list into b. */
+void daemon_workers_json(struct daemon *d, struct daemon_buf *b);
+/* Seconds left of user's running job when a worker runs it: 1 and *left_r,
+ * else 0. */
+int daemon_workers_left(struct daemon *d, const char *user, double avg, double *left_r);
+
+/* metrics.c */
+void daemon_metrics_init(struct daemon *d);
+void daemon_metrics_finished(struct daemon *d, double seconds, uint64_t bytes, int active);
+/* Mean seconds per user so far (60 until the first finished). */
+double daemon_metrics_avg(struct daemon *d);
+/* Fills ctx from the queue and the measurements (takes the queue's lock:
+ * not inside queue callbacks). */
+void daemon_metrics_ctx(struct daemon *d, struct eta_ctx *ctx);
+/* The time estimate of a user in seconds; < 0 when there is none
+ * (attention). Never negative otherwise. */
+double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
+			  const struct queue_user_info *info);
+/* Seconds until every user the daemon will run is done. */
+double daemon_metrics_eta_total(struct daemon *d, const struct eta_ctx *ctx);
+/* Held messages of every user, at most a second old. */
+uint64_t daemon_metrics_held(struct daemon *d);
+/* The "throughput" object's members into b. */
+void daemon_metrics_json(struct daemon *d, struct daemon_buf *b);
+
+#endif

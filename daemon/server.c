@@ -1,0 +1,591 @@
+/*
+ * server.c: the daemon's Unix socket and the one event loop (epoll) that
+ * serves every client: non-blocking sockets, one request line at a time per
+ * connection, limits on line size, connections and idle time, DELIVER
+ * bodies, and replies that other threads finish (async.c) delivered back
+ * through an eventfd. Signals arrive through a signalfd.
+ */
+#include "daemon/daemon_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define TAG_LISTEN 0xffffffffu
+#define TAG_WAKE 0xfffffffeu
+#define TAG_SIGNAL 0xfffffffdu
+
+static int fill_addr(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+/* Creates the socket's parent folder (and its parents) 0755 when missing. */
+static int make_parent(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+	size_t i;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (i = 1; dir[i]; i++) {
+		if (dir[i] != '/')
+			continue;
+		dir[i] = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			mr_log("mkdir(%s) failed: %s", dir, strerror(errno));
+			return -1;
+		}
+		dir[i] = '/';
+	}
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		mr_log("mkdir(%s) failed: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Returns 1 when a daemon answers on path, 0 when nothing does (a stale
+ * socket is removed), -1 when path is something else. */
+static int probe_socket(const char *path)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode)) {
+		mr_log("%s exists and is not a socket; not touching it", path);
+		return -1;
+	}
+	if (fill_addr(path, &sa) < 0)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (r == 0)
+		return 1;
+	if (errno != ECONNREFUSED && errno != ENOENT) {
+		mr_log("connect(%s) failed: %s", path, strerror(errno));
+		return -1;
+	}
+	if (unlink(path) < 0 && errno != ENOENT) {
+		mr_log("unlink(%s) failed: %s", path, strerror(errno));
+		return -1;
+	}
+	mr_log("removed a stale socket at %s", path);
+	return 0;
+}
+
+static int add_fd(struct daemon *d, int fd, uint32_t tag, uint32_t events)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = events;
+	ev.data.u32 = tag;
+	if (epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		mr_log("epoll_ctl(ADD) failed: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens the listening socket, the epoll set, the wake eventfd and the
+ * signalfd for SIGTERM/SIGINT (which the caller has blocked). Returns 0, 69
+ * when the socket cannot be served, 75 when another daemon answers on it. */
+int daemon_server_open(struct daemon *d)
+{
+	struct sockaddr_un sa;
+	struct rlimit rl;
+	struct stat st;
+	sigset_t mask;
+	int r;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < DAEMON_MAX_CONNS + 256) {
+		rl.rlim_cur = rl.rlim_max < DAEMON_MAX_CONNS + 256 ? rl.rlim_max
+								    : DAEMON_MAX_CONNS + 256;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	d->conns = calloc(DAEMON_MAX_CONNS, sizeof(*d->conns));
+	if (d->conns == NULL) {
+		mr_log("out of memory");
+		return MR_EX_SOFTWARE;
+	}
+	if (fill_addr(d->socket_path, &sa) < 0) {
+		mr_log("socket path %s is too long", d->socket_path);
+		return MR_EX_USAGE;
+	}
+	if (make_parent(d->socket_path) < 0)
+		return MR_EX_UNAVAILABLE;
+	r = probe_socket(d->socket_path);
+	if (r == 1) {
+		mr_log("a daemon already answers on %s", d->socket_path);
+		return MR_EX_TEMPFAIL;
+	}
+	if (r < 0)
+		return MR_EX_UNAVAILABLE;
+	d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (d->listen_fd < 0) {
+		mr_log("socket(AF_UNIX) failed: %s", strerror(errno));
+		return MR_EX_UNAVAILABLE;
+	}
+	if (bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		mr_log("bind(%s) failed: %s", d->socket_path, strerror(errno));
+		return errno == EADDRINUSE ? MR_EX_TEMPFAIL : MR_EX_UNAVAILABLE;
+	}
+	/* Login hooks and delivery agents run as any user: everyone may
+	 * connect; operator verbs are checked per peer. */
+	if (chmod(d->socket_path, 0666) < 0 || stat(d->socket_path, &st) < 0) {
+		mr_log("chmod(%s) failed: %s", d->socket_path, strerror(errno));
+		return MR_EX_UNAVAILABLE;
+	}
+	d->sock_dev = st.st_dev;
+	d->sock_ino = st.st_ino;
+	if (listen(d->listen_fd, SOMAXCONN) < 0) {
+		mr_log("listen(%s) failed: %s", d->socket_path, strerror(errno));
+		return MR_EX_UNAVAILABLE;
+	}
+	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	d->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->epoll_fd < 0 || d->wake_fd < 0 || d->signal_fd < 0) {
+		mr_log("epoll/eventfd/signalfd failed: %s", strerror(errno));
+		return MR_EX_UNAVAILABLE;
+	}
+	if (add_fd(d, d->listen_fd, TAG_LISTEN, EPOLLIN) < 0 ||
+	    add_fd(d, d->wake_fd, TAG_WAKE, EPOLLIN) < 0 ||
+	    add_fd(d, d->signal_fd, TAG_SIGNAL, EPOLLIN) < 0)
+		return MR_EX_UNAVAILABLE;
+	mr_log("listening on %s", d->socket_path);
+	return 0;
+}
+
+static void conn_close(struct daemon *d, uint32_t slot)
+{
+	struct conn *c = d->conns[slot];
+
+	if (c == NULL || c->fd < 0)
+		return;
+	epoll_ctl(d->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	c->gen++;
+	free(c->body);
+	c->body = NULL;
+	c->out.len = 0;
+	c->out_off = 0;
+	/* Keep small buffers for the next client; drop big ones. */
+	if (c->out.cap > 65536)
+		daemon_buf_free(&c->out);
+	d->nconns--;
+}
+
+/* Sets the epoll interest: read while no reply is pending, write while one
+ * is being sent. */
+static void conn_update(struct daemon *d, uint32_t slot)
+{
+	struct conn *c = d->conns[slot];
+	struct epoll_event ev;
+	uint32_t want = 0;
+
+	/* Nothing is asked while a reply is prepared elsewhere: a client that
+	 * half-closed after its request still gets the answer, and a level
+	 * triggered EPOLLRDHUP must not spin the loop meanwhile. */
+	if (c->out_off < c->out.len && !c->held)
+		want = EPOLLOUT;
+	else if (!c->waiting && !c->held && !c->close_after)
+		want = EPOLLIN | EPOLLRDHUP;
+	if (want == c->events)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = want;
+	ev.data.u32 = slot;
+	if (epoll_ctl(d->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+		c->events = want;
+}
+
+static double idle_seconds(const struct daemon *d)
+{
+	return d->set->idle_seconds > 0 ? d->set->idle_seconds : DAEMON_IDLE_SECONDS;
+}
+
+/* Works through the buffered input while no reply is pending: DELIVER body
+ * bytes first, then complete lines. */
+static void conn_process(struct daemon *d, uint32_t slot)
+{
+	struct conn *c = d->conns[slot];
+	char *nl;
+	size_t take, line_len;
+
+	while (c->fd >= 0 && !c->waiting && !c->held && c->out.len == 0 && !c->close_after) {
+		if (c->body != NULL) {
+			take = c->body_len - c->body_have;
+			if (take > c->in_len)
+				take = c->in_len;
+			memcpy(c->body + c->body_have, c->in, take);
+			c->body_have += take;
+			memmove(c->in, c->in + take, c->in_len - take);
+			c->in_len -= take;
+			if (c->body_have < c->body_len)
+				break;
+			daemon_proto_deliver_body(d, c, slot);
+			continue;
+		}
+		nl = memchr(c->in, '\n', c->in_len);
+		if (nl == NULL) {
+			if (c->in_len == sizeof(c->in)) {
+				daemon_proto_error(&c->out, MR_EX_USAGE,
+						   "request line longer than 4096 bytes");
+				c->close_after = 1;
+			}
+			break;
+		}
+		*nl = '\0';
+		line_len = (size_t)(nl - c->in) + 1;
+		if (nl > c->in && nl[-1] == '\r')
+			nl[-1] = '\0';
+		daemon_proto_request(d, c, slot, c->in);
+		memmove(c->in, c->in + line_len, c->in_len - line_len);
+		c->in_len -= line_len;
+		c->deadline = mr_monotonic() + idle_seconds(d);
+	}
+}
+
+/* Sends what is in out; at the end closes (close_after) or goes on with
+ * the buffered input. */
+static void conn_flush(struct daemon *d, uint32_t slot)
+{
+	struct conn *c = d->conns[slot];
+	ssize_t n;
+
+	while (c->fd >= 0 && !c->held && c->out_off < c->out.len) {
+		n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			conn_close(d, slot);
+			return;
+		}
+		c->out_off += (size_t)n;
+		/* A client that reads its reply is not idle. */
+		c->deadline = mr_monotonic() + idle_seconds(d);
+	}
+	if (c->fd < 0)
+		return;
+	if (!c->held && !c->waiting && c->out.len > 0 && c->out_off == c->out.len) {
+		c->out.len = 0;
+		c->out_off = 0;
+		if (c->close_after) {
+			conn_close(d, slot);
+			return;
+		}
+		conn_process(d, slot);
+		if (c->fd >= 0 && c->out.len > 0 && !c->held && !c->waiting) {
+			conn_flush(d, slot);
+			return;
+		}
+	}
+	if (c->fd >= 0)
+		conn_update(d, slot);
+}
+
+static void conn_read(struct daemon *d, uint32_t slot)
+{
+	struct conn *c = d->conns[slot];
+	ssize_t n;
+
+	for (;;) {
+		if (c->in_len == sizeof(c->in)) {
+			conn_process(d, slot);
+			if (c->in_len == sizeof(c->in) || c->waiting || c->held ||
+			    c->out.len > 0)
+				break;
+		}
+		n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			/* The client went away (or half-closed): a request it
+			 * completed before is still answered if pending. */
+			if (c->waiting || c->held) {
+				c->close_after = 1;
+				conn_update(d, slot);
+			} else {
+				conn_close(d, slot);
+			}
+			return;
+		}
+		c->in_len += (size_t)n;
+		if (c->body != NULL)
+			c->deadline = mr_monotonic() + idle_seconds(d);
+		conn_process(d, slot);
+		if (c->fd < 0 || c->waiting || c->held || c->out.len > 0)
+			break;
+	}
+	if (c->fd >= 0)
+		conn_flush(d, slot);
+}
+
+static void accept_all(struct daemon *d)
+{
+	static const char busy[] = "{\"ok\":false,\"error\":\"too many connections\",\"code\":75}\n";
+	struct ucred cred;
+	socklen_t clen;
+	struct epoll_event ev;
+	struct conn *c;
+	uint32_t slot;
+	int fd;
+
+	for (;;) {
+		fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				mr_log("accept failed: %s", strerror(errno));
+			return;
+		}
+		if (d->nconns >= DAEMON_MAX_CONNS) {
+			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				(void)0; /* the client learns from the close */
+			close(fd);
+			continue;
+		}
+		for (slot = 0; slot < DAEMON_MAX_CONNS; slot++)
+			if (d->conns[slot] == NULL || d->conns[slot]->fd < 0)
+				break;
+		if (d->conns[slot] == NULL) {
+			d->conns[slot] = calloc(1, sizeof(*c));
+			if (d->conns[slot] == NULL) {
+				close(fd);
+				continue;
+			}
+			d->conns[slot]->fd = -1;
+		}
+		c = d->conns[slot];
+		clen = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+			mr_log("getsockopt(SO_PEERCRED) failed: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+		c->pid = cred.pid;
+		c->operator_checked = c->is_operator = 0;
+		c->in_len = 0;
+		c->body = NULL;
+		c->body_len = c->body_have = 0;
+		c->out.len = 0;
+		c->out_off = 0;
+		c->held = c->waiting = c->close_after = 0;
+		c->deadline = mr_monotonic() + idle_seconds(d);
+		c->events = EPOLLIN | EPOLLRDHUP;
+		memset(&ev, 0, sizeof(ev));
+		ev.events = c->events;
+		ev.data.u32 = slot;
+		if (epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			mr_log("epoll_ctl(ADD) failed: %s", strerror(errno));
+			close(fd);
+			c->fd = -1;
+			continue;
+		}
+		d->nconns++;
+	}
+}
+
+static void take_completions(struct daemon *d)
+{
+	struct completion *list, *next;
+	struct conn *c;
+	uint64_t v;
+
+	if (read(d->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		mr_log("read(eventfd) failed: %s", strerror(errno));
+	for (list = daemon_async_take(d); list != NULL; list = next) {
+		next = list->next;
+		c = list->slot < DAEMON_MAX_CONNS ? d->conns[list->slot] : NULL;
+		if (c != NULL && c->fd >= 0 && c->gen == list->gen) {
+			if (list->reply != NULL) {
+				c->out.len = 0;
+				daemon_buf_printf(&c->out, "%s", list->reply);
+			}
+			c->held = 0;
+			c->waiting = 0;
+			if (list->close_after)
+				c->close_after = 1;
+			c->deadline = mr_monotonic() + idle_seconds(d);
+			conn_flush(d, list->slot);
+		}
+		free(list->reply);
+		free(list);
+	}
+}
+
+/* Closes connections idle past their deadline (not those whose reply
+ * another thread is preparing). */
+static void sweep(struct daemon *d, double now)
+{
+	static const char idle[] = "{\"ok\":false,\"error\":\"idle timeout\",\"code\":64}\n";
+	uint32_t slot;
+	struct conn *c;
+
+	for (slot = 0; slot < DAEMON_MAX_CONNS; slot++) {
+		c = d->conns[slot];
+		if (c == NULL || c->fd < 0 || c->waiting || c->held || now < c->deadline)
+			continue;
+		if (c->out.len == 0 &&
+		    send(c->fd, idle, sizeof(idle) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			(void)0; /* closing anyway */
+		conn_close(d, slot);
+	}
+}
+
+static int all_done(struct daemon *d)
+{
+	uint64_t counts[QUEUE_STATE_COUNT];
+
+	queue_counts(d->q, counts);
+	if (counts[QUEUE_WAITING] + counts[QUEUE_QUEUED] + counts[QUEUE_RESTORING] +
+	    counts[QUEUE_SYNCING] != 0)
+		return 0;
+	return daemon_workers_busy(d) == 0;
+}
+
+/* Serves clients until a signal, SHUTDOWN, or (exit_when_done) the end of
+ * the work. Returns 0. */
+int daemon_server_loop(struct daemon *d)
+{
+	struct epoll_event evs[64];
+	struct signalfd_siginfo si;
+	double now;
+	int n, i;
+	uint32_t tag;
+
+	while (!d->loop_stop) {
+		n = epoll_wait(d->epoll_fd, evs, 64, 100);
+		if (n < 0 && errno != EINTR) {
+			mr_log("epoll_wait failed: %s", strerror(errno));
+			return -1;
+		}
+		for (i = 0; i < n; i++) {
+			tag = evs[i].data.u32;
+			if (tag == TAG_LISTEN) {
+				accept_all(d);
+			} else if (tag == TAG_WAKE) {
+				take_completions(d);
+			} else if (tag == TAG_SIGNAL) {
+				while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+					mr_log("signal %u: stopping", si.ssi_signo);
+					d->loop_stop = 1;
+				}
+			} else if (tag < DAEMON_MAX_CONNS && d->conns[tag] != NULL &&
+				   d->conns[tag]->fd >= 0) {
+				/* Gone both ways: nobody to answer. */
+				if ((evs[i].events & (EPOLLHUP | EPOLLERR)) &&
+				    !(evs[i].events & EPOLLIN)) {
+					conn_close(d, tag);
+					continue;
+				}
+				if (evs[i].events & EPOLLOUT)
+					conn_flush(d, tag);
+				if (d->conns[tag]->fd >= 0 &&
+				    (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+					conn_read(d, tag);
+			}
+		}
+		now = mr_monotonic();
+		if (now >= d->next_sweep) {
+			d->next_sweep = now + 0.1;
+			sweep(d, now);
+			daemon_workers_tick(d);
+			if (d->set->exit_when_done && all_done(d)) {
+				mr_log("every affected user is active or in attention: exiting");
+				d->loop_stop = 1;
+			}
+		}
+	}
+	/* Send replies already made (SHUTDOWN's own) before the teardown. */
+	for (tag = 0; tag < DAEMON_MAX_CONNS; tag++)
+		if (d->conns[tag] != NULL && d->conns[tag]->fd >= 0)
+			conn_flush(d, tag);
+	return 0;
+}
+
+/* Closes the listening socket; removes the socket file when it is still
+ * the one this daemon bound (another daemon may have replaced it). */
+void daemon_server_stop_listening(struct daemon *d)
+{
+	struct stat st;
+
+	if (d->listen_fd < 0)
+		return;
+	if (d->epoll_fd >= 0)
+		epoll_ctl(d->epoll_fd, EPOLL_CTL_DEL, d->listen_fd, NULL);
+	close(d->listen_fd);
+	d->listen_fd = -1;
+	if (stat(d->socket_path, &st) == 0 && st.st_dev == d->sock_dev &&
+	    st.st_ino == d->sock_ino && unlink(d->socket_path) < 0)
+		mr_log("unlink(%s) failed: %s", d->socket_path, strerror(errno));
+}
+
+/* Closes every connection, the listening socket (removed when it is still
+ * ours) and the loop's descriptors. */
+void daemon_server_close(struct daemon *d)
+{
+	uint32_t slot;
+
+	daemon_server_stop_listening(d);
+	if (d->conns != NULL) {
+		for (slot = 0; slot < DAEMON_MAX_CONNS; slot++) {
+			if (d->conns[slot] == NULL)
+				continue;
+			conn_close(d, slot);
+			daemon_buf_free(&d->conns[slot]->out);
+			free(d->conns[slot]);
+		}
+		free(d->conns);
+		d->conns = NULL;
+	}
+	if (d->epoll_fd >= 0)
+		close(d->epoll_fd);
+	if (d->wake_fd >= 0)
+		close(d->wake_fd);
+	if (d->signal_fd >= 0)
+		close(d->signal_fd);
+	d->epoll_fd = d->wake_fd = d->signal_fd = -1;
+}

@@ -1,0 +1,403 @@
+/*
+ * workers.c: the --jobs worker threads. Each takes the next user from the
+ * queue, runs the engine on it (restore, sync, activate) and reports the
+ * result back to the queue. Also: preemption (a priority request that
+ * finds every worker busy cancels the background job started last; it
+ * resumes later from its work copy), the restoring -> syncing transition,
+ * back-off after target-side failures, and the --on-active hook.
+ */
+#include "daemon/daemon_private.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HOOK_TIMEOUT 60.0
+#define BACKOFF_MAX 60.0
+
+extern char **environ;
+
+static void timed_wait(struct daemon *d, double seconds)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)seconds;
+	ts.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&d->work_cv, &d->mu, &ts);
+}
+
+/* Runs --on-active as [cmd, user, T/<user>] without a shell; waits for it
+ * at most HOOK_TIMEOUT seconds (then kills it). Failures are logged. */
+void daemon_run_on_active(struct daemon *d, const char *user)
+{
+	posix_spawnattr_t attr;
+	sigset_t none, def;
+	char path[4096];
+	char *argv[4];
+	pid_t pid;
+	double deadline;
+	int e, status = 0;
+	pid_t w;
+
+	if (d->set->on_active == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", d->set->target, user);
+	argv[0] = (char *)d->set->on_active;
+	argv[1] = (char *)user;
+	argv[2] = path;
+	argv[3] = NULL;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGINT);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &def);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	e = posix_spawnp(&pid, d->set->on_active, NULL, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	if (e != 0) {
+		mr_log("--on-active %s %s: %s", d->set->on_active, user, strerror(e));
+		return;
+	}
+	deadline = mr_monotonic() + HOOK_TIMEOUT;
+	for (;;) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (mr_monotonic() > deadline) {
+			mr_log("--on-active for %s still running after %.0f s: killed", user,
+			       HOOK_TIMEOUT);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return;
+		}
+		usleep(10000);
+	}
+	if (w == pid && WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		mr_log("--on-active for %s exited %d", user, WEXITSTATUS(status));
+	else if (w == pid && WIFSIGNALED(status))
+		mr_log("--on-active for %s killed by signal %d", user, WTERMSIG(status));
+}
+
+static void counters_of(const struct engine_job *job, struct queue_counters *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->backup_files = job->restore.files;
+	k->backup_bytes = job->restore.bytes;
+	k->copied_files = job->sync.copied_files;
+	k->copied_bytes = job->sync.copied_bytes;
+	k->renamed = job->sync.renamed;
+	k->patched_files = job->sync.patched_files;
+	k->attic_files = job->sync.attic_files;
+	k->unreadable = job->sync.unreadable;
+	k->held_mail = job->released_mail;
+}
+
+/* Reports a finished run to the queue, the metrics and the hook. */
+static void finish(struct worker *w, enum engine_result res, int preempted)
+{
+	struct daemon *d = w->d;
+	struct engine_job *job = &w->job;
+	struct queue_counters k;
+	struct mr_error err;
+	double took = mr_monotonic() - w->started_mono;
+	uint64_t bytes = job->restore.bytes + job->sync.bytes_written;
+	char hb[32];
+
+	mr_error_clear(&err);
+	counters_of(job, &k);
+	switch (res) {
+	case ENGINE_ACTIVE:
+		w->failures = 0;
+		if (queue_set_state(d->q, job->user, QUEUE_ACTIVE, NULL, &k, mr_now(), &err) < 0)
+			mr_log("%s: recording activation: %s", job->user, err.msg);
+		daemon_metrics_finished(d, took, bytes, 1);
+		mr_log("%s: active in %.1f s (%s written, %llu released messages)", job->user,
+		       took, mr_human_bytes(bytes, hb, sizeof(hb)),
+		       (unsigned long long)job->released_mail);
+		daemon_run_on_active(d, job->user);
+		break;
+	case ENGINE_ATTENTION:
+		w->failures = 0;
+		if (queue_set_state(d->q, job->user, QUEUE_ATTENTION,
+				    job->reason[0] ? job->reason : "needs an operator", &k, mr_now(),
+				    &err) < 0)
+			mr_log("%s: recording attention: %s", job->user, err.msg);
+		daemon_metrics_finished(d, took, bytes, 0);
+		mr_log("%s: attention: %s", job->user, job->reason);
+		break;
+	case ENGINE_CANCELLED:
+		if (queue_requeue(d->q, job->user, &err) < 0)
+			mr_log("%s: requeue: %s", job->user, err.msg);
+		mr_log("%s: paused after %.1f s (%s); it resumes from its work copy", job->user,
+		       took, preempted ? "a priority user needed the worker" : "stopping");
+		break;
+	case ENGINE_FAILED:
+	default:
+		if (queue_requeue(d->q, job->user, &err) < 0)
+			mr_log("%s: requeue: %s", job->user, err.msg);
+		w->failures++;
+		pthread_mutex_lock(&d->mu);
+		w->backoff_until = mr_monotonic() +
+				   (w->failures >= 6 ? BACKOFF_MAX : (double)(1 << (w->failures - 1)));
+		pthread_mutex_unlock(&d->mu);
+		mr_log("%s: failed (%s); back in the queue, worker %d pauses %.0f s", job->user,
+		       job->reason[0] ? job->reason : "target error", w->id,
+		       w->backoff_until - mr_monotonic());
+		break;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct daemon *d = w->d;
+	struct mr_error err;
+	char name[MR_USER_NAME_MAX + 1];
+	enum engine_result res;
+	uint64_t seq;
+	int prio = 0, rc, preempted, stop;
+
+	for (;;) {
+		pthread_mutex_lock(&d->mu);
+		while (!d->stopping && (d->paused || mr_monotonic() < w->backoff_until))
+			timed_wait(d, 0.5);
+		seq = d->work_seq;
+		stop = d->stopping;
+		pthread_mutex_unlock(&d->mu);
+		if (stop)
+			break;
+		mr_error_clear(&err);
+		rc = queue_next(d->q, !d->set->background, mr_now(), name, &prio, &err);
+		if (rc <= 0) {
+			if (rc < 0)
+				mr_log("worker %d: taking the next user: %s", w->id, err.msg);
+			pthread_mutex_lock(&d->mu);
+			if (!d->stopping && seq == d->work_seq)
+				timed_wait(d, rc < 0 ? 1.0 : 0.5);
+			pthread_mutex_unlock(&d->mu);
+			continue;
+		}
+		pthread_mutex_lock(&d->mu);
+		engine_job_init(&w->job, name);
+		w->busy = 1;
+		w->priority = prio;
+		w->marked_syncing = 0;
+		w->preempted = 0;
+		w->started_at = mr_now();
+		w->started_mono = mr_monotonic();
+		if (d->stopping)
+			w->job.cancel = 1;
+		pthread_mutex_unlock(&d->mu);
+
+		res = engine_run(d->engine, &w->job);
+
+		pthread_mutex_lock(&d->mu);
+		w->busy = 0;
+		preempted = w->preempted;
+		pthread_mutex_unlock(&d->mu);
+		finish(w, res, preempted);
+		engine_job_free(&w->job);
+	}
+	return NULL;
+}
+
+/* Starts settings->jobs worker threads. 0 or -1 (logged). */
+int daemon_workers_start(struct daemon *d)
+{
+	int i, e;
+
+	d->workers = calloc((size_t)d->nworkers, sizeof(*d->workers));
+	if (d->workers == NULL) {
+		mr_log("out of memory");
+		return -1;
+	}
+	for (i = 0; i < d->nworkers; i++) {
+		d->workers[i].d = d;
+		d->workers[i].id = i + 1;
+		e = pthread_create(&d->workers[i].thread, NULL, worker_main, &d->workers[i]);
+		if (e != 0) {
+			mr_log("pthread_create failed: %s", strerror(e));
+			return -1;
+		}
+		d->workers[i].started_thread = 1;
+	}
+	return 0;
+}
+
+/* Cancels running jobs (they resume at the next start) and joins. */
+void daemon_workers_stop(struct daemon *d)
+{
+	int i;
+
+	if (d->workers == NULL)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->stopping = 1;
+	for (i = 0; i < d->nworkers; i++)
+		if (d->workers[i].busy)
+			d->workers[i].job.cancel = 1;
+	pthread_cond_broadcast(&d->work_cv);
+	pthread_mutex_unlock(&d->mu);
+	for (i = 0; i < d->nworkers; i++)
+		if (d->workers[i].started_thread)
+			pthread_join(d->workers[i].thread, NULL);
+	free(d->workers);
+	d->workers = NULL;
+}
+
+/* Wakes workers waiting for something to do. */
+void daemon_workers_kick(struct daemon *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->work_seq++;
+	pthread_cond_broadcast(&d->work_cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Number of workers running a user now. */
+int daemon_workers_busy(struct daemon *d)
+{
+	int i, n = 0;
+
+	pthread_mutex_lock(&d->mu);
+	for (i = 0; i < d->nworkers && d->workers; i++)
+		n += d->workers[i].busy;
+	pthread_mutex_unlock(&d->mu);
+	return n;
+}
+
+static int first_is_priority(void *arg, const struct queue_user_info *info)
+{
+	*(int *)arg = info->priority;
+	return 1;
+}
+
+/* Called by the loop every 100 ms and after each request (see the header). */
+void daemon_workers_tick(struct daemon *d)
+{
+	struct mr_error err;
+	struct worker *w, *victim = NULL;
+	int i, idle = 0, prio_pending = 0, cancelling = 0;
+
+	if (d->workers == NULL)
+		return;
+	queue_foreach_queued(d->q, 1, first_is_priority, &prio_pending);
+	pthread_mutex_lock(&d->mu);
+	for (i = 0; i < d->nworkers; i++) {
+		w = &d->workers[i];
+		if (!w->busy) {
+			/* A worker in back-off is not free for a priority user. */
+			if (mr_monotonic() >= w->backoff_until)
+				idle++;
+			continue;
+		}
+		/* The queue's state follows the engine's phase; under d->mu so
+		 * the worker cannot record its result in between. */
+		if (!w->marked_syncing && w->job.phase >= ENGINE_PHASE_SYNCING) {
+			w->marked_syncing = 1;
+			mr_error_clear(&err);
+			if (queue_set_state(d->q, w->job.user, QUEUE_SYNCING, NULL, NULL, mr_now(),
+					    &err) < 0)
+				mr_log("%s: recording the sync: %s", w->job.user, err.msg);
+		}
+		if (w->preempted)
+			cancelling++;
+		if (!w->priority && !w->job.cancel &&
+		    (victim == NULL || w->started_mono > victim->started_mono))
+			victim = w;
+	}
+	/* One preemption at a time: the cancelled job stops at its next file
+	 * boundary and its worker then takes the priority user. */
+	if (prio_pending && idle == 0 && cancelling == 0 && !d->paused && victim != NULL) {
+		victim->preempted = 1;
+		victim->job.cancel = 1;
+		mr_log("%s: pausing a background restore for a priority request", victim->job.user);
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Writes the "workers" list (see docs/PROTOCOL.md, STATUS). */
+void daemon_workers_json(struct daemon *d, struct daemon_buf *b)
+{
+	struct worker *w;
+	uint64_t done, total;
+	int i, phase;
+
+	daemon_buf_printf(b, "[");
+	pthread_mutex_lock(&d->mu);
+	for (i = 0; i < d->nworkers && d->workers; i++) {
+		w = &d->workers[i];
+		daemon_buf_printf(b, "%s{\"id\":%d,\"user\":", i ? "," : "", w->id);
+		if (!w->busy) {
+			daemon_buf_printf(b, "null,\"phase\":\"idle\",\"priority\":false,"
+					     "\"progress_done\":0,\"progress_total\":0,"
+					     "\"progress\":null,\"started_at\":null}");
+			continue;
+		}
+		phase = w->job.phase;
+		done = w->job.progress_done;
+		total = w->job.progress_total;
+		daemon_buf_json_str(b, w->job.user);
+		daemon_buf_printf(b,
+				  ",\"phase\":\"%s\",\"priority\":%s,\"progress_done\":%llu,"
+				  "\"progress_total\":%llu,\"progress\":",
+				  phase == ENGINE_PHASE_IDLE ? "starting" : engine_phase_name(phase),
+				  w->priority ? "true" : "false", (unsigned long long)done,
+				  (unsigned long long)total);
+		if (total > 0)
+			daemon_buf_printf(b, "%.4f", done >= total ? 1.0 : (double)done / (double)total);
+		else
+			daemon_buf_printf(b, "null");
+		daemon_buf_printf(b, ",\"started_at\":%.3f,\"cancelling\":%s}", w->started_at,
+				  w->job.cancel ? "true" : "false");
+	}
+	pthread_mutex_unlock(&d->mu);
+	daemon_buf_printf(b, "]");
+}
+
+/* See daemon_private.h. */
+int daemon_workers_left(struct daemon *d, const char *user, double avg, double *left_r)
+{
+	struct worker *w;
+	double elapsed, frac;
+	int i, found = 0;
+
+	pthread_mutex_lock(&d->mu);
+	for (i = 0; i < d->nworkers && d->workers; i++) {
+		w = &d->workers[i];
+		if (!w->busy || strcmp(w->job.user, user) != 0)
+			continue;
+		found = 1;
+		elapsed = mr_monotonic() - w->started_mono;
+		/* Restoring is most of a run; the sync of an unchanged
+		 * source is quick. */
+		frac = w->job.progress_total > 0
+			       ? (double)w->job.progress_done / (double)w->job.progress_total
+			       : 0;
+		if (w->job.phase >= ENGINE_PHASE_SYNCING)
+			frac = 0.8 + 0.2 * frac;
+		else
+			frac = 0.8 * frac;
+		if (frac > 0.05)
+			*left_r = elapsed * (1 - frac) / frac;
+		else
+			*left_r = avg > elapsed ? avg - elapsed : 1;
+		break;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return found;
+}
