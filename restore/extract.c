@@ -133,12 +133,14 @@ static int move_aside(struct xctx *x, int dirfd, const char *name)
 	int to = x->tmp_fd >= 0 ? x->tmp_fd : dirfd;
 
 	tmp_name(tmp, sizeof(tmp));
-	/* Any cached parent may be inside what moves. */
-	cache_drop(x);
 	if (mr_io->renameat(dirfd, name, to, tmp) < 0) {
 		mr_error_set(x->err, errno, "renameat(%s) out of the way failed", name);
 		return -1;
 	}
+	/* The cached folder may have been inside what moved, unless it is
+	 * the folder the entry was moved out of (the caller's parent). */
+	if (dirfd != x->cached_fd)
+		cache_drop(x);
 	if (mr_remove_tree_at(to, tmp, x->err) < 0)
 		return -1;
 	return 0;

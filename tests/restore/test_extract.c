@@ -201,6 +201,17 @@ static void test_type_conflicts_later_wins(void **state)
 	ag_symlink(a, "e", "a/b");                             /* link replaces file */
 	ag_file(a, "twice", "first", 5, 0644, 1500000000, 0);
 	ag_file(a, "twice", "second", 6, 0644, 1500000000, 0);
+	/* The same below a folder (the parent stays cached). */
+	ag_dir(a, "n/c", 0755, 1500000000);
+	ag_file(a, "n/c/x", "x", 1, 0644, 1500000000, 0);
+	ag_file(a, "n/c", "file c", 6, 0644, 1500000000, 0);
+	ag_file(a, "n/s", "s", 1, 0644, 1500000000, 0);
+	ag_dir(a, "n/s", 0755, 1500000000);
+	ag_symlink(a, "n/l", "s");
+	ag_file(a, "n/l", "file l", 6, 0644, 1500000000, 0);
+	ag_file(a, "n/after", "after", 5, 0644, 1500000000, 0);
+	ag_file(a, "n/d", "d", 1, 0644, 1500000000, 0);
+	ag_file(a, "n/d/e/f", "deep", 4, 0644, 1500000000, 0);
 	ag_close(a);
 
 	assert_int_equal(ag_extract(arc, work, NULL, &st, &pb, &err), 0);
@@ -211,6 +222,11 @@ static void test_type_conflicts_later_wins(void **state)
 	ag_assert_content(work, "d/in", "in", 2);
 	assert_true(S_ISLNK(ag_lstat(work, "e").st_mode));
 	ag_assert_content(work, "twice", "second", 6);
+	ag_assert_content(work, "n/c", "file c", 6);
+	assert_true(S_ISDIR(ag_lstat(work, "n/s").st_mode));
+	ag_assert_content(work, "n/l", "file l", 6);
+	ag_assert_content(work, "n/after", "after", 5);
+	ag_assert_content(work, "n/d/e/f", "deep", 4);
 	/* No temporary names left behind. */
 	assert_int_equal(tu_sh("test -z \"$(find '%s' -name '.mrx.*')\"", work), 0);
 
