@@ -22,7 +22,16 @@
  * beside its final place) and renamed into place only when complete with
  * its mode and times, so after a crash a file at its final name is whole:
  * extracting again over a partial work copy skips entries that are already
- * there with the same type, size and modification time.
+ * there with the same type, size and modification time (nanoseconds too
+ * when the archive has them). Temporary names start with ".mrx.".
+ *
+ * Symlinks are accepted only when their target is relative and every ".."
+ * in it comes before any name and climbs no higher than the link's own
+ * folder ("../x" from "a/l" is fine, "a/../x" and "../x" from "l" are not):
+ * that rule makes chains of accepted links unable to lead out, which a
+ * purely lexical check does not. Nothing is ever written through a link.
+ * An entry that replaces an entry of another type (file vs folder vs link)
+ * wins: the old one is moved into the scratch folder and removed there.
  */
 #ifndef MR_RESTORE_H
 #define MR_RESTORE_H
@@ -81,7 +90,8 @@ struct restore_stats {
 	uint64_t symlinks;
 	uint64_t hardlinks;
 	uint64_t bytes;     /* file data bytes written */
-	uint64_t skipped;   /* entries already complete in the work copy */
+	uint64_t skipped;   /* entries already complete in the work copy
+			     * (folders that already existed count here) */
 	uint64_t refused;   /* hostile entries refused */
 };
 
