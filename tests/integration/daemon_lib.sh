@@ -65,3 +65,28 @@ setup_dir() {
   mkdir -p "$S" "$B"
   trap 'rc=$?; if [ -n "${DPID:-}" ]; then kill -9 "$DPID" 2>/dev/null || true; wait "$DPID" 2>/dev/null || true; fi; rm -rf "$dir"; exit $rc' EXIT
 }
+
+# check_order ANSWERED QUEUE_JSON: ANSWERED holds "user position" lines of
+# answered priority requests in the order they were answered; QUEUE_JSON is
+# `queue --json`. Every answered user still queued must appear in the queue
+# in the answered order, and the users no longer queued (started) must be a
+# prefix of it. Prints the problem and returns 1 otherwise.
+check_order() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+answered = [l.split()[0] for l in open(sys.argv[1]) if l.strip()]
+seen = set(); order = []
+for u in answered:
+    if u not in seen:
+        seen.add(u); order.append(u)
+queue = [u["user"] for u in json.load(open(sys.argv[2])) if u.get("priority")]
+inq = set(queue)
+still = [u for u in order if u in inq]
+rest = [u for u in queue if u in seen]
+if still != rest:
+    print("answered users out of order in the queue"); sys.exit(1)
+gone = [u for u in order if u not in inq]
+if order[:len(gone)] != gone:
+    print("a user left the queue before an earlier request: %s" % [u for u in gone if order.index(u) >= len(gone)][:5]); sys.exit(1)
+PY
+}
