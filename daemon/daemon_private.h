@@ -54,6 +54,7 @@ struct conn {
 	int held;             /* out is ready but waits for a commit */
 	int waiting;          /* another thread prepares the reply */
 	int close_after;      /* close once out is sent */
+	int draining;         /* reply sent, write side shut: reading to EOF */
 	double deadline;      /* monotonic: closed when idle past this */
 	uint32_t events;      /* epoll interest in force */
 };

@@ -220,7 +220,9 @@ static void conn_update(struct daemon *d, uint32_t slot)
 	/* Nothing is asked while a reply is prepared elsewhere: a client that
 	 * half-closed after its request still gets the answer, and a level
 	 * triggered EPOLLRDHUP must not spin the loop meanwhile. */
-	if (c->out_off < c->out.len && !c->held)
+	if (c->draining)
+		want = EPOLLIN | EPOLLRDHUP;
+	else if (c->out_off < c->out.len && !c->held)
 		want = EPOLLOUT;
 	else if (!c->waiting && !c->held && !c->close_after)
 		want = EPOLLIN | EPOLLRDHUP;
@@ -307,7 +309,17 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 		c->out.len = 0;
 		c->out_off = 0;
 		if (c->close_after) {
-			conn_close(d, slot);
+			/* Closing with unread input would reset the connection and
+			 * the client could lose the reply: shut the write side and
+			 * read to EOF (bounded by the idle sweep). */
+			if (shutdown(c->fd, SHUT_WR) < 0) {
+				conn_close(d, slot);
+				return;
+			}
+			c->draining = 1;
+			c->in_len = 0;
+			c->deadline = mr_monotonic() + 2;
+			conn_update(d, slot);
 			return;
 		}
 		conn_process(d, slot);
@@ -325,6 +337,17 @@ static void conn_read(struct daemon *d, uint32_t slot)
 	struct conn *c = d->conns[slot];
 	ssize_t n;
 
+	while (c->draining) {
+		n = recv(c->fd, c->in, sizeof(c->in), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0)
+			conn_close(d, slot);
+		if (n <= 0)
+			return;
+	}
 	for (;;) {
 		if (c->in_len == sizeof(c->in)) {
 			conn_process(d, slot);
@@ -412,7 +435,7 @@ static void accept_all(struct daemon *d)
 		c->body_len = c->body_have = 0;
 		c->out.len = 0;
 		c->out_off = 0;
-		c->held = c->waiting = c->close_after = 0;
+		c->held = c->waiting = c->close_after = c->draining = 0;
 		c->deadline = mr_monotonic() + idle_seconds(d);
 		c->events = EPOLLIN | EPOLLRDHUP;
 		memset(&ev, 0, sizeof(ev));
@@ -468,7 +491,7 @@ static void sweep(struct daemon *d, double now)
 		c = d->conns[slot];
 		if (c == NULL || c->fd < 0 || c->waiting || c->held || now < c->deadline)
 			continue;
-		if (c->out.len == 0 &&
+		if (c->out.len == 0 && !c->draining &&
 		    send(c->fd, idle, sizeof(idle) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 			(void)0; /* closing anyway */
 		conn_close(d, slot);
