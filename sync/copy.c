@@ -14,6 +14,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+/* 1 when the source file changed between two fstats. See sync_private.h. */
 int sync_changed_since(const struct stat *before, const struct stat *now)
 {
 	return before->st_size != now->st_size || !sync_same_mtime(before, now) ||
@@ -21,6 +22,7 @@ int sync_changed_since(const struct stat *before, const struct stat *now)
 	       before->st_ctim.tv_nsec != now->st_ctim.tv_nsec;
 }
 
+/* XXH3 of a whole open file, read with pread. 0 or -1/errno. */
 int sync_hash_fd(int fd, unsigned char *buf, size_t buflen, uint64_t *hash_r)
 {
 	XXH3_state_t *state = XXH3_createState();
@@ -48,6 +50,8 @@ out:
 	return rc;
 }
 
+/* Records that call failed on source entry rel; the destination keeps
+ * its version. */
 void sync_src_failed(struct sync_ctx *ctx, const char *call, const char *rel, int e)
 {
 	ctx->stats->unreadable++;
@@ -56,6 +60,8 @@ void sync_src_failed(struct sync_ctx *ctx, const char *call, const char *rel, in
 		     strerror(e));
 }
 
+/* Opens source file rel read-only (O_NOATIME, O_NOFOLLOW) and fstats it;
+ * -1 after recording the problem. */
 int sync_open_src_file(struct sync_ctx *ctx, const char *parent, const char *name,
 			 const char *rel, struct stat *st)
 {
@@ -188,6 +194,8 @@ out:
 	return rc;
 }
 
+/* Copies a source file whole through a temporary file. 0 done or source
+ * problem recorded, -1 destination failure. */
 int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	const char *name;
@@ -248,6 +256,8 @@ out:
 	return rc;
 }
 
+/* A file both sides have that failed the quick check: time fix, patch or
+ * copy. 0, or -1 destination failure. */
 int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	const char *name;
@@ -297,6 +307,7 @@ out:
 	return rc;
 }
 
+/* Creates or replaces a symlink by renaming a new one over it. 0 or -1. */
 int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	const char *name;

@@ -10,11 +10,13 @@
 #include <fcntl.h>
 #include <string.h>
 
+/* 1 when both mtimes are equal to the nanosecond. */
 int sync_same_mtime(const struct stat *a, const struct stat *b)
 {
 	return a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* 1 when mode bits (not for links), owner (when owner) or mtime differ. */
 int sync_meta_differs(const struct stat *s, const struct stat *d, int owner)
 {
 	if (!S_ISLNK(s->st_mode) && (s->st_mode & 07777) != (d->st_mode & 07777))
@@ -24,6 +26,8 @@ int sync_meta_differs(const struct stat *s, const struct stat *d, int owner)
 	return !sync_same_mtime(s, d);
 }
 
+/* Owner, mode, then times of dirfd/name from s, skipping what d already
+ * has. 0 or -1 with ctx->err. */
 int sync_meta_apply_at(struct sync_ctx *ctx, int dirfd, const char *name, const char *rel,
 		       const struct stat *s, const struct stat *d)
 {
@@ -56,6 +60,7 @@ int sync_meta_apply_at(struct sync_ctx *ctx, int dirfd, const char *name, const 
 	return 0;
 }
 
+/* Owner, mode, then times of an open file from s. 0 or -1 with ctx->err. */
 int sync_meta_apply_fd(struct sync_ctx *ctx, int fd, const char *rel, const struct stat *s)
 {
 	struct timespec ts[2];

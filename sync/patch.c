@@ -224,6 +224,8 @@ out:
 	return rc;
 }
 
+/* Patches a destination file block by block. 1 copy whole instead, 0 done
+ * or source problem recorded, -1 destination failure. */
 int sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	const char *name;

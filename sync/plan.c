@@ -452,6 +452,7 @@ out:
 	return rc;
 }
 
+/* Phase 1: the merged walk of both trees into ctx->plan. 0 or -1. */
 int sync_plan_build(struct sync_ctx *ctx)
 {
 	struct stat st;
@@ -465,6 +466,7 @@ int sync_plan_build(struct sync_ctx *ctx)
 	return plan_walk(ctx, ctx->src_root, ctx->dst_root, "", &st, NULL, 0);
 }
 
+/* Frees the plan; it is empty afterwards. */
 void sync_plan_free(struct sync_plan *plan)
 {
 	size_t i;

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Defaults for a sync. See sync.h. */
 void sync_settings_init(struct sync_settings *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -30,6 +31,7 @@ void sync_settings_init(struct sync_settings *s)
 	s->tmp_dirfd = -1;
 }
 
+/* Adds a problem of this sync and counts it. */
 void sync_problem(struct sync_ctx *ctx, enum mr_problem_kind kind, int errnum, const char *rel,
 		  const char *fmt, ...)
 {
@@ -43,6 +45,7 @@ void sync_problem(struct sync_ctx *ctx, enum mr_problem_kind kind, int errnum, c
 	ctx->nproblems++;
 }
 
+/* "parent/name", or name for the root. malloc'd; NULL on ENOMEM. */
 char *sync_join(const char *parent, const char *name)
 {
 	char *p;
@@ -54,6 +57,7 @@ char *sync_join(const char *parent, const char *name)
 	return p;
 }
 
+/* Splits rel into a malloc'd parent and its last component. 0 or -1. */
 int sync_split(const char *rel, char **parent_r, const char **name_r)
 {
 	const char *slash = strrchr(rel, '/');
@@ -67,6 +71,8 @@ int sync_split(const char *rel, char **parent_r, const char **name_r)
 	return 0;
 }
 
+/* openat() for the source: read-only flags given by the caller, never a
+ * link, O_NOATIME where allowed. fd or -1/errno. */
 int sync_src_openat(int dirfd, const char *name, int flags)
 {
 	int fd = mr_io->openat(dirfd, name, flags | O_NOFOLLOW | O_NOATIME, 0);
@@ -78,6 +84,7 @@ int sync_src_openat(int dirfd, const char *name, int flags)
 	return fd;
 }
 
+/* Closes and forgets the cached folder. */
 void sync_dircache_drop(struct sync_dircache *c)
 {
 	free(c->rel);
@@ -86,6 +93,8 @@ void sync_dircache_drop(struct sync_dircache *c)
 	c->fd = -1;
 }
 
+/* A borrowed fd of folder rel_parent of one side, from a one-entry cache
+ * (the root fd for ""). -1/errno. */
 int sync_dir_fd(struct sync_ctx *ctx, int is_src, const char *rel_parent)
 {
 	struct sync_dircache *c = is_src ? &ctx->src_cache : &ctx->dst_cache;
@@ -112,6 +121,7 @@ int sync_dir_fd(struct sync_ctx *ctx, int is_src, const char *rel_parent)
 	return fd;
 }
 
+/* One more entry done with bytes written: tells the progress callback. */
 void sync_progress(struct sync_ctx *ctx, uint64_t bytes)
 {
 	ctx->files_done++;
@@ -120,6 +130,7 @@ void sync_progress(struct sync_ctx *ctx, uint64_t bytes)
 		ctx->set->progress(ctx->set->progress_arg, ctx->files_done, ctx->bytes_done);
 }
 
+/* A temporary name unique in this process and thread. */
 void sync_tmp_name(char *buf, size_t len)
 {
 	static atomic_ulong seq;
@@ -327,6 +338,7 @@ static int apply_removes(struct sync_ctx *ctx)
 	return 0;
 }
 
+/* Makes dst equal src in two phases. See sync.h and the top of this file. */
 int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings,
 	      struct sync_stats *stats, struct mr_problems *problems,
 	      struct mr_error *err)

@@ -33,7 +33,17 @@
  *   - New file contents are written to a temporary file and renamed over the
  *     old one, so nothing half-written is ever taken for done; a file that
  *     changed while it was copied is copied again (and recorded if it keeps
- *     changing).
+ *     changing). Block patches are the one write in place: the source is
+ *     read completely before a block is written, and the file's time is set
+ *     last, so an interrupted patch is seen as changed and redone by the
+ *     next run (sync/patch.c says why this is safe for a work copy).
+ *   - Source files and folders are opened with O_NOATIME where the kernel
+ *     allows, so even a read-write mounted source is not written to.
+ *
+ * Where the code lives: plan.c (phase 1: the merged walk, no changes),
+ * sync.c (phase 2: the order of application), rename.c (Maildir renames),
+ * copy.c (whole copies, symlinks), patch.c (block patches), attic.c,
+ * meta.c (modes, owners, times), verify.c, durable.c.
  */
 #ifndef MR_SYNC_H
 #define MR_SYNC_H
@@ -48,10 +58,12 @@ struct sync_settings {
 	int max_remove_pct;
 	/* Copy owners (needs root). */
 	int preserve_owner;
-	/* Where removed entries go, under their relative path. Required. */
+	/* Where removed entries go, under their relative path. Required; it
+	 * must be on the destination's file system (entries move by rename). */
 	int attic_dirfd;
-	/* Scratch folder on the destination's file system for temporary files,
-	 * or -1 to write them beside their final place. */
+	/* Scratch folder on the destination's file system for temporary files
+	 * (".mrsync-<pid>-<n>.tmp", unique per process and thread), or -1 to
+	 * write them beside their final place. */
 	int tmp_dirfd;
 	/* Block size for patching large files; 0 means 64 KiB. */
 	size_t block_size;
@@ -68,12 +80,13 @@ struct sync_settings {
 
 struct sync_stats {
 	uint64_t files, dirs, symlinks, bytes; /* seen in the source */
-	uint64_t copied_files, copied_bytes;   /* written whole */
+	uint64_t copied_files, copied_bytes;   /* written whole (symlinks too) */
 	uint64_t renamed;                      /* Maildir renames done */
 	uint64_t patched_files, patched_bytes; /* patched, bytes written by it */
-	uint64_t attic_files;                  /* entries moved to the attic */
+	uint64_t attic_files;                  /* non-directories moved to the attic */
 	uint64_t unreadable;                   /* source entries that failed */
-	uint64_t meta_fixed;                   /* mode/time/owner fixes only */
+	uint64_t meta_fixed;                   /* mode/time/owner fixes only
+						* (equal content, other time) */
 	uint64_t bytes_written;                /* all file data written */
 };
 
@@ -85,7 +98,11 @@ void sync_settings_init(struct sync_settings *s);
  * in problems (unreadable entries, the remove guard) kept it from being
  * equal, -1 on a fatal error (destination I/O, ENOSPC, cancelled: err says
  * which; the destination is consistent and a new call resumes). stats may
- * be NULL. */
+ * be NULL; it is zeroed first. Problems are appended to problems, never
+ * cleared: unreadable source entries (MR_PROBLEM_UNREADABLE), the guard
+ * (MR_PROBLEM_GUARD; counted over non-directories, renames excluded), and
+ * source entries that are no file, folder or symlink (MR_PROBLEM_OTHER, not
+ * copied). */
 int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings,
 	      struct sync_stats *stats, struct mr_problems *problems,
 	      struct mr_error *err);
@@ -95,9 +112,12 @@ int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings
  * means the caller must not take the copy for done. */
 int sync_make_durable(int dst_dirfd, struct mr_error *err);
 
-/* Compares the trees: paths, types, contents, permission bits, mtimes (to the
- * coarser of the two precisions... exactly when both have nanoseconds),
- * symlink targets, and owners when check_owner. Each difference is added to
+/* Compares the trees: paths, types, contents (xxh3 of both sides),
+ * permission bits, mtimes to the nanosecond (what the sync sets), symlink
+ * targets, and owners when check_owner; the roots' own modes and times too.
+ * Diff paths are relative ("." for the root); messages say what differs,
+ * e.g. "mode differs (0644 in the source, 0600 in the target)". The source
+ * is only read. Each difference is added to
  * diffs (MR_PROBLEM_DIFF; unreadable source entries as
  * MR_PROBLEM_UNREADABLE). Returns 0 equal, 1 different, -1 error. */
 int sync_verify(int src_dirfd, int dst_dirfd, int check_owner, struct mr_problems *diffs,
