@@ -510,11 +510,15 @@ static int activate(struct engine *e, const char *user, int work_fd, uint64_t *r
 		    struct mr_error *err)
 {
 	int lockfd = -1, rc = -1;
-	uint64_t released = 0;
+	uint64_t released = 0, held = 0;
 
 	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
 		return -1;
-	if (mail_release(e->mail, user, work_fd, &released, err) < 0)
+	/* Only a user with held mail gets Maildir folders it may not have had
+	 * on the source. */
+	if (mail_held_count(e->mail, user, &held, NULL, err) < 0)
+		goto out;
+	if (held > 0 && mail_release(e->mail, user, work_fd, &released, err) < 0)
 		goto out;
 	if (sync_make_durable(work_fd, err) < 0)
 		goto out;

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# restore-user end to end: real archives from bsdtar and from our own
+# `backup`, a day of changes on the source, exit codes per CONTRACT,
+# every active user equal to the source (checked by rsync itself and by
+# our verify), damaged users in attention with their backup kept.
+set -euo pipefail
+MR=${MR_BIN:?MR_BIN must point at the mailrestore binary}
+command -v rsync >/dev/null || { echo "SKIP: rsync is not installed"; exit 77; }
+command -v bsdtar >/dev/null || { echo "SKIP: bsdtar is not installed"; exit 77; }
+dir=$(mktemp -d /tmp/mr-restore-user.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+S=$dir/S B=$dir/B T=$dir/T
+mkdir -p "$S" "$B"
+
+fail() { echo "FAIL: $*"; exit 1; }
+same() { # trees equal in content, modes, times, links (rsync's own view)
+  local out; out=$(rsync -anc --delete --itemize-changes "$1/" "$2/" 2>&1)
+  [ -z "$out" ] || { echo "$out" | head; fail "$1 and $2 differ"; }
+}
+mkuser() {
+  local u=$1 n=${2:-30}
+  mkdir -p "$S/$u"/{cur,new,tmp} "$S/$u/.Trash"/{cur,new,tmp}
+  for i in $(seq 1 "$n"); do
+    head -c $((200 + i * 97)) /dev/urandom > "$S/$u/cur/170000$i.M${i}P9.mx,S=$i:2,S"
+  done
+  echo "hello" > "$S/$u/new/1700100000.M1P9.mx"
+  head -c 300000 /dev/urandom > "$S/$u/dovecot.index.cache"
+  ln -s cur "$S/$u/cur-link"
+  chmod 0700 "$S/$u"
+}
+
+# users: plain, dotted/@/+ names, one only on the source, one lost on the source
+for u in alice bob.smith carol@example.org dan+x; do mkuser "$u"; done
+# an older plain backup with a file the dated one lacks: it must not be used
+( cd "$S/alice" && echo plain > from-plain && bsdtar -cf "$B/alice.tar" . && rm from-plain )
+mkdir -p "$B/2026-11-20" "$B/2026-11-21"
+( cd "$S/alice" && bsdtar --zstd -cf "$B/2026-11-21/alice.tar.zst" . )
+"$MR" backup --source "$S" --out "$B/2026-11-21" bob.smith carol@example.org dan+x >/dev/null
+mkuser erin; "$MR" backup --source "$S" --out "$B" erin >/dev/null; rm -rf "$S/erin"  # lost
+mkuser only-on-source
+
+# a day of changes on the source
+mv "$S/alice/cur/1700001.M1P9.mx,S=1:2,S" "$S/alice/cur/1700001.M1P9.mx,S=1:2,RS"
+mv "$S/bob.smith/new/1700100000.M1P9.mx" "$S/bob.smith/cur/1700100000.M1P9.mx:2,S"
+mv "$S/carol@example.org/cur/1700002.M2P9.mx,S=2:2,S" "$S/carol@example.org/.Trash/cur/"
+rm "$S/dan+x/cur/1700003.M3P9.mx,S=3:2,S"
+printf 'XXXX' | dd of="$S/alice/dovecot.index.cache" bs=1 seek=150000 conv=notrunc 2>/dev/null
+head -c 5000 /dev/urandom > "$S/alice/new/1700200000.M5P9.mx"
+
+# usage and bad names
+set +e
+"$MR" restore-user --backups "$B" --source "$S" --target "$T" '../x' 2>"$dir/err"; rc=$?
+set -e
+[ "$rc" = 65 ] || fail "invalid name: exit $rc, want 65"
+grep -q "invalid user name" "$dir/err" || fail "no 'invalid user name' on stderr"
+[ ! -e "$dir/x" ] && [ ! -e "$T/../x" ] || fail "an invalid name became a path"
+set +e; "$MR" restore-user --source "$S" >/dev/null 2>&1; rc=$?; set -e
+[ "$rc" = 64 ] || fail "usage: exit $rc, want 64"
+"$MR" restore-user --help | grep -q "restore-user" || fail "--help"
+
+# healthy users: exit 0, equal to the source
+"$MR" restore-user --backups "$B" --source "$S" --target "$T" --jobs 2 \
+  alice bob.smith carol@example.org dan+x only-on-source > "$dir/out"
+for u in alice bob.smith carol@example.org dan+x only-on-source; do
+  [ -d "$T/$u" ] || fail "$u not active"
+  same "$S/$u" "$T/$u"
+done
+grep -q "^alice: active" "$dir/out" || fail "no per-user summary line"
+"$MR" verify --source "$S" --target "$T" alice bob.smith carol@example.org dan+x only-on-source \
+  || fail "verify disagrees"
+# the deleted message went to the attic, not away
+[ -f "$T/.mailrestore/attic/dan+x/cur/1700003.M3P9.mx,S=3:2,S" ] || fail "attic"
+# the newest dated backup was used (zstd one): alice's restore counts files from it
+grep -q '^alice: active; backup [1-9]' "$dir/out" || fail "alice's backup not used"
+[ ! -e "$T/.mailrestore/attic/alice/from-plain" ] || fail "the older plain backup was used"
+
+# the lost user: exit 1, attention with a reason, backup kept in the work copy
+set +e
+"$MR" restore-user --backups "$B" --source "$S" --target "$T" erin > "$dir/out" 2> "$dir/err"; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "lost user: exit $rc, want 1"
+grep -q "erin: attention" "$dir/err" || fail "no attention reason on stderr"
+[ ! -e "$T/erin" ] || fail "lost user became active"
+[ -f "$T/.mailrestore/work/erin/dovecot.index.cache" ] || fail "backup not kept in the work copy"
+
+# --json: one object per user with the counters
+"$MR" restore-user --backups "$B" --source "$S" --target "$T" --json alice > "$dir/json"
+python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).readline()); assert o["user"]=="alice" and o["state"]=="active", o' "$dir/json" \
+  || fail "--json"
+echo "restore-user: all checks passed"
