@@ -243,11 +243,11 @@ static int verify_user(int s_fd, int t_fd, const char *user, int json, int *firs
 	int sfd = -1, tfd = -1, rc = -1;
 	size_t k;
 
-	sfd = openat(s_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	sfd = mr_io->openat(s_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (sfd < 0)
 		mr_problems_add(&diffs, MR_PROBLEM_UNREADABLE, errno, ".",
 				"cannot open the user's folder in the source: %s", strerror(errno));
-	tfd = openat(t_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	tfd = mr_io->openat(t_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (tfd < 0)
 		mr_problems_add(&diffs, MR_PROBLEM_DIFF, errno, ".",
 				"cannot open the user's folder in the target: %s", strerror(errno));
