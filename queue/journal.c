@@ -128,6 +128,8 @@ static void put_f64(struct jbuf *b, double d)
 
 static void put_bytes(struct jbuf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	memcpy(b->p + b->len, p, n);
 	b->len += n;
 }

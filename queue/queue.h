@@ -29,12 +29,19 @@
  * Thread safety: every function may be called from any thread; the queue
  * holds one internal lock.
  *
- * Journal format (queue/journal.c): a file "queue.journal" in the state
- * folder: a header {magic "MRQJ", major, minor, header size, hash id} then
- * records {length, type, xxh3-64 of the payload, payload}; a record whose
- * checksum fails ends the replay (torn tail) and is cut off. The journal is
- * compacted (a snapshot written to a new file, fsync'd and renamed over) when
- * it grows past a multiple of the live state.
+ * Journal format (queue/journal.c, where the record layouts are listed): a
+ * file "queue.journal" in the state folder: a header {magic "MRQJ", u16
+ * major 1, u16 minor 0, u32 header size, u32 hash id (1 = xxh3-64)} then
+ * records {u32 length, u16 type, u16 reserved, u64 xxh3-64 of type and
+ * payload, payload}. Replay stops at the first record that is short, longer
+ * than 1 MiB, fails its checksum or has an unknown type, and the file is cut
+ * back to the last good record (a torn or zero-filled tail after a crash).
+ * A foreign file or an unknown major version is refused and left as it is;
+ * a newer minor version is read. The journal is compacted (a snapshot
+ * written to "queue.journal.new", fsync'd, renamed over, the folder fsync'd)
+ * when it grows past 4 x the live state + 1 MiB. Users found restoring or
+ * syncing at open (a crash mid-run) are put back as by queue_requeue(): their
+ * work copies resume. The lock is flock() on "queue.lock".
  */
 #ifndef MR_QUEUE_H
 #define MR_QUEUE_H
