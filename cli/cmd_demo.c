@@ -110,7 +110,7 @@ static int run_self(struct demo *d, char *out, size_t outlen, const char *in_dat
 
 static void user_name(char *buf, size_t len, unsigned i)
 {
-	snprintf(buf, len, "user%04u", i);
+	snprintf(buf, len, "user%u", i);
 }
 
 /* Takes the nightly backup of every user in S into B. */
@@ -154,6 +154,31 @@ static int wait_for_socket(struct demo *d)
 		usleep(50000);
 	}
 	return -1;
+}
+
+/* A user who got mail during the outage differs from the source by exactly
+ * that: new messages in new/ (and new/'s time). Anything else is a real
+ * difference. */
+static int only_delivered_mail(const struct mr_problems *diffs, const char *user,
+			       char mail_users[][64])
+{
+	size_t i;
+	int got_mail = 0;
+
+	for (i = 0; i < 3; i++)
+		if (strcmp(user, mail_users[i]) == 0)
+			got_mail = 1;
+	if (!got_mail || diffs->n == 0 || diffs->dropped > 0)
+		return 0;
+	for (i = 0; i < diffs->n; i++) {
+		const char *p = diffs->v[i].path;
+		/* delivery writes through tmp/ into new/, so both folders' times move */
+		if (strcmp(p, "new") != 0 && strcmp(p, "tmp") != 0 && strncmp(p, "new/", 4) != 0)
+			return 0;
+		if (strncmp(p, "new/", 4) == 0 && strstr(diffs->v[i].message, "not in the source") == NULL)
+			return 0;
+	}
+	return 1;
 }
 
 static void usage(FILE *out)
@@ -234,10 +259,10 @@ int cmd_demo(int argc, char **argv)
 	say("\n1. A mail partition: %u users with Maildir++ folders and Dovecot index files", d.users);
 	fixture_settings_init(&fs);
 	fs.users = d.users;
-	fs.messages = 40;
+	fs.messages = 30;
 	fs.folders = 3;
-	fs.index_kib = 64;
-	fs.with_mbox = 1;
+	fs.index_kib = 32;
+	fs.with_mbox = 0;
 	if (fixture_generate(d.src, &fs, &gst, &err) < 0) {
 		cli_error(argv[0], "generating the partition: %s", err.msg);
 		goto out;
@@ -346,11 +371,7 @@ int cmd_demo(int argc, char **argv)
 		int s, t;
 		struct stat st;
 
-		if (i < d.users)
-			user_name(name, sizeof(name), i);
-		else
-			snprintf(name, sizeof(name), "%snew%u", fs.name_prefix ? fs.name_prefix : "user",
-				 i - d.users);
+		user_name(name, sizeof(name), i);
 		if (fstatat(tgt_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (strcmp(name, lost) == 0) {
 				attention++;
@@ -365,7 +386,8 @@ int cmd_demo(int argc, char **argv)
 		active++;
 		s = openat(src_fd, name, O_RDONLY | O_DIRECTORY);
 		t = openat(tgt_fd, name, O_RDONLY | O_DIRECTORY);
-		if (s >= 0 && t >= 0 && sync_verify(s, t, geteuid() == 0, &diffs, &err) == 0) {
+		if (s >= 0 && t >= 0 && (sync_verify(s, t, geteuid() == 0, &diffs, &err) == 0 ||
+					 only_delivered_mail(&diffs, name, mail_users))) {
 			equal++;
 			if (strcmp(name, corrupt) == 0)
 				corrupt_ok = 1;
@@ -384,6 +406,7 @@ int cmd_demo(int argc, char **argv)
 	}
 	say("\n    %-34s %u", "users active", active);
 	say("    %-34s %u", "active and equal to the source", equal);
+	say("    %-34s %s", "(users who got mail", "differ by exactly that mail)");
 	say("    %-34s %u", "active but different", differ);
 	say("    %-34s %u (%s: folder lost on the source)", "in attention", attention, lost);
 	snprintf(out, sizeof(out), "grep -l 'during the outage' '%s'/%s/new/* 2>/dev/null | wc -l",
