@@ -180,7 +180,7 @@ if typ != "OK":
 count = int(data[0])
 found = 0
 if subject:
-    typ, data = m.search(None, "HEADER", "Subject", subject)
+    typ, data = m.search(None, "HEADER", "Subject", '"%s"' % subject)
     found = len(data[0].split())
 print("OK", count, found)
 m.logout()
@@ -221,6 +221,13 @@ rc=$?
 rc=$?
 [ $rc = 64 ] || fail "wrapper without a user: exit $rc, want 64"
 set -e
+# with a fallback, an unaffected user's mail goes to the usual delivery
+printf '#!/bin/sh\ncat > "%s/fallback-$1"\n' "$dir" > "$dir/fallback"
+chmod +x "$dir/fallback"
+printf 'Subject: not ours\r\n\r\nx\r\n' | MAILRESTORE=$MR MAILRESTORE_SOCKET=$SOCK \
+	MAILRESTORE_FALLBACK="$dir/fallback" "$WRAP" nobody-here 2>/dev/null ||
+	fail "wrapper with a fallback: exit $?"
+grep -q "Subject: not ours" "$dir/fallback-nobody-here" || fail "the fallback did not get the message"
 
 # a wrong password is refused without queueing bob
 out=$(imap bob wrong-pw)
