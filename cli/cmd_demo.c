@@ -259,9 +259,9 @@ int cmd_demo(int argc, char **argv)
 	say("\n1. A mail partition: %u users with Maildir++ folders and Dovecot index files", d.users);
 	fixture_settings_init(&fs);
 	fs.users = d.users;
-	fs.messages = 30;
+	fs.messages = 20;
 	fs.folders = 3;
-	fs.index_kib = 32;
+	fs.index_kib = 16;
 	fs.with_mbox = 0;
 	if (fixture_generate(d.src, &fs, &gst, &err) < 0) {
 		cli_error(argv[0], "generating the partition: %s", err.msg);

@@ -504,50 +504,83 @@ out:
 	return result;
 }
 
-/* Releases held mail into the work copy, makes it durable and renames it
- * into T/<user>, then fsyncs T. Called with nothing locked. */
+/* Releases user's held mail into the active T/<user> and forgets the held
+ * copies. Call with the user's hold lock held. A release repeated after a
+ * crash skips what is already there. 0 or -1 with err. */
+static int release_into_active(struct engine *e, const char *user, uint64_t *released_r,
+			       struct mr_error *err)
+{
+	uint64_t held = 0;
+	int ufd, rc;
+
+	if (mail_held_count(e->mail, user, &held, NULL, err) < 0)
+		return -1;
+	if (held == 0)
+		return 0;
+	ufd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (ufd < 0) {
+		mr_error_set(err, errno, "open(T/%s) failed", user);
+		return -1;
+	}
+	rc = mail_release(e->mail, user, ufd, released_r, err);
+	mr_close(ufd);
+	if (rc == 0)
+		rc = mail_release_done(e->mail, user, err);
+	return rc;
+}
+
+/* Makes the work copy durable, renames it into T/<user>, fsyncs T, and
+ * releases held mail into it, all under the user's hold lock so that no
+ * delivery slips between "not active" and "active". The held mail goes in
+ * after the rename, not before: the work copy stays exactly what the sync
+ * made, so a retried activation never sees the released mail as extra.
+ * The daemon reports the user active only after this returns. */
 static int activate(struct engine *e, const char *user, int work_fd, uint64_t *released_r,
 		    struct mr_error *err)
 {
 	int lockfd = -1, rc = -1;
-	uint64_t released = 0, held = 0;
+	struct mr_error ignored;
 
+	if (sync_make_durable(work_fd, err) < 0)
+		return -1;
+	if (mr_fsync_dir_at(e->work_fd, ".", err) < 0)
+		return -1;
 	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
 		return -1;
-	/* Only a user with held mail gets Maildir folders it may not have had
-	 * on the source. */
-	if (mail_held_count(e->mail, user, &held, NULL, err) < 0)
-		goto out;
-	if (held > 0 && mail_release(e->mail, user, work_fd, &released, err) < 0)
-		goto out;
-	if (sync_make_durable(work_fd, err) < 0)
-		goto out;
-	if (mr_fsync_dir_at(e->work_fd, ".", err) < 0)
-		goto out;
 	if (renameat2(e->work_fd, user, e->target_fd, user, RENAME_NOREPLACE) < 0) {
 		mr_error_set(err, errno, "rename(work/%s -> T/%s) failed", user, user);
 		goto out;
 	}
 	/* The rename is the activation; it counts only once T is durable. A
-	 * failure here leaves T/<user> in place but unconfirmed: report it so
-	 * the caller retries (the next run finds the user active). */
+	 * failure from here on leaves T/<user> in place but unconfirmed: the
+	 * caller retries, and the retry (finding the user active) fsyncs T and
+	 * finishes the release. */
 	if (mr_fsync_dir_at(e->target_fd, ".", err) < 0)
 		goto out;
 	mr_fsync_dir_at(e->work_fd, ".", NULL);
+	if (release_into_active(e, user, released_r, err) < 0)
+		goto out;
 	rc = 0;
+	mr_io->unlinkat(e->progress_fd, user, 0);
+	mr_remove_tree_at(e->tmp_fd, user, &ignored);
 out:
 	mail_hold_unlock(lockfd);
-	if (rc == 0) {
-		struct mr_error ignored;
-		/* The mail is in the active mailbox now; forgetting the held
-		 * copies can fail without losing anything (recover retries). */
-		if (mail_release_done(e->mail, user, &ignored) < 0)
-			mr_log("%s: held mail released but not yet forgotten: %s", user, ignored.msg);
-		mr_io->unlinkat(e->progress_fd, user, 0);
-		mr_remove_tree_at(e->tmp_fd, user, &ignored);
-	}
-	if (released_r)
-		*released_r = released;
+	return rc;
+}
+
+/* A user found active: confirm T durably and finish a release a crash
+ * interrupted. 0 or -1 with err. */
+static int confirm_active(struct engine *e, const char *user, uint64_t *released_r,
+			  struct mr_error *err)
+{
+	int lockfd = -1, rc;
+
+	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
+		return -1;
+	rc = mr_fsync_dir_at(e->target_fd, ".", err);
+	if (rc == 0)
+		rc = release_into_active(e, user, released_r, err);
+	mail_hold_unlock(lockfd);
 	return rc;
 }
 
@@ -563,6 +596,10 @@ enum engine_result engine_run(struct engine *e, struct engine_job *job)
 	}
 	r = engine_user_active(e, job->user, &err);
 	if (r == 1) {
+		if (confirm_active(e, job->user, &job->released_mail, &err) < 0) {
+			snprintf(job->reason, sizeof(job->reason), "active, but: %s", err.msg);
+			return ENGINE_FAILED;
+		}
 		job->phase = ENGINE_PHASE_DONE;
 		return ENGINE_ACTIVE;
 	}
@@ -645,30 +682,13 @@ int engine_recover(struct engine *e, struct mr_error *err)
 	if (mail_held_users(e->mail, &names, &n, err) < 0)
 		return -1;
 	for (i = 0; i < n; i++) {
-		int lockfd = -1, ufd;
-		uint64_t released = 0;
 		struct mr_error e2 = { 0 };
 
+		/* Active with held mail left: the crash fell between the
+		 * activation and the end of the release. */
 		if (engine_user_active(e, names[i], NULL) != 1)
 			continue;
-		/* Active with held mail left: the crash fell between the
-		 * activation and forgetting the held copies. Release again;
-		 * what is there already is skipped. */
-		if (mail_hold_lock(e->mail, names[i], &lockfd, &e2) < 0) {
-			mr_log("%s: %s", names[i], e2.msg);
-			rc = -1;
-			continue;
-		}
-		ufd = mr_io->openat(e->target_fd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-		if (ufd < 0) {
-			mr_error_set(&e2, errno, "open(T/%s) failed", names[i]);
-		} else if (mail_release(e->mail, names[i], ufd, &released, &e2) == 0 &&
-			   mail_release_done(e->mail, names[i], &e2) == 0) {
-			e2.msg[0] = '\0';
-		}
-		mr_close(ufd);
-		mail_hold_unlock(lockfd);
-		if (e2.msg[0] != '\0') {
+		if (confirm_active(e, names[i], NULL, &e2) < 0) {
 			mr_log("%s: releasing held mail: %s", names[i], e2.msg);
 			mr_error_set(err, e2.errnum, "%s: %s", names[i], e2.msg);
 			rc = -1;
