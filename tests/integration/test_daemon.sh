@@ -149,9 +149,9 @@ rc=0; wait "$DPID" || rc=$?; DPID=
 [ ! -e "$SOCK" ] || fail "socket left behind"
 
 # restart with the background on: the rest (u02 with its change) finishes
-start_daemon --jobs 2 --exit-when-done
-rc=0; timeout 60 tail --pid="$DPID" -f /dev/null || rc=$?
-wait "$DPID" || rc=$?; DPID=
+rc=0
+timeout 120 "$MR" daemon --backups "$B" --source "$S" --target "$T" --socket "$SOCK" \
+  --jobs 2 --exit-when-done >>"$dir/daemon.log" 2>&1 || rc=$?
 [ "$rc" = 0 ] || fail "--exit-when-done: exit $rc"
 "$MR" verify --source "$S" --target "$T" u02 u03 u04 u05 u06 u07 >/dev/null || fail "verify at the end"
 echo "ok"
