@@ -844,7 +844,8 @@ static int enqueue_one(const char *sock, int fd, struct batch *b, const char *na
 	size_t n = strlen(name);
 	int rc;
 
-	if (b->len + 1 + n + 2 > sizeof(b->line)) {
+	/* Two words for the verb and --priority. */
+	if (b->len + 1 + n + 2 > sizeof(b->line) || b->count >= DAEMON_ARGS_MAX - 2) {
 		rc = enqueue_flush(sock, fd, b, json_users, n_users, n_unknown);
 		if (rc != 0)
 			return rc;

@@ -45,6 +45,7 @@
 
 /* Protocol limits (docs/PROTOCOL.md). */
 #define DAEMON_LINE_MAX 4096                    /* request line, newline included */
+#define DAEMON_ARGS_MAX 128                     /* words in a request line */
 #define DAEMON_DELIVER_MAX (64u * 1024 * 1024)  /* DELIVER body bytes */
 #define DAEMON_IDLE_SECONDS 10                  /* without a complete request */
 #define DAEMON_MAX_CONNS 1024                   /* clients served at once */

@@ -18,7 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define MAX_ARGS 128
+#define MAX_ARGS DAEMON_ARGS_MAX
 /* DELIVER bodies the daemon keeps in memory at once, over all clients. */
 #define BODY_BYTES_MAX (256u * 1024 * 1024)
 
