@@ -26,6 +26,7 @@ struct engine {
 	int target_fd;
 	int mr_fd;        /* T/.mailrestore */
 	int work_fd, attic_fd, tmp_fd, progress_fd;
+	int discarded_fd; /* work copies whose durability failed */
 	int state_fd;
 	int max_remove_pct;
 	int preserve_owner;
@@ -59,6 +60,7 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	}
 	e->backups_fd = e->source_fd = e->target_fd = e->mr_fd = -1;
 	e->work_fd = e->attic_fd = e->tmp_fd = e->progress_fd = e->state_fd = -1;
+	e->discarded_fd = -1;
 	e->max_remove_pct = config->max_remove_pct < 0 ? 50 : config->max_remove_pct;
 	e->preserve_owner = config->preserve_owner < 0 ? (geteuid() == 0) : config->preserve_owner;
 
@@ -83,7 +85,8 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	    (e->work_fd = open_or_make_dir(e->mr_fd, "work", err)) < 0 ||
 	    (e->attic_fd = open_or_make_dir(e->mr_fd, "attic", err)) < 0 ||
 	    (e->tmp_fd = open_or_make_dir(e->mr_fd, "tmp", err)) < 0 ||
-	    (e->progress_fd = open_or_make_dir(e->mr_fd, "progress", err)) < 0) {
+	    (e->progress_fd = open_or_make_dir(e->mr_fd, "progress", err)) < 0 ||
+	    (e->discarded_fd = open_or_make_dir(e->mr_fd, "discarded", err)) < 0) {
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
@@ -119,6 +122,7 @@ void engine_close(struct engine **engine)
 	mr_close(e->attic_fd);
 	mr_close(e->tmp_fd);
 	mr_close(e->progress_fd);
+	mr_close(e->discarded_fd);
 	mr_close(e->state_fd);
 	free(e);
 	*engine = NULL;
@@ -320,6 +324,26 @@ out:
 	return rc;
 }
 
+/* A failed fsync/syncfs means what was written may never reach the disk,
+ * and a later fsync on a new fd does not report the old failure. So the work
+ * copy can't be trusted: it is moved aside (never deleted) to
+ * T/.mailrestore/discarded/<user>.<time>, and the marker goes, so the next
+ * run extracts and syncs from scratch. Best effort: a disk this broken may
+ * refuse the rename too, and then the next run retries it. */
+static void discard_work(struct engine *e, const char *user)
+{
+	char name[MR_USER_NAME_MAX + 32];
+
+	snprintf(name, sizeof(name), "%s.%lld", user, (long long)mr_now());
+	mr_io->unlinkat(e->progress_fd, user, 0);
+	mr_io->fsync(e->progress_fd);
+	if (mr_io->renameat(e->work_fd, user, e->discarded_fd, name) == 0) {
+		mr_io->fsync(e->work_fd);
+		mr_io->fsync(e->discarded_fd);
+		mr_log("%s: durability failed; work copy set aside as discarded/%s", user, name);
+	}
+}
+
 /* ---- phases ---------------------------------------------------------- */
 
 static void restore_progress(void *arg, uint64_t done, uint64_t total)
@@ -412,6 +436,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	if (sync_make_durable(work_fd, &err) < 0 ||
 	    marker_write(e, job->user, marker, &err) < 0) {
 		snprintf(job->reason, sizeof(job->reason), "after extracting %s: %s", rel, err.msg);
+		discard_work(e, job->user);
 		result = ENGINE_FAILED;
 	}
 out:
@@ -541,10 +566,10 @@ static int activate(struct engine *e, const char *user, int work_fd, uint64_t *r
 	int lockfd = -1, rc = -1;
 	struct mr_error ignored;
 
-	if (sync_make_durable(work_fd, err) < 0)
+	if (sync_make_durable(work_fd, err) < 0 || mr_fsync_dir_at(e->work_fd, ".", err) < 0) {
+		discard_work(e, user);
 		return -1;
-	if (mr_fsync_dir_at(e->work_fd, ".", err) < 0)
-		return -1;
+	}
 	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
 		return -1;
 	if (renameat2(e->work_fd, user, e->target_fd, user, RENAME_NOREPLACE) < 0) {

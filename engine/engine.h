@@ -22,6 +22,8 @@
  *   T/.mailrestore/tmp/<user>     scratch for files being written (wiped)
  *   T/.mailrestore/progress/<user>  "extracted" marker: the archive that was
  *                                 extracted completely (path, size, mtime)
+ *   T/.mailrestore/discarded/<user>.<time>  a work copy whose fsync failed,
+ *                                 set aside (the next run starts afresh)
  *   T/.mailrestore/state          the daemon's journal and held mail, unless
  *                                 --state says otherwise
  *

@@ -842,8 +842,22 @@ int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 		if (!parse_held_name(held.v[i].name, &seq))
 			continue;
 		snprintf(what, sizeof(what), "held/%s/%s", user, held.v[i].name);
-		if (held_read(dirfd, held.v[i].name, what, &h, &msg, &len, err) < 0)
-			goto out;
+		if (held_read(dirfd, held.v[i].name, what, &h, &msg, &len, err) < 0) {
+			char aside[200];
+			if (err->errnum != EBADMSG && err->errnum != EPROTONOSUPPORT)
+				goto out;
+			/* One damaged file must not keep the others (and the
+			 * activation) hostage: keep it, renamed so it is no longer
+			 * a held message, for an operator to look at. */
+			snprintf(aside, sizeof(aside), "damaged.%s", held.v[i].name);
+			if (mr_io->renameat(dirfd, held.v[i].name, dirfd, aside) < 0) {
+				mr_error_set(err, errno, "rename(%s) aside failed", what);
+				goto out;
+			}
+			mr_log("%s: %s; kept as held/%s/%s for an operator", user, err->msg, user, aside);
+			mr_error_clear(err);
+			continue;
+		}
 		snprintf(base, sizeof(base), "%llu.M%06lluP0Q%llu.mailrestore-held",
 			 (unsigned long long)(h.arrival_ns / 1000000000u),
 			 (unsigned long long)(h.arrival_ns % 1000000000u / 1000u),
@@ -892,6 +906,10 @@ int mail_release_done(struct mail_store *store, const char *user, struct mr_erro
 		goto out;
 	}
 	for (i = 0; i < list.n; i++) {
+		uint64_t seq;
+		/* Only held messages go; a damaged one set aside stays. */
+		if (!parse_held_name(list.v[i].name, &seq))
+			continue;
 		if (mr_io->unlinkat(dirfd, list.v[i].name, 0) < 0 && errno != ENOENT) {
 			mr_error_set(err, errno, "unlink(held/%s/%s) failed", user, list.v[i].name);
 			goto out;
@@ -899,7 +917,8 @@ int mail_release_done(struct mail_store *store, const char *user, struct mr_erro
 	}
 	mr_close(dirfd);
 	dirfd = -1;
-	if (mr_io->unlinkat(store->held_fd, user, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+	if (mr_io->unlinkat(store->held_fd, user, AT_REMOVEDIR) < 0 && errno != ENOENT &&
+	    errno != ENOTEMPTY) {
 		mr_error_set(err, errno, "rmdir(held/%s) failed", user);
 		goto out;
 	}

@@ -226,6 +226,30 @@ static void held_mail_is_released_at_activation(void **state)
 	env_free(env);
 }
 
+static void damaged_held_message_does_not_block_activation(void **state)
+{
+	struct env *env = env_new();
+	struct engine_job job;
+	struct mr_error err = { 0 };
+	int held = 0;
+
+	(void)state;
+	make_user(env->s, "jay", 0);
+	env_open(env);
+	assert_int_equal(engine_deliver(env->e, "jay", "Subject: bad\n\nb\n", 16, &held, &err), 0);
+	assert_int_equal(engine_deliver(env->e, "jay", "Subject: good\n\ng\n", 17, &held, &err), 0);
+	/* flip a byte in the first held file's lz4 frame */
+	assert_int_equal(tu_sh("f=$(ls '%s'/.mailrestore/state/held/jay/*1.mrmail) && "
+			       "printf 'Z' | dd of=\"$f\" bs=1 seek=50 conv=notrunc 2>/dev/null", env->t), 0);
+	assert_int_equal(run_user(env, "jay", &job), ENGINE_ACTIVE);
+	assert_int_equal(job.released_mail, 1);
+	engine_job_free(&job);
+	assert_int_equal(tu_sh("grep -l 'Subject: good' '%s'/jay/new/* >/dev/null", env->t), 0);
+	/* the damaged one is kept for an operator */
+	assert_int_equal(tu_sh("ls '%s'/.mailrestore/state/held/jay/damaged.* >/dev/null", env->t), 0);
+	env_free(env);
+}
+
 static void failed_fsync_is_not_done(void **state)
 {
 	struct env *env = env_new();
@@ -244,6 +268,9 @@ static void failed_fsync_is_not_done(void **state)
 	engine_job_free(&job);
 	mr_io_fault_clear();
 	assert_int_equal(tu_sh("test -e '%s/frank'", env->t), 1);
+	/* the untrusted work copy was set aside, not deleted, nor reused */
+	assert_int_equal(tu_sh("test -d '%s'/.mailrestore/discarded/frank.*", env->t), 0);
+	assert_int_equal(tu_sh("test -e '%s/.mailrestore/work/frank'", env->t), 1);
 	/* once the disk behaves, the run completes */
 	assert_int_equal(run_user(env, "frank", &job), ENGINE_ACTIVE);
 	engine_job_free(&job);
@@ -385,6 +412,7 @@ int main(void)
 		cmocka_unit_test_teardown(source_only_user_is_copied_whole, clear_faults),
 		cmocka_unit_test_teardown(corrupt_backup_is_made_up_by_the_source, clear_faults),
 		cmocka_unit_test_teardown(held_mail_is_released_at_activation, clear_faults),
+		cmocka_unit_test_teardown(damaged_held_message_does_not_block_activation, clear_faults),
 		cmocka_unit_test_teardown(failed_fsync_is_not_done, clear_faults),
 		cmocka_unit_test_teardown(cancelled_run_resumes, clear_faults),
 		cmocka_unit_test_teardown(existing_target_user_is_left_alone, clear_faults),
