@@ -13,7 +13,11 @@
 #      really changed.
 #   2. Whole job, RUNS times, the variants alternating (page cache is not
 #      dropped, we cannot; every variant starts after a `sync` so no
-#      writeback of another one is charged to it; the median counts):
+#      writeback of another one is charged to it; the median counts). Each
+#      run writes to a fresh spare disk: a new loop-mounted ext4 when run as
+#      root (SPARE=loop), else a new folder (SPARE=dir; old ones are only
+#      removed at the end, because creating files right after deleting
+#      thousands slows ext4 down and would be charged to the next run):
 #        stock-seq  for each user: mkdir -p W/u && bsdtar -xpf B/u.tar.lz4
 #                   -C W/u && rsync -a --delete S/u/ W/u/
 #        stock-p2   the same through xargs -P JOBS (the fair comparison
@@ -26,8 +30,8 @@
 #      stock result equals ours (diff -r, and verify with the stock tree as
 #      the source, which also compares modes and times).
 #   4. Sync alone, RUNS times (order alternating): copies of the same
-#      extracted backups, then per user `rsync -a --delete S/u/ X/u/` versus
-#      `mailrestore sync --json S/u X2/u`.
+#      extracted backups on fresh spares, then per user
+#      `rsync -a --delete S/u/ X/u/` versus `mailrestore sync --json S/u X2/u`.
 #   5. Bytes written by our sync (its bytes_written) against the day's
 #      new_bytes + changed_bytes (renames cost nothing); rsync's "Total
 #      transferred file size" beside it.
@@ -35,7 +39,8 @@
 # Environment: BUILD (build folder, default build, relative to the source
 # tree), BENCH_DIR (parent of the temporary folder, default /tmp), USERS
 # (40), MESSAGES (600), INDEX_KIB (512), SEED (1), JOBS (2), RUNS (3),
-# KEEP=1 keeps the temporary folder, RECORD=1 writes the figures into the
+# SPARE (auto: loop when root and a loop mount works, else dir; or loop,
+# dir), KEEP=1 keeps the temporary folder, RECORD=1 writes the figures into the
 # "## Whole job and sync" section of docs/BENCHMARKS.md.
 #
 # Exit: 0 measured (targets met or not: the report says), 1 a result was
@@ -70,8 +75,42 @@ for cmd in backup restore-user sync verify; do
 	fi
 done
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK=$(mktemp -d "$BENCH_DIR/whole_job.XXXXXX")
+declare -A CUR
+SPARE=${SPARE:-auto}
+SPARE_GB=4
+SEQNO=0
+
+# spare NAME: a new, empty target for NAME (its path in CUR[NAME]), after
+# dropping NAME's previous one.
+spare() {
+	local name=$1 path
+	drop "$name"
+	SEQNO=$((SEQNO + 1))
+	path=$WORK/$name.$SEQNO
+	mkdir -p "$path"
+	if [ "$SPARE" = loop ]; then
+		truncate -s "${SPARE_GB}G" "$path.img"
+		# Inode tables and journal written now, not by a background
+		# thread during the timed run.
+		mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$path.img"
+		mount -o loop "$path.img" "$path"
+	fi
+	CUR[$name]=$path
+	sync
+}
+drop() {
+	local path=${CUR[$1]:-}
+	[ -n "$path" ] || return 0
+	if [ "$SPARE" = loop ]; then
+		umount "$path" && rm -f "$path.img" && rmdir "$path"
+	fi
+	unset "CUR[$1]"
+}
 cleanup() {
+	local name
+	for name in "${!CUR[@]}"; do drop "$name" || true; done
 	if [ "${KEEP:-0}" = 1 ]; then
 		say "whole_job: kept $WORK"
 	else
@@ -80,6 +119,20 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+
+if [ "$SPARE" = auto ]; then
+	SPARE=dir
+	if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null; then
+		mkdir -p "$WORK/probe"
+		if truncate -s 64M "$WORK/probe.img" && mkfs.ext4 -q -F "$WORK/probe.img" 2>/dev/null &&
+			mount -o loop "$WORK/probe.img" "$WORK/probe" 2>/dev/null; then
+			umount "$WORK/probe"
+			SPARE=loop
+		fi
+		rm -f "$WORK/probe.img"
+		rmdir "$WORK/probe"
+	fi
+fi
 
 S=$WORK/S B=$WORK/B E=$WORK/E
 export S B
@@ -100,6 +153,8 @@ GEN_BYTES=$(sed -n 's/^bytes=//p' "$WORK/gen.txt")
 say "whole_job: backing up ($GEN_FILES files, $(mib "$GEN_BYTES") MiB)"
 "$MR" backup --source "$S" --out "$B" >"$WORK/backup.txt" || die "mailrestore backup failed"
 BACKUP_BYTES=$(du -sb "$B" | awk '{ print $1 }')
+# A spare disk holds a restored partition twice over, and an attic.
+SPARE_GB=$(awk -v b="$GEN_BYTES" 'BEGIN { printf "%d", b * 2 / 1073741824 + 4 }')
 "$GENPART" "${GENOPTS[@]}" day "$S" >"$WORK/day.txt"
 day() { sed -n "s/^$1=//p" "$WORK/day.txt"; }
 DAY_USERS=$(day users) DAY_FILES=$(day files) DAY_BYTES=$(day bytes)
@@ -121,16 +176,14 @@ stock_one() {
 }
 export -f stock_one
 
-fresh() { chmod -R u+rwx "$1" 2>/dev/null || true; rm -rf "$1"; mkdir -p "$1"; sync; }
-
 run_stock_seq() {
 	local u
 	for u in "${USER_LIST[@]}"; do
-		stock_one "$u" "$WORK/Wseq" || return 1
+		stock_one "$u" "${CUR[seq]}" || return 1
 	done
 }
 run_ours() {
-	"$MR" restore-user --backups "$B" --source "$S" --target "$WORK/T" --jobs "$JOBS" \
+	"$MR" restore-user --backups "$B" --source "$S" --target "${CUR[ours]}" --jobs "$JOBS" \
 		"${USER_LIST[@]}" >"$WORK/ours.out" 2>"$WORK/ours.err"
 }
 
@@ -145,21 +198,21 @@ for run in $(seq 1 "$RUNS"); do
 	for v in $order; do
 		case $v in
 		seq)
-			fresh "$WORK/Wseq"
+			spare seq
 			t0=$(now); run_stock_seq || die "stock pipeline failed"; t1=$(now); sync; t2=$(now)
 			T_SEQ+=("$(elapsed "$t0" "$t1")"); T_SEQ_SYNC+=("$(elapsed "$t0" "$t2")")
 			;;
 		p2)
-			fresh "$WORK/Wp2"
+			spare p2
 			t0=$(now)
 			printf '%s\n' "${USER_LIST[@]}" |
-				xargs -P "$JOBS" -I{} bash -c 'stock_one "$1" "$2"' _ {} "$WORK/Wp2" ||
+				xargs -P "$JOBS" -I{} bash -c 'stock_one "$1" "$2"' _ {} "${CUR[p2]}" ||
 				die "stock pipeline (xargs -P$JOBS) failed"
 			t1=$(now); sync; t2=$(now)
 			T_P2+=("$(elapsed "$t0" "$t1")"); T_P2_SYNC+=("$(elapsed "$t0" "$t2")")
 			;;
 		ours)
-			fresh "$WORK/T"
+			spare ours
 			t0=$(now)
 			run_ours || { cat "$WORK/ours.err" >&2; die "restore-user failed"; }
 			t1=$(now)
@@ -171,15 +224,18 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 # ---- 3. the results are right ---------------------------------------------
-"$MR" verify --source "$S" --target "$WORK/T" "${USER_LIST[@]}" >"$WORK/verify.txt" 2>&1 ||
+"$MR" verify --source "$S" --target "${CUR[ours]}" "${USER_LIST[@]}" >"$WORK/verify.txt" 2>&1 ||
 	{ head -20 "$WORK/verify.txt" >&2; die "verify of our result against S failed"; }
 for u in "${USER_LIST[@]}"; do
-	diff -r "$WORK/Wseq/$u" "$WORK/T/$u" >/dev/null || die "stock and ours differ for $u (diff -r)"
-	diff -r "$WORK/Wp2/$u" "$WORK/T/$u" >/dev/null || die "stock -P$JOBS and ours differ for $u"
+	diff -r "${CUR[seq]}/$u" "${CUR[ours]}/$u" >/dev/null || die "stock and ours differ for $u (diff -r)"
+	diff -r "${CUR[p2]}/$u" "${CUR[ours]}/$u" >/dev/null || die "stock -P$JOBS and ours differ for $u"
 done
-"$MR" verify --source "$WORK/Wseq" --target "$WORK/T" "${USER_LIST[@]}" >"$WORK/verify2.txt" 2>&1 ||
+"$MR" verify --source "${CUR[seq]}" --target "${CUR[ours]}" "${USER_LIST[@]}" >"$WORK/verify2.txt" 2>&1 ||
 	{ head -20 "$WORK/verify2.txt" >&2; die "stock and ours differ in metadata"; }
 say "whole_job: results verified (ours = S, stock = ours)"
+drop seq
+drop p2
+drop ours
 
 # ---- 4. sync alone ----------------------------------------------------------
 # The same extracted backups for both tools; new users start empty.
@@ -194,7 +250,7 @@ time_rsync() {
 	local u t0 t1 xfer=0 n
 	t0=$(now)
 	for u in "${USER_LIST[@]}"; do
-		n=$(rsync -a --delete --stats "$S/$u/" "$WORK/X/$u/" |
+		n=$(rsync -a --delete --stats "$S/$u/" "${CUR[x]}/$u/" |
 			sed -n 's/^Total transferred file size: \([0-9,]*\) bytes.*/\1/p' | tr -d ,)
 		xfer=$((xfer + ${n:-0}))
 	done
@@ -206,7 +262,7 @@ time_ours_sync() {
 	local u t0 t1 w=0 n
 	t0=$(now)
 	for u in "${USER_LIST[@]}"; do
-		"$MR" sync --json "$S/$u" "$WORK/X2/$u" >"$WORK/sync.json" 2>"$WORK/sync.err" ||
+		"$MR" sync --json "$S/$u" "${CUR[x2]}/$u" >"$WORK/sync.json" 2>"$WORK/sync.err" ||
 			{ cat "$WORK/sync.err" >&2; die "mailrestore sync failed for $u"; }
 		n=$(sed -n 's/.*"bytes_written":\([0-9]*\).*/\1/p' "$WORK/sync.json")
 		w=$((w + ${n:-0}))
@@ -216,8 +272,10 @@ time_ours_sync() {
 	OUR_WRITTEN=$w
 }
 for run in $(seq 1 "$RUNS"); do
-	fresh "$WORK/X"; rmdir "$WORK/X"; cp -a "$E" "$WORK/X"
-	fresh "$WORK/X2"; rmdir "$WORK/X2"; cp -a "$E" "$WORK/X2"
+	spare x
+	cp -a "$E/." "${CUR[x]}/"
+	spare x2
+	cp -a "$E/." "${CUR[x2]}/"
 	sync
 	if [ $((run % 2)) = 1 ]; then
 		time_rsync; sync; time_ours_sync
@@ -227,7 +285,7 @@ for run in $(seq 1 "$RUNS"); do
 	say "whole_job: sync run $run done"
 done
 for u in "${USER_LIST[@]}"; do
-	diff -r "$WORK/X/$u" "$WORK/X2/$u" >/dev/null || die "sync and rsync differ for $u"
+	diff -r "${CUR[x]}/$u" "${CUR[x2]}/$u" >/dev/null || die "sync and rsync differ for $u"
 done
 
 # ---- 5. report --------------------------------------------------------------
@@ -241,14 +299,21 @@ R_SYNC=$(ratio "$M_SYNC" "$M_RSYNC")
 R_BYTES=$(ratio "$OUR_WRITTEN" "$REAL_CHANGE")
 R_RSYNC_BYTES=$(ratio "$RSYNC_XFER" "$REAL_CHANGE")
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-FSTYPE=$(stat -f -c %T "$WORK")
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+MARK='<!-- end of the figures written by bench/whole_job.sh (RECORD=1); notes below are kept -->'
+if [ "$SPARE" = loop ]; then
+	TARGETS="each run's target a fresh loop-mounted ext4 (${SPARE_GB} GiB image on $(stat -f -c %T "$WORK") under $BENCH_DIR)"
+else
+	TARGETS="targets in fresh folders on $(stat -f -c %T "$WORK") under $BENCH_DIR"
+fi
 list() { local IFS=' '; echo "$*"; }
 
 cat >"$WORK/section.md" <<EOF
 ## Whole job and sync
 
 Measured by \`bench/whole_job.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs
-($CPU), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM, $FSTYPE under $BENCH_DIR, build $(basename "$BUILD")
+($CPU), $(free -g | awk '/^Mem:/ { print $2 }') GiB RAM, $(uname -r); $TARGETS;
+source and backups on the host file system; build $(basename "$BUILD")
 (commit $(git -C "$SRC_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)).
 
 **Data** (genpart seed $SEED): $USERS users x ~$MESSAGES messages, index cache $INDEX_KIB KiB,
@@ -262,7 +327,9 @@ new/ to cur/, folder moves), $DELETED deletions, $CHANGED_FILES files changed in
 **Method**: $RUNS runs of each variant, variants alternating, median reported; the page
 cache is not dropped (the data fits in RAM, so these are warm-cache figures); a \`sync\`
 before each variant. Our restore-user fsyncs before it activates a user; the stock
-pipeline does not, so it is given with and without a final \`sync\`.
+pipeline does not, so it is given with and without a final \`sync\`. Load average
+when the script started: $LOAD_START; when it ended: $LOAD_END (the machine is shared,
+so other work may have run beside the benchmark).
 
 | whole job ($JOBS jobs where parallel) | median s | runs s |
 |---|---:|---|
@@ -291,6 +358,8 @@ Checked in the same run: \`mailrestore verify\` of every user against the source
 and the stock result equals ours (\`diff -r\`, and \`verify\` with the stock tree as the
 source, which compares modes and times too); the sync-alone trees of rsync and ours
 are equal (\`diff -r\`).
+
+$MARK
 EOF
 cat "$WORK/section.md"
 
@@ -298,9 +367,11 @@ if [ "${RECORD:-0}" = 1 ]; then
 	DOC=$SRC_DIR/docs/BENCHMARKS.md
 	mkdir -p "$SRC_DIR/docs"
 	[ -f "$DOC" ] || printf '# Benchmarks\n' >"$DOC"
-	# Replace our section (up to the next "## " heading) or append it.
-	awk -v secfile="$WORK/section.md" '
+	# Replace our figures (up to the marker, or else the next "## "
+	# heading) or append them; notes after the marker stay.
+	awk -v secfile="$WORK/section.md" -v mark="$MARK" '
 		function emit() { while ((getline line < secfile) > 0) print line; close(secfile); done = 1 }
+		skip && $0 == mark { skip = 0; next }
 		/^## / { if (skip) { skip = 0; print "" } }
 		/^## Whole job and sync[[:space:]]*$/ { emit(); skip = 1; next }
 		!skip { print }
