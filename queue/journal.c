@@ -26,11 +26,17 @@
  * that numbering. Trailing bytes after the known fields are ignored, so a
  * newer minor version may extend a record.
  *
- * Replay stops at the first record that is short, longer than 1 MiB, fails
- * its checksum, has an unknown type, or does not fit the queue's state; the
- * file is cut back to the last good record (a torn or zero-filled tail after
- * a crash is expected). A wrong magic or an unknown major version is refused
- * without touching the file.
+ * Replay stops at the first record whose header is short, that is longer
+ * than 1 MiB, short, or fails its checksum: that is a torn or zero-filled
+ * tail after a crash, expected, and the file is cut back to the last good
+ * record. A record that passed its checksum was written whole, so it is
+ * never cut: one of a type we do not know is skipped when the file's minor
+ * version is newer than ours (a newer writer's addition), and any other
+ * that does not apply (an unknown type at our minor, a record that does not
+ * fit the queue's state, no memory) refuses the open and leaves the file as
+ * it is, since cutting there would drop the answered requests after it. A
+ * wrong magic or an unknown major version is refused without touching the
+ * file too.
  *
  * Group commit: records go to an in-memory buffer under the queue lock; a
  * caller that needs durability becomes the committer when none is running,
@@ -551,10 +557,19 @@ static uint64_t load_u64(const uint8_t *p)
 	return (uint64_t)load_u32(p) | (uint64_t)load_u32(p + 4) << 32;
 }
 
-/* Replays records from data[off..size); returns the end of the last good
- * one and says in why_r why it stopped there (when it did early). */
-static size_t replay(struct queue *q, const uint8_t *data, size_t off, size_t size,
-		     struct mr_error *why)
+/* 1 for the record types this version writes and reads. */
+static int known_type(uint16_t type)
+{
+	return type >= REC_ADD && type <= REC_SNAPSHOT;
+}
+
+/* Replays records from data[off..size) of a file of minor version minor.
+ * Returns 0 with the end of the last good record in end_r; when that is
+ * before size, why says which torn tail stopped it. Returns -1 with err
+ * when a record that passed its checksum does not apply (the file must not
+ * be cut there). */
+static int replay(struct queue *q, const uint8_t *data, size_t off, size_t size,
+		  uint16_t minor, size_t *end_r, struct mr_error *why, struct mr_error *err)
 {
 	mr_error_clear(why);
 	while (off < size) {
@@ -579,11 +594,21 @@ static size_t replay(struct queue *q, const uint8_t *data, size_t off, size_t si
 			mr_error_set(why, 0, "checksum mismatch");
 			break;
 		}
-		if (replay_record(q, type, data + off + REC_HEADER, len, why) < 0)
-			break;
+		if (!known_type(type) && minor > MINOR) {
+			/* Written by a newer minor version: not ours to read. */
+			off += REC_HEADER + len;
+			continue;
+		}
+		if (replay_record(q, type, data + off + REC_HEADER, len, err) < 0) {
+			mr_error_prefix(err, JOURNAL ": the record at offset %zu (type %u) passed "
+					"its checksum but does not apply, so the journal is left as "
+					"it is", off, type);
+			return -1;
+		}
 		off += REC_HEADER + len;
 	}
-	return off;
+	*end_r = off;
+	return 0;
 }
 
 static void header_bytes(uint8_t h[HEADER_SIZE])
@@ -623,8 +648,10 @@ static int init_journal(struct queue *q, struct mr_error *err)
 	return 0;
 }
 
-/* Checks the header; returns its size, or -1 with err. */
-static int64_t check_header(const uint8_t *data, size_t size, struct mr_error *err)
+/* Checks the header; returns its size and gives its minor version in
+ * minor_r, or -1 with err. */
+static int64_t check_header(const uint8_t *data, size_t size, uint16_t *minor_r,
+			    struct mr_error *err)
 {
 	uint16_t major, minor;
 	uint32_t hsize, hash;
@@ -654,6 +681,7 @@ static int64_t check_header(const uint8_t *data, size_t size, struct mr_error *e
 			err->errnum = EPROTONOSUPPORT;
 		return -1;
 	}
+	*minor_r = minor;
 	return hsize;
 bad:
 	if (err != NULL)
@@ -669,6 +697,7 @@ int journal_open(struct queue *q, struct mr_error *err)
 	struct mr_error why;
 	size_t size, end;
 	int64_t hsize;
+	uint16_t minor;
 	int rc = -1;
 
 	/* A compaction that crashed before its rename left this behind. */
@@ -722,10 +751,11 @@ int journal_open(struct queue *q, struct mr_error *err)
 		mr_error_set(err, errno ? errno : EIO, "read(" JOURNAL ") failed");
 		goto out;
 	}
-	hsize = check_header(data, size, err);
+	hsize = check_header(data, size, &minor, err);
 	if (hsize < 0)
 		goto out;
-	end = replay(q, data, (size_t)hsize, size, &why);
+	if (replay(q, data, (size_t)hsize, size, minor, &end, &why, err) < 0)
+		goto out;
 	if (end < size) {
 		mr_log("queue: " JOURNAL ": dropping %zu bytes from offset %zu (%s)", size - end,
 		       end, why.msg);

@@ -34,12 +34,15 @@
  * major 1, u16 minor 0, u32 header size, u32 hash id (1 = xxh3-64)} then
  * records {u32 length, u16 type, u16 reserved, u64 xxh3-64 of type and
  * payload, payload}. Replay stops at the first record that is short, longer
- * than 1 MiB, fails its checksum or has an unknown type, and the file is cut
- * back to the last good record (a torn or zero-filled tail after a crash).
- * A foreign file or an unknown major version is refused and left as it is;
- * a newer minor version is read. The journal is compacted (a snapshot
- * written to "queue.journal.new", fsync'd, renamed over, the folder fsync'd)
- * when it grows past 4 x the live state + 1 MiB. Users found restoring or
+ * than 1 MiB or fails its checksum, and the file is cut back to the last
+ * good record (a torn or zero-filled tail after a crash). A record that
+ * passed its checksum is never cut: of a newer minor version's unknown type
+ * it is skipped, otherwise when it does not apply (unknown type at our
+ * minor, inconsistent with the queue, ENOMEM) queue_open() fails and the
+ * file is left as it is. A foreign file or an unknown major version is
+ * refused and left as it is; a newer minor version is read. The journal is
+ * compacted (a snapshot written to "queue.journal.new", fsync'd, renamed
+ * over, the folder fsync'd) when it grows past 4 x the live state + 1 MiB. Users found restoring or
  * syncing at open (a crash mid-run) are put back as by queue_requeue(): their
  * work copies resume. The lock is flock() on "queue.lock".
  */
@@ -98,8 +101,10 @@ struct queue_settings {
 struct queue;
 
 /* Opens (creating when missing) the journal in state_dirfd and replays it.
- * Fails with errnum EWOULDBLOCK when another process holds the state.
- * settings may be NULL. */
+ * Fails with errnum EWOULDBLOCK when another process holds the state, and
+ * with the record's error (EINVAL, ENOMEM) when a whole record of the
+ * journal does not apply (the file is left as it is). settings may be
+ * NULL. */
 int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
 	       struct mr_error *err);
 /* Commits what is pending, closes and frees *q, sets it NULL. Accepts NULL. */

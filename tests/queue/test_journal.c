@@ -3,14 +3,18 @@
  * the queue that was closed or crashed, a torn tail cut at any byte is
  * dropped, a bad checksum ends the replay there, a zero-filled tail is cut,
  * an unknown major version or a foreign file is refused untouched, a newer
- * minor is read, a second open of the same state fails, fsync and write
- * failures fail the commit, and compaction keeps everything.
+ * minor is read (records of types it added skipped), a whole record that
+ * does not apply refuses the open instead of being cut, a second open of
+ * the same state fails, fsync and write failures fail the commit, and
+ * compaction keeps everything.
  */
 #include "tests/queue/qtest.h"
 
 #include <errno.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <xxhash.h>
 
 static size_t journal_size(struct qt *t)
 {
@@ -312,6 +316,120 @@ static void test_newer_minor(void **state)
 	qt_teardown(&t);
 }
 
+/* Appends a record with a right checksum (layout in queue/journal.c). */
+static size_t put_record(char *p, uint16_t type, const void *payload, uint32_t len)
+{
+	uint8_t *h = (uint8_t *)p;
+	uint64_t hash;
+	int i;
+
+	/* The checksum covers the type (u16) and the payload, which sit
+	 * apart in the record: hash them side by side in the payload's place. */
+	h[14] = (uint8_t)type;
+	h[15] = (uint8_t)(type >> 8);
+	memcpy(p + 16, payload, len);
+	hash = XXH3_64bits(h + 14, 2 + len);
+	memset(h, 0, 16);
+	for (i = 0; i < 4; i++)
+		h[i] = (uint8_t)(len >> (8 * i));
+	h[4] = (uint8_t)type;
+	h[5] = (uint8_t)(type >> 8);
+	for (i = 0; i < 8; i++)
+		h[8 + i] = (uint8_t)(hash >> (8 * i));
+	return 16 + len;
+}
+
+/* A journal of minor version minor: the records of first, then one
+ * checksummed record of type type (payload given), then the records second
+ * has after first's length. Returns it, its length in len_r. */
+static char *journal_with_record(const char *first, size_t first_len, const char *second,
+				 size_t second_len, int minor, uint16_t type, const void *payload,
+				 uint32_t plen, size_t *len_r)
+{
+	size_t len = second_len + 16 + plen, at = first_len;
+	char *j = malloc(len);
+
+	assert_non_null(j);
+	assert_true(second_len > first_len);
+	memcpy(j, first, first_len);
+	j[6] = (char)minor;
+	at += put_record(j + at, type, payload, plen);
+	memcpy(j + at, second + first_len, second_len - first_len);
+	*len_r = len;
+	return j;
+}
+
+/* Two journals of the same queue: after a request of u0001, and after one
+ * more request of u0002. */
+static void two_journals(struct qt *t, char **first, size_t *first_len, char **second,
+			 size_t *second_len)
+{
+	qt_add_n(t, 3);
+	qt_ask(t, 'r', "u0001");
+	queue_close(&t->q);
+	*first = journal_read(t, first_len);
+	qt_open(t);
+	qt_ask(t, 'r', "u0002");
+	queue_close(&t->q);
+	*second = journal_read(t, second_len);
+}
+
+/* A record of a type a newer minor version added, whole and checksummed, is
+ * skipped: what follows it is replayed and nothing is cut. */
+static void test_newer_minor_unknown_record_skipped(void **state)
+{
+	static const char future[] = "written by mailrestore 1.9";
+	struct qt t;
+	size_t a_len, b_len, len;
+	char *a, *b, *j;
+
+	(void)state;
+	qt_setup(&t, 0);
+	two_journals(&t, &a, &a_len, &b, &b_len);
+	j = journal_with_record(a, a_len, b, b_len, 4, 200, future, sizeof(future), &len);
+	journal_write(&t, j, len);
+	qt_open(&t);
+	assert_int_equal(journal_size(&t), len);
+	assert_int_equal(qt_pos(&t, "u0001"), 0);
+	assert_int_equal(qt_pos(&t, "u0002"), 1);
+	assert_int_equal(qt_state(&t, "u0000"), QUEUE_WAITING);
+	/* The queue keeps appending after it, and reads it all again. */
+	qt_ask(&t, 'r', "u0000");
+	qt_reopen(&t);
+	assert_int_equal(qt_pos(&t, "u0002"), 1);
+	assert_int_equal(qt_pos(&t, "u0000"), 2);
+	free(a);
+	free(b);
+	free(j);
+	qt_teardown(&t);
+}
+
+/* A whole, checksummed record that does not apply is no torn tail: open
+ * refuses and leaves every byte, the answered requests after it included. */
+static void test_whole_record_not_applying_refused(void **state)
+{
+	static const char future[] = "not of this version";
+	/* REQUEST of user id 999, which the journal never added. */
+	static const uint8_t stray[22] = { 0xe7, 0x03, 0, 0, 1, 0, 5 };
+	struct qt t;
+	size_t a_len, b_len, len;
+	char *a, *b, *j;
+
+	(void)state;
+	qt_setup(&t, 0);
+	two_journals(&t, &a, &a_len, &b, &b_len);
+	/* An unknown type in a journal of our own minor version. */
+	j = journal_with_record(a, a_len, b, b_len, 0, 200, future, sizeof(future), &len);
+	expect_refused(&t, j, len, "unknown record type 200");
+	free(j);
+	j = journal_with_record(a, a_len, b, b_len, 0, 2, stray, sizeof(stray), &len);
+	expect_refused(&t, j, len, "does not apply");
+	free(j);
+	free(a);
+	free(b);
+	qt_teardown(&t);
+}
+
 /* A crash at birth leaves an empty or partial header: start afresh. */
 static void test_torn_header(void **state)
 {
@@ -488,6 +606,8 @@ int main(void)
 		cmocka_unit_test(test_wrong_magic),
 		cmocka_unit_test(test_newer_minor),
 		cmocka_unit_test(test_torn_header),
+		cmocka_unit_test(test_newer_minor_unknown_record_skipped),
+		cmocka_unit_test(test_whole_record_not_applying_refused),
 		cmocka_unit_test(test_second_open_refused),
 		cmocka_unit_test(test_fsync_failure),
 		cmocka_unit_test(test_write_failure),
