@@ -59,6 +59,19 @@ static struct sync_op *add_op(struct sync_ctx *ctx, enum sync_op_kind kind, char
 	return op;
 }
 
+/* Appends a META op for rel. 0 or -1 with ctx->err. */
+static int add_meta(struct sync_ctx *ctx, const char *rel, const struct stat *st,
+		    const struct stat *dst)
+{
+	char *r = strdup(rel);
+
+	if (r == NULL) {
+		mr_error_set(ctx->err, ENOMEM, "sync plan");
+		return -1;
+	}
+	return add_op(ctx, SYNC_OP_META, r, st, dst) != NULL ? 0 : -1;
+}
+
 static int add_cand(struct sync_ctx *ctx, const char *rel, const struct stat *st, long opi)
 {
 	struct sync_plan *p = &ctx->plan;
@@ -279,8 +292,7 @@ static int plan_entry(struct sync_ctx *ctx, int sfd, int dfd, const char *name, 
 		if (same && sst->st_size == dst->st_size && sync_same_mtime(sst, dst)) {
 			if (!sync_meta_differs(sst, dst, owner))
 				return 0;
-			r = strdup(rel);
-			return r && add_op(ctx, SYNC_OP_META, r, sst, dst) ? 0 : -1;
+			return add_meta(ctx, rel, sst, dst);
 		}
 		if (dst != NULL && !same && plan_remove(ctx, dfd, name, rel, dst, 1) < 0)
 			return -1;
@@ -323,8 +335,7 @@ static int plan_entry(struct sync_ctx *ctx, int sfd, int dfd, const char *name, 
 			free(target);
 			if (!sync_meta_differs(sst, dst, owner))
 				return 0;
-			r = strdup(rel);
-			return r && add_op(ctx, SYNC_OP_META, r, sst, dst) ? 0 : -1;
+			return add_meta(ctx, rel, sst, dst);
 		}
 		if (dst != NULL && !same && plan_remove(ctx, dfd, name, rel, dst, 1) < 0) {
 			free(target);
