@@ -78,29 +78,3 @@ int main(int argc, char **argv)
 	usage(stderr);
 	return MR_EX_USAGE;
 }
-
-const char *cli_default_socket(void)
-{
-	const char *s = getenv("MAILRESTORE_SOCKET");
-
-	return (s && *s) ? s : "/run/mailrestore/mailrestore.sock";
-}
-
-void cli_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "mailrestore %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int cli_check_user(const char *cmd, const char *user)
-{
-	if (mr_user_name_valid(user))
-		return 0;
-	fprintf(stderr, "mailrestore %s: invalid user name\n", cmd);
-	return -1;
-}
