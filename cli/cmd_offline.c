@@ -274,7 +274,7 @@ out:
 	free(threads);
 	free(run.jobs);
 	free(run.results);
-	restore_names_free(all, nall);
+	mr_names_free(all, nall);
 	engine_close(&run.engine);
 	return rc;
 }

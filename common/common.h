@@ -220,6 +220,16 @@ struct mr_dirlist {
 	struct mr_dirent *v;
 	size_t n;
 };
+/* Calls fn for every entry of directory fd dirfd ("." and ".." left out),
+ * in the order the file system gives, without allocating; the fd's offset
+ * is rewound first. fn returns 0 to go on, nonzero to stop (that value is
+ * returned). 0, or -1 with err when a getdents call failed. */
+int mr_scandir(int dirfd, int (*fn)(void *arg, const char *name, unsigned char type, uint64_t ino),
+	       void *arg, struct mr_error *err);
+
+/* Frees an array of n malloc'd strings and the array. Accepts NULL. */
+void mr_names_free(char **names, size_t n);
+
 /* Lists directory fd dirfd ("." and ".." left out), sorted by name (byte
  * order). The fd's offset is rewound first. 0, or -1 with err when any
  * getdents call failed (then the listing is not partial: list->n is 0). */

@@ -304,13 +304,11 @@ void mr_dirlist_free(struct mr_dirlist *list)
 	list->n = 0;
 }
 
-int mr_listdir(int dirfd, struct mr_dirlist *list, struct mr_error *err)
+int mr_scandir(int dirfd, int (*fn)(void *arg, const char *name, unsigned char type, uint64_t ino),
+	       void *arg, struct mr_error *err)
 {
 	char buf[32768];
-	size_t cap = 0;
 
-	list->v = NULL;
-	list->n = 0;
 	if (lseek(dirfd, 0, SEEK_SET) < 0) {
 		mr_error_set(err, errno, "lseek(directory) failed");
 		return -1;
@@ -319,41 +317,78 @@ int mr_listdir(int dirfd, struct mr_dirlist *list, struct mr_error *err)
 		ssize_t n = mr_io->getdents(dirfd, buf, sizeof(buf)), off = 0;
 		if (n < 0) {
 			mr_error_set(err, errno, "getdents failed");
-			mr_dirlist_free(list);
 			return -1;
 		}
 		if (n == 0)
-			break;
+			return 0;
 		while (off < n) {
 			struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(buf + off);
+			int r;
 			off += d->d_reclen;
 			if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
 				continue;
-			if (list->n == cap) {
-				size_t ncap = cap ? cap * 2 : 64;
-				struct mr_dirent *v = realloc(list->v, ncap * sizeof(*v));
-				if (v == NULL) {
-					mr_error_set(err, ENOMEM, "listing");
-					mr_dirlist_free(list);
-					return -1;
-				}
-				list->v = v;
-				cap = ncap;
-			}
-			list->v[list->n].name = strdup(d->d_name);
-			if (list->v[list->n].name == NULL) {
-				mr_error_set(err, ENOMEM, "listing");
-				mr_dirlist_free(list);
-				return -1;
-			}
-			list->v[list->n].type = d->d_type;
-			list->v[list->n].ino = d->d_ino;
-			list->n++;
+			r = fn(arg, d->d_name, d->d_type, d->d_ino);
+			if (r != 0)
+				return r;
 		}
+	}
+}
+
+struct listing {
+	struct mr_dirlist *list;
+	size_t cap;
+};
+
+static int list_add(void *arg, const char *name, unsigned char type, uint64_t ino)
+{
+	struct listing *l = arg;
+	struct mr_dirlist *list = l->list;
+
+	if (list->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		struct mr_dirent *v = realloc(list->v, ncap * sizeof(*v));
+		if (v == NULL)
+			return ENOMEM;
+		list->v = v;
+		l->cap = ncap;
+	}
+	list->v[list->n].name = strdup(name);
+	if (list->v[list->n].name == NULL)
+		return ENOMEM;
+	list->v[list->n].type = type;
+	list->v[list->n].ino = ino;
+	list->n++;
+	return 0;
+}
+
+int mr_listdir(int dirfd, struct mr_dirlist *list, struct mr_error *err)
+{
+	struct listing l = { list, 0 };
+	int r;
+
+	list->v = NULL;
+	list->n = 0;
+	r = mr_scandir(dirfd, list_add, &l, err);
+	if (r != 0) {
+		if (r > 0)
+			mr_error_set(err, r, "listing");
+		mr_dirlist_free(list);
+		return -1;
 	}
 	if (list->n > 1)
 		qsort(list->v, list->n, sizeof(list->v[0]), dirent_cmp);
 	return 0;
+}
+
+void mr_names_free(char **names, size_t n)
+{
+	size_t i;
+
+	if (names == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 }
 
 static int remove_tree_fd(int dirfd, const char *name, struct mr_error *err)

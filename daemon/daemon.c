@@ -200,7 +200,7 @@ out:
 	if (d->set->users_file != NULL)
 		names_free(&ns);
 	else
-		restore_names_free(ns.v, ns.n);
+		mr_names_free(ns.v, ns.n);
 	return rc;
 }
 

@@ -178,13 +178,13 @@ int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 		return -1;
 	if (mr_listdir(engine->source_fd, &list, err) < 0) {
 		mr_error_prefix(err, "listing the source");
-		restore_names_free(names, n);
+		mr_names_free(names, n);
 		return -1;
 	}
 	v = realloc(names, (n + list.n + 1) * sizeof(*v));
 	if (v == NULL) {
 		mr_error_set(err, ENOMEM, "listing users");
-		restore_names_free(names, n);
+		mr_names_free(names, n);
 		mr_dirlist_free(&list);
 		return -1;
 	}
@@ -205,7 +205,7 @@ int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 		names[n] = strdup(list.v[i].name);
 		if (names[n] == NULL) {
 			mr_error_set(err, ENOMEM, "listing users");
-			restore_names_free(names, n);
+			mr_names_free(names, n);
 			mr_dirlist_free(&list);
 			return -1;
 		}
@@ -719,7 +719,7 @@ int engine_recover(struct engine *e, struct mr_error *err)
 			rc = -1;
 		}
 	}
-	mail_names_free(names, n);
+	mr_names_free(names, n);
 	return rc;
 }
 

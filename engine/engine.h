@@ -102,7 +102,7 @@ int engine_source_fd(const struct engine *engine);
 struct mail_store *engine_mail_store(struct engine *engine);
 
 /* Lists every affected user: a valid name with a backup in B or a folder in
- * S, sorted, unique. Free with restore_names_free(). 0 or -1 with err. */
+ * S, sorted, unique. Free with mr_names_free(). 0 or -1 with err. */
 int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 			 struct mr_error *err);
 

@@ -188,13 +188,6 @@ static int user_dir_open(struct mail_store *store, const char *user, int create,
 	return 1;
 }
 
-struct linux_dirent64 {
-	uint64_t d_ino;
-	int64_t d_off;
-	unsigned short d_reclen;
-	unsigned char d_type;
-	char d_name[];
-};
 
 /* Removes "tmp.<pid>.*" when <pid> is gone: a writer killed mid-hold. */
 static void drop_stale_tmp(int dirfd, const char *name)
@@ -208,46 +201,44 @@ static void drop_stale_tmp(int dirfd, const char *name)
 		(void)mr_io->unlinkat(dirfd, name, 0);
 }
 
-/* One pass over held/<user> (fd dirfd): the highest sequence number (0
- * when none) and the number of held files. Stale temp files of dead
- * writers are removed on the way. 0 or -1 with err. */
+struct scan {
+	int dirfd;
+	uint64_t max, count;
+};
+
+static int scan_entry(void *arg, const char *name, unsigned char type, uint64_t ino)
+{
+	struct scan *sc = arg;
+	uint64_t seq;
+
+	(void)type;
+	(void)ino;
+	if (parse_held_name(name, &seq)) {
+		sc->count++;
+		if (seq > sc->max)
+			sc->max = seq;
+	} else if (strncmp(name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0) {
+		drop_stale_tmp(sc->dirfd, name);
+	}
+	return 0;
+}
+
+/* One pass over held/<user> (fd dirfd), allocating nothing: the highest
+ * sequence number (0 when none) and the number of held files. Stale temp
+ * files of dead writers are removed on the way. 0 or -1 with err. */
 static int scan_user_dir(int dirfd, const char *user, uint64_t *max_r, uint64_t *count_r,
 			 struct mr_error *err)
 {
-	char buf[32768];
-	uint64_t max = 0, count = 0;
+	struct scan sc = { dirfd, 0, 0 };
 
-	if (lseek(dirfd, 0, SEEK_SET) < 0) {
-		mr_error_set(err, errno, "lseek(held/%s) failed", user);
+	if (mr_scandir(dirfd, scan_entry, &sc, err) < 0) {
+		mr_error_prefix(err, "held/%s", user);
 		return -1;
 	}
-	for (;;) {
-		ssize_t n = mr_io->getdents(dirfd, buf, sizeof(buf)), off = 0;
-
-		if (n < 0) {
-			mr_error_set(err, errno, "getdents(held/%s) failed", user);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		while (off < n) {
-			struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(buf + off);
-			uint64_t seq;
-
-			off += d->d_reclen;
-			if (parse_held_name(d->d_name, &seq)) {
-				count++;
-				if (seq > max)
-					max = seq;
-			} else if (strncmp(d->d_name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0) {
-				drop_stale_tmp(dirfd, d->d_name);
-			}
-		}
-	}
 	if (max_r)
-		*max_r = max;
+		*max_r = sc.max;
 	if (count_r)
-		*count_r = count;
+		*count_r = sc.count;
 	return 0;
 }
 
@@ -593,23 +584,12 @@ int mail_held_users(struct mail_store *store, char ***names_r, size_t *n_r,
 	*names_r = NULL;
 	*n_r = 0;
 	if (for_each_user(store, add_name, &names, err) < 0) {
-		mail_names_free(names.v, names.n);
+		mr_names_free(names.v, names.n);
 		return -1;
 	}
 	*names_r = names.v;
 	*n_r = names.n;
 	return 0;
-}
-
-void mail_names_free(char **names, size_t n)
-{
-	size_t i;
-
-	if (names == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
 }
 
 /* ---- release -------------------------------------------------------- */

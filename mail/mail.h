@@ -103,9 +103,8 @@ int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 int mail_release_done(struct mail_store *store, const char *user, struct mr_error *err);
 
 /* Lists users that have held mail, sorted (malloc'd names; free with
- * mail_names_free). 0 or -1 with err. */
+ * mr_names_free). 0 or -1 with err. */
 int mail_held_users(struct mail_store *store, char ***names_r, size_t *n_r,
 		    struct mr_error *err);
-void mail_names_free(char **names, size_t n);
 
 #endif

@@ -282,17 +282,6 @@ int restore_list_backup_users(int backups_dirfd, char ***names_r, size_t *n_r,
 out:
 	mr_dirlist_free(&sub);
 	mr_dirlist_free(&list);
-	restore_names_free(names.v, names.n);
+	mr_names_free(names.v, names.n);
 	return rc;
-}
-
-void restore_names_free(char **names, size_t n)
-{
-	size_t i;
-
-	if (names == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
 }

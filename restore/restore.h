@@ -54,10 +54,9 @@ int restore_find_backup(int backups_dirfd, const char *user, char **relpath_r,
 
 /* Lists every valid user name that has at least one backup below
  * backups_dirfd, sorted, without duplicates. *names_r is a malloc'd array of
- * malloc'd strings; free with restore_names_free(). 0 or -1 with err. */
+ * malloc'd strings; free with mr_names_free(). 0 or -1 with err. */
 int restore_list_backup_users(int backups_dirfd, char ***names_r, size_t *n_r,
 			      struct mr_error *err);
-void restore_names_free(char **names, size_t n);
 
 struct restore_settings {
 	/* Give entries the archive's owner and group (needs root). */

@@ -225,7 +225,7 @@ static void held_users_lists_only_users_with_mail(void **state)
 	(void)state;
 	assert_int_equal(mail_held_users(t->store, &names, &n, &err), 0);
 	assert_int_equal(n, 0);
-	mail_names_free(names, n);
+	mr_names_free(names, n);
 
 	mt_hold(t, "zoe", "z", 1);
 	mt_hold(t, "bob@example.org", "b", 1);
@@ -237,7 +237,7 @@ static void held_users_lists_only_users_with_mail(void **state)
 	assert_int_equal(n, 2);
 	assert_string_equal(names[0], "bob@example.org");
 	assert_string_equal(names[1], "zoe");
-	mail_names_free(names, n);
+	mr_names_free(names, n);
 	assert_int_equal(mail_held_total(t->store, &total, &err), 0);
 	assert_int_equal(total, 3);
 
@@ -245,7 +245,7 @@ static void held_users_lists_only_users_with_mail(void **state)
 	assert_int_equal(mail_held_users(t->store, &names, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(names[0], "bob@example.org");
-	mail_names_free(names, n);
+	mr_names_free(names, n);
 	mt_free(t);
 }
 

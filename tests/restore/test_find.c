@@ -108,7 +108,7 @@ static void test_names_that_look_alike(void **state)
 	assert_string_equal(names[4], "bob.tar");
 	assert_string_equal(names[5], "first+tag");
 	assert_string_equal(names[6], "j.doe@example.org");
-	restore_names_free(names, n);
+	mr_names_free(names, n);
 	close(bfd);
 	tu_rmtree(b);
 }
@@ -132,7 +132,7 @@ static void test_list_dedups_across_dates(void **state)
 	assert_int_equal(n, 2);
 	assert_string_equal(names[0], "x");
 	assert_string_equal(names[1], "y");
-	restore_names_free(names, n);
+	mr_names_free(names, n);
 	close(bfd);
 	tu_rmtree(b);
 }
