@@ -257,7 +257,8 @@ out:
 }
 
 /* A file both sides have that failed the quick check: time fix, patch or
- * copy. 0, or -1 destination failure. */
+ * copy (always a copy when the destination file has other hard links). 0,
+ * or -1 destination failure. */
 int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	const char *name;
@@ -268,7 +269,11 @@ int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op)
 		mr_error_set(ctx->err, ENOMEM, "sync");
 		return -1;
 	}
-	if ((uint64_t)op->st.st_size >= ctx->patch_min && op->dst.st_size > 0) {
+	if (op->dst.st_nlink > 1) {
+		/* Other names share this inode (the backup's hard links): a
+		 * patch or a time fix in place would change them too. The
+		 * copy gives this name an inode of its own. */
+	} else if ((uint64_t)op->st.st_size >= ctx->patch_min && op->dst.st_size > 0) {
 		/* Large files: the patch compares block by block and writes
 		 * nothing when only the time differs. */
 		r = sync_patch_file(ctx, op);

@@ -2,7 +2,10 @@
  * patch.c: large files changed in place (Dovecot index files, caches, mbox
  * files that grew) are patched block by block: both sides are read in
  * fixed-size blocks, each block hashed with xxh3, and only the blocks that
- * differ are written, then the file is extended or truncated.
+ * differ are written, then the file is extended or truncated. A file with
+ * other hard links (the restore extracts an archive's links as links) is
+ * never patched: writing into it would change the other names too, so it
+ * is copied whole and its name gets an inode of its own.
  *
  * Why in place and not through a temporary copy: a copy writes the whole
  * file, which is what the "bytes written close to bytes changed" goal
@@ -113,6 +116,11 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 	}
 	if (!S_ISREG(dst.st_mode)) {
 		mr_error_set(ctx->err, EINVAL, "%s in the destination is no longer a file", op->rel);
+		goto out;
+	}
+	if (dst.st_nlink > 1) {
+		/* A write in place would reach every hard link of it too. */
+		rc = 1;
 		goto out;
 	}
 	common = before.st_size < dst.st_size ? before.st_size : dst.st_size;

@@ -104,6 +104,11 @@ static int do_rename(struct sync_ctx *ctx, struct sync_op *op, struct sync_cand 
 	char *parent = NULL, *cparent = NULL;
 	int tfd = -1, cfd, rc = -1;
 
+	if (c->st.st_nlink > 1 && sync_meta_differs(&op->st, &c->st, ctx->set->preserve_owner)) {
+		/* Moving a hard-linked file is fine, but fixing its mode or
+		 * time afterwards would change its other names too: copy. */
+		return 0;
+	}
 	if (sync_split(op->rel, &parent, &name) < 0 || sync_split(c->rel, &cparent, &cname) < 0) {
 		mr_error_set(ctx->err, ENOMEM, "rename");
 		goto out;

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,27 @@ out:
 	return rc;
 }
 
+/* Replaces destination symlink rel, which has other hard links, by a new
+ * one with the same target, so fixing its metadata leaves the other names
+ * alone. 0 or -1 with ctx->err. */
+static int unshare_symlink(struct sync_ctx *ctx, const struct sync_op *op, int dfd,
+			   const char *name)
+{
+	struct sync_op copy = *op;
+	char target[PATH_MAX + 1];
+	ssize_t n;
+
+	n = mr_io->readlinkat(dfd, name, target, sizeof(target));
+	if (n < 0 || (size_t)n >= sizeof(target)) {
+		mr_error_set(ctx->err, n < 0 ? errno : ENAMETOOLONG,
+			     "readlinkat(%s) in the destination failed", op->rel);
+		return -1;
+	}
+	target[n] = '\0';
+	copy.target = target;
+	return sync_make_symlink(ctx, &copy);
+}
+
 /* Metadata-only op on an entry whose content is already right. */
 static int apply_meta(struct sync_ctx *ctx, const struct sync_op *op)
 {
@@ -188,6 +210,11 @@ static int apply_meta(struct sync_ctx *ctx, const struct sync_op *op)
 	char *parent = NULL;
 	int dfd, rc = -1;
 
+	if (op->dst.st_nlink > 1 && S_ISREG(op->st.st_mode))
+		/* Mode, owner and time belong to the inode: fixed in place
+		 * they would change the file's other hard links too. A copy
+		 * gives this name an inode of its own. */
+		return sync_copy_file(ctx, op);
 	if (sync_split(op->rel, &parent, &name) < 0) {
 		mr_error_set(ctx->err, ENOMEM, "sync");
 		return -1;
@@ -195,6 +222,11 @@ static int apply_meta(struct sync_ctx *ctx, const struct sync_op *op)
 	dfd = sync_dir_fd(ctx, 0, parent);
 	if (dfd < 0) {
 		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
+		goto out;
+	}
+	if (op->dst.st_nlink > 1) {
+		/* The same for a hard-linked symlink. */
+		rc = unshare_symlink(ctx, op, dfd, name);
 		goto out;
 	}
 	if (sync_meta_apply_at(ctx, dfd, name, op->rel, &op->st, &op->dst) < 0)

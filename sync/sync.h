@@ -37,6 +37,10 @@
  *     read completely before a block is written, and the file's time is set
  *     last, so an interrupted patch is seen as changed and redone by the
  *     next run (sync/patch.c says why this is safe for a work copy).
+ *   - A destination entry with other hard links (the restore extracts an
+ *     archive's links as links) is never written, nor given a mode, owner
+ *     or time, in place, since that would change its other names too: it
+ *     is copied whole instead, which gives its name an inode of its own.
  *   - Source files and folders are opened with O_NOATIME where the kernel
  *     allows, so even a read-write mounted source is not written to.
  *
