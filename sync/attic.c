@@ -2,7 +2,8 @@
  * attic.c: what the source no longer has leaves the work copy for the attic
  * (CONTRACT "attic"), under the same relative path, by rename on the same
  * file system: user data is never unlinked. An entry already in the attic
- * from an earlier run is kept too; the newcomer gets ".1", ".2", ...
+ * from an earlier run is kept too; the newcomer gets ".1", ".2", ... and so
+ * does a folder on its way whose name the attic holds as a file.
  */
 #include "sync/sync_private.h"
 
@@ -41,6 +42,64 @@ static int free_name(struct sync_ctx *ctx, int afd, const char *name, const char
 	return -1;
 }
 
+/* Opens folder parent of the attic, creating what is missing, one
+ * component at a time. A component the attic already holds as something
+ * else than a folder (a file an earlier run moved there, where the
+ * destination has a folder now) is taken as "name.1", "name.2", ...: the
+ * first that is a folder or free, as free_name() does for the entry
+ * itself. Returns an fd of it, or -1 with ctx->err. */
+static int attic_dir(struct sync_ctx *ctx, const char *parent, const char *rel)
+{
+	char *copy = strdup(parent), *comp, *slash, buf[NAME_MAX + 32];
+	int cur = ctx->set->attic_dirfd, fd = -1;
+	long n;
+
+	if (copy == NULL) {
+		mr_error_set(ctx->err, ENOMEM, "attic");
+		return -1;
+	}
+	for (comp = copy; comp != NULL; comp = slash != NULL ? slash + 1 : NULL) {
+		slash = strchr(comp, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		for (n = 0, fd = -1; fd < 0 && n <= ATTIC_SUFFIX_MAX; n++) {
+			if (n == 0)
+				snprintf(buf, sizeof(buf), "%s", comp);
+			else if ((size_t)snprintf(buf, sizeof(buf), "%s.%ld", comp, n) >=
+				 sizeof(buf)) {
+				mr_error_set(ctx->err, ENAMETOOLONG, "attic folder for %s", rel);
+				goto fail;
+			}
+			if (mr_io->mkdirat(cur, buf, 0700) < 0 && errno != EEXIST) {
+				mr_error_set(ctx->err, errno, "mkdirat(%s) in the attic failed for %s",
+					     buf, rel);
+				goto fail;
+			}
+			fd = mr_io->openat(cur, buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+			if (fd < 0 && errno != ENOTDIR && errno != ELOOP) {
+				mr_error_set(ctx->err, errno, "openat(%s) in the attic failed for %s",
+					     buf, rel);
+				goto fail;
+			}
+		}
+		if (fd < 0) {
+			mr_error_set(ctx->err, EEXIST, "the attic holds too many versions of %s",
+				     rel);
+			goto fail;
+		}
+		if (cur != ctx->set->attic_dirfd)
+			mr_close(cur);
+		cur = fd;
+	}
+	free(copy);
+	return cur;
+fail:
+	if (cur != ctx->set->attic_dirfd)
+		mr_close(cur);
+	free(copy);
+	return -1;
+}
+
 /* Moves destination entry rel (nfiles non-directories) to the attic. See
  * sync_private.h. */
 int sync_attic_move(struct sync_ctx *ctx, const char *rel, uint64_t nfiles)
@@ -56,11 +115,9 @@ int sync_attic_move(struct sync_ctx *ctx, const char *rel, uint64_t nfiles)
 	if (*parent == '\0') {
 		afd = ctx->set->attic_dirfd;
 	} else {
-		afd = mr_mkdirs_beneath(ctx->set->attic_dirfd, parent, 0700, ctx->err);
-		if (afd < 0) {
-			mr_error_prefix(ctx->err, "attic folder for %s", rel);
+		afd = attic_dir(ctx, parent, rel);
+		if (afd < 0)
 			goto out;
-		}
 	}
 	if (free_name(ctx, afd, name, rel, aname, sizeof(aname)) < 0)
 		goto out;

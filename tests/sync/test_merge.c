@@ -134,6 +134,45 @@ static void attic_collisions(void **state)
 	sfx_teardown(&f);
 }
 
+/* Run 1 moved file a to the attic; later the destination has a folder a
+ * whose x the source no longer has: x goes to a.1/x beside the file. */
+static void attic_file_where_a_folder_goes(void **state)
+{
+	struct sfx f;
+	char *x;
+	struct stat st;
+
+	(void)state;
+	sfx_setup(&f);
+	f.set.max_remove_pct = 100;
+	tu_write_file(f.src, "keep", "keep", 4);
+	sfx_backup(&f);
+	tu_write_file(f.dst, "a", "a was a file", 12);
+	assert_int_equal(sfx_sync(&f), 0);
+	st = sfx_lstat(f.attic, "a");
+	assert_true(S_ISREG(st.st_mode));
+
+	tu_write_file(f.src, "a/y", "y", 1);
+	tu_write_file(f.dst, "a/x", "x in a folder", 13);
+	tu_write_file(f.dst, "a/y", "y", 1);
+	assert_int_equal(tu_sh("touch -r '%s/a/y' '%s/a/y'", f.src, f.dst), 0);
+	assert_int_equal(sfx_sync(&f), 0);
+	sfx_print_problems(&f);
+	assert_int_equal(sfx_verify(&f), 0);
+	assert_int_equal(f.stats.attic_files, 1);
+	x = tu_read_file(f.attic, "a.1/x", NULL);
+	assert_non_null(x);
+	assert_string_equal(x, "x in a folder");
+	st = sfx_lstat(f.attic, "a");
+	assert_true(S_ISREG(st.st_mode));
+	free(x);
+	/* Once more, a.1 is a folder and takes the next one. */
+	tu_write_file(f.dst, "a/x", "x again", 7);
+	assert_int_equal(sfx_sync(&f), 0);
+	assert_true(sfx_exists(f.attic, "a.1/x.1"));
+	sfx_teardown(&f);
+}
+
 static void guard_trips_and_moves_nothing(void **state)
 {
 	struct sfx f;
@@ -299,6 +338,7 @@ int main(void)
 		cmocka_unit_test(empty_destination_gets_everything),
 		cmocka_unit_test(temporaries_beside),
 		cmocka_unit_test(attic_collisions),
+		cmocka_unit_test(attic_file_where_a_folder_goes),
 		cmocka_unit_test(guard_trips_and_moves_nothing),
 		cmocka_unit_test(guard_keeps_type_changes),
 		cmocka_unit_test(special_files_are_reported),
