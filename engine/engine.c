@@ -272,11 +272,36 @@ void engine_job_free(struct engine_job *job)
 /* ---- the extracted marker ------------------------------------------- */
 
 /* The marker says which archive was extracted completely into the work
- * copy, so a resumed run doesn't extract it again. */
+ * copy, so a resumed run doesn't extract it again. It is not fsync'd (that
+ * would cost a syncfs per user): it names the boot it was written in, and
+ * counts only in that boot. A kill -9 keeps the page cache, so within one
+ * boot the marker and the files it speaks for agree; after a reboot (maybe
+ * a power loss that took unwritten files) it is ignored, and the extraction
+ * runs again, skipping only files that are complete on disk. */
+static void boot_id(char *buf, size_t len)
+{
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = -1;
+
+	if (fd >= 0) {
+		n = read(fd, buf, len - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		n = 0;   /* unknown: the marker is then never trusted */
+	buf[n] = '\0';
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+}
+
 static void marker_text(const char *rel, const struct stat *st, char *buf, size_t len)
 {
-	snprintf(buf, len, "mailrestore-extracted v1\n%s\n%" PRIu64 " %" PRId64 ".%09ld\n", rel,
-		 (uint64_t)st->st_size, (int64_t)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+	char boot[64];
+
+	boot_id(boot, sizeof(boot));
+	snprintf(buf, len, "mailrestore-extracted v2\nboot %s\n%s\n%" PRIu64 " %" PRId64 ".%09ld\n",
+		 boot[0] ? boot : "unknown", rel, (uint64_t)st->st_size,
+		 (int64_t)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
 }
 
 static int marker_matches(struct engine *e, const char *user, const char *want)
@@ -292,7 +317,7 @@ static int marker_matches(struct engine *e, const char *user, const char *want)
 	if (n < 0)
 		return 0;
 	buf[n] = '\0';
-	return strcmp(buf, want) == 0;
+	return strstr(want, "\nboot unknown\n") == NULL && strcmp(buf, want) == 0;
 }
 
 static int marker_write(struct engine *e, const char *user, const char *text, struct mr_error *err)
@@ -310,15 +335,13 @@ static int marker_write(struct engine *e, const char *user, const char *text, st
 		mr_error_set(err, errno, "write(progress/%s) failed", tmpname);
 		goto out;
 	}
-	if (mr_io->fsync(fd) < 0) {
-		mr_error_set(err, errno, "fsync(progress/%s) failed", tmpname);
-		goto out;
-	}
+	/* rename so a crash never leaves a half marker; see marker_text for
+	 * why there is no fsync */
 	if (mr_io->renameat(e->progress_fd, tmpname, e->progress_fd, user) < 0) {
 		mr_error_set(err, errno, "rename(progress/%s) failed", user);
 		goto out;
 	}
-	rc = mr_fsync_dir_at(e->progress_fd, ".", err);
+	rc = 0;
 out:
 	mr_close(fd);
 	return rc;
@@ -431,10 +454,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 		}
 		goto out;
 	}
-	/* The marker may only outlive a crash together with what it
-	 * describes: make the extracted files durable first. */
-	if (sync_make_durable(work_fd, &err) < 0 ||
-	    marker_write(e, job->user, marker, &err) < 0) {
+	if (marker_write(e, job->user, marker, &err) < 0) {
 		snprintf(job->reason, sizeof(job->reason), "after extracting %s: %s", rel, err.msg);
 		discard_work(e, job->user);
 		result = ENGINE_FAILED;

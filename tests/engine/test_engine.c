@@ -156,6 +156,18 @@ static void missing_source_folder_is_attention_with_backup_kept(void **state)
 	engine_job_free(&job);
 	assert_int_equal(tu_sh("test -e '%s/bob'", env->t), 1);
 	assert_int_equal(tu_sh("test -f '%s/.mailrestore/work/bob/new/1700001000.M2P1.host'", env->t), 0);
+	/* a second run trusts the extracted marker of this boot... */
+	assert_int_equal(run_user(env, "bob", &job), ENGINE_ATTENTION);
+	assert_int_equal(job.restore.entries, 0);
+	engine_job_free(&job);
+	/* ...but not one from another boot: extraction runs again, skipping
+	 * the files that are complete */
+	assert_int_equal(tu_sh("sed -i 's/^boot .*/boot 00000000-dead-beef-0000-000000000000/' "
+			       "'%s/.mailrestore/progress/bob'", env->t), 0);
+	assert_int_equal(run_user(env, "bob", &job), ENGINE_ATTENTION);
+	assert_true(job.restore.entries > 0);
+	assert_true(job.restore.skipped > 0);
+	engine_job_free(&job);
 	env_free(env);
 }
 
