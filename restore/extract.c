@@ -724,9 +724,11 @@ static enum step do_hardlink(struct xctx *x, struct archive_entry *e, int pfd, c
 		}
 		own_tdir = 1;
 	}
-	if (mr_io->fstatat(tdir, tname, &tsb, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !(S_ISREG(tsb.st_mode) || S_ISLNK(tsb.st_mode))) {
-		refuse(x, path, "hard link refused: its target %s is not a file in the work copy",
+	/* Only regular files: a hard link to a symlink would carry the link's
+	 * relative target to another depth, where it may lead out (a/b/L ->
+	 * ../../x is safe at depth 2, its hard link M at the root is not). */
+	if (mr_io->fstatat(tdir, tname, &tsb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(tsb.st_mode)) {
+		refuse(x, path, "hard link refused: its target %s is not a regular file in the work copy",
 		       archive_entry_hardlink(e));
 		s = STEP_OK;
 		goto out;

@@ -246,6 +246,39 @@ static void test_dir_entry_replaces_link(void **state)
 	world_free(&w);
 }
 
+/* Regression: a hard link to a symlink that is safe where it stands moves
+ * the link's relative target to another depth, where it leads out
+ * (a/b/c/L -> ../../../other is inside from depth 3; M -> a/b/c/L at the
+ * root would point at ../../../other = outside the work copy). */
+static void test_hardlink_to_symlink_refused(void **state)
+{
+	struct mr_problems pb = { NULL, 0, 0, 0 };
+	struct restore_stats st;
+	struct mr_error err;
+	struct world w;
+	struct archive *a;
+
+	(void)state;
+	world_setup(&w);
+	a = ag_open(w.arc, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
+	ag_dir(a, "a/b/c", 0755, 1500000000);
+	ag_symlink(a, "a/b/c/L", "../../../other");
+	ag_hardlink(a, "M", "a/b/c/L");
+	ag_symlink(a, "a/up", "../victim");
+	ag_hardlink(a, "N", "a/up");
+	ag_close(a);
+	world_freeze(&w);
+	assert_int_equal(ag_extract(w.arc, w.work, NULL, &st, &pb, &err), 0);
+	world_check(&w);
+	assert_true(S_ISLNK(ag_lstat(w.work, "a/b/c/L").st_mode));
+	assert_false(ag_exists(w.work, "M"));
+	assert_false(ag_exists(w.work, "N"));
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_REFUSED, "M"));
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_REFUSED, "N"));
+	mr_problems_reset(&pb);
+	world_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +286,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_in_cpio_and_zip),
 		cmocka_unit_test(test_special_files_in_cpio),
 		cmocka_unit_test(test_dir_entry_replaces_link),
+		cmocka_unit_test(test_hardlink_to_symlink_refused),
 	};
 
 	mr_log_quiet = 1;
