@@ -50,6 +50,7 @@ static struct sync_op *add_op(struct sync_ctx *ctx, enum sync_op_kind kind, char
 	memset(op, 0, sizeof(*op));
 	op->kind = kind;
 	op->rel = rel;
+	op->cand = -1;
 	if (st != NULL)
 		op->st = *st;
 	if (dst != NULL) {

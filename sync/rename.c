@@ -104,11 +104,6 @@ static int do_rename(struct sync_ctx *ctx, struct sync_op *op, struct sync_cand 
 	char *parent = NULL, *cparent = NULL;
 	int tfd = -1, cfd, rc = -1;
 
-	if (c->st.st_nlink > 1 && sync_meta_differs(&op->st, &c->st, ctx->set->preserve_owner)) {
-		/* Moving a hard-linked file is fine, but fixing its mode or
-		 * time afterwards would change its other names too: copy. */
-		return 0;
-	}
 	if (sync_split(op->rel, &parent, &name) < 0 || sync_split(c->rel, &cparent, &cname) < 0) {
 		mr_error_set(ctx->err, ENOMEM, "rename");
 		goto out;
@@ -144,7 +139,6 @@ static int do_rename(struct sync_ctx *ctx, struct sync_op *op, struct sync_cand 
 	}
 	if (sync_meta_apply_at(ctx, tfd, name, op->rel, &op->st, &c->st) < 0)
 		goto out;
-	c->used = 1;
 	if (c->op >= 0)
 		ctx->plan.ops[c->op].done = 1;
 	op->done = 1;
@@ -159,8 +153,8 @@ out:
 	return rc;
 }
 
-/* Matches and renames. See sync_private.h. */
-int sync_renames_apply(struct sync_ctx *ctx)
+/* Matches candidates to new files, changing nothing. See sync_private.h. */
+int sync_renames_match(struct sync_ctx *ctx)
 {
 	struct sync_plan *p = &ctx->plan;
 	size_t i;
@@ -186,12 +180,17 @@ int sync_renames_apply(struct sync_ctx *ctx)
 		keylen = sync_maildir_key(name);
 		for (k = cand_find(p, name, keylen, op->st.st_size); k < p->ncands; k++) {
 			struct sync_cand *c = &p->cands[k];
-			int r;
 
 			if (key_cmp(c->key, c->keylen, c->st.st_size, name, keylen,
 				    op->st.st_size) != 0)
 				break;
 			if (c->used)
+				continue;
+			/* Moving a hard-linked file moves one name only, but
+			 * fixing its mode or time afterwards would change its
+			 * other names too: such a one is copied instead. */
+			if (c->st.st_nlink > 1 &&
+			    sync_meta_differs(&op->st, &c->st, ctx->set->preserve_owner))
 				continue;
 			if (!have_hs) {
 				if (hash_src(ctx, op->rel, &hs) < 0)
@@ -202,11 +201,34 @@ int sync_renames_apply(struct sync_ctx *ctx)
 				return -1;
 			if (hd != hs)
 				continue;
-			r = do_rename(ctx, op, c);
-			if (r < 0)
-				return -1;
+			c->used = 1;
+			op->cand = (long)k;
+			p->matched++;
 			break;
 		}
+	}
+	return 0;
+}
+
+/* Renames what sync_renames_match() matched. See sync_private.h. */
+int sync_renames_apply(struct sync_ctx *ctx)
+{
+	struct sync_plan *p = &ctx->plan;
+	size_t i;
+
+	for (i = 0; i < p->nops; i++) {
+		struct sync_op *op = &p->ops[i];
+
+		if (op->cand < 0 || op->done)
+			continue;
+		if (ctx->set->cancel != NULL && *ctx->set->cancel) {
+			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
+			return -1;
+		}
+		/* 0: not possible here; the op stays a copy and the
+		 * candidate goes to the attic. */
+		if (do_rename(ctx, op, &p->cands[op->cand]) < 0)
+			return -1;
 	}
 	return 0;
 }

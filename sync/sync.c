@@ -2,15 +2,18 @@
  * sync.c: sync_tree() and the small helpers the other files of sync/ share.
  *
  * A sync runs in two phases. Phase 1 (plan.c) walks both trees and writes a
- * plan without changing anything. Phase 2, here, applies it in an order that
- * never loses data and that a rerun can resume at any point:
- *   1. Maildir renames (rename.c): files the source moved or re-flagged are
- *      renamed in the destination instead of copied;
- *   2. the --max-remove guard: decided once on the whole plan, before
- *      anything goes to the attic;
- *   3. folders, files, symlinks and metadata in walk order (parents first);
- *   4. what the source no longer has, to the attic (attic.c);
- *   5. folder modes and times, deepest first, after their contents.
+ * plan without changing anything, and rename.c matches the files the source
+ * moved or re-flagged (reading only). Then the --max-remove guard is decided
+ * once on the whole plan: when it trips, the sync stops there and changes
+ * nothing at all, since a source that suddenly looks empty is damage and
+ * half a sync against it is no better. Otherwise phase 2, here, applies the
+ * plan in an order that never loses data and that a rerun can resume at any
+ * point:
+ *   1. Maildir renames (rename.c): the matched files are renamed in the
+ *      destination instead of copied;
+ *   2. folders, files, symlinks and metadata in walk order (parents first);
+ *   3. what the source no longer has, to the attic (attic.c);
+ *   4. folder modes and times, deepest first, after their contents.
  */
 #include "sync/sync_private.h"
 
@@ -259,13 +262,8 @@ static int fix_dirs(struct sync_ctx *ctx)
 			dfd = sync_dir_fd(ctx, 0, parent);
 		}
 		if (dfd < 0 || mr_io->fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			/* Only a type change the guard held back leaves a
-			 * planned folder missing; nothing to fix there. */
-			if (errno == ENOENT || errno == ENOTDIR)
-				rc = 0;
-			else
-				mr_error_set(ctx->err, errno, "fstatat(%s) in the destination failed",
-					     *d->rel ? d->rel : ".");
+			mr_error_set(ctx->err, errno, "fstatat(%s) in the destination failed",
+				     *d->rel ? d->rel : ".");
 			goto next;
 		}
 		rc = 0;
@@ -279,34 +277,27 @@ next:
 	return 0;
 }
 
-/* Decides the --max-remove guard on the whole plan. */
-static void check_guard(struct sync_ctx *ctx)
+/* Decides the --max-remove guard on the whole plan, before anything
+ * changes. 1 (and the problem recorded) when it trips, else 0. */
+static int guard_trips(struct sync_ctx *ctx)
 {
-	uint64_t attic = ctx->plan.rm_files - ctx->stats->renamed;
+	uint64_t attic = ctx->plan.rm_files - ctx->plan.matched;
 	uint64_t total = ctx->plan.dst_files;
 	int pct = ctx->set->max_remove_pct;
 
 	if (pct < 0)
 		pct = 0;
 	if (attic == 0 || attic * 100 <= (uint64_t)pct * total)
-		return;
-	ctx->guard_tripped = 1;
+		return 0;
 	sync_problem(ctx, MR_PROBLEM_GUARD, 0, "",
 		     "%llu of %llu files would go to the attic, more than --max-remove %d%%; "
-		     "nothing was moved to the attic (a source that suddenly looks empty is damage)",
-		     (unsigned long long)attic, (unsigned long long)total, pct);
-}
-
-static int is_below(const char *rel, const char *prefix)
-{
-	size_t n = strlen(prefix);
-
-	return strncmp(rel, prefix, n) == 0 && rel[n] == '/';
+		     "the sync stopped and changed nothing (a source that suddenly looks empty "
+		     "is damage)", (unsigned long long)attic, (unsigned long long)total, pct);
+	return 1;
 }
 
 static int apply_ops(struct sync_ctx *ctx)
 {
-	const char *skip = NULL;
 	size_t i;
 
 	for (i = 0; i < ctx->plan.nops; i++) {
@@ -317,15 +308,6 @@ static int apply_ops(struct sync_ctx *ctx)
 			return -1;
 		if (op->done || op->kind == SYNC_OP_REMOVE)
 			continue;
-		if (skip != NULL && is_below(op->rel, skip))
-			continue;
-		skip = NULL;
-		if (op->typechange && ctx->guard_tripped) {
-			/* Replacing needs the attic; keep the old entry. */
-			if (op->kind == SYNC_OP_MKDIR)
-				skip = op->rel;
-			continue;
-		}
 		switch (op->kind) {
 		case SYNC_OP_MKDIR:
 			rc = apply_mkdir(ctx, op);
@@ -355,8 +337,6 @@ static int apply_removes(struct sync_ctx *ctx)
 {
 	size_t i;
 
-	if (ctx->guard_tripped)
-		return 0;
 	for (i = 0; i < ctx->plan.nops; i++) {
 		struct sync_op *op = &ctx->plan.ops[i];
 
@@ -394,8 +374,8 @@ int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings
 	ctx.problems = problems;
 	ctx.err = err;
 	ctx.dst_root = dst_dirfd;
-	ctx.block_size = settings->block_size ? settings->block_size : 64 * 1024;
-	ctx.patch_min = settings->patch_min_size ? settings->patch_min_size : 1024 * 1024;
+	ctx.block_size = settings->block_size ? settings->block_size : 4096;
+	ctx.patch_min = settings->patch_min_size ? settings->patch_min_size : 64 * 1024;
 	ctx.buf_size = ctx.block_size > SYNC_BUF_SIZE ? ctx.block_size : SYNC_BUF_SIZE;
 	ctx.buf_a = malloc(ctx.buf_size);
 	ctx.buf_b = malloc(ctx.buf_size);
@@ -413,12 +393,16 @@ int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings
 		rc = 1;
 		goto out;
 	}
-	if (sync_plan_build(&ctx) < 0 || sync_renames_apply(&ctx) < 0)
+	if (sync_plan_build(&ctx) < 0 || sync_renames_match(&ctx) < 0)
 		goto out;
-	check_guard(&ctx);
-	if (apply_ops(&ctx) < 0 || apply_removes(&ctx) < 0 || fix_dirs(&ctx) < 0)
+	if (guard_trips(&ctx)) {
+		rc = 1;
 		goto out;
-	rc = (ctx.nproblems > 0 || ctx.guard_tripped) ? 1 : 0;
+	}
+	if (sync_renames_apply(&ctx) < 0 || apply_ops(&ctx) < 0 || apply_removes(&ctx) < 0 ||
+	    fix_dirs(&ctx) < 0)
+		goto out;
+	rc = ctx.nproblems > 0 ? 1 : 0;
 out:
 	sync_dircache_drop(&ctx.src_cache);
 	sync_dircache_drop(&ctx.dst_cache);

@@ -29,7 +29,8 @@
  *     destination's version and is recorded (MR_PROBLEM_UNREADABLE); a
  *     folder that fails to list is not pruned. When more than
  *     max_remove_pct percent of the destination's files would go to the
- *     attic, nothing goes there and an MR_PROBLEM_GUARD problem is recorded.
+ *     attic, the sync changes nothing at all (no rename, copy, patch or
+ *     metadata fix either) and records an MR_PROBLEM_GUARD problem.
  *   - New file contents are written to a temporary file and renamed over the
  *     old one, so nothing half-written is ever taken for done; a file that
  *     changed while it was copied is copied again (and recorded if it keeps
@@ -58,7 +59,8 @@
 
 struct sync_settings {
 	/* Percentage of the destination's files the attic may take before the
-	 * sync stops and records MR_PROBLEM_GUARD. Default 50. */
+	 * sync stops, having changed nothing, and records MR_PROBLEM_GUARD.
+	 * Default 50. */
 	int max_remove_pct;
 	/* Copy owners (needs root). */
 	int preserve_owner;
@@ -69,10 +71,11 @@ struct sync_settings {
 	 * (".mrsync-<pid>-<n>.tmp", unique per process and thread), or -1 to
 	 * write them beside their final place. */
 	int tmp_dirfd;
-	/* Block size for patching large files; 0 means 64 KiB. */
+	/* Block size for patching large files; 0 means 4 KiB (the page size
+	 * Dovecot rewrites its cache and index files in). */
 	size_t block_size;
 	/* Files at least this large with equal-size prefixes are patched block
-	 * by block instead of copied whole; 0 means 1 MiB. */
+	 * by block instead of copied whole; 0 means 64 KiB. */
 	uint64_t patch_min_size;
 	/* Polled between entries; nonzero stops with -1 and errnum ECANCELED.
 	 * May be NULL. */
@@ -104,7 +107,8 @@ void sync_settings_init(struct sync_settings *s);
  * which; the destination is consistent and a new call resumes). stats may
  * be NULL; it is zeroed first. Problems are appended to problems, never
  * cleared: unreadable source entries (MR_PROBLEM_UNREADABLE), the guard
- * (MR_PROBLEM_GUARD; counted over non-directories, renames excluded), and
+ * (MR_PROBLEM_GUARD, returned with nothing changed; counted over
+ * non-directories, matched renames excluded), and
  * source entries that are no file, folder or symlink (MR_PROBLEM_OTHER, not
  * copied). */
 int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings,

@@ -44,6 +44,8 @@ struct sync_op {
 	char *target;        /* SYMLINK: the source's link target */
 	uint64_t nfiles;     /* REMOVE, and ops with typechange: non-directories
 			      * the old entry takes to the attic */
+	long cand;           /* FILE_NEW: index of the rename candidate matched
+			      * to it, or -1 */
 	int done;            /* consumed by a rename */
 };
 
@@ -55,7 +57,7 @@ struct sync_cand {
 	size_t keylen;
 	struct stat st;
 	long op;             /* index of its own REMOVE op, or -1 inside a removed folder */
-	int used;
+	int used;            /* matched to a new file */
 };
 
 /* A source folder whose metadata is fixed at the end, deepest first. */
@@ -73,6 +75,7 @@ struct sync_plan {
 	size_t ndirs, capdirs;
 	uint64_t dst_files;  /* non-directories seen in the destination */
 	uint64_t rm_files;   /* of those, headed for the attic */
+	uint64_t matched;    /* of those, matched by a rename */
 };
 
 /* One open folder kept between consecutive entries of the same folder. */
@@ -95,7 +98,6 @@ struct sync_ctx {
 	struct sync_dircache src_cache, dst_cache;
 	uint64_t files_done, bytes_done;
 	size_t nproblems;      /* problems this call added */
-	int guard_tripped;
 	struct sync_plan plan;
 };
 
@@ -179,8 +181,11 @@ int sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op);
  * (the whole name when it has none). Returns its length. */
 size_t sync_maildir_key(const char *name);
 /* Matches new source files with destination files the source no longer has
- * (same unique name and size, equal content) and renames them into place.
- * 0 or -1 with ctx->err. */
+ * (same unique name and size, equal content; a hard-linked file only when
+ * no mode, owner or time needs fixing after the move): sets op->cand and
+ * counts plan.matched. Only reads. 0 or -1 with ctx->err. */
+int sync_renames_match(struct sync_ctx *ctx);
+/* Renames the matched files into place. 0 or -1 with ctx->err. */
 int sync_renames_apply(struct sync_ctx *ctx);
 
 /* ---- attic.c --------------------------------------------------------- */

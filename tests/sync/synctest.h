@@ -129,7 +129,7 @@ static inline void sfx_snapshot_same(const char *dir, const char *file)
 		fail_msg("asprintf");
 	sfx_snapshot(dir, now);
 	if (tu_sh("diff '%s' '%s' >&2", file, now) != 0)
-		fail_msg("the source changed during the sync");
+		fail_msg("%s changed during the sync", dir);
 	free(now);
 }
 

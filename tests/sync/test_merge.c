@@ -173,9 +173,11 @@ static void attic_file_where_a_folder_goes(void **state)
 	sfx_teardown(&f);
 }
 
-static void guard_trips_and_moves_nothing(void **state)
+static void guard_trips_and_changes_nothing(void **state)
 {
+	static char big[64 * 1024];
 	struct sfx f;
+	char *snap;
 	int i;
 
 	(void)state;
@@ -185,25 +187,38 @@ static void guard_trips_and_moves_nothing(void **state)
 		snprintf(name, sizeof(name), "cur/m%d", i);
 		tu_write_file(f.src, name, name, strlen(name));
 	}
+	tu_write_file(f.src, "big", big, sizeof(big));
 	sfx_backup(&f);
-	assert_int_equal(tu_sh("cd '%s/cur' && rm m0 m1 m2 m3 m4 m5 && echo new > m99", f.src), 0);
+	/* Six of ten files gone, and a bit of everything else the sync does:
+	 * a new file, a flag rename, a changed file, a patch, a mode, a time. */
+	assert_int_equal(tu_sh("cd '%s/cur' && rm m0 m1 m2 m3 m4 m5 && echo new > m99 && "
+			       "mv m6 m6:2,S && echo changed > m7 && chmod 0600 m8", f.src), 0);
+	sfx_set_mtime(f.src, "cur/m9", 1500000000, 1);
+	big[1000] ^= 1;
+	tu_write_file(f.src, "big", big, sizeof(big));
+	snap = tu_path(f.dir, "dst.snap");
+	sfx_snapshot(f.dst, snap);
+	f.set.patch_min_size = 4096;
 	assert_int_equal(sfx_sync(&f), 1);
 	assert_int_equal(mr_problems_count(&f.problems, MR_PROBLEM_GUARD), 1);
+	if (strstr(f.problems.v[0].message, "6 of 11 files") == NULL)
+		fail_msg("guard message: %s", f.problems.v[0].message);
 	assert_int_equal(f.stats.attic_files, 0);
+	assert_int_equal(f.stats.renamed, 0);
+	assert_int_equal(f.stats.bytes_written, 0);
 	assert_int_equal(tu_sh("test -z \"$(ls -A '%s')\"", f.attic), 0);
-	for (i = 0; i < 10; i++) {
-		char name[32];
-		snprintf(name, sizeof(name), "cur/m%d", i);
-		assert_true(sfx_exists(f.dst, name));
-	}
-	/* What needs no attic is still brought over. */
-	assert_true(sfx_exists(f.dst, "cur/m99"));
+	assert_int_equal(tu_sh("test -z \"$(ls -A '%s')\"", f.tmp), 0);
+	/* The guard stops the sync before it changes anything at all. */
+	sfx_snapshot_same(f.dst, snap);
 
-	/* Exactly at the limit it goes through. */
+	/* Under a higher limit (the rename not counted) it goes through. */
 	f.set.max_remove_pct = 60;
 	assert_int_equal(sfx_sync(&f), 0);
 	assert_int_equal(f.stats.attic_files, 6);
+	assert_int_equal(f.stats.renamed, 1);
+	assert_int_equal(f.stats.patched_files, 1);
 	assert_int_equal(sfx_verify(&f), 0);
+	free(snap);
 	sfx_teardown(&f);
 }
 
@@ -339,7 +354,7 @@ int main(void)
 		cmocka_unit_test(temporaries_beside),
 		cmocka_unit_test(attic_collisions),
 		cmocka_unit_test(attic_file_where_a_folder_goes),
-		cmocka_unit_test(guard_trips_and_moves_nothing),
+		cmocka_unit_test(guard_trips_and_changes_nothing),
 		cmocka_unit_test(guard_keeps_type_changes),
 		cmocka_unit_test(special_files_are_reported),
 		cmocka_unit_test(owners_as_root),
