@@ -199,6 +199,11 @@ static void conn_close(struct daemon *d, uint32_t slot)
 	close(c->fd);
 	c->fd = -1;
 	c->gen++;
+	/* A body still arriving was counted against the daemon-wide limit
+	 * when its DELIVER line came: give that back, or clients that hang up
+	 * mid-message would starve delivery for everyone. */
+	if (c->body != NULL)
+		__atomic_sub_fetch(&d->body_bytes, c->body_len, __ATOMIC_RELAXED);
 	free(c->body);
 	c->body = NULL;
 	c->out.len = 0;

@@ -241,6 +241,7 @@ int daemon_workers_start(struct daemon *d)
 /* Cancels running jobs (they resume at the next start) and joins. */
 void daemon_workers_stop(struct daemon *d)
 {
+	struct worker *w;
 	int i;
 
 	if (d->workers == NULL)
@@ -255,8 +256,13 @@ void daemon_workers_stop(struct daemon *d)
 	for (i = 0; i < d->nworkers; i++)
 		if (d->workers[i].started_thread)
 			pthread_join(d->workers[i].thread, NULL);
-	free(d->workers);
+	/* Task threads may still read the worker views (for an ETA) under
+	 * d->mu: unhook them under it before freeing. */
+	pthread_mutex_lock(&d->mu);
+	w = d->workers;
 	d->workers = NULL;
+	pthread_mutex_unlock(&d->mu);
+	free(w);
 }
 
 /* Wakes workers waiting for something to do. */
@@ -345,7 +351,8 @@ void daemon_workers_json(struct daemon *d, struct daemon_buf *b)
 		if (!w->busy) {
 			daemon_buf_printf(b, "null,\"phase\":\"idle\",\"priority\":false,"
 					     "\"progress_done\":0,\"progress_total\":0,"
-					     "\"progress\":null,\"started_at\":null}");
+					     "\"progress\":null,\"started_at\":null,"
+					     "\"cancelling\":false}");
 			continue;
 		}
 		phase = w->job.phase;
