@@ -47,25 +47,30 @@ struct copts {
 	char **args;
 };
 
-/* Parses --socket, --help and the options in allowed; the rest are
- * operands. Returns 0, or -1 after printing a usage error. */
+/* Parses --socket, --help and the options in allowed, anywhere on the line
+ * (`show alice --json` as well as `show --json alice`) up to a "--"; the
+ * rest are operands, kept in order at the front of argv + 1 (in place:
+ * an operand only ever moves to a slot already read, so nothing is
+ * allocated on the login path). Returns 0, or -1 after a usage error. */
 static int parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, struct copts *o)
 {
-	int i;
+	int i, nops = 0;
 	const char *a, *val;
 
 	memset(o, 0, sizeof(*o));
 	o->socket = cli_default_socket();
-	o->args = argv + 1;
 	for (i = 1; i < argc; i++) {
 		a = argv[i];
 		val = NULL;
 		if (strcmp(a, "--") == 0) {
-			i++;
+			for (i++; i < argc; i++)
+				argv[1 + nops++] = argv[i];
 			break;
 		}
-		if (a[0] != '-' || a[1] == '\0')
-			break;
+		if (a[0] != '-' || a[1] == '\0') {
+			argv[1 + nops++] = argv[i];
+			continue;
+		}
 		if (strncmp(a, "--socket=", 9) == 0) {
 			o->socket = a + 9;
 		} else if (strcmp(a, "--socket") == 0 && i + 1 < argc) {
@@ -93,8 +98,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, 
 			return -1;
 		}
 	}
-	o->args = argv + i;
-	o->nargs = argc - i;
+	o->args = argv + 1;
+	o->nargs = nops;
 	return 0;
 }
 

@@ -108,8 +108,10 @@ const char *mr_human_duration(double s, char *buf, size_t len)
 {
 	if (s < 0)
 		snprintf(buf, len, "unknown");
+	else if (s < 1.5)
+		snprintf(buf, len, "about a second");
 	else if (s < 90)
-		snprintf(buf, len, "about %d seconds", (int)(s + 0.5) < 1 ? 1 : (int)(s + 0.5));
+		snprintf(buf, len, "about %d seconds", (int)(s + 0.5));
 	else if (s < 90 * 60)
 		snprintf(buf, len, "about %d minutes", (int)(s / 60 + 0.5));
 	else
