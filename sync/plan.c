@@ -73,7 +73,10 @@ static int add_meta(struct sync_ctx *ctx, const char *rel, const struct stat *st
 	return add_op(ctx, SYNC_OP_META, r, st, dst) != NULL ? 0 : -1;
 }
 
-static int add_cand(struct sync_ctx *ctx, const char *rel, const struct stat *st, long opi)
+/* Offers destination file rel to the rename matcher: opi is its own REMOVE
+ * op, or -1 when it lies in removed folder dir_opi. */
+static int add_cand(struct sync_ctx *ctx, const char *rel, const struct stat *st, long opi,
+		    long dir_opi)
 {
 	struct sync_plan *p = &ctx->plan;
 	struct sync_cand *c;
@@ -92,6 +95,7 @@ static int add_cand(struct sync_ctx *ctx, const char *rel, const struct stat *st
 	c->keylen = sync_maildir_key(name);
 	c->st = *st;
 	c->op = opi;
+	c->dir_op = dir_opi;
 	p->ncands++;
 	return 0;
 nomem:
@@ -140,9 +144,11 @@ static int read_link(int dirfd, const char *name, char **target_r)
 	return 0;
 }
 
-/* Walks a destination folder the source no longer has: counts its
- * non-directories and offers its regular files to the rename matcher. */
-static int walk_removed(struct sync_ctx *ctx, int dfd, const char *rel, uint64_t *nfiles)
+/* Walks a destination folder the source no longer has (below the folder
+ * of REMOVE op opi): counts its non-directories and offers its regular
+ * files to the rename matcher. */
+static int walk_removed(struct sync_ctx *ctx, int dfd, const char *rel, long opi,
+			uint64_t *nfiles)
 {
 	struct mr_dirlist list = { 0 };
 	size_t i;
@@ -168,7 +174,7 @@ static int walk_removed(struct sync_ctx *ctx, int dfd, const char *rel, uint64_t
 		}
 		if (!S_ISDIR(st.st_mode)) {
 			(*nfiles)++;
-			r = S_ISREG(st.st_mode) ? add_cand(ctx, child, &st, -1) : 0;
+			r = S_ISREG(st.st_mode) ? add_cand(ctx, child, &st, -1, opi) : 0;
 			free(child);
 			if (r < 0)
 				goto out;
@@ -180,7 +186,7 @@ static int walk_removed(struct sync_ctx *ctx, int dfd, const char *rel, uint64_t
 			free(child);
 			goto out;
 		}
-		r = walk_removed(ctx, cfd, child, nfiles);
+		r = walk_removed(ctx, cfd, child, opi, nfiles);
 		mr_close(cfd);
 		free(child);
 		if (r < 0)
@@ -217,7 +223,7 @@ static int plan_remove(struct sync_ctx *ctx, int dfd, const char *name, const ch
 			mr_error_set(ctx->err, errno, "openat(%s) in the destination failed", rel);
 			return -1;
 		}
-		rc = walk_removed(ctx, cfd, rel, &nfiles);
+		rc = walk_removed(ctx, cfd, rel, opi, &nfiles);
 		mr_close(cfd);
 		if (rc < 0)
 			return -1;
@@ -225,7 +231,7 @@ static int plan_remove(struct sync_ctx *ctx, int dfd, const char *name, const ch
 		nfiles = 1;
 		/* The old entry of a type change is replaced in place, so it
 		 * cannot also be renamed elsewhere. */
-		if (S_ISREG(dst->st_mode) && !typechange && add_cand(ctx, rel, dst, opi) < 0)
+		if (S_ISREG(dst->st_mode) && !typechange && add_cand(ctx, rel, dst, opi, -1) < 0)
 			return -1;
 	}
 	/* op may be stale if a later change grows the ops array: index. */

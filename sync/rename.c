@@ -95,6 +95,19 @@ static int hash_dst(struct sync_ctx *ctx, const char *rel, uint64_t *hash_r)
 	return 0;
 }
 
+/* Candidate c, inside a removed folder, has been renamed out of it: that
+ * folder takes one file less to the attic. */
+static void uncount(struct sync_ctx *ctx, const struct sync_cand *c)
+{
+	struct sync_op *rm = &ctx->plan.ops[c->dir_op];
+
+	rm->nfiles--;
+	/* A type change's new entry comes right after its REMOVE and is the
+	 * one that moves the old folder to the attic (plan.c). */
+	if (rm->typechange)
+		ctx->plan.ops[c->dir_op + 1].nfiles--;
+}
+
 /* Renames candidate c to op's path. 1 done, 0 not possible here (the op
  * stays a copy), -1 with ctx->err. */
 static int do_rename(struct sync_ctx *ctx, struct sync_op *op, struct sync_cand *c)
@@ -141,6 +154,8 @@ static int do_rename(struct sync_ctx *ctx, struct sync_op *op, struct sync_cand 
 		goto out;
 	if (c->op >= 0)
 		ctx->plan.ops[c->op].done = 1;
+	else
+		uncount(ctx, c);
 	op->done = 1;
 	ctx->stats->renamed++;
 	sync_progress(ctx, 0);

@@ -57,6 +57,8 @@ struct sync_cand {
 	size_t keylen;
 	struct stat st;
 	long op;             /* index of its own REMOVE op, or -1 inside a removed folder */
+	long dir_op;         /* inside a removed folder: that folder's REMOVE op
+			      * (which counts it in nfiles), else -1 */
 	int used;            /* matched to a new file */
 };
 

@@ -133,6 +133,35 @@ static void many_flag_changes(void **state)
 	sfx_teardown(&f);
 }
 
+/* Messages moved out of a folder the source then removed (or replaced by
+ * a file) are renamed, not taken to the attic: attic_files counts only the
+ * files that really went there. */
+static void renamed_out_of_a_removed_folder(void **state)
+{
+	struct sfx f;
+
+	(void)state;
+	sfx_setup(&f);
+	f.set.max_remove_pct = 100;
+	tu_write_file(f.src, ".Old/cur/1.M1.h:2,S", "message one", 11);
+	tu_write_file(f.src, ".Old/cur/2.M2.h:2,S", "message two", 11);
+	tu_write_file(f.src, ".Old/cur/3.M3.h:2,S", "message three", 13);
+	tu_write_file(f.src, "x/4.M4.h:2,", "message four", 12);
+	tu_write_file(f.src, "x/5.M5.h:2,", "message five", 12);
+	sfx_backup(&f);
+	assert_int_equal(tu_sh("cd '%s' && mkdir -p cur && mv '.Old/cur/1.M1.h:2,S' cur/ && "
+			       "mv 'x/4.M4.h:2,' 'cur/4.M4.h:2,S' && rm -r .Old x && "
+			       "echo x is a file now > x", f.src), 0);
+	assert_int_equal(sfx_sync(&f), 0);
+	sfx_print_problems(&f);
+	assert_int_equal(f.stats.renamed, 2);
+	/* .Old/cur/2, .Old/cur/3 and x/5: not the two renamed away. */
+	assert_int_equal(f.stats.attic_files, 3);
+	assert_int_equal(tu_sh("test $(find '%s' -type f | wc -l) = 3", f.attic), 0);
+	assert_int_equal(sfx_verify(&f), 0);
+	sfx_teardown(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +172,7 @@ int main(void)
 		cmocka_unit_test(content_must_match),
 		cmocka_unit_test(two_claims_one_file),
 		cmocka_unit_test(many_flag_changes),
+		cmocka_unit_test(renamed_out_of_a_removed_folder),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
