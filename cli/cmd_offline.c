@@ -159,6 +159,44 @@ static void draw_progress(struct run *run, size_t nthreads)
 	pthread_mutex_unlock(&run->out_lock);
 }
 
+/* Orders pointers into the names array by name, then by place, so the
+ * first of equal names comes first. */
+static int ptr_name_cmp(const void *a, const void *b)
+{
+	char **x = *(char **const *)a, **y = *(char **const *)b;
+	int c = strcmp(*x, *y);
+
+	return c ? c : (x > y) - (x < y);
+}
+
+/* Drops repeated names (a user named twice would only be refused by its own
+ * lock), keeping the first of each in order. Returns the new count. */
+static size_t dedupe(char **names, size_t n)
+{
+	char ***sorted;
+	size_t i, j, first = 0;
+
+	if (n < 2)
+		return n;
+	sorted = malloc(n * sizeof(*sorted));
+	if (sorted == NULL)
+		return n;
+	for (i = 0; i < n; i++)
+		sorted[i] = &names[i];
+	qsort(sorted, n, sizeof(*sorted), ptr_name_cmp);
+	for (i = 1; i < n; i++) {
+		if (strcmp(*sorted[i], *sorted[first]) == 0)
+			*sorted[i] = NULL;   /* later than the run's first */
+		else
+			first = i;
+	}
+	free(sorted);
+	for (i = 0, j = 0; i < n; i++)
+		if (names[i] != NULL)
+			names[j++] = names[i];
+	return j;
+}
+
 int cmd_restore_user(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -232,7 +270,7 @@ int cmd_restore_user(int argc, char **argv)
 		run.n = nall;
 	} else {
 		run.users = argv + optind;
-		run.n = (size_t)(argc - optind);
+		run.n = dedupe(run.users, (size_t)(argc - optind));
 	}
 	run.jobs = calloc(run.n ? run.n : 1, sizeof(*run.jobs));
 	run.results = calloc(run.n ? run.n : 1, sizeof(*run.results));

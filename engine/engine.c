@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@ struct engine {
 	int mr_fd;        /* T/.mailrestore */
 	int work_fd, attic_fd, tmp_fd, progress_fd;
 	int discarded_fd; /* work copies whose durability failed */
+	int locks_fd;     /* one lock file per user being worked on */
 	int state_fd;
 	int max_remove_pct;
 	int preserve_owner;
@@ -60,7 +62,7 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	}
 	e->backups_fd = e->source_fd = e->target_fd = e->mr_fd = -1;
 	e->work_fd = e->attic_fd = e->tmp_fd = e->progress_fd = e->state_fd = -1;
-	e->discarded_fd = -1;
+	e->discarded_fd = e->locks_fd = -1;
 	e->max_remove_pct = config->max_remove_pct < 0 ? 50 : config->max_remove_pct;
 	e->preserve_owner = config->preserve_owner < 0 ? (geteuid() == 0) : config->preserve_owner;
 
@@ -86,7 +88,8 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	    (e->attic_fd = open_or_make_dir(e->mr_fd, "attic", err)) < 0 ||
 	    (e->tmp_fd = open_or_make_dir(e->mr_fd, "tmp", err)) < 0 ||
 	    (e->progress_fd = open_or_make_dir(e->mr_fd, "progress", err)) < 0 ||
-	    (e->discarded_fd = open_or_make_dir(e->mr_fd, "discarded", err)) < 0) {
+	    (e->discarded_fd = open_or_make_dir(e->mr_fd, "discarded", err)) < 0 ||
+	    (e->locks_fd = open_or_make_dir(e->mr_fd, "locks", err)) < 0) {
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
@@ -123,6 +126,7 @@ void engine_close(struct engine **engine)
 	mr_close(e->tmp_fd);
 	mr_close(e->progress_fd);
 	mr_close(e->discarded_fd);
+	mr_close(e->locks_fd);
 	mr_close(e->state_fd);
 	free(e);
 	*engine = NULL;
@@ -365,6 +369,30 @@ static void discard_work(struct engine *e, const char *user)
 		mr_io->fsync(e->discarded_fd);
 		mr_log("%s: durability failed; work copy set aside as discarded/%s", user, name);
 	}
+}
+
+/* Takes the user's lock (flock on T/.mailrestore/locks/<user>), so that no
+ * two runs, in this process or another (a daemon and a restore-user), work
+ * on one work copy at once. Returns the lock fd, or -1 with err (EWOULDBLOCK
+ * when someone else holds it). */
+static int user_lock(struct engine *e, const char *user, struct mr_error *err)
+{
+	int fd = mr_io->openat(e->locks_fd, user, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+
+	if (fd < 0) {
+		mr_error_set(err, errno, "open(locks/%s) failed", user);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e2 = errno;
+		if (e2 == EWOULDBLOCK)
+			mr_error_set(err, e2, "another mailrestore run is working on %s right now", user);
+		else
+			mr_error_set(err, e2, "flock(locks/%s) failed", user);
+		mr_close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* ---- phases ---------------------------------------------------------- */
@@ -629,16 +657,34 @@ static int confirm_active(struct engine *e, const char *user, uint64_t *released
 	return rc;
 }
 
+static enum engine_result run_locked(struct engine *e, struct engine_job *job);
+
 enum engine_result engine_run(struct engine *e, struct engine_job *job)
 {
 	struct mr_error err = { 0 };
-	int work_fd = -1, tmp_fd = -1, r;
-	enum engine_result result;
+	enum engine_result r;
+	int lock;
 
 	if (!mr_user_name_valid(job->user)) {
 		snprintf(job->reason, sizeof(job->reason), "invalid user name");
 		return ENGINE_ATTENTION;
 	}
+	lock = user_lock(e, job->user, &err);
+	if (lock < 0) {
+		snprintf(job->reason, sizeof(job->reason), "%s", err.msg);
+		return ENGINE_FAILED;
+	}
+	r = run_locked(e, job);
+	mr_close(lock);
+	return r;
+}
+
+static enum engine_result run_locked(struct engine *e, struct engine_job *job)
+{
+	struct mr_error err = { 0 };
+	int work_fd = -1, tmp_fd = -1, r;
+	enum engine_result result;
+
 	r = engine_user_active(e, job->user, &err);
 	if (r == 1) {
 		if (confirm_active(e, job->user, &job->released_mail, &err) < 0) {
@@ -690,22 +736,30 @@ out:
 
 int engine_activate_as_is(struct engine *e, const char *user, struct mr_error *err)
 {
-	int work_fd, rc;
+	int work_fd = -1, rc, lock;
 
 	if (!mr_user_name_valid(user)) {
 		mr_error_set(err, EINVAL, "invalid user name");
 		return -1;
 	}
+	lock = user_lock(e, user, err);
+	if (lock < 0)
+		return -1;
 	rc = engine_user_active(e, user, err);
-	if (rc != 0)
-		return rc < 0 ? -1 : 0;
+	if (rc != 0) {
+		rc = rc < 0 ? -1 : 0;
+		goto out;
+	}
 	work_fd = mr_io->openat(e->work_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (work_fd < 0) {
 		mr_error_set(err, errno, "no work copy for %s: open(work/%s) failed", user, user);
-		return -1;
+		rc = -1;
+		goto out;
 	}
 	rc = activate(e, user, work_fd, NULL, err);
+out:
 	mr_close(work_fd);
+	mr_close(lock);
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -262,6 +263,48 @@ static void damaged_held_message_does_not_block_activation(void **state)
 	env_free(env);
 }
 
+/* Two runs on one user never overlap: the second is refused while the
+ * first holds the user's lock (a daemon and a restore-user, two threads). */
+static void one_run_per_user_at_a_time(void **state)
+{
+	struct env *env = env_new();
+	struct engine_job job;
+	int fds[2];
+	char c;
+	pid_t pid;
+
+	(void)state;
+	make_user(env->s, "lee", 0);
+	env_open(env);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* hold the lock the way a run does, until killed */
+		char path[4200];
+		int l;
+
+		snprintf(path, sizeof(path), "%s/.mailrestore/locks/lee", env->t);
+		l = open(path, O_RDWR | O_CREAT, 0600);
+		if (l < 0 || flock(l, LOCK_EX) < 0)
+			_exit(1);
+		if (write(fds[1], "x", 1) != 1 || read(fds[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	assert_int_equal(run_user(env, "lee", &job), ENGINE_FAILED);
+	assert_non_null(strstr(job.reason, "another mailrestore run"));
+	engine_job_free(&job);
+	close(fds[1]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(fds[0]);
+	assert_int_equal(run_user(env, "lee", &job), ENGINE_ACTIVE);
+	engine_job_free(&job);
+	env_free(env);
+}
+
 static void failed_fsync_is_not_done(void **state)
 {
 	struct env *env = env_new();
@@ -425,6 +468,7 @@ int main(void)
 		cmocka_unit_test_teardown(corrupt_backup_is_made_up_by_the_source, clear_faults),
 		cmocka_unit_test_teardown(held_mail_is_released_at_activation, clear_faults),
 		cmocka_unit_test_teardown(damaged_held_message_does_not_block_activation, clear_faults),
+		cmocka_unit_test_teardown(one_run_per_user_at_a_time, clear_faults),
 		cmocka_unit_test_teardown(failed_fsync_is_not_done, clear_faults),
 		cmocka_unit_test_teardown(cancelled_run_resumes, clear_faults),
 		cmocka_unit_test_teardown(existing_target_user_is_left_alone, clear_faults),

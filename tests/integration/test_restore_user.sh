@@ -74,6 +74,14 @@ grep -q "^alice: active" "$dir/out" || fail "no per-user summary line"
 grep -q '^alice: active; backup [1-9]' "$dir/out" || fail "alice's backup not used"
 [ ! -e "$T/.mailrestore/attic/alice/from-plain" ] || fail "the older plain backup was used"
 
+# a name given twice is restored once (regression: two runs raced on one
+# work copy and the command exited 74)
+rm -rf "$T/dan+x"
+"$MR" restore-user --backups "$B" --source "$S" --target "$T" --jobs 2 dan+x dan+x dan+x > "$dir/out" \
+  || fail "repeated name: exit $?"
+[ "$(grep -c '^dan+x: active' "$dir/out")" = 1 ] || fail "repeated name restored more than once"
+same "$S/dan+x" "$T/dan+x"
+
 # the lost user: exit 1, attention with a reason, backup kept in the work copy
 set +e
 "$MR" restore-user --backups "$B" --source "$S" --target "$T" erin > "$dir/out" 2> "$dir/err"; rc=$?
