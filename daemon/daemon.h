@@ -144,7 +144,8 @@ int daemon_json_index(const struct daemon_json_tok *toks, int arr, int i);
  * into buf; "" for a missing (-1) token. Returns buf. */
 const char *daemon_json_text(const char *text, const struct daemon_json_tok *toks, int i,
 			     char *buf, size_t len);
-/* The number at index i; def when missing, null or not a number. */
+/* The number at index i; def when missing, null or not a number (also
+ * beyond a double's range, or longer than 63 characters). */
 double daemon_json_num(const char *text, const struct daemon_json_tok *toks, int i, double def);
 /* 1 when the token at index i is the primitive null or missing. */
 int daemon_json_is_null(const char *text, const struct daemon_json_tok *toks, int i);

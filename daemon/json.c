@@ -6,6 +6,7 @@
  */
 #include "daemon/daemon.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,8 +38,75 @@ static int new_tok(struct parser *p, enum daemon_json_type type, int start)
 	return p->n++;
 }
 
+static int is_hex(char c)
+{
+	return c != '\0' && strchr("0123456789abcdefABCDEF", c) != NULL;
+}
+
+/* Length of the escape at p->pos (the byte after a backslash): 1, or 5 for
+ * \uXXXX; 0 when it is not one JSON allows. */
+static size_t escape_len(const struct parser *p)
+{
+	size_t k;
+
+	if (p->pos >= p->len)
+		return 0;
+	if (p->s[p->pos] != 'u')
+		return p->s[p->pos] != '\0' && strchr("\"\\/bfnrt", p->s[p->pos]) != NULL;
+	for (k = 1; k <= 4; k++)
+		if (p->pos + k >= p->len || !is_hex(p->s[p->pos + k]))
+			return 0;
+	return 5;
+}
+
+/* Index after the digits of s from i (n bytes in s). */
+static size_t skip_digits(const char *s, size_t n, size_t i)
+{
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++;
+	return i;
+}
+
+/* Length of the number or literal (true, false, null) at p->pos; 0 when
+ * there is none. What follows it is the caller's to check. */
+static size_t primitive_len(const struct parser *p)
+{
+	static const char *const words[] = { "true", "false", "null" };
+	const char *s = p->s + p->pos;
+	size_t n = p->len - p->pos, i = 0, k, w;
+
+	for (w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+		if (n >= strlen(words[w]) && memcmp(s, words[w], strlen(words[w])) == 0)
+			return strlen(words[w]);
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if ((k = skip_digits(s, n, i)) > i)
+		i = k;
+	else
+		return 0;
+	if (i < n && s[i] == '.') {
+		k = skip_digits(s, n, i + 1);
+		if (k == i + 1)
+			return 0;
+		i = k;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		k = skip_digits(s, n, i);
+		if (k == i)
+			return 0;
+		i = k;
+	}
+	return i;
+}
+
 static int parse_string(struct parser *p)
 {
+	size_t e;
 	int t;
 
 	p->pos++; /* the quote */
@@ -50,8 +118,11 @@ static int parse_string(struct parser *p)
 			return -1;
 		if (p->s[p->pos] == '\\') {
 			p->pos++;
-			if (p->pos >= p->len)
+			e = escape_len(p);
+			if (e == 0)
 				return -1;
+			p->pos += e;
+			continue;
 		}
 		p->pos++;
 	}
@@ -110,6 +181,7 @@ static int parse_container(struct parser *p, int depth, int object)
 
 static int parse_value(struct parser *p, int depth)
 {
+	size_t n;
 	int t;
 	char c;
 
@@ -124,10 +196,10 @@ static int parse_value(struct parser *p, int depth)
 	t = new_tok(p, DAEMON_JSON_PRIMITIVE, (int)p->pos);
 	if (t < 0)
 		return -1;
-	while (p->pos < p->len && strchr("0123456789+-.eEtruefalsn", p->s[p->pos]) != NULL)
-		p->pos++;
-	if ((int)p->pos == p->toks[t].start)
+	n = primitive_len(p);
+	if (n == 0)
 		return -1;
+	p->pos += n;
 	p->toks[t].end = (int)p->pos;
 	return t;
 }
@@ -240,11 +312,13 @@ double daemon_json_num(const char *text, const struct daemon_json_tok *toks, int
 	char buf[64], *end;
 	double v;
 
-	if (i < 0 || toks[i].type != DAEMON_JSON_PRIMITIVE)
+	/* A number cut to buf would read as another number. */
+	if (i < 0 || toks[i].type != DAEMON_JSON_PRIMITIVE ||
+	    toks[i].end - toks[i].start >= (int)sizeof(buf))
 		return def;
 	daemon_json_text(text, toks, i, buf, sizeof(buf));
 	v = strtod(buf, &end);
-	return end == buf || *end ? def : v;
+	return end == buf || *end || !isfinite(v) ? def : v;
 }
 
 /* See daemon.h. */
