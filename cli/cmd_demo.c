@@ -127,19 +127,113 @@ static int backup_all(struct demo *d, struct mr_error *err)
 	return 0;
 }
 
+/* Bytes of the regular files below dirfd (what `du -sb` would count). */
+static uint64_t tree_bytes(int dirfd)
+{
+	struct mr_dirlist list;
+	uint64_t sum = 0;
+	size_t i;
+
+	if (mr_listdir(dirfd, &list, NULL) < 0)
+		return 0;
+	for (i = 0; i < list.n; i++) {
+		struct stat st;
+		int sub;
+
+		if (fstatat(dirfd, list.v[i].name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			sum += (uint64_t)st.st_size;
+		} else if (S_ISDIR(st.st_mode)) {
+			sub = openat(dirfd, list.v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0) {
+				sum += tree_bytes(sub);
+				close(sub);
+			}
+		}
+	}
+	mr_dirlist_free(&list);
+	return sum;
+}
+
 static uint64_t dir_bytes(const char *path)
 {
-	char cmd[4300], line[64] = "0";
-	FILE *p;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	uint64_t n;
 
-	snprintf(cmd, sizeof(cmd), "du -sb '%s' 2>/dev/null | cut -f1", path);
-	p = popen(cmd, "r");
-	if (p == NULL)
+	if (fd < 0)
 		return 0;
-	if (fgets(line, sizeof(line), p) == NULL)
-		line[0] = '\0';
-	pclose(p);
-	return strtoull(line, NULL, 10);
+	n = tree_bytes(fd);
+	close(fd);
+	return n;
+}
+
+/* The outage's damage: the lost user's folder goes, the corrupt user's
+ * newest archive is cut in half. 0 or -1 with err. */
+static int damage(struct demo *d, const char *lost, const char *corrupt, struct mr_error *err)
+{
+	int sfd = -1, bfd = -1, afd = -1, rc = -1;
+	char *rel = NULL;
+	struct stat st;
+
+	sfd = mr_open_dir_path(d->src, 0, err);
+	bfd = mr_open_dir_path(d->bak, 0, err);
+	if (sfd < 0 || bfd < 0)
+		goto out;
+	if (mr_remove_tree_at(sfd, lost, err) < 0)
+		goto out;
+	if (restore_find_backup(bfd, corrupt, &rel, err) != 1) {
+		mr_error_set(err, ENOENT, "no backup of %s to damage", corrupt);
+		goto out;
+	}
+	afd = mr_open_beneath(bfd, rel, O_WRONLY, 0, err);
+	if (afd < 0)
+		goto out;
+	if (fstat(afd, &st) < 0 || ftruncate(afd, st.st_size / 2) < 0) {
+		mr_error_set(err, errno, "truncate(%s) failed", rel);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(rel);
+	mr_close(afd);
+	mr_close(sfd);
+	mr_close(bfd);
+	return rc;
+}
+
+/* Counts the messages in T/<user>/new that contain needle. */
+static int count_mail(const char *target, const char *user, const char *needle)
+{
+	char path[8400];
+	struct mr_dirlist list;
+	size_t i;
+	int fd, n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s/new", target, user);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (mr_listdir(fd, &list, NULL) == 0) {
+		for (i = 0; i < list.n; i++) {
+			char buf[8192];
+			int mfd = openat(fd, list.v[i].name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			ssize_t r;
+
+			if (mfd < 0)
+				continue;
+			r = read(mfd, buf, sizeof(buf) - 1);
+			close(mfd);
+			if (r > 0) {
+				buf[r] = '\0';
+				if (strstr(buf, needle) != NULL)
+					n++;
+			}
+		}
+		mr_dirlist_free(&list);
+	}
+	close(fd);
+	return n;
 }
 
 static int wait_for_socket(struct demo *d)
@@ -179,6 +273,17 @@ static int only_delivered_mail(const struct mr_problems *diffs, const char *user
 			return 0;
 	}
 	return 1;
+}
+
+/* The number after "<state>": in the counts of a status --json reply. */
+static unsigned count_of(const char *json, const char *state)
+{
+	char key[64];
+	const char *p, *counts = strstr(json, "\"counts\"");
+
+	snprintf(key, sizeof(key), "\"%s\":", state);
+	p = counts ? strstr(counts, key) : NULL;
+	return p ? (unsigned)strtoul(p + strlen(key), NULL, 10) : 0;
 }
 
 static void usage(FILE *out)
@@ -288,15 +393,13 @@ int cmd_demo(int argc, char **argv)
 
 	say("\n4. The partition dies. It still mounts read-only, but %s's folder is gone,", lost);
 	say("   and %s's backup archive is corrupt on the backup server.", corrupt);
-	snprintf(out, sizeof(out), "rm -rf '%s/%s' && truncate -s %%50 \"$(ls -d '%s'/%s.* | head -1)\"",
-		 d.src, lost, d.bak, corrupt);
-	if (system(out) != 0) {
-		cli_error(argv[0], "damaging the demo data failed");
+	if (damage(&d, lost, corrupt, &err) < 0) {
+		cli_error(argv[0], "damaging the demo data failed: %s", err.msg);
 		goto out;
 	}
 
 	say("\n5. The restore daemon starts with two workers:");
-	say("   mailrestore daemon --backups B --source S --target T --jobs 2 --exit-when-done");
+	say("   mailrestore daemon --backups B --source S --target T --jobs 2");
 	t_daemon = mr_monotonic();
 	d.daemon = fork();
 	if (d.daemon == 0) {
@@ -308,7 +411,7 @@ int cmd_demo(int argc, char **argv)
 		dup2(null, 1);
 		dup2(logfd >= 0 ? logfd : null, 2);
 		execl(d.self, d.self, "daemon", "--backups", d.bak, "--source", d.src, "--target",
-		      d.tgt, "--socket", d.sock, "--jobs", "2", "--exit-when-done", (char *)NULL);
+		      d.tgt, "--socket", d.sock, "--jobs", "2", (char *)NULL);
 		_exit(127);
 	}
 	if (d.daemon < 0 || wait_for_socket(&d) < 0) {
@@ -340,29 +443,81 @@ int cmd_demo(int argc, char **argv)
 			failed = 1;
 	}
 
-	say("\n8. The live view (mailrestore watch), twice, a second apart:");
-	for (i = 0; i < 2; i++) {
+	say("\n8. The live view (mailrestore watch --once):");
+	{
 		char *args[] = { "watch", "--once", "--socket", d.sock, NULL };
 		run_self(&d, out, sizeof(out), NULL, args);
 		say("%s\n", out);
-		sleep(1);
-	}
-	{
-		char *args[] = { "login", "--socket", d.sock, login_users[3], NULL };
-		status = run_self(&d, out, sizeof(out), NULL, args);
-		say("   $ mailrestore login %s   -> exit %d\n     %s", login_users[3], status, out);
 	}
 
-	say("\n9. Waiting for the daemon to finish every user (--exit-when-done)...");
-	if (waitpid(d.daemon, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) > 1) {
+	say("9. %s keeps trying to log in; the line it is told moves:", login_users[3]);
+	{
+		char last[4096] = "";
+		char *args[] = { "login", "--socket", d.sock, login_users[3], NULL };
+		for (i = 0; i < 200; i++) {
+			status = run_self(&d, out, sizeof(out), NULL, args);
+			if (strcmp(out, last) != 0) {
+				say("   $ mailrestore login %s   -> exit %d\n     %s", login_users[3], status,
+				    out);
+				snprintf(last, sizeof(last), "%s", out);
+			}
+			if (status != MR_EX_TEMPFAIL)
+				break;
+			usleep(50000);
+		}
+		if (status != 0)
+			failed = 1;
+	}
+
+	say("\n10. The daemon works through everyone else, smallest backup first:");
+	{
+		char *args[] = { "status", "--json", "--socket", d.sock, NULL };
+		double last_print = 0;
+		unsigned left = 1, total = 0;
+
+		while (left > 0 && mr_monotonic() - t_daemon < 600) {
+			unsigned w, q, r, sy, a, at;
+			if (run_self(&d, out, sizeof(out), NULL, args) != 0)
+				break;
+			w = count_of(out, "waiting");
+			q = count_of(out, "queued");
+			r = count_of(out, "restoring");
+			sy = count_of(out, "syncing");
+			a = count_of(out, "active");
+			at = count_of(out, "attention");
+			left = w + q + r + sy;
+			total = left + a + at;
+			if (mr_monotonic() - last_print >= 1 || left == 0) {
+				say("   %4.1f s: %u of %u users done (%u active, %u in attention)",
+				    mr_monotonic() - t_daemon, a + at, total, a, at);
+				last_print = mr_monotonic();
+			}
+			if (left > 0)
+				usleep(200000);
+		}
+	}
+	{
+		char *args[] = { "status", "--socket", d.sock, NULL };
+		run_self(&d, out, sizeof(out), NULL, args);
+		say("\n   $ mailrestore status\n%s", out);
+	}
+	{
+		char *args[] = { "show", "--socket", d.sock, lost, NULL };
+		run_self(&d, out, sizeof(out), NULL, args);
+		say("\n   $ mailrestore show %s\n%s", lost, out);
+	}
+	{
+		char *args[] = { "shutdown", "--socket", d.sock, NULL };
+		run_self(&d, out, sizeof(out), NULL, args);
+	}
+	if (waitpid(d.daemon, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		cli_error(argv[0], "the daemon ended badly (status %d; see %s/daemon.log)", status, d.dir);
 		d.daemon = -1;
 		goto out;
 	}
 	d.daemon = -1;
-	say("   done in %.1f s", mr_monotonic() - t_daemon);
 
-	say("\n10. Every user checked against the source (mailrestore verify):");
+	say("\n11. Every user checked against the source (as mailrestore verify does):");
 	src_fd = open(d.src, O_RDONLY | O_DIRECTORY);
 	tgt_fd = open(d.tgt, O_RDONLY | O_DIRECTORY);
 	for (i = 0; i < d.users + 2 && src_fd >= 0 && tgt_fd >= 0; i++) {
@@ -409,18 +564,10 @@ int cmd_demo(int argc, char **argv)
 	say("    %-34s %s", "(users who got mail", "differ by exactly that mail)");
 	say("    %-34s %u", "active but different", differ);
 	say("    %-34s %u (%s: folder lost on the source)", "in attention", attention, lost);
-	snprintf(out, sizeof(out), "grep -l 'during the outage' '%s'/%s/new/* 2>/dev/null | wc -l",
-		 d.tgt, late);
 	{
-		FILE *p = popen(out, "r");
-		char line[32] = "0";
-		if (p) {
-			if (fgets(line, sizeof(line), p) == NULL)
-				line[0] = '0';
-			pclose(p);
-		}
-		say("    %-34s %s", "held mail found in its mailbox", atoi(line) == 1 ? "yes" : "NO");
-		if (atoi(line) != 1)
+		int got = count_mail(d.tgt, late, "during the outage");
+		say("    %-34s %s", "held mail found in its mailbox", got == 1 ? "yes" : "NO");
+		if (got != 1)
 			failed = 1;
 	}
 	say("    %-34s %s", "corrupt backup made up by source", corrupt_ok ? "yes" : "NO");
@@ -441,9 +588,9 @@ out:
 		waitpid(d.daemon, NULL, 0);
 	}
 	if (!keep && d.dir[0] != '\0') {
-		snprintf(out, sizeof(out), "rm -rf '%s'", d.dir);
-		if (system(out) != 0)
-			(void)0;
+		struct mr_error rm_err;
+		if (mr_remove_tree_at(AT_FDCWD, d.dir, &rm_err) < 0)
+			cli_error(argv[0], "cleaning up %s: %s", d.dir, rm_err.msg);
 	}
 	return rc;
 }
