@@ -200,7 +200,7 @@ static void *worker_main(void *arg)
 		w->started_at = mr_now();
 		w->started_mono = mr_monotonic();
 		if (d->stopping)
-			w->job.cancel = 1;
+			__atomic_store_n(&w->job.cancel, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&d->mu);
 
 		res = engine_run(d->engine, &w->job);
@@ -250,7 +250,7 @@ void daemon_workers_stop(struct daemon *d)
 	d->stopping = 1;
 	for (i = 0; i < d->nworkers; i++)
 		if (d->workers[i].busy)
-			d->workers[i].job.cancel = 1;
+			__atomic_store_n(&d->workers[i].job.cancel, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&d->work_cv);
 	pthread_mutex_unlock(&d->mu);
 	for (i = 0; i < d->nworkers; i++)
@@ -313,7 +313,8 @@ void daemon_workers_tick(struct daemon *d)
 		}
 		/* The queue's state follows the engine's phase; under d->mu so
 		 * the worker cannot record its result in between. */
-		if (!w->marked_syncing && w->job.phase >= ENGINE_PHASE_SYNCING) {
+		if (!w->marked_syncing &&
+		    __atomic_load_n(&w->job.phase, __ATOMIC_RELAXED) >= ENGINE_PHASE_SYNCING) {
 			w->marked_syncing = 1;
 			mr_error_clear(&err);
 			if (queue_set_state(d->q, w->job.user, QUEUE_SYNCING, NULL, NULL, mr_now(),
@@ -322,7 +323,7 @@ void daemon_workers_tick(struct daemon *d)
 		}
 		if (w->preempted)
 			cancelling++;
-		if (!w->priority && !w->job.cancel &&
+		if (!w->priority && !__atomic_load_n(&w->job.cancel, __ATOMIC_RELAXED) &&
 		    (victim == NULL || w->started_mono > victim->started_mono))
 			victim = w;
 	}
@@ -330,7 +331,7 @@ void daemon_workers_tick(struct daemon *d)
 	 * boundary and its worker then takes the priority user. */
 	if (prio_pending && idle == 0 && cancelling == 0 && !d->paused && victim != NULL) {
 		victim->preempted = 1;
-		victim->job.cancel = 1;
+		__atomic_store_n(&victim->job.cancel, 1, __ATOMIC_RELAXED);
 		mr_log("%s: pausing a background restore for a priority request", victim->job.user);
 	}
 	pthread_mutex_unlock(&d->mu);
@@ -355,9 +356,9 @@ void daemon_workers_json(struct daemon *d, struct daemon_buf *b)
 					     "\"cancelling\":false}");
 			continue;
 		}
-		phase = w->job.phase;
-		done = w->job.progress_done;
-		total = w->job.progress_total;
+		phase = __atomic_load_n(&w->job.phase, __ATOMIC_RELAXED);
+		done = __atomic_load_n(&w->job.progress_done, __ATOMIC_RELAXED);
+		total = __atomic_load_n(&w->job.progress_total, __ATOMIC_RELAXED);
 		daemon_buf_json_str(b, w->job.user);
 		daemon_buf_printf(b,
 				  ",\"phase\":\"%s\",\"priority\":%s,\"progress_done\":%llu,"
@@ -370,7 +371,7 @@ void daemon_workers_json(struct daemon *d, struct daemon_buf *b)
 		else
 			daemon_buf_printf(b, "null");
 		daemon_buf_printf(b, ",\"started_at\":%.3f,\"cancelling\":%s}", w->started_at,
-				  w->job.cancel ? "true" : "false");
+				  __atomic_load_n(&w->job.cancel, __ATOMIC_RELAXED) ? "true" : "false");
 	}
 	pthread_mutex_unlock(&d->mu);
 	daemon_buf_printf(b, "]");
@@ -392,10 +393,12 @@ int daemon_workers_left(struct daemon *d, const char *user, double avg, double *
 		elapsed = mr_monotonic() - w->started_mono;
 		/* Restoring is most of a run; the sync of an unchanged
 		 * source is quick. */
-		frac = w->job.progress_total > 0
-			       ? (double)w->job.progress_done / (double)w->job.progress_total
-			       : 0;
-		if (w->job.phase >= ENGINE_PHASE_SYNCING)
+		{
+			uint64_t pd = __atomic_load_n(&w->job.progress_done, __ATOMIC_RELAXED);
+			uint64_t pt = __atomic_load_n(&w->job.progress_total, __ATOMIC_RELAXED);
+			frac = pt > 0 ? (double)pd / (double)pt : 0;
+		}
+		if (__atomic_load_n(&w->job.phase, __ATOMIC_RELAXED) >= ENGINE_PHASE_SYNCING)
 			frac = 0.8 + 0.2 * frac;
 		else
 			frac = 0.8 * frac;

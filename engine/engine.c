@@ -401,8 +401,8 @@ static void restore_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct engine_job *job = arg;
 
-	job->progress_done = done;
-	job->progress_total = total;
+	__atomic_store_n(&job->progress_done, done, __ATOMIC_RELAXED);
+	__atomic_store_n(&job->progress_total, total, __ATOMIC_RELAXED);
 }
 
 static void sync_progress(void *arg, uint64_t files, uint64_t bytes)
@@ -410,7 +410,7 @@ static void sync_progress(void *arg, uint64_t files, uint64_t bytes)
 	struct engine_job *job = arg;
 
 	(void)files;
-	job->progress_done = bytes;
+	__atomic_store_n(&job->progress_done, bytes, __ATOMIC_RELAXED);
 }
 
 /* Opens (creating) the user's work copy and a fresh scratch folder. */
@@ -442,7 +442,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	struct stat st;
 	int afd = -1, rc, result = 0;
 
-	job->phase = ENGINE_PHASE_RESTORING;
+	__atomic_store_n(&job->phase, ENGINE_PHASE_RESTORING, __ATOMIC_RELAXED);
 	if (e->backups_fd < 0)
 		return 0;
 	rc = restore_find_backup(e->backups_fd, job->user, &rel, &err);
@@ -510,8 +510,8 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	int src_fd, attic_fd = -1, rc, result = 0;
 	size_t before = job->problems.n;
 
-	job->phase = ENGINE_PHASE_SYNCING;
-	job->progress_done = 0;
+	__atomic_store_n(&job->phase, ENGINE_PHASE_SYNCING, __ATOMIC_RELAXED);
+	__atomic_store_n(&job->progress_done, 0, __ATOMIC_RELAXED);
 	src_fd = mr_io->openat(e->source_fd, job->user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (src_fd < 0) {
 		int e2 = errno;
@@ -691,7 +691,7 @@ static enum engine_result run_locked(struct engine *e, struct engine_job *job)
 			snprintf(job->reason, sizeof(job->reason), "active, but: %s", err.msg);
 			return ENGINE_FAILED;
 		}
-		job->phase = ENGINE_PHASE_DONE;
+		__atomic_store_n(&job->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
 		return ENGINE_ACTIVE;
 	}
 	if (r < 0) {
@@ -707,7 +707,7 @@ static enum engine_result run_locked(struct engine *e, struct engine_job *job)
 		result = (enum engine_result)r;
 		goto out;
 	}
-	if (job->cancel) {
+	if (__atomic_load_n(&job->cancel, __ATOMIC_RELAXED)) {
 		result = ENGINE_CANCELLED;
 		goto out;
 	}
@@ -716,17 +716,17 @@ static enum engine_result run_locked(struct engine *e, struct engine_job *job)
 		result = (enum engine_result)r;
 		goto out;
 	}
-	if (job->cancel) {
+	if (__atomic_load_n(&job->cancel, __ATOMIC_RELAXED)) {
 		result = ENGINE_CANCELLED;
 		goto out;
 	}
-	job->phase = ENGINE_PHASE_ACTIVATING;
+	__atomic_store_n(&job->phase, ENGINE_PHASE_ACTIVATING, __ATOMIC_RELAXED);
 	if (activate(e, job->user, work_fd, &job->released_mail, &err) < 0) {
 		snprintf(job->reason, sizeof(job->reason), "activation: %s", err.msg);
 		result = err.errnum == EEXIST ? ENGINE_ATTENTION : ENGINE_FAILED;
 		goto out;
 	}
-	job->phase = ENGINE_PHASE_DONE;
+	__atomic_store_n(&job->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
 	result = ENGINE_ACTIVE;
 out:
 	mr_close(work_fd);

@@ -71,7 +71,9 @@ enum engine_result {
 
 struct engine_job {
 	char user[MR_USER_NAME_MAX + 1];
-	/* Set nonzero from another thread to stop at the next file boundary. */
+	/* The four fields below are shared between threads: read and write
+	 * them with __atomic_load_n / __atomic_store_n (relaxed).
+	 * Set nonzero from another thread to stop at the next file boundary. */
 	volatile int cancel;
 	/* Progress for live views (written by the job, read racily). */
 	volatile int phase;               /* enum engine_phase */

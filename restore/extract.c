@@ -89,7 +89,7 @@ static void tmp_name(char *buf, size_t len)
 
 static int cancelled(const struct xctx *x)
 {
-	return x->set->cancel != NULL && *x->set->cancel != 0;
+	return x->set->cancel != NULL && __atomic_load_n(x->set->cancel, __ATOMIC_RELAXED) != 0;
 }
 
 static void refuse(struct xctx *x, const char *path, const char *fmt, ...)

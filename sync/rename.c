@@ -186,7 +186,7 @@ int sync_renames_match(struct sync_ctx *ctx)
 
 		if (op->kind != SYNC_OP_FILE_NEW || op->typechange || op->done)
 			continue;
-		if (ctx->set->cancel != NULL && *ctx->set->cancel) {
+		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
 			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
 			return -1;
 		}
@@ -236,7 +236,7 @@ int sync_renames_apply(struct sync_ctx *ctx)
 
 		if (op->cand < 0 || op->done)
 			continue;
-		if (ctx->set->cancel != NULL && *ctx->set->cancel) {
+		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
 			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
 			return -1;
 		}

@@ -145,7 +145,7 @@ void sync_tmp_name(char *buf, size_t len)
 
 static int cancelled(struct sync_ctx *ctx)
 {
-	if (ctx->set->cancel == NULL || !*ctx->set->cancel)
+	if (ctx->set->cancel == NULL || !__atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED))
 		return 0;
 	mr_error_set(ctx->err, ECANCELED, "sync cancelled");
 	return 1;
