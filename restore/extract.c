@@ -507,7 +507,8 @@ static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const
 	/* Start writing the data back now, without waiting for it: the disk
 	 * works while the next entries are decompressed, and the syncfs that
 	 * makes the user durable at activation finds little left to do. */
-	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (x->set->start_writeback)
+		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (mr_io->close(fd) < 0) {
 		fd = -1;
 		mr_error_set(x->err, errno, "close(%s) failed", path);
