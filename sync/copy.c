@@ -194,9 +194,10 @@ out:
 	return rc;
 }
 
-/* Copies a source file whole through a temporary file. 0 done or source
- * problem recorded, -1 destination failure. */
-int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op)
+int sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
+		      int (*once)(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+				  const char *name),
+		      const char *verb)
 {
 	const char *name;
 	char *parent = NULL;
@@ -207,17 +208,27 @@ int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op)
 		return -1;
 	}
 	for (i = 0; i < SYNC_COPY_TRIES; i++) {
-		r = copy_once(ctx, op, parent, name);
+		r = once(ctx, op, parent, name);
 		if (r != 2)
 			break;
 	}
+	free(parent);
 	if (r == 2) {
 		ctx->stats->unreadable++;
 		sync_problem(ctx, MR_PROBLEM_UNREADABLE, EAGAIN, op->rel,
-			     "%s kept changing while it was copied; the backup's version is kept",
-			     op->rel);
+			     "%s kept changing while it was %s; the backup's version is kept",
+			     op->rel, verb);
+		return 0;
 	}
-	free(parent);
+	return r;
+}
+
+/* Copies a source file whole through a temporary file. 0 done or source
+ * problem recorded, -1 destination failure. */
+int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op)
+{
+	int r = sync_retry_source(ctx, op, copy_once, "copied");
+
 	return r < 0 ? -1 : 0;
 }
 

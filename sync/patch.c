@@ -236,28 +236,7 @@ out:
  * or source problem recorded, -1 destination failure. */
 int sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
-	const char *name;
-	char *parent = NULL;
-	int i, r = 0;
+	int r = sync_retry_source(ctx, op, patch_once, "patched");
 
-	if (sync_split(op->rel, &parent, &name) < 0) {
-		mr_error_set(ctx->err, ENOMEM, "sync");
-		return -1;
-	}
-	for (i = 0; i < SYNC_COPY_TRIES; i++) {
-		r = patch_once(ctx, op, parent, name);
-		if (r != 2)
-			break;
-	}
-	free(parent);
-	if (r == 2) {
-		ctx->stats->unreadable++;
-		sync_problem(ctx, MR_PROBLEM_UNREADABLE, EAGAIN, op->rel,
-			     "%s kept changing while it was patched; the backup's version is kept",
-			     op->rel);
-		return 0;
-	}
-	if (r == 3)
-		return 0;
-	return r;
+	return r == 3 ? 0 : r;
 }

@@ -149,6 +149,15 @@ int sync_same_mtime(const struct stat *a, const struct stat *b);
 
 /* ---- copy.c ---------------------------------------------------------- */
 
+/* Runs once(ctx, op, parent, name) on the op's path, again while it returns
+ * 2 (the source file changed while it was read), SYNC_COPY_TRIES times at
+ * most; a file that keeps changing is recorded as unreadable ("kept changing
+ * while it was <verb>") and the destination keeps the backup's version.
+ * Returns once's last result, 0 for that recorded case, -1 with ctx->err. */
+int sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
+		      int (*once)(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+				  const char *name),
+		      const char *verb);
 /* Copies source file rel whole into a temporary file and renames it over
  * the destination's rel. 0 done or source problem recorded (destination
  * unchanged), -1 with ctx->err on a destination failure. */
