@@ -286,17 +286,19 @@ static void one_run_per_user_at_a_time(void **state)
 
 		snprintf(path, sizeof(path), "%s/.mailrestore/locks/lee", env->t);
 		l = open(path, O_RDWR | O_CREAT, 0600);
+		close(fds[0]);
 		if (l < 0 || flock(l, LOCK_EX) < 0)
 			_exit(1);
-		if (write(fds[1], "x", 1) != 1 || read(fds[0], &c, 1) < 0)
+		if (write(fds[1], "x", 1) != 1)
 			_exit(1);
-		_exit(0);
+		for (;;)
+			pause();
 	}
+	close(fds[1]);
 	assert_int_equal(read(fds[0], &c, 1), 1);
 	assert_int_equal(run_user(env, "lee", &job), ENGINE_FAILED);
 	assert_non_null(strstr(job.reason, "another mailrestore run"));
 	engine_job_free(&job);
-	close(fds[1]);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	close(fds[0]);
