@@ -28,4 +28,10 @@ if [ "${MR_SKIP_FUZZ:-0}" != 1 ] && command -v clang >/dev/null; then
     "$f" -max_total_time="${MR_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" 2>&1 | tail -n 3
   done
 fi
+# Reached only when every step passed (set -e): the counts of both runs.
+total=$(ctest --test-dir build -N | sed -n 's/^Total Tests: //p')
+if [ "${MR_SKIP_SANITIZE:-0}" != 1 ]; then
+  total=$((total + $(ctest --test-dir build-asan -N | sed -n 's/^Total Tests: //p')))
+fi
 echo "== all tests passed"
+echo "ctest: $total passed, 0 failed"
