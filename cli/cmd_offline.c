@@ -25,6 +25,17 @@ struct run {
 	enum engine_result *results;
 	int json, quiet, tty;
 	pthread_mutex_t out_lock;
+	/* Users whose work copy is ready, waiting for the activator thread,
+	 * which activates whatever is ready in one batch (one syncfs, one
+	 * fsync of T) while the workers go on with the next users. */
+	pthread_mutex_t act_lock;
+	pthread_cond_t act_cv;
+	size_t *ready, nready;
+	int workers_done;
+	/* the activator's own scratch: a batch's indexes, jobs and results */
+	size_t *batch_idx;
+	struct engine_job **batch_jobs;
+	enum engine_result *batch_res;
 };
 
 static void usage(FILE *out)
@@ -127,12 +138,51 @@ static void *worker(void *arg)
 
 	for (;;) {
 		size_t i = atomic_fetch_add(&run->next, 1);
+		enum engine_result r;
+
 		if (i >= run->n)
 			break;
 		engine_job_init(&run->jobs[i], run->users[i]);
-		run->results[i] = engine_run(run->engine, &run->jobs[i]);
+		r = engine_prepare(run->engine, &run->jobs[i]);
+		if (r == ENGINE_READY) {
+			pthread_mutex_lock(&run->act_lock);
+			run->ready[run->nready++] = i;
+			pthread_cond_signal(&run->act_cv);
+			pthread_mutex_unlock(&run->act_lock);
+			continue;
+		}
+		run->results[i] = r;
 		print_user(run, i);
 		atomic_fetch_add(&run->finished, 1);
+	}
+	return NULL;
+}
+
+/* Activates ready users in batches until the workers are done and nothing
+ * is left. */
+static void *activator(void *arg)
+{
+	struct run *run = arg;
+	size_t k, j;
+
+	for (;;) {
+		pthread_mutex_lock(&run->act_lock);
+		while (run->nready == 0 && !run->workers_done)
+			pthread_cond_wait(&run->act_cv, &run->act_lock);
+		k = run->nready;
+		memcpy(run->batch_idx, run->ready, k * sizeof(*run->batch_idx));
+		run->nready = 0;
+		pthread_mutex_unlock(&run->act_lock);
+		if (k == 0)
+			break;
+		for (j = 0; j < k; j++)
+			run->batch_jobs[j] = &run->jobs[run->batch_idx[j]];
+		engine_activate_batch(run->engine, run->batch_jobs, k, run->batch_res);
+		for (j = 0; j < k; j++) {
+			run->results[run->batch_idx[j]] = run->batch_res[j];
+			print_user(run, run->batch_idx[j]);
+			atomic_fetch_add(&run->finished, 1);
+		}
 	}
 	return NULL;
 }
@@ -215,7 +265,7 @@ int cmd_restore_user(int argc, char **argv)
 	struct engine_config cfg = { .max_remove_pct = -1, .preserve_owner = -1 };
 	struct run run = { 0 };
 	struct mr_error err = { 0 };
-	pthread_t *threads = NULL;
+	pthread_t *threads = NULL, act_thread;
 	char **all = NULL;
 	size_t nall = 0, i, nthreads = 2;
 	uint64_t v;
@@ -275,21 +325,35 @@ int cmd_restore_user(int argc, char **argv)
 	run.jobs = calloc(run.n ? run.n : 1, sizeof(*run.jobs));
 	run.results = calloc(run.n ? run.n : 1, sizeof(*run.results));
 	threads = calloc(nthreads, sizeof(*threads));
-	if (run.jobs == NULL || run.results == NULL || threads == NULL) {
+	run.ready = calloc(run.n ? run.n : 1, sizeof(*run.ready));
+	run.batch_idx = calloc(run.n ? run.n : 1, sizeof(*run.batch_idx));
+	run.batch_jobs = calloc(run.n ? run.n : 1, sizeof(*run.batch_jobs));
+	run.batch_res = calloc(run.n ? run.n : 1, sizeof(*run.batch_res));
+	if (run.jobs == NULL || run.results == NULL || threads == NULL || run.ready == NULL ||
+	    run.batch_idx == NULL || run.batch_jobs == NULL || run.batch_res == NULL) {
 		cli_error(argv[0], "out of memory");
 		rc = MR_EX_SOFTWARE;
 		goto out;
 	}
 	pthread_mutex_init(&run.out_lock, NULL);
+	pthread_mutex_init(&run.act_lock, NULL);
+	pthread_cond_init(&run.act_cv, NULL);
 	run.tty = isatty(STDERR_FILENO) && !run.json;
 	if (nthreads > run.n)
 		nthreads = run.n ? run.n : 1;
+	if (pthread_create(&act_thread, NULL, activator, &run) != 0) {
+		cli_error(argv[0], "pthread_create failed");
+		rc = MR_EX_OSERR;
+		goto out;
+	}
 	for (i = 0; i < nthreads; i++)
 		if (pthread_create(&threads[i], NULL, worker, &run) != 0) {
 			cli_error(argv[0], "pthread_create failed");
 			nthreads = i;
 			break;
 		}
+	if (nthreads == 0)
+		worker(&run);   /* no thread could start: do the work here */
 	if (run.tty) {
 		while (atomic_load(&run.finished) < run.n) {
 			draw_progress(&run, nthreads);
@@ -299,6 +363,11 @@ int cmd_restore_user(int argc, char **argv)
 	}
 	for (i = 0; i < nthreads; i++)
 		pthread_join(threads[i], NULL);
+	pthread_mutex_lock(&run.act_lock);
+	run.workers_done = 1;
+	pthread_cond_signal(&run.act_cv);
+	pthread_mutex_unlock(&run.act_lock);
+	pthread_join(act_thread, NULL);
 	for (i = 0; i < run.n; i++) {
 		if (run.results[i] == ENGINE_ATTENTION)
 			any_attention = 1;
@@ -308,8 +377,14 @@ int cmd_restore_user(int argc, char **argv)
 	}
 	rc = any_failed ? MR_EX_IOERR : any_attention ? MR_EX_PROBLEMS : MR_EX_OK;
 	pthread_mutex_destroy(&run.out_lock);
+	pthread_mutex_destroy(&run.act_lock);
+	pthread_cond_destroy(&run.act_cv);
 out:
 	free(threads);
+	free(run.ready);
+	free(run.batch_idx);
+	free(run.batch_jobs);
+	free(run.batch_res);
 	free(run.jobs);
 	free(run.results);
 	mr_names_free(all, nall);

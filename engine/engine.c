@@ -266,10 +266,13 @@ void engine_job_init(struct engine_job *job, const char *user)
 {
 	memset(job, 0, sizeof(*job));
 	snprintf(job->user, sizeof(job->user), "%s", user);
+	job->lock_fd = -1;
 }
 
 void engine_job_free(struct engine_job *job)
 {
+	mr_close(job->lock_fd);
+	job->lock_fd = -1;
 	mr_problems_reset(&job->problems);
 }
 
@@ -603,43 +606,80 @@ static int release_into_active(struct engine *e, const char *user, uint64_t *rel
 	return rc;
 }
 
-/* Makes the work copy durable, renames it into T/<user>, fsyncs T, and
- * releases held mail into it, all under the user's hold lock so that no
- * delivery slips between "not active" and "active". The held mail goes in
- * after the rename, not before: the work copy stays exactly what the sync
- * made, so a retried activation never sees the released mail as extra.
- * The daemon reports the user active only after this returns. */
-static int activate(struct engine *e, const char *user, int work_fd, uint64_t *released_r,
-		    struct mr_error *err)
+/* Activates the ready work copies of jobs[0..n) together (group commit):
+ * one syncfs makes all of them durable, then each is renamed into T/<user>
+ * under its hold lock (RENAME_NOREPLACE), one fsync of T confirms all the
+ * renames, and each user's held mail is released into its now active
+ * mailbox, still under the hold lock, so no delivery slips between "not
+ * active" and "active". The held mail goes in after the rename, not before:
+ * the work copy stays exactly what the sync made, so a retried activation
+ * never sees released mail as extra. results[i] gets ENGINE_ACTIVE, or
+ * ENGINE_FAILED / ENGINE_ATTENTION with jobs[i]->reason. A failed syncfs
+ * sets every work copy aside (discard_work): what it wrote can't be trusted.
+ * A failure after a rename leaves T/<user> in place but unconfirmed; the
+ * retry finds the user active, fsyncs T and finishes the release. */
+static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
+			   enum engine_result *results)
 {
-	int lockfd = -1, rc = -1;
-	struct mr_error ignored;
+	struct mr_error err = { 0 }, ignored;
+	int *holds = calloc(n ? n : 1, sizeof(*holds));
+	size_t i;
+	int t_ok;
 
-	if (sync_make_durable(work_fd, err) < 0 || mr_fsync_dir_at(e->work_fd, ".", err) < 0) {
-		discard_work(e, user);
-		return -1;
+	for (i = 0; i < n; i++)
+		results[i] = ENGINE_FAILED;
+	if (holds == NULL) {
+		for (i = 0; i < n; i++)
+			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: out of memory");
+		return;
 	}
-	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
-		return -1;
-	if (renameat2(e->work_fd, user, e->target_fd, user, RENAME_NOREPLACE) < 0) {
-		mr_error_set(err, errno, "rename(work/%s -> T/%s) failed", user, user);
-		goto out;
+	if (sync_make_durable(e->work_fd, &err) < 0 || mr_fsync_dir_at(e->work_fd, ".", &err) < 0) {
+		for (i = 0; i < n; i++) {
+			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
+			discard_work(e, jobs[i]->user);
+		}
+		free(holds);
+		return;
 	}
-	/* The rename is the activation; it counts only once T is durable. A
-	 * failure from here on leaves T/<user> in place but unconfirmed: the
-	 * caller retries, and the retry (finding the user active) fsyncs T and
-	 * finishes the release. */
-	if (mr_fsync_dir_at(e->target_fd, ".", err) < 0)
-		goto out;
+	for (i = 0; i < n; i++) {
+		holds[i] = -1;
+		if (mail_hold_lock(e->mail, jobs[i]->user, &holds[i], &err) < 0) {
+			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
+			holds[i] = -2;   /* not renamed */
+			continue;
+		}
+		if (renameat2(e->work_fd, jobs[i]->user, e->target_fd, jobs[i]->user,
+			      RENAME_NOREPLACE) < 0) {
+			int e2 = errno;
+			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason),
+				 "activation: rename(work/%s -> T/%s) failed: %s", jobs[i]->user,
+				 jobs[i]->user, strerror(e2));
+			if (e2 == EEXIST)
+				results[i] = ENGINE_ATTENTION;
+			mail_hold_unlock(holds[i]);
+			holds[i] = -2;
+		}
+	}
+	/* The renames are the activations; they count once T is durable. */
+	t_ok = mr_fsync_dir_at(e->target_fd, ".", &err) == 0;
 	mr_fsync_dir_at(e->work_fd, ".", NULL);
-	if (release_into_active(e, user, released_r, err) < 0)
-		goto out;
-	rc = 0;
-	mr_io->unlinkat(e->progress_fd, user, 0);
-	mr_remove_tree_at(e->tmp_fd, user, &ignored);
-out:
-	mail_hold_unlock(lockfd);
-	return rc;
+	for (i = 0; i < n; i++) {
+		if (holds[i] == -2)
+			continue;
+		if (!t_ok) {
+			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
+		} else if (release_into_active(e, jobs[i]->user, &jobs[i]->released_mail, &ignored) < 0) {
+			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason),
+				 "activation: releasing held mail: %s", ignored.msg);
+		} else {
+			results[i] = ENGINE_ACTIVE;
+			__atomic_store_n(&jobs[i]->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
+			mr_io->unlinkat(e->progress_fd, jobs[i]->user, 0);
+			mr_remove_tree_at(e->tmp_fd, jobs[i]->user, &ignored);
+		}
+		mail_hold_unlock(holds[i]);
+	}
+	free(holds);
 }
 
 /* A user found active: confirm T durably and finish a release a crash
@@ -658,29 +698,54 @@ static int confirm_active(struct engine *e, const char *user, uint64_t *released
 	return rc;
 }
 
-static enum engine_result run_locked(struct engine *e, struct engine_job *job);
+static enum engine_result prepare_locked(struct engine *e, struct engine_job *job);
 
-enum engine_result engine_run(struct engine *e, struct engine_job *job)
+enum engine_result engine_prepare(struct engine *e, struct engine_job *job)
 {
 	struct mr_error err = { 0 };
 	enum engine_result r;
-	int lock;
 
 	if (!mr_user_name_valid(job->user)) {
 		snprintf(job->reason, sizeof(job->reason), "invalid user name");
 		return ENGINE_ATTENTION;
 	}
-	lock = user_lock(e, job->user, &err);
-	if (lock < 0) {
+	job->lock_fd = user_lock(e, job->user, &err);
+	if (job->lock_fd < 0) {
 		snprintf(job->reason, sizeof(job->reason), "%s", err.msg);
 		return ENGINE_FAILED;
 	}
-	r = run_locked(e, job);
-	mr_close(lock);
+	r = prepare_locked(e, job);
+	if (r != ENGINE_READY) {
+		mr_close(job->lock_fd);
+		job->lock_fd = -1;
+	}
 	return r;
 }
 
-static enum engine_result run_locked(struct engine *e, struct engine_job *job)
+void engine_activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
+			   enum engine_result *results)
+{
+	size_t i;
+
+	activate_batch(e, jobs, n, results);
+	for (i = 0; i < n; i++) {
+		mr_close(jobs[i]->lock_fd);
+		jobs[i]->lock_fd = -1;
+	}
+}
+
+enum engine_result engine_run(struct engine *e, struct engine_job *job)
+{
+	enum engine_result r = engine_prepare(e, job);
+
+	if (r == ENGINE_READY)
+		engine_activate_batch(e, &job, 1, &r);
+	return r;
+}
+
+/* Everything of a run but the activation, under the user's lock: returns
+ * ENGINE_READY when the work copy is ready to be activated. */
+static enum engine_result prepare_locked(struct engine *e, struct engine_job *job)
 {
 	struct mr_error err = { 0 };
 	int work_fd = -1, tmp_fd = -1, r;
@@ -722,13 +787,7 @@ static enum engine_result run_locked(struct engine *e, struct engine_job *job)
 		goto out;
 	}
 	__atomic_store_n(&job->phase, ENGINE_PHASE_ACTIVATING, __ATOMIC_RELAXED);
-	if (activate(e, job->user, work_fd, &job->released_mail, &err) < 0) {
-		snprintf(job->reason, sizeof(job->reason), "activation: %s", err.msg);
-		result = err.errnum == EEXIST ? ENGINE_ATTENTION : ENGINE_FAILED;
-		goto out;
-	}
-	__atomic_store_n(&job->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
-	result = ENGINE_ACTIVE;
+	result = ENGINE_READY;
 out:
 	mr_close(work_fd);
 	mr_close(tmp_fd);
@@ -737,31 +796,34 @@ out:
 
 int engine_activate_as_is(struct engine *e, const char *user, struct mr_error *err)
 {
-	int work_fd = -1, rc, lock;
+	struct engine_job job;
+	struct engine_job *jobs[1] = { &job };
+	enum engine_result r;
+	int rc;
 
 	if (!mr_user_name_valid(user)) {
 		mr_error_set(err, EINVAL, "invalid user name");
 		return -1;
 	}
-	lock = user_lock(e, user, err);
-	if (lock < 0)
+	engine_job_init(&job, user);
+	job.lock_fd = user_lock(e, user, err);
+	if (job.lock_fd < 0)
 		return -1;
 	rc = engine_user_active(e, user, err);
 	if (rc != 0) {
-		rc = rc < 0 ? -1 : 0;
-		goto out;
+		mr_close(job.lock_fd);
+		return rc < 0 ? -1 : 0;
 	}
-	work_fd = mr_io->openat(e->work_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-	if (work_fd < 0) {
-		mr_error_set(err, errno, "no work copy for %s: open(work/%s) failed", user, user);
-		rc = -1;
-		goto out;
+	if (mr_io->fstatat(e->work_fd, user, &(struct stat){ 0 }, AT_SYMLINK_NOFOLLOW) < 0) {
+		mr_error_set(err, errno, "no work copy for %s: stat(work/%s) failed", user, user);
+		mr_close(job.lock_fd);
+		return -1;
 	}
-	rc = activate(e, user, work_fd, NULL, err);
-out:
-	mr_close(work_fd);
-	mr_close(lock);
-	return rc;
+	engine_activate_batch(e, jobs, 1, &r);
+	if (r != ENGINE_ACTIVE)
+		mr_error_set(err, 0, "%s", job.reason);
+	engine_job_free(&job);
+	return r == ENGINE_ACTIVE ? 0 : -1;
 }
 
 int engine_recover(struct engine *e, struct mr_error *err)

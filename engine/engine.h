@@ -11,7 +11,9 @@
  *   3. For each user: engine_job_init(&job, user), engine_run(engine, &job),
  *      read the result and job.stats / job.problems / job.reason, then
  *      engine_job_free(&job). Several jobs may run at once on threads (one
- *      job per user at a time).
+ *      job per user at a time). Or, for many users at once,
+ *      engine_prepare() on worker threads and engine_activate_batch() on
+ *      one activating thread (group commit of the activations).
  *   4. engine_activate_as_is() is the operator's `activate` of a user in
  *      attention: its work copy is taken as it stands.
  *
@@ -67,6 +69,8 @@ enum engine_result {
 	ENGINE_ATTENTION = 1,  /* needs an operator: job.reason says why */
 	ENGINE_CANCELLED = 2,  /* job.cancel was set; the work copy resumes later */
 	ENGINE_FAILED = 3,     /* a target-side error (ENOSPC, EIO, fsync): retry */
+	ENGINE_READY = 4,      /* engine_prepare(): the work copy waits for
+	                        * engine_activate_batch() */
 };
 
 struct engine_job {
@@ -87,6 +91,8 @@ struct engine_job {
 	uint64_t released_mail;           /* held messages released into it */
 	struct mr_problems problems;
 	char reason[1024];                /* attention/failure reason, one line */
+	int lock_fd;                      /* the user's lock, held from
+	                                   * engine_prepare() to the activation */
 };
 
 /* Opens the engine. 0 or -1 with err. */
@@ -122,6 +128,18 @@ void engine_job_free(struct engine_job *job);
  * user returns ENGINE_ACTIVE at once. Never returns anything else than the
  * values of enum engine_result; job->reason says why on ATTENTION/FAILED. */
 enum engine_result engine_run(struct engine *engine, struct engine_job *job);
+
+/* engine_run() in two steps, so that callers running many users keep the
+ * CPU busy while finished ones are made durable, and activate them in
+ * batches (one syncfs and one fsync of T for the batch):
+ * engine_prepare() does everything but the activation and returns
+ * ENGINE_READY with the user's lock kept in job->lock_fd, or any other
+ * result as engine_run() would. engine_activate_batch() activates READY
+ * jobs together and sets results[i] to ENGINE_ACTIVE, ENGINE_ATTENTION or
+ * ENGINE_FAILED (with jobs[i]->reason), releasing their locks. */
+enum engine_result engine_prepare(struct engine *engine, struct engine_job *job);
+void engine_activate_batch(struct engine *engine, struct engine_job **jobs, size_t n,
+			   enum engine_result *results);
 
 /* The operator accepts a user in attention: releases held mail into its
  * work copy and activates it as it is. 0, or -1 with err (no work copy,

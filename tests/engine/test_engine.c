@@ -307,6 +307,54 @@ static void one_run_per_user_at_a_time(void **state)
 	env_free(env);
 }
 
+/* Users prepared on their own and activated together: one batch, each
+ * with its own result; a user whose T/<user> appeared meanwhile goes to
+ * attention without harm to the others; held mail lands in the right one. */
+static void batch_activation(void **state)
+{
+	struct env *env = env_new();
+	struct engine_job jobs[3], *ptrs[3];
+	enum engine_result res[3];
+	static const char *users[3] = { "m1", "m2", "m3" };
+	struct mr_error err = { 0 };
+	char sa[4096], ta[4096];
+	int i, held = 0;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		make_user(env->s, users[i], 0);
+		backup_with_bsdtar(env->s, env->b, users[i]);
+	}
+	env_open(env);
+	assert_int_equal(engine_deliver(env->e, "m2", "Subject: batch\n\nb\n", 18, &held, &err), 0);
+	for (i = 0; i < 3; i++) {
+		engine_job_init(&jobs[i], users[i]);
+		assert_int_equal(engine_prepare(env->e, &jobs[i]), ENGINE_READY);
+		assert_true(jobs[i].lock_fd >= 0);
+		ptrs[i] = &jobs[i];
+	}
+	/* not active yet: nothing in T */
+	assert_int_equal(tu_sh("test -e '%s/m1' || test -e '%s/m2'", env->t, env->t), 1);
+	tu_sh("mkdir '%s/m3'", env->t);   /* someone made T/m3 meanwhile */
+	engine_activate_batch(env->e, ptrs, 3, res);
+	assert_int_equal(res[0], ENGINE_ACTIVE);
+	assert_int_equal(res[1], ENGINE_ACTIVE);
+	assert_int_equal(res[2], ENGINE_ATTENTION);
+	assert_non_null(strstr(jobs[2].reason, "File exists"));
+	assert_int_equal(jobs[1].released_mail, 1);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(jobs[i].lock_fd, -1);
+		engine_job_free(&jobs[i]);
+	}
+	snprintf(sa, sizeof(sa), "%s/m1", env->s);
+	snprintf(ta, sizeof(ta), "%s/m1", env->t);
+	assert_true(trees_equal(sa, ta));
+	assert_int_equal(tu_sh("grep -l 'Subject: batch' '%s'/m2/new/* >/dev/null", env->t), 0);
+	/* m3's work copy is kept for the operator */
+	assert_int_equal(tu_sh("test -d '%s/.mailrestore/work/m3/cur'", env->t), 0);
+	env_free(env);
+}
+
 static void failed_fsync_is_not_done(void **state)
 {
 	struct env *env = env_new();
@@ -471,6 +519,7 @@ int main(void)
 		cmocka_unit_test_teardown(held_mail_is_released_at_activation, clear_faults),
 		cmocka_unit_test_teardown(damaged_held_message_does_not_block_activation, clear_faults),
 		cmocka_unit_test_teardown(one_run_per_user_at_a_time, clear_faults),
+		cmocka_unit_test_teardown(batch_activation, clear_faults),
 		cmocka_unit_test_teardown(failed_fsync_is_not_done, clear_faults),
 		cmocka_unit_test_teardown(cancelled_run_resumes, clear_faults),
 		cmocka_unit_test_teardown(existing_target_user_is_left_alone, clear_faults),
