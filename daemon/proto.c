@@ -276,7 +276,15 @@ static void hold_for(struct req *r, queue_ticket ticket)
 	daemon_async_commit(r->d, r->slot, r->c->gen, ticket);
 }
 
-static void verb_login(struct req *r)
+typedef int (*request_fn)(struct queue *q, const char *name, double now,
+			  struct queue_user_info *info_r, queue_ticket *ticket_r,
+			  struct mr_error *err);
+
+/* A priority request (LOGIN, BUMP): applies it, answers with the user, and
+ * holds the answer until the request is durable. A user the outage doesn't
+ * touch is answered as unknown when unknown_ok (LOGIN: may log in), else
+ * refused with 67. */
+static void priority_request(struct req *r, const char *verb, request_fn fn, int unknown_ok)
 {
 	struct queue_user_info info;
 	struct eta_ctx ctx;
@@ -287,10 +295,14 @@ static void verb_login(struct req *r)
 	if (need_user(r, 1) < 0)
 		return;
 	mr_error_clear(&err);
-	rc = queue_request(r->d->q, r->argv[1], mr_now(), &info, &ticket, &err);
+	rc = fn(r->d->q, r->argv[1], mr_now(), &info, &ticket, &err);
 	if (rc < 0) {
-		mr_log("login %s: %s", r->argv[1], err.msg);
+		mr_log("%s %s: %s", verb, r->argv[1], err.msg);
 		daemon_proto_error(&r->c->out, mr_exit_code_for_errno(err.errnum), err.msg);
+		return;
+	}
+	if (rc == 1 && !unknown_ok) {
+		daemon_proto_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
 		return;
 	}
 	if (rc == 1) {
@@ -310,6 +322,11 @@ static void verb_login(struct req *r)
 			daemon_workers_tick(r->d);
 		}
 	}
+}
+
+static void verb_login(struct req *r)
+{
+	priority_request(r, "login", queue_request, 1);
 }
 
 static void verb_show(struct req *r)
@@ -465,31 +482,7 @@ out:
 
 static void verb_bump(struct req *r)
 {
-	struct queue_user_info info;
-	struct eta_ctx ctx;
-	struct mr_error err;
-	queue_ticket ticket = 0;
-	int rc;
-
-	if (need_user(r, 1) < 0)
-		return;
-	mr_error_clear(&err);
-	rc = queue_bump(r->d->q, r->argv[1], mr_now(), &info, &ticket, &err);
-	if (rc < 0) {
-		daemon_proto_error(&r->c->out, mr_exit_code_for_errno(err.errnum), err.msg);
-		return;
-	}
-	if (rc == 1) {
-		daemon_proto_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
-		return;
-	}
-	daemon_metrics_ctx(r->d, &ctx);
-	r->c->out.len = 0;
-	daemon_proto_user(r->d, &r->c->out, &ctx, &info, 0, 1);
-	reply_end(&r->c->out);
-	hold_for(r, ticket);
-	daemon_workers_kick(r->d);
-	daemon_workers_tick(r->d);
+	priority_request(r, "bump", queue_bump, 0);
 }
 
 /* RETRY and ACTIVATE: checked here, done on a task thread. */
