@@ -499,6 +499,19 @@ void queue_free_memory(struct queue *q)
 	free(q->spare.p);
 }
 
+/* Commits everything up to ticket as one more waiter (the count is what
+ * tells the committer's group-commit delay that others are waiting). Call
+ * with q->mu held. 0 or -1 with err. */
+static int commit_waiting(struct queue *q, uint64_t ticket, struct mr_error *err)
+{
+	int rc;
+
+	q->waiters++;
+	rc = journal_commit_locked(q, ticket, err);
+	q->waiters--;
+	return rc;
+}
+
 int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
 	       struct mr_error *err)
 {
@@ -688,9 +701,7 @@ int queue_commit_wait(struct queue *q, queue_ticket ticket, struct mr_error *err
 	int rc;
 
 	pthread_mutex_lock(&q->mu);
-	q->waiters++;
-	rc = journal_commit_locked(q, ticket, err);
-	q->waiters--;
+	rc = commit_waiting(q, ticket, err);
 	pthread_mutex_unlock(&q->mu);
 	return rc;
 }
@@ -727,9 +738,7 @@ int queue_next(struct queue *q, int lanes_only, double now, char *name_r, int *w
 	if (was_priority != NULL)
 		*was_priority = u->run_lane == LANE_PRIO;
 	ticket = q->append_lsn;
-	q->waiters++;
-	rc = journal_commit_locked(q, ticket, err) < 0 ? -1 : 1;
-	q->waiters--;
+	rc = commit_waiting(q, ticket, err) < 0 ? -1 : 1;
 out:
 	pthread_mutex_unlock(&q->mu);
 	return rc;
@@ -758,9 +767,7 @@ int queue_set_state(struct queue *q, const char *name, enum queue_state state,
 		goto out;
 	rc = 0;
 	if (state == QUEUE_ACTIVE || state == QUEUE_ATTENTION) {
-		q->waiters++;
-		rc = journal_commit_locked(q, q->append_lsn, err);
-		q->waiters--;
+		rc = commit_waiting(q, q->append_lsn, err);
 	}
 out:
 	pthread_mutex_unlock(&q->mu);
@@ -805,9 +812,7 @@ int queue_retry(struct queue *q, const char *name, double now, struct mr_error *
 	if (apply_request(q, u->id, LANE_PRIO, q->prio.back, now, err) < 0 ||
 	    journal_request(q, REC_RETRY, REQ_RETRY, u, now, err) < 0)
 		goto out;
-	q->waiters++;
-	rc = journal_commit_locked(q, q->append_lsn, err);
-	q->waiters--;
+	rc = commit_waiting(q, q->append_lsn, err);
 out:
 	pthread_mutex_unlock(&q->mu);
 	return rc;
