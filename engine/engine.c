@@ -471,7 +471,6 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 		goto out;
 	restore_settings_init(&rs);
 	rs.preserve_owner = e->preserve_owner;
-	rs.start_writeback = 1;   /* the activation's syncfs follows */
 	rs.tmp_dirfd = tmp_fd;
 	rs.cancel = &job->cancel;
 	rs.progress = restore_progress;

@@ -5,8 +5,9 @@
  * libarchive only reads here; writing is ours (archive_write_disk resolves
  * paths against the cwd and is permissive by default). Every path is
  * checked with mr_relpath_safe(), parents are opened with the O_NOFOLLOW
- * walk of mr_mkdirs_beneath(), files are written under a temporary name and
- * renamed into place once complete with mode and times, and directory modes
+ * walk of mr_mkdirs_beneath(), files get their mode and times once complete
+ * (written in place in a fresh work copy, else under a temporary name and
+ * renamed into place; see do_file()), and directory modes
  * and times are applied at the end, deepest first. Hostile entries are
  * refused one by one and extraction goes on.
  */
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,7 +322,8 @@ static int same_file(const struct stat *sb, struct archive_entry *e)
 {
 	long nsec;
 
-	if (!S_ISREG(sb->st_mode) || !archive_entry_size_is_set(e) ||
+	/* No permission bits: a file do_file() was writing when it stopped. */
+	if (!S_ISREG(sb->st_mode) || (sb->st_mode & 0777) == 0 || !archive_entry_size_is_set(e) ||
 	    sb->st_size != archive_entry_size(e) || !archive_entry_mtime_is_set(e))
 		return 0;
 	if (sb->st_mtim.tv_sec != archive_entry_mtime(e))
@@ -459,9 +462,9 @@ static int place(struct xctx *x, int tmpdir, const char *tmp, int pfd, const cha
 static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const char *name,
 			 const char *path)
 {
-	char tmp[64];
+	char tmp[NAME_MAX + 1];
 	int tmpdir = x->tmp_fd >= 0 ? x->tmp_fd : pfd;
-	int fd = -1, have_tmp = 0;
+	int fd = -1, have_tmp = 0, direct = 0;
 	enum step s = STEP_FATAL;
 	uint64_t declared = archive_entry_size_is_set(e) && archive_entry_size(e) > 0
 				    ? (uint64_t)archive_entry_size(e) : 0;
@@ -487,10 +490,28 @@ static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const
 	if (s != STEP_OK)
 		return s;
 	s = STEP_FATAL;
-	for (;;) {
+	/* In a work copy that started empty the file is written under its
+	 * final name, with no permission bits until it is complete: an
+	 * interrupted file is then never taken for done (same_file() wants
+	 * some bit set), and the temporary name and the rename are saved.
+	 * Otherwise, or when the name is taken (the archive holds the path
+	 * twice), or for an entry without permission bits, a temporary file
+	 * is renamed over the old one once complete. */
+	if (x->fresh && (archive_entry_perm(e) & 0777) != 0) {
+		fd = mr_io->openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0);
+		if (fd >= 0) {
+			tmpdir = pfd;
+			snprintf(tmp, sizeof(tmp), "%s", name);
+			direct = 1;
+		} else if (errno != EEXIST) {
+			mr_error_set(x->err, errno, "openat(%s) failed", path);
+			goto out;
+		}
+	}
+	while (fd < 0) {
 		tmp_name(tmp, sizeof(tmp));
 		fd = mr_io->openat(tmpdir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-		if (fd >= 0 || errno != EEXIST)
+		if (fd < 0 && errno != EEXIST)
 			break;
 	}
 	if (fd < 0) {
@@ -504,18 +525,13 @@ static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const
 	s = STEP_FATAL;
 	if (file_meta(x, fd, e, path) < 0)
 		goto out;
-	/* Start writing the data back now, without waiting for it: the disk
-	 * works while the next entries are decompressed, and the syncfs that
-	 * makes the user durable at activation finds little left to do. */
-	if (x->set->start_writeback)
-		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (mr_io->close(fd) < 0) {
 		fd = -1;
 		mr_error_set(x->err, errno, "close(%s) failed", path);
 		goto out;
 	}
 	fd = -1;
-	if (place(x, tmpdir, tmp, pfd, name, path) < 0)
+	if (!direct && place(x, tmpdir, tmp, pfd, name, path) < 0)
 		goto out;
 	have_tmp = 0;
 	x->st->files++;

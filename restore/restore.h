@@ -72,11 +72,6 @@ struct restore_settings {
 	/* Scratch folder on the same file system as work_fd for files being
 	 * written; -1 writes temporary files beside their final place. */
 	int tmp_dirfd;
-	/* Start writing each file back to disk as soon as it is complete
-	 * (sync_file_range, not waiting): for a caller that makes the whole
-	 * copy durable afterwards, the disk then works while the next entries
-	 * are decompressed. Off by default (plain extraction, like bsdtar). */
-	int start_writeback;
 	/* Polled between entries and data blocks; nonzero stops the extraction
 	 * with -1 and errnum ECANCELED (what was extracted stays, and a later
 	 * call resumes). May be NULL. */
