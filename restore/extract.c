@@ -12,6 +12,7 @@
  * refused one by one and extraction goes on.
  */
 #include "restore/restore.h"
+#include "restore/restore_private.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -949,6 +950,7 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 	struct xctx x;
 	struct stat asb, wsb;
 	struct archive_entry *e;
+	struct lz4src *lz4 = NULL;
 	uint64_t ratio;
 	int rc = -1, r, nentries = 0, retries = 0;
 
@@ -1004,7 +1006,10 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 		mr_error_set(err, errno, "lseek(archive) failed");
 		goto out;
 	}
-	if (archive_read_open_fd(x.a, archive_fd, READ_BLOCK) != ARCHIVE_OK) {
+	/* LZ4 frames are decoded by liblz4 (see lz4src.c); the rest by
+	 * libarchive's own filters. */
+	if ((lz4src_probe(archive_fd) ? lz4src_open(x.a, archive_fd, &lz4)
+				      : archive_read_open_fd(x.a, archive_fd, READ_BLOCK)) != ARCHIVE_OK) {
 		archive_problem(&x, "", "not a readable archive");
 		rc = 1;
 		goto out;
@@ -1051,7 +1056,9 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 			break;
 		if (settings->progress != NULL)
 			settings->progress(settings->progress_arg,
-					   (uint64_t)archive_filter_bytes(x.a, -1), x.archive_size);
+					   lz4 != NULL ? lz4src_consumed(lz4)
+						       : (uint64_t)archive_filter_bytes(x.a, -1),
+					   x.archive_size);
 	}
 	if (!x.archive_failed && nentries == 0 &&
 	    (x.archive_size == 0 || archive_format(x.a) == ARCHIVE_FORMAT_EMPTY)) {

@@ -5,6 +5,8 @@
  */
 #include "tests/restore/archgen.h"
 
+#include <lz4frame.h>
+
 /* Forty files of 20 KiB of noise each, so a cut lands inside data. */
 static void write_user(const char *path, int filter)
 {
@@ -82,6 +84,134 @@ static void test_truncated_keeps_partial(void **state)
 		free(arc);
 		tu_rmtree(root);
 	}
+}
+
+/* Appends one LZ4 frame of data to f, with a content checksum or with
+ * block checksums only. */
+static void put_frame_with(FILE *f, const void *data, size_t len, int content_checksum)
+{
+	LZ4F_preferences_t pr;
+	size_t cap, n;
+	void *buf;
+
+	memset(&pr, 0, sizeof(pr));
+	if (content_checksum)
+		pr.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+	else
+		pr.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+	cap = LZ4F_compressFrameBound(len, &pr);
+	buf = malloc(cap);
+	assert_non_null(buf);
+	n = LZ4F_compressFrame(buf, cap, data, len, &pr);
+	assert_false(LZ4F_isError(n));
+	assert_int_equal(fwrite(buf, 1, n, f), n);
+	free(buf);
+}
+
+static void put_frame(FILE *f, const void *data, size_t len)
+{
+	put_frame_with(f, data, len, 1);
+}
+
+/* Flips one bit in the byte at off of root/name. */
+static void flip_byte(const char *root, const char *name, size_t off)
+{
+	size_t len = 0;
+	char *data = tu_read_file(root, name, &len);
+
+	assert_non_null(data);
+	assert_true(off < len);
+	data[off] ^= 0x20;
+	tu_write_file(root, name, data, len);
+	free(data);
+}
+
+/* LZ4 frames as other tools write them, read by liblz4 (lz4src.c): frames
+ * in a row with a skippable frame between and bytes after the last; a
+ * frame whose data is damaged; a frame cut short. */
+static void test_lz4_frames(void **state)
+{
+	char *root = tu_tmpdir(), *plain = tu_path(root, "u.tar"), *work = tu_path(root, "work");
+	char *multi = tu_path(root, "multi.tar.lz4"), *bad = tu_path(root, "bad.tar.lz4");
+	char *cut = tu_path(root, "cut.tar.lz4"), *ref = tu_path(root, "ref");
+	static const unsigned char skippable[] = { 0x53, 0x2A, 0x4D, 0x18, 5, 0, 0, 0,
+						   'h', 'e', 'l', 'l', 'o' };
+	struct mr_problems pb = { NULL, 0, 0, 0 };
+	struct restore_stats st;
+	struct mr_error err;
+	size_t len = 0;
+	char *tar;
+	FILE *f;
+
+	(void)state;
+	write_user(plain, ARCHIVE_FILTER_NONE);
+	tar = tu_read_file(root, "u.tar", &len);
+	assert_non_null(tar);
+	assert_int_equal(ag_extract(plain, ref, NULL, &st, &pb, &err), 0);
+
+	f = fopen(multi, "wb");
+	assert_non_null(f);
+	put_frame(f, tar, len / 3);
+	assert_int_equal(fwrite(skippable, 1, sizeof(skippable), f), sizeof(skippable));
+	put_frame(f, tar + len / 3, len - len / 3);
+	assert_int_equal(fwrite("trailing bytes", 1, 14, f), 14);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(ag_extract(multi, work, NULL, &st, &pb, &err), 0);
+	assert_int_equal(pb.n, 0);
+	assert_int_equal(st.files, 40);
+	/* The same files with the same content, modes and times (the
+	 * archive has no folder entries, so folder times differ). */
+	assert_int_equal(tu_sh("diff -r '%s' '%s'", ref, work), 0);
+	assert_int_equal(tu_sh("cd '%s' && find . -type f -printf '%%p %%s %%m %%T@\\n' | sort >../a && "
+			       "cd '%s' && find . -type f -printf '%%p %%s %%m %%T@\\n' | sort >../b && "
+			       "cmp ../a ../b", ref, work), 0);
+	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
+
+	/* Noise does not compress: the blocks are stored as they are, so a
+	 * flipped byte is found by the content checksum alone. */
+	f = fopen(bad, "wb");
+	assert_non_null(f);
+	put_frame(f, tar, len);
+	assert_int_equal(fclose(f), 0);
+	flip_byte(root, "bad.tar.lz4", (size_t)file_size(bad) / 2);
+	assert_int_equal(ag_extract(bad, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "lz4: content checksum mismatch"));
+	mr_problems_reset(&pb);
+	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
+
+	/* A frame with block checksums only, after one with a content
+	 * checksum: liblz4 checks it, and finds the damage. */
+	f = fopen(bad, "wb");
+	assert_non_null(f);
+	put_frame(f, tar, len / 3);
+	put_frame_with(f, tar + len / 3, len - len / 3, 0);
+	assert_int_equal(fclose(f), 0);
+	flip_byte(root, "bad.tar.lz4", (size_t)file_size(bad) * 3 / 4);
+	assert_int_equal(ag_extract(bad, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "lz4: "));
+	assert_false(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "content checksum"));
+	mr_problems_reset(&pb);
+	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
+
+	f = fopen(cut, "wb");
+	assert_non_null(f);
+	put_frame(f, tar, len);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(truncate(cut, file_size(cut) / 2), 0);
+	assert_int_equal(ag_extract(cut, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "ends inside a frame"));
+	assert_true(st.files >= 5);
+	assert_false(ag_exists(work, "cur/msg39"));
+	mr_problems_reset(&pb);
+
+	free(tar);
+	free(ref);
+	free(cut);
+	free(bad);
+	free(multi);
+	free(work);
+	free(plain);
+	tu_rmtree(root);
 }
 
 static void test_corrupt_middle(void **state)
@@ -210,6 +340,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_truncated_keeps_partial),
 		cmocka_unit_test(test_corrupt_middle),
+		cmocka_unit_test(test_lz4_frames),
 		cmocka_unit_test(test_corrupt_tar_header),
 		cmocka_unit_test(test_empty_and_garbage),
 		cmocka_unit_test(test_every_cut),

@@ -1,0 +1,23 @@
+/*
+ * restore_private.h: what the files of restore/ share and nothing else
+ * sees.
+ */
+#ifndef MR_RESTORE_PRIVATE_H
+#define MR_RESTORE_PRIVATE_H
+
+#include <archive.h>
+#include <stdint.h>
+
+struct lz4src;
+
+/* 1 when fd's content starts with an LZ4 frame (read at offset 0). */
+int lz4src_probe(int fd);
+/* Opens a for reading the frames of fd (at its current offset) through
+ * liblz4: libarchive sees the decoded data. On success *out is the source
+ * for lz4src_consumed(), owned and freed by a. Returns what
+ * archive_read_open() returns. */
+int lz4src_open(struct archive *a, int fd, struct lz4src **out);
+/* Compressed bytes read from fd so far. */
+uint64_t lz4src_consumed(const struct lz4src *s);
+
+#endif
