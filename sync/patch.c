@@ -94,7 +94,7 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 	struct stat before, after, dst;
 	off_t off, common, tail_from = -1;
 	uint64_t written = 0;
-	size_t bs = ctx->block_size, i, at;
+	size_t bs = ctx->block_size, chunk, i, at;
 	int sfd, dfd = -1, ddir, rc = -1, r, truncated = 0;
 
 	sfd = sync_open_src_file(ctx, parent, name, op->rel, &before);
@@ -126,9 +126,11 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 	common = before.st_size < dst.st_size ? before.st_size : dst.st_size;
 
 	/* Read all of the source's overlapping part first: nothing is written
-	 * until the damaged disk gave every block. */
-	for (off = 0; off < common; off += (off_t)bs) {
-		size_t len = (size_t)(common - off) < bs ? (size_t)(common - off) : bs;
+	 * until the damaged disk gave every block. Both sides are read a
+	 * buffer at a time and compared a block at a time. */
+	chunk = ctx->buf_size / bs * bs;
+	for (off = 0; off < common; off += (off_t)chunk) {
+		size_t len = (size_t)(common - off) < chunk ? (size_t)(common - off) : chunk, b;
 		ssize_t n = mr_pread_full(sfd, ctx->buf_a, len, off), m;
 
 		if (n < 0) {
@@ -146,16 +148,20 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 				     op->rel);
 			goto out;
 		}
-		if (XXH3_64bits(ctx->buf_a, len) == XXH3_64bits(ctx->buf_b, len))
-			continue;
-		r = pending_add(&pend, off, ctx->buf_a, len);
-		if (r < 0) {
-			mr_error_set(ctx->err, ENOMEM, "patch of %s", op->rel);
-			goto out;
-		}
-		if (r > 0) {
-			rc = 1;
-			goto out;
+		for (b = 0; b < len; b += bs) {
+			size_t blen = len - b < bs ? len - b : bs;
+
+			if (XXH3_64bits(ctx->buf_a + b, blen) == XXH3_64bits(ctx->buf_b + b, blen))
+				continue;
+			r = pending_add(&pend, off + (off_t)b, ctx->buf_a + b, blen);
+			if (r < 0) {
+				mr_error_set(ctx->err, ENOMEM, "patch of %s", op->rel);
+				goto out;
+			}
+			if (r > 0) {
+				rc = 1;
+				goto out;
+			}
 		}
 	}
 

@@ -143,10 +143,10 @@ static void source_read_eio_in_patch_tail(void **state)
 	data[100] ^= 1;  /* one in-place block changes too */
 	tu_write_file(f.src, "mbox", data, len + add);
 	before = sfx_lstat(f.dst, "mbox");
-	/* Source and destination reads alternate over the 512 common 4 KiB
-	 * blocks (1024 reads); then the tail: one 256 KiB chunk, and the next
-	 * fails. */
-	add_fault(MR_IO_READ, "mbox", EIO, 1025, 0, 0);
+	/* Source and destination reads alternate over the common 2 MiB in
+	 * 256 KiB chunks (16 reads); then the tail: one 256 KiB chunk, and
+	 * the next fails. */
+	add_fault(MR_IO_READ, "mbox", EIO, 17, 0, 0);
 	assert_int_equal(sfx_sync(&f), 1);
 	mr_io_fault_clear();
 	assert_int_equal(f.stats.unreadable, 1);
