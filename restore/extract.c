@@ -1060,6 +1060,10 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 						       : (uint64_t)archive_filter_bytes(x.a, -1),
 					   x.archive_size);
 	}
+	/* The tar reader stops at its end-of-archive blocks: the frame's
+	 * content checksum after them is still to be checked. */
+	if (!x.archive_failed && lz4 != NULL && lz4src_drain(x.a, lz4) < 0)
+		archive_problem(&x, "", "the archive is damaged");
 	if (!x.archive_failed && nentries == 0 &&
 	    (x.archive_size == 0 || archive_format(x.a) == ARCHIVE_FORMAT_EMPTY)) {
 		x.archive_failed = 1;

@@ -17,6 +17,10 @@ int lz4src_probe(int fd);
  * for lz4src_consumed(), owned and freed by a. Returns what
  * archive_read_open() returns. */
 int lz4src_open(struct archive *a, int fd, struct lz4src **out);
+/* Reads what is left of the frames after the archive format ended
+ * (checking the content checksum that follows the last block). 0, or -1
+ * with the reason set on a. */
+int lz4src_drain(struct archive *a, struct lz4src *s);
 /* Compressed bytes read from fd so far. */
 uint64_t lz4src_consumed(const struct lz4src *s);
 

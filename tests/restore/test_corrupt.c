@@ -86,19 +86,25 @@ static void test_truncated_keeps_partial(void **state)
 	}
 }
 
-/* Appends one LZ4 frame of data to f, with a content checksum or with
- * block checksums only. */
-static void put_frame_with(FILE *f, const void *data, size_t len, int content_checksum)
+enum { F_CONTENT_SUM = 1, F_BLOCK_SUM = 2, F_LINKED = 4, F_SIZE = 8, F_SMALL_BLOCKS = 16 };
+
+/* Appends one LZ4 frame of data to f, made by liblz4 with the given F_
+ * flags. */
+static void put_frame_with(FILE *f, const void *data, size_t len, int flags)
 {
 	LZ4F_preferences_t pr;
 	size_t cap, n;
 	void *buf;
 
 	memset(&pr, 0, sizeof(pr));
-	if (content_checksum)
+	if (flags & F_CONTENT_SUM)
 		pr.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
-	else
+	if (flags & F_BLOCK_SUM)
 		pr.frameInfo.blockChecksumFlag = LZ4F_blockChecksumEnabled;
+	pr.frameInfo.blockMode = (flags & F_LINKED) ? LZ4F_blockLinked : LZ4F_blockIndependent;
+	if (flags & F_SIZE)
+		pr.frameInfo.contentSize = len;
+	pr.frameInfo.blockSizeID = (flags & F_SMALL_BLOCKS) ? LZ4F_max64KB : LZ4F_max4MB;
 	cap = LZ4F_compressFrameBound(len, &pr);
 	buf = malloc(cap);
 	assert_non_null(buf);
@@ -110,7 +116,7 @@ static void put_frame_with(FILE *f, const void *data, size_t len, int content_ch
 
 static void put_frame(FILE *f, const void *data, size_t len)
 {
-	put_frame_with(f, data, len, 1);
+	put_frame_with(f, data, len, F_CONTENT_SUM);
 }
 
 /* Flips one bit in the byte at off of root/name. */
@@ -180,11 +186,11 @@ static void test_lz4_frames(void **state)
 	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
 
 	/* A frame with block checksums only, after one with a content
-	 * checksum: liblz4 checks it, and finds the damage. */
+	 * checksum: its blocks are checked, and the damage found. */
 	f = fopen(bad, "wb");
 	assert_non_null(f);
 	put_frame(f, tar, len / 3);
-	put_frame_with(f, tar + len / 3, len - len / 3, 0);
+	put_frame_with(f, tar + len / 3, len - len / 3, F_BLOCK_SUM);
 	assert_int_equal(fclose(f), 0);
 	flip_byte(root, "bad.tar.lz4", (size_t)file_size(bad) * 3 / 4);
 	assert_int_equal(ag_extract(bad, work, NULL, &st, &pb, &err), 1);
@@ -195,7 +201,7 @@ static void test_lz4_frames(void **state)
 
 	f = fopen(cut, "wb");
 	assert_non_null(f);
-	put_frame(f, tar, len);
+	put_frame_with(f, tar, len, F_CONTENT_SUM | F_SMALL_BLOCKS);
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(truncate(cut, file_size(cut) / 2), 0);
 	assert_int_equal(ag_extract(cut, work, NULL, &st, &pb, &err), 1);
@@ -209,6 +215,78 @@ static void test_lz4_frames(void **state)
 	free(cut);
 	free(bad);
 	free(multi);
+	free(work);
+	free(plain);
+	tu_rmtree(root);
+}
+
+/* Compressible data in frames whose blocks refer to earlier ones (64 KiB
+ * blocks, so references cross blocks), with a content size; and a damaged
+ * frame descriptor. */
+static void test_lz4_linked(void **state)
+{
+	char *root = tu_tmpdir(), *plain = tu_path(root, "u.tar"), *work = tu_path(root, "work");
+	char *arc = tu_path(root, "linked.tar.lz4"), *ref = tu_path(root, "ref");
+	static const int variants[] = { F_LINKED | F_SMALL_BLOCKS | F_SIZE | F_CONTENT_SUM,
+					F_LINKED | F_SMALL_BLOCKS | F_BLOCK_SUM,
+					F_LINKED | F_CONTENT_SUM | F_BLOCK_SUM | F_SIZE,
+					F_SMALL_BLOCKS };
+	struct mr_problems pb = { NULL, 0, 0, 0 };
+	struct restore_stats st;
+	struct mr_error err;
+	struct archive *a;
+	static char body[48 * 1024];
+	size_t len = 0, i, v;
+	char *tar;
+	FILE *f;
+
+	(void)state;
+	a = ag_open(plain, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
+	for (i = 0; i < 30; i++) {
+		char name[64];
+		size_t o = 0;
+
+		/* Text that repeats within and across messages. */
+		while (o + 64 < sizeof(body))
+			o += (size_t)snprintf(body + o, sizeof(body) - o,
+					      "Line %zu of message %zu: the meeting moved to %zu.\n",
+					      o % 97, i % 7, (o + i) % 13);
+		snprintf(name, sizeof(name), "cur/%zu.M%zu.host:2,S", 1500000000 + i, i);
+		ag_file(a, name, body, o, 0600, 1500000000 + (time_t)i, 0);
+	}
+	ag_close(a);
+	tar = tu_read_file(root, "u.tar", &len);
+	assert_non_null(tar);
+	assert_int_equal(ag_extract(plain, ref, NULL, &st, &pb, &err), 0);
+
+	for (v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+		f = fopen(arc, "wb");
+		assert_non_null(f);
+		put_frame_with(f, tar, len, variants[v]);
+		assert_int_equal(fclose(f), 0);
+		/* It compresses: the blocks are decoded, not stored. */
+		assert_true(file_size(arc) < (off_t)len / 4);
+		assert_int_equal(ag_extract(arc, work, NULL, &st, &pb, &err), 0);
+		assert_int_equal(pb.n, 0);
+		assert_int_equal(st.files, 30);
+		assert_int_equal(tu_sh("diff -r '%s' '%s'", ref, work), 0);
+		assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
+	}
+
+	/* The descriptor's checksum byte (magic, FLG, BD, content size, HC). */
+	f = fopen(arc, "wb");
+	assert_non_null(f);
+	put_frame_with(f, tar, len, F_SIZE | F_CONTENT_SUM);
+	assert_int_equal(fclose(f), 0);
+	flip_byte(root, "linked.tar.lz4", 14);
+	assert_int_equal(ag_extract(arc, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "descriptor checksum"));
+	assert_int_equal(st.files, 0);
+	mr_problems_reset(&pb);
+
+	free(tar);
+	free(ref);
+	free(arc);
 	free(work);
 	free(plain);
 	tu_rmtree(root);
@@ -341,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_keeps_partial),
 		cmocka_unit_test(test_corrupt_middle),
 		cmocka_unit_test(test_lz4_frames),
+		cmocka_unit_test(test_lz4_linked),
 		cmocka_unit_test(test_corrupt_tar_header),
 		cmocka_unit_test(test_empty_and_garbage),
 		cmocka_unit_test(test_every_cut),
