@@ -701,6 +701,20 @@ static char *clean_path(char *p)
 	return p;
 }
 
+/* Does a component of the cleaned relative path p exceed NAME_MAX? No
+ * file system here could hold it. */
+static int name_too_long(const char *p)
+{
+	size_t len;
+
+	for (; *p != '\0'; p += len + (p[len] == '/')) {
+		len = strcspn(p, "/");
+		if (len > NAME_MAX)
+			return 1;
+	}
+	return 0;
+}
+
 static enum step do_hardlink(struct xctx *x, struct archive_entry *e, int pfd, const char *name,
 			     const char *path)
 {
@@ -724,6 +738,11 @@ static enum step do_hardlink(struct xctx *x, struct archive_entry *e, int pfd, c
 		goto out;
 	}
 	target = clean_path(copy);
+	if (name_too_long(target)) {
+		refuse(x, path, "hard link refused: %s", "a name in its target is longer than 255 bytes");
+		s = STEP_OK;
+		goto out;
+	}
 	if (target[0] == '\0') {
 		refuse(x, path, "hard link refused: %s", "its target is the root folder");
 		s = STEP_OK;
@@ -874,6 +893,10 @@ static enum step do_entry(struct xctx *x, struct archive_entry *e)
 		return STEP_FATAL;
 	}
 	path = clean_path(copy);
+	if (name_too_long(path)) {
+		refuse(x, path, "entry refused: %s", "a name in its path is longer than 255 bytes");
+		goto skip;
+	}
 	if (path[0] == '\0') {
 		/* The root folder itself: only its mode and times. */
 		if (type != AE_IFDIR || archive_entry_hardlink(e) != NULL) {

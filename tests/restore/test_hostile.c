@@ -279,6 +279,41 @@ static void test_hardlink_to_symlink_refused(void **state)
 	world_free(&w);
 }
 
+/* Regression (found by fuzz_extract): a name longer than any file system
+ * allows, in a folder of the path, the file name or a hard link's target,
+ * refuses that entry and extraction goes on (it was a fatal error). */
+static void test_name_too_long_refused(void **state)
+{
+	struct mr_problems pb = { NULL, 0, 0, 0 };
+	struct restore_stats st;
+	struct mr_error err;
+	struct world w;
+	struct archive *a;
+	char longname[300], path[700];
+
+	(void)state;
+	memset(longname, 'N', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	world_setup(&w);
+	a = ag_open(w.arc, ARCHIVE_FORMAT_TAR_PAX_INTERCHANGE, ARCHIVE_FILTER_NONE);
+	snprintf(path, sizeof(path), "cur/%s/msg", longname);
+	ag_file(a, path, "deep", 4, 0644, 1500000000, 0);
+	snprintf(path, sizeof(path), "cur/%s", longname);
+	ag_file(a, path, "long", 4, 0644, 1500000000, 0);
+	ag_hardlink(a, "cur/link", path);
+	ag_file(a, "cur/ok", "fine", 4, 0644, 1500000000, 0);
+	ag_close(a);
+	world_freeze(&w);
+	assert_int_equal(ag_extract(w.arc, w.work, NULL, &st, &pb, &err), 0);
+	world_check(&w);
+	ag_assert_content(w.work, "cur/ok", "fine", 4);
+	assert_false(ag_exists(w.work, "cur/link"));
+	assert_int_equal(mr_problems_count(&pb, MR_PROBLEM_REFUSED), 3);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_REFUSED, "longer than 255 bytes"));
+	mr_problems_reset(&pb);
+	world_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_special_files_in_cpio),
 		cmocka_unit_test(test_dir_entry_replaces_link),
 		cmocka_unit_test(test_hardlink_to_symlink_refused),
+		cmocka_unit_test(test_name_too_long_refused),
 	};
 
 	mr_log_quiet = 1;
