@@ -485,7 +485,10 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 		}
 		goto out;
 	}
-	if (marker_write(e, job->user, marker, &err) < 0) {
+	/* Only a clean extraction is recorded: after a damaged one the next
+	 * run extracts again, finds the damage again, and its sync again
+	 * checks every file's content against the source. */
+	if (rc == 0 && marker_write(e, job->user, marker, &err) < 0) {
 		snprintf(job->reason, sizeof(job->reason), "after extracting %s: %s", rel, err.msg);
 		discard_work(e, job->user);
 		result = ENGINE_FAILED;
@@ -547,6 +550,11 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	ss.preserve_owner = e->preserve_owner;
 	ss.attic_dirfd = attic_fd;
 	ss.tmp_dirfd = tmp_fd;
+	/* A damaged backup may have written wrong bytes before the damage was
+	 * found (a content checksum is checked at the end): the work copy's
+	 * files are compared with the source by content, not trusted by size
+	 * and time. */
+	ss.compare_content = mr_problems_count(&job->problems, MR_PROBLEM_ARCHIVE) > 0;
 	ss.cancel = &job->cancel;
 	ss.progress = sync_progress;
 	ss.progress_arg = job;

@@ -16,6 +16,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -950,6 +951,56 @@ out:
 	return s;
 }
 
+/* Removes, below dfd, every regular file without permission bits: files
+ * do_file() was writing in place when a run stopped. A resumed run writes
+ * each such entry again anyway (same_file() refuses them), but one whose
+ * archive has changed since (a newer backup without the file) would leave
+ * a partial file behind for the sync and the activation. 0, or -1 with
+ * err: the work copy is ours, so any failure to list or remove is an
+ * error. */
+static int sweep_unfinished(int dfd, const char *rel, struct mr_error *err)
+{
+	struct mr_dirlist list;
+	struct stat sb;
+	size_t i;
+	int rc = 0;
+
+	if (mr_listdir(dfd, &list, err) < 0)
+		return -1;
+	for (i = 0; i < list.n && rc == 0; i++) {
+		const char *n = list.v[i].name;
+		unsigned char t = list.v[i].type;
+		int sub;
+
+		if (t != DT_REG && t != DT_DIR && t != DT_UNKNOWN)
+			continue;
+		if (mr_io->fstatat(dfd, n, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+			mr_error_set(err, errno, "fstatat(%s/%s) in the work copy failed", rel, n);
+			rc = -1;
+		} else if (S_ISREG(sb.st_mode) && (sb.st_mode & 07777) == 0) {
+			if (mr_io->unlinkat(dfd, n, 0) < 0) {
+				mr_error_set(err, errno, "removing the unfinished %s/%s failed", rel, n);
+				rc = -1;
+			}
+		} else if (S_ISDIR(sb.st_mode)) {
+			char *subrel = NULL;
+
+			sub = mr_io->openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+			if (sub < 0 || asprintf(&subrel, "%s/%s", rel, n) < 0) {
+				mr_error_set(err, sub < 0 ? errno : ENOMEM,
+					     "opening %s/%s in the work copy failed", rel, n);
+				rc = -1;
+			} else {
+				rc = sweep_unfinished(sub, subrel, err);
+			}
+			free(subrel);
+			mr_close(sub);
+		}
+	}
+	mr_dirlist_free(&list);
+	return rc;
+}
+
 /* Is the work folder empty? Then no entry needs the resume check. */
 static int work_empty(int fd)
 {
@@ -1017,6 +1068,8 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 		goto out;
 	}
 	x.fresh = work_empty(work_dirfd);
+	if (!x.fresh && sweep_unfinished(work_dirfd, ".", err) < 0)
+		goto out;
 
 	x.a = archive_read_new();
 	if (x.a == NULL) {

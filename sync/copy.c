@@ -302,6 +302,13 @@ int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op)
 			rc = 0;
 			goto out;
 		}
+		if (r == 1 && sync_same_mtime(&op->st, &op->dst) &&
+		    !sync_meta_differs(&op->st, &op->dst, ctx->set->preserve_owner)) {
+			/* Only checked (compare_content): nothing to fix. */
+			sync_progress(ctx, 0);
+			rc = 0;
+			goto out;
+		}
 		if (r == 1) {
 			ddir = sync_dir_fd(ctx, 0, parent);
 			if (ddir < 0) {

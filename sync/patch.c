@@ -219,7 +219,8 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 		ctx->stats->patched_files++;
 		ctx->stats->patched_bytes += written;
 		ctx->stats->bytes_written += written;
-	} else {
+	} else if (!sync_same_mtime(&after, &dst) ||
+		   sync_meta_differs(&after, &dst, ctx->set->preserve_owner)) {
 		ctx->stats->meta_fixed++;
 	}
 	sync_progress(ctx, written);

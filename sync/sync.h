@@ -77,6 +77,11 @@ struct sync_settings {
 	/* Files at least this large with equal-size prefixes are patched block
 	 * by block instead of copied whole; 0 means 64 KiB. */
 	uint64_t patch_min_size;
+	/* The destination's contents are not to be trusted (the backup it was
+	 * restored from failed a check after files were written): files that
+	 * pass the quick check (same size and time) are compared by content
+	 * too, and damaged ones copied or patched from the source. */
+	int compare_content;
 	/* Polled between entries; nonzero stops with -1 and errnum ECANCELED.
 	 * May be NULL. */
 	const volatile int *cancel;

@@ -91,6 +91,28 @@ grep -q "erin: attention" "$dir/err" || fail "no attention reason on stderr"
 [ ! -e "$T/erin" ] || fail "lost user became active"
 [ -f "$T/.mailrestore/work/erin/dovecot.index.cache" ] || fail "backup not kept in the work copy"
 
+# A damaged lz4 backup whose damage shows only in the frame's content
+# checksum, after the tar's end: stored (incompressible) 64 KiB blocks, one
+# byte flipped inside a file's data. The source has the right bytes, so the
+# user becomes active, and with the source's content, not the backup's
+# (regression: the sync trusted size and time and kept the damaged copy).
+mkdir -p "$S/fay/cur"
+head -c 300000 /dev/urandom > "$S/fay/cur/1700000001.M1P9.mx,S=300000:2,S"
+"$MR" backup --source "$S" --out "$B" fay >/dev/null
+python3 - "$B/fay.tar.lz4" <<'PY'
+import sys
+p = sys.argv[1]
+d = bytearray(open(p, "rb").read())
+d[150000] ^= 0x20      # inside the second 64 KiB block's data
+open(p, "wb").write(bytes(d))
+PY
+"$MR" restore-user --backups "$B" --source "$S" --target "$T" fay > "$dir/out" 2> "$dir/err" \
+  || { cat "$dir/err"; fail "damaged backup, healthy source: exit $?"; }
+grep -q "^fay: active" "$dir/out" || fail "fay not active"
+cmp -s "$S/fay/cur/1700000001.M1P9.mx,S=300000:2,S" "$T/fay/cur/1700000001.M1P9.mx,S=300000:2,S" \
+  || fail "a damaged backup's bytes were activated"
+grep -qi "checksum" "$dir/err" "$dir/out" || fail "the damaged backup was not reported"
+
 # --json: one object per user with the counters
 "$MR" restore-user --backups "$B" --source "$S" --target "$T" --json alice > "$dir/json"
 python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).readline()); assert o["user"]=="alice" and o["state"]=="active", o' "$dir/json" \

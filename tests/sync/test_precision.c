@@ -102,6 +102,53 @@ static void mode_only_change(void **state)
 	sfx_teardown(&f);
 }
 
+/* compare_content: a destination damaged behind an intact size and time
+ * (a backup that failed its checksum after its files were written) is
+ * found and repaired; equal files are left alone. Without the setting the
+ * quick check trusts it. */
+static void compare_content_repairs(void **state)
+{
+	struct sfx f;
+	size_t len = 200 * 1024;
+	char *data = malloc(len), small[3000];
+	struct stat st;
+
+	(void)state;
+	sfx_setup(&f);
+	sfx_random(data, len, 7);
+	sfx_random(small, sizeof(small), 8);
+	tu_write_file(f.src, "cache", data, len);
+	tu_write_file(f.src, "cur/1.M1.h:2,S", small, sizeof(small));
+	tu_write_file(f.src, "cur/2.M2.h:2,S", "fine", 4);
+	sfx_set_mtime(f.src, "cache", 1600000000, 5);
+	sfx_set_mtime(f.src, "cur/1.M1.h:2,S", 1600000000, 6);
+	sfx_set_mtime(f.src, "cur/2.M2.h:2,S", 1600000000, 7);
+	sfx_backup(&f);
+	/* Damage inside the destination, times put back. */
+	data[100000] ^= 1;
+	small[10] ^= 1;
+	tu_write_file(f.dst, "cache", data, len);
+	tu_write_file(f.dst, "cur/1.M1.h:2,S", small, sizeof(small));
+	sfx_set_mtime(f.dst, "cache", 1600000000, 5);
+	sfx_set_mtime(f.dst, "cur/1.M1.h:2,S", 1600000000, 6);
+	data[100000] ^= 1;
+	small[10] ^= 1;
+
+	assert_int_equal(sfx_sync(&f), 0);
+	assert_int_equal(f.stats.bytes_written, 0);   /* trusted */
+	f.set.compare_content = 1;
+	assert_int_equal(sfx_sync(&f), 0);
+	assert_int_equal(f.stats.patched_files, 1);   /* one 4 KiB block */
+	assert_int_equal(f.stats.copied_files, 1);
+	assert_int_equal(f.stats.bytes_written, 4096 + sizeof(small));
+	assert_int_equal(f.stats.meta_fixed, 0);
+	assert_int_equal(sfx_verify(&f), 0);
+	st = sfx_lstat(f.dst, "cache");
+	assert_int_equal(st.st_mtim.tv_nsec, 5);
+	free(data);
+	sfx_teardown(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -110,6 +157,7 @@ int main(void)
 		cmocka_unit_test(large_file_time_only),
 		cmocka_unit_test(same_size_other_content_is_copied),
 		cmocka_unit_test(mode_only_change),
+		cmocka_unit_test(compare_content_repairs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
