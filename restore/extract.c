@@ -1025,6 +1025,7 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 	struct stat asb, wsb;
 	struct archive_entry *e;
 	struct lz4src *lz4 = NULL;
+	struct gzsrc *gz = NULL;
 	uint64_t ratio;
 	int rc = -1, r, nentries = 0, retries = 0;
 
@@ -1082,10 +1083,16 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 		mr_error_set(err, errno, "lseek(archive) failed");
 		goto out;
 	}
-	/* LZ4 frames are decoded by liblz4 (see lz4src.c); the rest by
+	/* LZ4 frames and gzip are read by our own readers, which check what
+	 * libarchive's do not or do slowly (lz4src.c, gzsrc.c); the rest by
 	 * libarchive's own filters. */
-	if ((lz4src_probe(archive_fd) ? lz4src_open(x.a, archive_fd, &lz4)
-				      : archive_read_open_fd(x.a, archive_fd, READ_BLOCK)) != ARCHIVE_OK) {
+	if (lz4src_probe(archive_fd))
+		r = lz4src_open(x.a, archive_fd, &lz4);
+	else if (gzsrc_probe(archive_fd))
+		r = gzsrc_open(x.a, archive_fd, &gz);
+	else
+		r = archive_read_open_fd(x.a, archive_fd, READ_BLOCK);
+	if (r != ARCHIVE_OK) {
 		archive_problem(&x, "", "not a readable archive");
 		rc = 1;
 		goto out;
@@ -1133,12 +1140,14 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 		if (settings->progress != NULL)
 			settings->progress(settings->progress_arg,
 					   lz4 != NULL ? lz4src_consumed(lz4)
-						       : (uint64_t)archive_filter_bytes(x.a, -1),
+					   : gz != NULL ? gzsrc_consumed(gz)
+					   : (uint64_t)archive_filter_bytes(x.a, -1),
 					   x.archive_size);
 	}
-	/* The tar reader stops at its end-of-archive blocks: the frame's
-	 * content checksum after them is still to be checked. */
-	if (!x.archive_failed && lz4 != NULL && lz4src_drain(x.a, lz4) < 0)
+	/* The tar reader stops at its end-of-archive blocks: the LZ4 content
+	 * checksum or the gzip CRC-32 after them is still to be checked. */
+	if (!x.archive_failed && ((lz4 != NULL && lz4src_drain(x.a, lz4) < 0) ||
+				  (gz != NULL && gzsrc_drain(x.a, gz) < 0)))
 		archive_problem(&x, "", "the archive is damaged");
 	if (!x.archive_failed && nentries == 0 &&
 	    (x.archive_size == 0 || archive_format(x.a) == ARCHIVE_FORMAT_EMPTY)) {

@@ -24,4 +24,14 @@ int lz4src_drain(struct archive *a, struct lz4src *s);
 /* Compressed bytes read from fd so far. */
 uint64_t lz4src_consumed(const struct lz4src *s);
 
+struct gzsrc;
+
+/* The same for gzip (members inflated by zlib, CRC-32 and length checked):
+ * 1 when fd starts with a gzip member, and the same open, drain and
+ * consumed calls. */
+int gzsrc_probe(int fd);
+int gzsrc_open(struct archive *a, int fd, struct gzsrc **out);
+int gzsrc_drain(struct archive *a, struct gzsrc *s);
+uint64_t gzsrc_consumed(const struct gzsrc *s);
+
 #endif
