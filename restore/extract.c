@@ -1015,6 +1015,18 @@ static int work_empty(int fd)
 	return empty;
 }
 
+/* Reads one of our archive sources to its end, after the archive format
+ * ended, through its read callback. 0, or -1 with the reason on a. */
+static int drain(struct archive *a, void *src, archive_read_callback *read)
+{
+	const void *buf;
+	la_ssize_t n;
+
+	while ((n = read(a, src, &buf)) > 0)
+		;
+	return n < 0 ? -1 : 0;
+}
+
 int restore_extract(int archive_fd, int work_dirfd, const struct restore_settings *settings,
 		    struct restore_stats *stats, struct mr_problems *problems,
 		    struct mr_error *err)
@@ -1146,8 +1158,8 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 	}
 	/* The tar reader stops at its end-of-archive blocks: the LZ4 content
 	 * checksum or the gzip CRC-32 after them is still to be checked. */
-	if (!x.archive_failed && ((lz4 != NULL && lz4src_drain(x.a, lz4) < 0) ||
-				  (gz != NULL && gzsrc_drain(x.a, gz) < 0)))
+	if (!x.archive_failed && ((lz4 != NULL && drain(x.a, lz4, lz4src_read) < 0) ||
+				  (gz != NULL && drain(x.a, gz, gzsrc_read) < 0)))
 		archive_problem(&x, "", "the archive is damaged");
 	if (!x.archive_failed && nentries == 0 &&
 	    (x.archive_size == 0 || archive_format(x.a) == ARCHIVE_FORMAT_EMPTY)) {

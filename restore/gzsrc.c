@@ -6,7 +6,7 @@
  * a .tgz with a damaged byte in a stored deflate block extracts without a
  * word (bsdtar too). zlib's inflate checks the trailer itself. As with LZ4
  * frames (lz4src.c), the tar reader stops at its end-of-archive blocks,
- * before the trailer: gzsrc_drain() reads the rest.
+ * before the trailer: extract.c reads the rest through gzsrc_read().
  *
  * Concatenated members are read in turn; after the last complete member,
  * bytes that do not start another member end the data. A member cut short
@@ -65,7 +65,7 @@ static int fill(struct gzsrc *s)
 	return 0;
 }
 
-static la_ssize_t gzsrc_read(struct archive *a, void *arg, const void **buf)
+la_ssize_t gzsrc_read(struct archive *a, void *arg, const void **buf)
 {
 	struct gzsrc *s = arg;
 
@@ -163,16 +163,6 @@ int gzsrc_open(struct archive *a, int fd, struct gzsrc **out)
 	s->z.avail_in = 0;
 	*out = s;
 	return archive_read_open(a, s, NULL, gzsrc_read, gzsrc_close);
-}
-
-int gzsrc_drain(struct archive *a, struct gzsrc *s)
-{
-	const void *buf;
-	la_ssize_t n;
-
-	while ((n = gzsrc_read(a, s, &buf)) > 0)
-		;
-	return n < 0 ? -1 : 0;
 }
 
 uint64_t gzsrc_consumed(const struct gzsrc *s)

@@ -17,8 +17,8 @@
  * block's 4-byte header, so nothing is copied between buffers.
  *
  * A reader of the archive format stops at the format's own end, which may
- * come before the frame's end mark and content checksum: lz4src_drain()
- * reads and checks the rest.
+ * come before the frame's end mark and content checksum: extract.c goes on
+ * calling lz4src_read() to the end, which checks the rest.
  *
  * Concatenated and skippable frames are read in turn. After the last
  * complete frame, bytes that do not start another frame end the data (the
@@ -241,7 +241,7 @@ static int end_frame(struct archive *a, struct lz4src *s)
 	return 0;
 }
 
-static la_ssize_t lz4src_read(struct archive *a, void *arg, const void **buf)
+la_ssize_t lz4src_read(struct archive *a, void *arg, const void **buf)
 {
 	struct lz4src *s = arg;
 	unsigned char h[4];
@@ -358,16 +358,6 @@ int lz4src_open(struct archive *a, int fd, struct lz4src **out)
 	/* libarchive calls lz4src_close on every path from here, the failed
 	 * open included. */
 	return archive_read_open(a, s, NULL, lz4src_read, lz4src_close);
-}
-
-int lz4src_drain(struct archive *a, struct lz4src *s)
-{
-	const void *buf;
-	la_ssize_t n;
-
-	while ((n = lz4src_read(a, s, &buf)) > 0)
-		;
-	return n < 0 ? -1 : 0;
 }
 
 uint64_t lz4src_consumed(const struct lz4src *s)

@@ -17,21 +17,21 @@ int lz4src_probe(int fd);
  * for lz4src_consumed(), owned and freed by a. Returns what
  * archive_read_open() returns. */
 int lz4src_open(struct archive *a, int fd, struct lz4src **out);
-/* Reads what is left of the frames after the archive format ended
- * (checking the content checksum that follows the last block). 0, or -1
- * with the reason set on a. */
-int lz4src_drain(struct archive *a, struct lz4src *s);
+/* Its read callback (an archive_read_callback). extract.c also calls it
+ * after the archive format ended, until it returns 0, so that the content
+ * checksum after the last block is checked. */
+la_ssize_t lz4src_read(struct archive *a, void *src, const void **buf);
 /* Compressed bytes read from fd so far. */
 uint64_t lz4src_consumed(const struct lz4src *s);
 
 struct gzsrc;
 
 /* The same for gzip (members inflated by zlib, CRC-32 and length checked):
- * 1 when fd starts with a gzip member, and the same open, drain and
+ * 1 when fd starts with a gzip member, and the same open, read and
  * consumed calls. */
 int gzsrc_probe(int fd);
 int gzsrc_open(struct archive *a, int fd, struct gzsrc **out);
-int gzsrc_drain(struct archive *a, struct gzsrc *s);
+la_ssize_t gzsrc_read(struct archive *a, void *src, const void **buf);
 uint64_t gzsrc_consumed(const struct gzsrc *s);
 
 #endif
