@@ -29,6 +29,8 @@ struct engine {
 	int work_fd, attic_fd, tmp_fd, progress_fd;
 	int discarded_fd; /* work copies whose durability failed */
 	int locks_fd;     /* one lock file per user being worked on */
+	int damaged_fd;   /* damaged/<user>: that work copy got bytes from a
+			   * backup found damaged (see mark_damaged) */
 	int state_fd;
 	int max_remove_pct;
 	int preserve_owner;
@@ -62,7 +64,7 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	}
 	e->backups_fd = e->source_fd = e->target_fd = e->mr_fd = -1;
 	e->work_fd = e->attic_fd = e->tmp_fd = e->progress_fd = e->state_fd = -1;
-	e->discarded_fd = e->locks_fd = -1;
+	e->discarded_fd = e->locks_fd = e->damaged_fd = -1;
 	e->max_remove_pct = config->max_remove_pct < 0 ? 50 : config->max_remove_pct;
 	e->preserve_owner = config->preserve_owner < 0 ? (geteuid() == 0) : config->preserve_owner;
 
@@ -89,7 +91,8 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	    (e->tmp_fd = open_or_make_dir(e->mr_fd, "tmp", err)) < 0 ||
 	    (e->progress_fd = open_or_make_dir(e->mr_fd, "progress", err)) < 0 ||
 	    (e->discarded_fd = open_or_make_dir(e->mr_fd, "discarded", err)) < 0 ||
-	    (e->locks_fd = open_or_make_dir(e->mr_fd, "locks", err)) < 0) {
+	    (e->locks_fd = open_or_make_dir(e->mr_fd, "locks", err)) < 0 ||
+	    (e->damaged_fd = open_or_make_dir(e->mr_fd, "damaged", err)) < 0) {
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
@@ -127,6 +130,7 @@ void engine_close(struct engine **engine)
 	mr_close(e->progress_fd);
 	mr_close(e->discarded_fd);
 	mr_close(e->locks_fd);
+	mr_close(e->damaged_fd);
 	mr_close(e->state_fd);
 	free(e);
 	*engine = NULL;
@@ -354,6 +358,41 @@ out:
 	return rc;
 }
 
+/* ---- work copies that a damaged backup wrote into ------------------- */
+
+/* A backup can be found damaged only after some of its files were written
+ * (an LZ4 or gzip checksum at the end): those files may hold wrong bytes
+ * behind the right size and time. damaged/<user> remembers that for the
+ * work copy's whole life, so that every later sync of it compares contents
+ * with the source, even when a later run extracts a clean archive over it
+ * (which skips files whose size and time already match). It is made
+ * durable: a work copy outlives reboots. */
+static int mark_damaged(struct engine *e, const char *user, struct mr_error *err)
+{
+	int fd = mr_io->openat(e->damaged_fd, user, O_WRONLY | O_CREAT | O_NOFOLLOW, 0600);
+
+	if (fd < 0 || mr_io->fsync(fd) < 0) {
+		mr_error_set(err, errno, "recording damaged/%s failed", user);
+		mr_close(fd);
+		return -1;
+	}
+	mr_close(fd);
+	return mr_fsync_dir_at(e->damaged_fd, ".", err);
+}
+
+static int is_damaged(struct engine *e, const char *user)
+{
+	struct stat st;
+
+	return mr_io->fstatat(e->damaged_fd, user, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
+/* The work copy is gone (activated or set aside) or new. */
+static void forget_damaged(struct engine *e, const char *user)
+{
+	mr_io->unlinkat(e->damaged_fd, user, 0);
+}
+
 /* A failed fsync/syncfs means what was written may never reach the disk,
  * and a later fsync on a new fd does not report the old failure. So the work
  * copy can't be trusted: it is moved aside (never deleted) to
@@ -368,6 +407,7 @@ static void discard_work(struct engine *e, const char *user)
 	mr_io->unlinkat(e->progress_fd, user, 0);
 	mr_io->fsync(e->progress_fd);
 	if (mr_io->renameat(e->work_fd, user, e->discarded_fd, name) == 0) {
+		forget_damaged(e, user);
 		mr_io->fsync(e->work_fd);
 		mr_io->fsync(e->discarded_fd);
 		mr_log("%s: durability failed; work copy set aside as discarded/%s", user, name);
@@ -426,6 +466,8 @@ static int open_work(struct engine *e, const char *user, int *work_r, int *tmp_r
 	*tmp_r = open_or_make_dir(e->tmp_fd, user, err);
 	if (*tmp_r < 0)
 		return -1;
+	if (mr_io->mkdirat(e->work_fd, user, 0700) == 0)
+		forget_damaged(e, user);   /* a new work copy: nothing to remember */
 	*work_r = open_or_make_dir(e->work_fd, user, err);
 	if (*work_r < 0) {
 		mr_close(*tmp_r);
@@ -469,6 +511,16 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	marker_text(rel, &st, marker, sizeof(marker));
 	if (marker_matches(e, job->user, marker))
 		goto out;
+	/* The work copy is about to change: a marker of another archive (or
+	 * boot) must no longer vouch for it, in case this extraction does not
+	 * end clean (a reviewer's find: a damaged newer backup written over a
+	 * clean older one, then removed, and the old marker matched again). */
+	if (mr_io->unlinkat(e->progress_fd, job->user, 0) < 0 && errno != ENOENT) {
+		snprintf(job->reason, sizeof(job->reason), "removing progress/%s failed: %s",
+			 job->user, strerror(errno));
+		result = ENGINE_FAILED;
+		goto out;
+	}
 	restore_settings_init(&rs);
 	rs.preserve_owner = e->preserve_owner;
 	rs.tmp_dirfd = tmp_fd;
@@ -476,6 +528,16 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	rs.progress = restore_progress;
 	rs.progress_arg = job;
 	rc = restore_extract(afd, work_fd, &rs, &job->restore, &job->problems, &err);
+	if (rc != 0 && mr_problems_count(&job->problems, MR_PROBLEM_ARCHIVE) > 0) {
+		struct mr_error merr = { 0 };
+
+		if (mark_damaged(e, job->user, &merr) < 0) {
+			snprintf(job->reason, sizeof(job->reason), "after extracting %s: %s", rel,
+				 merr.msg);
+			result = ENGINE_FAILED;
+			goto out;
+		}
+	}
 	if (rc < 0) {
 		if (err.errnum == ECANCELED) {
 			result = ENGINE_CANCELLED;
@@ -486,8 +548,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 		goto out;
 	}
 	/* Only a clean extraction is recorded: after a damaged one the next
-	 * run extracts again, finds the damage again, and its sync again
-	 * checks every file's content against the source. */
+	 * run extracts again and finds the damage again. */
 	if (rc == 0 && marker_write(e, job->user, marker, &err) < 0) {
 		snprintf(job->reason, sizeof(job->reason), "after extracting %s: %s", rel, err.msg);
 		discard_work(e, job->user);
@@ -554,7 +615,8 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	 * found (a content checksum is checked at the end): the work copy's
 	 * files are compared with the source by content, not trusted by size
 	 * and time. */
-	ss.compare_content = mr_problems_count(&job->problems, MR_PROBLEM_ARCHIVE) > 0;
+	ss.compare_content = mr_problems_count(&job->problems, MR_PROBLEM_ARCHIVE) > 0 ||
+			     is_damaged(e, job->user);
 	ss.cancel = &job->cancel;
 	ss.progress = sync_progress;
 	ss.progress_arg = job;
@@ -682,6 +744,7 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 			results[i] = ENGINE_ACTIVE;
 			__atomic_store_n(&jobs[i]->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
 			mr_io->unlinkat(e->progress_fd, jobs[i]->user, 0);
+			forget_damaged(e, jobs[i]->user);
 			mr_remove_tree_at(e->tmp_fd, jobs[i]->user, &ignored);
 		}
 		mail_hold_unlock(holds[i]);

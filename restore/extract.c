@@ -955,9 +955,11 @@ out:
  * do_file() was writing in place when a run stopped. A resumed run writes
  * each such entry again anyway (same_file() refuses them), but one whose
  * archive has changed since (a newer backup without the file) would leave
- * a partial file behind for the sync and the activation. 0, or -1 with
- * err: the work copy is ours, so any failure to list or remove is an
- * error. */
+ * a partial file behind for the sync and the activation. A file the backup
+ * really holds with mode 0000 is removed too and written again when its
+ * entry comes (if the archive stops before it, the source or the attic
+ * decides, as for any file the archive did not give). 0, or -1 with err:
+ * the work copy is ours, so any failure to list or remove is an error. */
 static int sweep_unfinished(int dfd, const char *rel, struct mr_error *err)
 {
 	struct mr_dirlist list;
@@ -985,6 +987,17 @@ static int sweep_unfinished(int dfd, const char *rel, struct mr_error *err)
 		} else if (S_ISDIR(sb.st_mode)) {
 			char *subrel = NULL;
 
+			/* A folder may still have the archive's mode: without
+			 * root, listing and removing need u+rwx (extraction
+			 * gives it too, and the archive's mode comes back at
+			 * the end). */
+			if ((sb.st_mode & 0700) != 0700 &&
+			    mr_io->fchmodat(dfd, n, (sb.st_mode & 0777) | 0700, 0) < 0) {
+				mr_error_set(err, errno, "fchmodat(%s/%s) in the work copy failed",
+					     rel, n);
+				rc = -1;
+				break;
+			}
 			sub = mr_io->openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 			if (sub < 0 || asprintf(&subrel, "%s/%s", rel, n) < 0) {
 				mr_error_set(err, sub < 0 ? errno : ENOMEM,

@@ -8,9 +8,10 @@
  * frames (lz4src.c), the tar reader stops at its end-of-archive blocks,
  * before the trailer: extract.c reads the rest through gzsrc_read().
  *
- * Concatenated members are read in turn; after the last complete member,
- * bytes that do not start another member end the data. A member cut short
- * or failing its check is an error that says so.
+ * Concatenated members are read in turn; after the last complete member
+ * only zero bytes (padding) may follow: anything else may be the start of a
+ * member cut short or damaged, and is an error. A member cut short or
+ * failing its check is an error that says so.
  */
 #include "restore/restore_private.h"
 
@@ -65,6 +66,22 @@ static int fill(struct gzsrc *s)
 	return 0;
 }
 
+/* After the last member: is the rest of the file zero bytes (padding)?
+ * 1 yes, 0 no, -1 read error (errno). */
+static int rest_is_zero(struct gzsrc *s)
+{
+	for (;;) {
+		for (uInt i = 0; i < s->z.avail_in; i++)
+			if (s->z.next_in[i] != 0)
+				return 0;
+		s->z.avail_in = 0;
+		if (s->eof)
+			return 1;
+		if (fill(s) < 0)
+			return -1;
+	}
+}
+
 la_ssize_t gzsrc_read(struct archive *a, void *arg, const void **buf)
 {
 	struct gzsrc *s = arg;
@@ -78,8 +95,23 @@ la_ssize_t gzsrc_read(struct archive *a, void *arg, const void **buf)
 			return -1;
 		}
 		if (!s->in_member) {
-			/* Between members: another one, or the end of the data. */
+			/* Between members: another one, or the end of the data,
+			 * where only zero padding may follow. Anything else is a
+			 * member cut or damaged at its start, and the tar reader
+			 * might take what came before for the whole archive. */
 			if (s->z.avail_in < 2 || s->z.next_in[0] != 0x1f || s->z.next_in[1] != 0x8b) {
+				int z = rest_is_zero(s);
+
+				if (z < 0) {
+					archive_set_error(a, errno, "reading the archive failed: %s",
+							  strerror(errno));
+					return -1;
+				}
+				if (z == 0) {
+					archive_set_error(a, EIO, "gzip: bytes after the last member are not "
+							  "a gzip member (cut or damaged)");
+					return -1;
+				}
 				s->done = 1;
 				break;
 			}

@@ -21,10 +21,10 @@
  * calling lz4src_read() to the end, which checks the rest.
  *
  * Concatenated and skippable frames are read in turn. After the last
- * complete frame, bytes that do not start another frame end the data (the
- * archive format above decides whether what it got is complete). A frame
- * cut short, a bad descriptor, a block that does not decode and a checksum
- * that does not match are errors that say so.
+ * complete frame only zero bytes (padding) may follow: anything else may be
+ * the start of a frame cut short or damaged, and is an error. A frame cut
+ * short, a bad descriptor, a block that does not decode and a checksum that
+ * does not match are errors that say so.
  */
 #include "restore/restore_private.h"
 
@@ -241,6 +241,26 @@ static int end_frame(struct archive *a, struct lz4src *s)
 	return 0;
 }
 
+/* After the last frame: are the n bytes at p and the rest of the file
+ * zero (padding)? 1 yes, 0 no, -1 read error (errno). */
+static int rest_is_zero(struct lz4src *s, const unsigned char *p, size_t n)
+{
+	unsigned char chunk[4096];
+	ssize_t r;
+
+	do {
+		for (size_t i = 0; i < n; i++)
+			if (p[i] != 0)
+				return 0;
+		r = take(s, chunk, sizeof(chunk));
+		if (r < 0)
+			return -1;
+		p = chunk;
+		n = (size_t)r;
+	} while (n > 0);
+	return 1;
+}
+
 la_ssize_t lz4src_read(struct archive *a, void *arg, const void **buf)
 {
 	struct lz4src *s = arg;
@@ -260,8 +280,17 @@ la_ssize_t lz4src_read(struct archive *a, void *arg, const void **buf)
 				return read_failed(a);
 			if (r < 4 || (le32(h) != MAGIC_FRAME &&
 				      (le32(h) & 0xFFFFFFF0u) != MAGIC_SKIPPABLE)) {
-				if (s->frames == 0)
-					return fail(a, EIO, "lz4: not an LZ4 frame");
+				/* Only zero padding may follow the last frame:
+				 * anything else may be a frame cut or damaged at
+				 * its start, and the tar reader might take what
+				 * came before for the whole archive. */
+				int z = s->frames == 0 ? 0 : rest_is_zero(s, h, (size_t)r);
+
+				if (z < 0)
+					return read_failed(a);
+				if (z == 0)
+					return fail(a, EIO, "lz4: bytes after the last frame are not an "
+							    "LZ4 frame (cut or damaged)");
 				s->done = 1;
 				break;
 			}

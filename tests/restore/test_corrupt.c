@@ -142,6 +142,7 @@ static void test_lz4_frames(void **state)
 	char *cut = tu_path(root, "cut.tar.lz4"), *ref = tu_path(root, "ref");
 	static const unsigned char skippable[] = { 0x53, 0x2A, 0x4D, 0x18, 5, 0, 0, 0,
 						   'h', 'e', 'l', 'l', 'o' };
+	static const char zeros[512];
 	struct mr_problems pb = { NULL, 0, 0, 0 };
 	struct restore_stats st;
 	struct mr_error err;
@@ -160,7 +161,7 @@ static void test_lz4_frames(void **state)
 	put_frame(f, tar, len / 3);
 	assert_int_equal(fwrite(skippable, 1, sizeof(skippable), f), sizeof(skippable));
 	put_frame(f, tar + len / 3, len - len / 3);
-	assert_int_equal(fwrite("trailing bytes", 1, 14, f), 14);
+	assert_int_equal(fwrite(zeros, 1, sizeof(zeros), f), sizeof(zeros));   /* padding */
 	assert_int_equal(fclose(f), 0);
 	assert_int_equal(ag_extract(multi, work, NULL, &st, &pb, &err), 0);
 	assert_int_equal(pb.n, 0);
@@ -171,6 +172,38 @@ static void test_lz4_frames(void **state)
 	assert_int_equal(tu_sh("cd '%s' && find . -type f -printf '%%p %%s %%m %%T@\\n' | sort >../a && "
 			       "cd '%s' && find . -type f -printf '%%p %%s %%m %%T@\\n' | sort >../b && "
 			       "cmp ../a ../b", ref, work), 0);
+	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
+
+	/* Anything but zeros after the last frame is an error (all files are
+	 * still there: the damage is after the tar's end). */
+	f = fopen(multi, "ab");
+	assert_non_null(f);
+	assert_int_equal(fwrite("trailing bytes", 1, 14, f), 14);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(ag_extract(multi, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "not an LZ4 frame"));
+	assert_int_equal(st.files, 40);
+	mr_problems_reset(&pb);
+	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
+
+	/* Frames split where a tar entry ends (4 entries of 512 + 20480
+	 * bytes), the second frame's magic damaged: the tar reader would take
+	 * the first 4 files for the whole archive (a reviewer's find). */
+	{
+		size_t second;
+
+		f = fopen(multi, "wb");
+		assert_non_null(f);
+		put_frame(f, tar, 4 * 20992);
+		second = (size_t)ftell(f);   /* where the second frame starts */
+		put_frame(f, tar + 4 * 20992, len - 4 * 20992);
+		assert_int_equal(fclose(f), 0);
+		flip_byte(root, "multi.tar.lz4", second);
+	}
+	assert_int_equal(ag_extract(multi, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "not an LZ4 frame"));
+	assert_int_equal(st.files, 4);
+	mr_problems_reset(&pb);
 	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
 
 	/* Noise does not compress: the blocks are stored as they are, so a
@@ -317,12 +350,32 @@ static void test_gzip_members(void **state)
 	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
 
 	assert_int_equal(tu_sh("cd '%s' && head -c 300000 u.tar | gzip > '%s' && "
-			       "tail -c +300001 u.tar | gzip >> '%s' && printf 'junk' >> '%s'",
+			       "tail -c +300001 u.tar | gzip >> '%s' && head -c 700 /dev/zero >> '%s'",
 			       root, multi, multi, multi), 0);
 	assert_int_equal(ag_extract(multi, work, NULL, &st, &pb, &err), 0);
 	assert_int_equal(pb.n, 0);
 	assert_int_equal(st.files, 40);
 	assert_int_equal(tu_sh("diff -r '%s' '%s'", ref, work), 0);
+	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
+
+	/* Anything but zeros after the last member is an error. */
+	assert_int_equal(tu_sh("printf 'junk' >> '%s'", multi), 0);
+	assert_int_equal(ag_extract(multi, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "not a gzip member"));
+	assert_int_equal(st.files, 40);
+	mr_problems_reset(&pb);
+	assert_int_equal(tu_sh("rm -rf '%s'", work), 0);
+
+	/* Members split where a tar entry ends (4 entries of 512 + 20480
+	 * bytes), the second member's first byte damaged: the tar reader
+	 * would take the first 4 files for the whole archive. */
+	assert_int_equal(tu_sh("cd '%s' && head -c 83968 u.tar | gzip > '%s' && "
+			       "tail -c +83969 u.tar | gzip | (printf 'X'; tail -c +2) >> '%s'",
+			       root, multi, multi), 0);
+	assert_int_equal(ag_extract(multi, work, NULL, &st, &pb, &err), 1);
+	assert_true(ag_has_problem(&pb, MR_PROBLEM_ARCHIVE, "not a gzip member"));
+	assert_int_equal(st.files, 4);
+	mr_problems_reset(&pb);
 
 	free(multi);
 	free(bad);
