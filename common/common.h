@@ -221,8 +221,9 @@ struct mr_dirlist {
 	size_t n;
 };
 /* Calls fn for every entry of directory fd dirfd ("." and ".." left out),
- * in the order the file system gives, without allocating; the fd's offset
- * is rewound first. fn returns 0 to go on, nonzero to stop (that value is
+ * in the order the file system gives, without allocating. It reads through
+ * a descriptor of its own (dirfd's file position is neither used nor moved),
+ * so threads may list one shared dirfd at once. fn returns 0 to go on, nonzero to stop (that value is
  * returned). 0, or -1 with err when a getdents call failed. */
 int mr_scandir(int dirfd, int (*fn)(void *arg, const char *name, unsigned char type, uint64_t ino),
 	       void *arg, struct mr_error *err);
@@ -231,7 +232,7 @@ int mr_scandir(int dirfd, int (*fn)(void *arg, const char *name, unsigned char t
 void mr_names_free(char **names, size_t n);
 
 /* Lists directory fd dirfd ("." and ".." left out), sorted by name (byte
- * order). The fd's offset is rewound first. 0, or -1 with err when any
+ * order), through a descriptor of its own like mr_scandir. 0, or -1 with err when any
  * getdents call failed (then the listing is not partial: list->n is 0). */
 int mr_listdir(int dirfd, struct mr_dirlist *list, struct mr_error *err);
 void mr_dirlist_free(struct mr_dirlist *list);

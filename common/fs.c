@@ -308,30 +308,41 @@ int mr_scandir(int dirfd, int (*fn)(void *arg, const char *name, unsigned char t
 	       void *arg, struct mr_error *err)
 {
 	char buf[32768];
+	int fd, fl, r = 0;
 
-	if (lseek(dirfd, 0, SEEK_SET) < 0) {
-		mr_error_set(err, errno, "lseek(directory) failed");
+	/* A listing reads through a descriptor of its own: the caller's fd may
+	 * be shared by threads, and a shared file position lets two listings
+	 * skip each other's entries (a backup that seemed absent). It keeps
+	 * the caller's O_NOATIME, so listing the source writes nothing to it. */
+	fl = fcntl(dirfd, F_GETFL);
+	fd = mr_io->openat(dirfd, ".",
+			   O_RDONLY | O_DIRECTORY | O_CLOEXEC | (fl > 0 ? (fl & O_NOATIME) : 0), 0);
+	if (fd < 0) {
+		mr_error_set(err, errno, "openat(.) for listing failed");
 		return -1;
 	}
 	for (;;) {
-		ssize_t n = mr_io->getdents(dirfd, buf, sizeof(buf)), off = 0;
+		ssize_t n = mr_io->getdents(fd, buf, sizeof(buf)), off = 0;
 		if (n < 0) {
 			mr_error_set(err, errno, "getdents failed");
-			return -1;
+			r = -1;
+			goto out;
 		}
 		if (n == 0)
-			return 0;
+			goto out;
 		while (off < n) {
 			struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(buf + off);
-			int r;
 			off += d->d_reclen;
 			if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
 				continue;
 			r = fn(arg, d->d_name, d->d_type, d->d_ino);
 			if (r != 0)
-				return r;
+				goto out;
 		}
 	}
+out:
+	mr_close(fd);
+	return r;
 }
 
 struct listing {

@@ -88,6 +88,18 @@ static void fd_name_set(int fd, const char *name)
 	pthread_mutex_unlock(&fault_lock);
 }
 
+static void fd_name_copy(int fd, int from)
+{
+	if (fd < 0 || fd >= FD_NAMES)
+		return;
+	pthread_mutex_lock(&fault_lock);
+	free(fd_names[fd]);
+	fd_names[fd] = NULL;
+	if (from >= 0 && from < FD_NAMES && fd_names[from] != NULL)
+		fd_names[fd] = strdup(fd_names[from]);
+	pthread_mutex_unlock(&fault_lock);
+}
+
 /* Decides whether a call of kind op on name fails. Returns 0 (go on), or
  * the fault index + 1. */
 static int fault_check(enum mr_io_op op, const char *name)
@@ -138,7 +150,9 @@ static int f_openat(int dirfd, const char *path, int flags, mode_t mode)
 	if (h)
 		FAIL_WITH(h);
 	fd = libc_openat(dirfd, path, flags, mode);
-	if (fd >= 0)
+	if (fd >= 0 && strcmp(path, ".") == 0)
+		fd_name_copy(fd, dirfd); /* a second descriptor of the same folder */
+	else if (fd >= 0)
 		fd_name_set(fd, path);
 	return fd;
 }

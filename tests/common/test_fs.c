@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <unistd.h>
 
 static void beneath_refuses_links_and_dotdot(void **state)
@@ -171,11 +172,66 @@ static void problems_and_errors(void **state)
 	assert_int_equal(err.errnum, ENOSPC);
 }
 
+/* Regression: listings of one shared directory fd from several threads
+ * once shared its file position (lseek + getdents), so a listing could miss
+ * entries another thread had read: a user's backup seemed absent. */
+enum { SHARED_ENTRIES = 600, SHARED_THREADS = 8, SHARED_ROUNDS = 40 };
+
+struct shared_lister {
+	int dirfd;
+	int short_listings;
+	int errors;
+};
+
+static void *list_shared(void *arg)
+{
+	struct shared_lister *l = arg;
+	int round;
+
+	for (round = 0; round < SHARED_ROUNDS; round++) {
+		struct mr_dirlist list;
+		struct mr_error err = { 0 };
+		if (mr_listdir(l->dirfd, &list, &err) < 0) {
+			l->errors++;
+			continue;
+		}
+		if (list.n != SHARED_ENTRIES)
+			l->short_listings++;
+		mr_dirlist_free(&list);
+	}
+	return NULL;
+}
+
+static void listdir_shared_fd_across_threads(void **state)
+{
+	char *dir = tu_tmpdir();
+	struct shared_lister l[SHARED_THREADS];
+	pthread_t th[SHARED_THREADS];
+	int fd, i;
+
+	(void)state;
+	assert_int_equal(tu_sh("cd '%s' && for i in $(seq 1 %d); do : > user$i.tar.lz4; done", dir,
+			       SHARED_ENTRIES), 0);
+	fd = tu_open_dir(dir);
+	for (i = 0; i < SHARED_THREADS; i++) {
+		l[i] = (struct shared_lister){ fd, 0, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, list_shared, &l[i]), 0);
+	}
+	for (i = 0; i < SHARED_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(l[i].errors, 0);
+		assert_int_equal(l[i].short_listings, 0);
+	}
+	close(fd);
+	tu_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(beneath_refuses_links_and_dotdot),
 		cmocka_unit_test(listdir_sorted),
+		cmocka_unit_test(listdir_shared_fd_across_threads),
 		cmocka_unit_test(faults_fire_where_asked),
 		cmocka_unit_test(short_writes_still_complete),
 		cmocka_unit_test(problems_and_errors),
