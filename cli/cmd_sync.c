@@ -6,7 +6,7 @@
  * Where `sync` keeps its own files, outside DST so DST is never polluted
  * and on DST's file system so everything moves by rename:
  *   - the attic: DST/../.mailrestore-attic/ (or --attic DIR), relative
- *     paths kept as in CONTRACT "attic";
+ *     paths kept as in docs/LAYOUT.md "attic";
  *   - scratch for temporary files: DST/../.mailrestore-tmp.<pid>/, made at
  *     start and removed at the end (a crash leaves only that folder, named
  *     for what it is). When DST is a mount point of its own, temporary

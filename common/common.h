@@ -3,7 +3,7 @@
  *
  * How to use it:
  *   1. Validate every user name that comes from outside with
- *      mr_user_name_valid() before it touches a path (CONTRACT "user name").
+ *      mr_user_name_valid() before it touches a path (the rule is in docs/LAYOUT.md, "User names").
  *   2. Do every file system call that can fail through the mr_io table
  *      (mr_io->openat, mr_io->read, ...) so tests can inject faults with
  *      mr_io_fault_add() (EIO, ENOSPC, short writes, fsync errors).

@@ -147,7 +147,7 @@ static int parse_held_name(const char *name, uint64_t *seq_r)
 static int check_user(const char *user, struct mr_error *err)
 {
 	if (!mr_user_name_valid(user)) {
-		/* The CONTRACT's exact wording, without strerror after it. */
+		/* The documented wording (mailrestore(8)), without strerror after it. */
 		mr_error_set(err, 0, "invalid user name");
 		if (err)
 			err->errnum = EINVAL;
