@@ -120,6 +120,13 @@ static void reply_free(struct reply *r)
 
 static int unreachable(const char *cmd, const char *sock, const struct mr_error *err)
 {
+	/* The socket's group decides who may connect: a refusal, not an
+	 * absent daemon. */
+	if (err->errnum == EACCES || err->errnum == EPERM) {
+		cli_error(cmd, "permission denied: not allowed to connect to %s (its group decides)",
+			  sock);
+		return MR_EX_NOPERM;
+	}
 	cli_error(cmd, "daemon unreachable at %s: %s", sock,
 		  err->errnum ? strerror(err->errnum) : err->msg);
 	return MR_EX_UNAVAILABLE;

@@ -9,7 +9,6 @@
 #include "restore/restore.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,24 +203,6 @@ out:
 	return rc;
 }
 
-static int resolve_group(struct daemon *d, const char *name)
-{
-	struct group gr, *grr = NULL;
-	char buf[16384];
-	uint64_t gid;
-
-	if (getgrnam_r(name, &gr, buf, sizeof(buf), &grr) == 0 && grr != NULL) {
-		d->operator_gid = gr.gr_gid;
-	} else if (mr_parse_u64(name, &gid) == 0) {
-		d->operator_gid = (gid_t)gid;
-	} else {
-		mr_log("--operator-group %s: no such group", name);
-		return -1;
-	}
-	d->have_operator_gid = 1;
-	return 0;
-}
-
 /* Runs the daemon (see daemon.h). */
 int daemon_run(const struct daemon_settings *settings)
 {
@@ -257,10 +238,18 @@ int daemon_run(const struct daemon_settings *settings)
 		env = getenv("MAILRESTORE_SOCKET");
 		d->socket_path = env && *env ? env : "/run/mailrestore/mailrestore.sock";
 	}
-	if (settings->operator_group != NULL && resolve_group(d, settings->operator_group) < 0) {
+	if ((settings->operator_group != NULL &&
+	     daemon_peer_group("--operator-group", settings->operator_group, &d->operator_gid) < 0) ||
+	    (settings->deliver_group != NULL &&
+	     daemon_peer_group("--deliver-group", settings->deliver_group, &d->deliver_gid) < 0) ||
+	    (settings->socket_group != NULL &&
+	     daemon_peer_group("--socket-group", settings->socket_group, &d->socket_gid) < 0)) {
 		rc = MR_EX_USAGE;
 		goto out;
 	}
+	d->have_operator_gid = settings->operator_group != NULL;
+	d->have_deliver_gid = settings->deliver_group != NULL;
+	d->have_socket_gid = settings->socket_group != NULL;
 
 	/* Every thread started from here on inherits the mask: the loop
 	 * takes SIGTERM/SIGINT through its signalfd. */

@@ -660,7 +660,7 @@ static void proto_operator_verbs(void **state)
 	pt_drain(t);
 	/* An operator. */
 	t->c->uid = geteuid();
-	t->c->operator_checked = 0;
+	t->c->rights_checked = 0;
 	assert_int_equal(req(t, "PAUSE"), 0);
 	assert_string_equal(member(t, "paused"), "true");
 	assert_int_equal(t->d.paused, 1);
@@ -681,6 +681,52 @@ static void proto_operator_verbs(void **state)
 	assert_string_equal(member(t, "stopping"), "true");
 	assert_true(t->c->close_after);
 	assert_int_equal(t->d.loop_stop, 1);
+	pt_free(t);
+}
+
+/* Who may see whom and who may deliver: a peer that is neither root, the
+ * daemon's user nor in a group sees no other user and cannot deliver
+ * (issue 10: any local user forged mail and read every user's state). */
+static void proto_rights(void **state)
+{
+	struct pt *t = pt_new();
+	int q;
+
+	(void)state;
+	t->c->uid = geteuid() + 4242; /* no account: matches no user name */
+	t->c->gid = 4242;
+	assert_int_equal(req(t, "LOGIN alice"), 0);
+	pt_drain(t);
+	assert_int_equal(req(t, "SHOW alice"), MR_EX_NOPERM);
+	assert_non_null(strstr(member(t, "error"), "permission denied"));
+	assert_int_equal(req(t, "QUEUE"), 0);
+	q = daemon_json_get(t->reply, toks, 0, "queue");
+	assert_int_equal(toks[q].size, 0);
+	assert_int_equal(req(t, "DELIVER alice 10"), MR_EX_NOPERM);
+	assert_non_null(strstr(member(t, "error"), "deliver"));
+	assert_true(t->c->close_after);
+	assert_null(t->c->body);
+	t->c->close_after = 0;
+	/* A member of --deliver-group (its primary group here) may deliver,
+	 * and still sees nobody else. */
+	t->d.deliver_gid = 4242;
+	t->d.have_deliver_gid = 1;
+	t->c->rights_checked = 0;
+	assert_int_equal(req(t, "DELIVER alice 10"), 0);
+	assert_non_null(t->c->body);
+	free(t->c->body);
+	t->c->body = NULL;
+	t->c->out.len = 0;
+	assert_int_equal(req(t, "SHOW alice"), MR_EX_NOPERM);
+	assert_int_equal(req(t, "PAUSE"), MR_EX_NOPERM);
+	/* A member of --operator-group sees everyone. */
+	t->d.operator_gid = 4242;
+	t->d.have_operator_gid = 1;
+	t->c->rights_checked = 0;
+	assert_int_equal(req(t, "SHOW alice"), 0);
+	assert_int_equal(req(t, "QUEUE"), 0);
+	q = daemon_json_get(t->reply, toks, 0, "queue");
+	assert_int_equal(toks[q].size, 1);
 	pt_free(t);
 }
 
@@ -844,6 +890,7 @@ int main(void)
 		cmocka_unit_test(proto_invalid_names_refused),
 		cmocka_unit_test(proto_login_and_show),
 		cmocka_unit_test(proto_operator_verbs),
+		cmocka_unit_test(proto_rights),
 		cmocka_unit_test(proto_enqueue_lists),
 		cmocka_unit_test(proto_queue_count),
 		cmocka_unit_test(proto_deliver_arguments),
