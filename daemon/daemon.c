@@ -286,6 +286,16 @@ int daemon_run(const struct daemon_settings *settings)
 		goto out_mask;
 	}
 	d->mail = engine_mail_store(d->engine);
+	if (d->mail != NULL) {
+		struct mail_limits ml = {
+			.user_messages = settings->held_user_messages,
+			.user_bytes = settings->held_user_bytes,
+			.total_messages = settings->held_total_messages,
+			.total_bytes = settings->held_total_bytes,
+			.reserve_bytes = settings->held_reserve_bytes,
+		};
+		mail_store_set_limits(d->mail, &ml);
+	}
 	if (engine_recover(d->engine, &err) < 0) {
 		mr_log("daemon: recovering: %s", err.msg);
 		rc = MR_EX_IOERR;

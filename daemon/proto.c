@@ -20,7 +20,7 @@
 /* Reply bytes waiting to be sent, over all clients, beyond which a new
  * QUEUE is answered 75: clients that ask and do not read cannot grow the
  * daemon without bound. */
-#define OUT_PENDING_MAX (64u * 1024 * 1024)
+#define OUT_PENDING_MAX (16u * 1024 * 1024)
 
 /* The refusals (code 77); the CLI prints them as they are. */
 #define DENY_OPERATOR \

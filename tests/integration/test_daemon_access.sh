@@ -145,6 +145,15 @@ check(b"too slow" in got and time.monotonic() - t0 < 6, "trickled body: %r after
 PY
 stop_daemon
 
+# --- held mail has limits: over one, deliver says try again later (75) ---
+start_daemon --users "$dir/users" --background off --jobs 1 --held-max-messages 2
+"$MR" pause --socket "$SOCK" >/dev/null
+for i in 1 2; do echo "Subject: $i" | "$MR" deliver --socket "$SOCK" u04 >/dev/null || fail "held $i"; done
+set +e; echo "Subject: 3" | "$MR" deliver --socket "$SOCK" u04 2>"$dir/err"; rc=$?; set -e
+[ "$rc" = 75 ] && grep -q "held mail limit" "$dir/err" || fail "third held message: exit $rc $(cat "$dir/err")"
+[ "$(ls "$T/.mailrestore/state/held/u04" | grep -c mrmail)" = 2 ] || fail "held files"
+stop_daemon
+
 # --- QUEUE asked and never read ------------------------------------------
 seq -f "q%05g" 1 6000 > "$dir/many"
 start_daemon --users "$dir/many" --background off --jobs 1
