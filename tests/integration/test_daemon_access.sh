@@ -175,7 +175,7 @@ for i in range(400):
 time.sleep(1.5)
 grown = rss() - before
 print("daemon grew by %.1f MB with 400 unread QUEUE replies" % (grown / 1e6))
-if grown > 120e6:
+if grown > 70e6:
     print("FAIL: grew by %.1f MB" % (grown / 1e6)); sys.exit(1)
 PY
 "$MR" status --socket "$SOCK" >/dev/null || fail "status after the unread replies"
