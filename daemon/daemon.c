@@ -9,10 +9,12 @@
 #include "restore/restore.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* Sets the defaults (see daemon.h). */
@@ -203,6 +205,55 @@ out:
 	return rc;
 }
 
+/* Takes T/.mailrestore/daemon.lock (flock, never waits), so that one
+ * daemon serves a target whatever --state says: a second one would hold
+ * mail the first never releases. Returns the lock's fd, -2 when another
+ * daemon holds it, -1 on an I/O error (logged). */
+static int lock_target(const char *target)
+{
+	struct mr_error err;
+	int tfd, mfd = -1, fd = -1;
+
+	mr_error_clear(&err);
+	tfd = mr_open_dir_path(target, 1, &err);
+	if (tfd < 0) {
+		mr_log("daemon: %s", err.msg);
+		return -1;
+	}
+	if (mr_io->mkdirat(tfd, ".mailrestore", 0700) < 0 && errno != EEXIST) {
+		mr_log("daemon: mkdirat(%s/.mailrestore) failed: %s", target, strerror(errno));
+		goto out;
+	}
+	mfd = mr_io->openat(tfd, ".mailrestore", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (mfd < 0) {
+		mr_log("daemon: openat(%s/.mailrestore) failed: %s", target, strerror(errno));
+		goto out;
+	}
+	fd = mr_io->openat(mfd, "daemon.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		mr_log("daemon: openat(%s/.mailrestore/daemon.lock) failed: %s", target,
+		       strerror(errno));
+		goto out;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			mr_log("daemon: another daemon is running on the target %s "
+			       "(%s/.mailrestore/daemon.lock is locked)", target, target);
+		else
+			mr_log("daemon: flock(%s/.mailrestore/daemon.lock) failed: %s", target,
+			       strerror(errno));
+		mr_close(fd);
+		fd = errno == EWOULDBLOCK ? -2 : -1;
+		break;
+	}
+out:
+	mr_close(mfd);
+	mr_close(tfd);
+	return fd;
+}
+
 /* Runs the daemon (see daemon.h). */
 int daemon_run(const struct daemon_settings *settings)
 {
@@ -212,7 +263,7 @@ int daemon_run(const struct daemon_settings *settings)
 	struct mr_error err;
 	sigset_t mask, old;
 	const char *env;
-	int rc = MR_EX_SOFTWARE, e;
+	int rc = MR_EX_SOFTWARE, e, target_lock = -1;
 
 	if (settings->source == NULL || settings->target == NULL || settings->jobs < 1 ||
 	    settings->jobs > 256) {
@@ -258,6 +309,11 @@ int daemon_run(const struct daemon_settings *settings)
 	sigaddset(&mask, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &mask, &old);
 
+	target_lock = lock_target(settings->target);
+	if (target_lock < 0) {
+		rc = target_lock == -2 ? MR_EX_TEMPFAIL : MR_EX_IOERR;
+		goto out_mask;
+	}
 	memset(&ec, 0, sizeof(ec));
 	ec.backups = settings->backups;
 	ec.source = settings->source;
@@ -330,6 +386,8 @@ out_stop:
 out_mask:
 	queue_close(&d->q);
 	engine_close(&d->engine);
+	if (target_lock >= 0)
+		mr_close(target_lock);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 out:
 	pthread_mutex_destroy(&d->mu);

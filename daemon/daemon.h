@@ -14,6 +14,8 @@
  *      (`QUEUE`, `STATUS`). daemon_reply_*() pick fields out of a reply.
  *
  * What daemon_run() does, in order:
+ *   - locks the target (flock on T/.mailrestore/daemon.lock, not waiting):
+ *     one daemon per target whatever --state says (exit 75 otherwise);
  *   - opens the engine (B, S, T) and the durable queue in the engine's state
  *     folder: a second daemon on the same state refuses to start (exit 75,
  *     "try again later": the first one is still running);
@@ -22,9 +24,10 @@
  *     (engine_recover), registers the affected users (engine_list_affected,
  *     or the --users file) with their background size, and marks users
  *     whose T/<user> already exists as active (they are left alone);
- *   - listens on a Unix stream socket (mode 0666; operator verbs are checked
- *     against the peer's credentials with SO_PEERCRED) and serves every
- *     client from one event loop; the protocol is docs/PROTOCOL.md;
+ *   - listens on a Unix stream socket (mode 0660 and --socket-group, or
+ *     0666 without one; what each peer may do is checked against its
+ *     credentials, daemon/peer.c) and serves every client from one event
+ *     loop with limits per peer uid; the protocol is docs/PROTOCOL.md;
  *   - runs `jobs` worker threads, each taking the next user from the queue
  *     (priority lane, then enqueue lane, then waiting users smallest first
  *     unless background is off) through engine_run(); a priority request
@@ -33,7 +36,7 @@
  *
  * Exit codes of daemon_run(): 0 clean stop, 64 bad settings, 69 when the
  * socket cannot be served, 74 I/O error opening B/S/T or the state, 75 when
- * another daemon holds the state or answers on the socket.
+ * another daemon holds the target, the state or answers on the socket.
  */
 #ifndef MR_DAEMON_H
 #define MR_DAEMON_H
