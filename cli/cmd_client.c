@@ -213,15 +213,19 @@ static double num(const struct reply *r, int obj, const char *key, double def)
 	return daemon_json_num(r->text, r->toks, get(r, obj, key), def);
 }
 
+/* The string member key of object obj, escaped for a terminal (file
+ * names in reasons are anybody's bytes), "" when null or missing. */
 static const char *str(const struct reply *r, int obj, const char *key, char *buf, size_t len)
 {
 	int i = get(r, obj, key);
+	char raw[4096];
 
 	if (daemon_json_is_null(r->text, r->toks, i)) {
 		buf[0] = '\0';
 		return buf;
 	}
-	return daemon_json_text(r->text, r->toks, i, buf, len);
+	daemon_json_text(r->text, r->toks, i, raw, sizeof(raw));
+	return mr_escape(raw, buf, len);
 }
 
 /* Prints the raw JSON of token i. */
@@ -801,8 +805,9 @@ static void enqueue_usage(FILE *out)
 /* Prints a name from outside with unprintable bytes replaced. */
 static void print_name_safe(FILE *out, const char *s)
 {
-	for (; *s; s++)
-		fputc((unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f ? *s : '?', out);
+	char buf[4 * MR_USER_NAME_MAX + 8];
+
+	fputs(mr_escape(s, buf, sizeof(buf)), out);
 }
 
 struct batch {
