@@ -55,6 +55,10 @@ struct conn {
 	/* The reply being sent. */
 	struct daemon_buf out;
 	size_t out_off;
+	/* A QUEUE reply made a piece at a time (daemon_proto_queue_more). */
+	int streaming;        /* more pieces follow the one in out */
+	uint64_t stream_sent, stream_max;
+	char stream_last[MR_USER_NAME_MAX + 1];
 	int held;             /* out is ready but waits for a commit */
 	int waiting;          /* another thread prepares the reply */
 	int close_after;      /* close once out is sent */
@@ -191,6 +195,8 @@ uint64_t daemon_server_out_pending(struct daemon *d);
 
 /* proto.c: handles one request line of c; sets c->out (now or later). */
 void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char *line);
+/* Appends the next piece of c's QUEUE reply (c->streaming: more follow). */
+void daemon_proto_queue_more(struct daemon *d, struct conn *c);
 /* A DELIVER body is complete: hands it to a task thread. */
 void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot);
 /* {"ok":false,"error":msg,"code":code} into b (b is reset first). */

@@ -294,30 +294,75 @@ static void verb_show(struct req *r)
 	reply_end(&r->c->out);
 }
 
+/* Users per piece of a QUEUE reply: the reply is made a piece at a time
+ * as the client reads it (daemon_proto_queue_more), so a connection holds
+ * one piece, never the whole queue, and a client that does not read costs
+ * one piece until the idle time closes it. */
+#define QUEUE_PIECE 64
+
 struct queue_walk {
 	struct daemon *d;
 	struct daemon_buf *b;
 	const struct eta_ctx *ctx;
-	size_t n;
-	const char *only; /* not an operator: this user alone (NULL: all) */
+	size_t n;          /* users written by this walk */
+	int comma;         /* users were written before: start with a comma */
+	char *last;        /* the name of the last user written */
 };
 
 static int queue_walk_one(void *arg, const struct queue_user_info *info)
 {
 	struct queue_walk *w = arg;
 
-	if (w->only != NULL && strcmp(w->only, info->name) != 0)
-		return 0;
-	if (w->n++)
+	if (w->n++ || w->comma)
 		daemon_buf_printf(w->b, ",");
 	daemon_proto_user(w->d, w->b, w->ctx, info, 0, 0);
+	memcpy(w->last, info->name, strlen(info->name) + 1);
 	return w->b->oom;
+}
+
+/* Appends the next piece of c's QUEUE reply to c->out, and its end after
+ * the last one (c->streaming then drops to 0). A piece goes on after the
+ * user the previous one ended with, wherever that user stands now, so
+ * users who started or joined meanwhile shift nothing. */
+void daemon_proto_queue_more(struct daemon *d, struct conn *c)
+{
+	struct queue_user_info info;
+	struct eta_ctx ctx;
+	struct queue_walk w;
+	uint64_t start = c->stream_sent, want = QUEUE_PIECE;
+
+	if (c->stream_max != 0 && c->stream_max - c->stream_sent < want)
+		want = c->stream_max - c->stream_sent;
+	if (c->stream_last[0] != '\0' && queue_lookup(d->q, c->stream_last, &info) == 0 &&
+	    info.position >= 0)
+		start = (uint64_t)info.position + 1;
+	daemon_metrics_ctx(d, &ctx);
+	ctx.may_lock_workers = 0;
+	w.d = d;
+	w.b = &c->out;
+	w.ctx = &ctx;
+	w.n = 0;
+	w.comma = c->stream_sent > 0;
+	w.last = c->stream_last;
+	if (want > 0)
+		queue_foreach_queued_from(d->q, start, (size_t)want, queue_walk_one, &w);
+	c->stream_sent += w.n;
+	c->streaming = want > 0 && w.n == want &&
+		       (c->stream_max == 0 || c->stream_sent < c->stream_max);
+	if (!c->streaming)
+		daemon_buf_printf(&c->out, "]}\n");
+	if (c->out.oom) {
+		/* Part of the reply may be gone already: end the connection. */
+		c->streaming = 0;
+		daemon_proto_error(&c->out, MR_EX_SOFTWARE, "out of memory");
+		c->close_after = 1;
+	}
 }
 
 static void verb_queue(struct req *r)
 {
+	struct queue_user_info info;
 	struct eta_ctx ctx;
-	struct queue_walk w;
 	uint64_t max = 0;
 	char self[MR_USER_NAME_MAX + 1];
 
@@ -331,27 +376,25 @@ static void verb_queue(struct req *r)
 		return;
 	}
 	daemon_metrics_ctx(r->d, &ctx);
-	ctx.may_lock_workers = 0;
 	r->c->out.len = 0;
 	daemon_buf_printf(&r->c->out, "{\"ok\":true,\"total\":%llu,\"queue\":[",
 			  (unsigned long long)ctx.pending);
-	w.d = r->d;
-	w.b = &r->c->out;
-	w.ctx = &ctx;
-	w.n = 0;
-	w.only = NULL;
 	/* Others than operators see themselves only: a peer without a name
 	 * matches nobody. */
 	if (!(daemon_peer_rights(r->d, r->c) & PEER_OPERATOR)) {
-		if (daemon_peer_name(r->c, self, sizeof(self)) < 0)
-			self[0] = '\0';
-		w.only = self;
-		max = 0;
+		if (daemon_peer_name(r->c, self, sizeof(self)) == 0 &&
+		    mr_user_name_valid(self) && queue_lookup(r->d->q, self, &info) == 0 &&
+		    info.position >= 0)
+			daemon_proto_user(r->d, &r->c->out, &ctx, &info, 0, 0);
+		daemon_buf_printf(&r->c->out, "]}\n");
+		if (r->c->out.oom)
+			daemon_proto_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+		return;
 	}
-	queue_foreach_queued(r->d->q, (size_t)max, queue_walk_one, &w);
-	daemon_buf_printf(&r->c->out, "]}\n");
-	if (r->c->out.oom)
-		daemon_proto_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+	r->c->stream_sent = 0;
+	r->c->stream_max = max;
+	r->c->stream_last[0] = '\0';
+	daemon_proto_queue_more(r->d, r->c);
 }
 
 static void verb_status(struct req *r)

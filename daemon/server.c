@@ -226,6 +226,7 @@ static void conn_close(struct daemon *d, uint32_t slot)
 	free(c->body);
 	c->body = NULL;
 	c->body_charge = 0;
+	c->streaming = 0;
 	c->out.len = 0;
 	c->out_off = 0;
 	/* Keep small buffers for the next client; drop big ones. */
@@ -273,7 +274,8 @@ static void conn_process(struct daemon *d, uint32_t slot)
 	char *nl;
 	size_t take, line_len;
 
-	while (c->fd >= 0 && !c->waiting && !c->held && c->out.len == 0 && !c->close_after) {
+	while (c->fd >= 0 && !c->waiting && !c->held && c->out.len == 0 && !c->close_after &&
+	       !c->streaming) {
 		if (c->body != NULL) {
 			take = c->body_len - c->body_have;
 			if (take > c->in_len)
@@ -327,6 +329,12 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 		c->out_off += (size_t)n;
 		/* A client that reads its reply is not idle. */
 		c->deadline = mr_monotonic() + idle_seconds(d);
+		/* The next piece of a long reply once this one is out. */
+		if (c->out_off == c->out.len && c->streaming) {
+			c->out.len = 0;
+			c->out_off = 0;
+			daemon_proto_queue_more(d, c);
+		}
 	}
 	if (c->fd < 0)
 		return;
@@ -537,6 +545,7 @@ static void accept_all(struct daemon *d)
 		c->body_len = c->body_have = 0;
 		c->body_charge = 0;
 		c->body_deadline = 0;
+		c->streaming = 0;
 		c->out.len = 0;
 		c->out_off = 0;
 		c->held = c->waiting = c->close_after = c->draining = 0;
