@@ -43,7 +43,6 @@ struct conn {
 	pid_t pid;
 	int rights_checked;   /* rights is valid (peer.c) */
 	unsigned rights;      /* PEER_* */
-	int privileged;       /* counted in the reserved slots (server.c) */
 	char in[DAEMON_LINE_MAX];
 	size_t in_len;
 	/* DELIVER body being received. */

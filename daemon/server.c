@@ -472,10 +472,8 @@ static const char *over_limit(struct daemon *d, struct conn *c)
 	    (open < d->max_conns_uid || uid_conns(d, c->uid) <= d->max_conns_uid))
 		return NULL;
 	/* The costly part (the group database) only near a limit. */
-	if (c->uid == 0 || c->uid == geteuid() || (daemon_peer_rights(d, c) & PEER_OPERATOR)) {
-		c->privileged = 1;
+	if (c->uid == 0 || c->uid == geteuid() || (daemon_peer_rights(d, c) & PEER_OPERATOR))
 		return NULL;
-	}
 	return open >= d->max_conns - d->reserved_conns ? total : per_uid;
 }
 
@@ -531,7 +529,6 @@ static void accept_all(struct daemon *d)
 		c->pid = cred.pid;
 		c->rights_checked = 0;
 		c->rights = 0;
-		c->privileged = 0;
 		refuse = over_limit(d, c);
 		if (refuse != NULL) {
 			if (send(fd, refuse, strlen(refuse), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
