@@ -5,8 +5,8 @@
  * the supplementary groups the peer process had when it connected). A
  * peer is in a group when that group is its primary gid, one of those
  * supplementary groups, or one the group database gives its uid's name
- * (getgrouplist), so a hook that dropped its groups still counts. Rights
- * are worked out once per connection, on first need.
+ * (getgrouplist, remembered for 10 s), so a hook that dropped its groups
+ * still counts. Rights are worked out once per connection, on first need.
  */
 #include "daemon/daemon_private.h"
 
@@ -36,33 +36,56 @@ static int has_gid(const gid_t *list, int n, gid_t gid)
 	return 0;
 }
 
-/* Fills the peer's supplementary groups (process and group database) into
- * groups (room for max); returns how many. Never fails: what cannot be
- * read is left out (the peer then has fewer rights, never more). */
-static int peer_groups(const struct conn *c, gid_t *groups, int max)
+/* What the group database says of a uid, remembered a short while: a
+ * client that connects in a loop must not make the event loop read the
+ * group database each time. Only the event loop calls these. */
+#define DB_CACHE 64
+#define DB_CACHE_SECONDS 10.0
+static struct db_entry {
+	uid_t uid;
+	unsigned rights;  /* PEER_* the uid's groups in the database give */
+	double at;        /* monotonic; 0: empty */
+} db_cache[DB_CACHE];
+
+/* PEER_* rights that the groups of uid's account give (getgrouplist). */
+static unsigned db_rights(struct daemon *d, uid_t uid)
 {
 	struct passwd pw, *pwr = NULL;
-	socklen_t len = (socklen_t)(max * (int)sizeof(gid_t));
+	struct db_entry *e = &db_cache[uid % DB_CACHE];
 	char pwbuf[4096];
-	gid_t more[256];
-	int n = 0, m = 256, i;
+	gid_t *groups;
+	int n = PEER_GROUPS_MAX;
+	double now = mr_monotonic();
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
-		n = (int)(len / sizeof(gid_t));
-	if (getpwuid_r(c->uid, &pw, pwbuf, sizeof(pwbuf), &pwr) == 0 && pwr != NULL &&
-	    getgrouplist(pw.pw_name, pw.pw_gid, more, &m) >= 0) {
-		for (i = 0; i < m && n < max; i++)
-			if (!has_gid(groups, n, more[i]))
-				groups[n++] = more[i];
+	if (e->at > 0 && e->uid == uid && now - e->at < DB_CACHE_SECONDS)
+		return e->rights;
+	e->uid = uid;
+	e->rights = 0;
+	e->at = now;
+	groups = malloc(PEER_GROUPS_MAX * sizeof(*groups));
+	if (groups != NULL && getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &pwr) == 0 &&
+	    pwr != NULL && getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) >= 0) {
+		if (d->have_operator_gid && has_gid(groups, n, d->operator_gid))
+			e->rights |= PEER_OPERATOR;
+		if (d->have_deliver_gid && has_gid(groups, n, d->deliver_gid))
+			e->rights |= PEER_DELIVER;
 	}
-	return n;
+	free(groups);
+	return e->rights;
+}
+
+/* Forgets what db_rights() remembered (tests change the groups). */
+void daemon_peer_forget(void)
+{
+	memset(db_cache, 0, sizeof(db_cache));
 }
 
 /* Returns the PEER_* rights of c's peer (cached in c). */
 unsigned daemon_peer_rights(struct daemon *d, struct conn *c)
 {
-	gid_t *groups = NULL;
-	int n = 0, need_groups;
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+	int n = 0;
 
 	if (c->rights_checked)
 		return c->rights;
@@ -72,20 +95,19 @@ unsigned daemon_peer_rights(struct daemon *d, struct conn *c)
 		c->rights = PEER_OPERATOR | PEER_DELIVER;
 		return c->rights;
 	}
-	need_groups = (d->have_operator_gid && c->gid != d->operator_gid) ||
-		      (d->have_deliver_gid && c->gid != d->deliver_gid);
-	if (need_groups) {
-		groups = malloc(PEER_GROUPS_MAX * sizeof(*groups));
-		if (groups != NULL)
-			n = peer_groups(c, groups, PEER_GROUPS_MAX);
-	}
+	if (!d->have_operator_gid && !d->have_deliver_gid)
+		return c->rights;
+	/* The process's own groups when it connected (a peer with more
+	 * groups than fit is judged on the database alone). */
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+		n = (int)(len / sizeof(gid_t));
 	if (d->have_operator_gid &&
 	    (c->gid == d->operator_gid || has_gid(groups, n, d->operator_gid)))
 		c->rights |= PEER_OPERATOR;
 	if (d->have_deliver_gid &&
 	    (c->gid == d->deliver_gid || has_gid(groups, n, d->deliver_gid)))
 		c->rights |= PEER_DELIVER;
-	free(groups);
+	c->rights |= db_rights(d, c->uid);
 	return c->rights;
 }
 

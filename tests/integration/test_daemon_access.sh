@@ -20,7 +20,7 @@ as_nobody test -x "$MR" || { echo "SKIP: $MR is not reachable for nobody"; exit 
 ulimit -n 4096
 
 # --- the socket's group, and who sees whom -------------------------------
-start_daemon --users "$dir/users" --background off --jobs 1 --socket-group "$NOGROUP"
+start_daemon --users "$dir/users" --background off --jobs 1 --socket-group "$NOGROUP" --operator-group adm
 "$MR" pause --socket "$SOCK" >/dev/null
 [ "$(stat -c '%a %G' "$SOCK")" = "660 $NOGROUP" ] || fail "socket mode/group: $(stat -c '%a %G' "$SOCK")"
 set +e; as_daemon "$MR" login --socket "$SOCK" u01 >/dev/null 2>"$dir/err"; rc=$?; set -e
@@ -40,6 +40,9 @@ set +e; echo forged | as_nobody "$MR" deliver --socket "$SOCK" u02 2>"$dir/err";
 set +e; as_nobody "$MR" bump --socket "$SOCK" u03 2>/dev/null; rc=$?; set -e
 [ "$rc" = 77 ] || fail "bump by nobody: exit $rc"
 as_nobody "$MR" status --socket "$SOCK" >/dev/null || fail "status by nobody"
+# a supplementary group of the peer process counts (SO_PEERGROUPS)
+setpriv --reuid=nobody --regid="$NOGROUP" --groups="$(getent group adm | cut -d: -f3)" \
+  "$MR" show --socket "$SOCK" u01 >/dev/null || fail "show by a process in --operator-group"
 stop_daemon
 
 # --- limits: connections per uid, delivery memory, slow bodies ------------
