@@ -173,8 +173,6 @@ struct daemon {
 /* The PEER_* rights of c's peer: root and the daemon's own uid have all;
  * members of --operator-group / --deliver-group theirs. Cached in c. */
 unsigned daemon_peer_rights(struct daemon *d, struct conn *c);
-/* Forgets the group database answers peer.c keeps for 10 s (tests). */
-void daemon_peer_forget(void);
 /* The account name of c's peer uid into buf. 0, or -1 (no name). */
 int daemon_peer_name(const struct conn *c, char *buf, size_t len);
 /* 1 when c's peer uid is the account named user, else 0. */

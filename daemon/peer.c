@@ -74,12 +74,6 @@ static unsigned db_rights(struct daemon *d, uid_t uid)
 	return e->rights;
 }
 
-/* Forgets what db_rights() remembered (tests change the groups). */
-void daemon_peer_forget(void)
-{
-	memset(db_cache, 0, sizeof(db_cache));
-}
-
 /* Returns the PEER_* rights of c's peer (cached in c). */
 unsigned daemon_peer_rights(struct daemon *d, struct conn *c)
 {
