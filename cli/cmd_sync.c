@@ -272,8 +272,12 @@ static int verify_user(int s_fd, int t_fd, const char *user, int json, int *firs
 		fputs("}", stdout);
 		*first = 0;
 	} else {
-		for (k = 0; k < diffs.n; k++)
-			printf("%s: %s: %s\n", user, diffs.v[k].path, diffs.v[k].message);
+		for (k = 0; k < diffs.n; k++) {
+			char p[8192], m[8192];
+
+			printf("%s: %s: %s\n", user, mr_escape(diffs.v[k].path, p, sizeof(p)),
+			       mr_escape(diffs.v[k].message, m, sizeof(m)));
+		}
 		if (diffs.dropped)
 			printf("%s: and %zu more differences\n", user, diffs.dropped);
 	}
