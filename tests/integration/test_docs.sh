@@ -53,7 +53,7 @@ for p in docs + headers:
         continue
     # \- is how the man page spells a dash.
     plain = text.replace("\\-", "-")
-    for opt in sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", plain))):
+    for opt in sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9](?![a-z0-9*-])", plain))):
         if opt in foreign:
             continue
         if not re.search(re.escape(opt) + r"(?![a-z0-9-])", helps):
