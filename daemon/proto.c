@@ -397,6 +397,71 @@ static void verb_queue(struct req *r)
 	daemon_proto_queue_more(r->d, r->c);
 }
 
+/* Users per LIST reply: a page of full user objects, a few hundred KiB at
+ * the most; the client asks for the next page with the cursor. */
+#define LIST_PAGE 500
+
+struct list_walk {
+	struct daemon *d;
+	struct daemon_buf *b;
+	const struct eta_ctx *ctx;
+	size_t n;
+};
+
+static int list_walk_one(void *arg, const struct queue_user_info *info)
+{
+	struct list_walk *w = arg;
+
+	if (w->n++)
+		daemon_buf_printf(w->b, ",");
+	daemon_proto_user(w->d, w->b, w->ctx, info, 1, 0);
+	return w->b->oom;
+}
+
+/* LIST STATE [CURSOR]: the users in STATE ("any": every state), a page at
+ * a time in the order they became known, each with its reason; operators
+ * only (it names other users). */
+static void verb_list(struct req *r)
+{
+	struct daemon_buf *b = &r->c->out;
+	struct list_walk w;
+	struct eta_ctx ctx;
+	uint64_t cursor = 0;
+	int state, more;
+
+	if (r->argc < 2 || r->argc > 3 ||
+	    (r->argc == 3 && mr_parse_u64(r->argv[2], &cursor) < 0)) {
+		daemon_proto_error(b, MR_EX_USAGE, "LIST takes a state and an optional cursor");
+		return;
+	}
+	state = strcmp(r->argv[1], "any") == 0 ? -1 : queue_state_parse(r->argv[1]);
+	if (state < 0 && strcmp(r->argv[1], "any") != 0) {
+		daemon_proto_error(b, MR_EX_USAGE, "LIST: no such state");
+		return;
+	}
+	if (daemon_server_out_pending(r->d) > OUT_PENDING_MAX) {
+		daemon_proto_error(b, MR_EX_TEMPFAIL,
+				   "too many replies waiting to be read; try again later");
+		return;
+	}
+	daemon_metrics_ctx(r->d, &ctx);
+	ctx.may_lock_workers = 0;
+	b->len = 0;
+	daemon_buf_printf(b, "{\"ok\":true,\"state\":\"%s\",\"users\":[", r->argv[1]);
+	w.d = r->d;
+	w.b = b;
+	w.ctx = &ctx;
+	w.n = 0;
+	more = queue_foreach_in_state(r->d->q, state, &cursor, LIST_PAGE, list_walk_one, &w);
+	daemon_buf_printf(b, "],\"next\":");
+	if (more > 0)
+		daemon_buf_printf(b, "%llu}\n", (unsigned long long)cursor);
+	else
+		daemon_buf_printf(b, "null}\n");
+	if (more < 0 || b->oom)
+		daemon_proto_error(b, MR_EX_SOFTWARE, "out of memory");
+}
+
 static void verb_status(struct req *r)
 {
 	struct daemon *d = r->d;
@@ -639,7 +704,7 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 	op = strcasecmp(verb, "ENQUEUE") == 0 || strcasecmp(verb, "BUMP") == 0 ||
 	     strcasecmp(verb, "RETRY") == 0 || strcasecmp(verb, "ACTIVATE") == 0 ||
 	     strcasecmp(verb, "PAUSE") == 0 || strcasecmp(verb, "RESUME") == 0 ||
-	     strcasecmp(verb, "SHUTDOWN") == 0;
+	     strcasecmp(verb, "SHUTDOWN") == 0 || strcasecmp(verb, "LIST") == 0;
 	if (op && !(daemon_peer_rights(d, c) & PEER_OPERATOR)) {
 		daemon_proto_error(&c->out, MR_EX_NOPERM, DENY_OPERATOR);
 		return;
@@ -658,6 +723,8 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 		verb_status(&r);
 	else if (strcasecmp(verb, "QUEUE") == 0)
 		verb_queue(&r);
+	else if (strcasecmp(verb, "LIST") == 0)
+		verb_list(&r);
 	else if (strcasecmp(verb, "DELIVER") == 0)
 		verb_deliver(&r);
 	else if (strcasecmp(verb, "PING") == 0)

@@ -41,6 +41,16 @@ const char *queue_state_name(enum queue_state s)
 	return state_names[s];
 }
 
+int queue_state_parse(const char *name)
+{
+	int s;
+
+	for (s = 0; s < QUEUE_STATE_COUNT; s++)
+		if (strcmp(name, state_names[s]) == 0)
+			return s;
+	return -1;
+}
+
 /* ---- the user table ------------------------------------------------- */
 
 static uint64_t name_hash(const char *name, size_t len)
@@ -871,6 +881,40 @@ void queue_foreach_queued_from(struct queue *q, uint64_t start, size_t max,
 out:
 	pthread_mutex_unlock(&q->mu);
 	free(info);
+}
+
+int queue_foreach_in_state(struct queue *q, int state, uint64_t *cursor, size_t max,
+			   int (*fn)(void *arg, const struct queue_user_info *info), void *arg)
+{
+	struct queue_user_info *info = malloc(sizeof(*info));
+	uint64_t id = *cursor;
+	size_t given = 0;
+	int more = 0;
+
+	if (info == NULL)
+		return -1;
+	pthread_mutex_lock(&q->mu);
+	for (; id < q->nusers; id++) {
+		const struct quser *u = q->users[id];
+
+		if (state >= 0 && u->state != state)
+			continue;
+		if (max != 0 && given == max) {
+			more = 1;
+			break;
+		}
+		fill_info(q, u, info);
+		given++;
+		if (fn(arg, info) != 0) {
+			id++;
+			more = id < q->nusers;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	*cursor = id;
+	free(info);
+	return more;
 }
 
 static int by_name(const void *a, const void *b)
