@@ -57,7 +57,7 @@ struct conn {
 	/* A QUEUE reply made a piece at a time (daemon_proto_queue_more). */
 	int streaming;        /* more pieces follow the one in out */
 	uint64_t stream_sent, stream_max;
-	char stream_last[MR_USER_NAME_MAX + 1];
+	struct queue_cursor stream_cur; /* after the last user sent */
 	int held;             /* out is ready but waits for a commit */
 	int waiting;          /* another thread prepares the reply */
 	int close_after;      /* close once out is sent */
