@@ -240,8 +240,9 @@ void daemon_workers_tick(struct daemon *d);
 int daemon_workers_busy(struct daemon *d);
 /* Runs --on-active for user (waits up to 60 s). */
 void daemon_run_on_active(struct daemon *d, const char *user);
-/* Writes the "workers" JSON list into b. */
-void daemon_workers_json(struct daemon *d, struct daemon_buf *b);
+/* Writes the "workers" JSON list into b. only NULL: every busy worker's
+ * user; else the user only when it is only (others are null). */
+void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *only);
 /* Seconds left of user's running job when a worker runs it: 1 and *left_r,
  * else 0. */
 int daemon_workers_left(struct daemon *d, const char *user, double avg, double *left_r);

@@ -396,8 +396,14 @@ static void verb_status(struct req *r)
 	struct daemon *d = r->d;
 	struct daemon_buf *b = &r->c->out;
 	struct eta_ctx ctx;
-	int s, paused;
+	char self[MR_USER_NAME_MAX + 1] = "";
+	int s, paused, everyone;
 
+	/* Others than operators see which users the workers restore only
+	 * when it is themselves (a peer without a name: nobody). */
+	everyone = (daemon_peer_rights(d, r->c) & PEER_OPERATOR) != 0;
+	if (!everyone && daemon_peer_name(r->c, self, sizeof(self)) < 0)
+		self[0] = '\0';
 	daemon_metrics_ctx(d, &ctx);
 	pthread_mutex_lock(&d->mu);
 	paused = d->paused;
@@ -409,7 +415,7 @@ static void verb_status(struct req *r)
 				  queue_state_name((enum queue_state)s),
 				  (unsigned long long)ctx.counts[s]);
 	daemon_buf_printf(b, "},\"workers\":");
-	daemon_workers_json(d, b);
+	daemon_workers_json(d, b, everyone ? NULL : self);
 	daemon_buf_printf(b, ",\"throughput\":{");
 	daemon_metrics_json(d, b);
 	daemon_buf_printf(b, "},\"eta_seconds\":");

@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -789,6 +790,43 @@ static void proto_queue_pieces(void **state)
 	pt_free(t);
 }
 
+/* STATUS is open to anyone who may connect, but it named the users the
+ * workers were restoring: others than operators see a busy worker's user
+ * only when it is themselves. */
+static void proto_status_names(void **state)
+{
+	struct pt *t = pt_new();
+	struct worker *w = calloc(1, sizeof(*w));
+	struct passwd *pw = getpwnam("nobody");
+
+	(void)state;
+	assert_non_null(w);
+	w->busy = 1;
+	w->id = 1;
+	snprintf(w->job.user, sizeof(w->job.user), "alice");
+	t->d.workers = w;
+	t->d.nworkers = 1;
+	assert_int_equal(req(t, "STATUS"), 0);
+	assert_non_null(strstr(t->reply, "\"user\":\"alice\""));
+	t->c->uid = geteuid() + 4242; /* no account, no group */
+	t->c->rights_checked = 0;
+	assert_int_equal(req(t, "STATUS"), 0);
+	assert_null(strstr(t->reply, "alice"));
+	assert_non_null(strstr(t->reply, "\"phase\":"));
+	/* A user's own restore shows. */
+	if (pw != NULL && pw->pw_uid != geteuid() && pw->pw_uid != 0) {
+		snprintf(w->job.user, sizeof(w->job.user), "nobody");
+		t->c->uid = pw->pw_uid;
+		t->c->rights_checked = 0;
+		assert_int_equal(req(t, "STATUS"), 0);
+		assert_non_null(strstr(t->reply, "\"user\":\"nobody\""));
+	}
+	t->d.workers = NULL;
+	t->d.nworkers = 0;
+	free(w);
+	pt_free(t);
+}
+
 /* Collects a whole QUEUE reply of t, calling between(t, n) after the n-th
  * piece (1-based) until the reply ends. Returns it (malloc'd). */
 static char *queue_in_pieces(struct pt *t, void (*between)(struct pt *t, int n))
@@ -1048,6 +1086,7 @@ int main(void)
 		cmocka_unit_test(proto_rights),
 		cmocka_unit_test(proto_queue_pieces),
 		cmocka_unit_test(proto_queue_pieces_last_moves),
+		cmocka_unit_test(proto_status_names),
 		cmocka_unit_test(proto_enqueue_lists),
 		cmocka_unit_test(proto_queue_count),
 		cmocka_unit_test(proto_deliver_arguments),
