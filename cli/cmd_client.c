@@ -405,10 +405,13 @@ static void print_worker(const struct reply *r, int w)
 
 	str(r, w, "user", user, sizeof(user));
 	str(r, w, "phase", phase, sizeof(phase));
-	if (user[0] == '\0') {
+	if (strcmp(phase, "idle") == 0 || (user[0] == '\0' && phase[0] == '\0')) {
 		printf("  worker %-2d idle\n", (int)num(r, w, "id", 0));
 		return;
 	}
+	/* Busy with a user the daemon does not name to this caller. */
+	if (user[0] == '\0')
+		snprintf(user, sizeof(user), "-");
 	done = num(r, w, "progress_done", 0);
 	total = num(r, w, "progress_total", 0);
 	pi = get(r, w, "progress");
@@ -464,7 +467,9 @@ static void print_prometheus(const struct reply *r)
 
 	for (i = 0; (w = daemon_json_index(r->toks, workers, i)) >= 0; i++) {
 		nw++;
-		if (str(r, w, "user", u, sizeof(u))[0])
+		/* A busy worker's user is null for callers who may not see it. */
+		if (str(r, w, "user", u, sizeof(u))[0] ||
+		    (str(r, w, "phase", u, sizeof(u))[0] && strcmp(u, "idle") != 0))
 			busy++;
 	}
 	printf("# HELP mailrestore_users Affected users per state.\n"

@@ -306,7 +306,6 @@ struct queue_walk {
 	const struct eta_ctx *ctx;
 	size_t n;          /* users written by this walk */
 	int comma;         /* users were written before: start with a comma */
-	char *last;        /* the name of the last user written */
 };
 
 static int queue_walk_one(void *arg, const struct queue_user_info *info)
@@ -316,26 +315,22 @@ static int queue_walk_one(void *arg, const struct queue_user_info *info)
 	if (w->n++ || w->comma)
 		daemon_buf_printf(w->b, ",");
 	daemon_proto_user(w->d, w->b, w->ctx, info, 0, 0);
-	memcpy(w->last, info->name, strlen(info->name) + 1);
 	return w->b->oom;
 }
 
 /* Appends the next piece of c's QUEUE reply to c->out, and its end after
  * the last one (c->streaming then drops to 0). A piece goes on after the
- * user the previous one ended with, wherever that user stands now, so
- * users who started or joined meanwhile shift nothing. */
+ * place in the queue where the previous one ended (a queue_cursor), so
+ * users who started, were bumped or joined meanwhile shift nobody into a
+ * repeat or out of the list. */
 void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 {
-	struct queue_user_info info;
 	struct eta_ctx ctx;
 	struct queue_walk w;
-	uint64_t start = c->stream_sent, want = QUEUE_PIECE;
+	uint64_t want = QUEUE_PIECE;
 
 	if (c->stream_max != 0 && c->stream_max - c->stream_sent < want)
 		want = c->stream_max - c->stream_sent;
-	if (c->stream_last[0] != '\0' && queue_lookup(d->q, c->stream_last, &info) == 0 &&
-	    info.position >= 0)
-		start = (uint64_t)info.position + 1;
 	daemon_metrics_ctx(d, &ctx);
 	ctx.may_lock_workers = 0;
 	w.d = d;
@@ -343,9 +338,8 @@ void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 	w.ctx = &ctx;
 	w.n = 0;
 	w.comma = c->stream_sent > 0;
-	w.last = c->stream_last;
 	if (want > 0)
-		queue_foreach_queued_from(d->q, start, (size_t)want, queue_walk_one, &w);
+		queue_foreach_queued_after(d->q, &c->stream_cur, (size_t)want, queue_walk_one, &w);
 	c->stream_sent += w.n;
 	c->streaming = want > 0 && w.n == want &&
 		       (c->stream_max == 0 || c->stream_sent < c->stream_max);
@@ -393,7 +387,7 @@ static void verb_queue(struct req *r)
 	}
 	r->c->stream_sent = 0;
 	r->c->stream_max = max;
-	r->c->stream_last[0] = '\0';
+	memset(&r->c->stream_cur, 0, sizeof(r->c->stream_cur));
 	daemon_proto_queue_more(r->d, r->c);
 }
 
@@ -467,8 +461,14 @@ static void verb_status(struct req *r)
 	struct daemon *d = r->d;
 	struct daemon_buf *b = &r->c->out;
 	struct eta_ctx ctx;
-	int s, paused;
+	char self[MR_USER_NAME_MAX + 1] = "";
+	int s, paused, everyone;
 
+	/* Others than operators see which users the workers restore only
+	 * when it is themselves (a peer without a name: nobody). */
+	everyone = (daemon_peer_rights(d, r->c) & PEER_OPERATOR) != 0;
+	if (!everyone && daemon_peer_name(r->c, self, sizeof(self)) < 0)
+		self[0] = '\0';
 	daemon_metrics_ctx(d, &ctx);
 	pthread_mutex_lock(&d->mu);
 	paused = d->paused;
@@ -480,7 +480,7 @@ static void verb_status(struct req *r)
 				  queue_state_name((enum queue_state)s),
 				  (unsigned long long)ctx.counts[s]);
 	daemon_buf_printf(b, "},\"workers\":");
-	daemon_workers_json(d, b);
+	daemon_workers_json(d, b, everyone ? NULL : self);
 	daemon_buf_printf(b, ",\"throughput\":{");
 	daemon_metrics_json(d, b);
 	daemon_buf_printf(b, "},\"eta_seconds\":");

@@ -175,11 +175,20 @@ int queue_lookup(struct queue *q, const char *name, struct queue_user_info *info
  * the queue's lock held: it must be quick and must not call the queue. */
 void queue_foreach_queued(struct queue *q, size_t max,
 			  int (*fn)(void *arg, const struct queue_user_info *info), void *arg);
-/* Same, starting at position start (0: the front): for a long list sent in
- * pieces, each piece a short hold of the lock. */
-void queue_foreach_queued_from(struct queue *q, uint64_t start, size_t max,
-			       int (*fn)(void *arg, const struct queue_user_info *info),
-			       void *arg);
+/* Where a list given in pieces stands: the lane and sequence number of
+ * the last user given. Zeroed: nothing given yet (the front). */
+struct queue_cursor {
+	int given;      /* 0: nothing given yet */
+	int lane;       /* the last user's lane (0 priority, 1 enqueue) */
+	int64_t seq;    /* its place in that lane */
+};
+/* Same, going on after *cur and moving *cur past each user given: for a
+ * long list sent in pieces, each piece a short hold of the lock. A user
+ * who moved ahead of the cursor meanwhile (bumped, asked by a login) is
+ * not given again, and one who left the queue shifts nobody past it. */
+void queue_foreach_queued_after(struct queue *q, struct queue_cursor *cur, size_t max,
+				int (*fn)(void *arg, const struct queue_user_info *info),
+				void *arg);
 /* Calls fn for the users in state (or in any state when state < 0), in the
  * order they were added, starting at *cursor (0: the first) and at most max
  * of them (0: no limit), for lists sent in pieces: each call is one short
