@@ -15,6 +15,7 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -515,7 +516,10 @@ static void print_prometheus(const struct reply *r)
 	printf("# HELP mailrestore_eta_seconds Estimated seconds until every user is done.\n"
 	       "# TYPE mailrestore_eta_seconds gauge\n"
 	       "mailrestore_eta_seconds %.0f\n",
-	       num(r, 0, "eta_seconds", 0));
+	       /* null (paused, estimating): not a number, not a countdown */
+	       daemon_json_is_null(r->text, r->toks, get(r, 0, "eta_seconds"))
+		       ? NAN
+		       : num(r, 0, "eta_seconds", 0));
 	printf("# HELP mailrestore_paused 1 when no new user is started.\n"
 	       "# TYPE mailrestore_paused gauge\n"
 	       "mailrestore_paused %d\n",
