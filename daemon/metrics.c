@@ -110,7 +110,9 @@ void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 }
 
 /* Seconds a running job still needs: its phase's predicted cost minus the
- * time it has spent in it. A job past its prediction is given a second. */
+ * time it has spent in it. A job past its prediction is taken to be about
+ * to end (0): a floor would put every running job's slack in front of every
+ * estimate. */
 double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double run_elapsed,
 			   double sync_elapsed)
 {
@@ -122,7 +124,7 @@ double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double 
 		c -= run_elapsed;
 	else
 		return -1;
-	return c > 1 ? c : 1;
+	return c > 0 ? c : 0;
 }
 
 /* Fills ctx (takes the queue's and the workers' locks). */
