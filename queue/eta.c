@@ -21,13 +21,13 @@
 #define RATES_MINOR 0
 #define RATES_HEADER 16
 #define RATES_HASH_XXH3 1
-#define RATES_FIELDS 9
+#define RATES_FIELDS 10
 #define RATES_BODY (ETA_PHASES * RATES_FIELDS * 8)
 #define RATES_SIZE (RATES_HEADER + RATES_BODY + 8)
 
 /* One phase's sums; every field decays by ETA_DECAY at each new run. */
 struct line {
-	double w, sx, sy, sxx, sxy;
+	double w, sx, sy, sxx, sxy, syy;
 	double bytes, files, seconds;
 	double runs;  /* not decayed: how many runs were ever seen */
 };
@@ -71,6 +71,7 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 	l->sy = l->sy * ETA_DECAY + seconds;
 	l->sxx = l->sxx * ETA_DECAY + x * x;
 	l->sxy = l->sxy * ETA_DECAY + x * seconds;
+	l->syy = l->syy * ETA_DECAY + seconds * seconds;
 	l->bytes = l->bytes * ETA_DECAY + (double)bytes;
 	l->files = l->files * ETA_DECAY + (double)files;
 	l->seconds = l->seconds * ETA_DECAY + seconds;
@@ -78,13 +79,18 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 	pthread_mutex_unlock(&m->mu);
 }
 
-/* The line's slope (seconds per MiB) and intercept. With one size seen (or
- * one run) there is no slope to learn: every user costs the mean. A fit
- * that says bigger is faster, or that a user costs less than nothing, is
- * noise: the mean, or a line through zero, is the honest answer then. */
+/* The line's slope (seconds per MiB) and intercept. A slope is only
+ * believed when the runs support it: at least three, and the slope at
+ * least twice its standard error. Early in a restore the runs seen are the
+ * smallest users, all of about one size, and the scatter of their times
+ * (other load, the page cache) makes any slope fitted to them noise that,
+ * extended to the big users, is wrong by a factor of ten either way; the
+ * mean run is the honest answer until bigger users have been measured. A
+ * fit that says bigger is faster, or that a user costs less than nothing,
+ * falls back the same way (or to a line through zero). */
 static void fit(const struct line *l, double *a_r, double *b_r)
 {
-	double mx, my, var, cov, a, b;
+	double mx, my, var, cov, vy, res, se2, a, b;
 
 	*a_r = 0;
 	*b_r = 0;
@@ -92,18 +98,21 @@ static void fit(const struct line *l, double *a_r, double *b_r)
 		return;
 	mx = l->sx / l->w;
 	my = l->sy / l->w;
+	*b_r = my;
 	var = l->sxx / l->w - mx * mx;
 	cov = l->sxy / l->w - mx * my;
-	if (var <= 1e-12 * (mx * mx + 1e-12)) {
-		*b_r = my;
+	vy = l->syy / l->w - my * my;
+	if (l->runs < 3 || var <= 1e-12 * (mx * mx + 1e-12))
 		return;
-	}
 	a = cov / var;
 	b = my - a * mx;
-	if (a < 0) {
-		a = 0;
-		b = my;
-	} else if (b < 0) {
+	res = vy - a * cov; /* residual variance */
+	if (res < 0)
+		res = 0;
+	se2 = res / (l->w * var);
+	if (a <= 0 || a * a < 4 * se2)
+		return;
+	if (b < 0) {
 		a = l->sxx > 0 ? l->sxy / l->sxx : 0;
 		b = 0;
 	}
@@ -213,8 +222,8 @@ static double get_f64(const uint8_t *p)
 
 static double *field(struct line *l, int i)
 {
-	double *f[RATES_FIELDS] = { &l->w,     &l->sx,    &l->sy,      &l->sxx, &l->sxy,
-				    &l->bytes, &l->files, &l->seconds, &l->runs };
+	double *f[RATES_FIELDS] = { &l->w,     &l->sx,    &l->sy,    &l->sxx,     &l->sxy,
+				    &l->syy,   &l->bytes, &l->files, &l->seconds, &l->runs };
 
 	return f[i];
 }

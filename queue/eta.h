@@ -26,14 +26,16 @@
  * new run multiplies the weight of the past by ETA_DECAY), so the rates
  * follow a machine whose load changes. b is what every user costs whatever
  * its size (opening, listing the source folder, fsyncs, activation); a is
- * the inverse of a worker's rate in bytes of backup per second. The bytes
+ * the inverse of a worker's rate in bytes of backup per second, used only
+ * once the runs seen support it (else every user costs the mean run:
+ * see fit() in eta.c). The bytes
  * and files the runs wrote are counted as well, for the rates operators
  * read (bytes and files per second per worker).
  *
  * File format of "eta.rates": a header {magic "MRER", u16 major 1, u16
  * minor 0, u32 header size 16, u32 hash id 1 (xxh3-64)}, then ETA_PHASES
- * blocks of 9 little-endian IEEE doubles {weight, sum x, sum y, sum x*x,
- * sum x*y, bytes, files, seconds, runs}, then the u64 xxh3-64 of the
+ * blocks of 10 little-endian IEEE doubles {weight, sum x, sum y, sum x*x,
+ * sum x*y, sum y*y, bytes, files, seconds, runs}, then the u64 xxh3-64 of the
  * blocks. A short file, a bad checksum, a foreign magic or another major
  * version is refused (the model stays empty; nothing is guessed).
  *

@@ -72,6 +72,9 @@ static void measure(struct et *t)
 	r.size = 10 * MIB;
 	r.extract_seconds = 11;
 	daemon_metrics_observe(&t->d, &r);
+	r.size = 5 * MIB;
+	r.extract_seconds = 6;
+	daemon_metrics_observe(&t->d, &r);
 }
 
 /* eta_seconds and eta_status of user now. */
