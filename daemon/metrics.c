@@ -212,7 +212,7 @@ double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
 		for (i = 0; i < ctx->nrunning; i++)
 			if (strcmp(ctx->running[i], info->name) == 0)
 				return ctx->left[i];
-		return -1; /* between the queue and a worker: no figure yet */
+		return cost_of(d, info); /* taken, its worker not started yet */
 	}
 	/* Inside a walk of the lanes in order (the QUEUE verb): each user is
 	 * the next one of the schedule. */
