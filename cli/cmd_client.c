@@ -15,6 +15,7 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -258,13 +259,28 @@ static const char *fmt_time(double t, char *buf, size_t len)
 	return buf;
 }
 
-static const char *fmt_eta(double eta, char *buf, size_t len)
+/* An estimate as people read it, from eta_seconds (< 0 for null) and
+ * eta_status: "paused", "estimating", "no estimate", or "about 3 minutes". */
+static const char *fmt_eta(double eta, const char *status, char *buf, size_t len)
 {
-	if (eta < 0) {
+	if (strcmp(status, "paused") == 0 || strcmp(status, "estimating") == 0)
+		snprintf(buf, len, "%s", status);
+	else if (eta < 0)
 		snprintf(buf, len, "no estimate");
-		return buf;
-	}
-	return mr_human_duration(eta, buf, len);
+	else
+		mr_human_duration(eta, buf, len);
+	return buf;
+}
+
+/* fmt_eta() of object obj of a reply. */
+static const char *reply_eta(const struct reply *r, int obj, char *buf, size_t len)
+{
+	char status[32];
+	int i = get(r, obj, "eta_seconds");
+
+	str(r, obj, "eta_status", status, sizeof(status));
+	return fmt_eta(daemon_json_is_null(r->text, r->toks, i) ? -1 : num(r, obj, "eta_seconds", -1),
+		       status, buf, len);
 }
 
 /* ---- login --------------------------------------------------------------- */
@@ -282,12 +298,18 @@ static void login_usage(FILE *out)
 }
 
 /* The one line a person trying to log in reads. */
-static void login_message(const char *state, double pos, double eta, char *buf, size_t len)
+static void login_message(const char *state, double pos, double eta, const char *status,
+			  char *buf, size_t len)
 {
 	char when[64];
 	long p = (long)pos;
 
-	fmt_eta(eta, when, sizeof(when));
+	if (strcmp(status, "paused") == 0)
+		snprintf(when, sizeof(when), "restoring is paused for now");
+	else if (strcmp(status, "estimating") == 0)
+		snprintf(when, sizeof(when), "the time is still being estimated");
+	else
+		fmt_eta(eta, status, when, sizeof(when));
 	if (strcmp(state, "restoring") == 0 || strcmp(state, "syncing") == 0)
 		snprintf(buf, len, "Your mailbox is being restored right now; %s.", when);
 	else if (strcmp(state, "attention") == 0)
@@ -312,7 +334,7 @@ int cmd_login(int argc, char **argv)
 	struct daemon_json_tok toks[64];
 	struct copts o;
 	struct mr_error err;
-	char req[MR_USER_NAME_MAX + 16], buf[8192], state[32], line[512];
+	char req[MR_USER_NAME_MAX + 16], buf[8192], state[32], status[32], line[512];
 	double pos, eta;
 	int fd, n, rc, i;
 
@@ -360,7 +382,11 @@ int cmd_login(int argc, char **argv)
 	pos = daemon_json_is_null(buf, toks, i) ? -1 : daemon_json_num(buf, toks, i, -1);
 	i = daemon_json_get(buf, toks, 0, "eta_seconds");
 	eta = daemon_json_is_null(buf, toks, i) ? -1 : daemon_json_num(buf, toks, i, -1);
-	login_message(state, pos, eta, line, sizeof(line));
+	status[0] = '\0';
+	i = daemon_json_get(buf, toks, 0, "eta_status");
+	if (i >= 0 && !daemon_json_is_null(buf, toks, i))
+		daemon_json_text(buf, toks, i, status, sizeof(status));
+	login_message(state, pos, eta, status, line, sizeof(line));
 	puts(line);
 	return rc;
 }
@@ -451,12 +477,17 @@ static void print_status(const struct reply *r)
 	printf("requests waiting: %.0f   held mail: %.0f messages\n", num(r, 0, "pending", 0),
 	       num(r, 0, "held_mail", 0));
 	i = get(r, 0, "eta_seconds");
-	printf("time left: %s\n",
-	       num(r, 0, "eta_seconds", -1) == 0
+	printf("time until every user is back: %s\n",
+	       !daemon_json_is_null(r->text, r->toks, i) && num(r, 0, "eta_seconds", -1) == 0
 		       ? "nothing left to do"
-		       : fmt_eta(daemon_json_is_null(r->text, r->toks, i) ? -1
-									   : num(r, 0, "eta_seconds", -1),
-				 b, sizeof(b)));
+		       : reply_eta(r, 0, b, sizeof(b)));
+	i = get(r, tp, "rates");
+	if (i >= 0 && num(r, get(r, i, "run"), "runs", 0) > 0)
+		printf("rate per worker: %s/s, %.0f files/s (%.0f runs measured)\n",
+		       mr_human_bytes((uint64_t)num(r, get(r, i, "run"), "bytes_per_second", 0), a,
+				      sizeof(a)),
+		       num(r, get(r, i, "run"), "files_per_second", 0),
+		       num(r, get(r, i, "run"), "runs", 0));
 }
 
 static void print_prometheus(const struct reply *r)
@@ -507,7 +538,10 @@ static void print_prometheus(const struct reply *r)
 	printf("# HELP mailrestore_eta_seconds Estimated seconds until every user is done.\n"
 	       "# TYPE mailrestore_eta_seconds gauge\n"
 	       "mailrestore_eta_seconds %.0f\n",
-	       num(r, 0, "eta_seconds", 0));
+	       /* null (paused, estimating): not a number, not a countdown */
+	       daemon_json_is_null(r->text, r->toks, get(r, 0, "eta_seconds"))
+		       ? NAN
+		       : num(r, 0, "eta_seconds", 0));
 	printf("# HELP mailrestore_paused 1 when no new user is started.\n"
 	       "# TYPE mailrestore_paused gauge\n"
 	       "mailrestore_paused %d\n",
@@ -687,7 +721,7 @@ int cmd_queue(int argc, char **argv)
 					       ? "priority"
 					       : "enqueue",
 				       fmt_time(num(&r, u, "requested_at", 0), when, sizeof(when)),
-				       fmt_eta(num(&r, u, "eta_seconds", -1), eta, sizeof(eta)));
+				       reply_eta(&r, u, eta, sizeof(eta)));
 			printf("%.0f request%s waiting\n", num(&r, 0, "total", 0),
 			       num(&r, 0, "total", 0) == 1 ? "" : "s");
 		}
@@ -723,9 +757,7 @@ static void print_show(const struct reply *r)
 		printf("position:    %.0f (requests before it)\n", num(r, 0, "position", 0));
 	pi = get(r, 0, "eta_seconds");
 	if (strcmp(a, "active") != 0 && strcmp(a, "unknown") != 0)
-		printf("estimate:    %s\n",
-		       fmt_eta(daemon_json_is_null(r->text, r->toks, pi) ? -1 : num(r, 0, "eta_seconds", -1),
-			       b, sizeof(b)));
+		printf("estimate:    %s\n", reply_eta(r, 0, b, sizeof(b)));
 	if (strcmp(a, "unknown") == 0) {
 		printf("(not affected by the outage)\n");
 		return;
@@ -832,7 +864,7 @@ static int watch_frame(const char *sock, int tty)
 	for (i = 0; (u = daemon_json_index(q.toks, list, i)) >= 0; i++)
 		printf("  %4.0f  %-30s %s\n", num(&q, u, "position", -1),
 		       str(&q, u, "user", user, sizeof(user)),
-		       fmt_eta(num(&q, u, "eta_seconds", -1), eta, sizeof(eta)));
+		       reply_eta(&q, u, eta, sizeof(eta)));
 	if (i == 0)
 		printf("  (nobody)\n");
 	fflush(stdout);

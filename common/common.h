@@ -278,7 +278,10 @@ void mr_bufcat(char *buf, size_t len, size_t *pos, const char *fmt, ...)
 
 /* Human size "12.3 MiB" into buf. Returns buf. */
 const char *mr_human_bytes(uint64_t n, char *buf, size_t len);
-/* Human duration "about 40 minutes" into buf. Returns buf. */
+/* Human duration the way people read time: "less than a minute", "about
+ * a minute", "about 25 minutes" (whole minutes up to ten, then fives),
+ * "about an hour", "about 3 hours", "about 2 days"; "unknown" below 0.
+ * Returns buf. */
 const char *mr_human_duration(double seconds, char *buf, size_t len);
 
 /* Parses a decimal uint64 (whole string). 0 ok, -1 bad. */

@@ -193,16 +193,27 @@ const char *mr_human_bytes(uint64_t n, char *buf, size_t len)
 
 const char *mr_human_duration(double s, char *buf, size_t len)
 {
-	if (s < 0)
+	long n;
+
+	if (s < 0) {
 		snprintf(buf, len, "unknown");
-	else if (s < 1.5)
-		snprintf(buf, len, "about a second");
-	else if (s < 90)
-		snprintf(buf, len, "about %d seconds", (int)(s + 0.5));
-	else if (s < 90 * 60)
-		snprintf(buf, len, "about %d minutes", (int)(s / 60 + 0.5));
-	else
-		snprintf(buf, len, "about %.1f hours", s / 3600);
+	} else if (s < 60) {
+		snprintf(buf, len, "less than a minute");
+	} else if (s < 90) {
+		snprintf(buf, len, "about a minute");
+	} else if (s < 55 * 60) {
+		n = (long)(s / 60 + 0.5);
+		/* Past ten minutes nobody counts single minutes. */
+		if (n > 10)
+			n = (n + 2) / 5 * 5;
+		snprintf(buf, len, "about %ld minutes", n);
+	} else if (s < 90 * 60) {
+		snprintf(buf, len, "about an hour");
+	} else if (s < 36 * 3600) {
+		snprintf(buf, len, "about %ld hours", (long)(s / 3600 + 0.5));
+	} else {
+		snprintf(buf, len, "about %ld days", (long)(s / 86400 + 0.5));
+	}
 	return buf;
 }
 

@@ -394,7 +394,10 @@ int daemon_run(const struct daemon_settings *settings)
 			     : MR_EX_IOERR;
 		goto out_mask;
 	}
-	daemon_metrics_init(d);
+	if (daemon_metrics_init(d) < 0) {
+		rc = MR_EX_OSERR;
+		goto out_mask;
+	}
 	rc = daemon_server_open(d);
 	if (rc != 0)
 		goto out_mask;
@@ -415,6 +418,7 @@ out_stop:
 	daemon_server_close(d);
 	mr_log("daemon stopped");
 out_mask:
+	daemon_metrics_close(d);
 	queue_close(&d->q);
 	engine_close(&d->engine);
 	if (target_lock >= 0)

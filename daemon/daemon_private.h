@@ -16,6 +16,7 @@
 
 #include "daemon/daemon.h"
 #include "engine/engine.h"
+#include "queue/eta.h"
 #include "queue/queue.h"
 
 #include <pthread.h>
@@ -84,6 +85,9 @@ struct worker {
 	int preempted;        /* cancelled to make room for a priority user */
 	double started_at;    /* wall clock */
 	double started_mono;
+	double sync_mono;     /* monotonic: when the tick saw the sync begin (0 not yet) */
+	uint64_t size;        /* the user's size_hint (the model's cost key) */
+	int resumed;          /* an earlier run left a work copy: not a clean sample */
 	double backoff_until; /* monotonic: no new user before (after FAILED) */
 	int failures;
 	struct engine_job job;
@@ -120,6 +124,8 @@ struct metrics {
 	uint64_t bytes_total;     /* bytes written by finished runs */
 	double held_cache_at;     /* monotonic time of held_cache */
 	uint64_t held_cache;
+	double rates_saved_at;    /* monotonic time eta.rates was last written */
+	int rates_dirty;          /* runs observed since */
 };
 
 #define DAEMON_TASK_THREADS 2
@@ -166,6 +172,7 @@ struct daemon {
 
 	pthread_mutex_t metrics_mu;
 	struct metrics metrics;
+	struct eta_model *eta;    /* the time model (queue/eta.h), own lock */
 	uint64_t body_bytes;      /* DELIVER bodies held in memory (atomic) */
 };
 
@@ -200,14 +207,21 @@ void daemon_proto_queue_more(struct daemon *d, struct conn *c);
 void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot);
 /* {"ok":false,"error":msg,"code":code} into b (b is reset first). */
 void daemon_proto_error(struct daemon_buf *b, int code, const char *msg);
-/* What a time estimate needs, taken once per reply. */
+/* What a time estimate needs, taken once per reply (metrics.c). */
 struct eta_ctx {
 	uint64_t counts[QUEUE_STATE_COUNT];
 	uint64_t pending;
-	double avg;          /* seconds per user */
 	int jobs;
 	int background;
-	int may_lock_workers; /* 0 inside queue callbacks (the queue's lock is held) */
+	int paused;
+	int measured;        /* the model has a run behind it */
+	int may_lock_workers; /* 0 inside a walk of the lanes in order (QUEUE):
+	                       * each user's estimate advances walk */
+	size_t nrunning;     /* running jobs and the seconds they still need */
+	char running[ETA_MAX_WORKERS][MR_USER_NAME_MAX + 1];
+	double left[ETA_MAX_WORKERS];
+	struct eta_sched walk; /* the workers after the running jobs */
+	struct eta_sched *walk_p; /* &walk */
 };
 /* The JSON object of one user (login/show/queue fields); with_ok starts it
  * with "ok":true. full adds the times, reason, counters, held mail and the
@@ -243,24 +257,46 @@ void daemon_run_on_active(struct daemon *d, const char *user);
 /* Writes the "workers" JSON list into b. only NULL: every busy worker's
  * user; else the user only when it is only (others are null). */
 void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *only);
-/* Seconds left of user's running job when a worker runs it: 1 and *left_r,
- * else 0. */
-int daemon_workers_left(struct daemon *d, const char *user, double avg, double *left_r);
+/* The running jobs: names into names[i], the seconds each still needs
+ * (daemon_metrics_left; -1 unknown) into left[i], at most max. Returns the
+ * number. */
+size_t daemon_workers_running(struct daemon *d, char (*names)[MR_USER_NAME_MAX + 1],
+			      double *left, size_t max);
 
 /* metrics.c */
-void daemon_metrics_init(struct daemon *d);
+/* Starts the clock, loads the rates kept by an earlier run. 0 or -1. */
+int daemon_metrics_init(struct daemon *d);
+/* Saves the rates (when changed) and frees the model. */
+void daemon_metrics_close(struct daemon *d);
 void daemon_metrics_finished(struct daemon *d, double seconds, uint64_t bytes, int active);
-/* Mean seconds per user so far (60 until the first finished). */
-double daemon_metrics_avg(struct daemon *d);
-/* Fills ctx from the queue and the measurements (takes the queue's lock:
- * not inside queue callbacks). */
+/* One clean run (active, first attempt) for the model. sync_seconds < 0:
+ * the phases could not be told apart (extract_seconds is the whole run). */
+struct daemon_run_sample {
+	uint64_t size;
+	uint64_t extract_bytes, extract_files, sync_bytes, sync_files;
+	double extract_seconds, sync_seconds;
+};
+void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r);
+/* Seconds a running job of this size still needs (-1 before any
+ * measurement). sync_elapsed < 0: the sync has not begun. */
+double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double run_elapsed,
+			   double sync_elapsed);
+/* Fills ctx from the queue, the workers and the model (takes the queue's
+ * lock: not inside queue callbacks). */
 void daemon_metrics_ctx(struct daemon *d, struct eta_ctx *ctx);
-/* The time estimate of a user in seconds; < 0 when there is none
- * (attention). Never negative otherwise. */
+/* The time estimate of a user in seconds; < 0 when there is none (see
+ * daemon_metrics_eta_status for why). */
 double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
 			  const struct queue_user_info *info);
-/* Seconds until every user the daemon will run is done. */
+/* Why a user's estimate is what it is: "estimate" (a figure), "estimating"
+ * (nothing measured yet), "paused", "none" (attention, or waiting with the
+ * background off) or "done" (active, unknown). */
+const char *daemon_metrics_eta_status(const struct eta_ctx *ctx,
+				      const struct queue_user_info *info);
+/* Seconds until every user the daemon will run is done (< 0: none). */
 double daemon_metrics_eta_total(struct daemon *d, const struct eta_ctx *ctx);
+/* The same words as daemon_metrics_eta_status for the whole run. */
+const char *daemon_metrics_total_status(const struct eta_ctx *ctx);
 /* Held messages of every user, at most a second old. */
 uint64_t daemon_metrics_held(struct daemon *d);
 /* The "throughput" object's members into b. */

@@ -1,26 +1,74 @@
 /*
  * metrics.c: what the daemon measures over its run (users finished, bytes
- * written, time per user) and the time estimates built on it.
+ * written, the rates of the time model) and the time estimates built on
+ * it.
  *
- * Estimates: avg = mean seconds of the runs finished so far (60 s until
- * the first one ends). A queued user at position p finishes in about
- * (p / jobs + 1) * avg: the p requests ahead of it share the workers, then
- * its own run takes avg. A waiting user is counted behind every pending
- * request and every other waiting user (an upper bound: the background
- * order is by size). A running user's estimate comes from its progress.
+ * Estimates come from one model (queue/eta.h): each finished run teaches
+ * it how long a user of its backup's size takes per phase on one worker,
+ * and the rates are kept in the state folder so a restart keeps them. A
+ * user's estimate walks the queue in the order the workers will take it
+ * (queue_foreach_order: priority lane, enqueue lane, then waiting users
+ * smallest first), starting from the seconds the running jobs still need,
+ * handing each user ahead to the worker free first; the user's own run
+ * ends its walk. No estimate (eta_seconds null) while paused (status
+ * "paused"), before any run was measured ("estimating"), for a waiting
+ * user with the background off and for attention ("none").
  */
 #include "daemon/daemon_private.h"
 #include "mail/mail.h"
 
 #include <string.h>
 
-#define DEFAULT_SECONDS_PER_USER 60.0
+/* Rates are written at most this often while runs finish (and at exit). */
+#define RATES_SAVE_INTERVAL 2.0
 
-/* Starts the clock of the run. */
-void daemon_metrics_init(struct daemon *d)
+/* Starts the clock of the run and loads the rates a previous run kept.
+ * 0, or -1 (logged: out of memory). */
+int daemon_metrics_init(struct daemon *d)
 {
+	struct mr_error err;
+	int r;
+
 	memset(&d->metrics, 0, sizeof(d->metrics));
 	d->metrics.start_mono = mr_monotonic();
+	d->eta = eta_model_new();
+	if (d->eta == NULL) {
+		mr_log("daemon: out of memory");
+		return -1;
+	}
+	if (d->engine == NULL)
+		return 0; /* no state folder (tests of the protocol) */
+	mr_error_clear(&err);
+	r = eta_model_load(d->eta, engine_state_fd(d->engine), &err);
+	if (r < 0)
+		mr_log("daemon: %s: estimates start afresh", err.msg);
+	else if (r == 1) {
+		struct eta_rates rates;
+
+		eta_model_rates(d->eta, ETA_RUN, &rates);
+		mr_log("daemon: time estimates go on from %.0f runs measured before", rates.runs);
+	}
+	return 0;
+}
+
+static void save_rates(struct daemon *d)
+{
+	struct mr_error err;
+
+	if (d->engine == NULL)
+		return;
+	mr_error_clear(&err);
+	if (eta_model_save(d->eta, engine_state_fd(d->engine), &err) < 0)
+		mr_log("daemon: keeping the measured rates: %s", err.msg);
+}
+
+/* Saves the rates and frees the model. Accepts a daemon that never got to
+ * daemon_metrics_init(). */
+void daemon_metrics_close(struct daemon *d)
+{
+	if (d->eta != NULL && d->engine != NULL && d->metrics.rates_dirty)
+		save_rates(d);
+	eta_model_free(&d->eta);
 }
 
 /* Records a run that ended active (active = 1) or in attention. */
@@ -34,70 +82,184 @@ void daemon_metrics_finished(struct daemon *d, double seconds, uint64_t bytes, i
 	pthread_mutex_unlock(&d->metrics_mu);
 }
 
-/* Mean seconds per finished user (DEFAULT_SECONDS_PER_USER before any). */
-double daemon_metrics_avg(struct daemon *d)
+/* See daemon_private.h. */
+void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 {
-	double avg;
+	double now = mr_monotonic();
+	int save;
 
+	if (r->sync_seconds >= 0) {
+		eta_model_observe(d->eta, ETA_EXTRACT, r->size, r->extract_bytes, r->extract_files,
+				  r->extract_seconds);
+		eta_model_observe(d->eta, ETA_SYNC, r->size, r->sync_bytes, r->sync_files,
+				  r->sync_seconds);
+	}
+	eta_model_observe(d->eta, ETA_RUN, r->size, r->extract_bytes + r->sync_bytes,
+			  r->extract_files + r->sync_files,
+			  r->extract_seconds + (r->sync_seconds > 0 ? r->sync_seconds : 0));
 	pthread_mutex_lock(&d->metrics_mu);
-	avg = d->metrics.users_done ? d->metrics.run_seconds / (double)d->metrics.users_done
-				    : DEFAULT_SECONDS_PER_USER;
+	d->metrics.rates_dirty = 1;
+	save = now - d->metrics.rates_saved_at >= RATES_SAVE_INTERVAL;
+	if (save) {
+		d->metrics.rates_saved_at = now;
+		d->metrics.rates_dirty = 0;
+	}
 	pthread_mutex_unlock(&d->metrics_mu);
-	return avg > 0.001 ? avg : 0.001;
+	if (save)
+		save_rates(d);
 }
 
-/* Fills ctx (takes the queue's lock). */
+/* Seconds a running job still needs: its phase's predicted cost minus the
+ * time it has spent in it. A job past its prediction is taken to be about
+ * to end (0): a floor would put every running job's slack in front of every
+ * estimate. */
+double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double run_elapsed,
+			   double sync_elapsed)
+{
+	double c;
+
+	if (syncing && sync_elapsed >= 0 && (c = eta_model_cost(d->eta, ETA_SYNC, size)) >= 0)
+		c -= sync_elapsed;
+	else if ((c = eta_model_cost(d->eta, ETA_RUN, size)) >= 0)
+		c -= run_elapsed;
+	else
+		return -1;
+	return c > 0 ? c : 0;
+}
+
+/* Fills ctx (takes the queue's and the workers' locks). */
 void daemon_metrics_ctx(struct daemon *d, struct eta_ctx *ctx)
 {
+	memset(ctx, 0, sizeof(*ctx));
 	queue_counts(d->q, ctx->counts);
 	ctx->pending = queue_pending(d->q);
-	ctx->avg = daemon_metrics_avg(d);
 	ctx->jobs = d->nworkers > 0 ? d->nworkers : 1;
+	if (ctx->jobs > ETA_MAX_WORKERS)
+		ctx->jobs = ETA_MAX_WORKERS;
 	ctx->background = d->set->background;
+	ctx->measured = eta_model_measured(d->eta);
 	ctx->may_lock_workers = 1;
+	pthread_mutex_lock(&d->mu);
+	ctx->paused = d->paused;
+	pthread_mutex_unlock(&d->mu);
+	ctx->nrunning = daemon_workers_running(d, ctx->running, ctx->left, (size_t)ctx->jobs);
+	eta_sched_init(&ctx->walk, (unsigned)ctx->jobs, ctx->left, ctx->nrunning);
+	ctx->walk_p = &ctx->walk;
+}
+
+/* A user's own seconds on one worker. */
+static double cost_of(struct daemon *d, const struct queue_user_info *info)
+{
+	return eta_model_cost(d->eta, ETA_RUN, info->size_hint);
+}
+
+struct find {
+	struct daemon *d;
+	struct eta_sched s;
+	const char *name;
+	double eta;
+};
+
+static int find_one(void *arg, const struct queue_user_info *info)
+{
+	struct find *f = arg;
+	double t = eta_sched_add(&f->s, cost_of(f->d, info));
+
+	if (strcmp(info->name, f->name) != 0)
+		return 0;
+	f->eta = t;
+	return 1;
+}
+
+/* See the top of this file. */
+const char *daemon_metrics_eta_status(const struct eta_ctx *ctx,
+				      const struct queue_user_info *info)
+{
+	switch (info->state) {
+	case QUEUE_ACTIVE:
+	case QUEUE_UNKNOWN:
+		return "done";
+	case QUEUE_ATTENTION:
+		return "none";
+	case QUEUE_RESTORING:
+	case QUEUE_SYNCING:
+		return ctx->measured ? "estimate" : "estimating";
+	case QUEUE_WAITING:
+		if (!ctx->background)
+			return "none";
+		/* fall through */
+	case QUEUE_QUEUED:
+	default:
+		if (ctx->paused)
+			return "paused";
+		return ctx->measured ? "estimate" : "estimating";
+	}
 }
 
 /* See the top of this file. */
 double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
 			  const struct queue_user_info *info)
 {
-	double left, ahead;
+	const char *st = daemon_metrics_eta_status(ctx, info);
+	struct find f;
+	size_t i;
 
-	switch (info->state) {
-	case QUEUE_ACTIVE:
-	case QUEUE_UNKNOWN:
+	if (strcmp(st, "done") == 0)
 		return 0;
-	case QUEUE_ATTENTION:
+	if (strcmp(st, "estimate") != 0)
 		return -1;
-	case QUEUE_RESTORING:
-	case QUEUE_SYNCING:
-		if (ctx->may_lock_workers && daemon_workers_left(d, info->name, ctx->avg, &left))
-			return left;
-		return ctx->avg / 2;
-	case QUEUE_QUEUED:
-		ahead = info->position >= 0 ? (double)info->position : (double)ctx->pending;
-		return (ahead / ctx->jobs + 1) * ctx->avg;
-	case QUEUE_WAITING:
-	default:
-		ahead = (double)ctx->pending + (double)ctx->counts[QUEUE_WAITING];
-		if (ahead > 0)
-			ahead -= 1;
-		return (ahead / ctx->jobs + 1) * ctx->avg;
+	if (info->state == QUEUE_RESTORING || info->state == QUEUE_SYNCING) {
+		for (i = 0; i < ctx->nrunning; i++)
+			if (strcmp(ctx->running[i], info->name) == 0)
+				return ctx->left[i];
+		return cost_of(d, info); /* taken, its worker not started yet */
 	}
+	/* Inside a walk of the lanes in order (the QUEUE verb): each user is
+	 * the next one of the schedule. */
+	if (!ctx->may_lock_workers)
+		return eta_sched_add(ctx->walk_p, cost_of(d, info));
+	f.d = d;
+	f.s = ctx->walk;
+	f.name = info->name;
+	f.eta = -1;
+	queue_foreach_order(d->q, ctx->background, find_one, &f);
+	return f.eta;
 }
 
-/* Seconds until everything the daemon will run is done. */
+static int add_one(void *arg, const struct queue_user_info *info)
+{
+	struct find *f = arg;
+
+	eta_sched_add(&f->s, cost_of(f->d, info));
+	return 0;
+}
+
+/* "estimate", "estimating", "paused" or "done" for the whole run. */
+const char *daemon_metrics_total_status(const struct eta_ctx *ctx)
+{
+	if (ctx->pending + ctx->nrunning + (ctx->background ? ctx->counts[QUEUE_WAITING] : 0) ==
+	    0)
+		return "done";
+	if (ctx->paused)
+		return "paused";
+	return ctx->measured ? "estimate" : "estimating";
+}
+
+/* Seconds until everything the daemon will run is done; -1 while paused
+ * or before any measurement (0 when nothing is left). */
 double daemon_metrics_eta_total(struct daemon *d, const struct eta_ctx *ctx)
 {
-	double n = (double)ctx->pending, running;
+	const char *st = daemon_metrics_total_status(ctx);
+	struct find f;
 
-	(void)d;
-	if (ctx->background)
-		n += (double)ctx->counts[QUEUE_WAITING];
-	running = (double)(ctx->counts[QUEUE_RESTORING] + ctx->counts[QUEUE_SYNCING]);
-	if (n + running == 0)
+	if (strcmp(st, "done") == 0)
 		return 0;
-	return (n / ctx->jobs) * ctx->avg + (running > 0 ? ctx->avg / 2 : 0);
+	if (strcmp(st, "estimate") != 0)
+		return -1;
+	f.d = d;
+	f.s = ctx->walk;
+	queue_foreach_order(d->q, ctx->background, add_one, &f);
+	return eta_sched_end(&f.s);
 }
 
 /* Held messages of every user; the folder walk is done at most once a
@@ -127,8 +289,11 @@ uint64_t daemon_metrics_held(struct daemon *d)
 /* Writes the members of the "throughput" object. */
 void daemon_metrics_json(struct daemon *d, struct daemon_buf *b)
 {
+	static const char *const names[ETA_PHASES] = { "extract", "sync", "run" };
+	struct eta_rates rt;
 	struct metrics m;
 	double elapsed;
+	int k;
 
 	pthread_mutex_lock(&d->metrics_mu);
 	m = d->metrics;
@@ -139,11 +304,21 @@ void daemon_metrics_json(struct daemon *d, struct daemon_buf *b)
 	daemon_buf_printf(b,
 			  "\"users_per_minute\":%.3f,\"bytes_per_second\":%.0f,"
 			  "\"users_done\":%llu,\"users_active\":%llu,\"bytes_total\":%llu,"
-			  "\"seconds_per_user\":%.3f,\"measured\":%s,\"uptime\":%.3f",
+			  "\"seconds_per_user\":%.3f,\"measured\":%s,\"uptime\":%.3f,\"rates\":{",
 			  (double)m.users_done * 60.0 / elapsed, (double)m.bytes_total / elapsed,
 			  (unsigned long long)m.users_done, (unsigned long long)m.users_active,
 			  (unsigned long long)m.bytes_total,
-			  m.users_done ? m.run_seconds / (double)m.users_done
-				       : DEFAULT_SECONDS_PER_USER,
-			  m.users_done ? "true" : "false", elapsed);
+			  m.users_done ? m.run_seconds / (double)m.users_done : 0.0,
+			  eta_model_measured(d->eta) ? "true" : "false", elapsed);
+	for (k = 0; k < ETA_PHASES; k++) {
+		eta_model_rates(d->eta, (enum eta_phase)k, &rt);
+		daemon_buf_printf(b,
+				  "%s\"%s\":{\"runs\":%.0f,\"bytes_per_second\":%.0f,"
+				  "\"files_per_second\":%.1f,\"seconds_per_user\":%.3f,"
+				  "\"seconds_per_mib\":%.6f}",
+				  k ? "," : "", names[k], rt.runs, rt.bytes_per_second,
+				  rt.files_per_second, rt.seconds_per_user,
+				  rt.seconds_per_byte * 1048576.0);
+	}
+	daemon_buf_printf(b, "}");
 }

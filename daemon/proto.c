@@ -149,6 +149,7 @@ void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_
 		daemon_buf_printf(b, "null");
 	daemon_buf_printf(b, ",\"eta_seconds\":");
 	daemon_buf_num_or_null(b, daemon_metrics_eta(d, ctx, info));
+	daemon_buf_printf(b, ",\"eta_status\":\"%s\"", daemon_metrics_eta_status(ctx, info));
 	daemon_buf_printf(b, ",\"priority\":%s,\"requested_at\":", info->priority ? "true" : "false");
 	daemon_buf_num_or_null(b, time_or_null(info->requested_at));
 	if (full) {
@@ -485,6 +486,7 @@ static void verb_status(struct req *r)
 	daemon_metrics_json(d, b);
 	daemon_buf_printf(b, "},\"eta_seconds\":");
 	daemon_buf_num_or_null(b, daemon_metrics_eta_total(d, &ctx));
+	daemon_buf_printf(b, ",\"eta_status\":\"%s\"", daemon_metrics_total_status(&ctx));
 	daemon_buf_printf(b,
 			  ",\"held_mail\":%llu,\"pending\":%llu,\"jobs\":%d,\"paused\":%s,"
 			  "\"background\":%s,\"connections\":%d,\"pid\":%ld}\n",

@@ -106,6 +106,31 @@ static void counters_of(const struct engine_job *job, struct queue_counters *k)
 	k->held_mail = job->released_mail;
 }
 
+/* Teaches the time model a clean run: one that started afresh and went
+ * active (a resumed run skips work; an attention run may stop early). */
+static void observe(struct worker *w, double took)
+{
+	struct daemon_run_sample r;
+	double sync_mono;
+
+	pthread_mutex_lock(&w->d->mu);
+	sync_mono = w->sync_mono;
+	pthread_mutex_unlock(&w->d->mu);
+	memset(&r, 0, sizeof(r));
+	r.size = w->size;
+	r.extract_bytes = w->job.restore.bytes;
+	r.extract_files = w->job.restore.files;
+	r.sync_bytes = w->job.sync.bytes_written;
+	r.sync_files = w->job.sync.copied_files;
+	r.extract_seconds = took;
+	r.sync_seconds = -1;
+	if (sync_mono > 0) {
+		r.extract_seconds = sync_mono - w->started_mono;
+		r.sync_seconds = took - r.extract_seconds;
+	}
+	daemon_metrics_observe(w->d, &r);
+}
+
 /* Reports a finished run to the queue, the metrics and the hook. */
 static void finish(struct worker *w, enum engine_result res, int preempted)
 {
@@ -125,6 +150,8 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 		if (queue_set_state(d->q, job->user, QUEUE_ACTIVE, NULL, &k, mr_now(), &err) < 0)
 			mr_log("%s: recording activation: %s", job->user, err.msg);
 		daemon_metrics_finished(d, took, bytes, 1);
+		if (!w->resumed)
+			observe(w, took);
 		mr_log("%s: active in %.1f s (%s written, %llu released messages)", job->user,
 		       took, mr_human_bytes(bytes, hb, sizeof(hb)),
 		       (unsigned long long)job->released_mail);
@@ -165,6 +192,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct daemon *d = w->d;
+	struct queue_user_info info;
 	struct mr_error err;
 	char name[MR_USER_NAME_MAX + 1];
 	enum engine_result res;
@@ -191,6 +219,8 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&d->mu);
 			continue;
 		}
+		if (queue_lookup(d->q, name, &info) != 0)
+			memset(&info, 0, sizeof(info));
 		pthread_mutex_lock(&d->mu);
 		engine_job_init(&w->job, name);
 		w->busy = 1;
@@ -199,6 +229,9 @@ static void *worker_main(void *arg)
 		w->preempted = 0;
 		w->started_at = mr_now();
 		w->started_mono = mr_monotonic();
+		w->sync_mono = 0;
+		w->size = info.size_hint;
+		w->resumed = info.attempts > 1;
 		if (d->stopping)
 			__atomic_store_n(&w->job.cancel, 1, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&d->mu);
@@ -316,6 +349,7 @@ void daemon_workers_tick(struct daemon *d)
 		if (!w->marked_syncing &&
 		    __atomic_load_n(&w->job.phase, __ATOMIC_RELAXED) >= ENGINE_PHASE_SYNCING) {
 			w->marked_syncing = 1;
+			w->sync_mono = mr_monotonic();
 			mr_error_clear(&err);
 			if (queue_set_state(d->q, w->job.user, QUEUE_SYNCING, NULL, NULL, mr_now(),
 					    &err) < 0)
@@ -381,36 +415,23 @@ void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *onl
 }
 
 /* See daemon_private.h. */
-int daemon_workers_left(struct daemon *d, const char *user, double avg, double *left_r)
+size_t daemon_workers_running(struct daemon *d, char (*names)[MR_USER_NAME_MAX + 1],
+			      double *left, size_t max)
 {
 	struct worker *w;
-	double elapsed, frac;
-	int i, found = 0;
+	double now = mr_monotonic();
+	size_t n = 0;
+	int i;
 
 	pthread_mutex_lock(&d->mu);
-	for (i = 0; i < d->nworkers && d->workers; i++) {
+	for (i = 0; i < d->nworkers && d->workers && n < max; i++) {
 		w = &d->workers[i];
-		if (!w->busy || strcmp(w->job.user, user) != 0)
+		if (!w->busy)
 			continue;
-		found = 1;
-		elapsed = mr_monotonic() - w->started_mono;
-		/* Restoring is most of a run; the sync of an unchanged
-		 * source is quick. */
-		{
-			uint64_t pd = __atomic_load_n(&w->job.progress_done, __ATOMIC_RELAXED);
-			uint64_t pt = __atomic_load_n(&w->job.progress_total, __ATOMIC_RELAXED);
-			frac = pt > 0 ? (double)pd / (double)pt : 0;
-		}
-		if (__atomic_load_n(&w->job.phase, __ATOMIC_RELAXED) >= ENGINE_PHASE_SYNCING)
-			frac = 0.8 + 0.2 * frac;
-		else
-			frac = 0.8 * frac;
-		if (frac > 0.05)
-			*left_r = elapsed * (1 - frac) / frac;
-		else
-			*left_r = avg > elapsed ? avg - elapsed : 1;
-		break;
+		snprintf(names[n], MR_USER_NAME_MAX + 1, "%s", w->job.user);
+		left[n++] = daemon_metrics_left(d, w->size, w->sync_mono > 0, now - w->started_mono,
+						w->sync_mono > 0 ? now - w->sync_mono : -1);
 	}
 	pthread_mutex_unlock(&d->mu);
-	return found;
+	return n;
 }

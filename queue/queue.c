@@ -21,8 +21,6 @@
 #include <xxhash.h>
 
 #define REASON_MAX 1023
-/* Weight of the newest run in the running average of run durations. */
-#define AVG_WEIGHT 0.2
 
 static const char *const state_names[QUEUE_STATE_COUNT] = {
 	[QUEUE_WAITING] = "waiting",
@@ -281,17 +279,6 @@ int apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err)
 	return 0;
 }
 
-static void measure_run(struct queue *q, double seconds)
-{
-	if (!isfinite(seconds) || seconds < 0 || seconds > 30 * 86400.0)
-		return;
-	if (q->runs_measured == 0)
-		q->avg_run = seconds;
-	else
-		q->avg_run = (1 - AVG_WEIGHT) * q->avg_run + AVG_WEIGHT * seconds;
-	q->runs_measured++;
-}
-
 int apply_state(struct queue *q, uint32_t id, enum queue_state state, double now,
 		const struct queue_counters *c, const char *reason, size_t reason_len,
 		struct mr_error *err)
@@ -312,8 +299,6 @@ int apply_state(struct queue *q, uint32_t id, enum queue_state state, double now
 	case QUEUE_ATTENTION:
 		if (u->state == QUEUE_QUEUED)
 			lane_remove(lane_of(q, u->lane), u->seq);
-		if (running)
-			measure_run(q, now - u->started_at);
 		u->finished_at = now;
 		break;
 	default:
@@ -404,8 +389,6 @@ int apply_snapshot_user(struct queue *q, const struct quser *t, const char *reas
 		}
 	}
 	set_ustate(q, u, (enum queue_state)t->state);
-	if (t->state == QUEUE_ACTIVE || t->state == QUEUE_ATTENTION)
-		measure_run(q, u->finished_at - u->started_at);
 	return 0;
 }
 
@@ -923,6 +906,60 @@ int queue_foreach_in_state(struct queue *q, int state, uint64_t *cursor, size_t 
 	return more;
 }
 
+/* The background order of queue_next(): (size_hint, name). */
+static int by_size(const void *a, const void *b)
+{
+	const struct quser *ua = *(const struct quser *const *)a;
+	const struct quser *ub = *(const struct quser *const *)b;
+
+	if (ua->size_hint != ub->size_hint)
+		return ua->size_hint < ub->size_hint ? -1 : 1;
+	return strcmp(ua->name, ub->name);
+}
+
+void queue_foreach_order(struct queue *q, int with_waiting,
+			 int (*fn)(void *arg, const struct queue_user_info *info), void *arg)
+{
+	struct queue_user_info *info = malloc(sizeof(*info));
+	struct quser **waiting = NULL;
+	size_t i, n = 0;
+	uint64_t k;
+	int l;
+
+	if (info == NULL)
+		return;
+	pthread_mutex_lock(&q->mu);
+	for (l = 0; l < 2; l++) {
+		const struct lane *lane = l == 0 ? &q->prio : &q->enq;
+
+		for (k = 0; k < lane->count; k++) {
+			fill_info(q, q->users[lane_kth(lane, k) - 1], info);
+			if (fn(arg, info) != 0)
+				goto out;
+		}
+	}
+	if (!with_waiting || q->heap_len == 0)
+		goto out;
+	/* The heap is lazy: users who left the waiting state stay in it
+	 * until popped. */
+	waiting = malloc(q->heap_len * sizeof(*waiting));
+	if (waiting == NULL)
+		goto out;
+	for (i = 0; i < q->heap_len; i++)
+		if (q->users[q->heap[i]]->state == QUEUE_WAITING)
+			waiting[n++] = q->users[q->heap[i]];
+	qsort(waiting, n, sizeof(*waiting), by_size);
+	for (i = 0; i < n; i++) {
+		fill_info(q, waiting[i], info);
+		if (fn(arg, info) != 0)
+			break;
+	}
+out:
+	pthread_mutex_unlock(&q->mu);
+	free(waiting);
+	free(info);
+}
+
 static int by_name(const void *a, const void *b)
 {
 	const struct quser *ua = *(const struct quser *const *)a;
@@ -980,22 +1017,6 @@ void queue_journal_stats(struct queue *q, struct queue_journal_stats *st)
 	*st = q->stats;
 	st->file_size = q->file_size;
 	pthread_mutex_unlock(&q->mu);
-}
-
-double queue_eta(struct queue *q, int64_t position, unsigned workers)
-{
-	double avg;
-	uint64_t runs;
-
-	pthread_mutex_lock(&q->mu);
-	avg = q->avg_run;
-	runs = q->runs_measured;
-	pthread_mutex_unlock(&q->mu);
-	if (runs == 0 || position < 0)
-		return -1;
-	if (workers == 0)
-		workers = 1;
-	return avg * ((double)position / workers + 1);
 }
 
 int queue_compact(struct queue *q, struct mr_error *err)

@@ -197,6 +197,13 @@ void queue_foreach_queued_after(struct queue *q, struct queue_cursor *cur, size_
  * more users may follow, 0 at the end, -1 when out of memory. */
 int queue_foreach_in_state(struct queue *q, int state, uint64_t *cursor, size_t max,
 			   int (*fn)(void *arg, const struct queue_user_info *info), void *arg);
+/* Calls fn for every user not started yet in the order queue_next() takes
+ * them: the priority lane, the enqueue lane, then (when with_waiting) the
+ * waiting users by (size_hint, name). Stops when fn returns nonzero. fn
+ * runs with the queue's lock held, as above; the time estimates
+ * (queue/eta.h) are built on this walk. */
+void queue_foreach_order(struct queue *q, int with_waiting,
+			 int (*fn)(void *arg, const struct queue_user_info *info), void *arg);
 /* Calls fn for every known user (any state), in name order. fn runs with
  * the queue's lock held, as above. */
 void queue_foreach_user(struct queue *q, int (*fn)(void *arg, const struct queue_user_info *info),
@@ -216,13 +223,6 @@ struct queue_journal_stats {
 	uint64_t file_size;     /* queue.journal now */
 };
 void queue_journal_stats(struct queue *q, struct queue_journal_stats *st);
-
-/* Estimated seconds until a user at position (as in queue_user_info) has
- * been restored, from the running average of the durations of the runs
- * that ended so far (journaled runs included, so it survives a restart),
- * with `workers` users restored at a time: avg * (position / workers + 1).
- * Returns -1 when no run has ended yet or position is -1. */
-double queue_eta(struct queue *q, int64_t position, unsigned workers);
 
 /* Rewrites the journal as a snapshot of the live state (everything still
  * buffered becomes durable with it). Commits call this on their own when

@@ -95,10 +95,6 @@ struct queue {
 	uint32_t *heap;             /* waiting users by (size_hint, name), lazy */
 	size_t heap_len, heap_cap;
 
-	/* estimate: exponential average of run durations */
-	double avg_run;
-	uint64_t runs_measured;
-
 	/* journal writer; LSNs count bytes appended since open (never reset,
 	 * so tickets stay comparable across compactions) */
 	struct jbuf buf, spare;

@@ -439,6 +439,7 @@ static void pt_free(struct pt *t)
 	free(t->c->body);
 	daemon_buf_free(&t->c->out);
 	free(t->c);
+	daemon_metrics_close(&t->d);
 	queue_close(&t->d.q);
 	pthread_mutex_destroy(&t->d.mu);
 	pthread_cond_destroy(&t->d.work_cv);

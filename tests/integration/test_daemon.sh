@@ -41,7 +41,8 @@ expect_login() { # user position
     1) echo "$out" | grep -q "There is 1 request in the queue before you" || fail "login $1: $out" ;;
     *) echo "$out" | grep -q "There are $2 requests in the queue before you" || fail "login $1: $out" ;;
   esac
-  echo "$out" | grep -q "about" || fail "login $1: no estimate: $out"
+  # paused: no countdown, the line says so
+  echo "$out" | grep -q "; restoring is paused for now.$" || fail "login $1: not paused: $out"
 }
 expect_login u03 0
 expect_login u01 1
@@ -54,6 +55,7 @@ set +e; "$MR" login --socket "$SOCK" --json u05 > "$dir/l.json"; rc=$?; set -e
 for f in user state position eta_seconds; do
   json "d[\"$f\"]" < "$dir/l.json" >/dev/null || fail "login --json lacks $f"
 done
+[ "$(json 'd["eta_seconds"] is None and d["eta_status"] == "paused"' < "$dir/l.json")" = True ] || fail "login --json while paused: $(cat "$dir/l.json")"
 
 # not affected: may log in; invalid: 65
 [ "$("$MR" login --socket "$SOCK" stranger)" = active ] || fail "unknown user login"
@@ -66,7 +68,7 @@ set +e; "$MR" show --socket "$SOCK" 'a b' 2>/dev/null; rc=$?; set -e
 "$MR" queue --socket "$SOCK" --json > "$dir/q.json"
 [ "$(json '[u["user"] for u in d]' < "$dir/q.json")" = '["u03", "u01", "u05"]' ] || fail "queue order $(cat "$dir/q.json")"
 [ "$(json '[u["position"] for u in d]' < "$dir/q.json")" = '[0, 1, 2]' ] || fail "queue positions"
-json '[u["eta_seconds"] >= 0 and u["state"] == "queued" for u in d] == [True]*3' < "$dir/q.json" | grep -q True || fail "queue fields"
+json '[u["eta_seconds"] is None and u["eta_status"] == "paused" and u["state"] == "queued" for u in d] == [True]*3' < "$dir/q.json" | grep -q True || fail "queue fields"
 
 # enqueue (plain: after the logins), bump (to the front), status
 "$MR" enqueue --socket "$SOCK" u07 >/dev/null
@@ -86,7 +88,7 @@ set +e; "$MR" bump --socket "$SOCK" nobody-here 2>/dev/null; rc=$?; set -e
 json 'sorted(d["counts"].keys()) == sorted(["waiting","queued","restoring","syncing","active","attention","unknown"])' < "$dir/s.json" | grep -q True || fail "status counts $(cat "$dir/s.json")"
 [ "$(json 'd["counts"]["queued"]' < "$dir/s.json")" = 6 ] || fail "queued count"
 [ "$(json 'len(d["workers"])' < "$dir/s.json")" = 2 ] || fail "workers"
-json 'd["throughput"]["users_per_minute"] >= 0 and d["eta_seconds"] >= 0 and d["paused"]' < "$dir/s.json" | grep -q True || fail "status fields"
+json 'd["throughput"]["users_per_minute"] >= 0 and d["eta_seconds"] is None and d["eta_status"] == "paused" and d["paused"]' < "$dir/s.json" | grep -q True || fail "status fields"
 "$MR" status --socket "$SOCK" | grep -q "queued 6" || fail "human status"
 "$MR" status --socket "$SOCK" --prometheus | grep -q 'mailrestore_users{state="queued"} 6' || fail "prometheus"
 "$MR" watch --socket "$SOCK" --once | grep -q "next in line" || fail "watch --once"

@@ -333,24 +333,46 @@ static void test_foreach(void **state)
 	qt_teardown(&t);
 }
 
-static void test_eta(void **state)
+/* The walk the estimates are built on: the priority lane in request order,
+ * the enqueue lane, then waiting users by size (as queue_next takes them);
+ * running and finished users are not in it. */
+static void test_foreach_order(void **state)
 {
 	struct qt t;
-	struct mr_error err;
-	char name[MR_USER_NAME_MAX + 1];
+	struct names n = { .n = 0 };
 
 	(void)state;
 	qt_setup(&t, 0);
-	qt_add_n(&t, 3);
-	assert_true(queue_eta(t.q, 0, 2) < 0);
-	assert_int_equal(queue_next(t.q, 0, 100.0, name, NULL, &err), 1);
-	assert_int_equal(queue_set_state(t.q, name, QUEUE_ACTIVE, NULL, NULL, 110.0, &err), 0);
-	assert_true(queue_eta(t.q, 0, 1) == 10.0);
-	assert_true(queue_eta(t.q, 4, 2) == 30.0);
-	assert_true(queue_eta(t.q, -1, 2) < 0);
-	/* The measurement survives a restart. */
-	qt_reopen(&t);
-	assert_true(queue_eta(t.q, 0, 1) == 10.0);
+	qt_add(&t, "big", 900);
+	qt_add(&t, "mid", 500);
+	qt_add(&t, "tiny", 10);
+	qt_add(&t, "zed", 1);
+	qt_add(&t, "amy", 2);
+	qt_add(&t, "kim", 3);
+	qt_add(&t, "lou", 4);
+	qt_ask(&t, 'e', "kim");
+	qt_ask(&t, 'r', "big");
+	qt_ask(&t, 'r', "lou");
+	qt_next(&t, 0, "big"); /* running: no longer ahead of anyone */
+	queue_foreach_order(t.q, 1, collect, &n);
+	assert_int_equal(n.n, 6);
+	assert_string_equal(n.v[0], "lou");
+	assert_string_equal(n.v[1], "kim");
+	assert_string_equal(n.v[2], "zed");
+	assert_string_equal(n.v[3], "amy");
+	assert_string_equal(n.v[4], "tiny");
+	assert_string_equal(n.v[5], "mid");
+	/* Background off: the lanes only. */
+	n.n = 0;
+	queue_foreach_order(t.q, 0, collect, &n);
+	assert_int_equal(n.n, 2);
+	/* The walk's order is the order queue_next() really takes. */
+	qt_next(&t, 0, "lou");
+	qt_next(&t, 0, "kim");
+	qt_next(&t, 0, "zed");
+	qt_next(&t, 0, "amy");
+	qt_next(&t, 0, "tiny");
+	qt_next(&t, 0, "mid");
 	qt_teardown(&t);
 }
 
@@ -367,7 +389,7 @@ int main(void)
 		cmocka_unit_test(test_retry),
 		cmocka_unit_test(test_states_and_counts),
 		cmocka_unit_test(test_foreach),
-		cmocka_unit_test(test_eta),
+		cmocka_unit_test(test_foreach_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,122 @@
+/*
+ * eta.h: how long the work ahead of a user takes, measured from the work
+ * itself. The one model behind every time the daemon tells (login, show,
+ * queue, status, watch).
+ *
+ * How to use it (the daemon is the one user; tests drive it alone):
+ *   1. eta_model_new() makes an empty model; eta_model_load(state_dirfd)
+ *      fills it with the rates a previous run measured ("eta.rates"), so a
+ *      restarted daemon does not start from a guess.
+ *   2. After each finished run, eta_model_observe() with the user's cost
+ *      key (its newest backup's size, the queue's size_hint), what the run
+ *      did (bytes, files) and how long each phase took on its worker.
+ *      eta_model_save() keeps the rates durable (temporary file, fsync,
+ *      rename, fsync of the folder).
+ *   3. eta_model_cost() predicts one worker's seconds for a user of a given
+ *      size; it returns -1 while nothing was measured ("estimating").
+ *   4. An estimate: eta_sched_init() with the workers and the seconds left
+ *      of the running jobs, then eta_sched_add() with each user's cost in
+ *      the order the queue serves them (priority lane in request order,
+ *      plain enqueues, then waiting users smallest first). Each call returns
+ *      the seconds until that user is done: the work ahead of it divided
+ *      among the workers as they free up, plus its own run.
+ *
+ * The model, per phase (extract, sync, whole run): seconds = a * size + b,
+ * a least-squares line over the runs seen, older runs weighing less (each
+ * new run multiplies the weight of the past by ETA_DECAY), so the rates
+ * follow a machine whose load changes. b is what every user costs whatever
+ * its size (opening, listing the source folder, fsyncs, activation); a is
+ * the inverse of a worker's rate in bytes of backup per second, used only
+ * once the runs seen support it (else every user costs the mean run:
+ * see fit() in eta.c). The bytes
+ * and files the runs wrote are counted as well, for the rates operators
+ * read (bytes and files per second per worker).
+ *
+ * File format of "eta.rates": a header {magic "MRER", u16 major 1, u16
+ * minor 0, u32 header size 16, u32 hash id 1 (xxh3-64)}, then ETA_PHASES
+ * blocks of 10 little-endian IEEE doubles {weight, sum x, sum y, sum x*x,
+ * sum x*y, sum y*y, bytes, files, seconds, runs}, then the u64 xxh3-64 of the
+ * blocks. A short file, a bad checksum, a foreign magic or another major
+ * version is refused (the model stays empty; nothing is guessed).
+ *
+ * Thread safety: a model holds its own lock; a schedule belongs to its
+ * caller.
+ */
+#ifndef MR_QUEUE_ETA_H
+#define MR_QUEUE_ETA_H
+
+#include "common/common.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ETA_RATES_FILE "eta.rates"
+/* Weight kept by the past at each new run. */
+#define ETA_DECAY 0.98
+/* The most workers a schedule follows. */
+#define ETA_MAX_WORKERS 256
+
+enum eta_phase {
+	ETA_EXTRACT = 0, /* the backup into the work copy */
+	ETA_SYNC,        /* the work copy against the source, and activation */
+	ETA_RUN,         /* the whole run, start to active */
+	ETA_PHASES
+};
+
+/* What a phase's measurements say, for status. */
+struct eta_rates {
+	double runs;              /* weighted number of runs behind the line */
+	double seconds_per_byte;  /* a (0 before any run) */
+	double seconds_per_user;  /* b */
+	double bytes_per_second;  /* written per worker, over the runs seen */
+	double files_per_second;
+};
+
+struct eta_model;
+
+/* A new empty model, or NULL (out of memory). Free with eta_model_free(). */
+struct eta_model *eta_model_new(void);
+/* Frees *m and sets it NULL. Accepts NULL. */
+void eta_model_free(struct eta_model **m);
+
+/* Records one phase of a finished run on one worker: size is the user's
+ * cost key (backup size), bytes and files what the phase wrote, seconds
+ * its duration. Negative or non-finite seconds are ignored. */
+void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size, uint64_t bytes,
+		       uint64_t files, double seconds);
+/* One worker's predicted seconds for a phase of a user of this size; -1
+ * when the phase has no measurement yet. Never below 0 otherwise. */
+double eta_model_cost(struct eta_model *m, enum eta_phase phase, uint64_t size);
+/* 1 when the whole-run line has at least one run behind it. */
+int eta_model_measured(struct eta_model *m);
+/* Fills rates_r for a phase. */
+void eta_model_rates(struct eta_model *m, enum eta_phase phase, struct eta_rates *rates_r);
+
+/* Reads ETA_RATES_FILE from dirfd into m (replacing what m held). Returns
+ * 1 when loaded, 0 when there is no file, -1 with err when the file is
+ * unreadable or refused (m is left empty then). */
+int eta_model_load(struct eta_model *m, int dirfd, struct mr_error *err);
+/* Writes m to ETA_RATES_FILE in dirfd durably: "eta.rates.tmp" written and
+ * fsync'd, renamed over, the folder fsync'd. 0 or -1 with err (the old
+ * file, if any, is then still whole). */
+int eta_model_save(struct eta_model *m, int dirfd, struct mr_error *err);
+
+/* A schedule: when each worker is free next, in seconds from now. */
+struct eta_sched {
+	unsigned workers;
+	double free_at[ETA_MAX_WORKERS];
+	double last;  /* the latest finish handed out so far */
+};
+
+/* Starts a schedule of `workers` workers (at least 1, at most
+ * ETA_MAX_WORKERS) of which the first nrunning are busy for running_left[i]
+ * more seconds (values below 0 count as 0; extra values are ignored). */
+void eta_sched_init(struct eta_sched *s, unsigned workers, const double *running_left,
+		    size_t nrunning);
+/* The next user in the order, costing `cost` seconds on one worker: it
+ * starts on the worker free first. Returns the seconds until it is done. */
+double eta_sched_add(struct eta_sched *s, double cost);
+/* Seconds until every worker is free (the whole schedule is done). */
+double eta_sched_end(const struct eta_sched *s);
+
+#endif

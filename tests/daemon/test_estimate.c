@@ -1,0 +1,166 @@
+/*
+ * test_estimate.c: the estimates the daemon gives (daemon/metrics.c) on a
+ * daemon made up here (a real queue in a temporary folder, no socket, no
+ * threads): "estimating" before any run was measured, a figure in the
+ * queue's order once one was, "paused" while paused (no countdown), and
+ * "none" for waiting users with the background off. Regression: a paused
+ * daemon told users "about a second".
+ */
+#include "tests/testutil.h"
+#include "daemon/daemon_private.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MIB 1048576ULL
+
+struct et {
+	char *dir;
+	struct daemon_settings set;
+	struct daemon d;
+};
+
+static struct et *et_new(void)
+{
+	struct queue_settings qs = { 0, 1 };
+	struct mr_error err;
+	struct et *t = calloc(1, sizeof(*t));
+	int fd;
+
+	assert_non_null(t);
+	mr_log_quiet = 1;
+	t->dir = tu_tmpdir();
+	fd = tu_open_dir(t->dir);
+	if (queue_open(fd, &qs, &t->d.q, &err) < 0)
+		fail_msg("queue_open: %s", err.msg);
+	close(fd);
+	/* 1 s per user plus 1 s per MiB, once measured. */
+	assert_int_equal(queue_add_user(t->d.q, "small", 1 * MIB, &err), 1);
+	assert_int_equal(queue_add_user(t->d.q, "mid", 3 * MIB, &err), 1);
+	assert_int_equal(queue_add_user(t->d.q, "big", 9 * MIB, &err), 1);
+	daemon_settings_init(&t->set);
+	t->set.background = 1;
+	t->d.set = &t->set;
+	t->d.nworkers = 1;
+	pthread_mutex_init(&t->d.mu, NULL);
+	pthread_mutex_init(&t->d.metrics_mu, NULL);
+	assert_int_equal(daemon_metrics_init(&t->d), 0);
+	return t;
+}
+
+static void et_free(struct et *t)
+{
+	daemon_metrics_close(&t->d);
+	queue_close(&t->d.q);
+	pthread_mutex_destroy(&t->d.mu);
+	pthread_mutex_destroy(&t->d.metrics_mu);
+	tu_rmtree(t->dir);
+	free(t);
+}
+
+static void measure(struct et *t)
+{
+	struct daemon_run_sample r;
+
+	memset(&r, 0, sizeof(r));
+	r.sync_seconds = -1;
+	r.size = 0;
+	r.extract_seconds = 1;
+	daemon_metrics_observe(&t->d, &r);
+	r.size = 10 * MIB;
+	r.extract_seconds = 11;
+	daemon_metrics_observe(&t->d, &r);
+	r.size = 5 * MIB;
+	r.extract_seconds = 6;
+	daemon_metrics_observe(&t->d, &r);
+}
+
+/* eta_seconds and eta_status of user now. */
+static double eta(struct et *t, const char *user, const char **status_r)
+{
+	struct queue_user_info info;
+	struct eta_ctx ctx;
+
+	assert_int_equal(queue_lookup(t->d.q, user, &info), 0);
+	daemon_metrics_ctx(&t->d, &ctx);
+	*status_r = daemon_metrics_eta_status(&ctx, &info);
+	return daemon_metrics_eta(&t->d, &ctx, &info);
+}
+
+static int near(double a, double b)
+{
+	return fabs(a - b) < 1e-6;
+}
+
+static void estimate_states(void **state)
+{
+	struct et *t = et_new();
+	struct queue_user_info info;
+	struct daemon_buf b = { 0 };
+	struct eta_ctx ctx;
+	struct mr_error err;
+	queue_ticket ticket;
+	const char *st;
+
+	(void)state;
+	/* Nothing measured: no made-up number. */
+	assert_true(eta(t, "mid", &st) < 0);
+	assert_string_equal(st, "estimating");
+	daemon_metrics_ctx(&t->d, &ctx);
+	assert_true(daemon_metrics_eta_total(&t->d, &ctx) < 0);
+	assert_string_equal(daemon_metrics_total_status(&ctx), "estimating");
+
+	/* Measured: the background order, smallest first, one worker. */
+	measure(t);
+	assert_true(near(eta(t, "small", &st), 2));
+	assert_string_equal(st, "estimate");
+	assert_true(near(eta(t, "mid", &st), 6));
+	assert_true(near(eta(t, "big", &st), 16));
+	daemon_metrics_ctx(&t->d, &ctx);
+	assert_true(near(daemon_metrics_eta_total(&t->d, &ctx), 16));
+
+	/* big logs in: the priority lane goes first. */
+	assert_int_equal(queue_request(t->d.q, "big", 100.0, &info, &ticket, &err), 0);
+	assert_int_equal(queue_commit_wait(t->d.q, ticket, &err), 0);
+	assert_true(near(eta(t, "big", &st), 10));
+	assert_true(near(eta(t, "small", &st), 12));
+	/* The user object carries both. */
+	daemon_metrics_ctx(&t->d, &ctx);
+	daemon_proto_user(&t->d, &b, &ctx, &info, 0, 1);
+	assert_non_null(strstr(b.p, "\"eta_seconds\":10"));
+	assert_non_null(strstr(b.p, "\"eta_status\":\"estimate\""));
+	b.len = 0;
+
+	/* Paused: no countdown anywhere. */
+	t->d.paused = 1;
+	assert_true(eta(t, "big", &st) < 0);
+	assert_string_equal(st, "paused");
+	assert_true(eta(t, "small", &st) < 0);
+	assert_string_equal(st, "paused");
+	daemon_metrics_ctx(&t->d, &ctx);
+	assert_true(daemon_metrics_eta_total(&t->d, &ctx) < 0);
+	assert_string_equal(daemon_metrics_total_status(&ctx), "paused");
+	daemon_proto_user(&t->d, &b, &ctx, &info, 0, 1);
+	assert_non_null(strstr(b.p, "\"eta_seconds\":null,\"eta_status\":\"paused\""));
+	t->d.paused = 0;
+
+	/* Background off: waiting users are not going to run by themselves. */
+	t->set.background = 0;
+	assert_true(eta(t, "small", &st) < 0);
+	assert_string_equal(st, "none");
+	assert_true(near(eta(t, "big", &st), 10));
+	t->set.background = 1;
+	daemon_buf_free(&b);
+	et_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(estimate_states),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,313 @@
+/*
+ * test_eta.c: the time model (queue/eta.c) without a daemon: what it
+ * predicts from measured runs, that it says nothing before a measurement,
+ * the schedule over the queue's real order (priority lane, enqueue lane,
+ * waiting users by size, running work), its file across a restart (and a
+ * damaged file refused), and how an estimate is worded.
+ */
+#include "tests/testutil.h"
+#include "queue/eta.h"
+#include "qtest.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MIB 1048576ULL
+
+static int near(double a, double b)
+{
+	return fabs(a - b) < 1e-6 * (fabs(b) + 1);
+}
+
+/* Runs of a worker that takes 1 s per user plus 2 s per MiB of backup. */
+static void teach(struct eta_model *m, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t size = (uint64_t)(i % 4 + 1) * MIB;
+
+		eta_model_observe(m, ETA_RUN, size, size, 10, 1.0 + 2.0 * (double)(i % 4 + 1));
+	}
+}
+
+static void eta_nothing_measured_is_no_number(void **state)
+{
+	struct eta_model *m = eta_model_new();
+
+	(void)state;
+	assert_non_null(m);
+	assert_false(eta_model_measured(m));
+	assert_true(eta_model_cost(m, ETA_RUN, 5 * MIB) < 0);
+	assert_true(eta_model_cost(m, ETA_EXTRACT, 0) < 0);
+	eta_model_free(&m);
+	assert_null(m);
+	eta_model_free(&m);
+}
+
+static void eta_learns_size_and_per_user_cost(void **state)
+{
+	struct eta_model *m = eta_model_new();
+	struct eta_rates r;
+
+	(void)state;
+	/* One run: no slope to learn yet, every user costs what it did. */
+	eta_model_observe(m, ETA_RUN, MIB, MIB, 10, 3.0);
+	assert_true(eta_model_measured(m));
+	assert_true(near(eta_model_cost(m, ETA_RUN, 100 * MIB), 3.0));
+	teach(m, 40);
+	/* Beyond the sizes seen: the line, not the mean of small users. */
+	assert_true(fabs(eta_model_cost(m, ETA_RUN, 10 * MIB) - 21.0) < 0.05);
+	assert_true(fabs(eta_model_cost(m, ETA_RUN, 0) - 1.0) < 0.05);
+	eta_model_rates(m, ETA_RUN, &r);
+	assert_true(r.runs == 41);
+	assert_true(fabs(r.seconds_per_byte * MIB - 2.0) < 0.01);
+	assert_true(r.bytes_per_second > 0 && r.files_per_second > 0);
+	/* The phases are separate lines. */
+	assert_true(eta_model_cost(m, ETA_SYNC, MIB) < 0);
+	/* Nonsense is ignored. */
+	eta_model_observe(m, ETA_RUN, MIB, 0, 0, -5);
+	eta_model_observe(m, ETA_RUN, MIB, 0, 0, NAN);
+	eta_model_rates(m, ETA_RUN, &r);
+	assert_true(r.runs == 41);
+	eta_model_free(&m);
+}
+
+/* Small users of about one size with scattered times (the start of every
+ * restore) teach no slope: extended to a big user it was wrong tenfold.
+ * They cost their mean until the sizes seen support a slope. */
+static void eta_no_slope_from_noise(void **state)
+{
+	static const double t[] = { 0.31, 0.05, 0.14, 0.20, 0.34, 0.29, 0.23, 0.12, 0.03, 0.09 };
+	struct eta_model *m = eta_model_new();
+	double mean = 0;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		/* 100..145 KiB, times unrelated to the size */
+		eta_model_observe(m, ETA_RUN, 102400 + i * 5120, 0, 0, t[(i * 7) % 10]);
+		mean += t[i] / 10;
+	}
+	assert_true(fabs(eta_model_cost(m, ETA_RUN, 20 * MIB) - mean) < 0.01);
+	eta_model_free(&m);
+}
+
+/* Newer runs weigh more: a machine that got twice as slow is believed. */
+static void eta_follows_a_slower_machine(void **state)
+{
+	struct eta_model *m = eta_model_new();
+	int i;
+
+	(void)state;
+	for (i = 0; i < 50; i++)
+		eta_model_observe(m, ETA_RUN, (uint64_t)(i % 3 + 1) * MIB, 0, 0,
+				  2.0 * (double)(i % 3 + 1));
+	for (i = 0; i < 200; i++)
+		eta_model_observe(m, ETA_RUN, (uint64_t)(i % 3 + 1) * MIB, 0, 0,
+				  4.0 * (double)(i % 3 + 1));
+	assert_true(fabs(eta_model_cost(m, ETA_RUN, 10 * MIB) - 40.0) < 1.0);
+	eta_model_free(&m);
+}
+
+static void eta_schedule_divides_among_workers(void **state)
+{
+	struct eta_sched s;
+	double running[2] = { 5, 1 };
+
+	(void)state;
+	/* Two workers busy for 5 s and 1 s: the next user starts on the
+	 * second, the one after on whichever is free first. */
+	eta_sched_init(&s, 2, running, 2);
+	assert_true(near(eta_sched_add(&s, 10), 11));
+	assert_true(near(eta_sched_add(&s, 2), 7));
+	assert_true(near(eta_sched_add(&s, 2), 9));
+	assert_true(near(eta_sched_end(&s), 11));
+	/* No running work, one worker: the sum. */
+	eta_sched_init(&s, 1, NULL, 0);
+	assert_true(near(eta_sched_add(&s, 3), 3));
+	assert_true(near(eta_sched_add(&s, 4), 7));
+	/* Workers are clamped to 1.. */
+	eta_sched_init(&s, 0, NULL, 0);
+	assert_int_equal(s.workers, 1);
+}
+
+struct walk {
+	struct eta_model *m;
+	struct eta_sched s;
+	char names[16][MR_USER_NAME_MAX + 1];
+	double eta[16];
+	int n;
+};
+
+static int walk_one(void *arg, const struct queue_user_info *info)
+{
+	struct walk *w = arg;
+
+	snprintf(w->names[w->n], sizeof(w->names[0]), "%s", info->name);
+	w->eta[w->n++] = eta_sched_add(&w->s, eta_model_cost(w->m, ETA_RUN, info->size_hint));
+	return 0;
+}
+
+static double eta_of(struct walk *w, const char *name)
+{
+	int i;
+
+	for (i = 0; i < w->n; i++)
+		if (strcmp(w->names[i], name) == 0)
+			return w->eta[i];
+	fail_msg("%s not in the walk", name);
+	return -1;
+}
+
+/* The estimate follows the order the workers really take: logins first in
+ * the order they came (even a big one ahead of small waiting users), then
+ * waiting users smallest first, after the running work. */
+static void eta_order_priority_background_running(void **state)
+{
+	struct qt t;
+	struct walk w;
+	double running[2] = { 30, 0 }; /* one worker busy 30 s more, one free */
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	w.m = eta_model_new();
+	/* 1 s per user plus 1 s per MiB. */
+	eta_model_observe(w.m, ETA_RUN, 0, 0, 0, 1);
+	eta_model_observe(w.m, ETA_RUN, 10 * MIB, 0, 0, 11);
+	eta_model_observe(w.m, ETA_RUN, 5 * MIB, 0, 0, 6);
+	qt_setup(&t, 0);
+	qt_add(&t, "big", 29 * MIB);
+	qt_add(&t, "huge", 99 * MIB);
+	qt_add(&t, "s1", 1 * MIB);
+	qt_add(&t, "s3", 3 * MIB);
+	qt_add(&t, "s2", 2 * MIB);
+	qt_add(&t, "late", 9 * MIB);
+	qt_next(&t, 0, "s1");
+	qt_ask(&t, 'r', "late");
+	qt_ask(&t, 'r', "huge");
+	eta_sched_init(&w.s, 2, running, 2);
+	queue_foreach_order(t.q, 1, walk_one, &w);
+	assert_int_equal(w.n, 5);
+	/* late (10 s) on the free worker: 10; huge (100 s) next free: 10+100. */
+	assert_string_equal(w.names[0], "late");
+	assert_true(near(eta_of(&w, "late"), 10));
+	assert_true(near(eta_of(&w, "huge"), 110));
+	/* The background: s2 (3 s) on the worker free at 30, s3 (4 s) after
+	 * it, big last. */
+	assert_true(near(eta_of(&w, "s2"), 33));
+	assert_true(near(eta_of(&w, "s3"), 37));
+	assert_true(near(eta_of(&w, "big"), 67));
+	assert_true(near(eta_sched_end(&w.s), 110));
+	/* s3 logs in: it joins the priority lane and goes ahead of s2. */
+	qt_ask(&t, 'r', "s3");
+	w.n = 0;
+	eta_sched_init(&w.s, 2, running, 2);
+	queue_foreach_order(t.q, 1, walk_one, &w);
+	assert_true(near(eta_of(&w, "s3"), 34));
+	assert_true(near(eta_of(&w, "s2"), 37));
+	/* Background off: the waiting users are not in the order at all. */
+	w.n = 0;
+	eta_sched_init(&w.s, 2, running, 2);
+	queue_foreach_order(t.q, 0, walk_one, &w);
+	assert_int_equal(w.n, 3);
+	qt_teardown(&t);
+	eta_model_free(&w.m);
+}
+
+/* The rates survive a restart: saved, loaded by a new model, same answers;
+ * a damaged or foreign file is refused and nothing is made up. */
+static void eta_rates_survive_restart(void **state)
+{
+	char *dir = tu_tmpdir();
+	int fd = tu_open_dir(dir);
+	struct eta_model *m = eta_model_new(), *m2 = eta_model_new();
+	struct mr_error err;
+	size_t len;
+	char *data;
+
+	(void)state;
+	assert_int_equal(eta_model_load(m2, fd, &err), 0); /* none yet */
+	teach(m, 12);
+	eta_model_observe(m, ETA_SYNC, MIB, 100, 3, 0.5);
+	assert_int_equal(eta_model_save(m, fd, &err), 0);
+	assert_int_equal(eta_model_load(m2, fd, &err), 1);
+	assert_true(near(eta_model_cost(m2, ETA_RUN, 7 * MIB), eta_model_cost(m, ETA_RUN, 7 * MIB)));
+	assert_true(near(eta_model_cost(m2, ETA_SYNC, MIB), 0.5));
+	assert_true(eta_model_measured(m2));
+	/* No temporary file left behind. */
+	assert_int_equal(faccessat(fd, ETA_RATES_FILE ".tmp", F_OK, 0), -1);
+
+	/* A flipped byte: refused by the checksum, the model is empty. */
+	data = tu_read_file(dir, ETA_RATES_FILE, &len);
+	assert_int_equal(len, 16 + 3 * 10 * 8 + 8);
+	data[40] ^= 1;
+	tu_write_file(dir, ETA_RATES_FILE, data, len);
+	assert_int_equal(eta_model_load(m2, fd, &err), -1);
+	assert_non_null(strstr(err.msg, "checksum"));
+	assert_false(eta_model_measured(m2));
+	/* Torn (short): refused. */
+	data[40] ^= 1;
+	tu_write_file(dir, ETA_RATES_FILE, data, len - 3);
+	assert_int_equal(eta_model_load(m2, fd, &err), -1);
+	/* Another major version: refused. */
+	data[4] = 2;
+	tu_write_file(dir, ETA_RATES_FILE, data, len);
+	assert_int_equal(eta_model_load(m2, fd, &err), -1);
+	assert_false(eta_model_measured(m2));
+	/* Foreign. */
+	tu_write_file(dir, ETA_RATES_FILE, "hello", 5);
+	assert_int_equal(eta_model_load(m2, fd, &err), -1);
+	free(data);
+	eta_model_free(&m);
+	eta_model_free(&m2);
+	close(fd);
+	tu_rmtree(dir);
+}
+
+static void eta_words(void **state)
+{
+	static const struct {
+		double s;
+		const char *text;
+	} cases[] = {
+		{ 0, "less than a minute" },      { 5, "less than a minute" },
+		{ 59.9, "less than a minute" },   { 60, "about a minute" },
+		{ 95, "about 2 minutes" },        { 180, "about 3 minutes" },
+		{ 10 * 60, "about 10 minutes" },  { 12 * 60, "about 10 minutes" },
+		{ 13 * 60, "about 15 minutes" },  { 40 * 60, "about 40 minutes" },
+		{ 54 * 60, "about 55 minutes" },  { 60 * 60, "about an hour" },
+		{ 80 * 60, "about an hour" },     { 2 * 3600, "about 2 hours" },
+		{ 2.4 * 3600, "about 2 hours" },  { 2.6 * 3600, "about 3 hours" },
+		{ 30 * 3600, "about 30 hours" },  { 3 * 86400, "about 3 days" },
+		{ -1, "unknown" },
+	};
+	char buf[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		mr_human_duration(cases[i].s, buf, sizeof(buf));
+		if (strcmp(buf, cases[i].text) != 0)
+			fail_msg("%.1f s: \"%s\", want \"%s\"", cases[i].s, buf, cases[i].text);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(eta_nothing_measured_is_no_number),
+		cmocka_unit_test(eta_learns_size_and_per_user_cost),
+		cmocka_unit_test(eta_no_slope_from_noise),
+		cmocka_unit_test(eta_follows_a_slower_machine),
+		cmocka_unit_test(eta_schedule_divides_among_workers),
+		cmocka_unit_test(eta_order_priority_background_running),
+		cmocka_unit_test(eta_rates_survive_restart),
+		cmocka_unit_test(eta_words),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
