@@ -23,6 +23,7 @@
 
 struct engine {
 	int backups_fd;   /* -1 when there are no backups */
+	struct restore_index *bindex;   /* B read once; NULL without backups */
 	int source_fd;
 	int target_fd;
 	int mr_fd;        /* T/.mailrestore */
@@ -74,6 +75,8 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 			mr_error_prefix(err, "backups");
 			goto fail;
 		}
+		if (restore_index_open(e->backups_fd, &e->bindex, err) < 0)
+			goto fail;
 	}
 	e->source_fd = mr_open_dir_path(config->source, 0, err);
 	if (e->source_fd < 0) {
@@ -120,6 +123,7 @@ void engine_close(struct engine **engine)
 	if (e == NULL)
 		return;
 	mail_store_close(&e->mail);
+	restore_index_close(&e->bindex);
 	mr_close(e->backups_fd);
 	mr_close(e->source_fd);
 	mr_close(e->target_fd);
@@ -243,7 +247,8 @@ uint64_t engine_user_size_hint(struct engine *engine, const char *user)
 
 	if (engine->backups_fd < 0 || !mr_user_name_valid(user))
 		return 0;
-	if (restore_find_backup(engine->backups_fd, user, &rel, NULL) == 1 &&
+	/* a hint: the index as it is, no look at whether B changed */
+	if (restore_index_find(engine->bindex, user, 0, &rel, NULL) == 1 &&
 	    mr_io->fstatat(engine->backups_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		size = (uint64_t)st.st_size;
 	free(rel);
@@ -490,7 +495,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	__atomic_store_n(&job->phase, ENGINE_PHASE_RESTORING, __ATOMIC_RELAXED);
 	if (e->backups_fd < 0)
 		return 0;
-	rc = restore_find_backup(e->backups_fd, job->user, &rel, &err);
+	rc = restore_index_find(e->bindex, job->user, 1, &rel, &err);
 	if (rc < 0) {
 		snprintf(job->reason, sizeof(job->reason), "finding the backup: %s", err.msg);
 		return ENGINE_FAILED;
