@@ -180,20 +180,36 @@ static int call_fd(const char *cmd, const char *sock, int fd, const char *req, s
 	return parse_reply(cmd, text, r);
 }
 
-/* Connects, sends one request, parses the reply. */
+/* Connects, sends one request, parses the reply. A daemon that is still
+ * starting (reading its queue, indexing the backups) is asked again for up
+ * to STARTING_WAIT seconds: operator commands and scripts run right after
+ * a start then see the daemon as it is once up. (A login does not wait:
+ * it answers "try again", 75, at once.) */
+#define STARTING_WAIT 10.0
 static int call(const char *cmd, const char *sock, const char *req, struct reply *r)
 {
 	struct mr_error err;
-	int fd, rc;
+	double until = mr_monotonic() + STARTING_WAIT;
+	char *text;
+	int fd;
 
-	memset(r, 0, sizeof(*r));
-	mr_error_clear(&err);
-	fd = daemon_client_connect(sock, CLIENT_TIMEOUT, &err);
-	if (fd < 0)
-		return unreachable(cmd, sock, &err);
-	rc = call_fd(cmd, sock, fd, req, r);
-	close(fd);
-	return rc;
+	for (;;) {
+		memset(r, 0, sizeof(*r));
+		mr_error_clear(&err);
+		text = NULL;
+		fd = daemon_client_connect(sock, CLIENT_TIMEOUT, &err);
+		if (fd < 0)
+			return unreachable(cmd, sock, &err);
+		if (daemon_client_call_alloc(fd, req, strlen(req), &text, &err) < 0) {
+			close(fd);
+			return unreachable(cmd, sock, &err);
+		}
+		close(fd);
+		if (strstr(text, "\"the daemon is starting") == NULL || mr_monotonic() > until)
+			return parse_reply(cmd, text, r);
+		free(text);
+		usleep(100000);
+	}
 }
 
 static int get(const struct reply *r, int obj, const char *key)
