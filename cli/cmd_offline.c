@@ -97,11 +97,13 @@ static void finish_user(struct run *run, struct engine_job *job, enum engine_res
 			  ",\"renamed\":%" PRIu64 ",\"patched_files\":%" PRIu64
 			  ",\"patched_bytes\":%" PRIu64 ",\"attic_files\":%" PRIu64
 			  ",\"unreadable\":%" PRIu64 ",\"bytes_written\":%" PRIu64
-			  ",\"held_mail\":%" PRIu64 ",\"problems\":[",
+			  ",\"held_mail\":%" PRIu64 ",\"source_bytes_read\":%" PRIu64
+			  ",\"problems\":[",
 			  job->restore.files, job->restore.bytes, job->sync.copied_files,
 			  job->sync.copied_bytes, job->sync.renamed, job->sync.patched_files,
 			  job->sync.patched_bytes, job->sync.attic_files, job->sync.unreadable,
-			  job->restore.bytes + job->sync.bytes_written, job->released_mail);
+			  job->restore.bytes + job->sync.bytes_written, job->released_mail,
+			  job->sync.source_bytes_read);
 		for (k = 0; k < job->problems.n && k < 100; k++) {
 			mr_bufcat(buf, sizeof(buf), &pos, "%s{\"kind\":\"%s\",\"path\":", k ? "," : "",
 				  mr_problem_kind_name(job->problems.v[k].kind));
@@ -115,12 +117,12 @@ static void finish_user(struct run *run, struct engine_job *job, enum engine_res
 	} else if (!run->quiet) {
 		printf("%s: %s; backup %" PRIu64 " files %s; copied %" PRIu64 " files %s; renamed %" PRIu64
 		       "; patched %" PRIu64 "; attic %" PRIu64 "; unreadable %" PRIu64
-		       "; held mail %" PRIu64 "\n",
+		       "; held mail %" PRIu64 "; read from source %" PRIu64 " B\n",
 		       job->user, result_name(r), job->restore.files,
 		       mr_human_bytes(job->restore.bytes, b1, sizeof(b1)), job->sync.copied_files,
 		       mr_human_bytes(job->sync.copied_bytes, b2, sizeof(b2)), job->sync.renamed,
 		       job->sync.patched_files, job->sync.attic_files, job->sync.unreadable,
-		       job->released_mail);
+		       job->released_mail, job->sync.source_bytes_read);
 	}
 	fflush(stdout);
 	if (r != ENGINE_ACTIVE)

@@ -125,9 +125,11 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 		if (queue_set_state(d->q, job->user, QUEUE_ACTIVE, NULL, &k, mr_now(), &err) < 0)
 			mr_log("%s: recording activation: %s", job->user, err.msg);
 		daemon_metrics_finished(d, took, bytes, 1);
-		mr_log("%s: active in %.1f s (%s written, %llu released messages)", job->user,
+		mr_log("%s: active in %.1f s (%s written, %llu released messages, %llu B read "
+		       "from the source)", job->user,
 		       took, mr_human_bytes(bytes, hb, sizeof(hb)),
-		       (unsigned long long)job->released_mail);
+		       (unsigned long long)job->released_mail,
+		       (unsigned long long)job->sync.source_bytes_read);
 		daemon_run_on_active(d, job->user);
 		break;
 	case ENGINE_ATTENTION:
@@ -137,7 +139,8 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 				    &err) < 0)
 			mr_log("%s: recording attention: %s", job->user, err.msg);
 		daemon_metrics_finished(d, took, bytes, 0);
-		mr_log("%s: attention: %s", job->user, job->reason);
+		mr_log("%s: attention: %s (%llu B read from the source)", job->user, job->reason,
+		       (unsigned long long)job->sync.source_bytes_read);
 		break;
 	case ENGINE_CANCELLED:
 		if (queue_requeue(d->q, job->user, &err) < 0)

@@ -482,6 +482,19 @@ static int open_work(struct engine *e, const char *user, int *work_r, int *tmp_r
 	return 0;
 }
 
+/* The archive's birth time: when the backup began writing it, so before it
+ * read any file of the user (the sync's whole-second quick check needs
+ * it). The I/O layer has no statx; a failure or a file system without
+ * birth times only leaves it 0, which turns that check off. */
+static void backup_birth(int afd, struct engine_job *job)
+{
+	struct statx sx;
+
+	job->backup_started = 0;
+	if (statx(afd, "", AT_EMPTY_PATH, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
+		job->backup_started = (int64_t)sx.stx_btime.tv_sec;
+}
+
 /* Extracts the newest backup unless the marker says it already was.
  * Returns 0 (go on), or an engine_result to end with. */
 static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, int tmp_fd)
@@ -513,6 +526,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 				"backup %s: %s", rel, err.msg);
 		goto out;
 	}
+	backup_birth(afd, job);
 	marker_text(rel, &st, marker, sizeof(marker));
 	if (marker_matches(e, job->user, marker))
 		goto out;
@@ -622,6 +636,7 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	 * and time. */
 	ss.compare_content = mr_problems_count(&job->problems, MR_PROBLEM_ARCHIVE) > 0 ||
 			     is_damaged(e, job->user);
+	ss.backup_started = job->backup_started;
 	ss.cancel = &job->cancel;
 	ss.progress = sync_progress;
 	ss.progress_arg = job;
