@@ -635,6 +635,8 @@ static void print_show(const struct reply *r)
 	       num(r, k, "copied_files", 0),
 	       mr_human_bytes((uint64_t)num(r, k, "copied_bytes", 0), c, sizeof(c)),
 	       num(r, k, "patched_files", 0), num(r, k, "renamed", 0));
+	printf("source read: %s\n",
+	       mr_human_bytes((uint64_t)num(r, k, "source_bytes_read", 0), c, sizeof(c)));
 	printf("to attic:    %.0f\n", num(r, k, "attic_files", 0));
 	printf("unreadable:  %.0f\n", num(r, k, "unreadable", 0));
 	printf("held mail:   %.0f messages (%s), %.0f released at activation\n",

@@ -104,6 +104,7 @@ static void counters_of(const struct engine_job *job, struct queue_counters *k)
 	k->attic_files = job->sync.attic_files;
 	k->unreadable = job->sync.unreadable;
 	k->held_mail = job->released_mail;
+	k->source_bytes_read = job->sync.source_bytes_read;
 }
 
 /* Reports a finished run to the queue, the metrics and the hook. */
