@@ -23,6 +23,8 @@
 #        stock-p2   the same through xargs -P JOBS (the fair comparison
 #                   against --jobs JOBS)
 #        ours       mailrestore restore-user --jobs JOBS <every user>
+#        cp-a       cp -a S/. onto the spare, then sync: the cost of simply
+#                   copying the surviving partition (no backup used)
 #      Our restore makes its result durable (fsync before activation); the
 #      stock pipeline does not, so its time is also given with a final
 #      `sync`, and the ratios are given against both.
@@ -190,13 +192,13 @@ run_ours() {
 		"${USER_LIST[@]}" >"$WORK/ours.out" 2>"$WORK/ours.err"
 }
 
-declare -a T_SEQ T_SEQ_SYNC T_P2 T_P2_SYNC T_OURS
+declare -a T_SEQ T_SEQ_SYNC T_P2 T_P2_SYNC T_OURS T_CPA
 for run in $(seq 1 "$RUNS"); do
 	# Rotate the order so no variant always runs first or last.
 	case $(( (run - 1) % 3 )) in
-		0) order="seq p2 ours" ;;
-		1) order="p2 ours seq" ;;
-		*) order="ours seq p2" ;;
+		0) order="seq p2 ours cpa" ;;
+		1) order="p2 ours cpa seq" ;;
+		*) order="ours cpa seq p2" ;;
 	esac
 	for v in $order; do
 		case $v in
@@ -220,6 +222,12 @@ for run in $(seq 1 "$RUNS"); do
 			run_ours || { cat "$WORK/ours.err" >&2; die "restore-user failed"; }
 			t1=$(now)
 			T_OURS+=("$(elapsed "$t0" "$t1")")
+			;;
+		cpa)
+			spare cpa
+			t0=$(now); cp -a "$S/." "${CUR[cpa]}/" || die "cp -a failed"; sync; t1=$(now)
+			T_CPA+=("$(elapsed "$t0" "$t1")")
+			drop cpa
 			;;
 		esac
 		say "whole_job: run $run $v done"
@@ -294,7 +302,8 @@ done
 # ---- 5. report --------------------------------------------------------------
 M_SEQ=$(median "${T_SEQ[@]}") M_SEQ_SYNC=$(median "${T_SEQ_SYNC[@]}")
 M_P2=$(median "${T_P2[@]}") M_P2_SYNC=$(median "${T_P2_SYNC[@]}")
-M_OURS=$(median "${T_OURS[@]}")
+M_OURS=$(median "${T_OURS[@]}") M_CPA=$(median "${T_CPA[@]}")
+R_CPA=$(ratio "$M_OURS" "$M_CPA")
 M_RSYNC=$(median "${T_RSYNC[@]}") M_SYNC=$(median "${T_SYNC[@]}")
 R_P2_SYNC=$(ratio "$M_OURS" "$M_P2_SYNC") R_P2=$(ratio "$M_OURS" "$M_P2")
 R_SEQ_SYNC=$(ratio "$M_OURS" "$M_SEQ_SYNC") R_SEQ=$(ratio "$M_OURS" "$M_SEQ")
@@ -341,6 +350,7 @@ so other work may have run beside the benchmark).
 | stock, xargs -P$JOBS | $M_P2 | $(list "${T_P2[@]}") |
 | stock, xargs -P$JOBS + final sync | $M_P2_SYNC | $(list "${T_P2_SYNC[@]}") |
 | ours, restore-user --jobs $JOBS (durable) | $M_OURS | $(list "${T_OURS[@]}") |
+| cp -a of the source + sync (no backup) | $M_CPA | $(list "${T_CPA[@]}") |
 
 | sync alone (per user, extracted backups) | median s | runs s |
 |---|---:|---|
@@ -353,6 +363,7 @@ so other work may have run beside the benchmark).
 | ours / the same loop + final sync (equally durable) | $R_SEQ_SYNC | <= 0.5: $(verdict "$R_SEQ_SYNC" 0.5) |
 | ours / stock xargs -P$JOBS + final sync (parallel, equally durable) | $R_P2_SYNC | <= 0.5: $(verdict "$R_P2_SYNC" 0.5) |
 | ours / stock xargs -P$JOBS without sync (parallel, nothing durable) | $R_P2 | <= 0.5: $(verdict "$R_P2" 0.5) |
+| ours / cp -a of the source + sync | $R_CPA | <= 1.0: $(verdict "$R_CPA" 1.0) |
 | sync: ours / rsync | $R_SYNC | |
 | bytes written by our sync / bytes changed | $R_BYTES ($(mib "$OUR_WRITTEN") / $(mib "$REAL_CHANGE") MiB) | <= 1.10: $(verdict "$R_BYTES" 1.10) |
 | rsync's transferred bytes / bytes changed | $R_RSYNC_BYTES ($(mib "$RSYNC_XFER") MiB) | (for comparison) |

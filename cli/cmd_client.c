@@ -192,20 +192,36 @@ static int call_fd(const char *cmd, const char *sock, int fd, const char *req, s
 	return parse_reply(cmd, text, r);
 }
 
-/* Connects, sends one request, parses the reply. */
+/* Connects, sends one request, parses the reply. A daemon that is still
+ * starting (reading its queue, indexing the backups) is asked again for up
+ * to STARTING_WAIT seconds: operator commands and scripts run right after
+ * a start then see the daemon as it is once up. (A login does not wait:
+ * it answers "try again", 75, at once.) */
+#define STARTING_WAIT 10.0
 static int call(const char *cmd, const char *sock, const char *req, struct reply *r)
 {
 	struct mr_error err;
-	int fd, rc;
+	double until = mr_monotonic() + STARTING_WAIT;
+	char *text;
+	int fd;
 
-	memset(r, 0, sizeof(*r));
-	mr_error_clear(&err);
-	fd = daemon_client_connect(sock, CLIENT_TIMEOUT, &err);
-	if (fd < 0)
-		return unreachable(cmd, sock, &err);
-	rc = call_fd(cmd, sock, fd, req, r);
-	close(fd);
-	return rc;
+	for (;;) {
+		memset(r, 0, sizeof(*r));
+		mr_error_clear(&err);
+		text = NULL;
+		fd = daemon_client_connect(sock, CLIENT_TIMEOUT, &err);
+		if (fd < 0)
+			return unreachable(cmd, sock, &err);
+		if (daemon_client_call_alloc(fd, req, strlen(req), &text, &err) < 0) {
+			close(fd);
+			return unreachable(cmd, sock, &err);
+		}
+		close(fd);
+		if (strstr(text, "\"the daemon is starting") == NULL || mr_monotonic() > until)
+			return parse_reply(cmd, text, r);
+		free(text);
+		usleep(100000);
+	}
 }
 
 static int get(const struct reply *r, int obj, const char *key)
@@ -772,6 +788,8 @@ static void print_show(const struct reply *r)
 	       num(r, k, "copied_files", 0),
 	       mr_human_bytes((uint64_t)num(r, k, "copied_bytes", 0), c, sizeof(c)),
 	       num(r, k, "patched_files", 0), num(r, k, "renamed", 0));
+	printf("source read: %s\n",
+	       mr_human_bytes((uint64_t)num(r, k, "source_bytes_read", 0), c, sizeof(c)));
 	printf("to attic:    %.0f\n", num(r, k, "attic_files", 0));
 	printf("unreadable:  %.0f\n", num(r, k, "unreadable", 0));
 	printf("held mail:   %.0f messages (%s), %.0f released at activation\n",

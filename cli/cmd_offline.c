@@ -15,27 +15,32 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Memory stays flat whatever the number of users: a job lives from its
+ * worker's start to its printed line, and at most READY_MAX finished work
+ * copies wait for the activator (a worker waits when that many do). */
+#define READY_MAX 256
+
 struct run {
 	struct engine *engine;
 	char **users;
 	size_t n;
 	atomic_size_t next;
 	atomic_size_t finished;
-	struct engine_job *jobs;        /* one per user */
-	enum engine_result *results;
+	atomic_uint_least64_t bytes;    /* written by finished users */
+	atomic_int any_attention, any_failed;
 	int json, quiet, tty;
 	pthread_mutex_t out_lock;
 	/* Users whose work copy is ready, waiting for the activator thread,
 	 * which activates whatever is ready in one batch (one syncfs, one
 	 * fsync of T) while the workers go on with the next users. */
 	pthread_mutex_t act_lock;
-	pthread_cond_t act_cv;
-	size_t *ready, nready;
+	pthread_cond_t act_cv, room_cv;
+	struct engine_job *ready[READY_MAX];
+	size_t nready;
 	int workers_done;
-	/* the activator's own scratch: a batch's indexes, jobs and results */
-	size_t *batch_idx;
-	struct engine_job **batch_jobs;
-	enum engine_result *batch_res;
+	/* the activator's own scratch: a batch's jobs and results */
+	struct engine_job *batch_jobs[READY_MAX];
+	enum engine_result batch_res[READY_MAX];
 };
 
 static void usage(FILE *out)
@@ -72,10 +77,9 @@ static const char *result_name(enum engine_result r)
 	}
 }
 
-static void print_user(struct run *run, size_t i)
+/* Prints a finished user's line, counts its result and frees the job. */
+static void finish_user(struct run *run, struct engine_job *job, enum engine_result r)
 {
-	struct engine_job *job = &run->jobs[i];
-	enum engine_result r = run->results[i];
 	char b1[32], b2[32], safe[8192];
 	size_t k;
 
@@ -98,11 +102,13 @@ static void print_user(struct run *run, size_t i)
 			  ",\"renamed\":%" PRIu64 ",\"patched_files\":%" PRIu64
 			  ",\"patched_bytes\":%" PRIu64 ",\"attic_files\":%" PRIu64
 			  ",\"unreadable\":%" PRIu64 ",\"bytes_written\":%" PRIu64
-			  ",\"held_mail\":%" PRIu64 ",\"problems\":[",
+			  ",\"held_mail\":%" PRIu64 ",\"source_bytes_read\":%" PRIu64
+			  ",\"problems\":[",
 			  job->restore.files, job->restore.bytes, job->sync.copied_files,
 			  job->sync.copied_bytes, job->sync.renamed, job->sync.patched_files,
 			  job->sync.patched_bytes, job->sync.attic_files, job->sync.unreadable,
-			  job->restore.bytes + job->sync.bytes_written, job->released_mail);
+			  job->restore.bytes + job->sync.bytes_written, job->released_mail,
+			  job->sync.source_bytes_read);
 		for (k = 0; k < job->problems.n && k < 100; k++) {
 			mr_bufcat(buf, sizeof(buf), &pos, "%s{\"kind\":\"%s\",\"path\":", k ? "," : "",
 				  mr_problem_kind_name(job->problems.v[k].kind));
@@ -116,12 +122,12 @@ static void print_user(struct run *run, size_t i)
 	} else if (!run->quiet) {
 		printf("%s: %s; backup %" PRIu64 " files %s; copied %" PRIu64 " files %s; renamed %" PRIu64
 		       "; patched %" PRIu64 "; attic %" PRIu64 "; unreadable %" PRIu64
-		       "; held mail %" PRIu64 "\n",
+		       "; held mail %" PRIu64 "; read from source %" PRIu64 " B\n",
 		       job->user, result_name(r), job->restore.files,
 		       mr_human_bytes(job->restore.bytes, b1, sizeof(b1)), job->sync.copied_files,
 		       mr_human_bytes(job->sync.copied_bytes, b2, sizeof(b2)), job->sync.renamed,
 		       job->sync.patched_files, job->sync.attic_files, job->sync.unreadable,
-		       job->released_mail);
+		       job->released_mail, job->sync.source_bytes_read);
 	}
 	fflush(stdout);
 	if (r != ENGINE_ACTIVE)
@@ -135,6 +141,14 @@ static void print_user(struct run *run, size_t i)
 				mr_problem_kind_name(job->problems.v[k].kind),
 				mr_escape(job->problems.v[k].message, safe, sizeof(safe)));
 	pthread_mutex_unlock(&run->out_lock);
+	if (r == ENGINE_ATTENTION)
+		atomic_store(&run->any_attention, 1);
+	else if (r != ENGINE_ACTIVE)
+		atomic_store(&run->any_failed, 1);
+	atomic_fetch_add(&run->bytes, job->restore.bytes + job->sync.bytes_written);
+	engine_job_free(job);
+	free(job);
+	atomic_fetch_add(&run->finished, 1);
 }
 
 static void *worker(void *arg)
@@ -143,22 +157,32 @@ static void *worker(void *arg)
 
 	for (;;) {
 		size_t i = atomic_fetch_add(&run->next, 1);
+		struct engine_job *job;
 		enum engine_result r;
 
 		if (i >= run->n)
 			break;
-		engine_job_init(&run->jobs[i], run->users[i]);
-		r = engine_prepare(run->engine, &run->jobs[i]);
+		job = malloc(sizeof(*job));
+		if (job == NULL) {
+			pthread_mutex_lock(&run->out_lock);
+			fprintf(stderr, "mailrestore restore-user: %s: out of memory\n", run->users[i]);
+			pthread_mutex_unlock(&run->out_lock);
+			atomic_store(&run->any_failed, 1);
+			atomic_fetch_add(&run->finished, 1);
+			continue;
+		}
+		engine_job_init(job, run->users[i]);
+		r = engine_prepare(run->engine, job);
 		if (r == ENGINE_READY) {
 			pthread_mutex_lock(&run->act_lock);
-			run->ready[run->nready++] = i;
+			while (run->nready == READY_MAX)
+				pthread_cond_wait(&run->room_cv, &run->act_lock);
+			run->ready[run->nready++] = job;
 			pthread_cond_signal(&run->act_cv);
 			pthread_mutex_unlock(&run->act_lock);
 			continue;
 		}
-		run->results[i] = r;
-		print_user(run, i);
-		atomic_fetch_add(&run->finished, 1);
+		finish_user(run, job, r);
 	}
 	return NULL;
 }
@@ -175,19 +199,15 @@ static void *activator(void *arg)
 		while (run->nready == 0 && !run->workers_done)
 			pthread_cond_wait(&run->act_cv, &run->act_lock);
 		k = run->nready;
-		memcpy(run->batch_idx, run->ready, k * sizeof(*run->batch_idx));
+		memcpy(run->batch_jobs, run->ready, k * sizeof(run->batch_jobs[0]));
 		run->nready = 0;
+		pthread_cond_broadcast(&run->room_cv);
 		pthread_mutex_unlock(&run->act_lock);
 		if (k == 0)
 			break;
-		for (j = 0; j < k; j++)
-			run->batch_jobs[j] = &run->jobs[run->batch_idx[j]];
 		engine_activate_batch(run->engine, run->batch_jobs, k, run->batch_res);
-		for (j = 0; j < k; j++) {
-			run->results[run->batch_idx[j]] = run->batch_res[j];
-			print_user(run, run->batch_idx[j]);
-			atomic_fetch_add(&run->finished, 1);
-		}
+		for (j = 0; j < k; j++)
+			finish_user(run, run->batch_jobs[j], run->batch_res[j]);
 	}
 	return NULL;
 }
@@ -195,18 +215,16 @@ static void *activator(void *arg)
 /* The progress bar on a terminal: users done, and what is running. */
 static void draw_progress(struct run *run, size_t nthreads)
 {
-	size_t done = atomic_load(&run->finished), i, started = atomic_load(&run->next);
+	size_t done = atomic_load(&run->finished), i;
 	char bar[41];
 	size_t fill = run->n ? done * 40 / run->n : 40;
-	uint64_t bytes = 0;
+	uint64_t bytes = atomic_load(&run->bytes);
 	char hb[32];
 
 	(void)nthreads;
 	for (i = 0; i < 40; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[40] = '\0';
-	for (i = 0; i < started && i < run->n; i++)
-		bytes += run->jobs[i].restore.bytes + run->jobs[i].sync.bytes_written;
 	pthread_mutex_lock(&run->out_lock);
 	fprintf(stderr, "\r\033[K[%s] %zu/%zu users, %s written", bar, done, run->n,
 		mr_human_bytes(bytes, hb, sizeof(hb)));
@@ -269,14 +287,15 @@ int cmd_restore_user(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct engine_config cfg = { .max_remove_pct = -1, .preserve_owner = -1 };
-	struct run run = { 0 };
+	static struct run run;   /* READY_MAX pointers: off the stack */
 	struct mr_error err = { 0 };
 	pthread_t *threads = NULL, act_thread;
 	char **all = NULL;
 	size_t nall = 0, i, nthreads = 2;
 	uint64_t v;
-	int c, all_users = 0, allow_empty_source = 0, rc = MR_EX_OK, any_failed = 0, any_attention = 0;
+	int c, all_users = 0, allow_empty_source = 0, rc = MR_EX_OK;
 
+	memset(&run, 0, sizeof(run));
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -341,15 +360,8 @@ int cmd_restore_user(int argc, char **argv)
 		run.users = argv + optind;
 		run.n = dedupe(run.users, (size_t)(argc - optind));
 	}
-	run.jobs = calloc(run.n ? run.n : 1, sizeof(*run.jobs));
-	run.results = calloc(run.n ? run.n : 1, sizeof(*run.results));
 	threads = calloc(nthreads, sizeof(*threads));
-	run.ready = calloc(run.n ? run.n : 1, sizeof(*run.ready));
-	run.batch_idx = calloc(run.n ? run.n : 1, sizeof(*run.batch_idx));
-	run.batch_jobs = calloc(run.n ? run.n : 1, sizeof(*run.batch_jobs));
-	run.batch_res = calloc(run.n ? run.n : 1, sizeof(*run.batch_res));
-	if (run.jobs == NULL || run.results == NULL || threads == NULL || run.ready == NULL ||
-	    run.batch_idx == NULL || run.batch_jobs == NULL || run.batch_res == NULL) {
+	if (threads == NULL) {
 		cli_error(argv[0], "out of memory");
 		rc = MR_EX_SOFTWARE;
 		goto out;
@@ -357,6 +369,7 @@ int cmd_restore_user(int argc, char **argv)
 	pthread_mutex_init(&run.out_lock, NULL);
 	pthread_mutex_init(&run.act_lock, NULL);
 	pthread_cond_init(&run.act_cv, NULL);
+	pthread_cond_init(&run.room_cv, NULL);
 	run.tty = isatty(STDERR_FILENO) && !run.json;
 	if (nthreads > run.n)
 		nthreads = run.n ? run.n : 1;
@@ -387,25 +400,14 @@ int cmd_restore_user(int argc, char **argv)
 	pthread_cond_signal(&run.act_cv);
 	pthread_mutex_unlock(&run.act_lock);
 	pthread_join(act_thread, NULL);
-	for (i = 0; i < run.n; i++) {
-		if (run.results[i] == ENGINE_ATTENTION)
-			any_attention = 1;
-		else if (run.results[i] != ENGINE_ACTIVE)
-			any_failed = 1;
-		engine_job_free(&run.jobs[i]);
-	}
-	rc = any_failed ? MR_EX_IOERR : any_attention ? MR_EX_PROBLEMS : MR_EX_OK;
+	rc = atomic_load(&run.any_failed) ? MR_EX_IOERR
+	     : atomic_load(&run.any_attention) ? MR_EX_PROBLEMS : MR_EX_OK;
 	pthread_mutex_destroy(&run.out_lock);
 	pthread_mutex_destroy(&run.act_lock);
 	pthread_cond_destroy(&run.act_cv);
+	pthread_cond_destroy(&run.room_cv);
 out:
 	free(threads);
-	free(run.ready);
-	free(run.batch_idx);
-	free(run.batch_jobs);
-	free(run.batch_res);
-	free(run.jobs);
-	free(run.results);
 	mr_names_free(all, nall);
 	engine_close(&run.engine);
 	return rc;

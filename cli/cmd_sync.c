@@ -98,14 +98,14 @@ static void json_problems(FILE *out, const struct mr_problems *p)
 static void print_summary(const struct sync_stats *st, int rc, const struct mr_problems *p,
 			  int json)
 {
-	char a[32], b[32], c[32], d[32];
+	char a[32], b[32], c[32], d[32], e[32];
 
 	if (json) {
 		printf("{\"result\":\"%s\",\"files\":%llu,\"dirs\":%llu,\"symlinks\":%llu,"
 		       "\"bytes\":%llu,\"copied_files\":%llu,\"copied_bytes\":%llu,"
 		       "\"renamed\":%llu,\"patched_files\":%llu,\"patched_bytes\":%llu,"
 		       "\"attic_files\":%llu,\"unreadable\":%llu,\"meta_fixed\":%llu,"
-		       "\"bytes_written\":%llu,\"problems\":",
+		       "\"bytes_written\":%llu,\"source_bytes_read\":%llu,\"problems\":",
 		       rc == 0 ? "equal" : rc > 0 ? "problems" : "error",
 		       (unsigned long long)st->files, (unsigned long long)st->dirs,
 		       (unsigned long long)st->symlinks, (unsigned long long)st->bytes,
@@ -113,20 +113,22 @@ static void print_summary(const struct sync_stats *st, int rc, const struct mr_p
 		       (unsigned long long)st->renamed, (unsigned long long)st->patched_files,
 		       (unsigned long long)st->patched_bytes, (unsigned long long)st->attic_files,
 		       (unsigned long long)st->unreadable, (unsigned long long)st->meta_fixed,
-		       (unsigned long long)st->bytes_written);
+		       (unsigned long long)st->bytes_written,
+		       (unsigned long long)st->source_bytes_read);
 		json_problems(stdout, p);
 		printf("}\n");
 		return;
 	}
 	printf("sync: %llu files (%s) in the source; copied %llu (%s), renamed %llu, "
 	       "patched %llu (%s written), attic %llu, unreadable %llu, metadata fixed %llu; "
-	       "%s written\n",
+	       "%s written, %s read from the source\n",
 	       (unsigned long long)st->files, mr_human_bytes(st->bytes, a, sizeof(a)),
 	       (unsigned long long)st->copied_files, mr_human_bytes(st->copied_bytes, b, sizeof(b)),
 	       (unsigned long long)st->renamed, (unsigned long long)st->patched_files,
 	       mr_human_bytes(st->patched_bytes, c, sizeof(c)), (unsigned long long)st->attic_files,
 	       (unsigned long long)st->unreadable, (unsigned long long)st->meta_fixed,
-	       mr_human_bytes(st->bytes_written, d, sizeof(d)));
+	       mr_human_bytes(st->bytes_written, d, sizeof(d)),
+	       mr_human_bytes(st->source_bytes_read, e, sizeof(e)));
 }
 
 /* `mailrestore sync`. Returns the exit code. */

@@ -303,7 +303,7 @@ int daemon_run(const struct daemon_settings *settings)
 		return MR_EX_SOFTWARE;
 	}
 	d->set = settings;
-	d->listen_fd = d->epoll_fd = d->wake_fd = d->signal_fd = -1;
+	d->listen_fd = d->epoll_fd = d->wake_fd = d->signal_fd = d->starting_stop_fd = -1;
 	d->nworkers = settings->jobs;
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->work_cv, NULL);
@@ -341,6 +341,18 @@ int daemon_run(const struct daemon_settings *settings)
 		rc = target_lock == -2 ? MR_EX_TEMPFAIL : MR_EX_IOERR;
 		goto out_mask;
 	}
+	/* The socket opens first: clients that come during the rest of the
+	 * start-up (reading the journal, indexing the backups, registering
+	 * every user: long at a provider's scale) hear "starting", 75. */
+	rc = daemon_server_open(d);
+	if (rc != 0)
+		goto out_mask;
+	if (daemon_server_starting_begin(d) < 0) {
+		rc = MR_EX_OSERR;
+		goto out_mask;
+	}
+	rc = MR_EX_SOFTWARE;
+
 	memset(&ec, 0, sizeof(ec));
 	ec.backups = settings->backups;
 	ec.source = settings->source;
@@ -398,9 +410,7 @@ int daemon_run(const struct daemon_settings *settings)
 		rc = MR_EX_OSERR;
 		goto out_mask;
 	}
-	rc = daemon_server_open(d);
-	if (rc != 0)
-		goto out_mask;
+	daemon_server_starting_end(d);
 	if (daemon_async_start(d) < 0 || daemon_workers_start(d) < 0) {
 		rc = MR_EX_OSERR;
 		goto out_stop;
@@ -418,6 +428,7 @@ out_stop:
 	daemon_server_close(d);
 	mr_log("daemon stopped");
 out_mask:
+	daemon_server_starting_end(d);
 	daemon_metrics_close(d);
 	queue_close(&d->q);
 	engine_close(&d->engine);

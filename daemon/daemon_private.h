@@ -150,6 +150,9 @@ struct daemon {
 
 	/* Event loop. */
 	int listen_fd, epoll_fd, wake_fd, signal_fd;
+	/* start-up: a thread answers "starting" (75) until the loop runs */
+	pthread_t starting_thread;
+	int starting_stop_fd;   /* eventfd; -1 when no such thread runs */
 	dev_t sock_dev;
 	ino_t sock_ino;
 	struct conn **conns;      /* max_conns slots */
@@ -189,6 +192,13 @@ int daemon_peer_group(const char *option, const char *name, gid_t *gid_r);
 
 /* server.c */
 int daemon_server_open(struct daemon *d);
+/* From the socket's opening until the loop runs (the queue read, the
+ * backups indexed, the users registered), every client is answered
+ * {"ok":false,"error":"the daemon is starting ...","code":75} by a thread
+ * of its own: a login during a long start-up hears "try again", never
+ * "no daemon". _begin returns 0 or -1; _end is idempotent. */
+int daemon_server_starting_begin(struct daemon *d);
+void daemon_server_starting_end(struct daemon *d);
 int daemon_server_loop(struct daemon *d);
 /* Closes the listening socket and removes it when it is still ours. */
 void daemon_server_stop_listening(struct daemon *d);

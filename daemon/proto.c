@@ -167,7 +167,7 @@ void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_
 				  "\"backup_files\":%llu,\"backup_bytes\":%llu,"
 				  "\"copied_files\":%llu,\"copied_bytes\":%llu,\"renamed\":%llu,"
 				  "\"patched_files\":%llu,\"attic_files\":%llu,\"unreadable\":%llu,"
-				  "\"released_mail\":%llu}",
+				  "\"released_mail\":%llu,\"source_bytes_read\":%llu}",
 				  info->attempts, (unsigned long long)info->size_hint,
 				  (unsigned long long)k->backup_files,
 				  (unsigned long long)k->backup_bytes,
@@ -176,7 +176,8 @@ void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_
 				  (unsigned long long)k->patched_files,
 				  (unsigned long long)k->attic_files,
 				  (unsigned long long)k->unreadable,
-				  (unsigned long long)k->held_mail);
+				  (unsigned long long)k->held_mail,
+				  (unsigned long long)k->source_bytes_read);
 		if (d->mail != NULL && info->state != QUEUE_UNKNOWN &&
 		    mail_held_count(d->mail, info->name, &held, &held_bytes, &err) < 0) {
 			mr_log("held mail of %s: %s", info->name, err.msg);

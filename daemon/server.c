@@ -8,7 +8,9 @@
 #include "daemon/daemon_private.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +214,81 @@ int daemon_server_open(struct daemon *d)
 		return MR_EX_UNAVAILABLE;
 	mr_log("listening on %s", d->socket_path);
 	return 0;
+}
+
+/* Answers one client during start-up: what it sent is read first (a close
+ * with unread data would reset the connection before it read the answer). */
+static void answer_starting(int fd)
+{
+	static const char msg[] = "{\"ok\":false,\"error\":\"the daemon is starting (reading "
+				  "its queue and the backups folder); try again shortly\","
+				  "\"code\":75}\n";
+	struct pollfd p = { fd, POLLIN, 0 };
+	char buf[4096];
+
+	if (poll(&p, 1, 200) > 0)
+		while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+			;
+	if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+		mr_log("answering a client during start-up: %s", strerror(errno));
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static void *starting_main(void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t answered = 0;
+
+	for (;;) {
+		struct pollfd p[2] = { { d->listen_fd, POLLIN, 0 }, { d->starting_stop_fd, POLLIN, 0 } };
+		int fd;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			mr_log("poll during start-up failed: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		while ((fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+			answer_starting(fd);
+			answered++;
+		}
+	}
+	if (answered > 0)
+		mr_log("%" PRIu64 " clients told the daemon is starting", answered);
+	return NULL;
+}
+
+int daemon_server_starting_begin(struct daemon *d)
+{
+	d->starting_stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->starting_stop_fd < 0) {
+		mr_log("eventfd failed: %s", strerror(errno));
+		return -1;
+	}
+	if (pthread_create(&d->starting_thread, NULL, starting_main, d) != 0) {
+		mr_log("pthread_create failed");
+		close(d->starting_stop_fd);
+		d->starting_stop_fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+void daemon_server_starting_end(struct daemon *d)
+{
+	uint64_t one = 1;
+
+	if (d->starting_stop_fd < 0)
+		return;
+	if (write(d->starting_stop_fd, &one, sizeof(one)) < 0)
+		mr_log("write(eventfd) failed: %s", strerror(errno));
+	pthread_join(d->starting_thread, NULL);
+	close(d->starting_stop_fd);
+	d->starting_stop_fd = -1;
 }
 
 static void conn_close(struct daemon *d, uint32_t slot)

@@ -104,6 +104,7 @@ static void counters_of(const struct engine_job *job, struct queue_counters *k)
 	k->attic_files = job->sync.attic_files;
 	k->unreadable = job->sync.unreadable;
 	k->held_mail = job->released_mail;
+	k->source_bytes_read = job->sync.source_bytes_read;
 }
 
 /* Teaches the time model a clean run: one that started afresh and went
@@ -152,9 +153,11 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 		daemon_metrics_finished(d, took, bytes, 1);
 		if (!w->resumed)
 			observe(w, took);
-		mr_log("%s: active in %.1f s (%s written, %llu released messages)", job->user,
+		mr_log("%s: active in %.1f s (%s written, %llu released messages, %llu B read "
+		       "from the source)", job->user,
 		       took, mr_human_bytes(bytes, hb, sizeof(hb)),
-		       (unsigned long long)job->released_mail);
+		       (unsigned long long)job->released_mail,
+		       (unsigned long long)job->sync.source_bytes_read);
 		daemon_run_on_active(d, job->user);
 		break;
 	case ENGINE_ATTENTION:
@@ -164,7 +167,8 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 				    &err) < 0)
 			mr_log("%s: recording attention: %s", job->user, err.msg);
 		daemon_metrics_finished(d, took, bytes, 0);
-		mr_log("%s: attention: %s", job->user, job->reason);
+		mr_log("%s: attention: %s (%llu B read from the source)", job->user, job->reason,
+		       (unsigned long long)job->sync.source_bytes_read);
 		break;
 	case ENGINE_CANCELLED:
 		if (queue_requeue(d->q, job->user, &err) < 0)

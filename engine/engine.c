@@ -23,6 +23,7 @@
 
 struct engine {
 	int backups_fd;   /* -1 when there are no backups */
+	struct restore_index *bindex;   /* B read once; NULL without backups */
 	int source_fd;
 	int target_fd;
 	int mr_fd;        /* T/.mailrestore */
@@ -74,6 +75,8 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 			mr_error_prefix(err, "backups");
 			goto fail;
 		}
+		if (restore_index_open(e->backups_fd, &e->bindex, err) < 0)
+			goto fail;
 	}
 	e->source_fd = mr_open_dir_path(config->source, 0, err);
 	if (e->source_fd < 0) {
@@ -120,6 +123,7 @@ void engine_close(struct engine **engine)
 	if (e == NULL)
 		return;
 	mail_store_close(&e->mail);
+	restore_index_close(&e->bindex);
 	mr_close(e->backups_fd);
 	mr_close(e->source_fd);
 	mr_close(e->target_fd);
@@ -311,7 +315,8 @@ uint64_t engine_user_size_hint(struct engine *engine, const char *user)
 
 	if (engine->backups_fd < 0 || !mr_user_name_valid(user))
 		return 0;
-	if (restore_find_backup(engine->backups_fd, user, &rel, NULL) == 1 &&
+	/* a hint: the index as it is, no look at whether B changed */
+	if (restore_index_find(engine->bindex, user, 0, &rel, NULL) == 1 &&
 	    mr_io->fstatat(engine->backups_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		size = (uint64_t)st.st_size;
 	free(rel);
@@ -545,6 +550,19 @@ static int open_work(struct engine *e, const char *user, int *work_r, int *tmp_r
 	return 0;
 }
 
+/* The archive's birth time: when the backup began writing it, so before it
+ * read any file of the user (the sync's whole-second quick check needs
+ * it). The I/O layer has no statx; a failure or a file system without
+ * birth times only leaves it 0, which turns that check off. */
+static void backup_birth(int afd, struct engine_job *job)
+{
+	struct statx sx;
+
+	job->backup_started = 0;
+	if (statx(afd, "", AT_EMPTY_PATH, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
+		job->backup_started = (int64_t)sx.stx_btime.tv_sec;
+}
+
 /* Extracts the newest backup unless the marker says it already was.
  * Returns 0 (go on), or an engine_result to end with. */
 static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, int tmp_fd)
@@ -558,7 +576,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	__atomic_store_n(&job->phase, ENGINE_PHASE_RESTORING, __ATOMIC_RELAXED);
 	if (e->backups_fd < 0)
 		return 0;
-	rc = restore_find_backup(e->backups_fd, job->user, &rel, &err);
+	rc = restore_index_find(e->bindex, job->user, 1, &rel, &err);
 	if (rc < 0) {
 		snprintf(job->reason, sizeof(job->reason), "finding the backup: %s", err.msg);
 		return ENGINE_FAILED;
@@ -576,6 +594,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 				"backup %s: %s", rel, err.msg);
 		goto out;
 	}
+	backup_birth(afd, job);
 	marker_text(rel, &st, marker, sizeof(marker));
 	if (marker_matches(e, job->user, marker))
 		goto out;
@@ -685,6 +704,7 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	 * and time. */
 	ss.compare_content = mr_problems_count(&job->problems, MR_PROBLEM_ARCHIVE) > 0 ||
 			     is_damaged(e, job->user);
+	ss.backup_started = job->backup_started;
 	ss.cancel = &job->cancel;
 	ss.progress = sync_progress;
 	ss.progress_arg = job;

@@ -88,6 +88,7 @@ struct engine_job {
 	volatile uint64_t progress_total; /* bytes expected (0 unknown) */
 	/* Results. */
 	int had_backup;                   /* a backup archive was found */
+	int64_t backup_started;           /* the archive's birth time (s), 0 unknown */
 	int had_source;                   /* S/<user> could be opened */
 	struct restore_stats restore;
 	struct sync_stats sync;

@@ -75,6 +75,9 @@ struct queue_counters {
 	uint64_t copied_files, copied_bytes;   /* copied from the source */
 	uint64_t renamed, patched_files, attic_files, unreadable;
 	uint64_t held_mail;                    /* messages released at activation */
+	uint64_t source_bytes_read;            /* file data read from the source; kept
+						* in memory only (not in the journal):
+						* 0 after a restart until the next run */
 };
 
 /* What queue_lookup() tells. Strings point into buffers inside the struct. */

@@ -6,7 +6,8 @@
  *      of a user below the backups folder B: B/<YYYY-MM-DD>/<user><suffix>
  *      (newest date folder holding the user wins) or B/<user><suffix>
  *      (older than any dated one). restore_list_backup_users() lists every
- *      user that has one.
+ *      user that has one. Many lookups: restore_index_find(), which reads
+ *      B once and again only when it changed.
  *   2. Open the archive (openat below backups_fd, read only) and call
  *      restore_extract(archive_fd, work_fd, &settings, &stats, &problems,
  *      &err). Format and compression come from the content (libarchive);
@@ -61,6 +62,28 @@ int restore_find_backup(int backups_dirfd, const char *user, char **relpath_r,
  * malloc'd strings; free with mr_names_free(). 0 or -1 with err. */
 int restore_list_backup_users(int backups_dirfd, char ***names_r, size_t *n_r,
 			      struct mr_error *err);
+
+/* The backups folder read once: one pass over B and its date folders maps
+ * every user to its newest archive (by the rule above), so finding a user's
+ * backup costs a lookup, not a listing of B. restore_index_open() only
+ * sets it up; the first find builds it. A find with check set first looks
+ * whether B or a date folder changed (their mtimes: an archive or date
+ * folder added, removed or renamed) and reads B again if so; a find without
+ * check trusts the index once built (for hints at start-up). Safe to share
+ * between threads. An archive rewritten in place under the same name is
+ * not a change of the index (its path stays the same). */
+struct restore_index;
+
+int restore_index_open(int backups_dirfd, struct restore_index **index_r, struct mr_error *err);
+void restore_index_close(struct restore_index **index);
+
+/* Like restore_find_backup(), through the index: 1 found (*relpath_r
+ * malloc'd), 0 no backup, -1 error (reading B failed; err says which). */
+int restore_index_find(struct restore_index *index, const char *user, int check,
+		       char **relpath_r, struct mr_error *err);
+
+/* How many times B was read (for tests). */
+uint64_t restore_index_builds(struct restore_index *index);
 
 struct restore_settings {
 	/* Give entries the archive's owner and group (needs root). */

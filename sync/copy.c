@@ -143,6 +143,7 @@ static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char 
 		}
 		if (n == 0)
 			break;
+		ctx->stats->source_bytes_read += (uint64_t)n;
 		if (mr_write_all(tfd, ctx->buf_a, (size_t)n) < 0) {
 			mr_error_set(ctx->err, errno, "write(%s) failed", op->rel);
 			goto out;
@@ -249,6 +250,7 @@ static int same_content(struct sync_ctx *ctx, const struct sync_op *op, const ch
 		rc = 2;
 		goto out;
 	}
+	ctx->stats->source_bytes_read += (uint64_t)st.st_size;
 	ddir = sync_dir_fd(ctx, 0, parent);
 	if (ddir >= 0)
 		dfd = mr_io->openat(ddir, name, O_RDONLY | O_NOFOLLOW, 0);

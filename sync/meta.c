@@ -8,12 +8,62 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <string.h>
 
 /* 1 when both mtimes are equal to the nanosecond. */
 int sync_same_mtime(const struct stat *a, const struct stat *b)
 {
 	return a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+int sync_maildir_message(const char *rel, uint64_t size)
+{
+	const char *name = strrchr(rel, '/'), *folder, *sz;
+	size_t keylen;
+	uint64_t v = 0;
+
+	if (name == NULL)
+		return 0;
+	folder = name;
+	while (folder > rel && folder[-1] != '/')
+		folder--;
+	if (!((name - folder == 3 && (memcmp(folder, "cur", 3) == 0 ||
+				      memcmp(folder, "new", 3) == 0))))
+		return 0;
+	name++;
+	/* a unique name starts with the delivery time: "1700000000.M1P2.host" */
+	keylen = sync_maildir_key(name);
+	for (sz = name; *sz >= '0' && *sz <= '9'; sz++)
+		;
+	if (sz == name || *sz != '.' || (size_t)(sz - name) + 1 >= keylen)
+		return 0;
+	/* ",S=<size>" within the unique name: it must agree */
+	for (sz = name; (sz = strstr(sz, ",S=")) != NULL && (size_t)(sz - name) < keylen; sz += 3) {
+		const char *p = sz + 3;
+
+		if (*p < '0' || *p > '9')
+			continue;
+		for (v = 0; *p >= '0' && *p <= '9' && (size_t)(p - name) < keylen; p++)
+			v = v * 10 + (uint64_t)(*p - '0');
+		return v == size;
+	}
+	return 1;
+}
+
+int sync_same_file_quick(const char *rel, const struct stat *s, const struct stat *d,
+			 int64_t backup_started)
+{
+	if (s->st_size != d->st_size)
+		return 0;
+	if (sync_same_mtime(s, d))
+		return 1;
+	/* Changed after the backup read it? Then its mtime is at least the
+	 * backup's start: a second before that start rules it out. */
+	if (d->st_mtim.tv_nsec == 0 && s->st_mtim.tv_sec == d->st_mtim.tv_sec &&
+	    backup_started > 0 && (int64_t)s->st_mtim.tv_sec < backup_started)
+		return 1;
+	return sync_maildir_message(rel, (uint64_t)s->st_size);
 }
 
 /* 1 when mode bits (not for links), owner (when owner) or mtime differ. */

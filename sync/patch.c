@@ -138,6 +138,7 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 			rc = 3;
 			goto out;
 		}
+		ctx->stats->source_bytes_read += (uint64_t)n;
 		if ((size_t)n < len) {
 			rc = 2;
 			goto out;
@@ -180,6 +181,7 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 				rc = 2;
 				goto out;
 			}
+			ctx->stats->source_bytes_read += (uint64_t)n;
 			if (mr_pwrite_all(dfd, ctx->buf_a, (size_t)n, off) < 0) {
 				mr_error_set(ctx->err, errno, "write(%s) failed", op->rel);
 				goto out;

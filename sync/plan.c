@@ -296,8 +296,7 @@ static int plan_entry(struct sync_ctx *ctx, int sfd, int dfd, const char *name, 
 	if (S_ISREG(sst->st_mode)) {
 		ctx->stats->files++;
 		ctx->stats->bytes += (uint64_t)sst->st_size;
-		if (same && sst->st_size == dst->st_size && sync_same_mtime(sst, dst) &&
-		    !ctx->set->compare_content) {
+		if (same && sync_same_file_quick(rel, sst, dst, ctx->set->backup_started) && !ctx->set->compare_content) {
 			if (!sync_meta_differs(sst, dst, owner))
 				return 0;
 			return add_meta(ctx, rel, sst, dst);

@@ -4,7 +4,9 @@
  * merged walk as a file the destination lacks and a file the source lacks.
  * When both carry the same Maildir unique name (the part before ':') and
  * size, and their contents hash equal, the destination's file is renamed
- * into place instead of copied: no data is written.
+ * into place instead of copied: no data is written. Two Maildir messages
+ * (in cur/ or new/, see sync_maildir_message()) need no hashing: their
+ * name and size name their content, so the source is not read at all.
  */
 #include "sync/sync_private.h"
 
@@ -72,8 +74,13 @@ static int hash_src(struct sync_ctx *ctx, const char *rel, uint64_t *hash_r)
 	dfd = sync_dir_fd(ctx, 1, parent);
 	if (dfd >= 0)
 		fd = sync_src_openat(dfd, name, O_RDONLY);
-	if (fd >= 0 && sync_hash_fd(fd, ctx->buf_a, ctx->buf_size, hash_r) == 0)
+	if (fd >= 0 && sync_hash_fd(fd, ctx->buf_a, ctx->buf_size, hash_r) == 0) {
+		struct stat st;
+
+		if (mr_io->fstat(fd, &st) == 0)
+			ctx->stats->source_bytes_read += (uint64_t)st.st_size;
 		rc = 0;
+	}
 	mr_close(fd);
 	free(parent);
 	return rc;
@@ -207,6 +214,17 @@ int sync_renames_match(struct sync_ctx *ctx)
 			if (c->st.st_nlink > 1 &&
 			    sync_meta_differs(&op->st, &c->st, ctx->set->preserve_owner))
 				continue;
+			/* Maildir messages: the same unique name and size is the
+			 * same message, nothing to read (unless the backup was
+			 * damaged: then its contents must prove themselves). */
+			if (!ctx->set->compare_content &&
+			    sync_maildir_message(op->rel, (uint64_t)op->st.st_size) &&
+			    sync_maildir_message(c->rel, (uint64_t)c->st.st_size)) {
+				c->used = 1;
+				op->cand = (long)k;
+				p->matched++;
+				break;
+			}
 			if (!have_hs) {
 				if (hash_src(ctx, op->rel, &hs) < 0)
 					break;

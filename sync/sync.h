@@ -18,9 +18,16 @@
  *     is copied; what the source no longer has is moved (never unlinked) to
  *     the attic under its relative path; modes, times (directories after
  *     their contents), owners (when preserve_owner) and symlinks are fixed.
- *   - A quick check on type, size and time; when sizes are equal but times
- *     differ, contents are compared (xxh3) and only the time is fixed when
- *     equal, since backups keep coarser times than the source.
+ *   - A quick check on type, size and time, which reads no file: the same
+ *     size and the same mtime to the nanosecond; or, where the destination
+ *     has whole seconds only (a backup format that keeps seconds: ustar,
+ *     gnutar, zip's extended time), the same second, when that second is
+ *     before the backup began (backup_started); or a Maildir message
+ *     (a file in cur/ or new/: its unique name, with ",S=<size>" where
+ *     present, names its content) of the same name and size. Those only
+ *     get their time fixed. Other
+ *     files of equal size are compared (xxh3) and only the time is fixed
+ *     when equal. With compare_content every file is compared.
  *   - Maildir renames (flag changes, new/ to cur/, moves between folders)
  *     become renames of the file already there, matched by the Maildir
  *     unique name and size and confirmed by content.
@@ -82,6 +89,11 @@ struct sync_settings {
 	 * pass the quick check (same size and time) are compared by content
 	 * too, and damaged ones copied or patched from the source. */
 	int compare_content;
+	/* When the backup the destination came from was started (Unix
+	 * seconds; 0 unknown). Only with it does the whole-second quick check
+	 * hold: a file last changed in an earlier second than the backup began
+	 * cannot have changed after the backup read it. */
+	int64_t backup_started;
 	/* Polled between entries; nonzero stops with -1 and errnum ECANCELED.
 	 * May be NULL. */
 	const volatile int *cancel;
@@ -100,6 +112,7 @@ struct sync_stats {
 	uint64_t meta_fixed;                   /* mode/time/owner fixes only
 						* (equal content, other time) */
 	uint64_t bytes_written;                /* all file data written */
+	uint64_t source_bytes_read;            /* file data read from the source */
 };
 
 /* Sets the defaults: max_remove_pct 50, tmp_dirfd -1, attic_dirfd -1. */

@@ -146,6 +146,21 @@ int sync_meta_apply_at(struct sync_ctx *ctx, int dirfd, const char *name, const 
 int sync_meta_apply_fd(struct sync_ctx *ctx, int fd, const char *rel, const struct stat *s);
 /* 1 when two stats have the same mtime to the nanosecond. */
 int sync_same_mtime(const struct stat *a, const struct stat *b);
+/* 1 when path rel is a Maildir message (a file in a cur/ or new/ folder,
+ * with a unique name: digits, a dot, more; and, where its name carries ",S=<size>", that size)
+ * of size bytes. Such a file's name names its content: it is never
+ * rewritten in place, so the same name and size is the same message. */
+int sync_maildir_message(const char *rel, uint64_t size);
+/* The quick check: 1 when source s and destination d, both regular files
+ * of path rel with the same size, may be taken for the same content
+ * without reading either. The rule (documented in sync.h): the same mtime
+ * to the nanosecond; or the same mtime to the second where the destination
+ * has whole seconds only (a backup that keeps seconds: ustar, gnutar, zip
+ * with its extended time) and that second is before backup_started (0:
+ * unknown, no such rule); or a Maildir message. Never under
+ * compare_content (the caller checks that). */
+int sync_same_file_quick(const char *rel, const struct stat *s, const struct stat *d,
+			 int64_t backup_started);
 
 /* ---- copy.c ---------------------------------------------------------- */
 

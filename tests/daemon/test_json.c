@@ -632,7 +632,7 @@ static void proto_login_and_show(void **state)
 									  "reason")));
 	k = daemon_json_get(t->reply, toks, 0, "counters");
 	assert_int_equal(toks[k].type, DAEMON_JSON_OBJECT);
-	assert_int_equal(toks[k].size, 9);
+	assert_int_equal(toks[k].size, 10);
 	assert_string_equal(member(t, "held_mail"), "0");
 	assert_int_equal(req(t, "SHOW nobody"), 0);
 	assert_string_equal(member(t, "state"), "unknown");

@@ -1,7 +1,9 @@
 /*
- * test_find.c: restore_find_backup() and restore_list_backup_users():
+ * test_find.c: restore_find_backup(), the index (restore_index_find(),
+ * which must give the same answers) and restore_list_backup_users():
  * plain and dated folders, the newest date wins, every suffix, names with
- * dots, '@' and '+', and names that only look alike.
+ * dots, '@' and '+', names that only look alike; the index reads B once
+ * and again when B or a date folder changes.
  */
 #include "tests/restore/archgen.h"
 
@@ -17,12 +19,37 @@ static void touch(const char *dir, const char *rel, time_t mtime)
 	free(p);
 }
 
-/* Finds user in B and checks the answer (NULL: none). */
+static void expect_index(int bfd, const char *user, const char *want)
+{
+	struct restore_index *idx = NULL;
+	struct mr_error err;
+	char *rel = NULL;
+	int r;
+
+	assert_int_equal(restore_index_open(bfd, &idx, &err), 0);
+	r = restore_index_find(idx, user, 1, &rel, &err);
+	if (want == NULL) {
+		if (r != 0)
+			fail_msg("%s: index: expected no backup, got %d %s", user, r, rel ? rel : err.msg);
+	} else {
+		if (r != 1)
+			fail_msg("%s: index: expected %s, got %d (%s)", user, want, r, err.msg);
+		assert_string_equal(rel, want);
+	}
+	free(rel);
+	restore_index_close(&idx);
+	assert_null(idx);
+}
+
+/* Finds user in B and checks the answer (NULL: none), by a listing and
+ * through the index. */
 static void expect(int bfd, const char *user, const char *want)
 {
 	struct mr_error err;
 	char *rel = NULL;
 	int r = restore_find_backup(bfd, user, &rel, &err);
+
+	expect_index(bfd, user, want);
 
 	if (want == NULL) {
 		if (r != 0)
@@ -157,6 +184,72 @@ static void test_several_suffixes(void **state)
 	tu_rmtree(b);
 }
 
+/* Many lookups read B once; a new date folder, an archive added to a date
+ * folder or to B, or a removed one makes the next checked lookup read B
+ * again. An unchecked lookup (a hint) trusts what it has. */
+static void test_index_refresh(void **state)
+{
+	struct restore_index *idx = NULL;
+	struct mr_error err;
+	char *b = tu_tmpdir(), *rel = NULL, *p;
+	char name[64];
+	struct timespec later[2] = { { 5000, 0 }, { 5000, 0 } };
+	int bfd, i;
+
+	(void)state;
+	for (i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "2026-11-20/u%d.tar.lz4", i);
+		touch(b, name, 1000);
+		snprintf(name, sizeof(name), "u%d.tar", i);
+		touch(b, name, 1000);
+	}
+	bfd = tu_open_dir(b);
+	assert_int_equal(restore_index_open(bfd, &idx, &err), 0);
+	for (i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "u%d", i);
+		assert_int_equal(restore_index_find(idx, name, 1, &rel, &err), 1);
+		free(rel);
+	}
+	assert_int_equal(restore_index_builds(idx), 1);
+
+	/* a new date folder */
+	touch(b, "2026-11-21/u7.tgz", 1000);
+	assert_int_equal(restore_index_find(idx, "u7", 0, &rel, &err), 1);
+	assert_string_equal(rel, "2026-11-20/u7.tar.lz4");   /* a hint: as it was */
+	free(rel);
+	assert_int_equal(restore_index_find(idx, "u7", 1, &rel, &err), 1);
+	assert_string_equal(rel, "2026-11-21/u7.tgz");
+	free(rel);
+	assert_int_equal(restore_index_builds(idx), 2);
+
+	/* a new archive in an existing date folder (its mtime moves on, B's
+	 * does not) */
+	p = tu_path(b, "2026-11-21");
+	tu_write_file(b, "2026-11-21/u8.zip", "x", 1);
+	assert_int_equal(utimensat(AT_FDCWD, p, later, 0), 0);
+	free(p);
+	assert_int_equal(restore_index_find(idx, "u8", 1, &rel, &err), 1);
+	assert_string_equal(rel, "2026-11-21/u8.zip");
+	free(rel);
+
+	/* a user new to B, then a removed archive */
+	touch(b, "newcomer.tar", 1000);
+	assert_int_equal(restore_index_find(idx, "newcomer", 1, &rel, &err), 1);
+	assert_string_equal(rel, "newcomer.tar");
+	free(rel);
+	p = tu_path(b, "newcomer.tar");
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	assert_int_equal(restore_index_find(idx, "newcomer", 1, &rel, &err), 0);
+	assert_null(rel);
+	assert_int_equal(restore_index_builds(idx), 5);
+
+	assert_int_equal(restore_index_find(idx, "../x", 1, &rel, &err), -1);
+	restore_index_close(&idx);
+	close(bfd);
+	tu_rmtree(b);
+}
+
 static void test_suffix_table(void **state)
 {
 	size_t i, j;
@@ -181,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_names_that_look_alike),
 		cmocka_unit_test(test_list_dedups_across_dates),
 		cmocka_unit_test(test_several_suffixes),
+		cmocka_unit_test(test_index_refresh),
 		cmocka_unit_test(test_suffix_table),
 	};
 

@@ -27,6 +27,36 @@ static void seconds_only_backup(void **state)
 	sfx_teardown(&f);
 }
 
+/* The whole-second rule reads nothing, but only for a second before the
+ * backup began: a file last changed in the very second the backup read it
+ * may have changed after, and is compared; so is any file when the
+ * backup's start is unknown. */
+static void seconds_rule_reads_nothing_before_the_backup(void **state)
+{
+	static const int64_t started[] = { 1600000001, 1600000000, 0 };
+	size_t k;
+
+	(void)state;
+	for (k = 0; k < 3; k++) {
+		struct sfx f;
+		char data[5000];
+
+		sfx_setup(&f);
+		sfx_random(data, sizeof(data), 1);
+		tu_write_file(f.src, "dovecot.index", data, sizeof(data));
+		sfx_set_mtime(f.src, "dovecot.index", 1600000000, 987654321);
+		sfx_backup(&f);
+		sfx_set_mtime(f.dst, "dovecot.index", 1600000000, 0);
+		f.set.backup_started = started[k];
+		assert_int_equal(sfx_sync(&f), 0);
+		assert_int_equal(f.stats.bytes_written, 0);
+		assert_int_equal(f.stats.meta_fixed, 1);
+		assert_int_equal(f.stats.source_bytes_read, k == 0 ? 0 : sizeof(data));
+		assert_int_equal(sfx_verify(&f), 0);
+		sfx_teardown(&f);
+	}
+}
+
 static void zip_two_seconds(void **state)
 {
 	struct sfx f;
@@ -153,6 +183,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(seconds_only_backup),
+		cmocka_unit_test(seconds_rule_reads_nothing_before_the_backup),
 		cmocka_unit_test(zip_two_seconds),
 		cmocka_unit_test(large_file_time_only),
 		cmocka_unit_test(same_size_other_content_is_copied),

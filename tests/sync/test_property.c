@@ -190,7 +190,11 @@ static void mutate(const char *dir, struct names *l, struct rng *r)
 			names_del(l, i);
 			break;
 		case 3: {
-			/* Edited in place: same size, a few bytes. */
+			/* Edited in place: same size, a few bytes. Not a Maildir
+			 * message in cur/ or new/: its name names its content
+			 * (never rewritten in place), and the sync trusts that. */
+			if (strstr(l->v[i], "cur/17") != NULL || strstr(l->v[i], "new/17") != NULL)
+				break;
 			p = tu_path(dir, l->v[i]);
 			assert_int_equal(tu_sh("printf 'EDIT' | dd of='%s' bs=1 seek=%u conv=notrunc "
 					       "status=none", p, below(r, 4000)), 0);

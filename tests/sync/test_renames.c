@@ -62,7 +62,8 @@ static void into_new_folder_with_new_time(void **state)
 	one_rename("cur/1700000003.M1P2.mail:2,", ".Archive.2026/cur/1700000003.M1P2.mail:2,S", 1);
 }
 
-/* Same unique name and size, other content: not the same message. */
+/* Same unique name and size, other content, outside a Maildir folder
+ * (not a message whose name names its content): not the same file. */
 static void content_must_match(void **state)
 {
 	struct sfx f;
@@ -70,21 +71,57 @@ static void content_must_match(void **state)
 
 	(void)state;
 	sfx_setup(&f);
-	tu_write_file(f.src, "cur/5.M1.h:2,S", "aaaa", 4);
+	tu_write_file(f.src, "cur/x/5.M1.h:2,S", "aaaa", 4);
 	sfx_backup(&f);
-	assert_int_equal(tu_sh("cd '%s/cur' && rm '5.M1.h:2,S' && printf bbbb > '5.M1.h:2,RS'",
+	assert_int_equal(tu_sh("cd '%s/cur/x' && rm '5.M1.h:2,S' && printf bbbb > '5.M1.h:2,RS'",
 			       f.src), 0);
 	f.set.max_remove_pct = 100;
 	assert_int_equal(sfx_sync(&f), 0);
 	assert_int_equal(f.stats.renamed, 0);
 	assert_int_equal(f.stats.copied_files, 1);
 	assert_int_equal(f.stats.attic_files, 1);
-	a = tu_read_file(f.attic, "cur/5.M1.h:2,S", NULL);
+	a = tu_read_file(f.attic, "cur/x/5.M1.h:2,S", NULL);
 	assert_non_null(a);
 	assert_string_equal(a, "aaaa");
 	free(a);
 	assert_int_equal(sfx_verify(&f), 0);
 	sfx_teardown(&f);
+}
+
+/* Maildir messages are not read: a flag change, a move to another folder
+ * and a time change of a message in place cost no byte of the source; a
+ * new message costs its size. With compare_content (a damaged backup) the
+ * same changes are read and checked. */
+static void messages_are_not_read(void **state)
+{
+	int compare;
+
+	(void)state;
+	for (compare = 0; compare <= 1; compare++) {
+		struct sfx f;
+
+		sfx_setup(&f);
+		tu_write_file(f.src, "cur/1700000001.M1P2.host,S=5:2,S", "hello", 5);
+		tu_write_file(f.src, "cur/1700000002.M1P2.host:2,", "world!", 6);
+		tu_write_file(f.src, "cur/1700000003.M1P2.host,S=4:2,", "same", 4);
+		tu_write_file(f.src, "k1", "k", 1);
+		tu_write_file(f.src, "k2", "k", 1);
+		sfx_backup(&f);
+		assert_int_equal(tu_sh("cd '%s' && mkdir -p .Sent/cur && "
+				       "mv 'cur/1700000001.M1P2.host,S=5:2,S' 'cur/1700000001.M1P2.host,S=5:2,RS' && "
+				       "mv 'cur/1700000002.M1P2.host:2,' '.Sent/cur/1700000002.M1P2.host:2,S' && "
+				       "printf 'new message' > 'cur/1700000009.M1P2.host:2,'", f.src), 0);
+		sfx_set_mtime(f.src, "cur/1700000003.M1P2.host,S=4:2,", 1700000000, 7);
+		f.set.compare_content = compare;
+		assert_int_equal(sfx_sync(&f), 0);
+		assert_int_equal(f.stats.renamed, 2);
+		if (!compare)
+			assert_int_equal(f.stats.source_bytes_read, 11);
+		else   /* the two moved (5 + 6), the new (11), every kept one (4 + 1 + 1) */
+			assert_int_equal(f.stats.source_bytes_read, 5 + 6 + 11 + 4 + 1 + 1);
+		assert_int_equal(sfx_verify(&f), 0);
+		sfx_teardown(&f);
+	}
 }
 
 /* A message copied to a second folder: one rename, one copy. */
@@ -170,6 +207,7 @@ int main(void)
 		cmocka_unit_test(between_folders),
 		cmocka_unit_test(into_new_folder_with_new_time),
 		cmocka_unit_test(content_must_match),
+		cmocka_unit_test(messages_are_not_read),
 		cmocka_unit_test(two_claims_one_file),
 		cmocka_unit_test(many_flag_changes),
 		cmocka_unit_test(renamed_out_of_a_removed_folder),
