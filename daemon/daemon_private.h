@@ -71,8 +71,6 @@ struct worker {
 	int preempted;        /* cancelled to make room for a priority user */
 	double started_at;    /* wall clock */
 	double started_mono;
-	double backoff_until; /* monotonic: no new user before (after FAILED) */
-	int failures;
 	struct engine_job job;
 };
 
