@@ -134,6 +134,56 @@ static void attic_collisions(void **state)
 	sfx_teardown(&f);
 }
 
+
+/* Issue 10, finding 3: a 255-byte message name goes to the attic twice
+ * (the backup unpacked again over the work copy): the second version's
+ * name must stay within NAME_MAX ("File name too long" stopped every
+ * later run). Also for a folder on the way that the attic holds as a
+ * file, with a 255-byte name. */
+static void attic_collisions_at_name_max(void **state)
+{
+	struct sfx f;
+	char name[256], rel[300], sub[600], *b;
+	struct stat st;
+
+	(void)state;
+	sfx_setup(&f);
+	f.set.max_remove_pct = 100;
+	memset(name, 'm', 255);
+	name[255] = '\0';
+	snprintf(rel, sizeof(rel), "cur/%s", name);
+	tu_write_file(f.src, "keep", "keep", 4);
+	tu_write_file(f.src, "cur/keep", "keep", 4);
+	sfx_backup(&f);
+	tu_write_file(f.dst, rel, "first", 5);
+	assert_int_equal(sfx_sync(&f), 0);
+	tu_write_file(f.dst, rel, "second", 6);
+	assert_int_equal(sfx_sync(&f), 0);
+	tu_write_file(f.dst, rel, "third", 5);
+	assert_int_equal(sfx_sync(&f), 0);
+	assert_int_equal(sfx_verify(&f), 0);
+	assert_int_equal(f.stats.attic_files, 1);
+	snprintf(sub, sizeof(sub), "cur/%.253s.1", name);
+	b = tu_read_file(f.attic, sub, NULL);
+	assert_non_null(b);
+	assert_string_equal(b, "second");
+	free(b);
+	snprintf(sub, sizeof(sub), "cur/%.253s.2", name);
+	assert_true(sfx_exists(f.attic, sub));
+
+	/* The 255-byte name in the attic is a file; now a folder of that
+	 * name goes, with something inside. */
+	snprintf(sub, sizeof(sub), "%s/x", rel);
+	assert_int_equal(tu_sh("rm -f '%s/%s'", f.dst, rel), 0);
+	tu_write_file(f.dst, sub, "x", 1);
+	assert_int_equal(sfx_sync(&f), 0);
+	assert_int_equal(sfx_verify(&f), 0);
+	snprintf(sub, sizeof(sub), "cur/%.253s.3", name);
+	st = sfx_lstat(f.attic, sub);
+	assert_true(S_ISDIR(st.st_mode));
+	sfx_teardown(&f);
+}
+
 /* Run 1 moved file a to the attic; later the destination has a folder a
  * whose x the source no longer has: x goes to a.1/x beside the file. */
 static void attic_file_where_a_folder_goes(void **state)
@@ -353,6 +403,7 @@ int main(void)
 		cmocka_unit_test(empty_destination_gets_everything),
 		cmocka_unit_test(temporaries_beside),
 		cmocka_unit_test(attic_collisions),
+		cmocka_unit_test(attic_collisions_at_name_max),
 		cmocka_unit_test(attic_file_where_a_folder_goes),
 		cmocka_unit_test(guard_trips_and_changes_nothing),
 		cmocka_unit_test(guard_keeps_type_changes),
