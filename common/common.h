@@ -237,8 +237,23 @@ void mr_names_free(char **names, size_t n);
 int mr_listdir(int dirfd, struct mr_dirlist *list, struct mr_error *err);
 void mr_dirlist_free(struct mr_dirlist *list);
 
+/* How deep the walks of a user's tree go (sync, verify, backup, the
+ * sweep before an extraction): a folder nested deeper than this is not
+ * followed and is reported (the user goes to attention), so a hostile
+ * d/d/d/... tree costs neither the stack nor a descriptor per level
+ * beyond it. Real mail trees stay within a few levels. */
+#define MR_DEPTH_MAX 128
+
+/* The depth of relative path rel: 0 for "" or ".", 1 for "a", 2 for
+ * "a/b", ... (a leading "./" is not counted). */
+unsigned mr_path_depth(const char *rel);
+
 /* Removes relpath below dirfd and everything under it (no symlink is
- * followed). 0, or -1 with err. Used only on mailrestore's own scratch. */
+ * followed), whatever its depth: the walk keeps an explicit stack (memory
+ * grows with the depth, not the C stack) and holds one folder descriptor
+ * at a time, going back up through ".." checked against the device and
+ * inode seen on the way down. 0, or -1 with err. Used only on
+ * mailrestore's own scratch and work copies. */
 int mr_remove_tree_at(int dirfd, const char *relpath, struct mr_error *err);
 
 /* Free bytes available to unprivileged users on the file system of fd, or
