@@ -143,6 +143,8 @@ struct mr_io_ops {
 	int (*fchownat)(int dirfd, const char *path, uid_t uid, gid_t gid, int flags);
 	int (*utimensat)(int dirfd, const char *path, const struct timespec ts[2], int flags);
 	int (*futimens)(int fd, const struct timespec ts[2]);
+	/* SEEK_DATA / SEEK_HOLE of sparse copies (and plain seeks). */
+	off_t (*lseek)(int fd, off_t off, int whence);
 };
 
 /* The table in force. Never NULL. */
@@ -259,6 +261,11 @@ int mr_remove_tree_at(int dirfd, const char *relpath, struct mr_error *err);
 /* Free bytes available to unprivileged users on the file system of fd, or
  * UINT64_MAX when unknown. */
 uint64_t mr_free_bytes(int fd);
+
+/* Free space kept on a file system we write users' files to, so that one
+ * user's big file fails cleanly (ENOSPC, with the sizes) before the disk
+ * is full instead of taking it to 0 bytes for everyone. */
+#define MR_HEADROOM_BYTES ((uint64_t)64 << 20)
 
 /* ---- small things --------------------------------------------------- */
 
