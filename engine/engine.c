@@ -653,6 +653,31 @@ out:
 	return result;
 }
 
+/* Whether the work copy's Maildir has a tmp/, new/ or cur/ that is not a
+ * folder (mirrored from the source: a symlink, a file). No mail could be
+ * delivered into it, held mail included, so such a user does not go
+ * active on its own: reason_r (size len) says why and what to do. */
+static int maildir_odd(int mfd, const char *user, char *reason_r, size_t len)
+{
+	static const char *const sub[] = { "tmp", "new", "cur" };
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		if (mr_io->fstatat(mfd, sub[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    S_ISDIR(st.st_mode))
+			continue;
+		snprintf(reason_r, len,
+			 "the Maildir's %s is a %s in the source (S/%s/%s), not a folder: no mail "
+			 "can be delivered into it and held mail stays held; fix the source and "
+			 "`retry`, or `activate` to accept it (the entry is then set aside in "
+			 "the attic and a real folder made)",
+			 sub[i], S_ISLNK(st.st_mode) ? "symlink" : "file", user, sub[i]);
+		return 1;
+	}
+	return 0;
+}
+
 /* Mail is delivered into the Maildir's tmp/ and new/, and read from cur/.
  * When the source had one of them as something else than a folder (a
  * symlink, a file), the work copy mirrors it and no message could be
@@ -732,19 +757,20 @@ static int release_into_active(struct engine *e, const char *user, uint64_t *rel
 
 	if (mail_held_count(e->mail, user, &held, NULL, err) < 0)
 		return -1;
-	if (held == 0)
-		return 0;
 	ufd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (ufd < 0) {
 		mr_error_set(err, errno, "open(T/%s) failed", user);
 		return -1;
 	}
-	/* An activation before this fix-up existed may have left such a
-	 * Maildir active. */
+	/* `activate` of a user whose Maildir folders are not folders
+	 * (maildir_odd), or one an older version activated as such: mail
+	 * must be deliverable from now on, held or not. */
 	rc = maildir_folders(e, user, ufd, err) < 0 ? -1 : 0;
-	if (rc == 0)
+	if (rc == 0 && held > 0)
 		rc = mail_release(e->mail, user, ufd, released_r, err);
 	mr_close(ufd);
+	if (held == 0)
+		return rc;
 	if (rc == 0)
 		rc = mail_release_done(e->mail, user, err);
 	return rc;
@@ -934,14 +960,10 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 		result = ENGINE_CANCELLED;
 		goto out;
 	}
-	r = maildir_folders(e, job->user, work_fd, &err);
-	if (r < 0) {
-		snprintf(job->reason, sizeof(job->reason), "work copy: %s", err.msg);
-		job->errnum = err.errnum;
-		result = ENGINE_FAILED;
+	if (maildir_odd(work_fd, job->user, job->reason, sizeof(job->reason))) {
+		result = ENGINE_ATTENTION;
 		goto out;
 	}
-	job->sync.attic_files += (uint64_t)r;
 	__atomic_store_n(&job->phase, ENGINE_PHASE_ACTIVATING, __ATOMIC_RELAXED);
 	result = ENGINE_READY;
 out:
