@@ -267,6 +267,7 @@ int apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err)
 		return -1;
 	}
 	set_ustate(q, u, QUEUE_RESTORING);
+	u->not_before = 0;
 	u->started_at = now;
 	u->finished_at = 0;
 	u->attempts++;
@@ -880,6 +881,13 @@ int queue_retry(struct queue *q, const char *name, double now, struct mr_error *
 	if (writable(q, err) < 0)
 		goto out;
 	u = lookup_name(q, name);
+	if (u != NULL && u->state != QUEUE_ATTENTION && u->not_before > 0) {
+		/* Waiting out a failed run's back-off: it may run now. */
+		u->not_before = 0;
+		u->failures = 0;
+		rc = 0;
+		goto out;
+	}
 	if (u == NULL || u->state != QUEUE_ATTENTION) {
 		rc = 1;
 		goto out;

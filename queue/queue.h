@@ -175,7 +175,9 @@ int queue_requeue_failed(struct queue *q, const char *name, double not_before,
 			 struct mr_error *err);
 
 /* `retry`: an attention user goes back to queued at the end of the priority
- * lane. Returns 0, 1 when the user is not in attention, -1 on error. */
+ * lane; a user waiting out a failed run's back-off (queue_requeue_failed)
+ * may run at once, with a fresh count of failures. Returns 0, 1 when the
+ * user is neither, -1 on error. */
 int queue_retry(struct queue *q, const char *name, double now, struct mr_error *err);
 
 /* Looks a user up (O(1) by name, O(log n) for the position). Returns 0 and

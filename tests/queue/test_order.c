@@ -396,6 +396,14 @@ static void test_failed_backoff_passes_over(void **state)
 	assert_int_equal(info.failures, 2);
 	assert_int_equal(queue_next(t.q, 0, 2021.0, name, &prio, &err), 1);
 	assert_string_equal(name, "u0002");
+	/* `retry` of a user in back-off lets it run at once. */
+	assert_int_equal(queue_requeue_failed(t.q, "u0002", 2030.0, &err), 0);
+	qt_next(&t, 1, NULL);
+	assert_int_equal(queue_retry(t.q, "u0002", 2000.0, &err), 0);
+	queue_lookup(t.q, "u0002", &info);
+	assert_int_equal(info.failures, 0);
+	qt_next(&t, 1, "u0002");
+	assert_int_equal(queue_retry(t.q, "u0002", 2000.0, &err), 1);
 	qt_set(&t, "u0002", QUEUE_ATTENTION, "failed 3 times");
 	assert_int_equal(queue_retry(t.q, "u0002", 2022.0, &err), 0);
 	queue_lookup(t.q, "u0002", &info);
