@@ -51,6 +51,14 @@ enum {
  * [A-Za-z0-9._@+-], the first a letter or digit. 0 otherwise. */
 int mr_user_name_valid(const char *name);
 
+/* A file name made of a user's name and a suffix (".lock", ".tmp",
+ * ".<time>") into buf (MR_USER_NAME_MAX + 1 bytes): name + suffix when that
+ * fits in 255 bytes, else the name's first bytes, "~", 16 hex digits of a
+ * 64-bit FNV-1a hash of the whole name, then the suffix, 255 bytes in all
+ * (a 255-byte user name is valid; its lock file must be too). suffix is
+ * at most 64 bytes. */
+void mr_user_name_suffixed(const char *name, const char *suffix, char *buf);
+
 /* ---- errors --------------------------------------------------------- */
 
 /* An error message written once where it happened. errnum is the errno of

@@ -333,10 +333,10 @@ static int marker_matches(struct engine *e, const char *user, const char *want)
 
 static int marker_write(struct engine *e, const char *user, const char *text, struct mr_error *err)
 {
-	char tmpname[MR_USER_NAME_MAX + 16];
+	char tmpname[MR_USER_NAME_MAX + 1];
 	int fd, rc = -1;
 
-	snprintf(tmpname, sizeof(tmpname), "%s.tmp", user);
+	mr_user_name_suffixed(user, ".tmp", tmpname);
 	fd = mr_io->openat(e->progress_fd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		mr_error_set(err, errno, "open(progress/%s) failed", tmpname);
@@ -401,9 +401,10 @@ static void forget_damaged(struct engine *e, const char *user)
  * refuse the rename too, and then the next run retries it. */
 static void discard_work(struct engine *e, const char *user)
 {
-	char name[MR_USER_NAME_MAX + 32];
+	char name[MR_USER_NAME_MAX + 1], suffix[32];
 
-	snprintf(name, sizeof(name), "%s.%lld", user, (long long)mr_now());
+	snprintf(suffix, sizeof(suffix), ".%lld", (long long)mr_now());
+	mr_user_name_suffixed(user, suffix, name);
 	mr_io->unlinkat(e->progress_fd, user, 0);
 	mr_io->fsync(e->progress_fd);
 	if (mr_io->renameat(e->work_fd, user, e->discarded_fd, name) == 0) {
