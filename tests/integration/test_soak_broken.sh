@@ -17,7 +17,7 @@ set -euo pipefail
 . "$(dirname "$0")/daemon_lib.sh"
 setup_dir soak
 HEALTHY=$(seq -f "u%02g" 1 17)
-for u in $HEALTHY mallory lena dora; do mkuser "$u" 20 2000; done
+for u in $HEALTHY mallory lena dora; do mkuser "$u" 8 1000; done
 long=$(printf 'x%.0s' $(seq 1 240))
 long="1700000000.M1P1.$long"; long=${long:0:255}
 echo "long one" > "$S/lena/cur/$long"
@@ -42,7 +42,9 @@ for i in range(6000):
 os.close(fd)
 PY
 
-start_daemon --jobs 2 --background on
+# first only the users asked for (background off), killed -9 as soon as
+# one of them is active; the restart (background on) does the rest
+start_daemon --jobs 2 --background off
 "$MR" pause --socket "$SOCK" >/dev/null
 printf 'Subject: held\n\nfor mallory\n' | "$MR" deliver --socket "$SOCK" mallory >/dev/null ||
   fail "deliver to mallory"
@@ -63,6 +65,7 @@ for u in mallory dora lena u05 u11; do "$MR" login --socket "$SOCK" "$u" >/dev/n
 "$MR" resume --socket "$SOCK" >/dev/null
 wait_state u05 active 20
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
+[ ! -d "$T/u01" ] || fail "u01 ran before the restart (background was off)"
 start_daemon --jobs 2 --background on
 for u in $HEALTHY lena; do wait_state "$u" active 30; done
 wait_state mallory attention 20
