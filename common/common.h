@@ -51,6 +51,14 @@ enum {
  * [A-Za-z0-9._@+-], the first a letter or digit. 0 otherwise. */
 int mr_user_name_valid(const char *name);
 
+/* A file name made of a user's name and a suffix (".lock", ".tmp",
+ * ".<time>") into buf (MR_USER_NAME_MAX + 1 bytes): name + suffix when that
+ * fits in 255 bytes, else the name's first bytes, "~", 16 hex digits of a
+ * 64-bit FNV-1a hash of the whole name, then the suffix, 255 bytes in all
+ * (a 255-byte user name is valid; its lock file must be too). suffix is
+ * at most 64 bytes. */
+void mr_user_name_suffixed(const char *name, const char *suffix, char *buf);
+
 /* ---- errors --------------------------------------------------------- */
 
 /* An error message written once where it happened. errnum is the errno of
@@ -143,6 +151,8 @@ struct mr_io_ops {
 	int (*fchownat)(int dirfd, const char *path, uid_t uid, gid_t gid, int flags);
 	int (*utimensat)(int dirfd, const char *path, const struct timespec ts[2], int flags);
 	int (*futimens)(int fd, const struct timespec ts[2]);
+	/* SEEK_DATA / SEEK_HOLE of sparse copies (and plain seeks). */
+	off_t (*lseek)(int fd, off_t off, int whence);
 };
 
 /* The table in force. Never NULL. */
@@ -237,13 +247,33 @@ void mr_names_free(char **names, size_t n);
 int mr_listdir(int dirfd, struct mr_dirlist *list, struct mr_error *err);
 void mr_dirlist_free(struct mr_dirlist *list);
 
+/* How deep the walks of a user's tree go (sync, verify, backup, the
+ * sweep before an extraction): a folder nested deeper than this is not
+ * followed and is reported (the user goes to attention), so a hostile
+ * d/d/d/... tree costs neither the stack nor a descriptor per level
+ * beyond it. Real mail trees stay within a few levels. */
+#define MR_DEPTH_MAX 128
+
+/* The depth of relative path rel: 0 for "" or ".", 1 for "a", 2 for
+ * "a/b", ... (a leading "./" is not counted). */
+unsigned mr_path_depth(const char *rel);
+
 /* Removes relpath below dirfd and everything under it (no symlink is
- * followed). 0, or -1 with err. Used only on mailrestore's own scratch. */
+ * followed), whatever its depth: the walk keeps an explicit stack (memory
+ * grows with the depth, not the C stack) and holds one folder descriptor
+ * at a time, going back up through ".." checked against the device and
+ * inode seen on the way down. 0, or -1 with err. Used only on
+ * mailrestore's own scratch and work copies. */
 int mr_remove_tree_at(int dirfd, const char *relpath, struct mr_error *err);
 
 /* Free bytes available to unprivileged users on the file system of fd, or
  * UINT64_MAX when unknown. */
 uint64_t mr_free_bytes(int fd);
+
+/* Free space kept on a file system we write users' files to, so that one
+ * user's big file fails cleanly (ENOSPC, with the sizes) before the disk
+ * is full instead of taking it to 0 bytes for everyone. */
+#define MR_HEADROOM_BYTES ((uint64_t)64 << 20)
 
 /* ---- small things --------------------------------------------------- */
 

@@ -402,12 +402,32 @@ void mr_names_free(char **names, size_t n)
 	free(names);
 }
 
-static int remove_tree_fd(int dirfd, const char *name, struct mr_error *err)
+unsigned mr_path_depth(const char *rel)
 {
-	struct mr_dirlist list;
+	unsigned d = 0;
+
+	if (rel[0] == '.' && (rel[1] == '\0' || rel[1] == '/'))
+		rel += rel[1] ? 2 : 1;
+	if (*rel == '\0')
+		return 0;
+	for (d = 1; *rel; rel++)
+		d += *rel == '/';
+	return d;
+}
+
+/* One folder on the way down of mr_remove_tree_at(). */
+struct rm_frame {
+	struct mr_dirlist list; /* its entries */
+	size_t next;            /* the next entry to remove */
+	dev_t dev;              /* its identity, to check ".." against */
+	ino_t ino;
+};
+
+/* Removes name in dirfd when it is not a folder (0, or 1 when it is a
+ * folder, -1 with err). */
+static int remove_nondir(int dirfd, const char *name, struct mr_error *err)
+{
 	struct stat st;
-	size_t i;
-	int fd, rc = 0;
 
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
@@ -415,14 +435,22 @@ static int remove_tree_fd(int dirfd, const char *name, struct mr_error *err)
 		mr_error_set(err, errno, "fstatat(%s) failed", name);
 		return -1;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) {
-			mr_error_set(err, errno, "unlinkat(%s) failed", name);
-			return -1;
-		}
-		return 0;
+	if (S_ISDIR(st.st_mode))
+		return 1;
+	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT) {
+		mr_error_set(err, errno, "unlinkat(%s) failed", name);
+		return -1;
 	}
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return 0;
+}
+
+/* Opens folder name below dirfd for emptying and lists it into f. The fd,
+ * or -1 with err. */
+static int rm_enter(int dirfd, const char *name, struct rm_frame *f, struct mr_error *err)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
 	if (fd < 0) {
 		mr_error_set(err, errno, "openat(%s) failed", name);
 		return -1;
@@ -430,24 +458,110 @@ static int remove_tree_fd(int dirfd, const char *name, struct mr_error *err)
 	/* A directory without write permission (a mode copied from a backup)
 	 * can't be emptied; this is our scratch, so open it up. */
 	fchmod(fd, 0700);
-	if (mr_listdir(fd, &list, err) < 0) {
+	if (fstat(fd, &st) < 0) {
+		mr_error_set(err, errno, "fstat(%s) failed", name);
 		close(fd);
 		return -1;
 	}
-	for (i = 0; i < list.n && rc == 0; i++)
-		rc = remove_tree_fd(fd, list.v[i].name, err);
-	mr_dirlist_free(&list);
-	close(fd);
-	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
-		mr_error_set(err, errno, "rmdir(%s) failed", name);
-		rc = -1;
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->next = 0;
+	if (mr_listdir(fd, &f->list, err) < 0) {
+		close(fd);
+		return -1;
 	}
-	return rc;
+	return fd;
 }
 
 int mr_remove_tree_at(int dirfd, const char *relpath, struct mr_error *err)
 {
-	return remove_tree_fd(dirfd, relpath, err);
+	struct rm_frame *stack = NULL, *grown;
+	size_t depth = 0, cap = 0;
+	struct stat st;
+	int fd = -1, up, r, rc = -1;
+
+	r = remove_nondir(dirfd, relpath, err);
+	if (r <= 0)
+		return r;
+	cap = 16;
+	stack = calloc(cap, sizeof(*stack));
+	if (stack == NULL) {
+		mr_error_set(err, ENOMEM, "removing %s", relpath);
+		return -1;
+	}
+	fd = rm_enter(dirfd, relpath, &stack[0], err);
+	if (fd < 0)
+		goto out;
+	depth = 1;
+	while (depth > 0) {
+		struct rm_frame *f = &stack[depth - 1];
+		const char *name;
+
+		if (f->next < f->list.n) {
+			name = f->list.v[f->next++].name;
+			r = remove_nondir(fd, name, err);
+			if (r < 0)
+				goto out;
+			if (r == 0)
+				continue;
+			/* A folder: down one level, holding only its fd. */
+			if (depth == cap) {
+				grown = realloc(stack, 2 * cap * sizeof(*stack));
+				if (grown == NULL) {
+					mr_error_set(err, ENOMEM, "removing %s", relpath);
+					goto out;
+				}
+				memset(grown + cap, 0, cap * sizeof(*grown));
+				stack = grown;
+				cap *= 2;
+			}
+			r = rm_enter(fd, name, &stack[depth], err);
+			if (r < 0)
+				goto out;
+			close(fd);
+			fd = r;
+			depth++;
+			continue;
+		}
+		/* Empty now: back up to the parent and remove it there. */
+		mr_dirlist_free(&f->list);
+		depth--;
+		if (depth == 0) {
+			close(fd);
+			fd = -1;
+			if (unlinkat(dirfd, relpath, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+				mr_error_set(err, errno, "rmdir(%s) failed", relpath);
+				goto out;
+			}
+			break;
+		}
+		up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (up < 0 || fstat(up, &st) < 0 || st.st_dev != stack[depth - 1].dev ||
+		    st.st_ino != stack[depth - 1].ino) {
+			mr_error_set(err, up < 0 ? errno : ESTALE,
+				     "removing %s: a folder moved while it was being emptied",
+				     relpath);
+			if (up >= 0)
+				close(up);
+			goto out;
+		}
+		close(fd);
+		fd = up;
+		f = &stack[depth - 1];
+		name = f->list.v[f->next - 1].name;
+		if (unlinkat(fd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+			mr_error_set(err, errno, "rmdir(%s) failed", name);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	while (depth > 0)
+		mr_dirlist_free(&stack[--depth].list);
+	free(stack);
+	return rc;
 }
 
 uint64_t mr_free_bytes(int fd)

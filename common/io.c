@@ -59,6 +59,7 @@ const struct mr_io_ops mr_io_libc = {
 	.fchownat = fchownat,
 	.utimensat = utimensat,
 	.futimens = futimens,
+	.lseek = lseek,
 };
 
 const struct mr_io_ops *mr_io = &mr_io_libc;
@@ -370,6 +371,7 @@ static const struct mr_io_ops fault_ops = {
 	.symlinkat = f_symlinkat, .readlinkat = f_readlinkat, .linkat = f_linkat,
 	.getdents = f_getdents, .fchmod = f_fchmod, .fchmodat = f_fchmodat,
 	.fchownat = f_fchownat, .utimensat = f_utimensat, .futimens = f_futimens,
+	.lseek = lseek,
 };
 
 int mr_io_fault_add(const struct mr_io_fault *f)

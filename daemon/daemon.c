@@ -122,11 +122,11 @@ static int settle_running(struct daemon *d)
 	queue_foreach_user(d->q, collect_running, &running);
 	for (i = 0; i < running.n; i++) {
 		mr_error_clear(&err);
+		/* A user's own trouble never stops the start: not known to
+		 * be active, it goes back in line and its run tells more. */
 		r = engine_user_active(d->engine, running.v[i], &err);
-		if (r < 0) {
+		if (r < 0)
 			mr_log("%s: %s", running.v[i], err.msg);
-			goto out;
-		}
 		if (r == 1) {
 			if (queue_set_state(d->q, running.v[i], QUEUE_ACTIVE, NULL, NULL, mr_now(),
 					    &err) < 0) {
@@ -207,10 +207,8 @@ static int register_users(struct daemon *d)
 		}
 		added += (size_t)r;
 		r = engine_user_active(d->engine, ns.v[i], &err);
-		if (r < 0) {
+		if (r < 0)
 			mr_log("%s: %s", ns.v[i], err.msg);
-			goto out;
-		}
 		if (r == 1 && queue_lookup(d->q, ns.v[i], &info) == 0 &&
 		    info.state != QUEUE_ACTIVE) {
 			if (queue_set_state(d->q, ns.v[i], QUEUE_ACTIVE,

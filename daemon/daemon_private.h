@@ -88,8 +88,6 @@ struct worker {
 	double sync_mono;     /* monotonic: when the tick saw the sync begin (0 not yet) */
 	uint64_t size;        /* the user's size_hint (the model's cost key) */
 	int resumed;          /* an earlier run left a work copy: not a clean sample */
-	double backoff_until; /* monotonic: no new user before (after FAILED) */
-	int failures;
 	struct engine_job job;
 };
 

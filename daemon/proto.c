@@ -576,7 +576,7 @@ static void verb_task(struct req *r, enum task_kind kind)
 		reply_ok(&r->c->out, "\"state\":\"active\"");
 		return;
 	}
-	if (info.state != QUEUE_ATTENTION) {
+	if (info.state != QUEUE_ATTENTION && !(kind == TASK_RETRY && info.retry_at > 0)) {
 		daemon_proto_error(&r->c->out, MR_EX_DATAERR, "the user is not in attention");
 		return;
 	}

@@ -4,7 +4,9 @@
  * result back to the queue. Also: preemption (a priority request that
  * finds every worker busy cancels the background job started last; it
  * resumes later from its work copy), the restoring -> syncing transition,
- * back-off after target-side failures, and the --on-active hook.
+ * each user's own back-off after a failed run (and attention after a few,
+ * or at once for an error that cannot clear by itself), and the
+ * --on-active hook.
  */
 #include "daemon/daemon_private.h"
 
@@ -20,6 +22,8 @@
 
 #define HOOK_TIMEOUT 60.0
 #define BACKOFF_MAX 60.0
+/* Failed runs in a row after which a user goes to attention. */
+#define FAILURES_MAX 3
 
 extern char **environ;
 
@@ -132,6 +136,64 @@ static void observe(struct worker *w, double took)
 	daemon_metrics_observe(w->d, &r);
 }
 
+/* Errors a retry cannot cure: the user's own tree or data is the cause
+ * (a Maildir folder that is not one, a name too long, a corrupt held
+ * message), not the target's state of the moment. */
+static int permanent_error(int errnum)
+{
+	switch (errnum) {
+	case ENOTDIR:
+	case EISDIR:
+	case ENAMETOOLONG:
+	case ELOOP:
+	case EINVAL:
+	case EBADMSG:
+	case EPROTONOSUPPORT:
+	case EXDEV:
+	case EPERM:
+	case EACCES:
+	case EFBIG:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* A failed run: the user waits out its own back-off (1, 2, 4 ... s) while
+ * the workers go on with the others; after FAILURES_MAX failures in a row,
+ * or at once for a permanent error, it goes to attention with the reason
+ * (its held mail stays held; `retry` starts a fresh count). */
+static void fail(struct daemon *d, struct engine_job *job, double took, uint64_t bytes)
+{
+	struct queue_user_info info;
+	struct mr_error err;
+	const char *why = job->reason[0] ? job->reason : "target error";
+	char reason[sizeof(info.reason)];
+	uint32_t failures = 1;
+	double wait;
+
+	mr_error_clear(&err);
+	if (queue_lookup(d->q, job->user, &info) == 0)
+		failures = info.failures + 1;
+	if (failures >= FAILURES_MAX || permanent_error(job->errnum)) {
+		if (permanent_error(job->errnum))
+			snprintf(reason, sizeof(reason), "%s", why);
+		else
+			snprintf(reason, sizeof(reason), "failed %u times in a row, last: %s",
+				 (unsigned)failures, why);
+		if (queue_set_state(d->q, job->user, QUEUE_ATTENTION, reason, NULL, mr_now(),
+				    &err) < 0)
+			mr_log("%s: recording attention: %s", job->user, err.msg);
+		daemon_metrics_finished(d, took, bytes, 0);
+		mr_log("%s: attention: %s", job->user, reason);
+		return;
+	}
+	wait = failures >= 7 ? BACKOFF_MAX : (double)(1u << (failures - 1));
+	if (queue_requeue_failed(d->q, job->user, mr_now() + wait, &err) < 0)
+		mr_log("%s: requeue: %s", job->user, err.msg);
+	mr_log("%s: failed (%s); retried in %.0f s, the others go on", job->user, why, wait);
+}
+
 /* Reports a finished run to the queue, the metrics and the hook. */
 static void finish(struct worker *w, enum engine_result res, int preempted)
 {
@@ -147,7 +209,6 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 	counters_of(job, &k);
 	switch (res) {
 	case ENGINE_ACTIVE:
-		w->failures = 0;
 		if (queue_set_state(d->q, job->user, QUEUE_ACTIVE, NULL, &k, mr_now(), &err) < 0)
 			mr_log("%s: recording activation: %s", job->user, err.msg);
 		daemon_metrics_finished(d, took, bytes, 1);
@@ -161,7 +222,6 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 		daemon_run_on_active(d, job->user);
 		break;
 	case ENGINE_ATTENTION:
-		w->failures = 0;
 		if (queue_set_state(d->q, job->user, QUEUE_ATTENTION,
 				    job->reason[0] ? job->reason : "needs an operator", &k, mr_now(),
 				    &err) < 0)
@@ -178,16 +238,7 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 		break;
 	case ENGINE_FAILED:
 	default:
-		if (queue_requeue(d->q, job->user, &err) < 0)
-			mr_log("%s: requeue: %s", job->user, err.msg);
-		w->failures++;
-		pthread_mutex_lock(&d->mu);
-		w->backoff_until = mr_monotonic() +
-				   (w->failures >= 6 ? BACKOFF_MAX : (double)(1 << (w->failures - 1)));
-		pthread_mutex_unlock(&d->mu);
-		mr_log("%s: failed (%s); back in the queue, worker %d pauses %.0f s", job->user,
-		       job->reason[0] ? job->reason : "target error", w->id,
-		       w->backoff_until - mr_monotonic());
+		fail(d, job, took, bytes);
 		break;
 	}
 }
@@ -205,7 +256,7 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&d->mu);
-		while (!d->stopping && (d->paused || mr_monotonic() < w->backoff_until))
+		while (!d->stopping && d->paused)
 			timed_wait(d, 0.5);
 		seq = d->work_seq;
 		stop = d->stopping;
@@ -323,8 +374,12 @@ int daemon_workers_busy(struct daemon *d)
 	return n;
 }
 
+/* Whether the first request that may run now (not in a failed run's
+ * back-off) is a priority one. */
 static int first_is_priority(void *arg, const struct queue_user_info *info)
 {
+	if (info->retry_at > mr_now())
+		return 0;
 	*(int *)arg = info->priority;
 	return 1;
 }
@@ -338,14 +393,12 @@ void daemon_workers_tick(struct daemon *d)
 
 	if (d->workers == NULL)
 		return;
-	queue_foreach_queued(d->q, 1, first_is_priority, &prio_pending);
+	queue_foreach_queued(d->q, 0, first_is_priority, &prio_pending);
 	pthread_mutex_lock(&d->mu);
 	for (i = 0; i < d->nworkers; i++) {
 		w = &d->workers[i];
 		if (!w->busy) {
-			/* A worker in back-off is not free for a priority user. */
-			if (mr_monotonic() >= w->backoff_until)
-				idle++;
+			idle++;
 			continue;
 		}
 		/* The queue's state follows the engine's phase; under d->mu so

@@ -406,10 +406,10 @@ static int marker_matches(struct engine *e, const char *user, const char *want)
 
 static int marker_write(struct engine *e, const char *user, const char *text, struct mr_error *err)
 {
-	char tmpname[MR_USER_NAME_MAX + 16];
+	char tmpname[MR_USER_NAME_MAX + 1];
 	int fd, rc = -1;
 
-	snprintf(tmpname, sizeof(tmpname), "%s.tmp", user);
+	mr_user_name_suffixed(user, ".tmp", tmpname);
 	fd = mr_io->openat(e->progress_fd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		mr_error_set(err, errno, "open(progress/%s) failed", tmpname);
@@ -474,9 +474,10 @@ static void forget_damaged(struct engine *e, const char *user)
  * refuse the rename too, and then the next run retries it. */
 static void discard_work(struct engine *e, const char *user)
 {
-	char name[MR_USER_NAME_MAX + 32];
+	char name[MR_USER_NAME_MAX + 1], suffix[32];
 
-	snprintf(name, sizeof(name), "%s.%lld", user, (long long)mr_now());
+	snprintf(suffix, sizeof(suffix), ".%lld", (long long)mr_now());
+	mr_user_name_suffixed(user, suffix, name);
 	mr_io->unlinkat(e->progress_fd, user, 0);
 	mr_io->fsync(e->progress_fd);
 	if (mr_io->renameat(e->work_fd, user, e->discarded_fd, name) == 0) {
@@ -630,6 +631,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 			result = ENGINE_CANCELLED;
 		} else {
 			snprintf(job->reason, sizeof(job->reason), "extracting %s: %s", rel, err.msg);
+			job->errnum = err.errnum;
 			result = ENGINE_FAILED;
 		}
 		goto out;
@@ -690,6 +692,7 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	attic_fd = open_or_make_dir(e->attic_fd, job->user, &err);
 	if (attic_fd < 0) {
 		snprintf(job->reason, sizeof(job->reason), "attic: %s", err.msg);
+		job->errnum = err.errnum;
 		result = ENGINE_FAILED;
 		goto out;
 	}
@@ -714,6 +717,7 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 			result = ENGINE_CANCELLED;
 		} else {
 			snprintf(job->reason, sizeof(job->reason), "sync: %s", err.msg);
+			job->errnum = err.errnum;
 			result = ENGINE_FAILED;
 		}
 	} else if (rc > 0 || job->problems.n > before) {
@@ -738,6 +742,99 @@ out:
 	return result;
 }
 
+/* Whether the work copy's Maildir has a tmp/, new/ or cur/ that is not a
+ * folder (mirrored from the source: a symlink, a file). No mail could be
+ * delivered into it, held mail included, so such a user does not go
+ * active on its own: reason_r (size len) says why and what to do. */
+static int maildir_odd(int mfd, const char *user, char *reason_r, size_t len)
+{
+	static const char *const sub[] = { "tmp", "new", "cur" };
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		if (mr_io->fstatat(mfd, sub[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    S_ISDIR(st.st_mode))
+			continue;
+		snprintf(reason_r, len,
+			 "the Maildir's %s is a %s in the source (S/%s/%s), not a folder: no mail "
+			 "can be delivered into it and held mail stays held; fix the source and "
+			 "`retry`, or `activate` to accept it (the entry is then set aside in "
+			 "the attic and a real folder made)",
+			 sub[i], S_ISLNK(st.st_mode) ? "symlink" : "file", user, sub[i]);
+		return 1;
+	}
+	return 0;
+}
+
+/* Mail is delivered into the Maildir's tmp/ and new/, and read from cur/.
+ * When the source had one of them as something else than a folder (a
+ * symlink, a file), the work copy mirrors it and no message could be
+ * delivered (held mail included). Such an entry is set aside in the attic,
+ * as the sync does with what it removes (nothing is lost, it is logged),
+ * and an empty folder takes its place; the folders and the attic are
+ * fsync'd. Returns the number of entries set aside, or -1 with err. */
+static int maildir_folders(struct engine *e, const char *user, int mfd, struct mr_error *err)
+{
+	static const char *const sub[] = { "tmp", "new", "cur" };
+	const char *kind;
+	char aname[NAME_MAX + 1];
+	struct stat st;
+	int afd = -1, moved = 0, rc = -1;
+	size_t i;
+	long n;
+
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		if (mr_io->fstatat(mfd, sub[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			mr_error_set(err, errno, "fstatat(%s/%s) failed", user, sub[i]);
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode))
+			continue;
+		kind = S_ISLNK(st.st_mode) ? "symlink" : "file";
+		if (afd < 0) {
+			afd = open_or_make_dir(e->attic_fd, user, err);
+			if (afd < 0)
+				goto out;
+		}
+		for (n = 0;; n++) {
+			if (n == 0)
+				snprintf(aname, sizeof(aname), "%s", sub[i]);
+			else
+				snprintf(aname, sizeof(aname), "%s.%ld", sub[i], n);
+			if (mr_io->fstatat(afd, aname, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+				if (errno == ENOENT)
+					break;
+				mr_error_set(err, errno, "fstatat(attic/%s/%s) failed", user, aname);
+				goto out;
+			}
+		}
+		if (mr_io->renameat(mfd, sub[i], afd, aname) < 0) {
+			mr_error_set(err, errno, "moving %s/%s (not a folder) to attic/%s/%s failed",
+				     user, sub[i], user, aname);
+			goto out;
+		}
+		if (mr_io->mkdirat(mfd, sub[i], 0700) < 0) {
+			mr_error_set(err, errno, "mkdirat(%s/%s) failed", user, sub[i]);
+			goto out;
+		}
+		mr_log("%s: the Maildir's %s was a %s, not a folder: set aside as attic/%s/%s, "
+		       "an empty folder took its place so mail can be delivered",
+		       user, sub[i], kind, user, aname);
+		moved++;
+	}
+	if (moved > 0 &&
+	    (mr_fsync_dir_at(mfd, ".", err) < 0 || mr_fsync_dir_at(afd, ".", err) < 0 ||
+	     mr_fsync_dir_at(e->attic_fd, ".", err) < 0))
+		goto out;
+	rc = moved;
+out:
+	mr_close(afd);
+	return rc;
+}
+
 /* Releases user's held mail into the active T/<user> and forgets the held
  * copies. Call with the user's hold lock held. A release repeated after a
  * crash skips what is already there. 0 or -1 with err. */
@@ -749,15 +846,20 @@ static int release_into_active(struct engine *e, const char *user, uint64_t *rel
 
 	if (mail_held_count(e->mail, user, &held, NULL, err) < 0)
 		return -1;
-	if (held == 0)
-		return 0;
 	ufd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (ufd < 0) {
 		mr_error_set(err, errno, "open(T/%s) failed", user);
 		return -1;
 	}
-	rc = mail_release(e->mail, user, ufd, released_r, err);
+	/* `activate` of a user whose Maildir folders are not folders
+	 * (maildir_odd), or one an older version activated as such: mail
+	 * must be deliverable from now on, held or not. */
+	rc = maildir_folders(e, user, ufd, err) < 0 ? -1 : 0;
+	if (rc == 0 && held > 0)
+		rc = mail_release(e->mail, user, ufd, released_r, err);
 	mr_close(ufd);
+	if (held == 0)
+		return rc;
 	if (rc == 0)
 		rc = mail_release_done(e->mail, user, err);
 	return rc;
@@ -828,6 +930,7 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 		} else if (release_into_active(e, jobs[i]->user, &jobs[i]->released_mail, &ignored) < 0) {
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason),
 				 "activation: releasing held mail: %s", ignored.msg);
+			jobs[i]->errnum = ignored.errnum;
 		} else {
 			results[i] = ENGINE_ACTIVE;
 			__atomic_store_n(&jobs[i]->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
@@ -913,6 +1016,7 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 	if (r == 1) {
 		if (confirm_active(e, job->user, &job->released_mail, &err) < 0) {
 			snprintf(job->reason, sizeof(job->reason), "active, but: %s", err.msg);
+			job->errnum = err.errnum;
 			return ENGINE_FAILED;
 		}
 		__atomic_store_n(&job->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
@@ -924,6 +1028,7 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 	}
 	if (open_work(e, job->user, &work_fd, &tmp_fd, &err) < 0) {
 		snprintf(job->reason, sizeof(job->reason), "work copy: %s", err.msg);
+		job->errnum = err.errnum;
 		return ENGINE_FAILED;
 	}
 	r = phase_restore(e, job, work_fd, tmp_fd);
@@ -942,6 +1047,10 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 	}
 	if (__atomic_load_n(&job->cancel, __ATOMIC_RELAXED)) {
 		result = ENGINE_CANCELLED;
+		goto out;
+	}
+	if (maildir_odd(work_fd, job->user, job->reason, sizeof(job->reason))) {
+		result = ENGINE_ATTENTION;
 		goto out;
 	}
 	__atomic_store_n(&job->phase, ENGINE_PHASE_ACTIVATING, __ATOMIC_RELAXED);
@@ -994,9 +1103,14 @@ int engine_recover(struct engine *e, struct mr_error *err)
 	/* Scratch of interrupted runs. */
 	if (mr_listdir(e->tmp_fd, &list, err) < 0)
 		return -1;
-	for (i = 0; i < list.n; i++)
-		if (mr_remove_tree_at(e->tmp_fd, list.v[i].name, err) < 0)
-			rc = -1;
+	for (i = 0; i < list.n; i++) {
+		struct mr_error e2 = { 0 };
+
+		/* Scratch left behind costs space, never correctness: a run
+		 * of that user wipes its own scratch again. */
+		if (mr_remove_tree_at(e->tmp_fd, list.v[i].name, &e2) < 0)
+			mr_log("wiping tmp/%s: %s", list.v[i].name, e2.msg);
+	}
 	mr_dirlist_free(&list);
 
 	if (mail_held_users(e->mail, &names, &n, err) < 0)
@@ -1008,11 +1122,12 @@ int engine_recover(struct engine *e, struct mr_error *err)
 		 * activation and the end of the release. */
 		if (engine_user_active(e, names[i], NULL) != 1)
 			continue;
-		if (confirm_active(e, names[i], NULL, &e2) < 0) {
-			mr_log("%s: releasing held mail: %s", names[i], e2.msg);
-			mr_error_set(err, e2.errnum, "%s: %s", names[i], e2.msg);
-			rc = -1;
-		}
+		/* One user's failure is that user's: logged, its mail stays
+		 * held (the next run or `retry` of it releases it), and the
+		 * others are recovered all the same. */
+		if (confirm_active(e, names[i], NULL, &e2) < 0)
+			mr_log("%s: releasing held mail: %s; the mail stays held", names[i],
+			       e2.msg);
 	}
 	mr_names_free(names, n);
 	return rc;

@@ -95,6 +95,11 @@ struct engine_job {
 	uint64_t released_mail;           /* held messages released into it */
 	struct mr_problems problems;
 	char reason[1024];                /* attention/failure reason, one line */
+	int errnum;                       /* on ENGINE_FAILED: errno of the
+	                                   * failing call when known, else 0
+	                                   * (the daemon tells an error that
+	                                   * may clear, ENOSPC, EIO, from one
+	                                   * that cannot, ENOTDIR, ENAMETOOLONG) */
 	int lock_fd;                      /* the user's lock, held from
 	                                   * engine_prepare() to the activation */
 };
@@ -183,7 +188,10 @@ int engine_activate_as_is(struct engine *engine, const char *user, struct mr_err
 
 /* After a crash: releases mail that was held for users who are active now
  * (the crash fell between the activation rename and forgetting the held
- * files) and wipes the scratch folders. 0 or -1 with err. */
+ * files) and wipes the scratch folders. Each user on its own: a user whose
+ * release or wipe fails is logged and keeps its held mail, the others go
+ * on. 0, or -1 with err only when the scratch folder or the held-mail
+ * store cannot be listed at all. */
 int engine_recover(struct engine *engine, struct mr_error *err);
 
 /* Delivers a message for user: into T/<user> when active, else held

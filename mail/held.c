@@ -318,13 +318,13 @@ void mail_store_close(struct mail_store **store)
 int mail_hold_lock(struct mail_store *store, const char *user, int *lockfd_r,
 		   struct mr_error *err)
 {
-	char name[MR_USER_NAME_MAX + 8];
+	char name[MR_USER_NAME_MAX + 1];
 	int fd;
 
 	*lockfd_r = -1;
 	if (check_user(user, err) < 0)
 		return -1;
-	snprintf(name, sizeof(name), "%s.lock", user);
+	mr_user_name_suffixed(user, ".lock", name);
 	fd = mr_io->openat(store->held_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		mr_error_set(err, errno, "openat(held/%s) failed", name);

@@ -245,8 +245,12 @@ int apply_request(struct queue *q, uint32_t id, enum lane_id lane, int64_t seq, 
 	}
 	if (!was_queued)
 		u->requested_at = now;
-	if (u->state == QUEUE_ATTENTION)
+	if (u->state == QUEUE_ATTENTION) {
 		(void)set_reason(q, u, NULL, 0);
+		/* `retry`: a fresh count of failures. */
+		u->failures = 0;
+		u->not_before = 0;
+	}
 	u->lane = (uint8_t)lane;
 	u->seq = seq;
 	set_ustate(q, u, QUEUE_QUEUED);
@@ -271,6 +275,7 @@ int apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err)
 		return -1;
 	}
 	set_ustate(q, u, QUEUE_RESTORING);
+	u->not_before = 0;
 	u->started_at = now;
 	u->finished_at = 0;
 	u->attempts++;
@@ -297,6 +302,9 @@ int apply_state(struct queue *q, uint32_t id, enum queue_state state, double now
 		break;
 	case QUEUE_ACTIVE:
 	case QUEUE_ATTENTION:
+		u->not_before = 0;
+		if (state == QUEUE_ACTIVE)
+			u->failures = 0;
 		if (u->state == QUEUE_QUEUED)
 			lane_remove(lane_of(q, u->lane), u->seq);
 		u->finished_at = now;
@@ -414,6 +422,8 @@ static void fill_info(const struct queue *q, const struct quser *u, struct queue
 	info->finished_at = u->finished_at;
 	info->size_hint = u->size_hint;
 	info->attempts = u->attempts;
+	info->failures = u->failures;
+	info->retry_at = u->not_before;
 	info->counters = u->counters;
 	if (u->reason != NULL)
 		strcpy(info->reason, u->reason);
@@ -699,28 +709,77 @@ int queue_commit_wait(struct queue *q, queue_ticket ticket, struct mr_error *err
 	return rc;
 }
 
+/* The first user of lane whose back-off is over, or NULL. Users in
+ * back-off are few (they go to attention after a few failures), so the
+ * scan past them is short. */
+static struct quser *lane_first_due(struct queue *q, struct lane *l, double now)
+{
+	uint32_t slot;
+	uint64_t k;
+
+	for (k = 0; k < l->count && (slot = lane_kth(l, k)) != 0; k++)
+		if (q->users[slot - 1]->not_before <= now)
+			return q->users[slot - 1];
+	return NULL;
+}
+
+/* The smallest waiting user whose back-off is over (*u_r NULL when none);
+ * those passed over go back into the heap. 0 or -1 (ENOMEM). */
+static int heap_first_due(struct queue *q, double now, struct quser **u_r, struct mr_error *err)
+{
+	uint32_t *later = NULL, *grown, slot;
+	size_t n = 0, cap = 0, i;
+	struct quser *u;
+	int rc = 0;
+
+	*u_r = NULL;
+	/* Lazy deletion: entries of users who left waiting are dropped. */
+	while ((slot = heap_pop(q)) != 0) {
+		u = q->users[slot - 1];
+		if (u->state != QUEUE_WAITING)
+			continue;
+		if (u->not_before <= now) {
+			*u_r = u;
+			break;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			grown = realloc(later, cap * sizeof(*later));
+			if (grown == NULL) {
+				heap_push(q, u->id);
+				mr_error_set(err, ENOMEM, "queue: waiting list");
+				rc = -1;
+				break;
+			}
+			later = grown;
+		}
+		later[n++] = u->id;
+	}
+	/* heap_pop() cleared in_heap: the ids go back in. */
+	for (i = 0; i < n; i++)
+		if (heap_push(q, later[i]) < 0 && rc == 0) {
+			mr_error_set(err, ENOMEM, "queue: waiting list");
+			rc = -1;
+		}
+	free(later);
+	return rc;
+}
+
 int queue_next(struct queue *q, int lanes_only, double now, char *name_r, int *was_priority,
 	       struct mr_error *err)
 {
 	struct quser *u = NULL;
-	uint32_t slot;
 	queue_ticket ticket;
 	int rc = -1;
 
 	pthread_mutex_lock(&q->mu);
 	if (writable(q, err) < 0)
 		goto out;
-	if ((slot = lane_kth(&q->prio, 0)) != 0 || (slot = lane_kth(&q->enq, 0)) != 0) {
-		u = q->users[slot - 1];
-	} else if (!lanes_only) {
-		/* Lazy deletion: entries of users who left waiting are dropped. */
-		while ((slot = heap_pop(q)) != 0) {
-			if (q->users[slot - 1]->state == QUEUE_WAITING) {
-				u = q->users[slot - 1];
-				break;
-			}
-		}
-	}
+	u = lane_first_due(q, &q->prio, now);
+	if (u == NULL)
+		u = lane_first_due(q, &q->enq, now);
+	if (u == NULL && !lanes_only && heap_first_due(q, now, &u, err) < 0)
+		goto out;
 	if (u == NULL) {
 		rc = 0;
 		goto out;
@@ -789,6 +848,23 @@ out:
 	return rc;
 }
 
+int queue_requeue_failed(struct queue *q, const char *name, double not_before,
+			 struct mr_error *err)
+{
+	struct quser *u;
+
+	if (queue_requeue(q, name, err) < 0)
+		return -1;
+	pthread_mutex_lock(&q->mu);
+	u = lookup_name(q, name);
+	if (u != NULL) {
+		u->failures++;
+		u->not_before = not_before;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
 int queue_retry(struct queue *q, const char *name, double now, struct mr_error *err)
 {
 	struct quser *u;
@@ -798,6 +874,13 @@ int queue_retry(struct queue *q, const char *name, double now, struct mr_error *
 	if (writable(q, err) < 0)
 		goto out;
 	u = lookup_name(q, name);
+	if (u != NULL && u->state != QUEUE_ATTENTION && u->not_before > 0) {
+		/* Waiting out a failed run's back-off: it may run now. */
+		u->not_before = 0;
+		u->failures = 0;
+		rc = 0;
+		goto out;
+	}
 	if (u == NULL || u->state != QUEUE_ATTENTION) {
 		rc = 1;
 		goto out;

@@ -91,6 +91,10 @@ struct queue_user_info {
 	double finished_at;    /* 0 until it went active or to attention */
 	uint64_t size_hint;
 	uint32_t attempts;     /* runs started */
+	uint32_t failures;     /* runs that failed in a row since the last
+	                        * success or retry (not journaled: a restart
+	                        * starts counting afresh) */
+	double retry_at;       /* 0, or when a failed run's back-off ends */
 	char reason[1024];     /* attention reason, "" otherwise */
 	struct queue_counters counters;
 };
@@ -145,7 +149,9 @@ int queue_enqueue(struct queue *q, const char *name, double now, struct queue_us
 int queue_commit_wait(struct queue *q, queue_ticket ticket, struct mr_error *err);
 
 /* Takes the next user to run: the priority lane first, then the enqueue
- * lane, then (unless lanes_only) waiting users by size. The user goes to
+ * lane, then (unless lanes_only) waiting users by size; a user in a failed
+ * run's back-off (queue_requeue_failed) is passed over until it ends. The
+ * user goes to
  * QUEUE_RESTORING, started_at = now, attempts+1 (journaled). Returns 1 with
  * the name copied into name_r (MR_USER_NAME_MAX + 1 bytes) and *was_priority
  * set, 0 when nothing is runnable, -1 on error. */
@@ -165,8 +171,18 @@ int queue_set_state(struct queue *q, const char *name, enum queue_state state,
  * for a reason worth retrying. */
 int queue_requeue(struct queue *q, const char *name, struct mr_error *err);
 
+/* A run that failed for a reason worth retrying: the user is put back as
+ * by queue_requeue() (journaled), its failure count goes up by one, and
+ * queue_next() passes it over until not_before (wall-clock seconds), taking
+ * the users behind it instead, so one failing user never holds up the
+ * others. The count and the back-off live in memory only. 0 or -1. */
+int queue_requeue_failed(struct queue *q, const char *name, double not_before,
+			 struct mr_error *err);
+
 /* `retry`: an attention user goes back to queued at the end of the priority
- * lane. Returns 0, 1 when the user is not in attention, -1 on error. */
+ * lane; a user waiting out a failed run's back-off (queue_requeue_failed)
+ * may run at once, with a fresh count of failures. Returns 0, 1 when the
+ * user is neither, -1 on error. */
 int queue_retry(struct queue *q, const char *name, double now, struct mr_error *err);
 
 /* Looks a user up (O(1) by name, O(log n) for the position). Returns 0 and

@@ -49,6 +49,9 @@ struct quser {
 	double requested_at, started_at, finished_at;
 	uint64_t size_hint;
 	uint32_t attempts;
+	uint32_t failures;      /* failed runs in a row (memory only) */
+	double not_before;      /* a failed run's back-off: not taken before
+	                         * this time (memory only) */
 	struct queue_counters counters;
 	char *reason;           /* NULL when none */
 	uint16_t name_len;

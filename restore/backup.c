@@ -306,6 +306,11 @@ static int put_dir(struct bctx *b, int dirfd, const char *path)
 		}
 		if (mr_io->fstatat(dirfd, name, &csb, AT_SYMLINK_NOFOLLOW) < 0) {
 			unreadable(b, errno, cpath, "fstatat");
+		} else if (S_ISDIR(csb.st_mode) && mr_path_depth(cpath) > MR_DEPTH_MAX) {
+			b->left_out = 1;
+			mr_problems_add(b->pb, MR_PROBLEM_OTHER, ELOOP, cpath,
+					"folders nested deeper than %d levels: left out",
+					MR_DEPTH_MAX);
 		} else if (S_ISDIR(csb.st_mode)) {
 			int cfd = mr_io->openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 

@@ -998,6 +998,12 @@ static int sweep_unfinished(int dfd, const char *rel, struct mr_error *err)
 				rc = -1;
 				break;
 			}
+			if (mr_path_depth(rel) >= MR_DEPTH_MAX) {
+				mr_error_set(err, ELOOP, "the work copy has folders nested deeper "
+					     "than %d levels at %.200s...", MR_DEPTH_MAX, rel);
+				rc = -1;
+				break;
+			}
 			sub = mr_io->openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 			if (sub < 0 || asprintf(&subrel, "%s/%s", rel, n) < 0) {
 				mr_error_set(err, sub < 0 ? errno : ENOMEM,

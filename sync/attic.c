@@ -3,7 +3,8 @@
  * (docs/LAYOUT.md, "attic"), under the same relative path, by rename on the same
  * file system: user data is never unlinked. An entry already in the attic
  * from an earlier run is kept too; the newcomer gets ".1", ".2", ... and so
- * does a folder on its way whose name the attic holds as a file.
+ * does a folder on its way whose name the attic holds as a file (a name
+ * near NAME_MAX gives up its last bytes to the suffix).
  */
 #include "sync/sync_private.h"
 
@@ -16,6 +17,30 @@
 
 #define ATTIC_SUFFIX_MAX 100000
 
+/* Version n of name in the attic: name itself for 0, else "name.N". A
+ * name near NAME_MAX (a Maildir message name may take all 255 bytes)
+ * gives up bytes of its end to the suffix, cut on a UTF-8 character
+ * boundary, so the attic never asks for a name the file system refuses.
+ * buf holds NAME_MAX + 1 bytes. */
+static void attic_version_name(const char *name, long n, char buf[NAME_MAX + 1])
+{
+	char suffix[24];
+	size_t len = strlen(name), slen, keep;
+
+	if (n == 0) {
+		snprintf(buf, NAME_MAX + 1, "%s", name);
+		return;
+	}
+	slen = (size_t)snprintf(suffix, sizeof(suffix), ".%ld", n);
+	keep = len + slen <= NAME_MAX ? len : NAME_MAX - slen;
+	/* Not in the middle of a multibyte character (continuation bytes
+	 * are 10xxxxxx). */
+	while (keep > 0 && keep < len && ((unsigned char)name[keep] & 0xC0) == 0x80)
+		keep--;
+	memcpy(buf, name, keep);
+	memcpy(buf + keep, suffix, slen + 1);
+}
+
 /* Finds a free name for name in folder afd: name itself, else name.N.
  * 0 or -1 with ctx->err. */
 static int free_name(struct sync_ctx *ctx, int afd, const char *name, const char *rel,
@@ -24,13 +49,12 @@ static int free_name(struct sync_ctx *ctx, int afd, const char *name, const char
 	struct stat st;
 	long n;
 
+	if (len < NAME_MAX + 1) {
+		mr_error_set(ctx->err, ENAMETOOLONG, "attic name for %s", rel);
+		return -1;
+	}
 	for (n = 0; n <= ATTIC_SUFFIX_MAX; n++) {
-		if (n == 0)
-			snprintf(buf, len, "%s", name);
-		else if ((size_t)snprintf(buf, len, "%s.%ld", name, n) >= len) {
-			mr_error_set(ctx->err, ENAMETOOLONG, "attic name for %s", rel);
-			return -1;
-		}
+		attic_version_name(name, n, buf);
 		if (mr_io->fstatat(afd, buf, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT)
 				return 0;
@@ -50,7 +74,7 @@ static int free_name(struct sync_ctx *ctx, int afd, const char *name, const char
  * itself. Returns an fd of it, or -1 with ctx->err. */
 static int attic_dir(struct sync_ctx *ctx, const char *parent, const char *rel)
 {
-	char *copy = strdup(parent), *comp, *slash, buf[NAME_MAX + 32];
+	char *copy = strdup(parent), *comp, *slash, buf[NAME_MAX + 1];
 	int cur = ctx->set->attic_dirfd, fd = -1;
 	long n;
 
@@ -63,13 +87,7 @@ static int attic_dir(struct sync_ctx *ctx, const char *parent, const char *rel)
 		if (slash != NULL)
 			*slash = '\0';
 		for (n = 0, fd = -1; fd < 0 && n <= ATTIC_SUFFIX_MAX; n++) {
-			if (n == 0)
-				snprintf(buf, sizeof(buf), "%s", comp);
-			else if ((size_t)snprintf(buf, sizeof(buf), "%s.%ld", comp, n) >=
-				 sizeof(buf)) {
-				mr_error_set(ctx->err, ENAMETOOLONG, "attic folder for %s", rel);
-				goto fail;
-			}
+			attic_version_name(comp, n, buf);
 			if (mr_io->mkdirat(cur, buf, 0700) < 0 && errno != EEXIST) {
 				mr_error_set(ctx->err, errno, "mkdirat(%s) in the attic failed for %s",
 					     buf, rel);
@@ -105,7 +123,7 @@ fail:
 int sync_attic_move(struct sync_ctx *ctx, const char *rel, uint64_t nfiles)
 {
 	const char *name;
-	char *parent = NULL, aname[NAME_MAX + 32];
+	char *parent = NULL, aname[NAME_MAX + 1];
 	int afd = -1, ddir, rc = -1;
 
 	if (sync_split(rel, &parent, &name) < 0) {

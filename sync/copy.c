@@ -111,6 +111,92 @@ static int tmp_dir(struct sync_ctx *ctx, const char *parent, int *owned_r)
 	return fd;
 }
 
+/* See sync_private.h. */
+int sync_room_for(struct sync_ctx *ctx, int fd, uint64_t need, const char *rel)
+{
+	uint64_t avail = mr_free_bytes(fd);
+	char hn[32], ha[32], hh[32];
+
+	if (avail == UINT64_MAX || need + MR_HEADROOM_BYTES <= avail)
+		return 0;
+	mr_error_set(ctx->err, ENOSPC,
+		     "not enough room on the target for %s: it needs %s, %s are free and %s "
+		     "are kept free", rel, mr_human_bytes(need, hn, sizeof(hn)),
+		     mr_human_bytes(avail, ha, sizeof(ha)),
+		     mr_human_bytes(MR_HEADROOM_BYTES, hh, sizeof(hh)));
+	return -1;
+}
+
+/* See sync_private.h. */
+uint64_t sync_alloc_bytes(const struct stat *st, off_t from)
+{
+	uint64_t alloc = (uint64_t)st->st_blocks * 512;
+	uint64_t span = st->st_size > from ? (uint64_t)(st->st_size - from) : 0;
+
+	return alloc < span ? alloc : span;
+}
+
+/* 1 when len bytes of buf are all zero. */
+static int all_zero(const unsigned char *buf, size_t len)
+{
+	return len == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, len - 1) == 0);
+}
+
+/* See sync_private.h. */
+int sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
+		     const char *rel, uint64_t *total_r, uint64_t *written_r)
+{
+	off_t off = from, data, hole;
+	ssize_t n;
+
+	*total_r = *written_r = 0;
+	while (off < size) {
+		/* Where the next data starts and ends; a file system without
+		 * SEEK_DATA (or a damaged one that fails it) is read whole. */
+		data = mr_io->lseek(sfd, off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0) {
+			data = off;
+			hole = size;
+		} else {
+			hole = mr_io->lseek(sfd, data, SEEK_HOLE);
+			if (hole < 0 || hole > size)
+				hole = size;
+		}
+		for (off = data; off < hole; off += n) {
+			size_t want = ctx->buf_size;
+
+			if ((off_t)want > hole - off)
+				want = (size_t)(hole - off);
+			n = mr_pread_full(sfd, ctx->buf_a, want, off);
+			if (n < 0) {
+				sync_src_failed(ctx, "read", rel, errno);
+				return 1;
+			}
+			if (n == 0)
+				return 2;   /* shrank under us */
+			ctx->stats->source_bytes_read += (uint64_t)n;
+			/* Zeros stay a hole in the copy too. */
+			if (all_zero(ctx->buf_a, (size_t)n))
+				continue;
+			if (mr_pwrite_all(tfd, ctx->buf_a, (size_t)n, off) < 0) {
+				mr_error_set(ctx->err, errno, "write(%s) failed", rel);
+				return -1;
+			}
+			*written_r += (uint64_t)n;
+		}
+		*total_r = (uint64_t)(off - from);
+	}
+	/* The holes at the end and the size itself. */
+	if (mr_io->ftruncate(tfd, size) < 0) {
+		mr_error_set(ctx->err, errno, "ftruncate(%s) failed", rel);
+		return -1;
+	}
+	*total_r = (uint64_t)(size - from);
+	return 0;
+}
+
 /* One attempt at copying. Returns 0 done, 1 source problem recorded, 2 the
  * source changed while read (try again), -1 destination failure. */
 static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
@@ -118,8 +204,8 @@ static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char 
 {
 	struct stat before, after;
 	char tmp[64];
-	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, ddir, rc = -1, have_tmp = 0;
-	uint64_t total = 0;
+	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, ddir, rc = -1, have_tmp = 0, r;
+	uint64_t total = 0, written = 0;
 
 	sfd = sync_open_src_file(ctx, parent, name, op->rel, &before);
 	if (sfd < 0)
@@ -134,21 +220,12 @@ static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char 
 		goto out;
 	}
 	have_tmp = 1;
-	for (;;) {
-		ssize_t n = mr_read_full(sfd, ctx->buf_a, ctx->buf_size);
-		if (n < 0) {
-			sync_src_failed(ctx, "read", op->rel, errno);
-			rc = 1;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		ctx->stats->source_bytes_read += (uint64_t)n;
-		if (mr_write_all(tfd, ctx->buf_a, (size_t)n) < 0) {
-			mr_error_set(ctx->err, errno, "write(%s) failed", op->rel);
-			goto out;
-		}
-		total += (uint64_t)n;
+	if (sync_room_for(ctx, tfd, sync_alloc_bytes(&before, 0), op->rel) < 0)
+		goto out;
+	r = sync_copy_sparse(ctx, sfd, tfd, 0, before.st_size, op->rel, &total, &written);
+	if (r != 0) {
+		rc = r;
+		goto out;
 	}
 	if (mr_io->fstat(sfd, &after) < 0) {
 		sync_src_failed(ctx, "fstat", op->rel, errno);
@@ -183,7 +260,7 @@ static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char 
 	have_tmp = 0;
 	ctx->stats->copied_files++;
 	ctx->stats->copied_bytes += total;
-	ctx->stats->bytes_written += total;
+	ctx->stats->bytes_written += written;
 	sync_progress(ctx, total);
 	rc = 0;
 out:

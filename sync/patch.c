@@ -168,26 +168,20 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 
 	/* The grown tail: appended, and cut off again if the source fails. */
 	if (before.st_size > dst.st_size) {
-		tail_from = dst.st_size;
-		for (off = dst.st_size; off < before.st_size;) {
-			ssize_t n = mr_pread_full(sfd, ctx->buf_a, ctx->buf_size, off);
+		uint64_t covered = 0, tail_written = 0;
 
-			if (n < 0) {
-				sync_src_failed(ctx, "read", op->rel, errno);
-				rc = 3;
-				goto out;
-			}
-			if (n == 0) {
-				rc = 2;
-				goto out;
-			}
-			ctx->stats->source_bytes_read += (uint64_t)n;
-			if (mr_pwrite_all(dfd, ctx->buf_a, (size_t)n, off) < 0) {
-				mr_error_set(ctx->err, errno, "write(%s) failed", op->rel);
-				goto out;
-			}
-			off += n;
-			written += (uint64_t)n;
+		/* Holes of the source's tail stay holes (a file grown by
+		 * truncate costs nothing), and the room it takes is checked
+		 * first. */
+		if (sync_room_for(ctx, dfd, sync_alloc_bytes(&before, dst.st_size), op->rel) < 0)
+			goto out;
+		tail_from = dst.st_size;
+		r = sync_copy_sparse(ctx, sfd, dfd, dst.st_size, before.st_size, op->rel, &covered,
+				     &tail_written);
+		written += tail_written;
+		if (r != 0) {
+			rc = r == 1 ? 3 : r;
+			goto out;
 		}
 	}
 	if (mr_io->fstat(sfd, &after) < 0) {

@@ -154,6 +154,11 @@ static int walk_removed(struct sync_ctx *ctx, int dfd, const char *rel, long opi
 	size_t i;
 	int rc = -1;
 
+	if (mr_path_depth(rel) > MR_DEPTH_MAX) {
+		mr_error_set(ctx->err, ELOOP, "destination %.200s...: folders nested deeper than %d "
+			     "levels", rel, MR_DEPTH_MAX);
+		goto out;
+	}
 	if (mr_listdir(dfd, &list, ctx->err) < 0) {
 		mr_error_prefix(ctx->err, "destination %s", rel);
 		goto out;
@@ -269,6 +274,18 @@ static int plan_entry(struct sync_ctx *ctx, int sfd, int dfd, const char *name, 
 		int cs = -1, cd = -1, rc;
 
 		ctx->stats->dirs++;
+		/* A folder this deep is a hostile or broken tree: not followed
+		 * (each level costs stack and descriptors), reported, and the
+		 * destination keeps what it has there. */
+		if (mr_path_depth(rel) > MR_DEPTH_MAX) {
+			sync_problem(ctx, MR_PROBLEM_OTHER, ELOOP, rel,
+				     "folders nested deeper than %d levels in the source at %.200s...; "
+				     "not followed, nothing below it is copied or removed",
+				     MR_DEPTH_MAX, rel);
+			if (dst != NULL && !same && !S_ISDIR(dst->st_mode))
+				ctx->plan.dst_files++;
+			return 0;
+		}
 		cs = sync_src_openat(sfd, name, O_RDONLY | O_DIRECTORY);
 		if (cs < 0) {
 			ctx->stats->unreadable++;

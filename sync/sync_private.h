@@ -214,6 +214,22 @@ int sync_renames_match(struct sync_ctx *ctx);
 /* Renames the matched files into place. 0 or -1 with ctx->err. */
 int sync_renames_apply(struct sync_ctx *ctx);
 
+/* Fails with ENOSPC (and the sizes in ctx->err) when writing need bytes
+ * into a file on fd's file system would leave less than MR_HEADROOM_BYTES
+ * free. 0 or -1. */
+int sync_room_for(struct sync_ctx *ctx, int fd, uint64_t need, const char *rel);
+/* What writing file st from offset from on may allocate: the bytes from
+ * there, but no more than the blocks st allocates (holes cost nothing). */
+uint64_t sync_alloc_bytes(const struct stat *st, off_t from);
+/* Copies bytes [from, size) of sfd into tfd at the same offsets, keeping
+ * holes holes: only the data ranges (SEEK_DATA / SEEK_HOLE) are read, and
+ * blocks of zeros are not written (tfd must hold nothing from from on);
+ * tfd is then truncated to size. total_r gets the bytes covered,
+ * written_r the bytes written. 0, 1 source problem recorded, 2 the source
+ * shrank while read, -1 destination failure. */
+int sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
+		     const char *rel, uint64_t *total_r, uint64_t *written_r);
+
 /* ---- attic.c --------------------------------------------------------- */
 
 /* Moves destination entry rel into the attic under the same relative path,

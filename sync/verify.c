@@ -150,6 +150,11 @@ static int verify_entry(struct vctx *v, int sfd, int dfd, const char *name, cons
 		return cmp_link(v, sfd, dfd, name, rel);
 	if (!S_ISDIR(s.st_mode))
 		return 0;
+	if (mr_path_depth(rel) > MR_DEPTH_MAX) {
+		diff(v, MR_PROBLEM_OTHER, ELOOP, rel, "folders nested deeper than %d levels; not "
+		     "compared below", MR_DEPTH_MAX);
+		return 0;
+	}
 	cs = sync_src_openat(sfd, name, O_RDONLY | O_DIRECTORY);
 	if (cs < 0) {
 		diff(v, MR_PROBLEM_UNREADABLE, errno, rel, "opening the folder in the source "

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -226,6 +227,63 @@ static void listdir_shared_fd_across_threads(void **state)
 	tu_rmtree(dir);
 }
 
+
+/* Builds d/d/d/... levels deep below dirfd, with a file and a read-only
+ * folder at the bottom; one descriptor at a time. */
+static void build_deep(int dirfd, int levels)
+{
+	int fd = dup(dirfd), sub, i;
+
+	for (i = 0; i < levels; i++) {
+		assert_int_equal(mkdirat(fd, "d", 0755), 0);
+		sub = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+		assert_true(sub >= 0);
+		if (i % 500 == 0) {
+			int f = openat(fd, "f", O_WRONLY | O_CREAT, 0600);
+			assert_true(f >= 0);
+			close(f);
+		}
+		close(fd);
+		fd = sub;
+	}
+	assert_int_equal(mkdirat(fd, "ro", 0500), 0);
+	close(fd);
+}
+
+/* Issue 10, finding 4: removing a 6000-level tree (scratch, a discarded
+ * work copy) neither overflows the stack nor needs a descriptor per
+ * level: run with the descriptor limit at 64. */
+static void remove_deep_tree(void **state)
+{
+	char *dir = tu_tmpdir();
+	struct mr_error err = { 0 };
+	struct rlimit rl, low;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+
+	(void)state;
+	assert_true(dfd >= 0);
+	assert_int_equal(mkdirat(dfd, "top", 0755), 0);
+	{
+		int top = openat(dfd, "top", O_RDONLY | O_DIRECTORY);
+		assert_true(top >= 0);
+		build_deep(top, 6000);
+		close(top);
+	}
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	low = rl;
+	low.rlim_cur = 64;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(mr_remove_tree_at(dfd, "top", &err), 0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_int_equal(faccessat(dfd, "top", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+	assert_int_equal(mr_path_depth(""), 0);
+	assert_int_equal(mr_path_depth("."), 0);
+	assert_int_equal(mr_path_depth("./a/b"), 2);
+	assert_int_equal(mr_path_depth("a/b/c"), 3);
+	close(dfd);
+	tu_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +293,7 @@ int main(void)
 		cmocka_unit_test(faults_fire_where_asked),
 		cmocka_unit_test(short_writes_still_complete),
 		cmocka_unit_test(problems_and_errors),
+		cmocka_unit_test(remove_deep_tree),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -439,6 +439,39 @@ static void held_mail_limits(void **state)
 	mt_free(t);
 }
 
+/* Issue 10 ("names at NAME_MAX everywhere"): a 255-byte user name is valid,
+ * and its lock file (<name>.lock would be 260 bytes) must work too; two
+ * such names with the same first 250 bytes get locks of their own. */
+static void user_names_at_name_max(void **state)
+{
+	struct mt *t = mt_new();
+	struct mr_error err;
+	char a[256], b[256], la[256], lb[256];
+	uint64_t released = 0;
+	char **names;
+	size_t n;
+
+	(void)state;
+	memset(a, 'a', 255);
+	a[255] = '\0';
+	memcpy(b, a, sizeof(b));
+	b[254] = 'b';
+	mt_hold(t, a, "for a", 5);
+	mt_hold(t, b, "for b", 5);
+	assert_int_equal(mail_held_users(t->store, &names, &n, &err), 0);
+	assert_int_equal(n, 2);
+	mr_names_free(names, n);
+	mr_user_name_suffixed(a, ".lock", la);
+	mr_user_name_suffixed(b, ".lock", lb);
+	assert_int_equal(strlen(la), 255);
+	assert_string_not_equal(la, lb);
+	mr_user_name_suffixed("bob", ".lock", la);
+	assert_string_equal(la, "bob.lock");
+	assert_int_equal(mt_release(t, a, &released, &err), 0);
+	assert_int_equal(released, 1);
+	mt_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +485,7 @@ int main(void)
 		cmocka_unit_test(released_files_belong_to_the_maildir_owner),
 		cmocka_unit_test(invalid_user_names_refused),
 		cmocka_unit_test(held_mail_limits),
+		cmocka_unit_test(user_names_at_name_max),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -376,6 +376,65 @@ static void test_foreach_order(void **state)
 	qt_teardown(&t);
 }
 
+/* Issue 10, finding 2: a user whose run failed waits out its own back-off
+ * without holding up the users behind it (it used to go back to the front
+ * and be taken again at once), counts its failures, and is taken again
+ * when the back-off is over; the same for waiting (background) users. A
+ * retry from attention starts a fresh count. */
+static void test_failed_backoff_passes_over(void **state)
+{
+	struct qt t;
+	struct queue_user_info info;
+	struct mr_error err;
+	char name[MR_USER_NAME_MAX + 1];
+	int prio;
+
+	(void)state;
+	qt_setup(&t, 0);
+	qt_add_n(&t, 4);
+	qt_ask(&t, 'r', "u0002");
+	qt_ask(&t, 'r', "u0003");
+	qt_next(&t, 1, "u0002");
+	assert_int_equal(queue_requeue_failed(t.q, "u0002", 2010.0, &err), 0);
+	assert_int_equal(qt_state(&t, "u0002"), QUEUE_QUEUED);
+	queue_lookup(t.q, "u0002", &info);
+	assert_int_equal(info.failures, 1);
+	assert_true(info.retry_at == 2010.0);
+	/* At 2000 (qt_next's time) u0003 goes first, then the waiting ones. */
+	qt_next(&t, 1, "u0003");
+	qt_next(&t, 1, NULL);
+	qt_next(&t, 0, "u0000");
+	assert_int_equal(queue_requeue_failed(t.q, "u0000", 2010.0, &err), 0);
+	qt_next(&t, 0, "u0001");
+	qt_next(&t, 0, NULL);
+	/* After the back-off both are taken again, the lane first. */
+	assert_int_equal(queue_next(t.q, 0, 2011.0, name, &prio, &err), 1);
+	assert_string_equal(name, "u0002");
+	assert_int_equal(queue_next(t.q, 0, 2011.0, name, &prio, &err), 1);
+	assert_string_equal(name, "u0000");
+	/* A second failure counts on; attention then retry starts afresh. */
+	assert_int_equal(queue_requeue_failed(t.q, "u0002", 2020.0, &err), 0);
+	queue_lookup(t.q, "u0002", &info);
+	assert_int_equal(info.failures, 2);
+	assert_int_equal(queue_next(t.q, 0, 2021.0, name, &prio, &err), 1);
+	assert_string_equal(name, "u0002");
+	/* `retry` of a user in back-off lets it run at once. */
+	assert_int_equal(queue_requeue_failed(t.q, "u0002", 2030.0, &err), 0);
+	qt_next(&t, 1, NULL);
+	assert_int_equal(queue_retry(t.q, "u0002", 2000.0, &err), 0);
+	queue_lookup(t.q, "u0002", &info);
+	assert_int_equal(info.failures, 0);
+	qt_next(&t, 1, "u0002");
+	assert_int_equal(queue_retry(t.q, "u0002", 2000.0, &err), 1);
+	qt_set(&t, "u0002", QUEUE_ATTENTION, "failed 3 times");
+	assert_int_equal(queue_retry(t.q, "u0002", 2022.0, &err), 0);
+	queue_lookup(t.q, "u0002", &info);
+	assert_int_equal(info.failures, 0);
+	assert_true(info.retry_at == 0);
+	qt_next(&t, 1, "u0002");
+	qt_teardown(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_never_moves_back),
 		cmocka_unit_test(test_requeue_keeps_place),
 		cmocka_unit_test(test_retry),
+		cmocka_unit_test(test_failed_backoff_passes_over),
 		cmocka_unit_test(test_states_and_counts),
 		cmocka_unit_test(test_foreach),
 		cmocka_unit_test(test_foreach_order),

@@ -3,6 +3,7 @@
  * symlinks, modes, times (folders after their contents), the attic's
  * collisions, the --max-remove guard, and a source left untouched. */
 #include "tests/sync/synctest.h"
+#include "sync/sync_private.h"
 
 #include <sys/stat.h>
 
@@ -132,6 +133,122 @@ static void attic_collisions(void **state)
 	free(a);
 	free(b);
 	sfx_teardown(&f);
+}
+
+
+/* Issue 10, finding 3: a 255-byte message name goes to the attic twice
+ * (the backup unpacked again over the work copy): the second version's
+ * name must stay within NAME_MAX ("File name too long" stopped every
+ * later run). Also for a folder on the way that the attic holds as a
+ * file, with a 255-byte name. */
+static void attic_collisions_at_name_max(void **state)
+{
+	struct sfx f;
+	char name[256], rel[300], sub[600], *b;
+	struct stat st;
+
+	(void)state;
+	sfx_setup(&f);
+	f.set.max_remove_pct = 100;
+	memset(name, 'm', 255);
+	name[255] = '\0';
+	snprintf(rel, sizeof(rel), "cur/%s", name);
+	tu_write_file(f.src, "keep", "keep", 4);
+	tu_write_file(f.src, "cur/keep", "keep", 4);
+	sfx_backup(&f);
+	tu_write_file(f.dst, rel, "first", 5);
+	assert_int_equal(sfx_sync(&f), 0);
+	tu_write_file(f.dst, rel, "second", 6);
+	assert_int_equal(sfx_sync(&f), 0);
+	tu_write_file(f.dst, rel, "third", 5);
+	assert_int_equal(sfx_sync(&f), 0);
+	assert_int_equal(sfx_verify(&f), 0);
+	assert_int_equal(f.stats.attic_files, 1);
+	snprintf(sub, sizeof(sub), "cur/%.253s.1", name);
+	b = tu_read_file(f.attic, sub, NULL);
+	assert_non_null(b);
+	assert_string_equal(b, "second");
+	free(b);
+	snprintf(sub, sizeof(sub), "cur/%.253s.2", name);
+	assert_true(sfx_exists(f.attic, sub));
+
+	/* The 255-byte name in the attic is a file; now a folder of that
+	 * name goes, with something inside. */
+	snprintf(sub, sizeof(sub), "%s/x", rel);
+	assert_int_equal(tu_sh("rm -f '%s/%s'", f.dst, rel), 0);
+	tu_write_file(f.dst, sub, "x", 1);
+	assert_int_equal(sfx_sync(&f), 0);
+	assert_int_equal(sfx_verify(&f), 0);
+	snprintf(sub, sizeof(sub), "cur/%.253s.3", name);
+	st = sfx_lstat(f.attic, sub);
+	assert_true(S_ISDIR(st.st_mode));
+	sfx_teardown(&f);
+}
+
+
+/* Issue 10, finding 5: a sparse source file (truncate -s 256M costs nothing
+ * on S) is copied with its holes (it used to be written out in full and
+ * filled a small target), data in the middle included; a file that grew
+ * by a hole is patched without writing the hole either. */
+static void sparse_files_stay_sparse(void **state)
+{
+	struct sfx f;
+	struct stat st;
+
+	(void)state;
+	sfx_setup(&f);
+	tu_write_file(f.src, "keep", "keep", 4);
+	tu_write_file(f.src, "grows", "small start", 11);
+	sfx_backup(&f);
+	assert_int_equal(tu_sh("truncate -s 256M '%s/big' && printf middle | dd of='%s/big' "
+			       "bs=1 seek=100000000 conv=notrunc status=none", f.src, f.src), 0);
+	assert_int_equal(tu_sh("truncate -s 256M '%s/grows'", f.src), 0);
+	assert_int_equal(sfx_sync(&f), 0);
+	sfx_print_problems(&f);
+	st = sfx_lstat(f.dst, "big");
+	assert_int_equal(st.st_size, 256LL << 20);
+	assert_true(st.st_blocks * 512 < (1 << 20));
+	st = sfx_lstat(f.dst, "grows");
+	assert_int_equal(st.st_size, 256LL << 20);
+	assert_true(st.st_blocks * 512 < (1 << 20));
+	assert_true(f.stats.bytes_written < (1 << 20));
+	assert_int_equal(tu_sh("cmp -s -i 99999990:99999990 -n 100 '%s/big' '%s/big'", f.src,
+			       f.dst), 0);
+	assert_int_equal(tu_sh("head -c 11 '%s/grows' | grep -q 'small start'", f.dst), 0);
+	assert_int_equal(sfx_verify(&f), 0);
+	sfx_teardown(&f);
+}
+
+
+/* The free-space headroom before a large write: a file that would leave
+ * less than MR_HEADROOM_BYTES free fails with ENOSPC and the sizes, before
+ * anything is written (a sparse 2G file used to take the target to 0 bytes
+ * free on every retry). */
+static void headroom_refuses_before_writing(void **state)
+{
+	struct sync_ctx ctx;
+	struct mr_error err = { 0 };
+	char *dir = tu_tmpdir();
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	uint64_t avail;
+
+	(void)state;
+	assert_true(fd >= 0);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.err = &err;
+	avail = mr_free_bytes(fd);
+	if (avail == UINT64_MAX || avail < 2 * MR_HEADROOM_BYTES) {
+		close(fd);
+		tu_rmtree(dir);
+		skip();
+	}
+	assert_int_equal(sync_room_for(&ctx, fd, 1 << 20, "small"), 0);
+	assert_int_equal(sync_room_for(&ctx, fd, avail - MR_HEADROOM_BYTES / 2, "cur/big"), -1);
+	assert_int_equal(err.errnum, ENOSPC);
+	assert_non_null(strstr(err.msg, "cur/big"));
+	assert_non_null(strstr(err.msg, "kept free"));
+	close(fd);
+	tu_rmtree(dir);
 }
 
 /* Run 1 moved file a to the attic; later the destination has a folder a
@@ -353,6 +470,9 @@ int main(void)
 		cmocka_unit_test(empty_destination_gets_everything),
 		cmocka_unit_test(temporaries_beside),
 		cmocka_unit_test(attic_collisions),
+		cmocka_unit_test(attic_collisions_at_name_max),
+		cmocka_unit_test(sparse_files_stay_sparse),
+		cmocka_unit_test(headroom_refuses_before_writing),
 		cmocka_unit_test(attic_file_where_a_folder_goes),
 		cmocka_unit_test(guard_trips_and_changes_nothing),
 		cmocka_unit_test(guard_keeps_type_changes),
