@@ -4,10 +4,15 @@
  *
  * File "queue.journal" in the state folder, little-endian throughout:
  *
- *   header  magic "MRQJ" | u16 major (1) | u16 minor (0) | u32 header_size
+ *   header  magic "MRQJ" | u16 major (2) | u16 minor (0) | u32 header_size
  *           | u32 hash_id (1 = xxh3-64)                   (16 bytes today)
- *   record  u32 payload_len | u16 type | u16 reserved (0)
- *           | u64 xxh3_64(type as u16 || payload) | payload
+ *   record  u32 payload_len | u16 type | u16 reserved (0) | u64 seq
+ *           | u64 xxh3_64(the 16 bytes before it || payload) | payload
+ *
+ * seq goes up by one from each record to the next (a compaction's
+ * snapshot continues the count). Version 1 had no seq and a 16-byte record
+ * header whose checksum covered the type (u16) and the payload; such a
+ * file is still read, and rewritten as version 2 at open.
  *
  * Records (payload fields in order):
  *   1 ADD      u32 id, u64 size_hint, u16 name_len, name
@@ -22,21 +27,25 @@
  *              u16 name_len, name, u8 state, u8 lane, u8 run_lane, i64 seq,
  *              f64 requested_at, started_at, finished_at, u64 size_hint,
  *              u32 attempts, 9 x u64 counters, u16 reason_len, reason
+ *   8 PAUSE    u8 paused (1) or resumed (0)
  * Users are numbered in the order they were added; a snapshot continues
  * that numbering. Trailing bytes after the known fields are ignored, so a
  * newer minor version may extend a record.
  *
- * Replay stops at the first record whose header is short, that is longer
- * than 1 MiB, short, or fails its checksum: that is a torn or zero-filled
- * tail after a crash, expected, and the file is cut back to the last good
- * record. A record that passed its checksum was written whole, so it is
- * never cut: one of a type we do not know is skipped when the file's minor
- * version is newer than ours (a newer writer's addition), and any other
- * that does not apply (an unknown type at our minor, a record that does not
- * fit the queue's state, no memory) refuses the open and leaves the file as
- * it is, since cutting there would drop the answered requests after it. A
- * wrong magic or an unknown major version is refused without touching the
- * file too.
+ * A record is damaged when its header is short, it is longer than 1 MiB
+ * or short, fails its checksum, or its seq is not the one due. Damage with
+ * no valid record after it (one whose seq could continue the journal, found
+ * by trying every later offset) is a torn or zero-filled tail after a
+ * crash, expected: the file is cut back to the last good record. Damage
+ * followed by a valid record is not a crash's doing, and cutting there
+ * would drop answered requests: the open is refused with the offset, the
+ * file left as it is, for `mailrestore journal check|salvage`. A record
+ * that passed its checksum is never cut either: one of a type we do not
+ * know is skipped when the file's minor version is newer than ours (a
+ * newer writer's addition), and any other that does not apply (an unknown
+ * type at our minor, a record that does not fit the queue's state, no
+ * memory) refuses the open and leaves the file as it is. A wrong magic or
+ * an unknown major version is refused without touching the file too.
  *
  * Group commit: records go to an in-memory buffer under the queue lock; a
  * caller that needs durability becomes the committer when none is running,
@@ -54,6 +63,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,12 +73,15 @@
 #define JOURNAL "queue.journal"
 #define JOURNAL_NEW "queue.journal.new"
 #define MAGIC "MRQJ"
-#define MAJOR 1
+#define MAJOR 2
 #define MINOR 0
+/* Version 1 records had no sequence number; they are still read. */
+#define MAJOR_V1 1
 #define HASH_XXH3 1
 #define HEADER_SIZE 16
 #define HEADER_MAX 65536
-#define REC_HEADER 16
+#define REC_HEADER 24
+#define REC_HEADER_V1 16
 #define REC_MAX (1u << 20)
 /* Snapshot blocks are cut at this size, well below REC_MAX. */
 #define SNAP_BLOCK (256u << 10)
@@ -154,13 +167,26 @@ static void store_u64(uint8_t *p, uint64_t v)
 	store_u32(p + 4, (uint32_t)(v >> 32));
 }
 
-static uint64_t record_hash(uint16_t type, const uint8_t *payload, size_t len)
+/* Version 1: the type and the payload. */
+static uint64_t record_hash_v1(uint16_t type, const uint8_t *payload, size_t len)
 {
 	XXH3_state_t st;
 	uint8_t t[2] = { (uint8_t)type, (uint8_t)(type >> 8) };
 
 	XXH3_64bits_reset(&st);
 	XXH3_64bits_update(&st, t, sizeof(t));
+	XXH3_64bits_update(&st, payload, len);
+	return XXH3_64bits_digest(&st);
+}
+
+/* Version 2: the record header up to the checksum (length, type, reserved,
+ * sequence number) and the payload, so a flipped bit anywhere shows. */
+static uint64_t record_hash(const uint8_t *h, const uint8_t *payload, size_t len)
+{
+	XXH3_state_t st;
+
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, h, 16);
 	XXH3_64bits_update(&st, payload, len);
 	return XXH3_64bits_digest(&st);
 }
@@ -178,7 +204,7 @@ static int64_t rec_begin(struct jbuf *b, size_t max_payload)
 	return (int64_t)start;
 }
 
-static void rec_end(struct jbuf *b, int64_t start, uint16_t type)
+static void rec_end(struct jbuf *b, int64_t start, uint16_t type, uint64_t seq)
 {
 	uint8_t *h = b->p + start;
 	size_t len = b->len - (size_t)start - REC_HEADER;
@@ -186,7 +212,8 @@ static void rec_end(struct jbuf *b, int64_t start, uint16_t type)
 	store_u32(h, (uint32_t)len);
 	h[4] = (uint8_t)type;
 	h[5] = (uint8_t)(type >> 8);
-	store_u64(h + 8, record_hash(type, h + REC_HEADER, len));
+	store_u64(h + 8, seq);
+	store_u64(h + 16, record_hash(h, h + REC_HEADER, len));
 }
 
 static void put_counters(struct jbuf *b, const struct queue_counters *c)
@@ -240,7 +267,7 @@ static void append_end(struct queue *q, int64_t start, uint16_t type)
 {
 	size_t before = q->buf.len;
 
-	rec_end(&q->buf, start, type);
+	rec_end(&q->buf, start, type, q->next_seq++);
 	q->append_lsn += before - (size_t)start;
 	if (q->committing)
 		pthread_cond_signal(&q->gather_cv);
@@ -313,6 +340,17 @@ int journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err
 		return -1;
 	put_u32(&q->buf, u->id);
 	append_end(q, s, REC_REQUEUE);
+	return 0;
+}
+
+int journal_pause(struct queue *q, int paused, struct mr_error *err)
+{
+	int64_t s = append_begin(q, 1, err);
+
+	if (s < 0)
+		return -1;
+	put_u8(&q->buf, paused ? 1 : 0);
+	append_end(q, s, REC_PAUSE);
 	return 0;
 }
 
@@ -536,6 +574,12 @@ static int replay_record(struct queue *q, uint16_t type, const uint8_t *payload,
 		return apply_requeue(q, id, err);
 	case REC_SNAPSHOT:
 		return replay_snapshot(q, &d, err);
+	case REC_PAUSE:
+		state = get_u8(&d);
+		if (d.bad)
+			return short_record(err);
+		q->paused = state != 0;
+		return 0;
 	default:
 		mr_error_set(err, EINVAL, "unknown record type %u", type);
 		return -1;
@@ -560,53 +604,182 @@ static uint64_t load_u64(const uint8_t *p)
 /* 1 for the record types this version writes and reads. */
 static int known_type(uint16_t type)
 {
-	return type >= REC_ADD && type <= REC_SNAPSHOT;
+	return type >= REC_ADD && type <= REC_PAUSE;
 }
 
-/* Replays records from data[off..size) of a file of minor version minor.
- * Returns 0 with the end of the last good record in end_r; when that is
- * before size, why says which torn tail stopped it. Returns -1 with err
- * when a record that passed its checksum does not apply (the file must not
- * be cut there). */
-static int replay(struct queue *q, const uint8_t *data, size_t off, size_t size,
-		  uint16_t minor, size_t *end_r, struct mr_error *why, struct mr_error *err)
+/* How the records of one file are laid out. */
+struct layout {
+	uint16_t major, minor;
+	size_t rec_header;      /* 24, or 16 in version 1 */
+};
+
+/* One record as found at an offset. */
+struct rec {
+	uint32_t len;
+	uint16_t type;
+	uint64_t seq;           /* 0 in version 1 */
+};
+
+/* Reads the record at off. 1 when it is whole and its checksum matches,
+ * 0 (why says what is wrong) otherwise. */
+static int read_rec(const struct layout *l, const uint8_t *data, size_t off, size_t size,
+		    struct rec *r, struct mr_error *why)
 {
+	const uint8_t *h = data + off;
+	uint64_t sum;
+
+	if (size - off < l->rec_header) {
+		mr_error_set(why, 0, "short record header");
+		return 0;
+	}
+	r->len = load_u32(h);
+	r->type = load_u16(h + 4);
+	if (r->len > REC_MAX) {
+		mr_error_set(why, 0, "record length %u", r->len);
+		return 0;
+	}
+	if (size - off - l->rec_header < r->len) {
+		mr_error_set(why, 0, "short record");
+		return 0;
+	}
+	if (l->major == MAJOR_V1) {
+		r->seq = 0;
+		sum = record_hash_v1(r->type, h + l->rec_header, r->len);
+		if (sum != load_u64(h + 8)) {
+			mr_error_set(why, 0, "checksum mismatch");
+			return 0;
+		}
+		return 1;
+	}
+	r->seq = load_u64(h + 8);
+	if (record_hash(h, h + l->rec_header, r->len) != load_u64(h + 16)) {
+		mr_error_set(why, 0, "checksum mismatch");
+		return 0;
+	}
+	return 1;
+}
+
+/* The first offset at or after from where a whole record starts that
+ * could continue the journal (its sequence number after last_seq), or
+ * size when none does: what tells damage (valid records follow) from a
+ * torn tail (nothing valid follows). */
+static size_t find_valid(const struct layout *l, const uint8_t *data, size_t from, size_t size,
+			 uint64_t last_seq)
+{
+	struct mr_error why;
+	struct rec r;
+	size_t off;
+
+	for (off = from; off < size && size - off >= l->rec_header; off++) {
+		const uint8_t *h = data + off;
+		uint32_t len = load_u32(h);
+
+		/* Cheap tests first: most offsets fail them. */
+		if (len > REC_MAX || size - off - l->rec_header < len || h[6] != 0 || h[7] != 0)
+			continue;
+		if (l->major != MAJOR_V1) {
+			uint64_t seq = load_u64(h + 8);
+
+			if (seq <= last_seq || seq - last_seq > ((uint64_t)1 << 40))
+				continue;
+		}
+		if (read_rec(l, data, off, size, &r, &why))
+			return off;
+	}
+	return size;
+}
+
+/* Replays records from data[off..size). Returns 0 with the end of the last
+ * good record in *end_r; when that is before size, why says which torn
+ * tail stopped it (nothing valid after it). Returns -1 with err when a
+ * record that passed its checksum does not apply, or when valid records
+ * follow a damaged one (errnum EBADMSG, the offset in the message): either
+ * way the file must not be cut. In check or salvage mode damage is counted
+ * in q->report and the replay goes on with the next valid record, and a
+ * record that does not apply is counted and skipped. */
+static int replay(struct queue *q, const struct layout *l, const uint8_t *data, size_t off,
+		  size_t size, size_t *end_r, struct mr_error *why, struct mr_error *err)
+{
+	struct queue_journal_report *rep = q->report;
+	uint64_t last_seq = 0, max_seq = 0;
+	int have_seq = 0;
+
 	mr_error_clear(why);
 	while (off < size) {
-		uint32_t len;
-		uint16_t type;
+		struct rec r;
+		size_t next;
+		int ok = read_rec(l, data, off, size, &r, why);
 
-		if (size - off < REC_HEADER) {
-			mr_error_set(why, 0, "short record header");
-			break;
+		if (ok && l->major != MAJOR_V1 && have_seq && r.seq != last_seq + 1) {
+			mr_error_set(why, 0, "sequence number %llu where %llu was due",
+				     (unsigned long long)r.seq, (unsigned long long)(last_seq + 1));
+			ok = 0;
 		}
-		len = load_u32(data + off);
-		type = load_u16(data + off + 4);
-		if (len > REC_MAX) {
-			mr_error_set(why, 0, "record length %u", len);
-			break;
-		}
-		if (size - off - REC_HEADER < len) {
-			mr_error_set(why, 0, "short record");
-			break;
-		}
-		if (record_hash(type, data + off + REC_HEADER, len) != load_u64(data + off + 8)) {
-			mr_error_set(why, 0, "checksum mismatch");
-			break;
-		}
-		if (!known_type(type) && minor > MINOR) {
-			/* Written by a newer minor version: not ours to read. */
-			off += REC_HEADER + len;
+		if (!ok) {
+			size_t from = off + 1;
+
+			/* A record of a later sequence number is whole: a gap
+			 * before it is what is damaged. */
+			struct mr_error e2;
+
+			if (l->major != MAJOR_V1 && have_seq && read_rec(l, data, off, size, &r, &e2) &&
+			    r.seq > last_seq)
+				from = off;
+			next = find_valid(l, data, from, size, have_seq ? last_seq : 0);
+			if (next >= size)
+				break; /* a torn tail */
+			if (rep == NULL) {
+				mr_error_set(err, 0, JOURNAL ": damaged at offset %zu (%s), but valid "
+					     "records follow from offset %zu: this is no torn tail, "
+					     "so nothing was changed. `mailrestore journal check` "
+					     "lists the damage; `mailrestore journal salvage` keeps "
+					     "every valid record (the damaged file is kept aside)",
+					     off, why->msg, next);
+				if (err != NULL)
+					err->errnum = EBADMSG;
+				return -1;
+			}
+			if (rep->damaged_regions++ == 0) {
+				rep->first_damage = off;
+				snprintf(rep->first_damage_why, sizeof(rep->first_damage_why), "%s",
+					 why->msg);
+			}
+			rep->damaged_bytes += next - off;
+			mr_log("queue: " JOURNAL ": damaged from offset %zu to %zu (%s)", off, next,
+			       why->msg);
+			off = next;
+			have_seq = 0; /* the next valid record continues the chain */
 			continue;
 		}
-		if (replay_record(q, type, data + off + REC_HEADER, len, err) < 0) {
+		last_seq = r.seq;
+		if (r.seq > max_seq)
+			max_seq = r.seq;
+		have_seq = 1;
+		next = off + l->rec_header + r.len;
+		if (!known_type(r.type) && l->minor > MINOR) {
+			/* Written by a newer minor version: not ours to read. */
+			off = next;
+			continue;
+		}
+		if (replay_record(q, r.type, data + off + l->rec_header, r.len, err) < 0) {
+			if (rep != NULL) {
+				rep->unapplied++;
+				mr_log("queue: " JOURNAL ": the record at offset %zu (type %u) does "
+				       "not apply, skipped: %s", off, r.type, err->msg);
+				off = next;
+				continue;
+			}
 			mr_error_prefix(err, JOURNAL ": the record at offset %zu (type %u) passed "
 					"its checksum but does not apply, so the journal is left as "
-					"it is", off, type);
+					"it is", off, r.type);
 			return -1;
 		}
-		off += REC_HEADER + len;
+		if (rep != NULL)
+			rep->records++;
+		off = next;
 	}
+	if (max_seq >= q->next_seq)
+		q->next_seq = max_seq + 1;
 	*end_r = off;
 	return 0;
 }
@@ -650,7 +823,7 @@ static int init_journal(struct queue *q, struct mr_error *err)
 
 /* Checks the header; returns its size and gives its minor version in
  * minor_r, or -1 with err. */
-static int64_t check_header(const uint8_t *data, size_t size, uint16_t *minor_r,
+static int64_t check_header(const uint8_t *data, size_t size, struct layout *l,
 			    struct mr_error *err)
 {
 	uint16_t major, minor;
@@ -664,9 +837,10 @@ static int64_t check_header(const uint8_t *data, size_t size, uint16_t *minor_r,
 	minor = load_u16(data + 6);
 	hsize = load_u32(data + 8);
 	hash = load_u32(data + 12);
-	if (major != MAJOR) {
+	if (major != MAJOR && major != MAJOR_V1) {
 		mr_error_set(err, 0, JOURNAL ": journal version %u.%u is not supported "
-			     "(this mailrestore reads version %u)", major, minor, MAJOR);
+			     "(this mailrestore reads versions %u and %u)", major, minor, MAJOR_V1,
+			     MAJOR);
 		if (err != NULL)
 			err->errnum = EPROTONOSUPPORT;
 		return -1;
@@ -681,7 +855,9 @@ static int64_t check_header(const uint8_t *data, size_t size, uint16_t *minor_r,
 			err->errnum = EPROTONOSUPPORT;
 		return -1;
 	}
-	*minor_r = minor;
+	l->major = major;
+	l->minor = minor;
+	l->rec_header = major == MAJOR_V1 ? REC_HEADER_V1 : REC_HEADER;
 	return hsize;
 bad:
 	if (err != NULL)
@@ -689,23 +865,49 @@ bad:
 	return -1;
 }
 
+/* Salvage: keeps the damaged original under a name of its own (a hard
+ * link, so queue.journal stays whole until the clean one replaces it). */
+static int keep_aside(struct queue *q, struct mr_error *err)
+{
+	struct queue_journal_report *rep = q->report;
+	long t = (long)time(NULL);
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		snprintf(rep->aside, sizeof(rep->aside), JOURNAL ".damaged-%ld%s%.0d", t,
+			 i ? "-" : "", i);
+		if (mr_io->linkat(q->dirfd, JOURNAL, q->dirfd, rep->aside, 0) == 0)
+			return mr_fsync_dir_at(q->dirfd, ".", err);
+		if (errno != EEXIST) {
+			mr_error_set(err, errno, "linkat(" JOURNAL ", %s) failed", rep->aside);
+			return -1;
+		}
+	}
+	mr_error_set(err, EEXIST, "linkat(" JOURNAL ", %s) failed", rep->aside);
+	return -1;
+}
+
 int journal_open(struct queue *q, struct mr_error *err)
 {
 	uint8_t fresh[HEADER_SIZE];
 	uint8_t *data = NULL;
+	struct queue_journal_report *rep = q->report;
+	int checking = q->mode == QUEUE_MODE_CHECK;
+	struct layout l;
 	struct stat st;
 	struct mr_error why;
 	size_t size, end;
 	int64_t hsize;
-	uint16_t minor;
 	int rc = -1;
 
 	/* A compaction that crashed before its rename left this behind. */
-	if (mr_io->unlinkat(q->dirfd, JOURNAL_NEW, 0) < 0 && errno != ENOENT) {
+	if (!checking && mr_io->unlinkat(q->dirfd, JOURNAL_NEW, 0) < 0 && errno != ENOENT) {
 		mr_error_set(err, errno, "unlinkat(" JOURNAL_NEW ") failed");
 		return -1;
 	}
-	q->fd = mr_io->openat(q->dirfd, JOURNAL, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	q->fd = mr_io->openat(q->dirfd, JOURNAL,
+			      checking ? O_RDONLY | O_CLOEXEC
+				       : O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (q->fd < 0) {
 		mr_error_set(err, errno, "openat(" JOURNAL ") failed");
 		return -1;
@@ -715,6 +917,10 @@ int journal_open(struct queue *q, struct mr_error *err)
 		return -1;
 	}
 	size = (size_t)st.st_size;
+	if (rep != NULL) {
+		rep->size = size;
+		rep->first_damage = rep->torn_offset = size;
+	}
 	if (size < HEADER_SIZE) {
 		size_t i;
 		int zero = 1;
@@ -738,7 +944,12 @@ int journal_open(struct queue *q, struct mr_error *err)
 				err->errnum = EINVAL;
 			goto out;
 		}
-		rc = init_journal(q, err);
+		if (rep != NULL) {
+			rep->version = MAJOR;
+			rep->torn_offset = 0;
+			rep->torn_bytes = size;
+		}
+		rc = checking ? 0 : init_journal(q, err);
 		goto out;
 	}
 	data = malloc(size);
@@ -751,14 +962,41 @@ int journal_open(struct queue *q, struct mr_error *err)
 		mr_error_set(err, errno ? errno : EIO, "read(" JOURNAL ") failed");
 		goto out;
 	}
-	hsize = check_header(data, size, &minor, err);
+	hsize = check_header(data, size, &l, err);
 	if (hsize < 0)
 		goto out;
-	if (replay(q, data, (size_t)hsize, size, minor, &end, &why, err) < 0)
+	if (rep != NULL)
+		rep->version = l.major;
+	if (replay(q, &l, data, (size_t)hsize, size, &end, &why, err) < 0)
 		goto out;
+	if (rep != NULL) {
+		rep->users = q->nusers;
+		if (end < size) {
+			rep->torn_offset = end;
+			rep->torn_bytes = size - end;
+			snprintf(rep->torn_why, sizeof(rep->torn_why), "%s", why.msg);
+		}
+	}
+	q->file_size = end;
+	if (checking) {
+		rc = 0;
+		goto out;
+	}
+	if (q->mode == QUEUE_MODE_SALVAGE) {
+		/* Rewritten only when something in it was not clean. */
+		if (rep->damaged_regions == 0 && rep->unapplied == 0 && end == size &&
+		    l.major == MAJOR) {
+			rc = 0;
+			goto out;
+		}
+		if (keep_aside(q, err) < 0)
+			goto out;
+		rc = journal_compact_locked(q, err);
+		goto out;
+	}
 	if (end < size) {
-		mr_log("queue: " JOURNAL ": dropping %zu bytes from offset %zu (%s)", size - end,
-		       end, why.msg);
+		mr_log("queue: " JOURNAL ": dropping a torn tail of %zu bytes from offset %zu (%s)",
+		       size - end, end, why.msg);
 		if (mr_io->ftruncate(q->fd, (off_t)end) < 0) {
 			mr_error_set(err, errno, "ftruncate(" JOURNAL ") failed");
 			goto out;
@@ -768,7 +1006,15 @@ int journal_open(struct queue *q, struct mr_error *err)
 			goto out;
 		}
 	}
-	q->file_size = end;
+	if (l.major == MAJOR_V1) {
+		/* New records carry sequence numbers: rewrite the old file as
+		 * a snapshot of this version before appending to it. */
+		if (journal_compact_locked(q, err) < 0) {
+			mr_error_prefix(err, "converting " JOURNAL " from version 1");
+			goto out;
+		}
+		mr_log("queue: " JOURNAL ": converted from version 1 to version %u", MAJOR);
+	}
 	rc = 0;
 out:
 	free(data);
@@ -911,7 +1157,7 @@ static int snapshot_user(struct jbuf *b, const struct quser *u)
 
 /* The whole journal as it would be after a compaction: header and
  * snapshot blocks. */
-static int build_snapshot(const struct queue *q, struct jbuf *b)
+static int build_snapshot(struct queue *q, struct jbuf *b)
 {
 	uint32_t id = 0;
 
@@ -939,14 +1185,23 @@ static int build_snapshot(const struct queue *q, struct jbuf *b)
 			id++;
 		}
 		store_u32(b->p + count_at, id - first);
-		rec_end(b, start, REC_SNAPSHOT);
+		rec_end(b, start, REC_SNAPSHOT, q->next_seq++);
 	} while (id < q->nusers);
+	if (q->paused) {
+		int64_t start = rec_begin(b, 1);
+
+		if (start < 0)
+			return -1;
+		put_u8(b, 1);
+		rec_end(b, start, REC_PAUSE, q->next_seq++);
+	}
 	return 0;
 }
 
 int journal_compact_locked(struct queue *q, struct mr_error *err)
 {
 	struct jbuf snap = { 0 };
+	uint64_t seq0 = q->next_seq;
 	int fd = -1, rc = -1, renamed = 0;
 
 	if (build_snapshot(q, &snap) < 0) {
@@ -994,6 +1249,9 @@ out:
 		if (!renamed)
 			(void)mr_io->unlinkat(q->dirfd, JOURNAL_NEW, 0);
 	}
+	/* The old journal goes on: its records must stay in sequence. */
+	if (!renamed)
+		q->next_seq = seq0;
 	free(snap.p);
 	return rc;
 }

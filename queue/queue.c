@@ -512,8 +512,9 @@ static int commit_waiting(struct queue *q, uint64_t ticket, struct mr_error *err
 	return rc;
 }
 
-int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
-	       struct mr_error *err)
+static int open_mode(int state_dirfd, const struct queue_settings *settings,
+		     enum queue_mode mode, struct queue_journal_report *report, struct queue **q_r,
+		     struct mr_error *err)
 {
 	struct queue *q;
 	uint32_t i;
@@ -531,6 +532,9 @@ int queue_open(int state_dirfd, const struct queue_settings *settings, struct qu
 	pthread_cond_init(&q->gather_cv, NULL);
 	if (settings != NULL)
 		q->settings = *settings;
+	q->mode = mode;
+	q->report = report;
+	q->next_seq = 1;
 	if (!(q->settings.commit_delay > 0))
 		q->settings.commit_delay = 0.002;
 	lane_init(&q->prio);
@@ -546,6 +550,10 @@ int queue_open(int state_dirfd, const struct queue_settings *settings, struct qu
 		goto out;
 	if (journal_open(q, err) < 0)
 		goto out;
+	if (mode != QUEUE_MODE_SERVE) {
+		rc = 0;
+		goto out;
+	}
 
 	/* A crash mid-run: the work copy resumes, so the user goes back to
 	 * where it was taken from. */
@@ -571,6 +579,58 @@ out:
 	}
 	*q_r = q;
 	return 0;
+}
+
+int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
+	       struct mr_error *err)
+{
+	return open_mode(state_dirfd, settings, QUEUE_MODE_SERVE, NULL, q_r, err);
+}
+
+int queue_journal_check(int state_dirfd, int salvage, struct queue_journal_report *report,
+			struct mr_error *err)
+{
+	struct queue *q = NULL;
+
+	memset(report, 0, sizeof(*report));
+	if (open_mode(state_dirfd, NULL, salvage ? QUEUE_MODE_SALVAGE : QUEUE_MODE_CHECK, report,
+		      &q, err) < 0)
+		return -1;
+	q->broken = 1; /* nothing more to write */
+	queue_close(&q);
+	return report->damaged_regions > 0 || report->unapplied > 0;
+}
+
+int queue_set_paused(struct queue *q, int paused, struct mr_error *err)
+{
+	queue_ticket t;
+	int rc = -1;
+
+	pthread_mutex_lock(&q->mu);
+	if (writable(q, err) < 0)
+		goto out;
+	if (q->paused == (paused != 0)) {
+		rc = 0;
+		goto out;
+	}
+	if (journal_pause(q, paused, err) < 0)
+		goto out;
+	q->paused = paused != 0;
+	t = q->append_lsn;
+	rc = commit_waiting(q, t, err);
+out:
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int queue_paused(struct queue *q)
+{
+	int p;
+
+	pthread_mutex_lock(&q->mu);
+	p = q->paused;
+	pthread_mutex_unlock(&q->mu);
+	return p;
 }
 
 void queue_close(struct queue **qp)

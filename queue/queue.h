@@ -31,18 +31,25 @@
  *
  * Journal format (queue/journal.c, where the record layouts are listed): a
  * file "queue.journal" in the state folder: a header {magic "MRQJ", u16
- * major 1, u16 minor 0, u32 header size, u32 hash id (1 = xxh3-64)} then
- * records {u32 length, u16 type, u16 reserved, u64 xxh3-64 of type and
- * payload, payload}. Replay stops at the first record that is short, longer
- * than 1 MiB or fails its checksum, and the file is cut back to the last
- * good record (a torn or zero-filled tail after a crash). A record that
+ * major 2, u16 minor 0, u32 header size, u32 hash id (1 = xxh3-64)} then
+ * records {u32 length, u16 type, u16 reserved, u64 sequence number, u64
+ * xxh3-64 of the header before it and the payload, payload}; sequence
+ * numbers go up by one from record to record. A record that is short,
+ * longer than 1 MiB, fails its checksum or breaks the sequence is damage.
+ * Damage with nothing valid after it is a torn tail (a crash mid-write):
+ * the file is cut back to the last good record. Damage followed by a valid
+ * record is not: queue_open() fails with errnum EBADMSG and a message that
+ * names the offset, and leaves the file as it is (queue_journal_check()
+ * reports it, and with salvage keeps every valid record). A record that
  * passed its checksum is never cut: of a newer minor version's unknown type
  * it is skipped, otherwise when it does not apply (unknown type at our
  * minor, inconsistent with the queue, ENOMEM) queue_open() fails and the
  * file is left as it is. A foreign file or an unknown major version is
- * refused and left as it is; a newer minor version is read. The journal is
- * compacted (a snapshot written to "queue.journal.new", fsync'd, renamed
- * over, the folder fsync'd) when it grows past 4 x the live state + 1 MiB. Users found restoring or
+ * refused and left as it is; a newer minor version is read. A version 1
+ * journal (no sequence numbers) is read and rewritten as version 2. The
+ * journal is compacted (a snapshot written to "queue.journal.new",
+ * fsync'd, renamed over, the folder fsync'd) when it grows past 4 x the
+ * live state + 1 MiB. Users found restoring or
  * syncing at open (a crash mid-run) are put back as by queue_requeue(): their
  * work copies resume. The lock is flock() on "queue.lock".
  */
@@ -205,5 +212,42 @@ double queue_eta(struct queue *q, int64_t position, unsigned workers);
  * the journal grows past 4 x a snapshot + 1 MiB; while it runs, the queue
  * is locked (well under a second for 100,000 users). 0 or -1. */
 int queue_compact(struct queue *q, struct mr_error *err);
+
+/* `pause`: no new user is started while paused. The change is journaled
+ * and durable before return, so a pause survives a crash. 0 or -1. */
+int queue_set_paused(struct queue *q, int paused, struct mr_error *err);
+/* 1 when paused (as restored by queue_open), 0 otherwise. */
+int queue_paused(struct queue *q);
+
+/* What queue_journal_check() found. Offsets are bytes from the file's
+ * start; a field of "none" holds the file size. */
+struct queue_journal_report {
+	unsigned version;         /* the file's major version */
+	uint64_t size;            /* bytes in queue.journal */
+	uint64_t records;         /* valid records that applied */
+	uint64_t users;           /* users known after them */
+	uint64_t unapplied;       /* whole records that did not apply (skipped) */
+	uint64_t damaged_regions; /* damaged stretches followed by valid records */
+	uint64_t damaged_bytes;   /* bytes in them */
+	uint64_t first_damage;    /* offset of the first one */
+	char first_damage_why[128];
+	uint64_t torn_bytes;      /* a torn tail (nothing valid after it) */
+	uint64_t torn_offset;
+	char torn_why[128];
+	char aside[64];           /* salvage: name the original was kept under
+				   * in the state folder ("" when untouched) */
+};
+
+/* `mailrestore journal check|salvage`: reads queue.journal in state_dirfd
+ * (under the state's lock: fails with EWOULDBLOCK while a daemon runs)
+ * and fills *report. Check writes nothing. Salvage replays every valid
+ * record, skipping damaged stretches and records that do not apply, and
+ * when anything was not clean (or the file is version 1) keeps the
+ * original as report->aside (a hard link) and replaces the journal with a
+ * snapshot of what was read. A torn tail is no damage. Returns 0 when no
+ * damage was found, 1 when some was (salvage: and was left behind), -1
+ * with err. */
+int queue_journal_check(int state_dirfd, int salvage, struct queue_journal_report *report,
+			struct mr_error *err);
 
 #endif

@@ -69,6 +69,13 @@ struct lane {
 	int64_t back;           /* next seq at the end (goes up) */
 };
 
+/* What queue_open is for: serving, or `journal check` / `salvage`. */
+enum queue_mode {
+	QUEUE_MODE_SERVE = 0,
+	QUEUE_MODE_CHECK,   /* read only; damage is counted, nothing written */
+	QUEUE_MODE_SALVAGE, /* damage skipped, a clean journal written */
+};
+
 struct jbuf {
 	uint8_t *p;
 	size_t len, cap;
@@ -79,6 +86,8 @@ struct queue {
 	pthread_cond_t commit_cv;   /* a batch finished (durable moved or broke) */
 	pthread_cond_t gather_cv;   /* a gathering committer may stop waiting */
 	struct queue_settings settings;
+	enum queue_mode mode;
+	struct queue_journal_report *report; /* check and salvage only */
 
 	int dirfd;                  /* the state folder (dup'd) */
 	int lockfd;                 /* queue.lock, flock'd */
@@ -106,6 +115,8 @@ struct queue {
 	uint64_t durable_lsn;       /* end of what is on disk */
 	uint64_t file_size;         /* bytes in queue.journal on disk */
 	uint64_t live_bytes;        /* estimated size of a snapshot */
+	uint64_t next_seq;          /* sequence number of the next record */
+	int paused;                 /* `pause` (journaled) */
 	int committing;             /* a thread is writing a batch */
 	unsigned waiters;           /* threads inside queue_commit_wait */
 	int broken;                 /* a write or fsync failed: refuse more */
@@ -162,6 +173,7 @@ enum rec_type {
 	REC_REQUEUE = 5,
 	REC_RETRY = 6,
 	REC_SNAPSHOT = 7,
+	REC_PAUSE = 8,
 };
 
 /* Journal records, appended to the in-memory buffer under q->mu. Each
@@ -172,6 +184,7 @@ int journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
 int journal_start(struct queue *q, const struct quser *u, double now, struct mr_error *err);
 int journal_state(struct queue *q, const struct quser *u, double now, struct mr_error *err);
 int journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err);
+int journal_pause(struct queue *q, int paused, struct mr_error *err);
 
 /* Opens queue.journal in q->dirfd (creating it), replays it into q and cuts
  * off a torn tail. 0 or -1 with err. */
