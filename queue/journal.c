@@ -63,6 +63,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,9 @@
 #define REC_MAX (1u << 20)
 /* Snapshot blocks are cut at this size, well below REC_MAX. */
 #define SNAP_BLOCK (256u << 10)
+/* Flags of a version 2 snapshot block. */
+#define SNAP_LAST 1u   /* the last block: pause and the next seq follow it */
+#define SNAP_PAUSED 2u
 /* A gathering committer stops once this much is buffered. */
 #define GATHER_MAX (64u << 10)
 /* Compact when the file is this many times a snapshot, plus the slack. */
@@ -265,10 +269,21 @@ static int64_t append_begin(struct queue *q, size_t max_payload, struct mr_error
 
 static void append_end(struct queue *q, int64_t start, uint16_t type)
 {
-	size_t before = q->buf.len;
+	size_t before = q->buf.len, n = before - (size_t)start;
 
 	rec_end(&q->buf, start, type, q->next_seq++);
-	q->append_lsn += before - (size_t)start;
+	q->append_lsn += n;
+	if (q->compacting) {
+		/* Written after the snapshot being taken. */
+		if (jb_reserve(&q->carry, n) < 0) {
+			struct mr_error e;
+
+			mr_error_set(&e, ENOMEM, "queue journal: records kept for a compaction");
+			set_broken(q, &e);
+		} else {
+			put_bytes(&q->carry, q->buf.p + start, n);
+		}
+	}
 	if (q->committing)
 		pthread_cond_signal(&q->gather_cv);
 }
@@ -458,15 +473,58 @@ static void lane_bounds(struct lane *l, int64_t front, int64_t back)
 		l->back = back;
 }
 
-static int replay_snapshot(struct queue *q, struct dec *d, struct mr_error *err)
+/* Notes a version 2 snapshot block for the replay of what follows it. */
+static int note_block(struct queue *q, uint32_t first, uint32_t count, uint64_t as_of,
+		      uint8_t flags, uint64_t next, struct mr_error *err)
+{
+	struct snap_replay *sr = &q->snap;
+
+	if (sr->last_seen) {
+		mr_error_set(err, EINVAL, "snapshot block after the last one");
+		return -1;
+	}
+	if (sr->n == sr->cap) {
+		size_t ncap = sr->cap ? sr->cap * 2 : 64;
+		struct snap_block *b = realloc(sr->blocks, ncap * sizeof(*b));
+
+		if (b == NULL) {
+			mr_error_set(err, ENOMEM, "snapshot replay");
+			return -1;
+		}
+		sr->blocks = b;
+		sr->cap = ncap;
+	}
+	sr->blocks[sr->n].first = first;
+	sr->blocks[sr->n].end = first + count;
+	sr->blocks[sr->n].as_of = as_of;
+	sr->n++;
+	if (flags & SNAP_LAST) {
+		sr->last_seen = 1;
+		sr->final_as_of = as_of;
+		sr->next = next;
+		q->paused = (flags & SNAP_PAUSED) != 0;
+	}
+	return 0;
+}
+
+static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struct mr_error *err)
 {
 	int64_t pf = get_i64(d), pb = get_i64(d), ef = get_i64(d), eb = get_i64(d);
 	uint32_t first = get_u32(d), count = get_u32(d), i;
+	uint64_t as_of = 0, next = 0;
+	uint8_t flags = 0;
 	struct quser *t = NULL;
 	int rc = -1;
 
+	if (major != MAJOR_V1) {
+		as_of = get_u64(d);
+		flags = get_u8(d);
+		next = get_u64(d);
+	}
 	if (d->bad)
 		return short_record(err);
+	if (major != MAJOR_V1 && note_block(q, first, count, as_of, flags, next, err) < 0)
+		return -1;
 	if (!seq_ok(pf) || !seq_ok(pb) || !seq_ok(ef) || !seq_ok(eb) || first != q->nusers) {
 		mr_error_set(err, EINVAL, "snapshot block does not continue the queue");
 		return -1;
@@ -518,8 +576,8 @@ out:
 }
 
 /* Applies one record. 0, or -1 with err when it does not fit. */
-static int replay_record(struct queue *q, uint16_t type, const uint8_t *payload, size_t len,
-			 struct mr_error *err)
+static int replay_record(struct queue *q, uint16_t major, uint16_t type, const uint8_t *payload,
+			 size_t len, struct mr_error *err)
 {
 	struct dec d = { .p = payload, .len = len };
 	struct queue_counters c;
@@ -573,7 +631,7 @@ static int replay_record(struct queue *q, uint16_t type, const uint8_t *payload,
 			return short_record(err);
 		return apply_requeue(q, id, err);
 	case REC_SNAPSHOT:
-		return replay_snapshot(q, &d, err);
+		return replay_snapshot(q, &d, major, err);
 	case REC_PAUSE:
 		state = get_u8(&d);
 		if (d.bad)
@@ -689,6 +747,32 @@ static size_t find_valid(const struct layout *l, const uint8_t *data, size_t fro
 	return size;
 }
 
+/* 1 when a record written during a compaction is already part of the
+ * snapshot: its user's block was taken after it (as_of above its seq). */
+static int covered(const struct queue *q, const struct rec *r, const uint8_t *payload)
+{
+	const struct snap_replay *sr = &q->snap;
+	size_t lo = 0, hi = sr->n;
+	uint32_t id;
+
+	if (sr->n == 0)
+		return 0;
+	if (r->type == REC_PAUSE)
+		return sr->last_seen && r->seq < sr->final_as_of;
+	if (r->type < REC_ADD || r->type > REC_RETRY || r->len < 4)
+		return 0;
+	id = load_u32(payload);
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (sr->blocks[mid].end <= id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < sr->n && sr->blocks[lo].first <= id && r->seq < sr->blocks[lo].as_of;
+}
+
 /* Replays records from data[off..size). Returns 0 with the end of the last
  * good record in *end_r; when that is before size, why says which torn
  * tail stopped it (nothing valid after it). Returns -1 with err when a
@@ -761,7 +845,15 @@ static int replay(struct queue *q, const struct layout *l, const uint8_t *data, 
 			off = next;
 			continue;
 		}
-		if (replay_record(q, r.type, data + off + l->rec_header, r.len, err) < 0) {
+		if (l->major != MAJOR_V1 && covered(q, &r, data + off + l->rec_header)) {
+			/* Already in the snapshot block that holds its user. */
+			if (rep != NULL)
+				rep->records++;
+			off = next;
+			continue;
+		}
+		if (replay_record(q, l->major, r.type, data + off + l->rec_header, r.len,
+				  err) < 0) {
 			if (rep != NULL) {
 				rep->unapplied++;
 				mr_log("queue: " JOURNAL ": the record at offset %zu (type %u) does "
@@ -776,6 +868,14 @@ static int replay(struct queue *q, const struct layout *l, const uint8_t *data, 
 		}
 		if (rep != NULL)
 			rep->records++;
+		if (r.type == REC_SNAPSHOT && l->major != MAJOR_V1 && q->snap.last_seen &&
+		    q->snap.next > 0) {
+			/* The records after a snapshot go on with the numbering
+			 * of the journal it was taken from. */
+			last_seq = q->snap.next - 1;
+			if (last_seq > max_seq)
+				max_seq = last_seq;
+		}
 		off = next;
 	}
 	if (max_seq >= q->next_seq)
@@ -991,7 +1091,7 @@ int journal_open(struct queue *q, struct mr_error *err)
 		}
 		if (keep_aside(q, err) < 0)
 			goto out;
-		rc = journal_compact_locked(q, err);
+		rc = journal_compact(q, err);
 		goto out;
 	}
 	if (end < size) {
@@ -1009,7 +1109,7 @@ int journal_open(struct queue *q, struct mr_error *err)
 	if (l.major == MAJOR_V1) {
 		/* New records carry sequence numbers: rewrite the old file as
 		 * a snapshot of this version before appending to it. */
-		if (journal_compact_locked(q, err) < 0) {
+		if (journal_compact(q, err) < 0) {
 			mr_error_prefix(err, "converting " JOURNAL " from version 1");
 			goto out;
 		}
@@ -1017,6 +1117,8 @@ int journal_open(struct queue *q, struct mr_error *err)
 	}
 	rc = 0;
 out:
+	free(q->snap.blocks);
+	memset(&q->snap, 0, sizeof(q->snap));
 	free(data);
 	return rc;
 }
@@ -1102,7 +1204,6 @@ int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err
 	if (ticket > q->append_lsn)
 		ticket = q->append_lsn;
 	for (;;) {
-		struct mr_error cerr;
 		int rc;
 
 		if (q->broken) {
@@ -1120,9 +1221,11 @@ int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err
 		if (q->waiters > 1 && !q->settings.no_fsync)
 			gather(q);
 		rc = write_batch(q, err);
-		if (rc == 0 && need_compaction(q) && journal_compact_locked(q, &cerr) < 0)
-			mr_log("queue: compaction failed, keeping the journal as it is: %s",
-			       cerr.msg);
+		if (rc == 0 && need_compaction(q) && !q->compacting && q->compactor_started) {
+			/* The compactor thread takes it: no caller waits. */
+			q->compact_wanted = 1;
+			pthread_cond_signal(&q->compact_cv);
+		}
 		q->committing = 0;
 		pthread_cond_broadcast(&q->commit_cv);
 		if (rc < 0)
@@ -1131,6 +1234,10 @@ int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err
 }
 
 /* ---- compaction ------------------------------------------------------ */
+
+/* Users encoded per turn under the lock: a turn stays far below a
+ * millisecond whatever the number of users. */
+#define SNAP_TURN 2048u
 
 static int snapshot_user(struct jbuf *b, const struct quser *u)
 {
@@ -1155,103 +1262,247 @@ static int snapshot_user(struct jbuf *b, const struct quser *u)
 	return 0;
 }
 
-/* The whole journal as it would be after a compaction: header and
- * snapshot blocks. */
-static int build_snapshot(struct queue *q, struct jbuf *b)
+/* Appends to b one snapshot block of the users from *id on (at most max of
+ * them, fewer when the block fills), as the queue is now: called with
+ * q->mu held. as_of is q->next_seq: every record below it is reflected.
+ * The block is numbered seq. flags SNAP_LAST also records the pause and
+ * next, the seq due after the snapshot. 0 or -1 (no memory). */
+static int snapshot_block(struct queue *q, struct jbuf *b, uint32_t *id, uint32_t max,
+			  uint64_t seq, uint8_t flags, uint64_t next)
 {
-	uint32_t id = 0;
+	int64_t start = rec_begin(b, 4 * 8 + 8 + 8 + 1 + 8);
+	uint32_t first = *id, stop;
+	size_t count_at;
 
-	if (jb_reserve(b, HEADER_SIZE) < 0)
+	if (start < 0)
 		return -1;
-	header_bytes(b->p);
-	b->len = HEADER_SIZE;
-	do {
-		int64_t start = rec_begin(b, 4 * 8 + 8);
-		size_t count_at;
-		uint32_t first = id;
-
-		if (start < 0)
+	stop = q->nusers - first < max ? q->nusers : first + max;
+	if (flags & SNAP_LAST)
+		stop = first;
+	if (q->paused && (flags & SNAP_LAST))
+		flags |= SNAP_PAUSED;
+	put_u64(b, (uint64_t)q->prio.front);
+	put_u64(b, (uint64_t)q->prio.back);
+	put_u64(b, (uint64_t)q->enq.front);
+	put_u64(b, (uint64_t)q->enq.back);
+	put_u32(b, first);
+	count_at = b->len;
+	put_u32(b, 0);
+	put_u64(b, q->next_seq);
+	put_u8(b, flags);
+	put_u64(b, next);
+	while (*id < stop && b->len - (size_t)start < SNAP_BLOCK) {
+		if (snapshot_user(b, q->users[*id]) < 0)
 			return -1;
-		put_u64(b, (uint64_t)q->prio.front);
-		put_u64(b, (uint64_t)q->prio.back);
-		put_u64(b, (uint64_t)q->enq.front);
-		put_u64(b, (uint64_t)q->enq.back);
-		put_u32(b, first);
-		count_at = b->len;
-		put_u32(b, 0);
-		while (id < q->nusers && b->len - (size_t)start < SNAP_BLOCK) {
-			if (snapshot_user(b, q->users[id]) < 0)
-				return -1;
-			id++;
-		}
-		store_u32(b->p + count_at, id - first);
-		rec_end(b, start, REC_SNAPSHOT, q->next_seq++);
-	} while (id < q->nusers);
-	if (q->paused) {
-		int64_t start = rec_begin(b, 1);
-
-		if (start < 0)
-			return -1;
-		put_u8(b, 1);
-		rec_end(b, start, REC_PAUSE, q->next_seq++);
+		(*id)++;
 	}
+	store_u32(b->p + count_at, *id - first);
+	rec_end(b, start, REC_SNAPSHOT, seq);
 	return 0;
 }
 
-int journal_compact_locked(struct queue *q, struct mr_error *err)
+/* Gives back the lock for a moment between two turns, so that waiting
+ * callers go first. */
+static void let_others_in(struct queue *q)
 {
-	struct jbuf snap = { 0 };
-	uint64_t seq0 = q->next_seq;
-	int fd = -1, rc = -1, renamed = 0;
+	pthread_mutex_unlock(&q->mu);
+	sched_yield();
+	pthread_mutex_lock(&q->mu);
+}
 
-	if (build_snapshot(q, &snap) < 0) {
-		mr_error_set(err, ENOMEM, "building the queue snapshot");
-		goto out;
+/* Rewrites the journal as a snapshot, in turns. Called without q->mu.
+ *
+ * 1. Under the lock, mark the compaction: every record appended from now
+ *    on is also copied to q->carry. start_seq is the first such record.
+ * 2. Turn by turn (SNAP_TURN users under the lock), encode the users into
+ *    snapshot blocks, each with as_of = the next seq when it was taken, and
+ *    write them to queue.journal.new outside the lock. A user changed
+ *    after its block was taken has its records in carry; one changed
+ *    before has them reflected in the block, and replay skips its records
+ *    below the block's as_of.
+ * 3. Become the committer (no batch goes to the old file any more), encode
+ *    the users added meanwhile and a last block (pause, the seq due next =
+ *    start_seq), take carry (everything appended since 1, the records still
+ *    in the buffer included) and give the lock back.
+ * 4. Outside the lock: write carry after the snapshot, fsync, rename over
+ *    the journal, fsync the folder. Under the lock: the new file is the
+ *    journal, the buffered records that carry took are dropped from the
+ *    buffer (they are in the file), the durable point moves to the cut.
+ * A failure before the rename leaves the old journal as it was, with the
+ * buffer untouched: nothing is lost, the next commit goes on with it. */
+int journal_compact(struct queue *q, struct mr_error *err)
+{
+	struct jbuf b = { 0 }, carry = { 0 };
+	uint64_t start_seq, seq = 1, cut_lsn = 0, size = 0;
+	size_t cut_len = 0;
+	uint32_t id = 0;
+	int fd = -1, rc = -1, renamed = 0, committer = 0;
+	uint8_t h[HEADER_SIZE];
+
+	pthread_mutex_lock(&q->mu);
+	while (q->compacting)
+		pthread_cond_wait(&q->commit_cv, &q->mu);
+	if (q->broken) {
+		if (err != NULL)
+			*err = q->broken_err;
+		pthread_mutex_unlock(&q->mu);
+		return -1;
 	}
+	q->compacting = 1;
+	q->compact_wanted = 0;
+	q->carry.len = 0;
+	start_seq = q->next_seq;
+	pthread_mutex_unlock(&q->mu);
+
 	fd = mr_io->openat(q->dirfd, JOURNAL_NEW,
 			   O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		mr_error_set(err, errno, "openat(" JOURNAL_NEW ") failed");
-		goto out;
+		goto fail;
 	}
-	if (mr_write_all(fd, snap.p, snap.len) < 0) {
+	header_bytes(h);
+	if (mr_write_all(fd, h, sizeof(h)) < 0) {
 		mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
-		goto out;
+		goto fail;
 	}
+	size = sizeof(h);
+
+	pthread_mutex_lock(&q->mu);
+	while (id < q->nusers) {
+		b.len = 0;
+		if (snapshot_block(q, &b, &id, SNAP_TURN, seq++, 0, 0) < 0) {
+			pthread_mutex_unlock(&q->mu);
+			mr_error_set(err, ENOMEM, "building the queue snapshot");
+			goto fail;
+		}
+		pthread_mutex_unlock(&q->mu);
+		if (mr_write_all(fd, b.p, b.len) < 0) {
+			mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
+			goto fail;
+		}
+		size += b.len;
+		pthread_mutex_lock(&q->mu);
+		let_others_in(q);
+	}
+	/* Step 3: the lock is held. */
+	while (q->committing)
+		pthread_cond_wait(&q->commit_cv, &q->mu);
+	q->committing = committer = 1;
+	b.len = 0;
+	while (id < q->nusers) {
+		if (snapshot_block(q, &b, &id, UINT32_MAX, seq++, 0, 0) < 0)
+			goto oom_locked;
+	}
+	if (snapshot_block(q, &b, &id, 0, seq++, SNAP_LAST, start_seq) < 0)
+		goto oom_locked;
+	carry = q->carry;
+	q->carry = (struct jbuf){ 0 };
+	q->compacting = 0;
+	cut_len = q->buf.len;
+	cut_lsn = q->append_lsn;
+	pthread_mutex_unlock(&q->mu);
+
+	if (mr_write_all(fd, b.p, b.len) < 0 || mr_write_all(fd, carry.p, carry.len) < 0) {
+		mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
+		goto fail;
+	}
+	size += b.len + carry.len;
 	if (!q->settings.no_fsync && mr_io->fsync(fd) < 0) {
 		mr_error_set(err, errno, "fsync(" JOURNAL_NEW ") failed");
-		goto out;
+		goto fail;
 	}
 	if (mr_io->renameat(q->dirfd, JOURNAL_NEW, q->dirfd, JOURNAL) < 0) {
 		mr_error_set(err, errno, "renameat(" JOURNAL_NEW ", " JOURNAL ") failed");
-		goto out;
+		goto fail;
 	}
 	renamed = 1;
-	/* The snapshot holds everything in memory, buffered records
-	 * included: they are durable with it. */
-	mr_close(q->fd);
-	q->fd = fd;
-	fd = -1;
-	q->file_size = snap.len;
-	q->buf.len = 0;
 	if (!q->settings.no_fsync && mr_fsync_dir_at(q->dirfd, ".", err) < 0) {
 		/* Old or new journal may be the one on disk after a crash:
 		 * nothing may count as durable any more. */
+		pthread_mutex_lock(&q->mu);
 		set_broken(q, err);
-		goto out;
+		goto out_locked;
 	}
-	q->durable_lsn = q->append_lsn;
+	pthread_mutex_lock(&q->mu);
+	mr_close(q->fd);
+	q->fd = fd;
+	fd = -1;
+	q->file_size = size;
+	/* What the buffer held at the cut is in the new file already. */
+	memmove(q->buf.p, q->buf.p + cut_len, q->buf.len - cut_len);
+	q->buf.len -= cut_len;
+	if (cut_lsn > q->durable_lsn)
+		q->durable_lsn = cut_lsn;
 	q->stats.compactions++;
 	rc = 0;
-out:
+	goto out_locked;
+
+oom_locked:
+	mr_error_set(err, ENOMEM, "building the queue snapshot");
+	goto out_locked;
+fail:
+	pthread_mutex_lock(&q->mu);
+out_locked:
+	q->compacting = 0;
+	q->carry.len = 0;
+	if (committer)
+		q->committing = 0;
+	pthread_cond_broadcast(&q->commit_cv);
+	pthread_mutex_unlock(&q->mu);
 	if (fd >= 0) {
 		mr_close(fd);
 		if (!renamed)
 			(void)mr_io->unlinkat(q->dirfd, JOURNAL_NEW, 0);
 	}
-	/* The old journal goes on: its records must stay in sequence. */
-	if (!renamed)
-		q->next_seq = seq0;
-	free(snap.p);
+	free(b.p);
+	free(carry.p);
 	return rc;
+}
+
+/* The compactor thread: waits for a commit to ask (compact_wanted). */
+static void *compactor_main(void *arg)
+{
+	struct queue *q = arg;
+
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		struct mr_error err;
+
+		while (!q->compactor_stop && !q->compact_wanted)
+			pthread_cond_wait(&q->compact_cv, &q->mu);
+		if (q->compactor_stop)
+			break;
+		q->compact_wanted = 0;
+		pthread_mutex_unlock(&q->mu);
+		if (journal_compact(q, &err) < 0)
+			mr_log("queue: compaction failed, keeping the journal as it is: %s",
+			       err.msg);
+		pthread_mutex_lock(&q->mu);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+int journal_start_compactor(struct queue *q, struct mr_error *err)
+{
+	int e = pthread_create(&q->compactor, NULL, compactor_main, q);
+
+	if (e != 0) {
+		mr_error_set(err, e, "pthread_create(queue compactor) failed");
+		return -1;
+	}
+	q->compactor_started = 1;
+	return 0;
+}
+
+void journal_stop_compactor(struct queue *q)
+{
+	if (!q->compactor_started)
+		return;
+	pthread_mutex_lock(&q->mu);
+	q->compactor_stop = 1;
+	pthread_cond_signal(&q->compact_cv);
+	pthread_mutex_unlock(&q->mu);
+	pthread_join(q->compactor, NULL);
+	q->compactor_started = 0;
 }

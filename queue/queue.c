@@ -497,6 +497,7 @@ void queue_free_memory(struct queue *q)
 	lane_free(&q->enq);
 	free(q->buf.p);
 	free(q->spare.p);
+	free(q->carry.p);
 }
 
 /* Commits everything up to ticket as one more waiter (the count is what
@@ -530,6 +531,7 @@ static int open_mode(int state_dirfd, const struct queue_settings *settings,
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->commit_cv, NULL);
 	pthread_cond_init(&q->gather_cv, NULL);
+	pthread_cond_init(&q->compact_cv, NULL);
 	if (settings != NULL)
 		q->settings = *settings;
 	q->mode = mode;
@@ -570,6 +572,8 @@ static int open_mode(int state_dirfd, const struct queue_settings *settings,
 	}
 	rc = journal_commit_locked(q, q->append_lsn, err);
 	pthread_mutex_unlock(&q->mu);
+	if (rc == 0)
+		rc = journal_start_compactor(q, err);
 out:
 	if (rc < 0) {
 		/* Nothing of a failed open may reach the disk. */
@@ -640,6 +644,7 @@ void queue_close(struct queue **qp)
 
 	if (q == NULL)
 		return;
+	journal_stop_compactor(q);
 	if (q->fd >= 0) {
 		pthread_mutex_lock(&q->mu);
 		if (!q->broken && q->durable_lsn < q->append_lsn &&
@@ -654,6 +659,7 @@ void queue_close(struct queue **qp)
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->commit_cv);
 	pthread_cond_destroy(&q->gather_cv);
+	pthread_cond_destroy(&q->compact_cv);
 	free(q);
 	*qp = NULL;
 }
@@ -1000,18 +1006,11 @@ double queue_eta(struct queue *q, int64_t position, unsigned workers)
 
 int queue_compact(struct queue *q, struct mr_error *err)
 {
-	int rc = -1;
-
 	pthread_mutex_lock(&q->mu);
-	while (q->committing)
-		pthread_cond_wait(&q->commit_cv, &q->mu);
-	if (writable(q, err) < 0)
-		goto out;
-	q->committing = 1;
-	rc = journal_compact_locked(q, err);
-	q->committing = 0;
-	pthread_cond_broadcast(&q->commit_cv);
-out:
+	if (writable(q, err) < 0) {
+		pthread_mutex_unlock(&q->mu);
+		return -1;
+	}
 	pthread_mutex_unlock(&q->mu);
-	return rc;
+	return journal_compact(q, err);
 }

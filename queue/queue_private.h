@@ -76,6 +76,21 @@ enum queue_mode {
 	QUEUE_MODE_SALVAGE, /* damage skipped, a clean journal written */
 };
 
+/* While a version 2 journal is replayed: its snapshot blocks, so records
+ * a compaction carried over can be skipped when their user's block already
+ * holds them. */
+struct snap_block {
+	uint32_t first, end;    /* users [first, end) */
+	uint64_t as_of;         /* records of them with a smaller seq are in it */
+};
+struct snap_replay {
+	struct snap_block *blocks;
+	size_t n, cap;
+	int last_seen;          /* the block flagged last was read */
+	uint64_t final_as_of;   /* of that block: for global records (PAUSE) */
+	uint64_t next;          /* seq of the record due after it */
+};
+
 struct jbuf {
 	uint8_t *p;
 	size_t len, cap;
@@ -117,6 +132,16 @@ struct queue {
 	uint64_t live_bytes;        /* estimated size of a snapshot */
 	uint64_t next_seq;          /* sequence number of the next record */
 	int paused;                 /* `pause` (journaled) */
+	struct snap_replay snap;    /* during journal_open only */
+
+	/* compaction (journal.c): a thread of its own takes the snapshot in
+	 * short turns under mu and writes it outside; records appended
+	 * meanwhile are copied to carry and written after it */
+	int compacting;
+	struct jbuf carry;
+	pthread_t compactor;
+	int compactor_started, compactor_stop, compact_wanted;
+	pthread_cond_t compact_cv;
 	int committing;             /* a thread is writing a batch */
 	unsigned waiters;           /* threads inside queue_commit_wait */
 	int broken;                 /* a write or fsync failed: refuse more */
@@ -191,9 +216,14 @@ int journal_pause(struct queue *q, int paused, struct mr_error *err);
 int journal_open(struct queue *q, struct mr_error *err);
 /* Makes everything up to ticket durable; called with q->mu held. */
 int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err);
-/* Rewrites the journal as a snapshot; called with q->mu held while no batch
- * is being written. */
-int journal_compact_locked(struct queue *q, struct mr_error *err);
+/* Rewrites the journal as a snapshot without holding q->mu for more than
+ * a short turn (called without it); records appended meanwhile are kept.
+ * 0 or -1 with err (the old journal then stays as it was). */
+int journal_compact(struct queue *q, struct mr_error *err);
+/* The thread that compacts when a commit finds the journal grown. */
+int journal_start_compactor(struct queue *q, struct mr_error *err);
+/* Stops and joins it (accepts a queue whose thread never started). */
+void journal_stop_compactor(struct queue *q);
 /* Snapshot size estimate of one user (for q->live_bytes). */
 uint64_t journal_user_bytes(const struct quser *u);
 
