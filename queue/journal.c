@@ -55,8 +55,15 @@
  * never pretends that a record it could not write is safe.
  *
  * Compaction writes every user into "queue.journal.new" as snapshot blocks,
- * fsyncs it, renames it over the journal and fsyncs the folder, so a crash
- * at any point leaves the old or the new journal whole.
+ * then the records appended while it ran, fsyncs it, renames it over the
+ * journal and fsyncs the folder, so a crash at any point leaves the old or
+ * the new journal whole. It holds the queue lock only for short turns
+ * (journal_compact() tells how); a thread of its own runs it when a commit
+ * finds the journal grown, so no caller waits for it. A snapshot block
+ * (version 2) adds u64 as_of, u8 flags, u64 next after count: records of
+ * its users with a seq below as_of are already in it and are skipped at
+ * replay; the last block (flags 1; 2 = paused) is followed by the record
+ * of seq next.
  */
 #define XXH_STATIC_LINKING_ONLY
 #include "queue/queue_private.h"
@@ -240,6 +247,57 @@ uint64_t journal_user_bytes(const struct quser *u)
 
 /* ---- appending ------------------------------------------------------ */
 
+static int carry_put(struct carry *c, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		struct carry_chunk *k = c->tail;
+		size_t room, take;
+
+		if (k == NULL || k->len == sizeof(k->data)) {
+			k = malloc(sizeof(*k));
+			if (k == NULL)
+				return -1;
+			k->next = NULL;
+			k->len = 0;
+			if (c->tail != NULL)
+				c->tail->next = k;
+			else
+				c->head = k;
+			c->tail = k;
+		}
+		room = sizeof(k->data) - k->len;
+		take = n < room ? n : room;
+		memcpy(k->data + k->len, p, take);
+		k->len += take;
+		c->bytes += take;
+		p += take;
+		n -= take;
+	}
+	return 0;
+}
+
+static void carry_free(struct carry *c)
+{
+	while (c->head != NULL) {
+		struct carry_chunk *k = c->head;
+
+		c->head = k->next;
+		free(k);
+	}
+	c->tail = NULL;
+	c->bytes = 0;
+}
+
+static int carry_write(int fd, const struct carry *c)
+{
+	const struct carry_chunk *k;
+
+	for (k = c->head; k != NULL; k = k->next)
+		if (mr_write_all(fd, k->data, k->len) < 0)
+			return -1;
+	return 0;
+}
+
 /* Marks the journal unusable; every later commit fails with err. */
 static void set_broken(struct queue *q, const struct mr_error *err)
 {
@@ -275,13 +333,11 @@ static void append_end(struct queue *q, int64_t start, uint16_t type)
 	q->append_lsn += n;
 	if (q->compacting) {
 		/* Written after the snapshot being taken. */
-		if (jb_reserve(&q->carry, n) < 0) {
+		if (carry_put(&q->carry, q->buf.p + start, n) < 0) {
 			struct mr_error e;
 
 			mr_error_set(&e, ENOMEM, "queue journal: records kept for a compaction");
 			set_broken(q, &e);
-		} else {
-			put_bytes(&q->carry, q->buf.p + start, n);
 		}
 	}
 	if (q->committing)
@@ -1237,7 +1293,7 @@ int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err
 
 /* Users encoded per turn under the lock: a turn stays far below a
  * millisecond whatever the number of users. */
-#define SNAP_TURN 2048u
+#define SNAP_TURN 512u
 
 static int snapshot_user(struct jbuf *b, const struct quser *u)
 {
@@ -1301,14 +1357,40 @@ static int snapshot_block(struct queue *q, struct jbuf *b, uint32_t *id, uint32_
 	return 0;
 }
 
-/* Gives back the lock for a moment between two turns, so that waiting
- * callers go first. */
-static void let_others_in(struct queue *q)
+static double thread_cpu(void)
 {
-	pthread_mutex_unlock(&q->mu);
-	sched_yield();
-	pthread_mutex_lock(&q->mu);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+/* The lock is taken for one turn of a compaction; *cpu0 gets the
+ * thread's CPU time then. */
+static double turn_begin(struct queue *q, double *cpu0)
+{
+	pthread_mutex_lock(&q->mu);
+	*cpu0 = thread_cpu();
+	return mr_monotonic();
+}
+
+/* Ends a turn begun at t0 (the lock held): notes its length, gives the
+ * lock back. */
+static void turn_end(struct queue *q, double t0, double cpu0)
+{
+	double d = mr_monotonic() - t0;
+
+	if (d > q->stats.compact_hold_max) {
+		q->stats.compact_hold_max = d;
+		q->stats.compact_hold_cpu_max = thread_cpu() - cpu0;
+	}
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Carry below this is written in the final step; above, by catch-up
+ * passes while commits go on. */
+#define CARRY_FINAL (64u << 10)
+#define CATCH_UP_MAX 16
 
 /* Rewrites the journal as a snapshot, in turns. Called without q->mu.
  *
@@ -1319,24 +1401,29 @@ static void let_others_in(struct queue *q)
  *    write them to queue.journal.new outside the lock. A user changed
  *    after its block was taken has its records in carry; one changed
  *    before has them reflected in the block, and replay skips its records
- *    below the block's as_of.
- * 3. Become the committer (no batch goes to the old file any more), encode
- *    the users added meanwhile and a last block (pause, the seq due next =
- *    start_seq), take carry (everything appended since 1, the records still
- *    in the buffer included) and give the lock back.
- * 4. Outside the lock: write carry after the snapshot, fsync, rename over
- *    the journal, fsync the folder. Under the lock: the new file is the
- *    journal, the buffered records that carry took are dropped from the
- *    buffer (they are in the file), the durable point moves to the cut.
+ *    below the block's as_of. In the turn that finds every user encoded,
+ *    a last block (the pause, the seq due next = start_seq) closes the
+ *    snapshot; users added later come from their ADD records in carry.
+ *    The snapshot is fsync'd outside the lock.
+ * 3. Catch-up: while carry is large, take it (a list of chunks: O(1)
+ *    under the lock) and write it outside.
+ * 4. Become the committer (no batch goes to the old file any more), take
+ *    the rest of carry (the records still in the buffer included) and give
+ *    the lock back; write it, fsync, rename over the journal, fsync the
+ *    folder. Under the lock: the new file is the journal, the buffered
+ *    records at the cut are dropped from the buffer (they are in the file
+ *    or in the snapshot), the durable point moves to the cut.
  * A failure before the rename leaves the old journal as it was, with the
  * buffer untouched: nothing is lost, the next commit goes on with it. */
 int journal_compact(struct queue *q, struct mr_error *err)
 {
-	struct jbuf b = { 0 }, carry = { 0 };
+	struct jbuf b = { 0 };
+	struct carry carry = { 0 };
 	uint64_t start_seq, seq = 1, cut_lsn = 0, size = 0;
+	double t0 = 0, cpu0 = 0, final0 = 0;
 	size_t cut_len = 0;
 	uint32_t id = 0;
-	int fd = -1, rc = -1, renamed = 0, committer = 0;
+	int fd = -1, rc = -1, renamed = 0, committer = 0, last = 0, passes;
 	uint8_t h[HEADER_SIZE];
 
 	pthread_mutex_lock(&q->mu);
@@ -1350,7 +1437,7 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	}
 	q->compacting = 1;
 	q->compact_wanted = 0;
-	q->carry.len = 0;
+	carry_free(&q->carry);
 	start_seq = q->next_seq;
 	pthread_mutex_unlock(&q->mu);
 
@@ -1367,46 +1454,67 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	}
 	size = sizeof(h);
 
-	pthread_mutex_lock(&q->mu);
-	while (id < q->nusers) {
+	/* Step 2. */
+	while (!last) {
+		t0 = turn_begin(q, &cpu0);
 		b.len = 0;
-		if (snapshot_block(q, &b, &id, SNAP_TURN, seq++, 0, 0) < 0) {
-			pthread_mutex_unlock(&q->mu);
-			mr_error_set(err, ENOMEM, "building the queue snapshot");
-			goto fail;
+		if (id < q->nusers &&
+		    snapshot_block(q, &b, &id, SNAP_TURN, seq++, 0, 0) < 0)
+			goto oom_turn;
+		if (id == q->nusers) {
+			if (snapshot_block(q, &b, &id, 0, seq++, SNAP_LAST, start_seq) < 0)
+				goto oom_turn;
+			last = 1;
 		}
-		pthread_mutex_unlock(&q->mu);
+		turn_end(q, t0, cpu0);
 		if (mr_write_all(fd, b.p, b.len) < 0) {
 			mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
 			goto fail;
 		}
 		size += b.len;
-		pthread_mutex_lock(&q->mu);
-		let_others_in(q);
+		sched_yield();
 	}
-	/* Step 3: the lock is held. */
-	while (q->committing)
+	if (!q->settings.no_fsync && mr_io->fsync(fd) < 0) {
+		mr_error_set(err, errno, "fsync(" JOURNAL_NEW ") failed");
+		goto fail;
+	}
+
+	/* Step 3. */
+	for (passes = 0;; passes++) {
+		t0 = turn_begin(q, &cpu0);
+		if (q->carry.bytes < CARRY_FINAL || passes >= CATCH_UP_MAX)
+			break;
+		carry = q->carry;
+		q->carry = (struct carry){ 0 };
+		turn_end(q, t0, cpu0);
+		if (carry_write(fd, &carry) < 0) {
+			mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
+			goto fail;
+		}
+		size += carry.bytes;
+		carry_free(&carry);
+	}
+
+	/* Step 4: the lock is held. */
+	while (q->committing) {
 		pthread_cond_wait(&q->commit_cv, &q->mu);
-	q->committing = committer = 1;
-	b.len = 0;
-	while (id < q->nusers) {
-		if (snapshot_block(q, &b, &id, UINT32_MAX, seq++, 0, 0) < 0)
-			goto oom_locked;
+		t0 = mr_monotonic();
+		cpu0 = thread_cpu();
 	}
-	if (snapshot_block(q, &b, &id, 0, seq++, SNAP_LAST, start_seq) < 0)
-		goto oom_locked;
+	q->committing = committer = 1;
+	final0 = t0;
 	carry = q->carry;
-	q->carry = (struct jbuf){ 0 };
+	q->carry = (struct carry){ 0 };
 	q->compacting = 0;
 	cut_len = q->buf.len;
 	cut_lsn = q->append_lsn;
-	pthread_mutex_unlock(&q->mu);
+	turn_end(q, t0, cpu0);
 
-	if (mr_write_all(fd, b.p, b.len) < 0 || mr_write_all(fd, carry.p, carry.len) < 0) {
+	if (carry_write(fd, &carry) < 0) {
 		mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
 		goto fail;
 	}
-	size += b.len + carry.len;
+	size += carry.bytes;
 	if (!q->settings.no_fsync && mr_io->fsync(fd) < 0) {
 		mr_error_set(err, errno, "fsync(" JOURNAL_NEW ") failed");
 		goto fail;
@@ -1434,17 +1542,19 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	if (cut_lsn > q->durable_lsn)
 		q->durable_lsn = cut_lsn;
 	q->stats.compactions++;
+	if (mr_monotonic() - final0 > q->stats.compact_final_max)
+		q->stats.compact_final_max = mr_monotonic() - final0;
 	rc = 0;
 	goto out_locked;
 
-oom_locked:
+oom_turn:
 	mr_error_set(err, ENOMEM, "building the queue snapshot");
-	goto out_locked;
+	turn_end(q, t0, cpu0);
 fail:
 	pthread_mutex_lock(&q->mu);
 out_locked:
 	q->compacting = 0;
-	q->carry.len = 0;
+	carry_free(&q->carry);
 	if (committer)
 		q->committing = 0;
 	pthread_cond_broadcast(&q->commit_cv);
@@ -1455,7 +1565,7 @@ out_locked:
 			(void)mr_io->unlinkat(q->dirfd, JOURNAL_NEW, 0);
 	}
 	free(b.p);
-	free(carry.p);
+	carry_free(&carry);
 	return rc;
 }
 

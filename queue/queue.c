@@ -497,7 +497,12 @@ void queue_free_memory(struct queue *q)
 	lane_free(&q->enq);
 	free(q->buf.p);
 	free(q->spare.p);
-	free(q->carry.p);
+	while (q->carry.head != NULL) {
+		struct carry_chunk *c = q->carry.head;
+
+		q->carry.head = c->next;
+		free(c);
+	}
 }
 
 /* Commits everything up to ticket as one more waiter (the count is what

@@ -49,7 +49,8 @@
  * journal (no sequence numbers) is read and rewritten as version 2. The
  * journal is compacted (a snapshot written to "queue.journal.new",
  * fsync'd, renamed over, the folder fsync'd) when it grows past 4 x the
- * live state + 1 MiB. Users found restoring or
+ * live state + 1 MiB, without stopping the queue (see queue_compact()).
+ * Users found restoring or
  * syncing at open (a crash mid-run) are put back as by queue_requeue(): their
  * work copies resume. The lock is flock() on "queue.lock".
  */
@@ -196,6 +197,12 @@ struct queue_journal_stats {
 	uint64_t batches;       /* writes of the buffer, each with one fsync */
 	uint64_t bytes_written; /* by those writes */
 	uint64_t compactions;   /* snapshots written */
+	double compact_hold_max;   /* longest a compaction held the queue lock
+				    * in one turn (seconds) */
+	double compact_hold_cpu_max; /* the CPU time of the thread in that
+				      * longest turn (the rest is preemption) */
+	double compact_final_max;  /* longest its final write and rename kept
+				    * commits waiting (seconds) */
 	uint64_t file_size;     /* queue.journal now */
 };
 void queue_journal_stats(struct queue *q, struct queue_journal_stats *st);
@@ -208,9 +215,12 @@ void queue_journal_stats(struct queue *q, struct queue_journal_stats *st);
 double queue_eta(struct queue *q, int64_t position, unsigned workers);
 
 /* Rewrites the journal as a snapshot of the live state (everything still
- * buffered becomes durable with it). Commits call this on their own when
- * the journal grows past 4 x a snapshot + 1 MiB; while it runs, the queue
- * is locked (well under a second for 100,000 users). 0 or -1. */
+ * buffered becomes durable with it). A thread of the queue does this on
+ * its own when the journal grows past 4 x a snapshot + 1 MiB. The queue is
+ * never locked for the whole of it: users are copied in short turns,
+ * written and fsync'd outside the lock, and what changed meanwhile is
+ * carried over; commits wait only for the final small write and rename.
+ * 0 or -1 (the old journal then stays in use). */
 int queue_compact(struct queue *q, struct mr_error *err);
 
 /* `pause`: no new user is started while paused. The change is journaled

@@ -91,6 +91,18 @@ struct snap_replay {
 	uint64_t next;          /* seq of the record due after it */
 };
 
+/* Records appended during a compaction, in fixed chunks (never moved, so
+ * adding one costs the same however many came before). */
+struct carry_chunk {
+	struct carry_chunk *next;
+	size_t len;
+	uint8_t data[256 * 1024];
+};
+struct carry {
+	struct carry_chunk *head, *tail;
+	uint64_t bytes;
+};
+
 struct jbuf {
 	uint8_t *p;
 	size_t len, cap;
@@ -138,7 +150,7 @@ struct queue {
 	 * short turns under mu and writes it outside; records appended
 	 * meanwhile are copied to carry and written after it */
 	int compacting;
-	struct jbuf carry;
+	struct carry carry;
 	pthread_t compactor;
 	int compactor_started, compactor_stop, compact_wanted;
 	pthread_cond_t compact_cv;
