@@ -1423,7 +1423,7 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	double t0 = 0, cpu0 = 0, final0 = 0;
 	size_t cut_len = 0;
 	uint32_t id = 0;
-	int fd = -1, rc = -1, renamed = 0, committer = 0, last = 0, passes;
+	int fd = -1, old_fd = -1, rc = -1, renamed = 0, committer = 0, last = 0, passes;
 	uint8_t h[HEADER_SIZE];
 
 	pthread_mutex_lock(&q->mu);
@@ -1532,7 +1532,7 @@ int journal_compact(struct queue *q, struct mr_error *err)
 		goto out_locked;
 	}
 	pthread_mutex_lock(&q->mu);
-	mr_close(q->fd);
+	old_fd = q->fd;
 	q->fd = fd;
 	fd = -1;
 	q->file_size = size;
@@ -1546,6 +1546,8 @@ int journal_compact(struct queue *q, struct mr_error *err)
 		q->stats.compact_final_max = mr_monotonic() - final0;
 	rc = 0;
 	goto out_locked;
+	/* (old_fd is closed after the lock is given back: the last close of
+	 * the replaced journal frees all its blocks, which takes a while.) */
 
 oom_turn:
 	mr_error_set(err, ENOMEM, "building the queue snapshot");
@@ -1559,6 +1561,7 @@ out_locked:
 		q->committing = 0;
 	pthread_cond_broadcast(&q->commit_cv);
 	pthread_mutex_unlock(&q->mu);
+	mr_close(old_fd);
 	if (fd >= 0) {
 		mr_close(fd);
 		if (!renamed)
