@@ -1537,8 +1537,10 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	fd = -1;
 	q->file_size = size;
 	/* What the buffer held at the cut is in the new file already. */
-	memmove(q->buf.p, q->buf.p + cut_len, q->buf.len - cut_len);
-	q->buf.len -= cut_len;
+	if (cut_len > 0) {
+		memmove(q->buf.p, q->buf.p + cut_len, q->buf.len - cut_len);
+		q->buf.len -= cut_len;
+	}
 	if (cut_lsn > q->durable_lsn)
 		q->durable_lsn = cut_lsn;
 	q->stats.compactions++;

@@ -137,7 +137,7 @@ static void *compact_main(void *arg)
 }
 
 /* While a compaction of many users runs, lookups are answered: it never
- * holds the lock for its whole length (100,000 users take far longer to
+ * holds the lock for its whole length (50,000 users take far longer to
  * write than any one lookup may wait). */
 static void test_lookups_answered_during_compaction(void **state)
 {
@@ -149,7 +149,7 @@ static void test_lookups_answered_during_compaction(void **state)
 
 	(void)state;
 	qt_setup(&t, 0);
-	qt_add_n(&t, 100000);
+	qt_add_n(&t, 50000);
 	assert_int_equal(pthread_create(&th, NULL, compact_main, t.q), 0);
 	do {
 		struct queue_user_info info;
