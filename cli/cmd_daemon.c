@@ -37,7 +37,9 @@ static void daemon_usage(FILE *out)
 		"  --max-remove PCT      attic guard of each sync (default 50)\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
 		"(or `mailrestore shutdown`) stops cleanly: running users resume at the next\n"
-		"start. Exit: 0 clean stop, 64 usage, 66 --users file unreadable, 69 the\n"
+		"start. Exit: 0 clean stop, 64 usage, 65 the queue journal is damaged in the\n"
+		"middle (the message names the offset; see `mailrestore journal --help`),\n"
+		"66 --users file unreadable, 69 the\n"
 		"socket cannot be served, 74 I/O error on B, S, T or the state, 75 another\n"
 		"daemon already runs on this state or socket.\n",
 		cli_default_socket());
