@@ -529,6 +529,50 @@ static void lane_bounds(struct lane *l, int64_t front, int64_t back)
 		l->back = back;
 }
 
+/* Salvage: a damaged ADD leaves a hole in the journal's user numbering;
+ * the users after it are numbered on without it, and every record names
+ * its user by the journal's number, so keep the translation. In any other
+ * mode ids are used as written. Returns the id to apply (UINT32_MAX for a
+ * user the salvage never saw added, which then does not apply). */
+static uint32_t map_id(struct queue *q, uint32_t id)
+{
+	if (q->mode != QUEUE_MODE_SALVAGE && q->mode != QUEUE_MODE_CHECK)
+		return id;
+	if (id >= q->nremap || q->remap[id] == 0)
+		return UINT32_MAX;
+	return q->remap[id] - 1;
+}
+
+/* Salvage: journal id jid is live id q->nusers from now on (before that
+ * user is added). 0 or -1 with err. */
+static int note_id(struct queue *q, uint32_t jid, struct mr_error *err)
+{
+	if (q->mode != QUEUE_MODE_SALVAGE && q->mode != QUEUE_MODE_CHECK)
+		return 0;
+	if (jid > 64u * 1024 * 1024) {
+		mr_error_set(err, EINVAL, "user number %u out of range", jid);
+		return -1;
+	}
+	if (jid >= q->nremap) {
+		size_t n = (size_t)jid + 1024;
+		uint32_t *m = realloc(q->remap, n * sizeof(*m));
+
+		if (m == NULL) {
+			mr_error_set(err, ENOMEM, "salvage");
+			return -1;
+		}
+		memset(m + q->nremap, 0, (n - q->nremap) * sizeof(*m));
+		q->remap = m;
+		q->nremap = n;
+	}
+	if (q->remap[jid] != 0) {
+		mr_error_set(err, EINVAL, "user #%u added twice", jid);
+		return -1;
+	}
+	q->remap[jid] = q->nusers + 1;
+	return 0;
+}
+
 /* Notes a version 2 snapshot block for the replay of what follows it. */
 static int note_block(struct queue *q, uint32_t first, uint32_t count, uint64_t as_of,
 		      uint8_t flags, uint64_t next, struct mr_error *err)
@@ -581,7 +625,8 @@ static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struc
 		return short_record(err);
 	if (major != MAJOR_V1 && note_block(q, first, count, as_of, flags, next, err) < 0)
 		return -1;
-	if (!seq_ok(pf) || !seq_ok(pb) || !seq_ok(ef) || !seq_ok(eb) || first != q->nusers) {
+	if (!seq_ok(pf) || !seq_ok(pb) || !seq_ok(ef) || !seq_ok(eb) ||
+	    (first != q->nusers && q->mode == QUEUE_MODE_SERVE)) {
 		mr_error_set(err, EINVAL, "snapshot block does not continue the queue");
 		return -1;
 	}
@@ -597,7 +642,7 @@ static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struc
 		uint16_t rlen;
 
 		memset(t, 0, sizeof(*t));
-		t->id = first + i;
+		t->id = q->nusers;
 		t->name_len = get_u16(d);
 		name = get_bytes(d, t->name_len);
 		t->state = get_u8(d);
@@ -622,6 +667,8 @@ static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struc
 		}
 		memcpy(t->name, name, t->name_len);
 		t->name[t->name_len] = '\0';
+		if (note_id(q, first + i, err) < 0)
+			goto out;
 		if (apply_snapshot_user(q, t, (const char *)reason, rlen, err) < 0)
 			goto out;
 	}
@@ -653,6 +700,11 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 		bytes = get_bytes(&d, n);
 		if (d.bad)
 			return short_record(err);
+		if (q->mode != QUEUE_MODE_SERVE) {
+			if (note_id(q, id, err) < 0)
+				return -1;
+			id = q->nusers;
+		}
 		return apply_add(q, id, (const char *)bytes, n, hint, err);
 	case REC_REQUEST:
 	case REC_RETRY:
@@ -663,13 +715,13 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 		t = get_f64(&d);
 		if (d.bad)
 			return short_record(err);
-		return apply_request(q, id, (enum lane_id)lane, seq, t, err);
+		return apply_request(q, map_id(q, id), (enum lane_id)lane, seq, t, err);
 	case REC_START:
 		id = get_u32(&d);
 		t = get_f64(&d);
 		if (d.bad)
 			return short_record(err);
-		return apply_start(q, id, t, err);
+		return apply_start(q, map_id(q, id), t, err);
 	case REC_STATE:
 		id = get_u32(&d);
 		state = get_u8(&d);
@@ -679,13 +731,14 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 		bytes = get_bytes(&d, n);
 		if (d.bad)
 			return short_record(err);
-		return apply_state(q, id, (enum queue_state)state, t, &c, (const char *)bytes, n,
+		return apply_state(q, map_id(q, id), (enum queue_state)state, t, &c,
+				   (const char *)bytes, n,
 				   err);
 	case REC_REQUEUE:
 		id = get_u32(&d);
 		if (d.bad)
 			return short_record(err);
-		return apply_requeue(q, id, err);
+		return apply_requeue(q, map_id(q, id), err);
 	case REC_SNAPSHOT:
 		return replay_snapshot(q, &d, major, err);
 	case REC_PAUSE:
@@ -1175,6 +1228,9 @@ int journal_open(struct queue *q, struct mr_error *err)
 out:
 	free(q->snap.blocks);
 	memset(&q->snap, 0, sizeof(q->snap));
+	free(q->remap);
+	q->remap = NULL;
+	q->nremap = 0;
 	free(data);
 	return rc;
 }

@@ -145,6 +145,8 @@ struct queue {
 	uint64_t next_seq;          /* sequence number of the next record */
 	int paused;                 /* `pause` (journaled) */
 	struct snap_replay snap;    /* during journal_open only */
+	uint32_t *remap;            /* check/salvage: journal id -> id + 1 */
+	size_t nremap;
 
 	/* compaction (journal.c): a thread of its own takes the snapshot in
 	 * short turns under mu and writes it outside; records appended
