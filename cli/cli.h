@@ -42,5 +42,7 @@ int cmd_sync(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+/* The queue journal, daemon stopped (cmd_journal.c). */
+int cmd_journal(int argc, char **argv);
 
 #endif

@@ -1407,7 +1407,8 @@ static int simple_cmd(const char *cmd, const char *req, const char *done, const 
 int cmd_pause(int argc, char **argv)
 {
 	return simple_cmd("pause", "PAUSE\n", "paused: no new user starts (running ones finish)",
-			  "Stops starting new users; running ones finish. Logins still queue.",
+			  "Stops starting new users; running ones finish. Logins still queue.\n"
+			  "The pause is journaled: a daemon restarted after a crash stays paused.",
 			  argc, argv);
 }
 

@@ -66,10 +66,11 @@ static void daemon_usage(FILE *out)
 		"SIZE takes a K, M or G suffix.\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
 		"(or `mailrestore shutdown`) stops cleanly: running users resume at the next\n"
-		"start. Exit: 0 clean stop, 64 usage, 66 the source looks unmounted or the\n"
-		"--users file is unreadable, 69 the socket cannot be served, 74 I/O error\n"
-		"on B, S, T or the state, 75 another daemon already runs on this target,\n"
-		"state or socket.\n",
+		"start. Exit: 0 clean stop, 64 usage, 65 the queue journal is damaged in the\n"
+		"middle (the message names the offset; see `mailrestore journal --help`),\n"
+		"66 the source looks unmounted or the --users file is unreadable, 69 the\n"
+		"socket cannot be served, 74 I/O error on B, S, T or the state, 75 another\n"
+		"daemon already runs on this target, state or socket.\n",
 		cli_default_socket());
 }
 

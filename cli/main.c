@@ -35,6 +35,7 @@ static const struct command commands[] = {
 	{ "sync", cmd_sync, "make DST equal SRC with the rules of a user's sync" },
 	{ "verify", cmd_verify, "compare users on the target against the source" },
 	{ "backup", cmd_backup, "write one archive per user of the source" },
+	{ "journal", cmd_journal, "check or salvage the daemon's queue journal (daemon stopped)" },
 	{ "demo", cmd_demo, "a self-contained run on generated data that checks its own result" },
 };
 

@@ -372,12 +372,21 @@ int daemon_run(const struct daemon_settings *settings)
 			mr_log("daemon: another daemon is running on this state folder (%s)",
 			       err.msg);
 			rc = MR_EX_TEMPFAIL;
+		} else if (e == EBADMSG) {
+			/* Damage in the middle of the journal: answered requests
+			 * follow it, so it is not cut; the operator decides. */
+			mr_log("daemon: %s", err.msg);
+			rc = MR_EX_DATAERR;
 		} else {
 			mr_log("daemon: %s", err.msg);
 			rc = MR_EX_IOERR;
 		}
 		goto out_mask;
 	}
+	d->paused = queue_paused(d->q);
+	if (d->paused)
+		mr_log("daemon: paused (as before the restart): `mailrestore resume` starts users "
+		       "again");
 	d->mail = engine_mail_store(d->engine);
 	if (d->mail != NULL) {
 		struct mail_limits ml = {

@@ -595,6 +595,14 @@ static void verb_task(struct req *r, enum task_kind kind)
 
 static void verb_pause(struct req *r, int pause)
 {
+	struct mr_error err;
+
+	/* Journaled first, so a pause that was answered survives a crash. */
+	if (queue_set_paused(r->d->q, pause, &err) < 0) {
+		mr_log("%s: %s", pause ? "pause" : "resume", err.msg);
+		daemon_proto_error(&r->c->out, MR_EX_IOERR, err.msg);
+		return;
+	}
 	pthread_mutex_lock(&r->d->mu);
 	r->d->paused = pause;
 	r->d->work_seq++;

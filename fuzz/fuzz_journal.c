@@ -78,34 +78,33 @@ static int state_dir(void)
 	return dirfd;
 }
 
-/* Rewrites each record's checksum (layout in queue/journal.c). */
+/* Rewrites each record's checksum (layout in queue/journal.c, version 2:
+ * the checksum covers the 16 header bytes before it and the payload). */
 static void fix_checksums(uint8_t *p, size_t size)
 {
 	size_t off = 16;
 
 	if (size >= 12)
 		off = (size_t)p[8] | (size_t)p[9] << 8;
-	while (off + 16 <= size) {
+	while (off + 24 <= size) {
 		size_t len = (size_t)p[off] | (size_t)p[off + 1] << 8 | (size_t)p[off + 2] << 16 |
 			     (size_t)p[off + 3] << 24;
-		uint8_t *t = p + off + 4;
 		uint8_t *buf;
 		uint64_t h;
 		int i;
 
-		if (len > size - off - 16)
+		if (len > size - off - 24)
 			break;
-		buf = malloc(len + 2);
+		buf = malloc(len + 16);
 		if (buf == NULL)
 			abort();
-		buf[0] = t[0];
-		buf[1] = t[1];
-		memcpy(buf + 2, p + off + 16, len);
-		h = XXH3_64bits(buf, len + 2);
+		memcpy(buf, p + off, 16);
+		memcpy(buf + 16, p + off + 24, len);
+		h = XXH3_64bits(buf, len + 16);
 		free(buf);
 		for (i = 0; i < 8; i++)
-			p[off + 8 + i] = (uint8_t)(h >> (8 * i));
-		off += 16 + len;
+			p[off + 16 + i] = (uint8_t)(h >> (8 * i));
+		off += 24 + len;
 	}
 }
 

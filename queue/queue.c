@@ -500,6 +500,12 @@ void queue_free_memory(struct queue *q)
 	lane_free(&q->enq);
 	free(q->buf.p);
 	free(q->spare.p);
+	while (q->carry.head != NULL) {
+		struct carry_chunk *c = q->carry.head;
+
+		q->carry.head = c->next;
+		free(c);
+	}
 }
 
 /* Commits everything up to ticket as one more waiter (the count is what
@@ -515,8 +521,9 @@ static int commit_waiting(struct queue *q, uint64_t ticket, struct mr_error *err
 	return rc;
 }
 
-int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
-	       struct mr_error *err)
+static int open_mode(int state_dirfd, const struct queue_settings *settings,
+		     enum queue_mode mode, struct queue_journal_report *report, struct queue **q_r,
+		     struct mr_error *err)
 {
 	struct queue *q;
 	uint32_t i;
@@ -532,8 +539,12 @@ int queue_open(int state_dirfd, const struct queue_settings *settings, struct qu
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->commit_cv, NULL);
 	pthread_cond_init(&q->gather_cv, NULL);
+	pthread_cond_init(&q->compact_cv, NULL);
 	if (settings != NULL)
 		q->settings = *settings;
+	q->mode = mode;
+	q->report = report;
+	q->next_seq = 1;
 	if (!(q->settings.commit_delay > 0))
 		q->settings.commit_delay = 0.002;
 	lane_init(&q->prio);
@@ -549,6 +560,10 @@ int queue_open(int state_dirfd, const struct queue_settings *settings, struct qu
 		goto out;
 	if (journal_open(q, err) < 0)
 		goto out;
+	if (mode != QUEUE_MODE_SERVE) {
+		rc = 0;
+		goto out;
+	}
 
 	/* A crash mid-run: the work copy resumes, so the user goes back to
 	 * where it was taken from. */
@@ -565,6 +580,8 @@ int queue_open(int state_dirfd, const struct queue_settings *settings, struct qu
 	}
 	rc = journal_commit_locked(q, q->append_lsn, err);
 	pthread_mutex_unlock(&q->mu);
+	if (rc == 0)
+		rc = journal_start_compactor(q, err);
 out:
 	if (rc < 0) {
 		/* Nothing of a failed open may reach the disk. */
@@ -576,6 +593,58 @@ out:
 	return 0;
 }
 
+int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
+	       struct mr_error *err)
+{
+	return open_mode(state_dirfd, settings, QUEUE_MODE_SERVE, NULL, q_r, err);
+}
+
+int queue_journal_check(int state_dirfd, int salvage, struct queue_journal_report *report,
+			struct mr_error *err)
+{
+	struct queue *q = NULL;
+
+	memset(report, 0, sizeof(*report));
+	if (open_mode(state_dirfd, NULL, salvage ? QUEUE_MODE_SALVAGE : QUEUE_MODE_CHECK, report,
+		      &q, err) < 0)
+		return -1;
+	q->broken = 1; /* nothing more to write */
+	queue_close(&q);
+	return report->damaged_regions > 0 || report->unapplied > 0;
+}
+
+int queue_set_paused(struct queue *q, int paused, struct mr_error *err)
+{
+	queue_ticket t;
+	int rc = -1;
+
+	pthread_mutex_lock(&q->mu);
+	if (writable(q, err) < 0)
+		goto out;
+	if (q->paused == (paused != 0)) {
+		rc = 0;
+		goto out;
+	}
+	if (journal_pause(q, paused, err) < 0)
+		goto out;
+	q->paused = paused != 0;
+	t = q->append_lsn;
+	rc = commit_waiting(q, t, err);
+out:
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+int queue_paused(struct queue *q)
+{
+	int p;
+
+	pthread_mutex_lock(&q->mu);
+	p = q->paused;
+	pthread_mutex_unlock(&q->mu);
+	return p;
+}
+
 void queue_close(struct queue **qp)
 {
 	struct queue *q = qp ? *qp : NULL;
@@ -583,6 +652,7 @@ void queue_close(struct queue **qp)
 
 	if (q == NULL)
 		return;
+	journal_stop_compactor(q);
 	if (q->fd >= 0) {
 		pthread_mutex_lock(&q->mu);
 		if (!q->broken && q->durable_lsn < q->append_lsn &&
@@ -597,6 +667,7 @@ void queue_close(struct queue **qp)
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->commit_cv);
 	pthread_cond_destroy(&q->gather_cv);
+	pthread_cond_destroy(&q->compact_cv);
 	free(q);
 	*qp = NULL;
 }
@@ -1104,18 +1175,11 @@ void queue_journal_stats(struct queue *q, struct queue_journal_stats *st)
 
 int queue_compact(struct queue *q, struct mr_error *err)
 {
-	int rc = -1;
-
 	pthread_mutex_lock(&q->mu);
-	while (q->committing)
-		pthread_cond_wait(&q->commit_cv, &q->mu);
-	if (writable(q, err) < 0)
-		goto out;
-	q->committing = 1;
-	rc = journal_compact_locked(q, err);
-	q->committing = 0;
-	pthread_cond_broadcast(&q->commit_cv);
-out:
+	if (writable(q, err) < 0) {
+		pthread_mutex_unlock(&q->mu);
+		return -1;
+	}
 	pthread_mutex_unlock(&q->mu);
-	return rc;
+	return journal_compact(q, err);
 }

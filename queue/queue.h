@@ -31,18 +31,26 @@
  *
  * Journal format (queue/journal.c, where the record layouts are listed): a
  * file "queue.journal" in the state folder: a header {magic "MRQJ", u16
- * major 1, u16 minor 0, u32 header size, u32 hash id (1 = xxh3-64)} then
- * records {u32 length, u16 type, u16 reserved, u64 xxh3-64 of type and
- * payload, payload}. Replay stops at the first record that is short, longer
- * than 1 MiB or fails its checksum, and the file is cut back to the last
- * good record (a torn or zero-filled tail after a crash). A record that
+ * major 2, u16 minor 0, u32 header size, u32 hash id (1 = xxh3-64)} then
+ * records {u32 length, u16 type, u16 reserved, u64 sequence number, u64
+ * xxh3-64 of the header before it and the payload, payload}; sequence
+ * numbers go up by one from record to record. A record that is short,
+ * longer than 1 MiB, fails its checksum or breaks the sequence is damage.
+ * Damage with nothing valid after it is a torn tail (a crash mid-write):
+ * the file is cut back to the last good record. Damage followed by a valid
+ * record is not: queue_open() fails with errnum EBADMSG and a message that
+ * names the offset, and leaves the file as it is (queue_journal_check()
+ * reports it, and with salvage keeps every valid record). A record that
  * passed its checksum is never cut: of a newer minor version's unknown type
  * it is skipped, otherwise when it does not apply (unknown type at our
  * minor, inconsistent with the queue, ENOMEM) queue_open() fails and the
  * file is left as it is. A foreign file or an unknown major version is
- * refused and left as it is; a newer minor version is read. The journal is
- * compacted (a snapshot written to "queue.journal.new", fsync'd, renamed
- * over, the folder fsync'd) when it grows past 4 x the live state + 1 MiB. Users found restoring or
+ * refused and left as it is; a newer minor version is read. A version 1
+ * journal (no sequence numbers) is read and rewritten as version 2. The
+ * journal is compacted (a snapshot written to "queue.journal.new",
+ * fsync'd, renamed over, the folder fsync'd) when it grows past 4 x the
+ * live state + 1 MiB, without stopping the queue (see queue_compact()).
+ * Users found restoring or
  * syncing at open (a crash mid-run) are put back as by queue_requeue(): their
  * work copies resume. The lock is flock() on "queue.lock".
  */
@@ -75,9 +83,7 @@ struct queue_counters {
 	uint64_t copied_files, copied_bytes;   /* copied from the source */
 	uint64_t renamed, patched_files, attic_files, unreadable;
 	uint64_t held_mail;                    /* messages released at activation */
-	uint64_t source_bytes_read;            /* file data read from the source; kept
-						* in memory only (not in the journal):
-						* 0 after a restart until the next run */
+	uint64_t source_bytes_read;            /* file data read from the source */
 };
 
 /* What queue_lookup() tells. Strings point into buffers inside the struct. */
@@ -239,14 +245,60 @@ struct queue_journal_stats {
 	uint64_t batches;       /* writes of the buffer, each with one fsync */
 	uint64_t bytes_written; /* by those writes */
 	uint64_t compactions;   /* snapshots written */
+	double compact_hold_max;   /* longest a compaction held the queue lock
+				    * in one turn (seconds) */
+	double compact_hold_cpu_max; /* the CPU time of the thread in that
+				      * longest turn (the rest is preemption) */
+	double compact_final_max;  /* longest its final write and rename kept
+				    * commits waiting (seconds) */
 	uint64_t file_size;     /* queue.journal now */
 };
 void queue_journal_stats(struct queue *q, struct queue_journal_stats *st);
 
 /* Rewrites the journal as a snapshot of the live state (everything still
- * buffered becomes durable with it). Commits call this on their own when
- * the journal grows past 4 x a snapshot + 1 MiB; while it runs, the queue
- * is locked (well under a second for 100,000 users). 0 or -1. */
+ * buffered becomes durable with it). A thread of the queue does this on
+ * its own when the journal grows past 4 x a snapshot + 1 MiB. The queue is
+ * never locked for the whole of it: users are copied in short turns,
+ * written and fsync'd outside the lock, and what changed meanwhile is
+ * carried over; commits wait only for the final small write and rename.
+ * 0 or -1 (the old journal then stays in use). */
 int queue_compact(struct queue *q, struct mr_error *err);
+
+/* `pause`: no new user is started while paused. The change is journaled
+ * and durable before return, so a pause survives a crash. 0 or -1. */
+int queue_set_paused(struct queue *q, int paused, struct mr_error *err);
+/* 1 when paused (as restored by queue_open), 0 otherwise. */
+int queue_paused(struct queue *q);
+
+/* What queue_journal_check() found. Offsets are bytes from the file's
+ * start; a field of "none" holds the file size. */
+struct queue_journal_report {
+	unsigned version;         /* the file's major version */
+	uint64_t size;            /* bytes in queue.journal */
+	uint64_t records;         /* valid records that applied */
+	uint64_t users;           /* users known after them */
+	uint64_t unapplied;       /* whole records that did not apply (skipped) */
+	uint64_t damaged_regions; /* damaged stretches followed by valid records */
+	uint64_t damaged_bytes;   /* bytes in them */
+	uint64_t first_damage;    /* offset of the first one */
+	char first_damage_why[128];
+	uint64_t torn_bytes;      /* a torn tail (nothing valid after it) */
+	uint64_t torn_offset;
+	char torn_why[128];
+	char aside[64];           /* salvage: name the original was kept under
+				   * in the state folder ("" when untouched) */
+};
+
+/* `mailrestore journal check|salvage`: reads queue.journal in state_dirfd
+ * (under the state's lock: fails with EWOULDBLOCK while a daemon runs)
+ * and fills *report. Check writes nothing. Salvage replays every valid
+ * record, skipping damaged stretches and records that do not apply, and
+ * when anything was not clean (or the file is version 1) keeps the
+ * original as report->aside (a hard link) and replaces the journal with a
+ * snapshot of what was read. A torn tail is no damage. Returns 0 when no
+ * damage was found, 1 when some was (salvage: and was left behind), -1
+ * with err. */
+int queue_journal_check(int state_dirfd, int salvage, struct queue_journal_report *report,
+			struct mr_error *err);
 
 #endif

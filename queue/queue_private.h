@@ -72,6 +72,40 @@ struct lane {
 	int64_t back;           /* next seq at the end (goes up) */
 };
 
+/* What queue_open is for: serving, or `journal check` / `salvage`. */
+enum queue_mode {
+	QUEUE_MODE_SERVE = 0,
+	QUEUE_MODE_CHECK,   /* read only; damage is counted, nothing written */
+	QUEUE_MODE_SALVAGE, /* damage skipped, a clean journal written */
+};
+
+/* While a version 2 journal is replayed: its snapshot blocks, so records
+ * a compaction carried over can be skipped when their user's block already
+ * holds them. */
+struct snap_block {
+	uint32_t first, end;    /* users [first, end) */
+	uint64_t as_of;         /* records of them with a smaller seq are in it */
+};
+struct snap_replay {
+	struct snap_block *blocks;
+	size_t n, cap;
+	int last_seen;          /* the block flagged last was read */
+	uint64_t final_as_of;   /* of that block: for global records (PAUSE) */
+	uint64_t next;          /* seq of the record due after it */
+};
+
+/* Records appended during a compaction, in fixed chunks (never moved, so
+ * adding one costs the same however many came before). */
+struct carry_chunk {
+	struct carry_chunk *next;
+	size_t len;
+	uint8_t data[256 * 1024];
+};
+struct carry {
+	struct carry_chunk *head, *tail;
+	uint64_t bytes;
+};
+
 struct jbuf {
 	uint8_t *p;
 	size_t len, cap;
@@ -82,6 +116,8 @@ struct queue {
 	pthread_cond_t commit_cv;   /* a batch finished (durable moved or broke) */
 	pthread_cond_t gather_cv;   /* a gathering committer may stop waiting */
 	struct queue_settings settings;
+	enum queue_mode mode;
+	struct queue_journal_report *report; /* check and salvage only */
 
 	int dirfd;                  /* the state folder (dup'd) */
 	int lockfd;                 /* queue.lock, flock'd */
@@ -105,6 +141,20 @@ struct queue {
 	uint64_t durable_lsn;       /* end of what is on disk */
 	uint64_t file_size;         /* bytes in queue.journal on disk */
 	uint64_t live_bytes;        /* estimated size of a snapshot */
+	uint64_t next_seq;          /* sequence number of the next record */
+	int paused;                 /* `pause` (journaled) */
+	struct snap_replay snap;    /* during journal_open only */
+	uint32_t *remap;            /* check/salvage: journal id -> id + 1 */
+	size_t nremap;
+
+	/* compaction (journal.c): a thread of its own takes the snapshot in
+	 * short turns under mu and writes it outside; records appended
+	 * meanwhile are copied to carry and written after it */
+	int compacting;
+	struct carry carry;
+	pthread_t compactor;
+	int compactor_started, compactor_stop, compact_wanted;
+	pthread_cond_t compact_cv;
 	int committing;             /* a thread is writing a batch */
 	unsigned waiters;           /* threads inside queue_commit_wait */
 	int broken;                 /* a write or fsync failed: refuse more */
@@ -163,6 +213,7 @@ enum rec_type {
 	REC_REQUEUE = 5,
 	REC_RETRY = 6,
 	REC_SNAPSHOT = 7,
+	REC_PAUSE = 8,
 };
 
 /* Journal records, appended to the in-memory buffer under q->mu. Each
@@ -173,15 +224,21 @@ int journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
 int journal_start(struct queue *q, const struct quser *u, double now, struct mr_error *err);
 int journal_state(struct queue *q, const struct quser *u, double now, struct mr_error *err);
 int journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err);
+int journal_pause(struct queue *q, int paused, struct mr_error *err);
 
 /* Opens queue.journal in q->dirfd (creating it), replays it into q and cuts
  * off a torn tail. 0 or -1 with err. */
 int journal_open(struct queue *q, struct mr_error *err);
 /* Makes everything up to ticket durable; called with q->mu held. */
 int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err);
-/* Rewrites the journal as a snapshot; called with q->mu held while no batch
- * is being written. */
-int journal_compact_locked(struct queue *q, struct mr_error *err);
+/* Rewrites the journal as a snapshot without holding q->mu for more than
+ * a short turn (called without it); records appended meanwhile are kept.
+ * 0 or -1 with err (the old journal then stays as it was). */
+int journal_compact(struct queue *q, struct mr_error *err);
+/* The thread that compacts when a commit finds the journal grown. */
+int journal_start_compactor(struct queue *q, struct mr_error *err);
+/* Stops and joins it (accepts a queue whose thread never started). */
+void journal_stop_compactor(struct queue *q);
 /* Snapshot size estimate of one user (for q->live_bytes). */
 uint64_t journal_user_bytes(const struct quser *u);
 

@@ -159,7 +159,7 @@ stop_daemon
 
 # --- QUEUE asked and never read ------------------------------------------
 seq -f "q%05g" 1 6000 > "$dir/many"
-start_daemon --users "$dir/many" --background off --jobs 1
+start_daemon --users "$dir/many" --background off --jobs 1 --state "$dir/state-many"
 "$MR" pause --socket "$SOCK" >/dev/null
 "$MR" enqueue --socket "$SOCK" --file "$dir/many" >/dev/null
 python3 - "$SOCK" "$DPID" <<'PY' || fail "unread replies"
