@@ -18,7 +18,7 @@ static void daemon_usage(FILE *out)
 		"usage: mailrestore daemon --backups B --source S --target T [--state DIR]\n"
 		"         [--jobs N] [--users FILE] [--background on|off] [--on-active CMD]\n"
 		"         [--exit-when-done] [--socket PATH] [--operator-group GROUP]\n"
-		"         [--max-remove PCT]\n\n"
+		"         [--max-remove PCT] [--min-remove N]\n\n"
 		"Runs the restore daemon in the foreground, logging to stderr. Every affected\n"
 		"user (a backup in B or a folder in S, or the names in --users FILE, one a\n"
 		"line) is restored from its newest backup, synced against the read-only\n"
@@ -34,7 +34,11 @@ static void daemon_usage(FILE *out)
 		"  --exit-when-done      exit 0 once every user is active or in attention\n"
 		"  --socket PATH         the client socket (default %s)\n"
 		"  --operator-group G    members of G may use the operator commands too\n"
-		"  --max-remove PCT      attic guard of each sync (default 50)\n\n"
+		"  --max-remove PCT      attic guard of each sync (default 50): missing messages\n"
+		"                        a folder's mailbox index still lists, or files no index\n"
+		"                        shows deleted, above PCT%% stop the sync (attention)\n"
+		"  --min-remove N        the files no index shows deleted must also be at least\n"
+		"                        N (default 10; 0: the percentage alone)\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
 		"(or `mailrestore shutdown`) stops cleanly: running users resume at the next\n"
 		"start. Exit: 0 clean stop, 64 usage, 66 --users file unreadable, 69 the\n"
@@ -59,6 +63,7 @@ int cmd_daemon(int argc, char **argv)
 		{ "socket", required_argument, NULL, 'k' },
 		{ "operator-group", required_argument, NULL, 'o' },
 		{ "max-remove", required_argument, NULL, 'm' },
+		{ "min-remove", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -94,6 +99,13 @@ int cmd_daemon(int argc, char **argv)
 				return MR_EX_USAGE;
 			}
 			s.max_remove_pct = (int)v;
+			break;
+		case 'M':
+			if (mr_parse_u64(optarg, &v) < 0 || v > 1000000000) {
+				cli_error("daemon", "--min-remove takes a number of files");
+				return MR_EX_USAGE;
+			}
+			s.min_remove_files = v == 0 ? -1 : (int)v;
 			break;
 		case 'g':
 			if (strcmp(optarg, "on") == 0) {

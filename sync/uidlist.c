@@ -1,0 +1,386 @@
+/*
+ * uidlist.c: reads what a Maildir folder's own index says it holds, for the
+ * remove guard (guard.c): Dovecot's dovecot-uidlist and Courier's
+ * courierimapuiddb, and the Maildir++ subscriptions files.
+ *
+ * The formats, as the servers write them (one record a line, '\n' ends
+ * every line, the file replaced whole by a rename):
+ *   version 3 (Dovecot):  "3 V<uidvalidity> N<nextuid> [<key><value> ...]"
+ *                         then "<uid> [<key><value> ...] :<file name>"
+ *   version 1 (Courier, and old Dovecot):
+ *                         "1 <uidvalidity> <nextuid>"
+ *                         then "<uid> <file name>"
+ *   subscriptions:        one folder name a line ("Sent", "INBOX.Sent", or
+ *                         Dovecot's newer "V\t2" header and names with tabs
+ *                         between hierarchy levels).
+ * A message is known by its base name: the file name up to the first ':'
+ * (where ":2,<flags>" starts) or ',' (where Dovecot's ",S=<size>" and
+ * ",W=<vsize>" start); a Maildir unique name holds neither.
+ *
+ * The file comes from the damaged source, so nothing in it is trusted: it
+ * is opened below the held folder fd with O_NOFOLLOW, read only, never
+ * mmapped, up to SYNC_INDEX_MAX bytes; odd lines are skipped and counted,
+ * a last line without its '\n' (a torn file) is dropped and marked.
+ */
+#include "sync/sync_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+size_t sync_index_key(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && name[i] != ':' && name[i] != ',' && name[i] != '\0'; i++)
+		;
+	return i;
+}
+
+/* Parses a decimal number of s[0..len). 0 or -1 (empty, not digits,
+ * overflow). */
+static int parse_u64(const char *s, size_t len, uint64_t *v_r)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 19)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*v_r = v;
+	return 0;
+}
+
+static int add_name(struct sync_index *ix, char *name)
+{
+	if (ix->n == ix->cap) {
+		size_t ncap = ix->cap ? ix->cap * 2 : 64;
+		char **nv = realloc(ix->names, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		ix->names = nv;
+		ix->cap = ncap;
+	}
+	ix->names[ix->n++] = name;
+	return 0;
+}
+
+/* Reads the header line (NUL-terminated): 0 with ix->version and
+ * ix->next_uid set, or -1 when it is no header this reader knows. */
+static int parse_header(struct sync_index *ix, const char *line)
+{
+	const char *p, *sp;
+	int have_v = 0, have_n = 0;
+	uint64_t v;
+
+	if (line[0] == '1' && line[1] == ' ') {
+		/* "1 <uidvalidity> <nextuid>" */
+		p = line + 2;
+		sp = strchr(p, ' ');
+		if (sp == NULL || parse_u64(p, (size_t)(sp - p), &v) < 0)
+			return -1;
+		p = sp + 1;
+		sp = strchr(p, ' ');
+		if (parse_u64(p, sp ? (size_t)(sp - p) : strlen(p), &ix->next_uid) < 0)
+			return -1;
+		ix->version = 1;
+		return 0;
+	}
+	if (line[0] != '3' || line[1] != ' ')
+		return -1;
+	for (p = line + 2; *p != '\0'; p = *sp ? sp + 1 : sp) {
+		sp = strchr(p, ' ');
+		if (sp == NULL)
+			sp = p + strlen(p);
+		if (*p == 'V') {
+			have_v = parse_u64(p + 1, (size_t)(sp - p - 1), &v) == 0;
+		} else if (*p == 'N') {
+			have_n = parse_u64(p + 1, (size_t)(sp - p - 1), &ix->next_uid) == 0;
+		}
+	}
+	if (!have_v || !have_n)
+		return -1;
+	ix->version = 3;
+	return 0;
+}
+
+/* Reads one record line (NUL-terminated, in place): its base name goes
+ * into ix. 0, 1 when the line is odd (skipped), -1 on ENOMEM. */
+static int parse_record(struct sync_index *ix, char *line, uint64_t *last_uid)
+{
+	char *sp = strchr(line, ' '), *name;
+	uint64_t uid;
+	size_t klen;
+
+	if (sp == NULL || parse_u64(line, (size_t)(sp - line), &uid) < 0)
+		return 1;
+	if (ix->version == 3) {
+		/* Extension fields never hold a space; the name follows " :". */
+		if (sp[1] == ':')
+			name = sp + 2;
+		else if ((name = strstr(sp, " :")) != NULL)
+			name += 2;
+		else
+			return 1;
+	} else {
+		name = sp + 1;
+	}
+	/* UIDs only grow, and stay below the header's next one. */
+	if (uid == 0 || uid <= *last_uid || (ix->next_uid != 0 && uid >= ix->next_uid))
+		return 1;
+	if (*name == '\0' || strchr(name, '/') != NULL)
+		return 1;
+	klen = sync_index_key(name, strlen(name));
+	if (klen == 0)
+		return 1;
+	name[klen] = '\0';
+	*last_uid = uid;
+	return add_name(ix, name) < 0 ? -1 : 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Splits buf into lines in place; calls fn on each complete one. Marks a
+ * last line without '\n' as torn and drops it. */
+static int for_lines(struct sync_index *ix, char *buf, size_t len,
+		     int (*fn)(struct sync_index *ix, char *line, size_t lineno, void *arg),
+		     void *arg)
+{
+	size_t off = 0, lineno = 0;
+	int r;
+
+	while (off < len) {
+		char *nl = memchr(buf + off, '\n', len - off);
+		char *line = buf + off;
+
+		if (nl == NULL) {
+			ix->torn = 1;
+			break;
+		}
+		*nl = '\0';
+		off = (size_t)(nl - buf) + 1;
+		if (memchr(line, '\0', (size_t)(nl - line)) != NULL) {
+			/* A NUL inside a line: zeroed blocks of a damaged file. */
+			ix->bad_lines++;
+			lineno++;
+			continue;
+		}
+		r = fn(ix, line, lineno++, arg);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int uidlist_line(struct sync_index *ix, char *line, size_t lineno, void *arg)
+{
+	uint64_t *last_uid = arg;
+	int r;
+
+	if (lineno == 0)
+		return parse_header(ix, line) < 0 ? 1 : 0;
+	r = parse_record(ix, line, last_uid);
+	if (r < 0)
+		return -1;
+	if (r > 0)
+		ix->bad_lines++;
+	else
+		ix->records++;
+	return 0;
+}
+
+int sync_index_parse(struct sync_index *ix, char *buf, size_t len)
+{
+	uint64_t last_uid = 0;
+	int r;
+
+	ix->version = 0;
+	r = for_lines(ix, buf, len, uidlist_line, &last_uid);
+	if (r < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (r > 0 || ix->version == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	qsort(ix->names, ix->n, sizeof(*ix->names), cmp_names);
+	return 0;
+}
+
+static int subs_line(struct sync_index *ix, char *line, size_t lineno, void *arg)
+{
+	char *p;
+
+	(void)arg;
+	/* Dovecot's newer subscriptions file starts with "V\t2". */
+	if (lineno == 0 && strcmp(line, "V\t2") == 0)
+		return 0;
+	if (*line == '\0')
+		return 0;
+	for (p = line; *p != '\0'; p++)
+		if (*p == '\t')
+			*p = '.';
+	if (strncmp(line, "INBOX.", 6) == 0)
+		line += 6;
+	ix->records++;
+	return add_name(ix, line) < 0 ? -1 : 0;
+}
+
+int sync_subs_parse(struct sync_index *ix, char *buf, size_t len)
+{
+	ix->version = 1;
+	if (for_lines(ix, buf, len, subs_line, NULL) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	qsort(ix->names, ix->n, sizeof(*ix->names), cmp_names);
+	return 0;
+}
+
+int sync_index_has(const struct sync_index *ix, const char *name, size_t len)
+{
+	size_t lo = 0, hi = ix->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strncmp(ix->names[mid], name, len);
+
+		if (c == 0 && ix->names[mid][len] != '\0')
+			c = 1;
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+int sync_index_clean(const struct sync_index *ix)
+{
+	/* A few odd lines are tolerated; many mean the file is not what the
+	 * server wrote, and a torn one may have lost names. */
+	return ix->version != 0 && !ix->torn && ix->bad_lines * 8 <= ix->records;
+}
+
+void sync_index_free(struct sync_index *ix)
+{
+	free(ix->names);
+	free(ix->buf);
+	memset(ix, 0, sizeof(*ix));
+}
+
+/* Reads file name of folder dirfd (the source) whole into ix->buf. 1 read,
+ * 0 there is none, -1 with errno (unreadable, no regular file, too big). */
+static int read_small(int dirfd, const char *name, struct sync_index *ix)
+{
+	struct stat st;
+	size_t len = 0;
+	int fd, rc = -1, e = 0;
+
+	fd = sync_src_openat(dirfd, name, O_RDONLY);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (mr_io->fstat(fd, &st) < 0) {
+		e = errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > SYNC_INDEX_MAX) {
+		e = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+		goto out;
+	}
+	ix->buf = malloc((size_t)st.st_size + 1);
+	if (ix->buf == NULL) {
+		e = ENOMEM;
+		goto out;
+	}
+	/* Read to EOF, not to st_size: a file that grew is read only as far
+	 * as the bound, and one that shrank ends where it ends. */
+	for (;;) {
+		ssize_t n = mr_io->read(fd, ix->buf + len, (size_t)st.st_size + 1 - len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			e = errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > (size_t)st.st_size) {
+			e = EFBIG;
+			goto out;
+		}
+	}
+	ix->len = len;
+	rc = 1;
+out:
+	mr_close(fd);
+	if (rc < 0) {
+		free(ix->buf);
+		ix->buf = NULL;
+		errno = e;
+	}
+	return rc;
+}
+
+int sync_index_read(int folder_fd, struct sync_index *ix)
+{
+	static const char *const names[] = { "dovecot-uidlist", "courierimapuiddb" };
+	size_t i;
+	int r;
+
+	memset(ix, 0, sizeof(*ix));
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		r = read_small(folder_fd, names[i], ix);
+		if (r == 0)
+			continue;
+		if (r < 0)
+			return -1;
+		if (sync_index_parse(ix, ix->buf, ix->len) < 0) {
+			int e = errno;
+			sync_index_free(ix);
+			errno = e;
+			return -1;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+int sync_subs_read(int folder_fd, struct sync_index *ix)
+{
+	static const char *const names[] = { "subscriptions", "courierimapsubscribed" };
+	size_t i;
+	int r;
+
+	memset(ix, 0, sizeof(*ix));
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		r = read_small(folder_fd, names[i], ix);
+		if (r == 0)
+			continue;
+		if (r < 0)
+			return -1;
+		if (sync_subs_parse(ix, ix->buf, ix->len) < 0) {
+			int e = errno;
+			sync_index_free(ix);
+			errno = e;
+			return -1;
+		}
+		return 1;
+	}
+	return 0;
+}
