@@ -14,8 +14,9 @@
  *     messages are more than max_remove_pct percent of that folder's
  *     messages in the backup, the guard trips ("INBOX: 40 messages the
  *     mailbox index still lists are missing on the source"). A server may
- *     keep a few expunged names until it rewrites the index: a minority
- *     stays under the percentage;
+ *     keep a few expunged names until it rewrites the index (Dovecot does
+ *     once about a quarter of its names are gone): a minority stays under
+ *     the percentage;
  *   - the folder has no index, or one that cannot be used (unreadable, too
  *     large, torn, not understood): the file is only counted (below).
  * A folder that vanished from the source with its index (cur/, new/ and
