@@ -132,8 +132,10 @@ static int parse_record(struct sync_index *ix, char *line, uint64_t *last_uid)
 	} else {
 		name = sp + 1;
 	}
-	/* UIDs only grow, and stay below the header's next one. */
-	if (uid == 0 || uid <= *last_uid || (ix->next_uid != 0 && uid >= ix->next_uid))
+	/* UIDs only grow. (Not bounded by the header's next UID: Dovecot
+	 * appends records to its uidlist without rewriting the header, so
+	 * "N1" may well head UIDs 1 to 500.) */
+	if (uid == 0 || uid <= *last_uid)
 		return 1;
 	if (*name == '\0' || strchr(name, '/') != NULL)
 		return 1;
