@@ -7,7 +7,11 @@
  * index's names must also be non-empty and hold no '/', ':' or ',' (they
  * are base names of files).
  *
- * Seeds: any dovecot-uidlist, courierimapuiddb or subscriptions file (a
+ * Each input is also read as a Dovecot transaction log
+ * (sync_expunged_parse): every UID range it yields must be a real one.
+ *
+ * Seeds: any dovecot-uidlist, courierimapuiddb, subscriptions or
+ * dovecot.index.log file (a
  * test's tree kept with MR_KEEP_TMP=1) copied into fuzz/corpus/fuzz_uidlist/,
  * which git ignores.
  */
@@ -23,7 +27,7 @@ static void check(const struct sync_index *ix, int base_names)
 	size_t i;
 
 	for (i = 0; i < ix->n; i++) {
-		const char *name = ix->names[i];
+		const char *name = ix->v[i].name;
 		size_t len = strlen(name);
 
 		/* Base names come from file names; subscriptions are only
@@ -31,7 +35,7 @@ static void check(const struct sync_index *ix, int base_names)
 		if (base_names && (len == 0 || strchr(name, '/') != NULL ||
 				   strchr(name, ':') != NULL || strchr(name, ',') != NULL))
 			abort();
-		if (i > 0 && strcmp(ix->names[i - 1], name) > 0)
+		if (i > 0 && strcmp(ix->v[i - 1].name, name) > 0)
 			abort();
 		if (!sync_index_has(ix, name, len))
 			abort();
@@ -56,9 +60,30 @@ static void run(const uint8_t *data, size_t size, int subs)
 	free(buf);
 }
 
+/* As a Dovecot transaction log: every range read is a real one. */
+static void run_log(const uint8_t *data, size_t size)
+{
+	struct sync_expunged ex;
+	unsigned char *buf = malloc(size ? size : 1);
+	size_t i;
+
+	if (buf == NULL)
+		return;
+	memcpy(buf, data, size);
+	memset(&ex, 0, sizeof(ex));
+	if (sync_expunged_parse(&ex, buf, size) == 0)
+		for (i = 0; i < ex.n; i++)
+			if (ex.v[i].lo == 0 || ex.v[i].hi < ex.v[i].lo ||
+			    !sync_expunged_has(&ex, ex.v[i].lo))
+				abort();
+	sync_expunged_free(&ex);
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	run(data, size, 0);
 	run(data, size, 1);
+	run_log(data, size);
 	return 0;
 }

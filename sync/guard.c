@@ -8,8 +8,12 @@
  * lost to damage, and the mailbox itself knows. Every file headed for the
  * attic (renamed files excluded) that lies in a Maildir folder's cur/ or
  * new/ is judged by that folder's index on the source (uidlist.c):
- *   - the index reads cleanly and does not name the message: the user
- *     deleted it (the server drops expunged names). It never trips;
+ *   - the index reads cleanly and does not name the message, or Dovecot's
+ *     transaction log (dovecot.index.log, .log.2) records its UID as
+ *     expunged: the user deleted it. It never trips. (Dovecot unlinks an
+ *     expunged file at once but drops its name from the uidlist only at a
+ *     later sync of the folder: a POP user's last session leaves every
+ *     name it deleted in the uidlist, and only the log tells);
  *   - the index still names it: it is missing. When a folder's missing
  *     messages are more than max_remove_pct percent of that folder's
  *     messages in the backup, the guard trips ("INBOX: 40 messages the
@@ -54,6 +58,7 @@ struct folder {
 	char *rel;              /* the Maildir folder ("" for the root) */
 	enum folder_state state;
 	struct sync_index ix;
+	struct sync_expunged ex;
 	uint64_t missing, deleted;
 };
 
@@ -69,6 +74,7 @@ static void folders_free(struct folders *fs)
 	for (i = 0; i < fs->n; i++) {
 		free(fs->v[i].rel);
 		sync_index_free(&fs->v[i].ix);
+		sync_expunged_free(&fs->v[i].ex);
 	}
 	free(fs->v);
 	memset(fs, 0, sizeof(*fs));
@@ -102,8 +108,9 @@ out:
 	return st;
 }
 
-/* Sets up folder f: reads its index on the source, or judges it gone. */
-static void judge_folder(struct sync_ctx *ctx, struct folder *f)
+/* Sets up folder f: reads its index (and Dovecot's expunges) on the
+ * source, or judges it gone. -1 on ENOMEM. */
+static int judge_folder(struct sync_ctx *ctx, struct folder *f)
 {
 	int fd = sync_dir_fd(ctx, 1, f->rel);
 
@@ -111,14 +118,16 @@ static void judge_folder(struct sync_ctx *ctx, struct folder *f)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			f->state = judge_gone(ctx, f->rel);
-		return;
+		return 0;
 	}
-	if (sync_index_read(fd, &f->ix) == 1) {
-		if (sync_index_clean(&f->ix))
-			f->state = FOLDER_INDEXED;
-		else
-			sync_index_free(&f->ix);
+	if (sync_index_read(fd, &f->ix) != 1)
+		return errno == ENOMEM ? -1 : 0;
+	if (!sync_index_clean(&f->ix)) {
+		sync_index_free(&f->ix);
+		return 0;
 	}
+	f->state = FOLDER_INDEXED;
+	return sync_expunged_read(fd, &f->ex) < 0 ? -1 : 0;
 }
 
 /* The record of Maildir folder rel[0..len), made on first use. NULL on
@@ -148,7 +157,8 @@ static struct folder *folder_get(struct sync_ctx *ctx, struct folders *fs, const
 	if (f->rel == NULL)
 		return NULL;
 	fs->n++;
-	judge_folder(ctx, f);
+	if (judge_folder(ctx, f) < 0)
+		return NULL;
 	return f;
 }
 
@@ -158,6 +168,7 @@ static int judge_file(struct sync_ctx *ctx, struct folders *fs, const char *rel)
 	const char *name = strrchr(rel, '/'), *sub;
 	size_t folder_len;
 	struct folder *f;
+	uint64_t uid = 0;
 
 	if (name == NULL)
 		return 0;
@@ -173,7 +184,8 @@ static int judge_file(struct sync_ctx *ctx, struct folders *fs, const char *rel)
 		return -1;
 	switch (f->state) {
 	case FOLDER_INDEXED:
-		if (sync_index_has(&f->ix, name, sync_index_key(name, strlen(name))))
+		if (sync_index_find(&f->ix, name, sync_index_key(name, strlen(name)), &uid) &&
+		    !sync_expunged_has(&f->ex, uid))
 			f->missing++;
 		else
 			f->deleted++;

@@ -216,12 +216,16 @@ int sync_attic_move(struct sync_ctx *ctx, const char *rel, uint64_t nfiles);
 /* What a Maildir folder's own index names (dovecot-uidlist version 3 or
  * courierimapuiddb / dovecot-uidlist version 1: the message base names),
  * or what a subscriptions file names (folder names, "INBOX." dropped and
- * tabs read as '.'). names point into buf, sorted. */
+ * tabs read as '.'). Names point into buf; v is sorted by name. */
+struct sync_index_entry {
+	char *name;
+	uint64_t uid;        /* 0 in a subscriptions file */
+};
 struct sync_index {
 	char *buf;           /* the file's bytes, owned (NULL after a parse of
 			      * the caller's buffer) */
 	size_t len;
-	char **names;
+	struct sync_index_entry *v;
 	size_t n, cap;
 	unsigned version;    /* 1 or 3 (subscriptions: 1); 0 not understood */
 	uint64_t next_uid;   /* the header's next UID */
@@ -248,13 +252,41 @@ int sync_index_read(int folder_fd, struct sync_index *ix);
 /* The same for the subscriptions file of folder_fd (subscriptions, else
  * courierimapsubscribed). */
 int sync_subs_read(int folder_fd, struct sync_index *ix);
-/* 1 when ix names name[0..len) exactly, else 0. */
+/* 1 when ix names name[0..len) exactly (its UID into uid_r, which may be
+ * NULL), else 0. */
+int sync_index_find(const struct sync_index *ix, const char *name, size_t len, uint64_t *uid_r);
 int sync_index_has(const struct sync_index *ix, const char *name, size_t len);
 /* 1 when ix was read cleanly enough to tell deleted from missing: a known
  * version, no torn tail, odd lines at most an eighth of the records. */
 int sync_index_clean(const struct sync_index *ix);
 /* Frees what ix holds (buf too); ix is zeroed. */
 void sync_index_free(struct sync_index *ix);
+
+/* The UIDs Dovecot's transaction log of a folder records as expunged
+ * (expunge and expunge-by-GUID records, requested or done): Dovecot
+ * unlinks an expunged message's file at once but drops its name from the
+ * uidlist only at a later sync, so a POP user's last session leaves every
+ * name it deleted in the uidlist. */
+struct sync_uid_range {
+	uint32_t lo, hi;
+};
+struct sync_expunged {
+	struct sync_uid_range *v;
+	size_t n, cap;
+};
+/* Adds the expunges of transaction log buf[0..len) (read only) to ex
+ * (zeroed first by the caller). A torn or damaged tail ends the log.
+ * 0, or -1 with errno EINVAL (no log header this reader knows) or
+ * ENOMEM. */
+int sync_expunged_parse(struct sync_expunged *ex, const unsigned char *buf, size_t len);
+/* Reads dovecot.index.log and dovecot.index.log.2 of source folder
+ * folder_fd below it with O_NOFOLLOW, read-only. Returns the number of
+ * logs read (0: none; one that cannot be read counts as none), -1 with
+ * errno ENOMEM. ex is zeroed first. */
+int sync_expunged_read(int folder_fd, struct sync_expunged *ex);
+/* 1 when uid is among the expunged. */
+int sync_expunged_has(const struct sync_expunged *ex, uint64_t uid);
+void sync_expunged_free(struct sync_expunged *ex);
 
 /* ---- guard.c --------------------------------------------------------- */
 

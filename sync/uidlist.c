@@ -57,18 +57,20 @@ static int parse_u64(const char *s, size_t len, uint64_t *v_r)
 	return 0;
 }
 
-static int add_name(struct sync_index *ix, char *name)
+static int add_name(struct sync_index *ix, char *name, uint64_t uid)
 {
 	if (ix->n == ix->cap) {
 		size_t ncap = ix->cap ? ix->cap * 2 : 64;
-		char **nv = realloc(ix->names, ncap * sizeof(*nv));
+		struct sync_index_entry *nv = realloc(ix->v, ncap * sizeof(*nv));
 
 		if (nv == NULL)
 			return -1;
-		ix->names = nv;
+		ix->v = nv;
 		ix->cap = ncap;
 	}
-	ix->names[ix->n++] = name;
+	ix->v[ix->n].name = name;
+	ix->v[ix->n].uid = uid;
+	ix->n++;
 	return 0;
 }
 
@@ -144,12 +146,14 @@ static int parse_record(struct sync_index *ix, char *line, uint64_t *last_uid)
 		return 1;
 	name[klen] = '\0';
 	*last_uid = uid;
-	return add_name(ix, name) < 0 ? -1 : 0;
+	return add_name(ix, name, uid) < 0 ? -1 : 0;
 }
 
 static int cmp_names(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const struct sync_index_entry *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
 }
 
 /* Splits buf into lines in place; calls fn on each complete one. Marks a
@@ -216,7 +220,7 @@ int sync_index_parse(struct sync_index *ix, char *buf, size_t len)
 		errno = EINVAL;
 		return -1;
 	}
-	qsort(ix->names, ix->n, sizeof(*ix->names), cmp_names);
+	qsort(ix->v, ix->n, sizeof(*ix->v), cmp_names);
 	return 0;
 }
 
@@ -236,7 +240,7 @@ static int subs_line(struct sync_index *ix, char *line, size_t lineno, void *arg
 	if (strncmp(line, "INBOX.", 6) == 0)
 		line += 6;
 	ix->records++;
-	return add_name(ix, line) < 0 ? -1 : 0;
+	return add_name(ix, line, 0) < 0 ? -1 : 0;
 }
 
 int sync_subs_parse(struct sync_index *ix, char *buf, size_t len)
@@ -246,22 +250,25 @@ int sync_subs_parse(struct sync_index *ix, char *buf, size_t len)
 		errno = ENOMEM;
 		return -1;
 	}
-	qsort(ix->names, ix->n, sizeof(*ix->names), cmp_names);
+	qsort(ix->v, ix->n, sizeof(*ix->v), cmp_names);
 	return 0;
 }
 
-int sync_index_has(const struct sync_index *ix, const char *name, size_t len)
+int sync_index_find(const struct sync_index *ix, const char *name, size_t len, uint64_t *uid_r)
 {
 	size_t lo = 0, hi = ix->n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strncmp(ix->names[mid], name, len);
+		int c = strncmp(ix->v[mid].name, name, len);
 
-		if (c == 0 && ix->names[mid][len] != '\0')
+		if (c == 0 && ix->v[mid].name[len] != '\0')
 			c = 1;
-		if (c == 0)
+		if (c == 0) {
+			if (uid_r != NULL)
+				*uid_r = ix->v[mid].uid;
 			return 1;
+		}
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -277,18 +284,25 @@ int sync_index_clean(const struct sync_index *ix)
 	return ix->version != 0 && !ix->torn && ix->bad_lines * 8 <= ix->records;
 }
 
+int sync_index_has(const struct sync_index *ix, const char *name, size_t len)
+{
+	return sync_index_find(ix, name, len, NULL);
+}
+
 void sync_index_free(struct sync_index *ix)
 {
-	free(ix->names);
+	free(ix->v);
 	free(ix->buf);
 	memset(ix, 0, sizeof(*ix));
 }
 
-/* Reads file name of folder dirfd (the source) whole into ix->buf. 1 read,
- * 0 there is none, -1 with errno (unreadable, no regular file, too big). */
-static int read_small(int dirfd, const char *name, struct sync_index *ix)
+/* Reads file name of folder dirfd (the source) whole into a malloc'd
+ * *buf_r (one byte to spare). 1 read, 0 there is none, -1 with errno
+ * (unreadable, no regular file, too big). */
+static int read_small(int dirfd, const char *name, char **buf_r, size_t *len_r)
 {
 	struct stat st;
+	char *buf = NULL;
 	size_t len = 0;
 	int fd, rc = -1, e = 0;
 
@@ -303,15 +317,15 @@ static int read_small(int dirfd, const char *name, struct sync_index *ix)
 		e = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
 		goto out;
 	}
-	ix->buf = malloc((size_t)st.st_size + 1);
-	if (ix->buf == NULL) {
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
 		e = ENOMEM;
 		goto out;
 	}
-	/* Read to EOF, not to st_size: a file that grew is read only as far
-	 * as the bound, and one that shrank ends where it ends. */
+	/* Read to EOF, not to st_size: a file that grew is refused, one
+	 * that shrank ends where it ends. */
 	for (;;) {
-		ssize_t n = mr_io->read(fd, ix->buf + len, (size_t)st.st_size + 1 - len);
+		ssize_t n = mr_io->read(fd, buf + len, (size_t)st.st_size + 1 - len);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -327,15 +341,15 @@ static int read_small(int dirfd, const char *name, struct sync_index *ix)
 			goto out;
 		}
 	}
-	ix->len = len;
+	*buf_r = buf;
+	*len_r = len;
+	buf = NULL;
 	rc = 1;
 out:
 	mr_close(fd);
-	if (rc < 0) {
-		free(ix->buf);
-		ix->buf = NULL;
+	free(buf);
+	if (rc < 0)
 		errno = e;
-	}
 	return rc;
 }
 
@@ -347,7 +361,7 @@ int sync_index_read(int folder_fd, struct sync_index *ix)
 
 	memset(ix, 0, sizeof(*ix));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		r = read_small(folder_fd, names[i], ix);
+		r = read_small(folder_fd, names[i], &ix->buf, &ix->len);
 		if (r == 0)
 			continue;
 		if (r < 0)
@@ -371,7 +385,7 @@ int sync_subs_read(int folder_fd, struct sync_index *ix)
 
 	memset(ix, 0, sizeof(*ix));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		r = read_small(folder_fd, names[i], ix);
+		r = read_small(folder_fd, names[i], &ix->buf, &ix->len);
 		if (r == 0)
 			continue;
 		if (r < 0)
@@ -385,4 +399,125 @@ int sync_subs_read(int folder_fd, struct sync_index *ix)
 		return 1;
 	}
 	return 0;
+}
+
+/* ---- Dovecot's transaction log: the UIDs it expunged ------------------ */
+
+/* Record types of dovecot.index.log (lib-index/mail-transaction-log.h).
+ * Expunge records carry a protection pattern in their type. */
+#define TLOG_TYPE_MASK 0x0fffffffu
+#define TLOG_EXPUNGE_PROT 0x0000cd90u
+#define TLOG_EXPUNGE (0x00000001u | TLOG_EXPUNGE_PROT)      /* {uid1, uid2}... */
+#define TLOG_EXPUNGE_GUID (0x00002000u | TLOG_EXPUNGE_PROT) /* {uid, guid[16]}... */
+#define TLOG_HDR_MIN 24
+
+static uint32_t get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int add_range(struct sync_expunged *ex, uint32_t lo, uint32_t hi)
+{
+	if (lo == 0 || hi < lo)
+		return 0;
+	if (ex->n == ex->cap) {
+		size_t ncap = ex->cap ? ex->cap * 2 : 16;
+		struct sync_uid_range *nv = realloc(ex->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		ex->v = nv;
+		ex->cap = ncap;
+	}
+	ex->v[ex->n].lo = lo;
+	ex->v[ex->n].hi = hi;
+	ex->n++;
+	return 0;
+}
+
+int sync_expunged_parse(struct sync_expunged *ex, const unsigned char *buf, size_t len)
+{
+	size_t off, hdr_size;
+
+	/* Header: major version 1, minor, then its own size (LE16). */
+	if (len < TLOG_HDR_MIN || buf[0] != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	hdr_size = (size_t)buf[2] | (size_t)buf[3] << 8;
+	if (hdr_size < TLOG_HDR_MIN || hdr_size > len) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (off = hdr_size; len - off >= 8;) {
+		const unsigned char *p = buf + off;
+		uint32_t size, type, i;
+
+		/* The size is stored 7 bits a byte, each byte's top bit set. */
+		if ((get_le32(p) & 0x80808080u) != 0x80808080u)
+			break;
+		size = ((uint32_t)(p[3] & 0x7f) << 2) | ((uint32_t)(p[2] & 0x7f) << 9) |
+		       ((uint32_t)(p[1] & 0x7f) << 16) | ((uint32_t)(p[0] & 0x7f) << 23);
+		if (size < 8 || size > len - off)
+			break; /* torn or damaged: what came before stands */
+		type = get_le32(p + 4) & TLOG_TYPE_MASK;
+		if (type == TLOG_EXPUNGE) {
+			for (i = 8; i + 8 <= size; i += 8)
+				if (add_range(ex, get_le32(p + i), get_le32(p + i + 4)) < 0)
+					goto nomem;
+		} else if (type == TLOG_EXPUNGE_GUID) {
+			for (i = 8; i + 20 <= size; i += 20)
+				if (add_range(ex, get_le32(p + i), get_le32(p + i)) < 0)
+					goto nomem;
+		}
+		off += size;
+	}
+	return 0;
+nomem:
+	errno = ENOMEM;
+	return -1;
+}
+
+int sync_expunged_has(const struct sync_expunged *ex, uint64_t uid)
+{
+	size_t i;
+
+	for (i = 0; i < ex->n; i++)
+		if (uid >= ex->v[i].lo && uid <= ex->v[i].hi)
+			return 1;
+	return 0;
+}
+
+int sync_expunged_read(int folder_fd, struct sync_expunged *ex)
+{
+	static const char *const names[] = { "dovecot.index.log", "dovecot.index.log.2" };
+	size_t i, len;
+	int n = 0;
+
+	memset(ex, 0, sizeof(*ex));
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *buf = NULL;
+		int r = read_small(folder_fd, names[i], &buf, &len);
+
+		/* A log that cannot be read shows nothing expunged: the
+		 * guard is only the stricter for it. */
+		if (r <= 0)
+			continue;
+		r = sync_expunged_parse(ex, (const unsigned char *)buf, len);
+		free(buf);
+		if (r < 0 && errno == ENOMEM) {
+			sync_expunged_free(ex);
+			errno = ENOMEM;
+			return -1;
+		}
+		if (r == 0)
+			n++;
+	}
+	return n;
+}
+
+void sync_expunged_free(struct sync_expunged *ex)
+{
+	free(ex->v);
+	memset(ex, 0, sizeof(*ex));
 }

@@ -138,6 +138,41 @@ static void pop_user_deleted_everything(void **state)
 	sfx_teardown(&f);
 }
 
+/* POP3 as Dovecot leaves it: the files of the expunged messages are gone
+ * at once, their names stay in the uidlist until a later sync, and the
+ * transaction log records the expunges. */
+static void pop_user_expunged_in_log(void **state)
+{
+	unsigned char log[40 + 8 + 40 * 20] = { 1, 3, 40, 0 };
+	uint32_t size = 8 + 40 * 20, type = 0x1000ed90u, uid;
+	struct sfx f;
+
+	(void)state;
+	sfx_setup(&f);
+	add_msgs(f.src, "", 1, 40);
+	write_uidlist3(f.src, "", 1, 40);
+	sfx_backup(&f);
+	assert_int_equal(tu_sh("rm -f '%s'/cur/* '%s'/new/*", f.src, f.src), 0);
+	add_msgs(f.src, "", 41, 42);
+	write_uidlist3(f.src, "", 1, 42);
+	/* Without the log the index still lists them all: missing. */
+	assert_int_equal(sfx_sync(&f), 1);
+	assert_int_equal(f.stats.attic_files, 0);
+	log[40] = (unsigned char)(0x80 | ((size >> 23) & 0x7f));
+	log[41] = (unsigned char)(0x80 | ((size >> 16) & 0x7f));
+	log[42] = (unsigned char)(0x80 | ((size >> 9) & 0x7f));
+	log[43] = (unsigned char)(0x80 | ((size >> 2) & 0x7f));
+	memcpy(log + 44, &type, 4);
+	for (uid = 1; uid <= 40; uid++)
+		memcpy(log + 48 + (uid - 1) * 20, &uid, 4);
+	tu_write_file(f.src, "dovecot.index.log", log, sizeof(log));
+	assert_int_equal(sfx_sync(&f), 0);
+	sfx_print_problems(&f);
+	assert_int_equal(sfx_verify(&f), 0);
+	assert_int_equal(f.stats.attic_files, 40);
+	sfx_teardown(&f);
+}
+
 /* The same with Courier's index. */
 static void pop_user_courier(void **state)
 {
@@ -405,6 +440,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pop_user_deleted_everything),
+		cmocka_unit_test(pop_user_expunged_in_log),
 		cmocka_unit_test(pop_user_courier),
 		cmocka_unit_test(tiny_mailbox_without_index),
 		cmocka_unit_test(stray_file_in_backup),

@@ -185,6 +185,64 @@ static void torn_and_zeroed(void **state)
 	free(buf);
 }
 
+/* Appends a transaction log record: the size 7 bits a byte with each
+ * byte's top bit set, the type, the body. */
+static size_t tlog_record(unsigned char *buf, size_t off, uint32_t type, const void *body,
+			  uint32_t len)
+{
+	uint32_t size = 8 + len;
+
+	buf[off] = (unsigned char)(0x80 | ((size >> 23) & 0x7f));
+	buf[off + 1] = (unsigned char)(0x80 | ((size >> 16) & 0x7f));
+	buf[off + 2] = (unsigned char)(0x80 | ((size >> 9) & 0x7f));
+	buf[off + 3] = (unsigned char)(0x80 | ((size >> 2) & 0x7f));
+	memcpy(buf + off + 4, &type, 4); /* little-endian hosts only, as Dovecot's own */
+	memcpy(buf + off + 8, body, len);
+	return off + size;
+}
+
+/* Dovecot's transaction log: expunges by range and by GUID, requested
+ * (0xcd91 / 0xed90) or done (with the external bit); other records and a
+ * torn tail are passed over. */
+static void transaction_log(void **state)
+{
+	unsigned char log[512] = { 1, 3, 40, 0 };
+	uint32_t ranges[] = { 5, 7, 20, 20 };
+	unsigned char guids[2 * 20] = { 0 };
+	uint32_t other[] = { 9, 9 };
+	struct sync_expunged ex = { 0 };
+	size_t off = 40;
+
+	(void)state;
+	guids[0] = 2;
+	guids[20] = 3;
+	off = tlog_record(log, off, 0x10080000u, other, 4);          /* a boundary */
+	off = tlog_record(log, off, 0x00000004u, other, 8);          /* flags of 9 */
+	off = tlog_record(log, off, 0x0000cd91u, ranges, 16);        /* expunge 5-7, 20 */
+	off = tlog_record(log, off, 0x1000ed90u, guids, 40);         /* done: 2, 3 */
+	off = tlog_record(log, off, 0x00000001u, other, 8);          /* no protection */
+	memcpy(log + off, "\x80\x80\x80\x90\x91\xcd\0\0", 8);     /* torn: size 64 */
+	off += 8;
+	assert_int_equal(sync_expunged_parse(&ex, log, off), 0);
+	assert_false(sync_expunged_has(&ex, 1));
+	assert_true(sync_expunged_has(&ex, 2));
+	assert_true(sync_expunged_has(&ex, 3));
+	assert_false(sync_expunged_has(&ex, 4));
+	assert_true(sync_expunged_has(&ex, 6));
+	assert_false(sync_expunged_has(&ex, 9));
+	assert_true(sync_expunged_has(&ex, 20));
+	sync_expunged_free(&ex);
+
+	/* No log header: refused. */
+	log[0] = 2;
+	assert_int_equal(sync_expunged_parse(&ex, log, off), -1);
+	assert_int_equal(errno, EINVAL);
+	log[0] = 1;
+	log[2] = 200;
+	assert_int_equal(sync_expunged_parse(&ex, log, 100), -1);
+	sync_expunged_free(&ex);
+}
+
 static void subscriptions(void **state)
 {
 	struct sync_index ix;
@@ -275,6 +333,7 @@ int main(void)
 		cmocka_unit_test(unknown_headers_refused),
 		cmocka_unit_test(odd_lines),
 		cmocka_unit_test(torn_and_zeroed),
+		cmocka_unit_test(transaction_log),
 		cmocka_unit_test(subscriptions),
 		cmocka_unit_test(read_from_folder),
 	};
