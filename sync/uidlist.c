@@ -220,7 +220,8 @@ int sync_index_parse(struct sync_index *ix, char *buf, size_t len)
 		errno = EINVAL;
 		return -1;
 	}
-	qsort(ix->v, ix->n, sizeof(*ix->v), cmp_names);
+	if (ix->n > 1)
+		qsort(ix->v, ix->n, sizeof(*ix->v), cmp_names);
 	return 0;
 }
 
@@ -250,7 +251,8 @@ int sync_subs_parse(struct sync_index *ix, char *buf, size_t len)
 		errno = ENOMEM;
 		return -1;
 	}
-	qsort(ix->v, ix->n, sizeof(*ix->v), cmp_names);
+	if (ix->n > 1)
+		qsort(ix->v, ix->n, sizeof(*ix->v), cmp_names);
 	return 0;
 }
 
