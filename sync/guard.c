@@ -24,12 +24,16 @@
  *   - the folder has no index, or one that cannot be used (unreadable, too
  *     large, torn, not understood): the file is only counted (below).
  * A folder that vanished from the source with its index (cur/, new/ and
- * all) is decided by what its parent knows, for Maildir++ folders (".Name"):
- * the parent's subscriptions file on the source (Dovecot's "subscriptions",
- * Courier's "courierimapsubscribed"). If it still names the folder, the
- * folder's messages are missing (the user would see a subscribed folder
- * gone: damage, or an operator's call); if it reads and no longer names it,
- * the user deleted the folder; without one the files are only counted.
+ * all) is decided by what its parent on the source knows, for Maildir++
+ * folders (".Name"): first Dovecot's mailbox log (dovecot.mailbox.log),
+ * which records a deleted mailbox by the GUID the backup's copy of the
+ * folder's uidlist names: logged, the user deleted it. Then the parent's
+ * subscriptions file (Dovecot's "subscriptions", Courier's
+ * "courierimapsubscribed"): if it still names the folder, the folder's
+ * messages are missing (the user would see a subscribed folder gone:
+ * damage, or an operator's call, since IMAP DELETE alone does not
+ * unsubscribe); if it reads and no longer names it, the user deleted the
+ * folder; without either the files are only counted.
  * For the user, the files the attic would take that no index shows deleted
  * (missing and unjudged ones) trip the guard when they are at least
  * min_remove_files and more than max_remove_pct percent of the backup's
@@ -97,6 +101,16 @@ static enum folder_state judge_gone(struct sync_ctx *ctx, const char *rel)
 	pfd = sync_dir_fd(ctx, 1, parent);
 	if (pfd < 0)
 		goto out;
+	/* Dovecot logs a mailbox's deletion by its GUID, which the backup's
+	 * copy of the folder's uidlist holds. */
+	if (sync_index_read_dst(ctx->dst_root, rel, &subs) == 1) {
+		r = subs.have_guid ? sync_mailbox_deleted(pfd, subs.guid) : 0;
+		sync_index_free(&subs);
+		if (r == 1) {
+			st = FOLDER_GONE_DROPPED;
+			goto out;
+		}
+	}
 	r = sync_subs_read(pfd, &subs);
 	if (r <= 0)
 		goto out;

@@ -228,6 +228,8 @@ struct sync_index {
 	struct sync_index_entry *v;
 	size_t n, cap;
 	unsigned version;    /* 1 or 3 (subscriptions: 1); 0 not understood */
+	unsigned char guid[16]; /* version 3: the mailbox GUID (G), when have_guid */
+	int have_guid;
 	uint64_t next_uid;   /* the header's next UID */
 	uint64_t records;    /* lines read as records */
 	uint64_t bad_lines;  /* odd lines skipped */
@@ -284,6 +286,14 @@ int sync_expunged_parse(struct sync_expunged *ex, const unsigned char *buf, size
  * logs read (0: none; one that cannot be read counts as none), -1 with
  * errno ENOMEM. ex is zeroed first. */
 int sync_expunged_read(int folder_fd, struct sync_expunged *ex);
+/* Whether Dovecot's mailbox log of folder folder_fd (the source's
+ * dovecot.mailbox.log, read below it with O_NOFOLLOW) records the deletion
+ * of the mailbox with this GUID: 1 yes, 0 no (or no log), -1 with errno
+ * (the log cannot be read). */
+int sync_mailbox_deleted(int folder_fd, const unsigned char guid[16]);
+/* Reads the index of destination folder rel (the backup's copy, below
+ * dst_root): as sync_index_read(). */
+int sync_index_read_dst(int dst_root, const char *rel, struct sync_index *ix);
 /* 1 when uid is among the expunged. */
 int sync_expunged_has(const struct sync_expunged *ex, uint64_t uid);
 void sync_expunged_free(struct sync_expunged *ex);

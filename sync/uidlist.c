@@ -74,6 +74,32 @@ static int add_name(struct sync_index *ix, char *name, uint64_t uid)
 	return 0;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* 32 hex digits into 16 bytes. 0 or -1. */
+static int parse_guid(const char *s, unsigned char guid[16])
+{
+	int i, hi, lo;
+
+	for (i = 0; i < 16; i++) {
+		hi = hexval(s[2 * i]);
+		lo = hexval(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		guid[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 /* Reads the header line (NUL-terminated): 0 with ix->version and
  * ix->next_uid set, or -1 when it is no header this reader knows. */
 static int parse_header(struct sync_index *ix, const char *line)
@@ -105,6 +131,9 @@ static int parse_header(struct sync_index *ix, const char *line)
 			have_v = parse_u64(p + 1, (size_t)(sp - p - 1), &v) == 0;
 		} else if (*p == 'N') {
 			have_n = parse_u64(p + 1, (size_t)(sp - p - 1), &ix->next_uid) == 0;
+		} else if (*p == 'G' && sp - p == 33) {
+			/* The mailbox GUID, 32 hex digits. */
+			ix->have_guid = parse_guid(p + 1, ix->guid) == 0;
 		}
 	}
 	if (!have_v || !have_n)
@@ -522,4 +551,46 @@ void sync_expunged_free(struct sync_expunged *ex)
 {
 	free(ex->v);
 	memset(ex, 0, sizeof(*ex));
+}
+
+/* ---- Dovecot's mailbox log: the mailboxes the user deleted ----------- */
+
+/* dovecot.mailbox.log (lib-index/mailbox-log.h): 24-byte records of a
+ * type byte, three padding bytes, the mailbox GUID and a timestamp. */
+#define MBLOG_RECORD_SIZE 24
+#define MBLOG_DELETE_MAILBOX 1
+
+int sync_mailbox_deleted(int folder_fd, const unsigned char guid[16])
+{
+	char *buf = NULL;
+	size_t len = 0, off;
+	int r, found = 0;
+
+	r = read_small(folder_fd, "dovecot.mailbox.log", &buf, &len);
+	if (r <= 0)
+		return r;
+	/* A torn last record is left out. */
+	for (off = 0; off + MBLOG_RECORD_SIZE <= len; off += MBLOG_RECORD_SIZE)
+		if ((unsigned char)buf[off] == MBLOG_DELETE_MAILBOX &&
+		    memcmp(buf + off + 4, guid, 16) == 0)
+			found = 1;
+	free(buf);
+	return found;
+}
+
+int sync_index_read_dst(int dst_root, const char *rel, struct sync_index *ix)
+{
+	struct mr_error err = { 0 };
+	int fd, r;
+
+	memset(ix, 0, sizeof(*ix));
+	fd = *rel ? mr_open_beneath(dst_root, rel, O_RDONLY | O_DIRECTORY, 0, &err)
+		  : dup(dst_root);
+	if (fd < 0) {
+		errno = err.errnum ? err.errnum : errno;
+		return errno == ENOENT ? 0 : -1;
+	}
+	r = sync_index_read(fd, ix);
+	mr_close(fd);
+	return r;
 }

@@ -4,8 +4,10 @@
 # as a POP3 client's QUIT would. Dovecot unlinks the expunged files at once
 # but leaves their names in the uidlist until a later sync of the folder;
 # its transaction log (dovecot.index.log) records the expunges. A sync
-# against such a source goes through; the same folder emptied behind
-# Dovecot's back (its log knows of no expunge) stops the sync.
+# against such a source goes through, and so does one where the user
+# deleted a subscribed folder (Dovecot's mailbox log records it); the
+# same folder emptied behind Dovecot's back (its log knows of no expunge)
+# stops the sync.
 # Skips (77) without Dovecot or root (the LDA runs as nobody).
 set -euo pipefail
 MR=${MR_BIN:?MR_BIN must point at the mailrestore binary}
@@ -42,8 +44,13 @@ deliver() { # USER FIRST LAST
 count() { find "$1" -type f -path '*/cur/*' -o -type f -path '*/new/*' | wc -l; }
 
 for u in pop cleared; do deliver "$u" 1 12; done
+# folders: a subscribed folder the user deletes (IMAP DELETE: not unsubscribed)
+deliver folders 1 4
+dv folders doveadm mailbox create -s Old
+for i in 1 2 3; do printf 'Subject: old %s\n\nold\n' "$i" | dv folders doveadm save -m Old; done
+[ -f "$dir/S/folders/.Old/dovecot-uidlist" ] || fail "no .Old from Dovecot"
 grep -q '^3 V' "$dir/S/pop/dovecot-uidlist" || fail "no version 3 uidlist from Dovecot"
-cp -a "$dir/S/pop" "$dir/S/cleared" "$dir/W/"   # the backup
+cp -a "$dir/S/pop" "$dir/S/cleared" "$dir/S/folders" "$dir/W/"   # the backup
 
 # pop: POP3 QUIT expunges everything; two new messages arrive later.
 dv pop doveadm expunge mailbox INBOX all
@@ -54,6 +61,15 @@ deliver pop 13 14
 "$MR" sync "$dir/S/pop" "$dir/W/pop" > "$dir/out" 2> "$dir/err" || { cat "$dir/err"; fail "pop: sync stopped"; }
 "$MR" verify --source "$dir/S" --target "$dir/W" pop >/dev/null || fail "pop differs from the source"
 [ "$(count "$dir/W/.mailrestore-attic")" = 12 ] || fail "pop: 12 in the attic"
+
+# folders: Old deleted, still subscribed; Dovecot's mailbox log knows.
+dv folders doveadm mailbox delete Old
+[ ! -e "$dir/S/folders/.Old" ] && grep -qx Old "$dir/S/folders/subscriptions" ||
+  fail "folders: expected .Old gone and still subscribed"
+"$MR" sync "$dir/S/folders" "$dir/W/folders" > "$dir/out" 2> "$dir/err" ||
+  { cat "$dir/err"; fail "folders: sync stopped"; }
+"$MR" verify --source "$dir/S" --target "$dir/W" folders >/dev/null || fail "folders differ"
+[ -d "$dir/W/.mailrestore-attic/.Old" ] || fail "folders: .Old not in the attic"
 
 # cleared: emptied behind Dovecot's back (fsck): its index still lists 12.
 rm -f "$dir/S/cleared"/cur/* "$dir/S/cleared"/new/*

@@ -371,6 +371,43 @@ static void folder_gone_still_subscribed(void **state)
 	sfx_teardown(&f);
 }
 
+/* Dovecot's mailbox log in the parent records the deletion by the GUID
+ * the backup's uidlist of the folder holds: the user deleted it, whatever
+ * the subscriptions say (IMAP DELETE does not unsubscribe). Another
+ * mailbox's deletion in the log changes nothing. */
+static void folder_deleted_in_mailbox_log(void **state)
+{
+	static const unsigned char guid[16] = { 0x30, 0x85, 0xf0, 0x1b, 0x7f, 0x11, 0x09, 0x4c,
+						0x50, 0x11, 0x00, 0x00, 0x8c, 0x4a, 0x11, 0xc1 };
+	unsigned char log[3 * 24] = { 0 };
+	struct sfx f;
+
+	(void)state;
+	sfx_setup(&f);
+	dovecot_user(&f, 4);
+	add_msgs(f.src, ".Old", 301, 303);
+	write_uidlist3(f.src, ".Old", 301, 303);
+	tu_write_file(f.src, "subscriptions", "Sent\nDrafts\nOld\n", 16);
+	sfx_backup(&f);
+	assert_int_equal(tu_sh("rm -rf '%s/.Old'", f.src), 0);
+	/* Subscribe (4) and delete (1) of other mailboxes, and a torn tail. */
+	log[0] = 4;
+	memcpy(log + 4, guid, 16);
+	log[24] = 1;
+	memcpy(log + 28, guid, 16);
+	log[28 + 15] ^= 1;
+	tu_write_file(f.src, "dovecot.mailbox.log", log, 2 * 24 + 10);
+	assert_int_equal(sfx_sync(&f), 1);
+	log[48] = 1;
+	memcpy(log + 52, guid, 16);
+	tu_write_file(f.src, "dovecot.mailbox.log", log, sizeof(log));
+	assert_int_equal(sfx_sync(&f), 0);
+	sfx_print_problems(&f);
+	assert_int_equal(sfx_verify(&f), 0);
+	assert_int_equal(f.stats.attic_files, 4);
+	sfx_teardown(&f);
+}
+
 /* Without a subscriptions file, a vanished folder is only counted. */
 static void folder_gone_nothing_known(void **state)
 {
@@ -450,6 +487,7 @@ int main(void)
 		cmocka_unit_test(renames_are_not_missing),
 		cmocka_unit_test(folder_deleted_by_user),
 		cmocka_unit_test(folder_gone_still_subscribed),
+		cmocka_unit_test(folder_deleted_in_mailbox_log),
 		cmocka_unit_test(folder_gone_nothing_known),
 		cmocka_unit_test(torn_index_counts),
 		cmocka_unit_test(unreadable_index_counts),
