@@ -87,7 +87,7 @@ static void folders_free(struct folders *fs)
 /* How the parent of vanished folder rel on the source judges it. */
 static enum folder_state judge_gone(struct sync_ctx *ctx, const char *rel)
 {
-	struct sync_index subs;
+	struct sync_index idx, subs;
 	enum folder_state st = FOLDER_UNJUDGED;
 	const char *name;
 	char *parent = NULL;
@@ -103,9 +103,9 @@ static enum folder_state judge_gone(struct sync_ctx *ctx, const char *rel)
 		goto out;
 	/* Dovecot logs a mailbox's deletion by its GUID, which the backup's
 	 * copy of the folder's uidlist holds. */
-	if (sync_index_read_dst(ctx->dst_root, rel, &subs) == 1) {
-		r = subs.have_guid ? sync_mailbox_deleted(pfd, subs.guid) : 0;
-		sync_index_free(&subs);
+	if (sync_index_read_dst(ctx->dst_root, rel, &idx) == 1) {
+		r = idx.have_guid ? sync_mailbox_deleted(pfd, idx.guid) : 0;
+		sync_index_free(&idx);
 		if (r == 1) {
 			st = FOLDER_GONE_DROPPED;
 			goto out;

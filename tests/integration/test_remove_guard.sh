@@ -38,7 +38,16 @@ rm "$S"/cleared/cur/*                       # fsck: lists empty, index intact
 rm "$S"/tiny/cur/*                          # the one message deleted
 rm -r "$S/folders/.Old"; printf 'Sent\n' > "$S/folders/subscriptions"
 
-start_daemon --jobs 2
+# --min-remove takes a number of files.
+set +e
+"$MR" restore-user --backups "$B" --source "$S" --target "$T" --min-remove x pop 2>/dev/null; rc1=$?
+"$MR" daemon --backups "$B" --source "$S" --target "$T" --socket "$SOCK" --min-remove -1 2>/dev/null; rc2=$?
+set -e
+[ "$rc1" = 64 ] && [ "$rc2" = 64 ] || fail "--min-remove with a bad value: exit $rc1 / $rc2, want 64"
+"$MR" restore-user --help | grep -q -- "--min-remove N" || fail "restore-user --help: --min-remove"
+"$MR" daemon --help | grep -q -- "--min-remove N" || fail "daemon --help: --min-remove"
+
+start_daemon --jobs 2 --min-remove 10
 for u in pop tiny folders; do wait_state "$u" active; done
 wait_state cleared attention
 for u in pop tiny folders; do
