@@ -37,10 +37,11 @@ static void sync_usage(FILE *out)
 		"fail to read keep DST's version; a folder that fails to list is not pruned.\n"
 		"A Maildir folder's own index in SRC (dovecot-uidlist, courierimapuiddb)\n"
 		"tells messages the user deleted (no longer listed, or expunged in\n"
-		"Dovecot's dovecot.index.log) from missing ones (still listed). When a folder's missing messages are more than PCT percent\n"
-		"(default 50) of its messages in DST, or the files no index shows deleted\n"
-		"are at least N (default 10; 0: no minimum) and more than PCT percent of\n"
-		"DST's files, the sync changes nothing.\n\n"
+		"Dovecot's dovecot.index.log) from missing ones (still listed). When a\n"
+		"folder's missing messages are more than PCT percent (default 50) of its\n"
+		"messages in DST, or the files no index shows deleted are at least N\n"
+		"(default 10; 0: no minimum) and more than PCT percent of DST's files,\n"
+		"the sync changes nothing.\n\n"
 		"Exit: 0 DST equals SRC, 1 finished with problems (listed on stderr),\n"
 		"64 usage, 66 SRC cannot be opened, 74 I/O error.\n");
 }
