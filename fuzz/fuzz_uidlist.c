@@ -8,7 +8,8 @@
  * are base names of files).
  *
  * Each input is also read as a Dovecot transaction log
- * (sync_expunged_parse): every UID range it yields must be a real one.
+ * (sync_expunged_parse): the UID ranges it yields must be real, sorted,
+ * apart, and found again.
  *
  * Seeds: any dovecot-uidlist, courierimapuiddb, subscriptions or
  * dovecot.index.log file (a
@@ -74,7 +75,8 @@ static void run_log(const uint8_t *data, size_t size)
 	if (sync_expunged_parse(&ex, buf, size) == 0)
 		for (i = 0; i < ex.n; i++)
 			if (ex.v[i].lo == 0 || ex.v[i].hi < ex.v[i].lo ||
-			    !sync_expunged_has(&ex, ex.v[i].lo))
+			    (i > 0 && ex.v[i].lo <= (uint64_t)ex.v[i - 1].hi + 1) ||
+			    !sync_expunged_has(&ex, ex.v[i].lo) || !sync_expunged_has(&ex, ex.v[i].hi))
 				abort();
 	sync_expunged_free(&ex);
 	free(buf);

@@ -277,7 +277,8 @@ struct sync_expunged {
 	size_t n, cap;
 };
 /* Adds the expunges of transaction log buf[0..len) (read only) to ex
- * (zeroed first by the caller). A torn or damaged tail ends the log.
+ * (zeroed first by the caller), kept sorted and merged for
+ * sync_expunged_has(). A torn or damaged tail ends the log.
  * 0, or -1 with errno EINVAL (no log header this reader knows) or
  * ENOMEM. */
 int sync_expunged_parse(struct sync_expunged *ex, const unsigned char *buf, size_t len);

@@ -466,9 +466,36 @@ static int add_range(struct sync_expunged *ex, uint32_t lo, uint32_t hi)
 	return 0;
 }
 
+static int cmp_ranges(const void *a, const void *b)
+{
+	const struct sync_uid_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Sorts the ranges and merges those that overlap or touch, so lookups
+ * can bisect. */
+static void ranges_merge(struct sync_expunged *ex)
+{
+	size_t i, n = 0;
+
+	if (ex->n > 1)
+		qsort(ex->v, ex->n, sizeof(*ex->v), cmp_ranges);
+	for (i = 0; i < ex->n; i++) {
+		if (n > 0 && ex->v[i].lo <= (uint64_t)ex->v[n - 1].hi + 1) {
+			if (ex->v[i].hi > ex->v[n - 1].hi)
+				ex->v[n - 1].hi = ex->v[i].hi;
+			continue;
+		}
+		ex->v[n++] = ex->v[i];
+	}
+	ex->n = n;
+}
+
 int sync_expunged_parse(struct sync_expunged *ex, const unsigned char *buf, size_t len)
 {
 	size_t off, hdr_size;
+	int rc = -1;
 
 	/* Header: major version 1, minor, then its own size (LE16). */
 	if (len < TLOG_HDR_MIN || buf[0] != 1) {
@@ -503,19 +530,29 @@ int sync_expunged_parse(struct sync_expunged *ex, const unsigned char *buf, size
 		}
 		off += size;
 	}
-	return 0;
+	rc = 0;
 nomem:
-	errno = ENOMEM;
-	return -1;
+	/* Sorted and merged even after ENOMEM, so ex stays searchable. */
+	ranges_merge(ex);
+	if (rc < 0)
+		errno = ENOMEM;
+	return rc;
 }
 
 int sync_expunged_has(const struct sync_expunged *ex, uint64_t uid)
 {
-	size_t i;
+	size_t lo = 0, hi = ex->n;
 
-	for (i = 0; i < ex->n; i++)
-		if (uid >= ex->v[i].lo && uid <= ex->v[i].hi)
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (uid < ex->v[mid].lo)
+			hi = mid;
+		else if (uid > ex->v[mid].hi)
+			lo = mid + 1;
+		else
 			return 1;
+	}
 	return 0;
 }
 

@@ -209,7 +209,7 @@ static void transaction_log(void **state)
 	unsigned char log[512] = { 1, 3, 40, 0 };
 	uint32_t ranges[] = { 5, 7, 20, 20 };
 	unsigned char guids[2 * 20] = { 0 };
-	uint32_t other[] = { 9, 9 };
+	uint32_t other[] = { 9, 9 }, overlap[] = { 18, 25, 24, 30 };
 	struct sync_expunged ex = { 0 };
 	size_t off = 40;
 
@@ -221,6 +221,7 @@ static void transaction_log(void **state)
 	off = tlog_record(log, off, 0x0000cd91u, ranges, 16);        /* expunge 5-7, 20 */
 	off = tlog_record(log, off, 0x1000ed90u, guids, 40);         /* done: 2, 3 */
 	off = tlog_record(log, off, 0x00000001u, other, 8);          /* no protection */
+	off = tlog_record(log, off, 0x0000cd91u, overlap, 16);       /* 18-25, 24-30 */
 	memcpy(log + off, "\x80\x80\x80\x90\x91\xcd\0\0", 8);     /* torn: size 64 */
 	off += 8;
 	assert_int_equal(sync_expunged_parse(&ex, log, off), 0);
@@ -231,6 +232,11 @@ static void transaction_log(void **state)
 	assert_true(sync_expunged_has(&ex, 6));
 	assert_false(sync_expunged_has(&ex, 9));
 	assert_true(sync_expunged_has(&ex, 20));
+	assert_true(sync_expunged_has(&ex, 30));
+	assert_false(sync_expunged_has(&ex, 31));
+	assert_false(sync_expunged_has(&ex, 17));
+	/* Merged: 2-3, 5-7, 18-30. */
+	assert_int_equal(ex.n, 3);
 	sync_expunged_free(&ex);
 
 	/* No log header: refused. */
