@@ -19,10 +19,10 @@ static void daemon_usage(FILE *out)
 		"         [--jobs N] [--users FILE] [--background on|off] [--on-active CMD]\n"
 		"         [--exit-when-done] [--allow-empty-source] [--socket PATH]\n"
 		"         [--socket-group GROUP] [--operator-group GROUP] [--deliver-group GROUP]\n"
-		"         [--max-remove PCT] [--max-clients N] [--max-clients-per-uid N]\n"
-		"         [--idle-timeout SEC] [--deliver-memory SIZE] [--held-max-messages N]\n"
-		"         [--held-max-bytes SIZE] [--held-total-messages N]\n"
-		"         [--held-total-bytes SIZE] [--held-reserve SIZE]\n\n"
+		"         [--max-remove PCT] [--min-remove N] [--max-clients N]\n"
+		"         [--max-clients-per-uid N] [--idle-timeout SEC] [--deliver-memory SIZE]\n"
+		"         [--held-max-messages N] [--held-max-bytes SIZE]\n"
+		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n\n"
 		"Runs the restore daemon in the foreground, logging to stderr. Every affected\n"
 		"user (a backup in B or a folder in S, or the names in --users FILE, one a\n"
 		"line) is restored from its newest backup, synced against the read-only\n"
@@ -47,7 +47,11 @@ static void daemon_usage(FILE *out)
 		"                        every user (others see only themselves); exit 77\n"
 		"  --deliver-group G     members of G may deliver mail (besides root and the\n"
 		"                        daemon's user); exit 77 for anyone else\n"
-		"  --max-remove PCT      attic guard of each sync (default 50)\n"
+		"  --max-remove PCT      attic guard of each sync (default 50): missing messages\n"
+		"                        a folder's mailbox index still lists, or files no index\n"
+		"                        shows deleted, above PCT%% stop the sync (attention)\n"
+		"  --min-remove N        the files no index shows deleted must also be at least\n"
+		"                        N (default 10; 0: the percentage alone)\n"
 		"  --max-clients N       connections at once (default 1024; 16 of them kept\n"
 		"                        for root, the daemon's user and operators)\n"
 		"  --max-clients-per-uid N  connections of one other user (default a quarter\n"
@@ -126,6 +130,7 @@ int cmd_daemon(int argc, char **argv)
 		{ "held-total-messages", required_argument, NULL, 1003 },
 		{ "held-total-bytes", required_argument, NULL, 1004 },
 		{ "held-reserve", required_argument, NULL, 1005 },
+		{ "min-remove", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -197,6 +202,13 @@ int cmd_daemon(int argc, char **argv)
 				return MR_EX_USAGE;
 			}
 			s.max_remove_pct = (int)v;
+			break;
+		case 'M':
+			if (mr_parse_u64(optarg, &v) < 0 || v > 1000000000) {
+				cli_error("daemon", "--min-remove takes a number of files");
+				return MR_EX_USAGE;
+			}
+			s.min_remove_files = v == 0 ? -1 : (int)v;
 			break;
 		case 'g':
 			if (strcmp(optarg, "on") == 0) {

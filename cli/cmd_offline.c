@@ -48,15 +48,18 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: mailrestore restore-user --backups B --source S --target T\n"
 		"                                [--state DIR] [--jobs N] [--max-remove PCT]\n"
-		"                                [--json] [--quiet] [--allow-empty-source]\n"
-		"                                (--all | USER...)\n\n"
+		"                                [--min-remove N] [--json] [--quiet]\n"
+		"                                [--allow-empty-source] (--all | USER...)\n\n"
 		"Restores each USER now, without a daemon: extracts the newest backup from B\n"
 		"into T/.mailrestore/work/USER, syncs it against the read-only source S/USER\n"
 		"(copying only what changed), releases held mail, and activates it as T/USER\n"
 		"in one durable rename. --all takes every user with a backup or a source folder.\n\n"
 		"  --jobs N          users restored at once (default 2)\n"
-		"  --max-remove PCT  stop a sync that would move more than PCT%% of a user's\n"
-		"                    files to the attic (default 50)\n"
+		"  --max-remove PCT  stop a sync (attention) when the messages a folder's\n"
+		"                    mailbox index still lists but the source lacks, or the\n"
+		"                    files no index shows deleted, are more than PCT%% (default 50)\n"
+		"  --min-remove N    the files no index shows deleted must also be at least N\n"
+		"                    (default 10; 0: the percentage alone)\n"
 		"  --json            print one JSON object per user on stdout\n"
 		"  --quiet           no per-user lines, only problems\n"
 		"  --allow-empty-source  go on even though S holds no user folders, or far\n"
@@ -279,6 +282,7 @@ int cmd_restore_user(int argc, char **argv)
 		{ "state", required_argument, NULL, 'S' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "max-remove", required_argument, NULL, 'm' },
+		{ "min-remove", required_argument, NULL, 'M' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "all", no_argument, NULL, 'a' },
@@ -316,6 +320,13 @@ int cmd_restore_user(int argc, char **argv)
 				return MR_EX_USAGE;
 			}
 			cfg.max_remove_pct = (int)v;
+			break;
+		case 'M':
+			if (mr_parse_u64(optarg, &v) < 0 || v > 1000000000) {
+				cli_error(argv[0], "--min-remove wants a number of files");
+				return MR_EX_USAGE;
+			}
+			cfg.min_remove_files = v == 0 ? -1 : (int)v;
 			break;
 		case 'J': run.json = 1; break;
 		case 'q': run.quiet = 1; break;

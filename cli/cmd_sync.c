@@ -27,15 +27,21 @@
 static void sync_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore sync [--attic DIR] [--max-remove PCT] [--json] SRC DST\n\n"
+		"usage: mailrestore sync [--attic DIR] [--max-remove PCT] [--min-remove N]\n"
+		"                        [--json] SRC DST\n\n"
 		"Makes DST equal SRC (SRC is only read): copies what is new or changed,\n"
 		"renames Maildir messages that moved or changed flags, patches large files\n"
 		"block by block, fixes modes, times, symlinks (and owners when run as root),\n"
 		"and moves what SRC no longer has to the attic (DST/../.mailrestore-attic/\n"
 		"unless --attic DIR; it must be on DST's file system). Entries of SRC that\n"
 		"fail to read keep DST's version; a folder that fails to list is not pruned.\n"
-		"When more than PCT percent (default 50) of DST's files would go to the\n"
-		"attic, nothing goes there.\n\n"
+		"A Maildir folder's own index in SRC (dovecot-uidlist, courierimapuiddb)\n"
+		"tells messages the user deleted (no longer listed, or expunged in\n"
+		"Dovecot's dovecot.index.log) from missing ones (still listed). When a\n"
+		"folder's missing messages are more than PCT percent (default 50) of its\n"
+		"messages in DST, or the files no index shows deleted are at least N\n"
+		"(default 10; 0: no minimum) and more than PCT percent of DST's files,\n"
+		"the sync changes nothing.\n\n"
 		"Exit: 0 DST equals SRC, 1 finished with problems (listed on stderr),\n"
 		"64 usage, 66 SRC cannot be opened, 74 I/O error.\n");
 }
@@ -140,7 +146,7 @@ int cmd_sync(int argc, char **argv)
 	struct mr_error err = { 0 };
 	const char *attic = NULL, *src = NULL, *dst = NULL;
 	char *parent = NULL, *attic_path = NULL, *tmp_path = NULL;
-	int json = 0, pct = 50, i, src_fd = -1, dst_fd = -1, attic_fd = -1, tmp_fd = -1;
+	int json = 0, pct = 50, min_files = 10, i, src_fd = -1, dst_fd = -1, attic_fd = -1, tmp_fd = -1;
 	int rc = MR_EX_IOERR, r;
 	struct stat sd, sa, stt;
 	size_t k;
@@ -161,6 +167,13 @@ int cmd_sync(int argc, char **argv)
 				return MR_EX_USAGE;
 			}
 			pct = (int)v;
+		} else if (strcmp(argv[i], "--min-remove") == 0 && i + 1 < argc) {
+			uint64_t v;
+			if (mr_parse_u64(argv[++i], &v) < 0 || v > 1000000000) {
+				cli_error("sync", "--min-remove wants a number of files");
+				return MR_EX_USAGE;
+			}
+			min_files = (int)v;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			cli_error("sync", "unknown option '%s'", argv[i]);
 			sync_usage(stderr);
@@ -208,6 +221,7 @@ int cmd_sync(int argc, char **argv)
 	}
 	sync_settings_init(&set);
 	set.max_remove_pct = pct;
+	set.min_remove_files = min_files;
 	set.preserve_owner = geteuid() == 0;
 	set.attic_dirfd = attic_fd;
 	set.tmp_dirfd = stt.st_dev == sd.st_dev ? tmp_fd : -1;

@@ -357,6 +357,7 @@ int daemon_run(const struct daemon_settings *settings)
 	ec.target = settings->target;
 	ec.state_dir = settings->state_dir;
 	ec.max_remove_pct = settings->max_remove_pct;
+	ec.min_remove_files = settings->min_remove_files;
 	ec.preserve_owner = -1;
 	mr_error_clear(&err);
 	if (engine_open(&ec, &d->engine, &err) < 0) {

@@ -99,6 +99,9 @@ struct daemon_settings {
 	int allow_empty_source;
 	/* The attic guard of each user's sync (percent); < 0: default 50. */
 	int max_remove_pct;
+	/* Its minimum count where no mailbox index decides; 0: default 10,
+	 * < 0: none. */
+	int min_remove_files;
 	/* Seconds a connection may stay without a complete request; 0: the
 	 * default DAEMON_IDLE_SECONDS. */
 	double idle_seconds;

@@ -34,6 +34,7 @@ struct engine {
 			   * backup found damaged (see mark_damaged) */
 	int state_fd;
 	int max_remove_pct;
+	int min_remove_files;
 	int preserve_owner;
 	struct mail_store *mail;
 };
@@ -67,6 +68,8 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	e->work_fd = e->attic_fd = e->tmp_fd = e->progress_fd = e->state_fd = -1;
 	e->discarded_fd = e->locks_fd = e->damaged_fd = -1;
 	e->max_remove_pct = config->max_remove_pct < 0 ? 50 : config->max_remove_pct;
+	e->min_remove_files = config->min_remove_files == 0 ? 10
+			      : config->min_remove_files < 0 ? 0 : config->min_remove_files;
 	e->preserve_owner = config->preserve_owner < 0 ? (geteuid() == 0) : config->preserve_owner;
 
 	if (config->backups != NULL) {
@@ -657,6 +660,20 @@ static void reason_from_problems(struct engine_job *job, const char *lead)
 	snprintf(job->reason, sizeof(job->reason), "%s: %s", lead, summary);
 }
 
+/* The reason of a sync the remove guard stopped: what it saw (which
+ * folder, how many messages), whatever else was found before. */
+static void reason_from_guard(struct engine_job *job, size_t from)
+{
+	size_t pos = 0, i, n = 0;
+
+	job->reason[0] = '\0';
+	mr_bufcat(job->reason, sizeof(job->reason), &pos, "sync stopped by the remove guard");
+	for (i = from; i < job->problems.n; i++)
+		if (job->problems.v[i].kind == MR_PROBLEM_GUARD)
+			mr_bufcat(job->reason, sizeof(job->reason), &pos, "%s %s", n++ ? ";" : ":",
+				  job->problems.v[i].message);
+}
+
 /* Syncs the work copy against S/<user>. Returns 0 (go on to activation) or
  * an engine_result. */
 static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int tmp_fd)
@@ -698,6 +715,7 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	}
 	sync_settings_init(&ss);
 	ss.max_remove_pct = e->max_remove_pct;
+	ss.min_remove_files = e->min_remove_files;
 	ss.preserve_owner = e->preserve_owner;
 	ss.attic_dirfd = attic_fd;
 	ss.tmp_dirfd = tmp_fd;
@@ -732,7 +750,7 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 		if (rc > 0 || !only_archive) {
 			reason_from_problems(job, "the source could not be fully read");
 			if (mr_problems_count(&job->problems, MR_PROBLEM_GUARD) > 0)
-				reason_from_problems(job, "sync stopped by the --max-remove guard");
+				reason_from_guard(job, before);
 			result = ENGINE_ATTENTION;
 		}
 	}

@@ -53,6 +53,8 @@ struct engine_config {
 	const char *target;    /* T, the spare disk */
 	const char *state_dir; /* NULL: T/.mailrestore/state */
 	int max_remove_pct;    /* the attic guard; < 0 means the default 50 */
+	int min_remove_files;  /* its minimum count where no mailbox index decides;
+	                        * 0 means the default 10, < 0 none */
 	int preserve_owner;    /* < 0: when running as root */
 };
 

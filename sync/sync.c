@@ -3,10 +3,10 @@
  *
  * A sync runs in two phases. Phase 1 (plan.c) walks both trees and writes a
  * plan without changing anything, and rename.c matches the files the source
- * moved or re-flagged (reading only). Then the --max-remove guard is decided
- * once on the whole plan: when it trips, the sync stops there and changes
- * nothing at all, since a source that suddenly looks empty is damage and
- * half a sync against it is no better. Otherwise phase 2, here, applies the
+ * moved or re-flagged (reading only). Then the remove guard (guard.c) is
+ * decided once on the whole plan: when it trips, the sync stops there and
+ * changes nothing at all, since a source that suddenly looks empty is
+ * damage and half a sync against it is no better. Otherwise phase 2, here, applies the
  * plan in an order that never loses data and that a rerun can resume at any
  * point:
  *   1. Maildir renames (rename.c): the matched files are renamed in the
@@ -31,6 +31,7 @@ void sync_settings_init(struct sync_settings *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->max_remove_pct = 50;
+	s->min_remove_files = 10;
 	s->attic_dirfd = -1;
 	s->tmp_dirfd = -1;
 }
@@ -277,25 +278,6 @@ next:
 	return 0;
 }
 
-/* Decides the --max-remove guard on the whole plan, before anything
- * changes. 1 (and the problem recorded) when it trips, else 0. */
-static int guard_trips(struct sync_ctx *ctx)
-{
-	uint64_t attic = ctx->plan.rm_files - ctx->plan.matched;
-	uint64_t total = ctx->plan.dst_files;
-	int pct = ctx->set->max_remove_pct;
-
-	if (pct < 0)
-		pct = 0;
-	if (attic == 0 || attic * 100 <= (uint64_t)pct * total)
-		return 0;
-	sync_problem(ctx, MR_PROBLEM_GUARD, 0, "",
-		     "%llu of %llu files would go to the attic, more than --max-remove %d%%; "
-		     "the sync stopped and changed nothing (a source that suddenly looks empty "
-		     "is damage)", (unsigned long long)attic, (unsigned long long)total, pct);
-	return 1;
-}
-
 static int apply_ops(struct sync_ctx *ctx)
 {
 	size_t i;
@@ -395,10 +377,10 @@ int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings
 	}
 	if (sync_plan_build(&ctx) < 0 || sync_renames_match(&ctx) < 0)
 		goto out;
-	if (guard_trips(&ctx)) {
-		rc = 1;
+	rc = sync_guard_trips(&ctx);
+	if (rc != 0)
 		goto out;
-	}
+	rc = -1;
 	if (sync_renames_apply(&ctx) < 0 || apply_ops(&ctx) < 0 || apply_removes(&ctx) < 0 ||
 	    fix_dirs(&ctx) < 0)
 		goto out;

@@ -34,10 +34,17 @@
  *   - Large files changed in place are patched block by block.
  *   - Damage is not absence: an entry that fails to stat or read keeps the
  *     destination's version and is recorded (MR_PROBLEM_UNREADABLE); a
- *     folder that fails to list is not pruned. When more than
- *     max_remove_pct percent of the destination's files would go to the
- *     attic, the sync changes nothing at all (no rename, copy, patch or
- *     metadata fix either) and records an MR_PROBLEM_GUARD problem.
+ *     folder that fails to list is not pruned. The remove guard tells a
+ *     user's deletions from damage by each Maildir folder's own index on
+ *     the source (dovecot-uidlist, courierimapuiddb): messages it no longer
+ *     names were deleted and never trip it; when the messages it still
+ *     names but the source lacks are more than max_remove_pct percent of a
+ *     folder's, or when the files no index shows deleted are at least
+ *     min_remove_files and more than max_remove_pct percent of the user's,
+ *     the sync changes nothing at all (no rename, copy, patch or metadata
+ *     fix either) and records MR_PROBLEM_GUARD problems. A Maildir++
+ *     folder gone from the source is judged by its parent's subscriptions
+ *     file. The whole rule is written at the top of guard.c.
  *   - New file contents are written to a temporary file and renamed over the
  *     old one, so nothing half-written is ever taken for done; a file that
  *     changed while it was copied is copied again (and recorded if it keeps
@@ -53,6 +60,7 @@
  *     allows, so even a read-write mounted source is not written to.
  *
  * Where the code lives: plan.c (phase 1: the merged walk, no changes),
+ * guard.c (the remove guard) with uidlist.c (the mailbox indexes),
  * sync.c (phase 2: the order of application), rename.c (Maildir renames),
  * copy.c (whole copies, symlinks), patch.c (block patches), attic.c,
  * meta.c (modes, owners, times), verify.c, durable.c.
@@ -65,10 +73,16 @@
 #include <stdint.h>
 
 struct sync_settings {
-	/* Percentage of the destination's files the attic may take before the
-	 * sync stops, having changed nothing, and records MR_PROBLEM_GUARD.
-	 * Default 50. */
+	/* Percentage of a Maildir folder's messages that may be missing (its
+	 * index on the source still names them), and of the user's files
+	 * that may go to the attic without an index showing them deleted,
+	 * before the sync stops, having changed nothing, and records
+	 * MR_PROBLEM_GUARD. Default 50. */
 	int max_remove_pct;
+	/* The user-wide count (files no index shows deleted) trips only from
+	 * this many files on, so a tiny mailbox or a stray file never does.
+	 * Default 10; 0 lets the percentage alone decide. */
+	int min_remove_files;
 	/* Copy owners (needs root). */
 	int preserve_owner;
 	/* Where removed entries go, under their relative path. Required; it
@@ -115,7 +129,8 @@ struct sync_stats {
 	uint64_t source_bytes_read;            /* file data read from the source */
 };
 
-/* Sets the defaults: max_remove_pct 50, tmp_dirfd -1, attic_dirfd -1. */
+/* Sets the defaults: max_remove_pct 50, min_remove_files 10, tmp_dirfd -1,
+ * attic_dirfd -1. */
 void sync_settings_init(struct sync_settings *s);
 
 /* Makes the tree at dst_dirfd equal to the tree at src_dirfd. Returns 0 when

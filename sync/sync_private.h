@@ -238,4 +238,103 @@ int sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t s
  * destination folder. 0 or -1 with ctx->err. */
 int sync_attic_move(struct sync_ctx *ctx, const char *rel, uint64_t nfiles);
 
+/* ---- uidlist.c ------------------------------------------------------- */
+
+/* The largest index or subscriptions file read; a bigger one counts as
+ * unreadable (the guard then counts files instead). */
+#define SYNC_INDEX_MAX (64u * 1024 * 1024)
+
+/* What a Maildir folder's own index names (dovecot-uidlist version 3 or
+ * courierimapuiddb / dovecot-uidlist version 1: the message base names),
+ * or what a subscriptions file names (folder names, "INBOX." dropped and
+ * tabs read as '.'). Names point into buf; v is sorted by name. */
+struct sync_index_entry {
+	char *name;
+	uint64_t uid;        /* 0 in a subscriptions file */
+};
+struct sync_index {
+	char *buf;           /* the file's bytes, owned (NULL after a parse of
+			      * the caller's buffer) */
+	size_t len;
+	struct sync_index_entry *v;
+	size_t n, cap;
+	unsigned version;    /* 1 or 3 (subscriptions: 1); 0 not understood */
+	unsigned char guid[16]; /* version 3: the mailbox GUID (G), when have_guid */
+	int have_guid;
+	uint64_t next_uid;   /* the header's next UID */
+	uint64_t records;    /* lines read as records */
+	uint64_t bad_lines;  /* odd lines skipped */
+	int torn;            /* the last line had no '\n' (dropped) */
+};
+
+/* Length of the base name of Maildir file name name[0..len): up to the
+ * first ':' or ','. */
+size_t sync_index_key(const char *name, size_t len);
+/* Parses an index held in buf[0..len) in place (buf is modified and must
+ * outlive ix; ix starts zeroed). 0, or -1 with errno EINVAL (no header
+ * this reader knows) or ENOMEM. */
+int sync_index_parse(struct sync_index *ix, char *buf, size_t len);
+/* The same for a subscriptions file; never EINVAL. */
+int sync_subs_parse(struct sync_index *ix, char *buf, size_t len);
+/* Reads the index of source folder folder_fd (dovecot-uidlist, else
+ * courierimapuiddb) below it with O_NOFOLLOW, read-only. 1 read (see
+ * sync_index_clean()), 0 there is none, -1 with errno when there is one
+ * that cannot be used (unreadable, no regular file, too large, not
+ * understood); ix is zeroed first and holds nothing after 0 or -1. */
+int sync_index_read(int folder_fd, struct sync_index *ix);
+/* The same for the subscriptions file of folder_fd (subscriptions, else
+ * courierimapsubscribed). */
+int sync_subs_read(int folder_fd, struct sync_index *ix);
+/* 1 when ix names name[0..len) exactly (its UID into uid_r, which may be
+ * NULL), else 0. */
+int sync_index_find(const struct sync_index *ix, const char *name, size_t len, uint64_t *uid_r);
+int sync_index_has(const struct sync_index *ix, const char *name, size_t len);
+/* 1 when ix was read cleanly enough to tell deleted from missing: a known
+ * version, no torn tail, odd lines at most an eighth of the records. */
+int sync_index_clean(const struct sync_index *ix);
+/* Frees what ix holds (buf too); ix is zeroed. */
+void sync_index_free(struct sync_index *ix);
+
+/* The UIDs Dovecot's transaction log of a folder records as expunged
+ * (expunge and expunge-by-GUID records, requested or done): Dovecot
+ * unlinks an expunged message's file at once but drops its name from the
+ * uidlist only at a later sync, so a POP user's last session leaves every
+ * name it deleted in the uidlist. */
+struct sync_uid_range {
+	uint32_t lo, hi;
+};
+struct sync_expunged {
+	struct sync_uid_range *v;
+	size_t n, cap;
+};
+/* Adds the expunges of transaction log buf[0..len) (read only) to ex
+ * (zeroed first by the caller), kept sorted and merged for
+ * sync_expunged_has(). A torn or damaged tail ends the log.
+ * 0, or -1 with errno EINVAL (no log header this reader knows) or
+ * ENOMEM. */
+int sync_expunged_parse(struct sync_expunged *ex, const unsigned char *buf, size_t len);
+/* Reads dovecot.index.log and dovecot.index.log.2 of source folder
+ * folder_fd below it with O_NOFOLLOW, read-only. Returns the number of
+ * logs read (0: none; one that cannot be read counts as none), -1 with
+ * errno ENOMEM. ex is zeroed first. */
+int sync_expunged_read(int folder_fd, struct sync_expunged *ex);
+/* Whether Dovecot's mailbox log of folder folder_fd (the source's
+ * dovecot.mailbox.log, read below it with O_NOFOLLOW) records the deletion
+ * of the mailbox with this GUID: 1 yes, 0 no (or no log), -1 with errno
+ * (the log cannot be read). */
+int sync_mailbox_deleted(int folder_fd, const unsigned char guid[16]);
+/* Reads the index of destination folder rel (the backup's copy, below
+ * dst_root): as sync_index_read(). */
+int sync_index_read_dst(int dst_root, const char *rel, struct sync_index *ix);
+/* 1 when uid is among the expunged. */
+int sync_expunged_has(const struct sync_expunged *ex, uint64_t uid);
+void sync_expunged_free(struct sync_expunged *ex);
+
+/* ---- guard.c --------------------------------------------------------- */
+
+/* Decides the remove guard on the whole plan (after the rename match),
+ * before anything changes: 1 when it trips (its problems recorded), 0 when
+ * the sync may go on, -1 with ctx->err (memory). See guard.c. */
+int sync_guard_trips(struct sync_ctx *ctx);
+
 #endif

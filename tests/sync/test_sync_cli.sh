@@ -69,7 +69,8 @@ expect 1 "$BIN" verify --source "$S" --target "$W" nobody
 
 # The guard: a source that suddenly lost most files moves nothing.
 rm "$S"/alice/cur/100[3-6]*
-expect 1 "$BIN" sync --max-remove 20 "$S/alice" "$W/alice"
+expect 64 "$BIN" sync --min-remove x "$S/alice" "$W/alice"
+expect 1 "$BIN" sync --max-remove 20 --min-remove 4 "$S/alice" "$W/alice"
 grep -q "would go to the attic" "$T/err" || { cat "$T/err"; fail "guard problem on stderr"; }
 [ -f "$W/alice/cur/1003.M1.h:2,S" ] || fail "guard moved a file"
 expect 0 "$BIN" sync --max-remove 100 --attic "$T/myattic" "$S/alice" "$W/alice"
