@@ -49,6 +49,7 @@
 #define DAEMON_DELIVER_MAX (64u * 1024 * 1024)  /* DELIVER body bytes */
 #define DAEMON_IDLE_SECONDS 10                  /* without a complete request */
 #define DAEMON_MAX_CONNS 1024                   /* clients served at once */
+#define DAEMON_ID_MAX 1024                      /* DELIVER's delivery id, bytes */
 
 struct daemon_settings {
 	/* B, the per-user backup archives; may be NULL (source only). */

@@ -48,6 +48,7 @@ struct conn {
 	char *body;
 	size_t body_len, body_have;
 	char body_user[MR_USER_NAME_MAX + 1];
+	char body_id[DAEMON_ID_MAX + 1];  /* "": no delivery id */
 	/* The reply being sent. */
 	struct daemon_buf out;
 	size_t out_off;
@@ -95,6 +96,7 @@ struct task {
 	char user[MR_USER_NAME_MAX + 1];
 	char *body;
 	size_t len;
+	char id[DAEMON_ID_MAX + 1];  /* DELIVER's delivery id, "" for none */
 	struct task *next;
 };
 

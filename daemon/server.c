@@ -438,6 +438,7 @@ static void accept_all(struct daemon *d)
 		c->in_len = 0;
 		c->body = NULL;
 		c->body_len = c->body_have = 0;
+		c->body_id[0] = '\0';
 		c->out.len = 0;
 		c->out_off = 0;
 		c->held = c->waiting = c->close_after = c->draining = 0;
