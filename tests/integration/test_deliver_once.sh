@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `mailrestore deliver --id ID`: a delivery the MTA repeats with the same id
 # (its answer was lost) is stored once, held or delivered, also across
-# kill -9 and a restart of the daemon; ids with spaces, '%' or non-ASCII
+# kill -9 and a restart of the daemon, and after a client hung up before
+# the answer (the message stored, the confirmation lost); ids with spaces, '%' or non-ASCII
 # bytes are carried escaped; a different id is a different message; an
 # empty --id is a usage error. (Old code: --id was an unknown option, and a
 # repeat without it doubled the message.)
@@ -36,16 +37,36 @@ msg x | "$MR" deliver --socket "$SOCK" --id "" u01 2>/dev/null; rc=$?
 set -e
 [ $rc = 64 ] || fail "empty --id: exit $rc, want 64"
 
+# the answer is lost: a client sends the message and hangs up before the
+# reply (what Postfix sees when the daemon dies before answering); the
+# daemon stores it, and the MTA's retry with the same id adds nothing
+python3 - "$SOCK" <<'PY' || fail "hang-up client"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+body = b"Subject: lost answer\n\nbody\n"
+s.sendall(b"DELIVER u01 %d 7LoSt/u01@example.org\n" % len(body))
+assert b'"send"' in s.makefile("rb").readline()
+s.sendall(body)
+s.close()
+PY
+for _ in $(seq 100); do [ "$(held_files u01)" = 4 ] && break; sleep 0.05; done
+[ "$(held_files u01)" = 4 ] || fail "the message of the client that hung up was not stored"
+msg "lost answer" | "$MR" deliver --socket "$SOCK" --id "7LoSt/u01@example.org" u01 >/dev/null ||
+  fail "the retry after a lost answer: exit $?"
+[ "$(held_files u01)" = 4 ] || fail "the retry after a lost answer stored a second copy"
+
 # kill -9 and restart: the ids are remembered
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
 start_daemon --background off --jobs 1
 msg one | "$MR" deliver --socket "$SOCK" --id "4XyZ1/u01@example.org" u01 >/dev/null || fail "after restart"
-[ "$(held_files u01)" = 3 ] || fail "a repeat after kill -9 was held again"
+[ "$(held_files u01)" = 4 ] || fail "a repeat after kill -9 was held again"
 "$MR" enqueue --socket "$SOCK" --priority u01 u02 >/dev/null
 wait_state u01 active
 wait_state u02 active
 [ "$(copies u01 one)" = 1 ] || fail "u01 has $(copies u01 one) copies of 'one'"
 [ "$(copies u01 two)" = 2 ] || fail "u01 has $(copies u01 two) copies of 'two', want 2 (two ids)"
+[ "$(copies u01 "lost answer")" = 1 ] || fail "u01 has $(copies u01 "lost answer") copies of 'lost answer'"
 # released, then repeated: still once
 msg one | "$MR" deliver --socket "$SOCK" --id "4XyZ1/u01@example.org" u01 >/dev/null || fail "repeat after release"
 [ "$(copies u01 one)" = 1 ] || fail "a repeat after the release was delivered again"
