@@ -160,7 +160,7 @@ static void idfile_free(struct idfile *f)
 }
 
 /* Opens (creating) ids/<user> and reads it. A file with a damaged header is
- * moved aside (ids/<user>.damaged, for the operator) and started afresh:
+ * moved aside (ids/.damaged.<user>, for the operator) and started afresh:
  * refusing mail because the ids are unreadable would be worse than the
  * small risk of a double. 0 or -1 with err (EPROTONOSUPPORT: a newer major
  * version, left alone). */
@@ -220,7 +220,8 @@ again:
 			mr_error_set(err, EBADMSG, "ids/%s: damaged header", user);
 			goto fail;
 		}
-		snprintf(aside, sizeof(aside), "%s.damaged", user);
+		/* A leading '.' keeps it apart from every user name. */
+		snprintf(aside, sizeof(aside), ".damaged.%s", user);
 		mr_log("ids/%s: damaged header, moved to ids/%s; starting afresh", user, aside);
 		if (mr_io->renameat(ids->dir_fd, user, ids->dir_fd, aside) < 0) {
 			mr_error_set(err, errno, "rename(ids/%s, ids/%s) failed", user, aside);
@@ -289,7 +290,8 @@ static int idfile_compact(struct mail_ids *ids, const char *user, struct idfile 
 		first++;
 	if (f->n - first > IDS_MAX_RECORDS / 2)
 		first = f->n - IDS_MAX_RECORDS / 2;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", user);
+	/* No user name starts with '.': "bob.tmp" may be a user. */
+	snprintf(tmp, sizeof(tmp), ".tmp.%s", user);
 	(void)mr_io->unlinkat(ids->dir_fd, tmp, 0);
 	fd = mr_io->openat(ids->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			   0600);

@@ -115,7 +115,7 @@ static void damaged_header_is_set_aside(void **state)
 	assert_int_equal(begin(ids, "bob", "A", "m", T0, NULL), MAIL_ID_NEW);
 	assert_int_equal(tu_sh("printf 'XXXX' | dd of='%s/ids/bob' conv=notrunc 2>/dev/null", t->state), 0);
 	assert_int_equal(begin(ids, "bob", "A", "m", T0, NULL), MAIL_ID_NEW);
-	assert_true(file_size(t, "ids/bob.damaged") > 0);
+	assert_true(file_size(t, "ids/.damaged.bob") > 0);
 	/* a newer major version is refused, not overwritten */
 	assert_int_equal(tu_sh("printf 'MRID\\002' | dd of='%s/ids/bob' conv=notrunc 2>/dev/null",
 			       t->state), 0);
@@ -197,6 +197,12 @@ static void old_ids_expire_and_the_file_is_bounded(void **state)
 	assert_int_equal(begin(ids, "carl", "id8191", "m", T0 + 9000, NULL), MAIL_ID_PENDING);
 	assert_int_equal(begin(ids, "carl", "id9000", "m", T0 + 9000, NULL), MAIL_ID_PENDING);
 	assert_int_equal(begin(ids, "carl", "id0", "m", T0 + 9000, NULL), MAIL_ID_NEW);
+	/* the compaction's temp file is no other user's file: a user named
+	 * "carl.tmp" keeps its ids */
+	write_records(t, "carl", 8192, T0);
+	assert_int_equal(begin(ids, "carl.tmp", "mine", "m", T0, NULL), MAIL_ID_NEW);
+	assert_int_equal(begin(ids, "carl", "id9001", "m", T0 + 9000, NULL), MAIL_ID_NEW);
+	assert_int_equal(begin(ids, "carl.tmp", "mine", "m", T0, NULL), MAIL_ID_PENDING);
 	mail_ids_close(&ids);
 	mt_free(t);
 }
