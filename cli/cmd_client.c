@@ -120,6 +120,13 @@ static void reply_free(struct reply *r)
 
 static int unreachable(const char *cmd, const char *sock, const struct mr_error *err)
 {
+	/* The socket's group decides who may connect: a refusal, not an
+	 * absent daemon. */
+	if (err->errnum == EACCES || err->errnum == EPERM) {
+		cli_error(cmd, "permission denied: not allowed to connect to %s (its group decides)",
+			  sock);
+		return MR_EX_NOPERM;
+	}
 	cli_error(cmd, "daemon unreachable at %s: %s", sock,
 		  err->errnum ? strerror(err->errnum) : err->msg);
 	return MR_EX_UNAVAILABLE;
@@ -206,15 +213,19 @@ static double num(const struct reply *r, int obj, const char *key, double def)
 	return daemon_json_num(r->text, r->toks, get(r, obj, key), def);
 }
 
+/* The string member key of object obj, escaped for a terminal (file
+ * names in reasons are anybody's bytes), "" when null or missing. */
 static const char *str(const struct reply *r, int obj, const char *key, char *buf, size_t len)
 {
 	int i = get(r, obj, key);
+	char raw[4096];
 
 	if (daemon_json_is_null(r->text, r->toks, i)) {
 		buf[0] = '\0';
 		return buf;
 	}
-	return daemon_json_text(r->text, r->toks, i, buf, len);
+	daemon_json_text(r->text, r->toks, i, raw, sizeof(raw));
+	return mr_escape(raw, buf, len);
 }
 
 /* Prints the raw JSON of token i. */
@@ -262,7 +273,8 @@ static void login_usage(FILE *out)
 		"or not touched by the outage). Otherwise queues USER ahead of the background\n"
 		"restores on the first call (later calls keep the place), prints one line\n"
 		"with the position and an estimated time, and exits 75. Exit 69 when no\n"
-		"daemon answers, 65 for an invalid user name.\n");
+		"daemon answers, 65 for an invalid user name, 77 when the socket's group\n"
+		"does not let the caller connect.\n");
 }
 
 /* The one line a person trying to log in reads. */
@@ -361,7 +373,8 @@ static void status_usage(FILE *out)
 		"usage: mailrestore status [--socket PATH] [--json | --prometheus]\n\n"
 		"Users per state, what each worker is doing, throughput, held mail and the\n"
 		"time left. --prometheus prints the same as metrics in the Prometheus text\n"
-		"format. Exit 0, 69 when no daemon answers.\n");
+		"format. Exit 0, 69 when no daemon answers,\n"
+		"77 when the socket's group does not let the caller connect.\n");
 }
 
 static void progress_bar(double frac, char *buf, size_t width)
@@ -531,7 +544,8 @@ static void queue_usage(FILE *out)
 		"The requests not started yet, in the order they will be served: logins,\n"
 		"`enqueue --priority` and bumps first, then plain enqueues. --json prints a\n"
 		"list of objects with user, state, position, eta_seconds, priority and\n"
-		"requested_at. Exit 0, 69 when no daemon answers.\n");
+		"requested_at. Only operators see the whole queue; anyone else sees at most\n"
+		"its own entry. Exit 0, 69 when no daemon answers, 77 not allowed to connect.\n");
 }
 
 /* `mailrestore queue`: see queue_usage. */
@@ -587,7 +601,9 @@ static void show_usage(FILE *out)
 		"started and finished, what its last run restored (files and bytes from the\n"
 		"backup, copied from the source, renamed, moved to the attic, unreadable),\n"
 		"held mail, and the reason when it needs attention. A user the outage does\n"
-		"not touch shows as 'unknown' (exit 0). Exit 65 invalid name, 69 no daemon.\n");
+		"not touch shows as 'unknown' (exit 0). Only operators may see other users;\n"
+		"anyone else may see the user named like its login (exit 77 otherwise).\n"
+		"Exit 65 invalid name, 69 no daemon.\n");
 }
 
 static void print_show(const struct reply *r)
@@ -678,7 +694,8 @@ static void watch_usage(FILE *out)
 		"A live view, refreshed every second: users per state, each worker with its\n"
 		"user, phase and a progress bar, throughput, time left and the next users in\n"
 		"line. q or ctrl-c quits; it also ends when the daemon goes away. --once\n"
-		"prints one frame and exits. Exit 0, 69 when no daemon answers.\n");
+		"prints one frame and exits. Exit 0, 69 when no daemon answers, 77 not\n"
+		"allowed to connect.\n");
 }
 
 /* One frame; 0, or the exit code of a failed request. */
@@ -794,8 +811,9 @@ static void enqueue_usage(FILE *out)
 /* Prints a name from outside with unprintable bytes replaced. */
 static void print_name_safe(FILE *out, const char *s)
 {
-	for (; *s; s++)
-		fputc((unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f ? *s : '?', out);
+	char buf[4 * MR_USER_NAME_MAX + 8];
+
+	fputs(mr_escape(s, buf, sizeof(buf)), out);
 }
 
 struct batch {
@@ -1102,9 +1120,10 @@ static void deliver_usage(FILE *out)
 		"into new/, in arrival order, when USER goes active. Exit 0 only once the\n"
 		"message is safe on disk; 65 invalid name or message too large, 67 a user the\n"
 		"outage does not touch, 69 no daemon, 74 reading stdin failed, 75 the daemon\n"
-		"could not store it now (try again later).\n"
+		"could not store it now or a held-mail limit is reached (try again later),\n"
+		"77 only root, the daemon's user and --deliver-group may deliver.\n"
 		"--id ID: the delivery agent's id for this message and recipient (Postfix:\n"
-		"${queue_id} and ${original_recipient}); a delivery repeated with the same ID\n"
+		"${queue_id} and ${recipient}); a delivery repeated with the same ID\n"
 		"(its confirmation was lost) succeeds without storing a second copy. Ids are\n"
 		"remembered for 7 days.\n");
 }

@@ -17,8 +17,11 @@ static void daemon_usage(FILE *out)
 	fprintf(out,
 		"usage: mailrestore daemon --backups B --source S --target T [--state DIR]\n"
 		"         [--jobs N] [--users FILE] [--background on|off] [--on-active CMD]\n"
-		"         [--exit-when-done] [--socket PATH] [--operator-group GROUP]\n"
-		"         [--max-remove PCT]\n\n"
+		"         [--exit-when-done] [--socket PATH] [--socket-group GROUP]\n"
+		"         [--operator-group GROUP] [--deliver-group GROUP] [--max-remove PCT]\n"
+		"         [--max-clients N] [--max-clients-per-uid N] [--idle-timeout SEC]\n"
+		"         [--deliver-memory SIZE] [--held-max-messages N] [--held-max-bytes SIZE]\n"
+		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n\n"
 		"Runs the restore daemon in the foreground, logging to stderr. Every affected\n"
 		"user (a backup in B or a folder in S, or the names in --users FILE, one a\n"
 		"line) is restored from its newest backup, synced against the read-only\n"
@@ -33,14 +36,58 @@ static void daemon_usage(FILE *out)
 		"  --on-active CMD       run CMD USER T/USER after each activation (no shell)\n"
 		"  --exit-when-done      exit 0 once every user is active or in attention\n"
 		"  --socket PATH         the client socket (default %s)\n"
-		"  --operator-group G    members of G may use the operator commands too\n"
-		"  --max-remove PCT      attic guard of each sync (default 50)\n\n"
+		"  --socket-group G      the socket is mode 0660, group G: only G's members\n"
+		"                        (and root) may connect (default: mode 0666, anyone)\n"
+		"  --operator-group G    members of G may use the operator commands and see\n"
+		"                        every user (others see only themselves); exit 77\n"
+		"  --deliver-group G     members of G may deliver mail (besides root and the\n"
+		"                        daemon's user); exit 77 for anyone else\n"
+		"  --max-remove PCT      attic guard of each sync (default 50)\n"
+		"  --max-clients N       connections at once (default 1024; 16 of them kept\n"
+		"                        for root, the daemon's user and operators)\n"
+		"  --max-clients-per-uid N  connections of one other user (default N/4)\n"
+		"  --idle-timeout SEC    close a client idle that long (default 10)\n"
+		"  --deliver-memory SIZE messages being received at once (default 256M;\n"
+		"                        one user may use half)\n"
+		"  --held-max-messages N held mail per user (default 1000)\n"
+		"  --held-max-bytes SIZE held mail per user (default 256M)\n"
+		"  --held-total-messages N  held mail over all users (default 1000000)\n"
+		"  --held-total-bytes SIZE  held mail over all users (default a fifth of\n"
+		"                        the file system holding it)\n"
+		"  --held-reserve SIZE   free space held mail always leaves (default 5%%\n"
+		"                        of that file system, at least 64M); over any\n"
+		"                        held-mail limit `deliver` exits 75 (try later)\n"
+		"SIZE takes a K, M or G suffix.\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
 		"(or `mailrestore shutdown`) stops cleanly: running users resume at the next\n"
 		"start. Exit: 0 clean stop, 64 usage, 66 --users file unreadable, 69 the\n"
 		"socket cannot be served, 74 I/O error on B, S, T or the state, 75 another\n"
-		"daemon already runs on this state or socket.\n",
+		"daemon already runs on this target, state or socket.\n",
 		cli_default_socket());
+}
+
+/* A size: digits and an optional K, M or G (powers of 1024). 0 or -1. */
+static int parse_size(const char *s, uint64_t *val_r)
+{
+	char num[32];
+	size_t n = strlen(s);
+	unsigned shift = 0;
+	uint64_t v;
+
+	if (n == 0 || n >= sizeof(num))
+		return -1;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'K': case 'k': shift = 10; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'G': case 'g': shift = 30; break;
+	}
+	if (shift)
+		num[n - 1] = '\0';
+	if (mr_parse_u64(num, &v) < 0 || v > (UINT64_MAX >> shift))
+		return -1;
+	*val_r = v << shift;
+	return 0;
 }
 
 /* `mailrestore daemon ...` (see daemon_usage). */
@@ -59,6 +106,17 @@ int cmd_daemon(int argc, char **argv)
 		{ "socket", required_argument, NULL, 'k' },
 		{ "operator-group", required_argument, NULL, 'o' },
 		{ "max-remove", required_argument, NULL, 'm' },
+		{ "socket-group", required_argument, NULL, 'G' },
+		{ "deliver-group", required_argument, NULL, 'D' },
+		{ "max-clients", required_argument, NULL, 'C' },
+		{ "max-clients-per-uid", required_argument, NULL, 'U' },
+		{ "idle-timeout", required_argument, NULL, 'I' },
+		{ "deliver-memory", required_argument, NULL, 1000 },
+		{ "held-max-messages", required_argument, NULL, 1001 },
+		{ "held-max-bytes", required_argument, NULL, 1002 },
+		{ "held-total-messages", required_argument, NULL, 1003 },
+		{ "held-total-bytes", required_argument, NULL, 1004 },
+		{ "held-reserve", required_argument, NULL, 1005 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -81,6 +139,41 @@ int cmd_daemon(int argc, char **argv)
 		case 'x': s.exit_when_done = 1; break;
 		case 'k': s.socket_path = optarg; break;
 		case 'o': s.operator_group = optarg; break;
+		case 'G': s.socket_group = optarg; break;
+		case 'D': s.deliver_group = optarg; break;
+		case 'C':
+		case 'U':
+			if (mr_parse_u64(optarg, &v) < 0 || v < 1 || v > 65536) {
+				cli_error("daemon", "--%s takes a number from 1 to 65536",
+					  c == 'C' ? "max-clients" : "max-clients-per-uid");
+				return MR_EX_USAGE;
+			}
+			if (c == 'C')
+				s.max_clients = (int)v;
+			else
+				s.max_clients_per_uid = (int)v;
+			break;
+		case 'I':
+			if (mr_parse_u64(optarg, &v) < 0 || v < 1 || v > 86400) {
+				cli_error("daemon", "--idle-timeout takes seconds from 1 to 86400");
+				return MR_EX_USAGE;
+			}
+			s.idle_seconds = (double)v;
+			break;
+		case 1000: case 1001: case 1002: case 1003: case 1004: case 1005:
+			if ((c == 1001 || c == 1003 ? mr_parse_u64(optarg, &v)
+						    : parse_size(optarg, &v)) < 0 || v == 0) {
+				cli_error("daemon", "%s takes a %s above 0", argv[optind - 1],
+					  c == 1001 || c == 1003 ? "number" : "size (K, M, G)");
+				return MR_EX_USAGE;
+			}
+			if (c == 1000) s.deliver_memory = v;
+			if (c == 1001) s.held_user_messages = v;
+			if (c == 1002) s.held_user_bytes = v;
+			if (c == 1003) s.held_total_messages = v;
+			if (c == 1004) s.held_total_bytes = v;
+			if (c == 1005) s.held_reserve_bytes = v;
+			break;
 		case 'j':
 			if (mr_parse_u64(optarg, &v) < 0 || v < 1 || v > 256) {
 				cli_error("daemon", "--jobs takes a number from 1 to 256");

@@ -71,7 +71,7 @@ static void print_user(struct run *run, size_t i)
 {
 	struct engine_job *job = &run->jobs[i];
 	enum engine_result r = run->results[i];
-	char b1[32], b2[32];
+	char b1[32], b2[32], safe[8192];
 	size_t k;
 
 	pthread_mutex_lock(&run->out_lock);
@@ -121,14 +121,14 @@ static void print_user(struct run *run, size_t i)
 	fflush(stdout);
 	if (r != ENGINE_ACTIVE)
 		fprintf(stderr, "mailrestore restore-user: %s: %s: %s\n", job->user, result_name(r),
-			job->reason);
+			mr_escape(job->reason, safe, sizeof(safe)));
 	/* Warnings that did not stop the user (a damaged backup the source
 	 * made up for, refused archive entries) are still worth a line. */
 	for (k = 0; k < job->problems.n && k < 20; k++)
 		if (r == ENGINE_ACTIVE || job->problems.v[k].kind == MR_PROBLEM_UNREADABLE)
 			fprintf(stderr, "mailrestore restore-user: %s: %s: %s\n", job->user,
 				mr_problem_kind_name(job->problems.v[k].kind),
-				job->problems.v[k].message);
+				mr_escape(job->problems.v[k].message, safe, sizeof(safe)));
 	pthread_mutex_unlock(&run->out_lock);
 }
 

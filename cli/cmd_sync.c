@@ -6,7 +6,7 @@
  * Where `sync` keeps its own files, outside DST so DST is never polluted
  * and on DST's file system so everything moves by rename:
  *   - the attic: DST/../.mailrestore-attic/ (or --attic DIR), relative
- *     paths kept as in CONTRACT "attic";
+ *     paths kept as in docs/LAYOUT.md "attic";
  *   - scratch for temporary files: DST/../.mailrestore-tmp.<pid>/, made at
  *     start and removed at the end (a crash leaves only that folder, named
  *     for what it is). When DST is a mount point of its own, temporary
@@ -272,8 +272,12 @@ static int verify_user(int s_fd, int t_fd, const char *user, int json, int *firs
 		fputs("}", stdout);
 		*first = 0;
 	} else {
-		for (k = 0; k < diffs.n; k++)
-			printf("%s: %s: %s\n", user, diffs.v[k].path, diffs.v[k].message);
+		for (k = 0; k < diffs.n; k++) {
+			char p[8192], m[8192];
+
+			printf("%s: %s: %s\n", user, mr_escape(diffs.v[k].path, p, sizeof(p)),
+			       mr_escape(diffs.v[k].message, m, sizeof(m)));
+		}
 		if (diffs.dropped)
 			printf("%s: and %zu more differences\n", user, diffs.dropped);
 	}

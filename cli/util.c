@@ -7,6 +7,7 @@
 #include "common/common.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 const char *cli_default_socket(void)
@@ -18,13 +19,15 @@ const char *cli_default_socket(void)
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {
+	char msg[2048], safe[8192];
 	va_list ap;
 
-	fprintf(stderr, "mailrestore %s: ", cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	/* Messages carry the daemon's words and file names: one line, no
+	 * terminal control. */
+	fprintf(stderr, "mailrestore %s: %s\n", cmd, mr_escape(msg, safe, sizeof(safe)));
 }
 
 int cli_check_user(const char *cmd, const char *user)

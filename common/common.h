@@ -3,7 +3,7 @@
  *
  * How to use it:
  *   1. Validate every user name that comes from outside with
- *      mr_user_name_valid() before it touches a path (CONTRACT "user name").
+ *      mr_user_name_valid() before it touches a path (the rule is in docs/LAYOUT.md, "User names").
  *   2. Do every file system call that can fail through the mr_io table
  *      (mr_io->openat, mr_io->read, ...) so tests can inject faults with
  *      mr_io_fault_add() (EIO, ENOSPC, short writes, fsync errors).
@@ -252,7 +252,19 @@ double mr_now(void);
 /* Monotonic seconds. */
 double mr_monotonic(void);
 
-/* Log line to stderr: "2026-11-23T12:00:00Z mailrestore[pid]: msg". */
+/* Copies s into buf (size len, always NUL terminated, cut at a whole
+ * escape when short) so that it shows as one harmless line on a terminal
+ * or in a log: control characters (C0, DEL and the C1 range U+0080 to
+ * U+009F), the backslash and every byte that is not part of valid UTF-8
+ * become \n, \r, \t, \\ or \xNN; other UTF-8 passes as it is. For every
+ * untrusted string (file names, reasons, names from a reply) in human
+ * output and log lines. Returns buf. */
+const char *mr_escape(const char *s, char *buf, size_t len);
+/* Same for the n bytes at s (NULs included, escaped as \x00). */
+const char *mr_escape_n(const char *s, size_t n, char *buf, size_t len);
+
+/* Log line to stderr: "2026-11-23T12:00:00Z mailrestore[pid]: msg", the
+ * message escaped with mr_escape (one line, whatever it holds). */
 void mr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Quiet switch for mr_log (tests). */
 extern int mr_log_quiet;

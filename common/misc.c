@@ -26,9 +26,93 @@ double mr_monotonic(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Length of the valid UTF-8 sequence at p (n bytes left) that is not a
+ * C1 control, or 0. */
+static size_t utf8_ok(const unsigned char *p, size_t n)
+{
+	size_t need, i;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		need = 1;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		need = 2;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		need = 3;
+	else
+		return 0;
+	/* No overlong forms, no surrogates, nothing above U+10FFFF. */
+	if (p[0] == 0xe0)
+		lo = 0xa0;
+	else if (p[0] == 0xed)
+		hi = 0x9f;
+	else if (p[0] == 0xf0)
+		lo = 0x90;
+	else if (p[0] == 0xf4)
+		hi = 0x8f;
+	if (n < need + 1 || p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i <= need; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	if (p[0] == 0xc2 && p[1] < 0xa0)
+		return 0; /* C1 controls: some terminals obey them */
+	return need + 1;
+}
+
+const char *mr_escape_n(const char *s, size_t n, char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, o = 0, k;
+	char esc[5];
+	const char *add;
+
+	if (len == 0)
+		return buf;
+	while (i < n) {
+		k = 1;
+		add = esc;
+		if (p[i] == '\n')
+			add = "\\n";
+		else if (p[i] == '\r')
+			add = "\\r";
+		else if (p[i] == '\t')
+			add = "\\t";
+		else if (p[i] == '\\')
+			add = "\\\\";
+		else if (p[i] >= 0x20 && p[i] < 0x7f)
+			add = NULL;
+		else if (p[i] >= 0x80 && (k = utf8_ok(p + i, n - i)) > 0)
+			add = NULL;
+		else {
+			k = 1;
+			snprintf(esc, sizeof(esc), "\\x%02x", p[i]);
+		}
+		if (add == NULL) {
+			if (o + k >= len)
+				break;
+			memcpy(buf + o, p + i, k);
+			o += k;
+		} else {
+			if (o + strlen(add) >= len)
+				break;
+			memcpy(buf + o, add, strlen(add));
+			o += strlen(add);
+		}
+		i += k;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *mr_escape(const char *s, char *buf, size_t len)
+{
+	return mr_escape_n(s ? s : "", s ? strlen(s) : 0, buf, len);
+}
+
 void mr_log(const char *fmt, ...)
 {
-	char line[2048], stamp[32];
+	char msg[2048], line[8192], stamp[32];
 	struct tm tm;
 	time_t now = time(NULL);
 	va_list ap;
@@ -38,10 +122,13 @@ void mr_log(const char *fmt, ...)
 		return;
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	n = snprintf(line, sizeof(line), "%s mailrestore[%d]: ", stamp, (int)getpid());
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* File names and reasons come from users' trees: one line each, and
+	 * no terminal control reaches whoever reads the log. */
+	n = snprintf(line, sizeof(line), "%s mailrestore[%d]: ", stamp, (int)getpid());
+	mr_escape(msg, line + n, sizeof(line) - (size_t)n - 1);
 	strcat(line, "\n");
 	/* one write so lines from several threads don't interleave */
 	if (write(STDERR_FILENO, line, strlen(line)) < 0)

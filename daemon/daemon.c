@@ -9,11 +9,12 @@
 #include "restore/restore.h"
 
 #include <errno.h>
-#include <grp.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* Sets the defaults (see daemon.h). */
@@ -204,22 +205,53 @@ out:
 	return rc;
 }
 
-static int resolve_group(struct daemon *d, const char *name)
+/* Takes T/.mailrestore/daemon.lock (flock, never waits), so that one
+ * daemon serves a target whatever --state says: a second one would hold
+ * mail the first never releases. Returns the lock's fd, -2 when another
+ * daemon holds it, -1 on an I/O error (logged). */
+static int lock_target(const char *target)
 {
-	struct group gr, *grr = NULL;
-	char buf[16384];
-	uint64_t gid;
+	struct mr_error err;
+	int tfd, mfd = -1, fd = -1;
 
-	if (getgrnam_r(name, &gr, buf, sizeof(buf), &grr) == 0 && grr != NULL) {
-		d->operator_gid = gr.gr_gid;
-	} else if (mr_parse_u64(name, &gid) == 0) {
-		d->operator_gid = (gid_t)gid;
-	} else {
-		mr_log("--operator-group %s: no such group", name);
+	mr_error_clear(&err);
+	tfd = mr_open_dir_path(target, 1, &err);
+	if (tfd < 0) {
+		mr_log("daemon: %s", err.msg);
 		return -1;
 	}
-	d->have_operator_gid = 1;
-	return 0;
+	if (mr_io->mkdirat(tfd, ".mailrestore", 0700) < 0 && errno != EEXIST) {
+		mr_log("daemon: mkdirat(%s/.mailrestore) failed: %s", target, strerror(errno));
+		goto out;
+	}
+	mfd = mr_io->openat(tfd, ".mailrestore", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+	if (mfd < 0) {
+		mr_log("daemon: openat(%s/.mailrestore) failed: %s", target, strerror(errno));
+		goto out;
+	}
+	fd = mr_io->openat(mfd, "daemon.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		mr_log("daemon: openat(%s/.mailrestore/daemon.lock) failed: %s", target,
+		       strerror(errno));
+		goto out;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			mr_log("daemon: another daemon is running on the target %s "
+			       "(%s/.mailrestore/daemon.lock is locked)", target, target);
+		else
+			mr_log("daemon: flock(%s/.mailrestore/daemon.lock) failed: %s", target,
+			       strerror(errno));
+		mr_close(fd);
+		fd = errno == EWOULDBLOCK ? -2 : -1;
+		break;
+	}
+out:
+	mr_close(mfd);
+	mr_close(tfd);
+	return fd;
 }
 
 /* Runs the daemon (see daemon.h). */
@@ -231,7 +263,7 @@ int daemon_run(const struct daemon_settings *settings)
 	struct mr_error err;
 	sigset_t mask, old;
 	const char *env;
-	int rc = MR_EX_SOFTWARE, e;
+	int rc = MR_EX_SOFTWARE, e, target_lock = -1;
 
 	if (settings->source == NULL || settings->target == NULL || settings->jobs < 1 ||
 	    settings->jobs > 256) {
@@ -257,10 +289,18 @@ int daemon_run(const struct daemon_settings *settings)
 		env = getenv("MAILRESTORE_SOCKET");
 		d->socket_path = env && *env ? env : "/run/mailrestore/mailrestore.sock";
 	}
-	if (settings->operator_group != NULL && resolve_group(d, settings->operator_group) < 0) {
+	if ((settings->operator_group != NULL &&
+	     daemon_peer_group("--operator-group", settings->operator_group, &d->operator_gid) < 0) ||
+	    (settings->deliver_group != NULL &&
+	     daemon_peer_group("--deliver-group", settings->deliver_group, &d->deliver_gid) < 0) ||
+	    (settings->socket_group != NULL &&
+	     daemon_peer_group("--socket-group", settings->socket_group, &d->socket_gid) < 0)) {
 		rc = MR_EX_USAGE;
 		goto out;
 	}
+	d->have_operator_gid = settings->operator_group != NULL;
+	d->have_deliver_gid = settings->deliver_group != NULL;
+	d->have_socket_gid = settings->socket_group != NULL;
 
 	/* Every thread started from here on inherits the mask: the loop
 	 * takes SIGTERM/SIGINT through its signalfd. */
@@ -269,6 +309,11 @@ int daemon_run(const struct daemon_settings *settings)
 	sigaddset(&mask, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &mask, &old);
 
+	target_lock = lock_target(settings->target);
+	if (target_lock < 0) {
+		rc = target_lock == -2 ? MR_EX_TEMPFAIL : MR_EX_IOERR;
+		goto out_mask;
+	}
 	memset(&ec, 0, sizeof(ec));
 	ec.backups = settings->backups;
 	ec.source = settings->source;
@@ -297,6 +342,16 @@ int daemon_run(const struct daemon_settings *settings)
 		goto out_mask;
 	}
 	d->mail = engine_mail_store(d->engine);
+	if (d->mail != NULL) {
+		struct mail_limits ml = {
+			.user_messages = settings->held_user_messages,
+			.user_bytes = settings->held_user_bytes,
+			.total_messages = settings->held_total_messages,
+			.total_bytes = settings->held_total_bytes,
+			.reserve_bytes = settings->held_reserve_bytes,
+		};
+		mail_store_set_limits(d->mail, &ml);
+	}
 	if (engine_recover(d->engine, &err) < 0) {
 		mr_log("daemon: recovering: %s", err.msg);
 		rc = MR_EX_IOERR;
@@ -331,6 +386,8 @@ out_stop:
 out_mask:
 	queue_close(&d->q);
 	engine_close(&d->engine);
+	if (target_lock >= 0)
+		mr_close(target_lock);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 out:
 	pthread_mutex_destroy(&d->mu);

@@ -14,6 +14,8 @@
  *      (`QUEUE`, `STATUS`). daemon_reply_*() pick fields out of a reply.
  *
  * What daemon_run() does, in order:
+ *   - locks the target (flock on T/.mailrestore/daemon.lock, not waiting):
+ *     one daemon per target whatever --state says (exit 75 otherwise);
  *   - opens the engine (B, S, T) and the durable queue in the engine's state
  *     folder: a second daemon on the same state refuses to start (exit 75,
  *     "try again later": the first one is still running);
@@ -22,9 +24,10 @@
  *     (engine_recover), registers the affected users (engine_list_affected,
  *     or the --users file) with their background size, and marks users
  *     whose T/<user> already exists as active (they are left alone);
- *   - listens on a Unix stream socket (mode 0666; operator verbs are checked
- *     against the peer's credentials with SO_PEERCRED) and serves every
- *     client from one event loop; the protocol is docs/PROTOCOL.md;
+ *   - listens on a Unix stream socket (mode 0660 and --socket-group, or
+ *     0666 without one; what each peer may do is checked against its
+ *     credentials, daemon/peer.c) and serves every client from one event
+ *     loop with limits per peer uid; the protocol is docs/PROTOCOL.md;
  *   - runs `jobs` worker threads, each taking the next user from the queue
  *     (priority lane, then enqueue lane, then waiting users smallest first
  *     unless background is off) through engine_run(); a priority request
@@ -33,7 +36,7 @@
  *
  * Exit codes of daemon_run(): 0 clean stop, 64 bad settings, 69 when the
  * socket cannot be served, 74 I/O error opening B/S/T or the state, 75 when
- * another daemon holds the state or answers on the socket.
+ * another daemon holds the target, the state or answers on the socket.
  */
 #ifndef MR_DAEMON_H
 #define MR_DAEMON_H
@@ -50,6 +53,10 @@
 #define DAEMON_IDLE_SECONDS 10                  /* without a complete request */
 #define DAEMON_MAX_CONNS 1024                   /* clients served at once */
 #define DAEMON_ID_MAX 1024                      /* DELIVER's delivery id, bytes */
+#define DAEMON_RESERVED_CONNS 16                /* of them, kept for root, the daemon's
+						 * user and operators */
+#define DAEMON_DELIVER_MEMORY (256u * 1024 * 1024) /* DELIVER bodies in memory */
+#define DAEMON_BODY_RATE (64u * 1024)           /* bytes/s a DELIVER body must keep up */
 
 struct daemon_settings {
 	/* B, the per-user backup archives; may be NULL (source only). */
@@ -70,9 +77,16 @@ struct daemon_settings {
 	/* Run after each activation as [on_active, user, T/<user>] (execvp,
 	 * no shell); NULL: nothing. It is waited for at most 60 s, then killed. */
 	const char *on_active;
-	/* Group whose members may use the operator verbs (besides root and
-	 * the daemon's own user); NULL: none. */
+	/* Group whose members may use the operator verbs and see every user
+	 * (besides root and the daemon's own user); NULL: none. */
 	const char *operator_group;
+	/* Group whose members may DELIVER (besides root and the daemon's own
+	 * user); NULL: none. */
+	const char *deliver_group;
+	/* The socket's group: the socket is made mode 0660 and given to it,
+	 * so only its members (and root, and the daemon's user) may connect.
+	 * NULL: mode 0666, every local user may connect. */
+	const char *socket_group;
 	/* Worker threads; >= 1 (default 2). */
 	int jobs;
 	/* 1: waiting users are restored in the background, smallest first;
@@ -87,6 +101,23 @@ struct daemon_settings {
 	double idle_seconds;
 	/* Group commit delay of the queue's journal; 0: the queue's default. */
 	double commit_delay;
+	/* Clients served at once; 0: DAEMON_MAX_CONNS. The last
+	 * DAEMON_RESERVED_CONNS (at most a quarter) are only for root, the
+	 * daemon's user and operators, so the operator and a privileged login
+	 * hook always get in. */
+	int max_clients;
+	/* Clients of one peer uid at once (root, the daemon's user and
+	 * operators are not limited); 0: a quarter of max_clients. */
+	int max_clients_per_uid;
+	/* DELIVER bodies held in memory at once, over all clients; one peer
+	 * uid may use at most half of it. 0: DAEMON_DELIVER_MEMORY. */
+	uint64_t deliver_memory;
+	/* Held mail limits (mail_store_limits in mail/mail.h; 0: defaults):
+	 * messages and bytes per user, over all users, and the free space to
+	 * keep on the file system that holds them. */
+	uint64_t held_user_messages, held_user_bytes;
+	uint64_t held_total_messages, held_total_bytes;
+	uint64_t held_reserve_bytes;
 };
 
 /* Sets the defaults described above (everything NULL, jobs 2, background 1,

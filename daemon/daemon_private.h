@@ -41,7 +41,8 @@ struct conn {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
-	int operator_checked, is_operator;
+	int rights_checked;   /* rights is valid (peer.c) */
+	unsigned rights;      /* PEER_* */
 	char in[DAEMON_LINE_MAX];
 	size_t in_len;
 	/* DELIVER body being received. */
@@ -49,15 +50,27 @@ struct conn {
 	size_t body_len, body_have;
 	char body_user[MR_USER_NAME_MAX + 1];
 	char body_id[DAEMON_ID_MAX + 1];  /* "": no delivery id */
+	double body_deadline; /* monotonic: the whole body must be in by then */
+	uint64_t body_charge; /* DELIVER bytes this peer has in flight here */
 	/* The reply being sent. */
 	struct daemon_buf out;
 	size_t out_off;
+	/* A QUEUE reply made a piece at a time (daemon_proto_queue_more). */
+	int streaming;        /* more pieces follow the one in out */
+	uint64_t stream_sent, stream_max;
+	char stream_last[MR_USER_NAME_MAX + 1];
 	int held;             /* out is ready but waits for a commit */
 	int waiting;          /* another thread prepares the reply */
 	int close_after;      /* close once out is sent */
 	int draining;         /* reply sent, write side shut: reading to EOF */
 	double deadline;      /* monotonic: closed when idle past this */
 	uint32_t events;      /* epoll interest in force */
+};
+
+/* What a peer may do beyond LOGIN, STATUS, PING and its own SHOW (peer.c). */
+enum {
+	PEER_OPERATOR = 1 << 0, /* operator verbs; SHOW and QUEUE of anyone */
+	PEER_DELIVER = 1 << 1,  /* DELIVER */
 };
 
 /* A worker thread's view (workers.c); fields under daemon.mu. */
@@ -119,8 +132,8 @@ struct daemon {
 	struct engine *engine;
 	struct queue *q;
 	struct mail_store *mail;
-	gid_t operator_gid;
-	int have_operator_gid;
+	gid_t operator_gid, deliver_gid, socket_gid;
+	int have_operator_gid, have_deliver_gid, have_socket_gid;
 
 	/* Workers: busy/paused/stopping and every struct worker. */
 	pthread_mutex_t mu;
@@ -135,8 +148,9 @@ struct daemon {
 	int listen_fd, epoll_fd, wake_fd, signal_fd;
 	dev_t sock_dev;
 	ino_t sock_ino;
-	struct conn **conns;      /* DAEMON_MAX_CONNS slots */
+	struct conn **conns;      /* max_conns slots */
 	int nconns;
+	uint32_t max_conns, max_conns_uid, reserved_conns;
 	int loop_stop;            /* leave the loop (signal, SHUTDOWN, done) */
 	double next_sweep;
 
@@ -157,6 +171,17 @@ struct daemon {
 	uint64_t body_bytes;      /* DELIVER bodies held in memory (atomic) */
 };
 
+/* peer.c */
+/* The PEER_* rights of c's peer: root and the daemon's own uid have all;
+ * members of --operator-group / --deliver-group theirs. Cached in c. */
+unsigned daemon_peer_rights(struct daemon *d, struct conn *c);
+/* The account name of c's peer uid into buf. 0, or -1 (no name). */
+int daemon_peer_name(const struct conn *c, char *buf, size_t len);
+/* 1 when c's peer uid is the account named user, else 0. */
+int daemon_peer_is_user(const struct conn *c, const char *user);
+/* A group by name or number into *gid_r. 0, or -1 (logged with option). */
+int daemon_peer_group(const char *option, const char *name, gid_t *gid_r);
+
 /* server.c */
 int daemon_server_open(struct daemon *d);
 int daemon_server_loop(struct daemon *d);
@@ -164,8 +189,15 @@ int daemon_server_loop(struct daemon *d);
 void daemon_server_stop_listening(struct daemon *d);
 void daemon_server_close(struct daemon *d);
 
+/* Bytes of DELIVER bodies c's peer uid has in flight (server.c). */
+uint64_t daemon_server_uid_charge(struct daemon *d, uid_t uid);
+/* Bytes of replies not yet sent, over all connections (server.c). */
+uint64_t daemon_server_out_pending(struct daemon *d);
+
 /* proto.c: handles one request line of c; sets c->out (now or later). */
 void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char *line);
+/* Appends the next piece of c's QUEUE reply (c->streaming: more follow). */
+void daemon_proto_queue_more(struct daemon *d, struct conn *c);
 /* A DELIVER body is complete: hands it to a task thread. */
 void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot);
 /* {"ok":false,"error":msg,"code":code} into b (b is reset first). */

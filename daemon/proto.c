@@ -9,8 +9,6 @@
 #include "mail/mail.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +17,18 @@
 #include <unistd.h>
 
 #define MAX_ARGS DAEMON_ARGS_MAX
-/* DELIVER bodies the daemon keeps in memory at once, over all clients. */
-#define BODY_BYTES_MAX (256u * 1024 * 1024)
+/* Reply bytes waiting to be sent, over all clients, beyond which a new
+ * QUEUE is answered 75: clients that ask and do not read cannot grow the
+ * daemon without bound. */
+#define OUT_PENDING_MAX (16u * 1024 * 1024)
+
+/* The refusals (code 77); the CLI prints them as they are. */
+#define DENY_OPERATOR \
+	"permission denied: operator commands need root, the daemon's user or the operator group"
+#define DENY_SHOW \
+	"permission denied: only operators may see other users (a user may see itself)"
+#define DENY_DELIVER \
+	"permission denied: delivering needs root, the daemon's user or the deliver group"
 
 /* ---- the reply buffer ------------------------------------------------ */
 
@@ -179,73 +187,6 @@ void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_
 	daemon_buf_printf(b, "}");
 }
 
-/* ---- operators ---------------------------------------------------------- */
-
-/* Reads the supplementary groups of pid from /proc. 1 member, 0 not, -1
- * unknown. */
-static int proc_groups_has(pid_t pid, gid_t gid)
-{
-	char path[64], line[4096], *p, *end;
-	FILE *f;
-	int found = -1;
-	unsigned long g;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
-	f = fopen(path, "re");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, "Groups:", 7) != 0)
-			continue;
-		found = 0;
-		for (p = line + 7;;) {
-			g = strtoul(p, &end, 10);
-			if (end == p)
-				break;
-			if ((gid_t)g == gid)
-				found = 1;
-			p = end;
-		}
-		break;
-	}
-	fclose(f);
-	return found;
-}
-
-/* Returns 1 when the peer of c may use operator verbs: root, the daemon's
- * own user, or a member of --operator-group. */
-static int is_operator(struct daemon *d, struct conn *c)
-{
-	struct passwd pw, *pwr = NULL;
-	gid_t groups[256];
-	char pwbuf[4096];
-	int n = 256, i, r;
-
-	if (c->operator_checked)
-		return c->is_operator;
-	c->operator_checked = 1;
-	c->is_operator = 0;
-	if (c->uid == 0 || c->uid == geteuid()) {
-		c->is_operator = 1;
-	} else if (d->have_operator_gid) {
-		if (c->gid == d->operator_gid) {
-			c->is_operator = 1;
-		} else {
-			r = proc_groups_has(c->pid, d->operator_gid);
-			if (r >= 0) {
-				c->is_operator = r;
-			} else if (getpwuid_r(c->uid, &pw, pwbuf, sizeof(pwbuf), &pwr) == 0 &&
-				   pwr != NULL &&
-				   getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) >= 0) {
-				for (i = 0; i < n; i++)
-					if (groups[i] == d->operator_gid)
-						c->is_operator = 1;
-			}
-		}
-	}
-	return c->is_operator;
-}
-
 /* ---- verbs --------------------------------------------------------------- */
 
 struct req {
@@ -336,6 +277,11 @@ static void verb_show(struct req *r)
 
 	if (need_user(r, 1) < 0)
 		return;
+	if (!(daemon_peer_rights(r->d, r->c) & PEER_OPERATOR) &&
+	    !daemon_peer_is_user(r->c, r->argv[1])) {
+		daemon_proto_error(&r->c->out, MR_EX_NOPERM, DENY_SHOW);
+		return;
+	}
 	if (queue_lookup(r->d->q, r->argv[1], &info) != 0) {
 		memset(&info, 0, sizeof(info));
 		snprintf(info.name, sizeof(info.name), "%s", r->argv[1]);
@@ -348,46 +294,107 @@ static void verb_show(struct req *r)
 	reply_end(&r->c->out);
 }
 
+/* Users per piece of a QUEUE reply: the reply is made a piece at a time
+ * as the client reads it (daemon_proto_queue_more), so a connection holds
+ * one piece, never the whole queue, and a client that does not read costs
+ * one piece until the idle time closes it. */
+#define QUEUE_PIECE 64
+
 struct queue_walk {
 	struct daemon *d;
 	struct daemon_buf *b;
 	const struct eta_ctx *ctx;
-	size_t n;
+	size_t n;          /* users written by this walk */
+	int comma;         /* users were written before: start with a comma */
+	char *last;        /* the name of the last user written */
 };
 
 static int queue_walk_one(void *arg, const struct queue_user_info *info)
 {
 	struct queue_walk *w = arg;
 
-	if (w->n++)
+	if (w->n++ || w->comma)
 		daemon_buf_printf(w->b, ",");
 	daemon_proto_user(w->d, w->b, w->ctx, info, 0, 0);
+	memcpy(w->last, info->name, strlen(info->name) + 1);
 	return w->b->oom;
+}
+
+/* Appends the next piece of c's QUEUE reply to c->out, and its end after
+ * the last one (c->streaming then drops to 0). A piece goes on after the
+ * user the previous one ended with, wherever that user stands now, so
+ * users who started or joined meanwhile shift nothing. */
+void daemon_proto_queue_more(struct daemon *d, struct conn *c)
+{
+	struct queue_user_info info;
+	struct eta_ctx ctx;
+	struct queue_walk w;
+	uint64_t start = c->stream_sent, want = QUEUE_PIECE;
+
+	if (c->stream_max != 0 && c->stream_max - c->stream_sent < want)
+		want = c->stream_max - c->stream_sent;
+	if (c->stream_last[0] != '\0' && queue_lookup(d->q, c->stream_last, &info) == 0 &&
+	    info.position >= 0)
+		start = (uint64_t)info.position + 1;
+	daemon_metrics_ctx(d, &ctx);
+	ctx.may_lock_workers = 0;
+	w.d = d;
+	w.b = &c->out;
+	w.ctx = &ctx;
+	w.n = 0;
+	w.comma = c->stream_sent > 0;
+	w.last = c->stream_last;
+	if (want > 0)
+		queue_foreach_queued_from(d->q, start, (size_t)want, queue_walk_one, &w);
+	c->stream_sent += w.n;
+	c->streaming = want > 0 && w.n == want &&
+		       (c->stream_max == 0 || c->stream_sent < c->stream_max);
+	if (!c->streaming)
+		daemon_buf_printf(&c->out, "]}\n");
+	if (c->out.oom) {
+		/* Part of the reply may be gone already: end the connection. */
+		c->streaming = 0;
+		daemon_proto_error(&c->out, MR_EX_SOFTWARE, "out of memory");
+		c->close_after = 1;
+	}
 }
 
 static void verb_queue(struct req *r)
 {
+	struct queue_user_info info;
 	struct eta_ctx ctx;
-	struct queue_walk w;
 	uint64_t max = 0;
+	char self[MR_USER_NAME_MAX + 1];
 
 	if (r->argc > 1 && mr_parse_u64(r->argv[1], &max) < 0) {
 		daemon_proto_error(&r->c->out, MR_EX_USAGE, "QUEUE takes an optional count");
 		return;
 	}
+	if (daemon_server_out_pending(r->d) > OUT_PENDING_MAX) {
+		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL,
+				   "too many replies waiting to be read; try again later");
+		return;
+	}
 	daemon_metrics_ctx(r->d, &ctx);
-	ctx.may_lock_workers = 0;
 	r->c->out.len = 0;
 	daemon_buf_printf(&r->c->out, "{\"ok\":true,\"total\":%llu,\"queue\":[",
 			  (unsigned long long)ctx.pending);
-	w.d = r->d;
-	w.b = &r->c->out;
-	w.ctx = &ctx;
-	w.n = 0;
-	queue_foreach_queued(r->d->q, (size_t)max, queue_walk_one, &w);
-	daemon_buf_printf(&r->c->out, "]}\n");
-	if (r->c->out.oom)
-		daemon_proto_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+	/* Others than operators see themselves only: a peer without a name
+	 * matches nobody. */
+	if (!(daemon_peer_rights(r->d, r->c) & PEER_OPERATOR)) {
+		if (daemon_peer_name(r->c, self, sizeof(self)) == 0 &&
+		    mr_user_name_valid(self) && queue_lookup(r->d->q, self, &info) == 0 &&
+		    info.position >= 0)
+			daemon_proto_user(r->d, &r->c->out, &ctx, &info, 0, 0);
+		daemon_buf_printf(&r->c->out, "]}\n");
+		if (r->c->out.oom)
+			daemon_proto_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+		return;
+	}
+	r->c->stream_sent = 0;
+	r->c->stream_max = max;
+	r->c->stream_last[0] = '\0';
+	daemon_proto_queue_more(r->d, r->c);
 }
 
 static void verb_status(struct req *r)
@@ -544,7 +551,7 @@ static int delivery_id_valid(const char *id)
 static void verb_deliver(struct req *r)
 {
 	struct queue_user_info info;
-	uint64_t len;
+	uint64_t len, budget;
 
 	if (need_user(r, 1) < 0)
 		return;
@@ -563,8 +570,18 @@ static void verb_deliver(struct req *r)
 		daemon_proto_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
 		return;
 	}
-	if (__atomic_load_n(&r->d->body_bytes, __ATOMIC_RELAXED) + len > BODY_BYTES_MAX) {
+	budget = r->d->set->deliver_memory ? r->d->set->deliver_memory : DAEMON_DELIVER_MEMORY;
+	if (__atomic_load_n(&r->d->body_bytes, __ATOMIC_RELAXED) + len > budget) {
 		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL, "too many deliveries at once");
+		return;
+	}
+	/* Fair shares: one peer uid may hold at most half of the memory, so
+	 * a client that announces big messages and trickles them cannot stop
+	 * the delivery agent. */
+	if (r->c->uid != 0 && r->c->uid != geteuid() &&
+	    daemon_server_uid_charge(r->d, r->c->uid) + len > budget / 2) {
+		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL,
+				   "too many deliveries at once from this user");
 		return;
 	}
 	r->c->body = malloc((size_t)len + 1);
@@ -575,6 +592,11 @@ static void verb_deliver(struct req *r)
 	r->c->body_len = (size_t)len;
 	r->c->body_have = 0;
 	__atomic_add_fetch(&r->d->body_bytes, len, __ATOMIC_RELAXED);
+	r->c->body_charge = len;
+	r->c->body_deadline = mr_monotonic() +
+			      (r->d->set->idle_seconds > 0 ? r->d->set->idle_seconds
+							   : DAEMON_IDLE_SECONDS) +
+			      (double)len / DAEMON_BODY_RATE;
 	snprintf(r->c->body_user, sizeof(r->c->body_user), "%s", r->argv[1]);
 	snprintf(r->c->body_id, sizeof(r->c->body_id), "%s", r->argc == 4 ? r->argv[3] : "");
 	r->c->out.len = 0;
@@ -633,10 +655,14 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 	     strcasecmp(verb, "RETRY") == 0 || strcasecmp(verb, "ACTIVATE") == 0 ||
 	     strcasecmp(verb, "PAUSE") == 0 || strcasecmp(verb, "RESUME") == 0 ||
 	     strcasecmp(verb, "SHUTDOWN") == 0;
-	if (op && !is_operator(d, c)) {
-		daemon_proto_error(&c->out, MR_EX_NOPERM,
-				   "permission denied: operator commands need root, the "
-				   "daemon's user or the operator group");
+	if (op && !(daemon_peer_rights(d, c) & PEER_OPERATOR)) {
+		daemon_proto_error(&c->out, MR_EX_NOPERM, DENY_OPERATOR);
+		return;
+	}
+	if (strcasecmp(verb, "DELIVER") == 0 && !(daemon_peer_rights(d, c) & PEER_DELIVER)) {
+		daemon_proto_error(&c->out, MR_EX_NOPERM, DENY_DELIVER);
+		/* A body may follow the line: it must not be read as requests. */
+		c->close_after = 1;
 		return;
 	}
 	if (strcasecmp(verb, "LOGIN") == 0)

@@ -125,14 +125,20 @@ int daemon_server_open(struct daemon *d)
 	struct rlimit rl;
 	struct stat st;
 	sigset_t mask;
-	int r;
+	mode_t old_mask;
+	int r, e;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < DAEMON_MAX_CONNS + 256) {
-		rl.rlim_cur = rl.rlim_max < DAEMON_MAX_CONNS + 256 ? rl.rlim_max
-								    : DAEMON_MAX_CONNS + 256;
+	d->max_conns = d->set->max_clients > 0 ? (uint32_t)d->set->max_clients : DAEMON_MAX_CONNS;
+	d->max_conns_uid = d->set->max_clients_per_uid > 0 ? (uint32_t)d->set->max_clients_per_uid
+							   : (d->max_conns + 3) / 4;
+	d->reserved_conns = d->max_conns / 4 < DAEMON_RESERVED_CONNS ? d->max_conns / 4
+								     : DAEMON_RESERVED_CONNS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)d->max_conns + 256) {
+		rl.rlim_cur = rl.rlim_max < (rlim_t)d->max_conns + 256 ? rl.rlim_max
+								       : (rlim_t)d->max_conns + 256;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	d->conns = calloc(DAEMON_MAX_CONNS, sizeof(*d->conns));
+	d->conns = calloc((size_t)d->max_conns, sizeof(*d->conns));
 	if (d->conns == NULL) {
 		mr_log("out of memory");
 		return MR_EX_SOFTWARE;
@@ -155,13 +161,26 @@ int daemon_server_open(struct daemon *d)
 		mr_log("socket(AF_UNIX) failed: %s", strerror(errno));
 		return MR_EX_UNAVAILABLE;
 	}
-	if (bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		mr_log("bind(%s) failed: %s", d->socket_path, strerror(errno));
-		return errno == EADDRINUSE ? MR_EX_TEMPFAIL : MR_EX_UNAVAILABLE;
+	/* Nobody may connect before the mode and group below are set (no
+	 * other thread runs yet: the umask is the process's). */
+	old_mask = umask(0177);
+	r = bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	e = errno;
+	umask(old_mask);
+	if (r < 0) {
+		mr_log("bind(%s) failed: %s", d->socket_path, strerror(e));
+		return e == EADDRINUSE ? MR_EX_TEMPFAIL : MR_EX_UNAVAILABLE;
 	}
-	/* Login hooks and delivery agents run as any user: everyone may
-	 * connect; operator verbs are checked per peer. */
-	if (chmod(d->socket_path, 0666) < 0 || stat(d->socket_path, &st) < 0) {
+	/* Who may connect is the socket's group (the login hook's and the
+	 * delivery agent's users in it); without one every local user may,
+	 * and what each may do is checked per peer (peer.c). */
+	if (d->have_socket_gid && chown(d->socket_path, (uid_t)-1, d->socket_gid) < 0) {
+		mr_log("chown(%s, group %ld) failed: %s", d->socket_path, (long)d->socket_gid,
+		       strerror(errno));
+		return MR_EX_UNAVAILABLE;
+	}
+	if (chmod(d->socket_path, d->have_socket_gid ? 0660 : 0666) < 0 ||
+	    stat(d->socket_path, &st) < 0) {
 		mr_log("chmod(%s) failed: %s", d->socket_path, strerror(errno));
 		return MR_EX_UNAVAILABLE;
 	}
@@ -206,6 +225,8 @@ static void conn_close(struct daemon *d, uint32_t slot)
 		__atomic_sub_fetch(&d->body_bytes, c->body_len, __ATOMIC_RELAXED);
 	free(c->body);
 	c->body = NULL;
+	c->body_charge = 0;
+	c->streaming = 0;
 	c->out.len = 0;
 	c->out_off = 0;
 	/* Keep small buffers for the next client; drop big ones. */
@@ -253,7 +274,8 @@ static void conn_process(struct daemon *d, uint32_t slot)
 	char *nl;
 	size_t take, line_len;
 
-	while (c->fd >= 0 && !c->waiting && !c->held && c->out.len == 0 && !c->close_after) {
+	while (c->fd >= 0 && !c->waiting && !c->held && c->out.len == 0 && !c->close_after &&
+	       !c->streaming) {
 		if (c->body != NULL) {
 			take = c->body_len - c->body_have;
 			if (take > c->in_len)
@@ -307,6 +329,12 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 		c->out_off += (size_t)n;
 		/* A client that reads its reply is not idle. */
 		c->deadline = mr_monotonic() + idle_seconds(d);
+		/* The next piece of a long reply once this one is out. */
+		if (c->out_off == c->out.len && c->streaming) {
+			c->out.len = 0;
+			c->out_off = 0;
+			daemon_proto_queue_more(d, c);
+		}
 	}
 	if (c->fd < 0)
 		return;
@@ -387,13 +415,75 @@ static void conn_read(struct daemon *d, uint32_t slot)
 		conn_flush(d, slot);
 }
 
+/* Connections of peer uid now (a scan: only when the limit may bite). */
+static uint32_t uid_conns(struct daemon *d, uid_t uid)
+{
+	uint32_t slot, n = 0;
+
+	for (slot = 0; slot < d->max_conns; slot++)
+		if (d->conns[slot] != NULL && d->conns[slot]->fd >= 0 && d->conns[slot]->uid == uid)
+			n++;
+	return n;
+}
+
+/* Bytes of DELIVER bodies peer uid has in flight. */
+uint64_t daemon_server_uid_charge(struct daemon *d, uid_t uid)
+{
+	uint64_t sum = 0;
+	uint32_t slot;
+
+	for (slot = 0; slot < d->max_conns; slot++)
+		if (d->conns[slot] != NULL && d->conns[slot]->fd >= 0 && d->conns[slot]->uid == uid)
+			sum += d->conns[slot]->body_charge;
+	return sum;
+}
+
+/* Reply bytes built and not yet sent, over every connection. */
+uint64_t daemon_server_out_pending(struct daemon *d)
+{
+	uint64_t sum = 0;
+	uint32_t slot;
+	struct conn *c;
+
+	for (slot = 0; slot < d->max_conns; slot++) {
+		c = d->conns[slot];
+		if (c != NULL && c->fd >= 0 && c->out.len > c->out_off)
+			sum += c->out.len - c->out_off;
+	}
+	return sum;
+}
+
+/* Refuses a connection beyond the limits: NULL when c may stay, else the
+ * reply to send before closing. Root, the daemon's user and operators
+ * are not limited per uid and may use the reserved slots; everyone else
+ * is held to max_conns_uid and the unreserved slots, so one local user
+ * cannot take every slot (c, already filled in, counts itself). */
+static const char *over_limit(struct daemon *d, struct conn *c)
+{
+	static const char total[] =
+		"{\"ok\":false,\"error\":\"too many connections\",\"code\":75}\n";
+	static const char per_uid[] =
+		"{\"ok\":false,\"error\":\"too many connections from this user\",\"code\":75}\n";
+	uint32_t open = (uint32_t)d->nconns; /* c not counted yet */
+
+	if (open >= d->max_conns)
+		return total;
+	if (open < d->max_conns - d->reserved_conns &&
+	    (open < d->max_conns_uid || uid_conns(d, c->uid) <= d->max_conns_uid))
+		return NULL;
+	/* The costly part (the group database) only near a limit. */
+	if (c->uid == 0 || c->uid == geteuid() || (daemon_peer_rights(d, c) & PEER_OPERATOR))
+		return NULL;
+	return open >= d->max_conns - d->reserved_conns ? total : per_uid;
+}
+
 static void accept_all(struct daemon *d)
 {
-	static const char busy[] = "{\"ok\":false,\"error\":\"too many connections\",\"code\":75}\n";
 	struct ucred cred;
 	socklen_t clen;
 	struct epoll_event ev;
 	struct conn *c;
+	const char *refuse;
 	uint32_t slot;
 	int fd;
 
@@ -406,15 +496,18 @@ static void accept_all(struct daemon *d)
 				mr_log("accept failed: %s", strerror(errno));
 			return;
 		}
-		if (d->nconns >= DAEMON_MAX_CONNS) {
-			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		slot = d->max_conns;
+		if ((uint32_t)d->nconns < d->max_conns)
+			for (slot = 0; slot < d->max_conns; slot++)
+				if (d->conns[slot] == NULL || d->conns[slot]->fd < 0)
+					break;
+		if (slot == d->max_conns) {
+			refuse = "{\"ok\":false,\"error\":\"too many connections\",\"code\":75}\n";
+			if (send(fd, refuse, strlen(refuse), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				(void)0; /* the client learns from the close */
 			close(fd);
 			continue;
 		}
-		for (slot = 0; slot < DAEMON_MAX_CONNS; slot++)
-			if (d->conns[slot] == NULL || d->conns[slot]->fd < 0)
-				break;
 		if (d->conns[slot] == NULL) {
 			d->conns[slot] = calloc(1, sizeof(*c));
 			if (d->conns[slot] == NULL) {
@@ -434,11 +527,23 @@ static void accept_all(struct daemon *d)
 		c->uid = cred.uid;
 		c->gid = cred.gid;
 		c->pid = cred.pid;
-		c->operator_checked = c->is_operator = 0;
+		c->rights_checked = 0;
+		c->rights = 0;
+		refuse = over_limit(d, c);
+		if (refuse != NULL) {
+			if (send(fd, refuse, strlen(refuse), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				(void)0;
+			close(fd);
+			c->fd = -1;
+			continue;
+		}
 		c->in_len = 0;
 		c->body = NULL;
 		c->body_len = c->body_have = 0;
 		c->body_id[0] = '\0';
+		c->body_charge = 0;
+		c->body_deadline = 0;
+		c->streaming = 0;
 		c->out.len = 0;
 		c->out_off = 0;
 		c->held = c->waiting = c->close_after = c->draining = 0;
@@ -467,7 +572,7 @@ static void take_completions(struct daemon *d)
 		mr_log("read(eventfd) failed: %s", strerror(errno));
 	for (list = daemon_async_take(d); list != NULL; list = next) {
 		next = list->next;
-		c = list->slot < DAEMON_MAX_CONNS ? d->conns[list->slot] : NULL;
+		c = list->slot < d->max_conns ? d->conns[list->slot] : NULL;
 		if (c != NULL && c->fd >= 0 && c->gen == list->gen) {
 			if (list->reply != NULL) {
 				c->out.len = 0;
@@ -475,6 +580,7 @@ static void take_completions(struct daemon *d)
 			}
 			c->held = 0;
 			c->waiting = 0;
+			c->body_charge = 0;
 			if (list->close_after)
 				c->close_after = 1;
 			c->deadline = mr_monotonic() + idle_seconds(d);
@@ -490,12 +596,24 @@ static void take_completions(struct daemon *d)
 static void sweep(struct daemon *d, double now)
 {
 	static const char idle[] = "{\"ok\":false,\"error\":\"idle timeout\",\"code\":64}\n";
+	static const char slow[] =
+		"{\"ok\":false,\"error\":\"message body too slow\",\"code\":75}\n";
 	uint32_t slot;
 	struct conn *c;
 
-	for (slot = 0; slot < DAEMON_MAX_CONNS; slot++) {
+	for (slot = 0; slot < d->max_conns; slot++) {
 		c = d->conns[slot];
-		if (c == NULL || c->fd < 0 || c->waiting || c->held || now < c->deadline)
+		if (c == NULL || c->fd < 0 || c->waiting || c->held)
+			continue;
+		if (c->body != NULL && c->body_deadline > 0 && now >= c->body_deadline) {
+			/* A body trickled in slower than DAEMON_BODY_RATE would hold
+			 * its share of the delivery memory for as long as it likes. */
+			if (send(c->fd, slow, sizeof(slow) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				(void)0;
+			conn_close(d, slot);
+			continue;
+		}
+		if (now < c->deadline)
 			continue;
 		if (c->out.len == 0 && !c->draining &&
 		    send(c->fd, idle, sizeof(idle) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
@@ -542,7 +660,7 @@ int daemon_server_loop(struct daemon *d)
 					mr_log("signal %u: stopping", si.ssi_signo);
 					d->loop_stop = 1;
 				}
-			} else if (tag < DAEMON_MAX_CONNS && d->conns[tag] != NULL &&
+			} else if (tag < d->max_conns && d->conns[tag] != NULL &&
 				   d->conns[tag]->fd >= 0) {
 				/* Gone both ways: nobody to answer. */
 				if ((evs[i].events & (EPOLLHUP | EPOLLERR)) &&
@@ -569,7 +687,7 @@ int daemon_server_loop(struct daemon *d)
 		}
 	}
 	/* Send replies already made (SHUTDOWN's own) before the teardown. */
-	for (tag = 0; tag < DAEMON_MAX_CONNS; tag++)
+	for (tag = 0; tag < d->max_conns; tag++)
 		if (d->conns[tag] != NULL && d->conns[tag]->fd >= 0)
 			conn_flush(d, tag);
 	return 0;
@@ -600,7 +718,7 @@ void daemon_server_close(struct daemon *d)
 
 	daemon_server_stop_listening(d);
 	if (d->conns != NULL) {
-		for (slot = 0; slot < DAEMON_MAX_CONNS; slot++) {
+		for (slot = 0; slot < d->max_conns; slot++) {
 			if (d->conns[slot] == NULL)
 				continue;
 			conn_close(d, slot);

@@ -17,7 +17,7 @@
  *   4. engine_activate_as_is() is the operator's `activate` of a user in
  *      attention: its work copy is taken as it stands.
  *
- * Layout under T (CONTRACT "target T"):
+ * Layout under T (docs/LAYOUT.md describes it for operators):
  *   T/<user>                      active users, complete, made in one rename
  *   T/.mailrestore/work/<user>    work copies being built
  *   T/.mailrestore/attic/<user>   what the sync removed, by relative path
@@ -26,6 +26,9 @@
  *                                 extracted completely (path, size, mtime)
  *   T/.mailrestore/discarded/<user>.<time>  a work copy whose fsync failed,
  *                                 set aside (the next run starts afresh)
+ *   T/.mailrestore/damaged/<user>  a damaged backup wrote into the work
+ *                                 copy: every later sync compares contents
+ *   T/.mailrestore/locks/<user>   flock'd while a run works on the user
  *   T/.mailrestore/state          the daemon's journal and held mail, unless
  *                                 --state says otherwise
  *

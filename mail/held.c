@@ -19,6 +19,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/statvfs.h>
 #include <lz4frame.h>
 #include <dirent.h>
 #include <signal.h>
@@ -43,7 +45,19 @@
 
 struct mail_store {
 	int held_fd;  /* <state>/held */
+	struct mail_limits limits;  /* as given (0: default) */
+	/* Held messages and their bytes on disk over every user, counted
+	 * once at the first hold and kept up to date by hold and release. */
+	pthread_mutex_t mu;
+	int totals_known;
+	uint64_t total_count, total_bytes;
 };
+
+#define MIB (1024u * 1024)
+#define DEFAULT_USER_MESSAGES 1000
+#define DEFAULT_USER_BYTES (256u * MIB)
+#define DEFAULT_TOTAL_MESSAGES 1000000
+#define DEFAULT_RESERVE_MIN (64u * MIB)
 
 struct held_header {
 	uint16_t major, minor;
@@ -147,7 +161,7 @@ static int parse_held_name(const char *name, uint64_t *seq_r)
 static int check_user(const char *user, struct mr_error *err)
 {
 	if (!mr_user_name_valid(user)) {
-		/* The CONTRACT's exact wording, without strerror after it. */
+		/* The documented wording (mailrestore(8)), without strerror after it. */
 		mr_error_set(err, 0, "invalid user name");
 		if (err)
 			err->errnum = EINVAL;
@@ -204,6 +218,7 @@ static void drop_stale_tmp(int dirfd, const char *name)
 struct scan {
 	int dirfd;
 	uint64_t max, count;
+	uint64_t *bytes;  /* NULL: sizes not wanted */
 };
 
 static int scan_entry(void *arg, const char *name, unsigned char type, uint64_t ino)
@@ -214,9 +229,15 @@ static int scan_entry(void *arg, const char *name, unsigned char type, uint64_t 
 	(void)type;
 	(void)ino;
 	if (parse_held_name(name, &seq)) {
+		struct stat st;
+
 		sc->count++;
 		if (seq > sc->max)
 			sc->max = seq;
+		/* A file gone meanwhile (released) weighs nothing. */
+		if (sc->bytes != NULL &&
+		    mr_io->fstatat(sc->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			*sc->bytes += (uint64_t)st.st_size;
 	} else if (strncmp(name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0) {
 		drop_stale_tmp(sc->dirfd, name);
 	}
@@ -224,12 +245,13 @@ static int scan_entry(void *arg, const char *name, unsigned char type, uint64_t 
 }
 
 /* One pass over held/<user> (fd dirfd), allocating nothing: the highest
- * sequence number (0 when none) and the number of held files. Stale temp
+ * sequence number (0 when none), the number of held files and (bytes_r
+ * not NULL: added to it) their bytes on disk. Stale temp
  * files of dead writers are removed on the way. 0 or -1 with err. */
 static int scan_user_dir(int dirfd, const char *user, uint64_t *max_r, uint64_t *count_r,
-			 struct mr_error *err)
+			 uint64_t *bytes_r, struct mr_error *err)
 {
-	struct scan sc = { dirfd, 0, 0 };
+	struct scan sc = { dirfd, 0, 0, bytes_r };
 
 	if (mr_scandir(dirfd, scan_entry, &sc, err) < 0) {
 		mr_error_prefix(err, "held/%s", user);
@@ -270,6 +292,7 @@ int mail_store_open(int state_dirfd, struct mail_store **store_r, struct mr_erro
 		goto out;
 	}
 	store->held_fd = fd;
+	pthread_mutex_init(&store->mu, NULL);
 	fd = -1;
 	*store_r = store;
 	store = NULL;
@@ -285,6 +308,7 @@ void mail_store_close(struct mail_store **store)
 	if (store == NULL || *store == NULL)
 		return;
 	mr_close((*store)->held_fd);
+	pthread_mutex_destroy(&(*store)->mu);
 	free(*store);
 	*store = NULL;
 }
@@ -323,6 +347,104 @@ void mail_hold_unlock(int lockfd)
 	mr_close(lockfd);
 }
 
+/* ---- limits --------------------------------------------------------- */
+
+void mail_store_set_limits(struct mail_store *store, const struct mail_limits *limits)
+{
+	store->limits = *limits;
+}
+
+static int add_total(void *ctx, const char *user, uint64_t count, uint64_t bytes,
+		     struct mr_error *err);
+static int for_each_user(struct mail_store *store,
+			 int (*fn)(void *ctx, const char *user, uint64_t count, uint64_t bytes,
+				   struct mr_error *err),
+			 void *ctx, int with_bytes, struct mr_error *err);
+
+/* Adds (or with negative signs, takes away) held messages to the totals. */
+static void totals_add(struct mail_store *store, int64_t count, int64_t bytes)
+{
+	pthread_mutex_lock(&store->mu);
+	if (store->totals_known) {
+		store->total_count = count < 0 && (uint64_t)-count > store->total_count
+					     ? 0 : store->total_count + (uint64_t)count;
+		store->total_bytes = bytes < 0 && (uint64_t)-bytes > store->total_bytes
+					     ? 0 : store->total_bytes + (uint64_t)bytes;
+	}
+	pthread_mutex_unlock(&store->mu);
+}
+
+/* Refuses a message of size bytes on disk for user, who holds count
+ * messages of user_bytes, when it would pass a limit. 0 or -1 with err. */
+static int check_limits(struct mail_store *store, const char *user, uint64_t count,
+			uint64_t user_bytes, uint64_t size, struct mr_error *err)
+{
+	const struct mail_limits *l = &store->limits;
+	uint64_t fs_size = 0, free_bytes, lim, reserve, sum[2] = { 0, 0 };
+	struct statvfs vfs;
+	int rc = -1;
+
+	if (fstatvfs(store->held_fd, &vfs) == 0)
+		fs_size = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	lim = l->user_messages ? l->user_messages : DEFAULT_USER_MESSAGES;
+	if (count + 1 > lim) {
+		mr_error_set(err, 0, "held mail limit reached: %s holds %llu messages already",
+			     user, (unsigned long long)count);
+		goto refused;
+	}
+	lim = l->user_bytes ? l->user_bytes : DEFAULT_USER_BYTES;
+	if (user_bytes + size > lim) {
+		mr_error_set(err, 0, "held mail limit reached: %s holds %llu bytes already",
+			     user, (unsigned long long)user_bytes);
+		goto refused;
+	}
+	pthread_mutex_lock(&store->mu);
+	if (!store->totals_known) {
+		if (for_each_user(store, add_total, sum, 1, err) < 0) {
+			pthread_mutex_unlock(&store->mu);
+			return -1;
+		}
+		store->total_count = sum[0];
+		store->total_bytes = sum[1];
+		store->totals_known = 1;
+	}
+	sum[0] = store->total_count;
+	sum[1] = store->total_bytes;
+	pthread_mutex_unlock(&store->mu);
+	lim = l->total_messages ? l->total_messages : DEFAULT_TOTAL_MESSAGES;
+	if (sum[0] + 1 > lim) {
+		mr_error_set(err, 0, "held mail limit reached: %llu messages held in all",
+			     (unsigned long long)sum[0]);
+		goto refused;
+	}
+	lim = l->total_bytes ? l->total_bytes : fs_size / 5;
+	if (lim != 0 && sum[1] + size > lim) {
+		mr_error_set(err, 0, "held mail limit reached: %llu bytes held in all",
+			     (unsigned long long)sum[1]);
+		goto refused;
+	}
+	reserve = l->reserve_bytes ? l->reserve_bytes : fs_size / 20;
+	if (!l->reserve_bytes && reserve < DEFAULT_RESERVE_MIN)
+		reserve = DEFAULT_RESERVE_MIN;
+	free_bytes = mr_free_bytes(store->held_fd);
+	if (free_bytes != UINT64_MAX && free_bytes < size + reserve) {
+		mr_error_set(err, 0,
+			     "held mail limit reached: holding it would leave less than %llu "
+			     "bytes free for the restores",
+			     (unsigned long long)reserve);
+		if (err)
+			err->errnum = ENOSPC;
+		errno = ENOSPC;
+		return -1;
+	}
+	return 0;
+refused:
+	if (err)
+		err->errnum = EDQUOT;
+	errno = EDQUOT;
+	return rc;
+}
+
 /* ---- hold ----------------------------------------------------------- */
 
 int mail_hold(struct mail_store *store, const char *user, const void *msg, size_t len,
@@ -334,7 +456,7 @@ int mail_hold(struct mail_store *store, const char *user, const void *msg, size_
 	struct timespec now;
 	char tmpname[96], final[HELD_NAME_LEN + 1];
 	int dirfd = -1, fd = -1, rc = -1, tmp_made = 0, final_made = 0;
-	uint64_t max, seq;
+	uint64_t max, seq, count = 0, bytes = 0;
 	struct stat st;
 
 	if (check_user(user, err) < 0)
@@ -360,7 +482,9 @@ int mail_hold(struct mail_store *store, const char *user, const void *msg, size_
 
 	if (user_dir_open(store, user, 1, &dirfd, err) < 0)
 		goto out;
-	if (scan_user_dir(dirfd, user, &max, NULL, err) < 0)
+	if (scan_user_dir(dirfd, user, &max, &count, &bytes, err) < 0)
+		goto out;
+	if (check_limits(store, user, count, bytes, HELD_HEADER_SIZE + frame, err) < 0)
 		goto out;
 	seq = max + 1;
 	snprintf(final, sizeof(final), "%0*llu" HELD_SUFFIX, HELD_SEQ_DIGITS,
@@ -411,6 +535,7 @@ int mail_hold(struct mail_store *store, const char *user, const void *msg, size_
 		mr_error_set(err, errno, "fsync(held/%s) failed", user);
 		goto out;
 	}
+	totals_add(store, 1, HELD_HEADER_SIZE + frame);
 	if (seq_r)
 		*seq_r = seq;
 	rc = 0;
@@ -492,8 +617,9 @@ out:
 /* Calls fn for every user folder in held/ with its number of held files.
  * 0 or -1 with err. */
 static int for_each_user(struct mail_store *store,
-			 int (*fn)(void *ctx, const char *user, uint64_t count, struct mr_error *err),
-			 void *ctx, struct mr_error *err)
+			 int (*fn)(void *ctx, const char *user, uint64_t count, uint64_t bytes,
+				   struct mr_error *err),
+			 void *ctx, int with_bytes, struct mr_error *err)
 {
 	struct mr_dirlist list = { NULL, 0 };
 	int rc = -1;
@@ -505,7 +631,7 @@ static int for_each_user(struct mail_store *store,
 	}
 	for (i = 0; i < list.n; i++) {
 		const char *user = list.v[i].name;
-		uint64_t count;
+		uint64_t count, bytes = 0;
 		int dirfd, r;
 
 		/* Lock files and anything else that is not a user's folder. */
@@ -519,9 +645,9 @@ static int for_each_user(struct mail_store *store,
 			mr_error_set(err, errno, "openat(held/%s) failed", user);
 			goto out;
 		}
-		r = scan_user_dir(dirfd, user, NULL, &count, err);
+		r = scan_user_dir(dirfd, user, NULL, &count, with_bytes ? &bytes : NULL, err);
 		mr_close(dirfd);
-		if (r < 0 || fn(ctx, user, count, err) < 0)
+		if (r < 0 || fn(ctx, user, count, bytes, err) < 0)
 			goto out;
 	}
 	rc = 0;
@@ -530,19 +656,23 @@ out:
 	return rc;
 }
 
-static int add_total(void *ctx, const char *user, uint64_t count, struct mr_error *err)
+static int add_total(void *ctx, const char *user, uint64_t count, uint64_t bytes,
+		     struct mr_error *err)
 {
-	*(uint64_t *)ctx += count;
+	uint64_t *sum = ctx;
+
+	sum[0] += count;
+	sum[1] += bytes;
 	return 0;
 }
 
 int mail_held_total(struct mail_store *store, uint64_t *count_r, struct mr_error *err)
 {
-	uint64_t total = 0;
+	uint64_t total[2] = { 0, 0 };
 
-	if (for_each_user(store, add_total, &total, err) < 0)
+	if (for_each_user(store, add_total, total, 0, err) < 0)
 		return -1;
-	*count_r = total;
+	*count_r = total[0];
 	return 0;
 }
 
@@ -551,7 +681,8 @@ struct names {
 	size_t n, cap;
 };
 
-static int add_name(void *ctx, const char *user, uint64_t count, struct mr_error *err)
+static int add_name(void *ctx, const char *user, uint64_t count, uint64_t bytes,
+		    struct mr_error *err)
 {
 	struct names *names = ctx;
 
@@ -583,7 +714,7 @@ int mail_held_users(struct mail_store *store, char ***names_r, size_t *n_r,
 
 	*names_r = NULL;
 	*n_r = 0;
-	if (for_each_user(store, add_name, &names, err) < 0) {
+	if (for_each_user(store, add_name, &names, 0, err) < 0) {
 		mr_names_free(names.v, names.n);
 		return -1;
 	}
@@ -887,13 +1018,21 @@ int mail_release_done(struct mail_store *store, const char *user, struct mr_erro
 	}
 	for (i = 0; i < list.n; i++) {
 		uint64_t seq;
+		struct stat st;
+
 		/* Only held messages go; a damaged one set aside stays. */
 		if (!parse_held_name(list.v[i].name, &seq))
 			continue;
-		if (mr_io->unlinkat(dirfd, list.v[i].name, 0) < 0 && errno != ENOENT) {
+		if (mr_io->fstatat(dirfd, list.v[i].name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			st.st_size = -1;
+		if (mr_io->unlinkat(dirfd, list.v[i].name, 0) < 0) {
+			if (errno == ENOENT)
+				continue;
 			mr_error_set(err, errno, "unlink(held/%s/%s) failed", user, list.v[i].name);
 			goto out;
 		}
+		if (st.st_size >= 0)
+			totals_add(store, -1, -(int64_t)st.st_size);
 	}
 	mr_close(dirfd);
 	dirfd = -1;

@@ -49,6 +49,23 @@ int mail_store_open(int state_dirfd, struct mail_store **store_r, struct mr_erro
 /* Frees *store and sets it NULL. Accepts NULL. */
 void mail_store_close(struct mail_store **store);
 
+/* How much mail may be held, so held mail never fills the disk that the
+ * restores need. Bytes are bytes on disk (compressed). 0 means the default
+ * given with each field. */
+struct mail_limits {
+	uint64_t user_messages;   /* per user; default 1000 */
+	uint64_t user_bytes;      /* per user; default 256 MiB */
+	uint64_t total_messages;  /* over every user; default 1000000 */
+	uint64_t total_bytes;     /* over every user; default a fifth of the
+				   * size of the file system holding held/ */
+	uint64_t reserve_bytes;   /* free space a hold must leave on that file
+				   * system; default 5% of its size, at least
+				   * 64 MiB */
+};
+/* Sets the limits mail_hold() keeps (copied). Without a call: the
+ * defaults. Call before the store is shared between threads. */
+void mail_store_set_limits(struct mail_store *store, const struct mail_limits *limits);
+
 /* Delivers msg (len bytes) into the Maildir rooted at maildir_fd (tmp/, new/
  * and cur/ created 0700 when missing): written to tmp/ under a unique name
  * "<sec>.M<usec>P<pid>Q<counter>.<host>,S=<len>", fsync'd, linked into new/
@@ -72,7 +89,10 @@ void mail_hold_unlock(int lockfd);
  * folder fsync'd. Call with the user's hold lock held. seq_r (may be NULL)
  * gets its sequence number. 0, or -1 with err: then nothing of the message
  * is visible (ENOSPC, EIO of a failed write or fsync: not durable, so the
- * caller must not answer ok). */
+ * caller must not answer ok). A message beyond a limit of mail_limits is
+ * refused before anything is written: errnum EDQUOT ("held mail limit
+ * reached: ...") for the counts and sizes, ENOSPC for the free space
+ * reserve; the sender should try again later. */
 int mail_hold(struct mail_store *store, const char *user, const void *msg, size_t len,
 	      uint64_t *seq_r, struct mr_error *err);
 

@@ -837,6 +837,13 @@ int queue_lookup(struct queue *q, const char *name, struct queue_user_info *info
 void queue_foreach_queued(struct queue *q, size_t max,
 			  int (*fn)(void *arg, const struct queue_user_info *info), void *arg)
 {
+	queue_foreach_queued_from(q, 0, max, fn, arg);
+}
+
+void queue_foreach_queued_from(struct queue *q, uint64_t start, size_t max,
+			       int (*fn)(void *arg, const struct queue_user_info *info),
+			       void *arg)
+{
 	struct queue_user_info *info = malloc(sizeof(*info));
 	uint64_t k, given = 0;
 	int l;
@@ -847,7 +854,10 @@ void queue_foreach_queued(struct queue *q, size_t max,
 	for (l = 0; l < 2; l++) {
 		const struct lane *lane = l == 0 ? &q->prio : &q->enq;
 
-		for (k = 0; k < lane->count; k++) {
+		/* Positions run through the priority lane, then the other. */
+		k = start < lane->count ? start : lane->count;
+		start -= k;
+		for (; k < lane->count; k++) {
 			const struct quser *u = q->users[lane_kth(lane, k) - 1];
 
 			if (max != 0 && given == max)

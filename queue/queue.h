@@ -173,6 +173,11 @@ int queue_lookup(struct queue *q, const char *name, struct queue_user_info *info
  * the queue's lock held: it must be quick and must not call the queue. */
 void queue_foreach_queued(struct queue *q, size_t max,
 			  int (*fn)(void *arg, const struct queue_user_info *info), void *arg);
+/* Same, starting at position start (0: the front): for a long list sent in
+ * pieces, each piece a short hold of the lock. */
+void queue_foreach_queued_from(struct queue *q, uint64_t start, size_t max,
+			       int (*fn)(void *arg, const struct queue_user_info *info),
+			       void *arg);
 /* Calls fn for every known user (any state), in name order. fn runs with
  * the queue's lock held, as above. */
 void queue_foreach_user(struct queue *q, int (*fn)(void *arg, const struct queue_user_info *info),

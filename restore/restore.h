@@ -18,12 +18,16 @@
  *   4. restore_backup_user() writes the other direction: one user folder of
  *      the source into an archive (the daily-backup side, and fixtures).
  *
- * Every file is written under a temporary name in settings->tmp_dirfd (or
- * beside its final place) and renamed into place only when complete with
- * its mode and times, so after a crash a file at its final name is whole:
- * extracting again over a partial work copy skips entries that are already
- * there with the same type, size and modification time (nanoseconds too
- * when the archive has them). Temporary names start with ".mrx.".
+ * How a file is written depends on the work copy. In a fresh one (nothing
+ * extracted into it before) each file is written under its final name with
+ * no permission bits, and gets its mode and times only once complete; a
+ * file found without permission bits by a later run is unfinished and is
+ * removed and written again. Over an existing work copy each file is
+ * written under a temporary name (".mrx." prefix) in settings->tmp_dirfd
+ * or beside its final place, and renamed into place only when complete.
+ * Either way, after a crash a file that looks finished is whole: extracting
+ * again skips entries that are already there with the same type, size and
+ * modification time (nanoseconds too when the archive has them).
  *
  * Symlinks are accepted only when their target is relative and every ".."
  * in it comes before any name and climbs no higher than the link's own

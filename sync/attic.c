@@ -1,6 +1,6 @@
 /*
  * attic.c: what the source no longer has leaves the work copy for the attic
- * (CONTRACT "attic"), under the same relative path, by rename on the same
+ * (docs/LAYOUT.md, "attic"), under the same relative path, by rename on the same
  * file system: user data is never unlinked. An entry already in the attic
  * from an earlier run is kept too; the newcomer gets ".1", ".2", ... and so
  * does a folder on its way whose name the attic holds as a file.

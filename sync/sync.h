@@ -11,7 +11,7 @@
  *      sync_make_durable() before the caller renames it into place.
  *   4. sync_verify() compares two trees and lists the differences.
  *
- * Rules the implementation keeps (CONTRACT "What a restored user is"):
+ * Rules the implementation keeps (docs/LAYOUT.md, "What a restored user is"):
  *   - The source is only ever opened for reading and never mmapped; every
  *     path is resolved below a held directory fd with O_NOFOLLOW.
  *   - Listings of both sides are sorted and merged. What is new or changed

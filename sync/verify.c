@@ -1,6 +1,6 @@
 /*
- * verify.c: sync_verify() compares two trees the way CONTRACT "What a
- * restored user is" defines equal: the same paths and types, contents
+ * verify.c: sync_verify() compares two trees the way docs/LAYOUT.md ("What
+ * a restored user is") defines equal: the same paths and types, contents
  * (xxh3 of both sides), permission bits, modification times to the
  * nanosecond, symlink targets and, when asked, owners. Every difference is
  * listed; the source is only read.

@@ -1,4 +1,4 @@
-/* test_names.c: user name validation (CONTRACT "user name"). */
+/* test_names.c: user name validation (docs/LAYOUT.md, "User names"). */
 #include "tests/testutil.h"
 
 #include <string.h>

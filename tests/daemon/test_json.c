@@ -660,7 +660,7 @@ static void proto_operator_verbs(void **state)
 	pt_drain(t);
 	/* An operator. */
 	t->c->uid = geteuid();
-	t->c->operator_checked = 0;
+	t->c->rights_checked = 0;
 	assert_int_equal(req(t, "PAUSE"), 0);
 	assert_string_equal(member(t, "paused"), "true");
 	assert_int_equal(t->d.paused, 1);
@@ -681,6 +681,111 @@ static void proto_operator_verbs(void **state)
 	assert_string_equal(member(t, "stopping"), "true");
 	assert_true(t->c->close_after);
 	assert_int_equal(t->d.loop_stop, 1);
+	pt_free(t);
+}
+
+/* Who may see whom and who may deliver: a peer that is neither root, the
+ * daemon's user nor in a group sees no other user and cannot deliver
+ * (issue 10: any local user forged mail and read every user's state). */
+static void proto_rights(void **state)
+{
+	struct pt *t = pt_new();
+	int q;
+
+	(void)state;
+	t->c->uid = geteuid() + 4242; /* no account: matches no user name */
+	t->c->gid = 4242;
+	assert_int_equal(req(t, "LOGIN alice"), 0);
+	pt_drain(t);
+	assert_int_equal(req(t, "SHOW alice"), MR_EX_NOPERM);
+	assert_non_null(strstr(member(t, "error"), "permission denied"));
+	assert_int_equal(req(t, "QUEUE"), 0);
+	q = daemon_json_get(t->reply, toks, 0, "queue");
+	assert_int_equal(toks[q].size, 0);
+	assert_int_equal(req(t, "DELIVER alice 10"), MR_EX_NOPERM);
+	assert_non_null(strstr(member(t, "error"), "deliver"));
+	assert_true(t->c->close_after);
+	assert_null(t->c->body);
+	t->c->close_after = 0;
+	/* A member of --deliver-group (its primary group here) may deliver,
+	 * and still sees nobody else. */
+	t->d.deliver_gid = 4242;
+	t->d.have_deliver_gid = 1;
+	t->c->rights_checked = 0;
+	assert_int_equal(req(t, "DELIVER alice 10"), 0);
+	assert_non_null(t->c->body);
+	free(t->c->body);
+	t->c->body = NULL;
+	t->c->out.len = 0;
+	assert_int_equal(req(t, "SHOW alice"), MR_EX_NOPERM);
+	assert_int_equal(req(t, "PAUSE"), MR_EX_NOPERM);
+	/* A member of --operator-group sees everyone. */
+	t->d.operator_gid = 4242;
+	t->d.have_operator_gid = 1;
+	t->c->rights_checked = 0;
+	assert_int_equal(req(t, "SHOW alice"), 0);
+	assert_int_equal(req(t, "QUEUE"), 0);
+	q = daemon_json_get(t->reply, toks, 0, "queue");
+	assert_int_equal(toks[q].size, 1);
+	pt_free(t);
+}
+
+/* A long QUEUE reply is made a piece at a time as the client reads it (a
+ * whole queue per connection grew the daemon by hundreds of MB with
+ * clients that never read, issue 10); users who start or join between
+ * pieces neither repeat nor drop anyone. */
+static void proto_queue_pieces(void **state)
+{
+	struct pt *t = pt_new();
+	struct queue_user_info info;
+	struct mr_error err;
+	queue_ticket ticket;
+	char name[16], key[40], started[MR_USER_NAME_MAX + 1], *all = NULL, *p;
+	size_t all_len = 0;
+	int i, prio, shifted = 0;
+
+	(void)state;
+	for (i = 0; i < 150; i++) {
+		snprintf(name, sizeof(name), "u%03d", i);
+		assert_int_equal(queue_add_user(t->d.q, name, 10, &err), 1);
+		assert_int_equal(queue_request(t->d.q, name, 1000.0 + i, &info, &ticket, &err), 0);
+	}
+	t->c->out.len = 0;
+	p = strdup("QUEUE");
+	daemon_proto_request(&t->d, t->c, 0, p);
+	free(p);
+	assert_true(t->c->streaming);
+	for (;;) {
+		all = realloc(all, all_len + t->c->out.len + 1);
+		assert_non_null(all);
+		memcpy(all + all_len, t->c->out.p, t->c->out.len);
+		all_len += t->c->out.len;
+		all[all_len] = '\0';
+		if (!t->c->streaming)
+			break;
+		/* Between the pieces two users start and one more asks. */
+		if (!shifted++) {
+			assert_int_equal(queue_next(t->d.q, 1, 2000.0, started, &prio, &err), 1);
+			assert_int_equal(queue_next(t->d.q, 1, 2000.0, started, &prio, &err), 1);
+			assert_int_equal(queue_add_user(t->d.q, "late", 10, &err), 1);
+			assert_int_equal(queue_request(t->d.q, "late", 3000.0, &info, &ticket, &err), 0);
+		}
+		t->c->out.len = 0;
+		daemon_proto_queue_more(&t->d, t->c);
+	}
+	assert_int_equal(all[all_len - 1], '\n');
+	assert_null(memchr(all, '\n', all_len - 1));
+	/* Every user once, in order: the first piece's 64, then the rest. */
+	for (p = all, i = 0; i < 150; i++) {
+		snprintf(key, sizeof(key), "\"user\":\"u%03d\"", i);
+		p = strstr(p, key);
+		if (p == NULL)
+			fail_msg("u%03d missing or out of order", i);
+		assert_null(strstr(p + 1, key));
+	}
+	assert_non_null(strstr(p, "\"user\":\"late\""));
+	free(all);
+	pt_drain(t);
 	pt_free(t);
 }
 
@@ -873,6 +978,8 @@ int main(void)
 		cmocka_unit_test(proto_invalid_names_refused),
 		cmocka_unit_test(proto_login_and_show),
 		cmocka_unit_test(proto_operator_verbs),
+		cmocka_unit_test(proto_rights),
+		cmocka_unit_test(proto_queue_pieces),
 		cmocka_unit_test(proto_enqueue_lists),
 		cmocka_unit_test(proto_queue_count),
 		cmocka_unit_test(proto_deliver_arguments),

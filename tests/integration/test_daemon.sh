@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The daemon and its clients end to end, on a real socket: login positions
 # in the order of the first ask (and kept on repeats), exit codes of every
-# command per CONTRACT, the --json fields, enqueue/bump/pause/resume, held
+# command as documented, the --json fields, enqueue/bump/pause/resume, held
 # mail released at activation, attention/retry/activate, --on-active, a
 # second daemon refused, and --exit-when-done finishing with every healthy
 # user equal to the source.

@@ -4,7 +4,7 @@
 # Postfix wrapper, the man page mailrestore(8), the systemd unit with its
 # environment file, the runbook and the wiring guides. The unit starts the
 # daemon in the foreground, reads /etc/default/mailrestore (with extra flags
-# in MR_FLAGS), waits for the mounts of S, T and B, restarts on failure
+# in MR_OPTS), waits for the mounts of S, T and B, restarts on failure
 # (not after 66, an unmounted source), and `systemd-analyze verify` accepts
 # it (skipped with a note where systemd-analyze is missing).
 set -euo pipefail
@@ -40,7 +40,7 @@ if command -v man >/dev/null; then
     || fail "man page does not render"
 fi
 unit=$p/lib/systemd/system/mailrestore.service
-grep -q '^ExecStart=/usr/local/sbin/mailrestore daemon .* \$MR_FLAGS$' "$unit" || fail "unit does not run the daemon with MR_FLAGS"
+grep -q '^ExecStart=/usr/local/sbin/mailrestore daemon .* \$MR_OPTS$' "$unit" || fail "unit does not run the daemon with MR_OPTS"
 grep -q '^EnvironmentFile=-/etc/default/mailrestore$' "$unit" || fail "unit reads no environment file"
 grep -q '^RequiresMountsFor=' "$unit" || fail "unit does not wait for the mounts"
 grep -q '^Restart=on-failure' "$unit" || fail "unit does not restart on failure"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # restore-user end to end: real archives from bsdtar and from our own
-# `backup`, a day of changes on the source, exit codes per CONTRACT,
+# `backup`, a day of changes on the source, exit codes as documented,
 # every active user equal to the source (checked by rsync itself and by
 # our verify), damaged users in attention with their backup kept.
 set -euo pipefail

@@ -366,6 +366,79 @@ static void invalid_user_names_refused(void **state)
 	mt_free(t);
 }
 
+/* Held mail has limits (issue 10: 16 messages of 16 MiB filled the target
+ * and every restore after failed with ENOSPC): per user and in all, in
+ * messages and bytes, and a free-space reserve; a refusal writes nothing
+ * and says why (EDQUOT, ENOSPC), and released mail counts no more. */
+static int hold_one(struct mt *t, const char *user, const char *msg, struct mr_error *err)
+{
+	int lock, rc;
+
+	if (mail_hold_lock(t->store, user, &lock, err) < 0)
+		return -1;
+	rc = mail_hold(t->store, user, msg, strlen(msg), NULL, err);
+	mail_hold_unlock(lock);
+	return rc;
+}
+
+static void held_mail_limits(void **state)
+{
+	struct mt *t = mt_new();
+	struct mail_limits l = { .user_messages = 2, .total_messages = 3 };
+	struct mr_error err;
+	uint64_t count, released;
+
+	(void)state;
+	mail_store_set_limits(t->store, &l);
+	assert_int_equal(hold_one(t, "alice", "one", &err), 0);
+	assert_int_equal(hold_one(t, "alice", "two", &err), 0);
+	assert_int_equal(hold_one(t, "alice", "three", &err), -1);
+	assert_int_equal(err.errnum, EDQUOT);
+	assert_non_null(strstr(err.msg, "held mail limit reached"));
+	assert_int_equal(mail_held_count(t->store, "alice", &count, NULL, &err), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(mt_count(t->state, "held/alice"), 2);
+	/* The total: bob gets one, carol none. */
+	assert_int_equal(hold_one(t, "bob", "b1", &err), 0);
+	assert_int_equal(hold_one(t, "carol", "c1", &err), -1);
+	assert_int_equal(err.errnum, EDQUOT);
+	/* Released mail frees its room. */
+	if (mt_release(t, "alice", &released, &err) < 0)
+		fail_msg("release: %s", err.msg);
+	assert_int_equal(mail_release_done(t->store, "alice", &err), 0);
+	assert_int_equal(hold_one(t, "carol", "c1", &err), 0);
+	/* Bytes per user and in all (on disk: the header and the frame). */
+	l.user_messages = l.total_messages = 0;
+	l.user_bytes = 200;
+	mail_store_set_limits(t->store, &l);
+	assert_int_equal(hold_one(t, "dave", "small", &err), 0);
+	{
+		char big[400];
+
+		/* Bytes that lz4 cannot shrink below the 200 allowed. */
+		big[sizeof(big) - 1] = '\0';
+		for (size_t i = 0; i + 1 < sizeof(big); i++)
+			big[i] = (char)('!' + (i * 7919 + i / 3) % 90);
+		assert_int_equal(hold_one(t, "dave", big, &err), -1);
+		assert_int_equal(err.errnum, EDQUOT);
+	}
+	l.user_bytes = 0;
+	l.total_bytes = 1;
+	mail_store_set_limits(t->store, &l);
+	assert_int_equal(hold_one(t, "erin", "e", &err), -1);
+	assert_int_equal(err.errnum, EDQUOT);
+	/* The free space reserve: more than the disk has. */
+	l.total_bytes = 0;
+	l.reserve_bytes = UINT64_MAX / 4;
+	mail_store_set_limits(t->store, &l);
+	assert_int_equal(hold_one(t, "erin", "e", &err), -1);
+	assert_int_equal(err.errnum, ENOSPC);
+	assert_non_null(strstr(err.msg, "free"));
+	assert_int_equal(mail_held_count(t->store, "erin", &count, NULL, &err), 0);
+	assert_int_equal(count, 0);
+	mt_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -378,6 +451,7 @@ int main(void)
 		cmocka_unit_test(empty_message_round_trip),
 		cmocka_unit_test(released_files_belong_to_the_maildir_owner),
 		cmocka_unit_test(invalid_user_names_refused),
+		cmocka_unit_test(held_mail_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

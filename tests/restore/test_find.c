@@ -162,7 +162,7 @@ static void test_suffix_table(void **state)
 	size_t i, j;
 
 	(void)state;
-	/* Every suffix of the contract is there, and no suffix is preceded
+	/* Every documented suffix is there, and no suffix is preceded
 	 * by a shorter one it ends with (longest match first). */
 	for (i = 0; restore_suffixes[i] != NULL; i++)
 		for (j = i + 1; restore_suffixes[j] != NULL; j++) {

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The documents agree with the tree: every repository path that README.md,
+# docs/, contrib/*/README.md or a header names exists; every option the
+# documents give mailrestore is one some subcommand's --help lists; every
+# folder under T/.mailrestore/ they name is one the code uses; and nothing
+# points at a document the repository does not hold.
+set -euo pipefail
+MR=${MR_BIN:?MR_BIN must point at the mailrestore binary}
+SRC=${MR_SRC:?MR_SRC must point at the source tree}
+cd "$SRC"
+command -v python3 >/dev/null || { echo "SKIP: python3 is not installed"; exit 77; }
+
+# Every subcommand's --help, gathered once.
+helps=$(mktemp)
+trap 'rm -f "$helps"' EXIT
+"$MR" --help >"$helps" 2>&1 || true
+for c in $("$MR" --help 2>&1 | sed -n 's/^  \([a-z][a-z-]*\) .*/\1/p' | sort -u); do
+	"$MR" "$c" --help >>"$helps" 2>&1 || true
+done
+
+python3 - "$helps" <<'PY'
+import glob, os, re, sys
+
+helps = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+docs = ["README.md"] + sorted(glob.glob("docs/*.md")) + ["docs/mailrestore.8"] \
+    + sorted(glob.glob("contrib/*/README.md"))
+headers = sorted(glob.glob("*/*.h"))
+code = "".join(open(p, encoding="utf-8", errors="replace").read()
+               for p in glob.glob("*/*.c") + glob.glob("cli/*/*.c"))
+bad = []
+
+# Options of other tools that the documents quote when they compare with them.
+foreign = {"--delete", "--build", "--test-dir", "--install", "--output-on-failure",
+           "--lz4", "--zstd", "--numeric-owner", "--inplace", "--no-whole-file",
+           "--help", "--json"}
+top = {"README.md", "CMakeLists.txt", ".ci", ".clang-format", ".gitignore"}
+modules = "docs|contrib|bench|scripts|tests|cli|common|restore|sync|queue|engine|daemon|mail|fixture|fuzz"
+path_re = re.compile(r"(?<![\w/.-])((?:%s)/[A-Za-z0-9_./-]*[A-Za-z0-9_])" % modules)
+
+for p in docs + headers:
+    text = open(p, encoding="utf-8", errors="replace").read()
+    if re.search(r"\bCONTRACT\b", text):
+        bad.append(f"{p}: names a CONTRACT document the repository does not hold")
+    for m in path_re.finditer(text):
+        rel = m.group(1)
+        # Headers also quote paths inside generated mailboxes (mail/...);
+        # only names of the project's own files count there.
+        if p in headers and not re.search(r"\.(c|h|md|sh|8|txt|py)$|/$", rel):
+            continue
+        if not os.path.exists(rel):
+            bad.append(f"{p}: names {rel}, which does not exist")
+    if p in headers:
+        continue
+    # \- is how the man page spells a dash.
+    plain = text.replace("\\-", "-")
+    for opt in sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9](?![a-z0-9*-])", plain))):
+        if opt in foreign:
+            continue
+        if not re.search(re.escape(opt) + r"(?![a-z0-9-])", helps):
+            bad.append(f"{p}: option {opt} is in no subcommand's --help")
+    for sub in sorted(set(re.findall(r"\.mailrestore/([a-z][a-z_-]*)", plain))):
+        if f'"{sub}' not in code and f'/{sub}' not in code:
+            bad.append(f"{p}: T/.mailrestore/{sub} is used nowhere in the code")
+
+for b in bad:
+    print("FAIL:", b)
+if bad:
+    sys.exit(1)
+print(f"docs: {len(docs)} documents and {len(headers)} headers agree with the tree")
+PY
