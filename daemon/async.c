@@ -164,6 +164,11 @@ static char *user_reply(struct daemon *d, const char *user, const char *extra)
 
 static char *run_deliver(struct daemon *d, struct task *t)
 {
+	/* [held][repeat]: a repeat was stored by an earlier attempt. */
+	static const char *const extra[2][2] = {
+		{ "\"held\":false", "\"held\":false,\"repeat\":true" },
+		{ "\"held\":true", "\"held\":true,\"repeat\":true" },
+	};
 	struct mr_error err;
 	int held = 0, repeat = 0;
 	char *reply;
@@ -176,8 +181,7 @@ static char *run_deliver(struct daemon *d, struct task *t)
 	} else {
 		if (repeat)
 			mr_log("%s: delivery %s was stored before; not stored again", t->user, t->id);
-		reply = user_reply(d, t->user, held ? (repeat ? "\"held\":true,\"repeat\":true" : "\"held\":true")
-					     : (repeat ? "\"held\":false,\"repeat\":true" : "\"held\":false"));
+		reply = user_reply(d, t->user, extra[held != 0][repeat != 0]);
 	}
 	__atomic_sub_fetch(&d->body_bytes, t->len, __ATOMIC_RELAXED);
 	return reply;
