@@ -36,12 +36,14 @@ enum {
 	OPT_PRIORITY = 1 << 3,
 	OPT_FILE = 1 << 4,
 	OPT_MAX = 1 << 5,
+	OPT_STATE = 1 << 6,
 };
 
 struct copts {
 	const char *socket;
 	int json, prometheus, once, priority, help;
 	const char *file;
+	const char *state;
 	uint64_t max;
 	int nargs;
 	char **args;
@@ -87,6 +89,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, 
 			o->priority = 1;
 		} else if ((allowed & OPT_FILE) && strcmp(a, "--file") == 0 && i + 1 < argc) {
 			o->file = argv[++i];
+		} else if ((allowed & OPT_STATE) && strcmp(a, "--state") == 0 && i + 1 < argc) {
+			o->state = argv[++i];
 		} else if ((allowed & OPT_MAX) && strcmp(a, "--max") == 0 && i + 1 < argc) {
 			val = argv[++i];
 			if (mr_parse_u64(val, &o->max) < 0) {
@@ -401,10 +405,13 @@ static void print_worker(const struct reply *r, int w)
 
 	str(r, w, "user", user, sizeof(user));
 	str(r, w, "phase", phase, sizeof(phase));
-	if (user[0] == '\0') {
+	if (strcmp(phase, "idle") == 0 || (user[0] == '\0' && phase[0] == '\0')) {
 		printf("  worker %-2d idle\n", (int)num(r, w, "id", 0));
 		return;
 	}
+	/* Busy with a user the daemon does not name to this caller. */
+	if (user[0] == '\0')
+		snprintf(user, sizeof(user), "-");
 	done = num(r, w, "progress_done", 0);
 	total = num(r, w, "progress_total", 0);
 	pi = get(r, w, "progress");
@@ -460,7 +467,9 @@ static void print_prometheus(const struct reply *r)
 
 	for (i = 0; (w = daemon_json_index(r->toks, workers, i)) >= 0; i++) {
 		nw++;
-		if (str(r, w, "user", u, sizeof(u))[0])
+		/* A busy worker's user is null for callers who may not see it. */
+		if (str(r, w, "user", u, sizeof(u))[0] ||
+		    (str(r, w, "phase", u, sizeof(u))[0] && strcmp(u, "idle") != 0))
 			busy++;
 	}
 	printf("# HELP mailrestore_users Affected users per state.\n"
@@ -540,12 +549,106 @@ int cmd_status(int argc, char **argv)
 static void queue_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore queue [--socket PATH] [--json] [--max N]\n\n"
+		"usage: mailrestore queue [--socket PATH] [--json] [--max N]\n"
+		"       mailrestore queue [--socket PATH] [--json] --state STATE\n\n"
 		"The requests not started yet, in the order they will be served: logins,\n"
 		"`enqueue --priority` and bumps first, then plain enqueues. --json prints a\n"
 		"list of objects with user, state, position, eta_seconds, priority and\n"
 		"requested_at. Only operators see the whole queue; anyone else sees at most\n"
-		"its own entry. Exit 0, 69 when no daemon answers, 77 not allowed to connect.\n");
+		"its own entry.\n\n"
+		"--state STATE lists every user in STATE (waiting, queued, restoring,\n"
+		"syncing, active, attention, or any) with its reason, for operators:\n"
+		"`queue --state attention` is the list of users who need a look; --json\n"
+		"prints a list of the objects `show --json` prints.\n"
+		"Exit 0, 64 no such state, 69 when no daemon answers, 77 not allowed.\n");
+}
+
+/* Calls fn for each user object of `LIST state`, a page at a time on one
+ * connection. Returns 0 or the exit code (message printed). */
+static int list_state(const char *cmd, const char *sock, const char *state,
+		      void (*fn)(void *arg, const struct reply *r, int obj), void *arg)
+{
+	char req[96];
+	struct mr_error err;
+	struct reply r;
+	uint64_t cursor = 0;
+	int fd, rc = 0, list, i, u, next;
+
+	mr_error_clear(&err);
+	fd = daemon_client_connect(sock, CLIENT_TIMEOUT, &err);
+	if (fd < 0)
+		return unreachable(cmd, sock, &err);
+	for (;;) {
+		snprintf(req, sizeof(req), "LIST %s %llu\n", state, (unsigned long long)cursor);
+		rc = call_fd(cmd, sock, fd, req, &r);
+		if (rc != 0)
+			break;
+		list = get(&r, 0, "users");
+		for (i = 0; (u = daemon_json_index(r.toks, list, i)) >= 0; i++)
+			fn(arg, &r, u);
+		next = get(&r, 0, "next");
+		if (next < 0 || daemon_json_is_null(r.text, r.toks, next)) {
+			reply_free(&r);
+			break;
+		}
+		cursor = (uint64_t)num(&r, 0, "next", 0);
+		reply_free(&r);
+	}
+	reply_free(&r);
+	close(fd);
+	return rc;
+}
+
+struct state_print {
+	int json;
+	size_t n;
+};
+
+static void print_state_user(void *arg, const struct reply *r, int u)
+{
+	struct state_print *p = arg;
+	char user[MR_USER_NAME_MAX * 4 + 8], state[32], reason[4096], when[64];
+	double t;
+
+	if (p->json) {
+		int start = r->toks[u].start, end = r->toks[u].end;
+		printf("%s%.*s", p->n ? ",\n" : "[", end - start, r->text + start);
+	} else {
+		t = num(r, u, "finished_at", 0);
+		if (t <= 0)
+			t = num(r, u, "requested_at", 0);
+		printf("%-30s %-10s %-19s %s\n", str(r, u, "user", user, sizeof(user)),
+		       str(r, u, "state", state, sizeof(state)), fmt_time(t, when, sizeof(when)),
+		       str(r, u, "reason", reason, sizeof(reason)));
+	}
+	p->n++;
+}
+
+/* `mailrestore queue --state STATE`. */
+static int queue_state(const struct copts *o)
+{
+	struct state_print p = { o->json, 0 };
+	int rc;
+
+	size_t i;
+
+	for (i = 0; i < NSTATES - 1; i++) /* "unknown" users are not listed */
+		if (strcmp(o->state, states[i]) == 0)
+			break;
+	if (i == NSTATES - 1 && strcmp(o->state, "any") != 0) {
+		cli_error("queue", "no such state '%s' (waiting, queued, restoring, syncing, "
+			  "active, attention, any)", o->state);
+		return MR_EX_USAGE;
+	}
+	if (!o->json)
+		printf("%-30s %-10s %-19s %s\n", "USER", "STATE", "SINCE", "REASON");
+	rc = list_state("queue", o->socket, o->state, print_state_user, &p);
+	if (o->json)
+		printf("%s]\n", p.n ? "" : "[");
+	else if (rc == 0)
+		printf("%zu user%s %s %s\n", p.n, p.n == 1 ? "" : "s",
+		       strcmp(o->state, "any") == 0 ? "in" : "in state", o->state);
+	return rc;
 }
 
 /* `mailrestore queue`: see queue_usage. */
@@ -556,7 +659,7 @@ int cmd_queue(int argc, char **argv)
 	struct reply r;
 	int rc, list, i, u;
 
-	if (parse_opts("queue", argc, argv, OPT_JSON | OPT_MAX, &o) < 0)
+	if (parse_opts("queue", argc, argv, OPT_JSON | OPT_MAX | OPT_STATE, &o) < 0)
 		return MR_EX_USAGE;
 	if (o.help) {
 		queue_usage(stdout);
@@ -566,6 +669,8 @@ int cmd_queue(int argc, char **argv)
 		queue_usage(stderr);
 		return MR_EX_USAGE;
 	}
+	if (o.state != NULL)
+		return queue_state(&o);
 	snprintf(req, sizeof(req), "QUEUE %llu\n", (unsigned long long)o.max);
 	rc = call("queue", o.socket, req, &r);
 	if (rc == 0) {
@@ -994,9 +1099,14 @@ static void user_cmd_usage(FILE *out, const char *cmd)
 			     "Moves USER to the front of the priority queue (a running, active or\n"
 			     "attention user stays where it is).\n");
 	else if (strcmp(cmd, "retry") == 0)
-		fprintf(out, "usage: mailrestore retry [--socket PATH] [--json] USER\n\n"
-			     "Puts a user in attention back in the queue (end of the priority\n"
-			     "lane) for another run, after the cause was fixed.\n");
+		fprintf(out, "usage: mailrestore retry [--socket PATH] [--json] USER...\n"
+			     "       mailrestore retry [--socket PATH] [--json] --file F\n"
+			     "       mailrestore retry [--socket PATH] [--json] --state attention\n\n"
+			     "Puts users in attention back in the queue (end of the priority\n"
+			     "lane) for another run, after the cause was fixed: the names given,\n"
+			     "those in file F (one a line; - reads standard input), or every user\n"
+			     "in attention. Each user's outcome is printed (--json: a list of the\n"
+			     "objects `show --json` prints); the exit is the first failure's.\n");
 	else
 		fprintf(out, "usage: mailrestore activate [--socket PATH] [--json] USER\n\n"
 			     "Accepts a user in attention as it is: its work copy (with held mail\n"
@@ -1050,10 +1160,168 @@ int cmd_bump(int argc, char **argv)
 	return user_cmd("bump", "BUMP", argc, argv);
 }
 
-/* `mailrestore retry USER`. */
+struct names_acc {
+	char **v;
+	size_t n, cap;
+	int oom;
+};
+
+static void names_add(struct names_acc *a, const char *name)
+{
+	if (a->n == a->cap) {
+		size_t ncap = a->cap ? a->cap * 2 : 64;
+		char **v = realloc(a->v, ncap * sizeof(*v));
+		if (v == NULL) {
+			a->oom = 1;
+			return;
+		}
+		a->v = v;
+		a->cap = ncap;
+	}
+	if ((a->v[a->n] = strdup(name)) == NULL)
+		a->oom = 1;
+	else
+		a->n++;
+}
+
+static void collect_user(void *arg, const struct reply *r, int u)
+{
+	char raw[MR_USER_NAME_MAX + 1];
+
+	daemon_json_text(r->text, r->toks, get(r, u, "user"), raw, sizeof(raw));
+	names_add(arg, raw);
+}
+
+/* The names of `retry`: operands, --file or --state. Returns 0 or an exit
+ * code; invalid names are reported and counted in *invalid_r. */
+static int retry_names(const struct copts *o, struct names_acc *a, int *invalid_r)
+{
+	FILE *in;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int i, rc = 0;
+
+	if (o->state != NULL) {
+		if (strcmp(o->state, "attention") != 0) {
+			cli_error("retry", "--state takes attention (only users in attention "
+				  "can be retried)");
+			return MR_EX_USAGE;
+		}
+		rc = list_state("retry", o->socket, o->state, collect_user, a);
+	} else if (o->file != NULL) {
+		in = strcmp(o->file, "-") == 0 ? stdin : fopen(o->file, "re");
+		if (in == NULL) {
+			cli_error("retry", "open(%s) failed: %s", o->file, strerror(errno));
+			return MR_EX_NOINPUT;
+		}
+		while ((n = getline(&line, &cap, in)) >= 0) {
+			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+				line[--n] = '\0';
+			if (n == 0)
+				continue;
+			if (!mr_user_name_valid(line) || (size_t)n != strlen(line)) {
+				fprintf(stderr, "mailrestore retry: invalid user name: ");
+				print_name_safe(stderr, line);
+				fputc('\n', stderr);
+				(*invalid_r)++;
+				continue;
+			}
+			names_add(a, line);
+		}
+		if (ferror(in)) {
+			cli_error("retry", "read(%s) failed", o->file);
+			rc = MR_EX_IOERR;
+		}
+		if (in != stdin)
+			fclose(in);
+		free(line);
+	} else {
+		for (i = 0; i < o->nargs; i++) {
+			if (!mr_user_name_valid(o->args[i])) {
+				fprintf(stderr, "mailrestore retry: invalid user name: ");
+				print_name_safe(stderr, o->args[i]);
+				fputc('\n', stderr);
+				(*invalid_r)++;
+				continue;
+			}
+			names_add(a, o->args[i]);
+		}
+	}
+	if (rc == 0 && a->oom) {
+		cli_error("retry", "out of memory");
+		rc = MR_EX_SOFTWARE;
+	}
+	return rc;
+}
+
+/* `mailrestore retry USER... | --file F | --state attention`. */
 int cmd_retry(int argc, char **argv)
 {
-	return user_cmd("retry", "RETRY", argc, argv);
+	char req[MR_USER_NAME_MAX + 32], st[32], user[MR_USER_NAME_MAX * 4 + 8];
+	struct names_acc a = { 0 };
+	struct copts o;
+	struct mr_error err;
+	struct reply r;
+	size_t i, done = 0;
+	int rc, one, fd = -1, invalid = 0, sources;
+
+	if (parse_opts("retry", argc, argv, OPT_JSON | OPT_FILE | OPT_STATE, &o) < 0)
+		return MR_EX_USAGE;
+	if (o.help) {
+		user_cmd_usage(stdout, "retry");
+		return MR_EX_OK;
+	}
+	sources = (o.nargs > 0) + (o.file != NULL) + (o.state != NULL);
+	if (sources != 1) {
+		user_cmd_usage(stderr, "retry");
+		return MR_EX_USAGE;
+	}
+	rc = retry_names(&o, &a, &invalid);
+	if (rc != 0)
+		goto out;
+	mr_error_clear(&err);
+	if (a.n > 0 && (fd = daemon_client_connect(o.socket, CLIENT_TIMEOUT, &err)) < 0) {
+		rc = unreachable("retry", o.socket, &err);
+		goto out;
+	}
+	if (o.json)
+		printf("[");
+	for (i = 0; i < a.n; i++) {
+		snprintf(req, sizeof(req), "RETRY %s\n", a.v[i]);
+		one = call_fd("retry", o.socket, fd, req, &r);
+		if (one == MR_EX_UNAVAILABLE || one == MR_EX_SOFTWARE) {
+			rc = one;
+			reply_free(&r);
+			break;
+		}
+		if (one != 0) {
+			if (rc == 0)
+				rc = one;
+		} else if (o.json) {
+			printf("%s%s", done ? ",\n" : "", r.text);
+			done++;
+		} else {
+			printf("%s: %s\n", mr_escape(a.v[i], user, sizeof(user)),
+			       str(&r, 0, "state", st, sizeof(st)));
+			done++;
+		}
+		reply_free(&r);
+	}
+	if (o.json)
+		printf("]\n");
+	else if (o.state != NULL || a.n + (size_t)invalid > 1)
+		printf("%zu of %zu user%s back in the queue\n", done, a.n + (size_t)invalid,
+		       a.n + (size_t)invalid == 1 ? "" : "s");
+	if (rc == 0 && invalid > 0)
+		rc = MR_EX_DATAERR;
+out:
+	if (fd >= 0)
+		close(fd);
+	for (i = 0; i < a.n; i++)
+		free(a.v[i]);
+	free(a.v);
+	return rc;
 }
 
 /* `mailrestore activate USER`. */

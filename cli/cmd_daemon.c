@@ -17,11 +17,12 @@ static void daemon_usage(FILE *out)
 	fprintf(out,
 		"usage: mailrestore daemon --backups B --source S --target T [--state DIR]\n"
 		"         [--jobs N] [--users FILE] [--background on|off] [--on-active CMD]\n"
-		"         [--exit-when-done] [--socket PATH] [--socket-group GROUP]\n"
-		"         [--operator-group GROUP] [--deliver-group GROUP] [--max-remove PCT]\n"
-		"         [--max-clients N] [--max-clients-per-uid N] [--idle-timeout SEC]\n"
-		"         [--deliver-memory SIZE] [--held-max-messages N] [--held-max-bytes SIZE]\n"
-		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n\n"
+		"         [--exit-when-done] [--allow-empty-source] [--socket PATH]\n"
+		"         [--socket-group GROUP] [--operator-group GROUP] [--deliver-group GROUP]\n"
+		"         [--max-remove PCT] [--max-clients N] [--max-clients-per-uid N]\n"
+		"         [--idle-timeout SEC] [--deliver-memory SIZE] [--held-max-messages N]\n"
+		"         [--held-max-bytes SIZE] [--held-total-messages N]\n"
+		"         [--held-total-bytes SIZE] [--held-reserve SIZE]\n\n"
 		"Runs the restore daemon in the foreground, logging to stderr. Every affected\n"
 		"user (a backup in B or a folder in S, or the names in --users FILE, one a\n"
 		"line) is restored from its newest backup, synced against the read-only\n"
@@ -35,6 +36,10 @@ static void daemon_usage(FILE *out)
 		"  --state DIR           journal and held mail (default T/.mailrestore/state)\n"
 		"  --on-active CMD       run CMD USER T/USER after each activation (no shell)\n"
 		"  --exit-when-done      exit 0 once every user is active or in attention\n"
+		"  --allow-empty-source  start even though S holds no user folders, or far\n"
+		"                        fewer than have backups (without it such a start\n"
+		"                        is refused with exit 66: S is most likely not\n"
+		"                        mounted)\n"
 		"  --socket PATH         the client socket (default %s)\n"
 		"  --socket-group G      the socket is mode 0660, group G: only G's members\n"
 		"                        (and root) may connect (default: mode 0666, anyone)\n"
@@ -45,7 +50,8 @@ static void daemon_usage(FILE *out)
 		"  --max-remove PCT      attic guard of each sync (default 50)\n"
 		"  --max-clients N       connections at once (default 1024; 16 of them kept\n"
 		"                        for root, the daemon's user and operators)\n"
-		"  --max-clients-per-uid N  connections of one other user (default N/4)\n"
+		"  --max-clients-per-uid N  connections of one other user (default a quarter\n"
+		"                        of --max-clients)\n"
 		"  --idle-timeout SEC    close a client idle that long (default 10)\n"
 		"  --deliver-memory SIZE messages being received at once (default 256M;\n"
 		"                        one user may use half)\n"
@@ -60,9 +66,10 @@ static void daemon_usage(FILE *out)
 		"SIZE takes a K, M or G suffix.\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
 		"(or `mailrestore shutdown`) stops cleanly: running users resume at the next\n"
-		"start. Exit: 0 clean stop, 64 usage, 66 --users file unreadable, 69 the\n"
-		"socket cannot be served, 74 I/O error on B, S, T or the state, 75 another\n"
-		"daemon already runs on this target, state or socket.\n",
+		"start. Exit: 0 clean stop, 64 usage, 66 the source looks unmounted or the\n"
+		"--users file is unreadable, 69 the socket cannot be served, 74 I/O error\n"
+		"on B, S, T or the state, 75 another daemon already runs on this target,\n"
+		"state or socket.\n",
 		cli_default_socket());
 }
 
@@ -103,6 +110,7 @@ int cmd_daemon(int argc, char **argv)
 		{ "background", required_argument, NULL, 'g' },
 		{ "on-active", required_argument, NULL, 'a' },
 		{ "exit-when-done", no_argument, NULL, 'x' },
+		{ "allow-empty-source", no_argument, NULL, 'E' },
 		{ "socket", required_argument, NULL, 'k' },
 		{ "operator-group", required_argument, NULL, 'o' },
 		{ "max-remove", required_argument, NULL, 'm' },
@@ -137,6 +145,7 @@ int cmd_daemon(int argc, char **argv)
 		case 'u': s.users_file = optarg; break;
 		case 'a': s.on_active = optarg; break;
 		case 'x': s.exit_when_done = 1; break;
+		case 'E': s.allow_empty_source = 1; break;
 		case 'k': s.socket_path = optarg; break;
 		case 'o': s.operator_group = optarg; break;
 		case 'G': s.socket_group = optarg; break;

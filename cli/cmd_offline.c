@@ -43,7 +43,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: mailrestore restore-user --backups B --source S --target T\n"
 		"                                [--state DIR] [--jobs N] [--max-remove PCT]\n"
-		"                                [--json] [--quiet] (--all | USER...)\n\n"
+		"                                [--json] [--quiet] [--allow-empty-source]\n"
+		"                                (--all | USER...)\n\n"
 		"Restores each USER now, without a daemon: extracts the newest backup from B\n"
 		"into T/.mailrestore/work/USER, syncs it against the read-only source S/USER\n"
 		"(copying only what changed), releases held mail, and activates it as T/USER\n"
@@ -52,9 +53,13 @@ static void usage(FILE *out)
 		"  --max-remove PCT  stop a sync that would move more than PCT%% of a user's\n"
 		"                    files to the attic (default 50)\n"
 		"  --json            print one JSON object per user on stdout\n"
-		"  --quiet           no per-user lines, only problems\n\n"
+		"  --quiet           no per-user lines, only problems\n"
+		"  --allow-empty-source  go on even though S holds no user folders, or far\n"
+		"                    fewer than have backups (else exit 66: S is most\n"
+		"                    likely not mounted)\n\n"
 		"Exit: 0 all active, 1 some in attention (reason on stderr), 64 usage,\n"
-		"65 invalid user name, 74 I/O error on the target (run again to resume).\n");
+		"65 invalid user name, 66 the source looks unmounted, 74 I/O error on the\n"
+		"target (run again to resume).\n");
 }
 
 static const char *result_name(enum engine_result r)
@@ -259,6 +264,7 @@ int cmd_restore_user(int argc, char **argv)
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "all", no_argument, NULL, 'a' },
+		{ "allow-empty-source", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -269,7 +275,7 @@ int cmd_restore_user(int argc, char **argv)
 	char **all = NULL;
 	size_t nall = 0, i, nthreads = 2;
 	uint64_t v;
-	int c, all_users = 0, rc = MR_EX_OK, any_failed = 0, any_attention = 0;
+	int c, all_users = 0, allow_empty_source = 0, rc = MR_EX_OK, any_failed = 0, any_attention = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -295,6 +301,7 @@ int cmd_restore_user(int argc, char **argv)
 		case 'J': run.json = 1; break;
 		case 'q': run.quiet = 1; break;
 		case 'a': all_users = 1; break;
+		case 'E': allow_empty_source = 1; break;
 		case 'h': usage(stdout); return MR_EX_OK;
 		default: usage(stderr); return MR_EX_USAGE;
 		}
@@ -309,6 +316,18 @@ int cmd_restore_user(int argc, char **argv)
 	if (engine_open(&cfg, &run.engine, &err) < 0) {
 		cli_error(argv[0], "%s", err.msg);
 		return MR_EX_IOERR;
+	}
+	if (!allow_empty_source) {
+		struct engine_census census;
+		int r = engine_check_source(run.engine, &census, &err);
+		if (r != 0) {
+			if (r > 0)
+				cli_error(argv[0], "%s: %s", cfg.source, err.msg);
+			else
+				cli_error(argv[0], "%s", err.msg);
+			engine_close(&run.engine);
+			return r > 0 ? MR_EX_NOINPUT : MR_EX_IOERR;
+		}
 	}
 	if (all_users) {
 		if (engine_list_affected(run.engine, &all, &nall, &err) < 0) {

@@ -148,6 +148,33 @@ out:
 	return rc;
 }
 
+/* Refuses a source that looks unmounted (engine_check_source) unless the
+ * operator allowed it: every user would otherwise go to attention, or be
+ * restored from its backup alone. 0 or -1 (logged). */
+static int check_source(struct daemon *d)
+{
+	struct engine_census c;
+	struct mr_error err;
+	int r;
+
+	mr_error_clear(&err);
+	r = engine_check_source(d->engine, &c, &err);
+	if (r < 0) {
+		mr_log("daemon: checking the source: %s", err.msg);
+		return -1;
+	}
+	mr_log("source: %zu user folders; %zu users have a backup, %zu of them a source folder",
+	       c.on_source, c.with_backup, c.both);
+	if (r == 0)
+		return 0;
+	if (d->set->allow_empty_source) {
+		mr_log("source: %s: going on as --allow-empty-source says", err.msg);
+		return 0;
+	}
+	mr_log("daemon: %s %s", d->set->source, err.msg);
+	return -1;
+}
+
 /* Registers the affected users; those whose T/<user> exists are active
  * and left alone. 0 or -1. */
 static int register_users(struct daemon *d)
@@ -351,6 +378,10 @@ int daemon_run(const struct daemon_settings *settings)
 			.reserve_bytes = settings->held_reserve_bytes,
 		};
 		mail_store_set_limits(d->mail, &ml);
+	}
+	if (check_source(d) < 0) {
+		rc = MR_EX_NOINPUT;
+		goto out_mask;
 	}
 	if (engine_recover(d->engine, &err) < 0) {
 		mr_log("daemon: recovering: %s", err.msg);

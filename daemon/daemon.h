@@ -94,6 +94,10 @@ struct daemon_settings {
 	int background;
 	/* 1: exit 0 once no user is waiting, queued, restoring or syncing. */
 	int exit_when_done;
+	/* 1: start even when the source looks unmounted (no user folders, or
+	 * far fewer than users with backups; engine_census_suspicious()).
+	 * Default 0: such a start is refused with MR_EX_NOINPUT. */
+	int allow_empty_source;
 	/* The attic guard of each user's sync (percent); < 0: default 50. */
 	int max_remove_pct;
 	/* Seconds a connection may stay without a complete request; 0: the

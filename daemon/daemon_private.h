@@ -58,7 +58,7 @@ struct conn {
 	/* A QUEUE reply made a piece at a time (daemon_proto_queue_more). */
 	int streaming;        /* more pieces follow the one in out */
 	uint64_t stream_sent, stream_max;
-	char stream_last[MR_USER_NAME_MAX + 1];
+	struct queue_cursor stream_cur; /* after the last user sent */
 	int held;             /* out is ready but waits for a commit */
 	int waiting;          /* another thread prepares the reply */
 	int close_after;      /* close once out is sent */
@@ -242,8 +242,9 @@ void daemon_workers_tick(struct daemon *d);
 int daemon_workers_busy(struct daemon *d);
 /* Runs --on-active for user (waits up to 60 s). */
 void daemon_run_on_active(struct daemon *d, const char *user);
-/* Writes the "workers" JSON list into b. */
-void daemon_workers_json(struct daemon *d, struct daemon_buf *b);
+/* Writes the "workers" JSON list into b. only NULL: every busy worker's
+ * user; else the user only when it is only (others are null). */
+void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *only);
 /* Seconds left of user's running job when a worker runs it: 1 and *left_r,
  * else 0. */
 int daemon_workers_left(struct daemon *d, const char *user, double avg, double *left_r);

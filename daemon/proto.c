@@ -306,7 +306,6 @@ struct queue_walk {
 	const struct eta_ctx *ctx;
 	size_t n;          /* users written by this walk */
 	int comma;         /* users were written before: start with a comma */
-	char *last;        /* the name of the last user written */
 };
 
 static int queue_walk_one(void *arg, const struct queue_user_info *info)
@@ -316,26 +315,22 @@ static int queue_walk_one(void *arg, const struct queue_user_info *info)
 	if (w->n++ || w->comma)
 		daemon_buf_printf(w->b, ",");
 	daemon_proto_user(w->d, w->b, w->ctx, info, 0, 0);
-	memcpy(w->last, info->name, strlen(info->name) + 1);
 	return w->b->oom;
 }
 
 /* Appends the next piece of c's QUEUE reply to c->out, and its end after
  * the last one (c->streaming then drops to 0). A piece goes on after the
- * user the previous one ended with, wherever that user stands now, so
- * users who started or joined meanwhile shift nothing. */
+ * place in the queue where the previous one ended (a queue_cursor), so
+ * users who started, were bumped or joined meanwhile shift nobody into a
+ * repeat or out of the list. */
 void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 {
-	struct queue_user_info info;
 	struct eta_ctx ctx;
 	struct queue_walk w;
-	uint64_t start = c->stream_sent, want = QUEUE_PIECE;
+	uint64_t want = QUEUE_PIECE;
 
 	if (c->stream_max != 0 && c->stream_max - c->stream_sent < want)
 		want = c->stream_max - c->stream_sent;
-	if (c->stream_last[0] != '\0' && queue_lookup(d->q, c->stream_last, &info) == 0 &&
-	    info.position >= 0)
-		start = (uint64_t)info.position + 1;
 	daemon_metrics_ctx(d, &ctx);
 	ctx.may_lock_workers = 0;
 	w.d = d;
@@ -343,9 +338,8 @@ void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 	w.ctx = &ctx;
 	w.n = 0;
 	w.comma = c->stream_sent > 0;
-	w.last = c->stream_last;
 	if (want > 0)
-		queue_foreach_queued_from(d->q, start, (size_t)want, queue_walk_one, &w);
+		queue_foreach_queued_after(d->q, &c->stream_cur, (size_t)want, queue_walk_one, &w);
 	c->stream_sent += w.n;
 	c->streaming = want > 0 && w.n == want &&
 		       (c->stream_max == 0 || c->stream_sent < c->stream_max);
@@ -393,8 +387,73 @@ static void verb_queue(struct req *r)
 	}
 	r->c->stream_sent = 0;
 	r->c->stream_max = max;
-	r->c->stream_last[0] = '\0';
+	memset(&r->c->stream_cur, 0, sizeof(r->c->stream_cur));
 	daemon_proto_queue_more(r->d, r->c);
+}
+
+/* Users per LIST reply: a page of full user objects, a few hundred KiB at
+ * the most; the client asks for the next page with the cursor. */
+#define LIST_PAGE 500
+
+struct list_walk {
+	struct daemon *d;
+	struct daemon_buf *b;
+	const struct eta_ctx *ctx;
+	size_t n;
+};
+
+static int list_walk_one(void *arg, const struct queue_user_info *info)
+{
+	struct list_walk *w = arg;
+
+	if (w->n++)
+		daemon_buf_printf(w->b, ",");
+	daemon_proto_user(w->d, w->b, w->ctx, info, 1, 0);
+	return w->b->oom;
+}
+
+/* LIST STATE [CURSOR]: the users in STATE ("any": every state), a page at
+ * a time in the order they became known, each with its reason; operators
+ * only (it names other users). */
+static void verb_list(struct req *r)
+{
+	struct daemon_buf *b = &r->c->out;
+	struct list_walk w;
+	struct eta_ctx ctx;
+	uint64_t cursor = 0;
+	int state, more;
+
+	if (r->argc < 2 || r->argc > 3 ||
+	    (r->argc == 3 && mr_parse_u64(r->argv[2], &cursor) < 0)) {
+		daemon_proto_error(b, MR_EX_USAGE, "LIST takes a state and an optional cursor");
+		return;
+	}
+	state = strcmp(r->argv[1], "any") == 0 ? -1 : queue_state_parse(r->argv[1]);
+	if (state < 0 && strcmp(r->argv[1], "any") != 0) {
+		daemon_proto_error(b, MR_EX_USAGE, "LIST: no such state");
+		return;
+	}
+	if (daemon_server_out_pending(r->d) > OUT_PENDING_MAX) {
+		daemon_proto_error(b, MR_EX_TEMPFAIL,
+				   "too many replies waiting to be read; try again later");
+		return;
+	}
+	daemon_metrics_ctx(r->d, &ctx);
+	ctx.may_lock_workers = 0;
+	b->len = 0;
+	daemon_buf_printf(b, "{\"ok\":true,\"state\":\"%s\",\"users\":[", r->argv[1]);
+	w.d = r->d;
+	w.b = b;
+	w.ctx = &ctx;
+	w.n = 0;
+	more = queue_foreach_in_state(r->d->q, state, &cursor, LIST_PAGE, list_walk_one, &w);
+	daemon_buf_printf(b, "],\"next\":");
+	if (more > 0)
+		daemon_buf_printf(b, "%llu}\n", (unsigned long long)cursor);
+	else
+		daemon_buf_printf(b, "null}\n");
+	if (more < 0 || b->oom)
+		daemon_proto_error(b, MR_EX_SOFTWARE, "out of memory");
 }
 
 static void verb_status(struct req *r)
@@ -402,8 +461,14 @@ static void verb_status(struct req *r)
 	struct daemon *d = r->d;
 	struct daemon_buf *b = &r->c->out;
 	struct eta_ctx ctx;
-	int s, paused;
+	char self[MR_USER_NAME_MAX + 1] = "";
+	int s, paused, everyone;
 
+	/* Others than operators see which users the workers restore only
+	 * when it is themselves (a peer without a name: nobody). */
+	everyone = (daemon_peer_rights(d, r->c) & PEER_OPERATOR) != 0;
+	if (!everyone && daemon_peer_name(r->c, self, sizeof(self)) < 0)
+		self[0] = '\0';
 	daemon_metrics_ctx(d, &ctx);
 	pthread_mutex_lock(&d->mu);
 	paused = d->paused;
@@ -415,7 +480,7 @@ static void verb_status(struct req *r)
 				  queue_state_name((enum queue_state)s),
 				  (unsigned long long)ctx.counts[s]);
 	daemon_buf_printf(b, "},\"workers\":");
-	daemon_workers_json(d, b);
+	daemon_workers_json(d, b, everyone ? NULL : self);
 	daemon_buf_printf(b, ",\"throughput\":{");
 	daemon_metrics_json(d, b);
 	daemon_buf_printf(b, "},\"eta_seconds\":");
@@ -654,7 +719,7 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 	op = strcasecmp(verb, "ENQUEUE") == 0 || strcasecmp(verb, "BUMP") == 0 ||
 	     strcasecmp(verb, "RETRY") == 0 || strcasecmp(verb, "ACTIVATE") == 0 ||
 	     strcasecmp(verb, "PAUSE") == 0 || strcasecmp(verb, "RESUME") == 0 ||
-	     strcasecmp(verb, "SHUTDOWN") == 0;
+	     strcasecmp(verb, "SHUTDOWN") == 0 || strcasecmp(verb, "LIST") == 0;
 	if (op && !(daemon_peer_rights(d, c) & PEER_OPERATOR)) {
 		daemon_proto_error(&c->out, MR_EX_NOPERM, DENY_OPERATOR);
 		return;
@@ -673,6 +738,8 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 		verb_status(&r);
 	else if (strcasecmp(verb, "QUEUE") == 0)
 		verb_queue(&r);
+	else if (strcasecmp(verb, "LIST") == 0)
+		verb_list(&r);
 	else if (strcasecmp(verb, "DELIVER") == 0)
 		verb_deliver(&r);
 	else if (strcasecmp(verb, "PING") == 0)

@@ -161,9 +161,14 @@ int daemon_server_open(struct daemon *d)
 		mr_log("socket(AF_UNIX) failed: %s", strerror(errno));
 		return MR_EX_UNAVAILABLE;
 	}
-	/* Nobody may connect before the mode and group below are set (no
-	 * other thread runs yet: the umask is the process's). */
-	old_mask = umask(0177);
+	/* Who may connect is the socket's group (the login hook's and the
+	 * delivery agent's users in it); without one every local user may,
+	 * and what each may do is checked per peer (peer.c). The mode comes
+	 * from the umask at bind (no other thread runs yet: the umask is the
+	 * process's) and the group from lchown: nothing set by path may
+	 * follow a symlink someone swapped in, and nobody can connect before
+	 * listen() below. */
+	old_mask = umask(d->have_socket_gid ? 0117 : 0111);
 	r = bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
 	e = errno;
 	umask(old_mask);
@@ -171,17 +176,18 @@ int daemon_server_open(struct daemon *d)
 		mr_log("bind(%s) failed: %s", d->socket_path, strerror(e));
 		return e == EADDRINUSE ? MR_EX_TEMPFAIL : MR_EX_UNAVAILABLE;
 	}
-	/* Who may connect is the socket's group (the login hook's and the
-	 * delivery agent's users in it); without one every local user may,
-	 * and what each may do is checked per peer (peer.c). */
-	if (d->have_socket_gid && chown(d->socket_path, (uid_t)-1, d->socket_gid) < 0) {
-		mr_log("chown(%s, group %ld) failed: %s", d->socket_path, (long)d->socket_gid,
+	if (d->have_socket_gid && lchown(d->socket_path, (uid_t)-1, d->socket_gid) < 0) {
+		mr_log("lchown(%s, group %ld) failed: %s", d->socket_path, (long)d->socket_gid,
 		       strerror(errno));
 		return MR_EX_UNAVAILABLE;
 	}
-	if (chmod(d->socket_path, d->have_socket_gid ? 0660 : 0666) < 0 ||
-	    stat(d->socket_path, &st) < 0) {
-		mr_log("chmod(%s) failed: %s", d->socket_path, strerror(errno));
+	if (lstat(d->socket_path, &st) < 0) {
+		mr_log("lstat(%s) failed: %s", d->socket_path, strerror(errno));
+		return MR_EX_UNAVAILABLE;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		mr_log("%s was replaced by something else than the socket just made; "
+		       "is its folder writable by others?", d->socket_path);
 		return MR_EX_UNAVAILABLE;
 	}
 	d->sock_dev = st.st_dev;

@@ -338,7 +338,7 @@ void daemon_workers_tick(struct daemon *d)
 }
 
 /* Writes the "workers" list (see docs/PROTOCOL.md, STATUS). */
-void daemon_workers_json(struct daemon *d, struct daemon_buf *b)
+void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *only)
 {
 	struct worker *w;
 	uint64_t done, total;
@@ -359,7 +359,10 @@ void daemon_workers_json(struct daemon *d, struct daemon_buf *b)
 		phase = __atomic_load_n(&w->job.phase, __ATOMIC_RELAXED);
 		done = __atomic_load_n(&w->job.progress_done, __ATOMIC_RELAXED);
 		total = __atomic_load_n(&w->job.progress_total, __ATOMIC_RELAXED);
-		daemon_buf_json_str(b, w->job.user);
+		if (only == NULL || strcmp(only, w->job.user) == 0)
+			daemon_buf_json_str(b, w->job.user);
+		else
+			daemon_buf_printf(b, "null");
 		daemon_buf_printf(b,
 				  ",\"phase\":\"%s\",\"priority\":%s,\"progress_done\":%llu,"
 				  "\"progress_total\":%llu,\"progress\":",

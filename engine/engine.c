@@ -177,6 +177,84 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* 1 when entry ent of S's listing is a user's folder: a valid name and a
+ * folder. DT_UNKNOWN on some file systems: ask. A stat failure still counts
+ * the user: damage is not absence. */
+static int source_user_folder(struct engine *engine, const struct mr_dirent *ent)
+{
+	struct stat st;
+
+	if (!mr_user_name_valid(ent->name))
+		return 0;
+	if (ent->type == DT_DIR)
+		return 1;
+	if (ent->type != DT_UNKNOWN)
+		return 0;
+	return !(mr_io->fstatat(engine->source_fd, ent->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		 !S_ISDIR(st.st_mode));
+}
+
+int engine_source_census(struct engine *engine, struct engine_census *census_r,
+			 struct mr_error *err)
+{
+	struct mr_dirlist list = { 0 };
+	char **backed = NULL;
+	size_t nbacked = 0, i, j = 0;
+	int rc = -1;
+
+	memset(census_r, 0, sizeof(*census_r));
+	if (engine->backups_fd >= 0 &&
+	    restore_list_backup_users(engine->backups_fd, &backed, &nbacked, err) < 0)
+		goto out;
+	if (mr_listdir(engine->source_fd, &list, err) < 0) {
+		mr_error_prefix(err, "listing the source");
+		goto out;
+	}
+	census_r->with_backup = nbacked;
+	/* Both lists are sorted by byte order: one merge counts the overlap. */
+	for (i = 0; i < list.n; i++) {
+		int c = 1;
+		if (!source_user_folder(engine, &list.v[i]))
+			continue;
+		census_r->on_source++;
+		while (j < nbacked && (c = strcmp(backed[j], list.v[i].name)) < 0)
+			j++;
+		if (j < nbacked && c == 0)
+			census_r->both++;
+	}
+	rc = 0;
+out:
+	mr_dirlist_free(&list);
+	mr_names_free(backed, nbacked);
+	return rc;
+}
+
+int engine_census_suspicious(const struct engine_census *c)
+{
+	if (c->with_backup == 0)
+		return 0;
+	if (c->on_source == 0)
+		return 1;
+	return c->with_backup >= ENGINE_CENSUS_MIN_USERS &&
+	       c->both * ENGINE_CENSUS_FRACTION < c->with_backup;
+}
+
+int engine_check_source(struct engine *engine, struct engine_census *census_r,
+			struct mr_error *err)
+{
+	if (engine_source_census(engine, census_r, err) < 0)
+		return -1;
+	if (!engine_census_suspicious(census_r))
+		return 0;
+	mr_error_set(err, 0,
+		     "the source looks unmounted or wrong: %zu of %zu users with a backup have a "
+		     "folder there (%zu user folders in all). Mount the damaged partition "
+		     "(read-only) and start again; if it really lost them, say "
+		     "--allow-empty-source",
+		     census_r->both, census_r->with_backup, census_r->on_source);
+	return 1;
+}
+
 int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 			 struct mr_error *err)
 {
@@ -203,18 +281,8 @@ int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 	}
 	names = v;
 	for (i = 0; i < list.n; i++) {
-		struct stat st;
-		if (!mr_user_name_valid(list.v[i].name))
+		if (!source_user_folder(engine, &list.v[i]))
 			continue;
-		if (list.v[i].type != DT_DIR) {
-			/* DT_UNKNOWN on some file systems: ask. A stat failure
-			 * still counts the user: damage is not absence. */
-			if (list.v[i].type != DT_UNKNOWN)
-				continue;
-			if (mr_io->fstatat(engine->source_fd, list.v[i].name, &st,
-					   AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
-				continue;
-		}
 		names[n] = strdup(list.v[i].name);
 		if (names[n] == NULL) {
 			mr_error_set(err, ENOMEM, "listing users");

@@ -117,6 +117,37 @@ struct mail_store *engine_mail_store(struct engine *engine);
 int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 			 struct mr_error *err);
 
+/* What the start-up check counts: user folders on S, users with a backup
+ * in B, and users with both. */
+struct engine_census {
+	size_t on_source;
+	size_t with_backup;
+	size_t both;
+};
+/* Below this many users with a backup only an empty source is suspicious. */
+#define ENGINE_CENSUS_MIN_USERS 8
+/* With at least ENGINE_CENSUS_MIN_USERS users with a backup, fewer than
+ * 1/ENGINE_CENSUS_FRACTION of them having a source folder is suspicious. */
+#define ENGINE_CENSUS_FRACTION 4
+
+/* Lists S and B once and counts them into *census_r. 0, or -1 with err when
+ * a listing failed. */
+int engine_source_census(struct engine *engine, struct engine_census *census_r,
+			 struct mr_error *err);
+
+/* 1 when the census says S is most likely not the partition it should be
+ * (not mounted, or the wrong folder): users have backups but S holds no
+ * user folder at all, or far fewer of them than have backups. A real
+ * outage where most folders were lost is the rare case the operator
+ * overrides. 0 otherwise. */
+int engine_census_suspicious(const struct engine_census *c);
+
+/* The start-up check of daemon and restore-user: the census, and 1 when
+ * it is suspicious (err then says so in words an operator can act on), 0
+ * when not, -1 with err when a listing failed. */
+int engine_check_source(struct engine *engine, struct engine_census *census_r,
+			struct mr_error *err);
+
 /* The background order's key: the size of the user's newest backup archive
  * (or 0 when it has none). */
 uint64_t engine_user_size_hint(struct engine *engine, const char *user);

@@ -955,6 +955,8 @@ int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 		snprintf(what, sizeof(what), "held/%s/%s", user, held.v[i].name);
 		if (held_read(dirfd, held.v[i].name, what, &h, &msg, &len, err) < 0) {
 			char aside[200];
+			struct stat st;
+
 			if (err->errnum != EBADMSG && err->errnum != EPROTONOSUPPORT)
 				goto out;
 			/* One damaged file must not keep the others (and the
@@ -965,6 +967,10 @@ int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 				mr_error_set(err, errno, "rename(%s) aside failed", what);
 				goto out;
 			}
+			/* No longer held mail: out of the totals, as a count from
+			 * the disk would leave it. */
+			if (mr_io->fstatat(dirfd, aside, &st, AT_SYMLINK_NOFOLLOW) == 0)
+				totals_add(store, -1, -(int64_t)st.st_size);
 			mr_log("%s: %s; kept as held/%s/%s for an operator", user, err->msg, user, aside);
 			mr_error_clear(err);
 			continue;

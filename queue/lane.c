@@ -165,6 +165,17 @@ uint64_t lane_rank(const struct lane *l, int64_t seq)
 	return bit_prefix(l, (size_t)(seq + l->offset));
 }
 
+uint64_t lane_count_upto(const struct lane *l, int64_t seq)
+{
+	int64_t idx = seq + l->offset;
+
+	if (l->cap == 0 || idx < 0)
+		return 0;
+	if (idx >= (int64_t)l->cap)
+		return l->count;
+	return bit_prefix(l, (size_t)idx + 1);
+}
+
 uint32_t lane_kth(const struct lane *l, uint64_t k)
 {
 	if (k >= l->count)

@@ -41,6 +41,16 @@ const char *queue_state_name(enum queue_state s)
 	return state_names[s];
 }
 
+int queue_state_parse(const char *name)
+{
+	int s;
+
+	for (s = 0; s < QUEUE_STATE_COUNT; s++)
+		if (strcmp(name, state_names[s]) == 0)
+			return s;
+	return -1;
+}
+
 /* ---- the user table ------------------------------------------------- */
 
 static uint64_t name_hash(const char *name, size_t len)
@@ -837,12 +847,14 @@ int queue_lookup(struct queue *q, const char *name, struct queue_user_info *info
 void queue_foreach_queued(struct queue *q, size_t max,
 			  int (*fn)(void *arg, const struct queue_user_info *info), void *arg)
 {
-	queue_foreach_queued_from(q, 0, max, fn, arg);
+	struct queue_cursor cur = { 0, 0, 0 };
+
+	queue_foreach_queued_after(q, &cur, max, fn, arg);
 }
 
-void queue_foreach_queued_from(struct queue *q, uint64_t start, size_t max,
-			       int (*fn)(void *arg, const struct queue_user_info *info),
-			       void *arg)
+void queue_foreach_queued_after(struct queue *q, struct queue_cursor *cur, size_t max,
+				int (*fn)(void *arg, const struct queue_user_info *info),
+				void *arg)
 {
 	struct queue_user_info *info = malloc(sizeof(*info));
 	uint64_t k, given = 0;
@@ -851,12 +863,13 @@ void queue_foreach_queued_from(struct queue *q, uint64_t start, size_t max,
 	if (info == NULL)
 		return;
 	pthread_mutex_lock(&q->mu);
-	for (l = 0; l < 2; l++) {
+	/* The priority lane, then the other, each in sequence order: what
+	 * comes after the cursor is found by its lane and seq, not by a
+	 * position that moves whenever someone starts or asks. */
+	for (l = cur->given ? cur->lane : 0; l < 2; l++) {
 		const struct lane *lane = l == 0 ? &q->prio : &q->enq;
 
-		/* Positions run through the priority lane, then the other. */
-		k = start < lane->count ? start : lane->count;
-		start -= k;
+		k = cur->given && l == cur->lane ? lane_count_upto(lane, cur->seq) : 0;
 		for (; k < lane->count; k++) {
 			const struct quser *u = q->users[lane_kth(lane, k) - 1];
 
@@ -864,6 +877,9 @@ void queue_foreach_queued_from(struct queue *q, uint64_t start, size_t max,
 				goto out;
 			fill_info(q, u, info);
 			given++;
+			cur->given = 1;
+			cur->lane = l;
+			cur->seq = u->seq;
 			if (fn(arg, info) != 0)
 				goto out;
 		}
@@ -871,6 +887,40 @@ void queue_foreach_queued_from(struct queue *q, uint64_t start, size_t max,
 out:
 	pthread_mutex_unlock(&q->mu);
 	free(info);
+}
+
+int queue_foreach_in_state(struct queue *q, int state, uint64_t *cursor, size_t max,
+			   int (*fn)(void *arg, const struct queue_user_info *info), void *arg)
+{
+	struct queue_user_info *info = malloc(sizeof(*info));
+	uint64_t id = *cursor;
+	size_t given = 0;
+	int more = 0;
+
+	if (info == NULL)
+		return -1;
+	pthread_mutex_lock(&q->mu);
+	for (; id < q->nusers; id++) {
+		const struct quser *u = q->users[id];
+
+		if (state >= 0 && u->state != state)
+			continue;
+		if (max != 0 && given == max) {
+			more = 1;
+			break;
+		}
+		fill_info(q, u, info);
+		given++;
+		if (fn(arg, info) != 0) {
+			id++;
+			more = id < q->nusers;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	*cursor = id;
+	free(info);
+	return more;
 }
 
 static int by_name(const void *a, const void *b)

@@ -66,6 +66,8 @@ enum queue_state {
 
 /* "waiting", "queued", ... */
 const char *queue_state_name(enum queue_state s);
+/* The state named name ("attention", ...), or -1 for no such state. */
+int queue_state_parse(const char *name);
 
 /* Counters of a user's last run, kept with its state for `show`. */
 struct queue_counters {
@@ -173,11 +175,28 @@ int queue_lookup(struct queue *q, const char *name, struct queue_user_info *info
  * the queue's lock held: it must be quick and must not call the queue. */
 void queue_foreach_queued(struct queue *q, size_t max,
 			  int (*fn)(void *arg, const struct queue_user_info *info), void *arg);
-/* Same, starting at position start (0: the front): for a long list sent in
- * pieces, each piece a short hold of the lock. */
-void queue_foreach_queued_from(struct queue *q, uint64_t start, size_t max,
-			       int (*fn)(void *arg, const struct queue_user_info *info),
-			       void *arg);
+/* Where a list given in pieces stands: the lane and sequence number of
+ * the last user given. Zeroed: nothing given yet (the front). */
+struct queue_cursor {
+	int given;      /* 0: nothing given yet */
+	int lane;       /* the last user's lane (0 priority, 1 enqueue) */
+	int64_t seq;    /* its place in that lane */
+};
+/* Same, going on after *cur and moving *cur past each user given: for a
+ * long list sent in pieces, each piece a short hold of the lock. A user
+ * who moved ahead of the cursor meanwhile (bumped, asked by a login) is
+ * not given again, and one who left the queue shifts nobody past it. */
+void queue_foreach_queued_after(struct queue *q, struct queue_cursor *cur, size_t max,
+				int (*fn)(void *arg, const struct queue_user_info *info),
+				void *arg);
+/* Calls fn for the users in state (or in any state when state < 0), in the
+ * order they were added, starting at *cursor (0: the first) and at most max
+ * of them (0: no limit), for lists sent in pieces: each call is one short
+ * hold of the lock and costs the users it passes. *cursor is set where the
+ * next call goes on. fn runs with the lock held, as above. Returns 1 when
+ * more users may follow, 0 at the end, -1 when out of memory. */
+int queue_foreach_in_state(struct queue *q, int state, uint64_t *cursor, size_t max,
+			   int (*fn)(void *arg, const struct queue_user_info *info), void *arg);
 /* Calls fn for every known user (any state), in name order. fn runs with
  * the queue's lock held, as above. */
 void queue_foreach_user(struct queue *q, int (*fn)(void *arg, const struct queue_user_info *info),

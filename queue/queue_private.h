@@ -122,6 +122,8 @@ int lane_insert(struct lane *l, int64_t seq, uint32_t id, struct mr_error *err);
 void lane_remove(struct lane *l, int64_t seq);
 /* Number of pending entries with a smaller seq than seq (which is pending). */
 uint64_t lane_rank(const struct lane *l, int64_t seq);
+/* Number of pending entries with a seq up to seq (any seq). */
+uint64_t lane_count_upto(const struct lane *l, int64_t seq);
 /* id + 1 of the k-th pending entry (0-based), 0 when k >= count. */
 uint32_t lane_kth(const struct lane *l, uint64_t k);
 /* Notes that seq was handed out, so front/back move past it. */

@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -789,6 +790,139 @@ static void proto_queue_pieces(void **state)
 	pt_free(t);
 }
 
+/* STATUS is open to anyone who may connect, but it named the users the
+ * workers were restoring: others than operators see a busy worker's user
+ * only when it is themselves. */
+static void proto_status_names(void **state)
+{
+	struct pt *t = pt_new();
+	struct worker *w = calloc(1, sizeof(*w));
+	struct passwd *pw = getpwnam("nobody");
+
+	(void)state;
+	assert_non_null(w);
+	w->busy = 1;
+	w->id = 1;
+	snprintf(w->job.user, sizeof(w->job.user), "alice");
+	t->d.workers = w;
+	t->d.nworkers = 1;
+	assert_int_equal(req(t, "STATUS"), 0);
+	assert_non_null(strstr(t->reply, "\"user\":\"alice\""));
+	t->c->uid = geteuid() + 4242; /* no account, no group */
+	t->c->rights_checked = 0;
+	assert_int_equal(req(t, "STATUS"), 0);
+	assert_null(strstr(t->reply, "alice"));
+	assert_non_null(strstr(t->reply, "\"phase\":"));
+	/* A user's own restore shows. */
+	if (pw != NULL && pw->pw_uid != geteuid() && pw->pw_uid != 0) {
+		snprintf(w->job.user, sizeof(w->job.user), "nobody");
+		t->c->uid = pw->pw_uid;
+		t->c->rights_checked = 0;
+		assert_int_equal(req(t, "STATUS"), 0);
+		assert_non_null(strstr(t->reply, "\"user\":\"nobody\""));
+	}
+	t->d.workers = NULL;
+	t->d.nworkers = 0;
+	free(w);
+	pt_free(t);
+}
+
+/* Collects a whole QUEUE reply of t, calling between(t, n) after the n-th
+ * piece (1-based) until the reply ends. Returns it (malloc'd). */
+static char *queue_in_pieces(struct pt *t, void (*between)(struct pt *t, int n))
+{
+	char *all = NULL, *p;
+	size_t all_len = 0;
+	int n = 0;
+
+	t->c->out.len = 0;
+	p = strdup("QUEUE");
+	daemon_proto_request(&t->d, t->c, 0, p);
+	free(p);
+	for (;;) {
+		all = realloc(all, all_len + t->c->out.len + 1);
+		assert_non_null(all);
+		memcpy(all + all_len, t->c->out.p, t->c->out.len);
+		all_len += t->c->out.len;
+		all[all_len] = '\0';
+		if (!t->c->streaming)
+			break;
+		between(t, ++n);
+		t->c->out.len = 0;
+		daemon_proto_queue_more(&t->d, t->c);
+	}
+	return all;
+}
+
+/* How often "user":"name" is in s. */
+static int times_listed(const char *s, const char *name)
+{
+	char key[48];
+	int n = 0;
+
+	snprintf(key, sizeof(key), "\"user\":\"%s\"", name);
+	for (s = strstr(s, key); s != NULL; s = strstr(s + 1, key))
+		n++;
+	return n;
+}
+
+static void bump_last(struct pt *t, int n)
+{
+	struct queue_user_info info;
+	struct mr_error err;
+	queue_ticket ticket;
+
+	if (n == 1)
+		assert_int_equal(queue_bump(t->d.q, "u063", 3000.0, &info, &ticket, &err), 0);
+}
+
+static void bump_and_start_last(struct pt *t, int n)
+{
+	char started[MR_USER_NAME_MAX + 1];
+	int prio;
+	struct mr_error err;
+
+	bump_last(t, n);
+	if (n == 1) {
+		assert_int_equal(queue_next(t->d.q, 1, 3000.0, started, &prio, &err), 1);
+		assert_string_equal(started, "u063");
+	}
+}
+
+/* The user a piece ended with moves between pieces: bumped to the front,
+ * the next piece listed the 63 users before it again; started, the user
+ * after it was never listed. Every user stays listed once. */
+static void proto_queue_pieces_last_moves(void **state)
+{
+	struct pt *t;
+	struct queue_user_info info;
+	struct mr_error err;
+	queue_ticket ticket;
+	char name[16], *all;
+	int i, round;
+
+	(void)state;
+	for (round = 0; round < 2; round++) {
+		t = pt_new();
+		for (i = 0; i < 150; i++) {
+			snprintf(name, sizeof(name), "u%03d", i);
+			assert_int_equal(queue_add_user(t->d.q, name, 10, &err), 1);
+			assert_int_equal(queue_request(t->d.q, name, 1000.0 + i, &info, &ticket,
+						       &err), 0);
+		}
+		all = queue_in_pieces(t, round == 0 ? bump_last : bump_and_start_last);
+		for (i = 0; i < 150; i++) {
+			snprintf(name, sizeof(name), "u%03d", i);
+			if (times_listed(all, name) != 1)
+				fail_msg("round %d: %s listed %d times", round, name,
+					 times_listed(all, name));
+		}
+		free(all);
+		pt_drain(t);
+		pt_free(t);
+	}
+}
+
 static void proto_enqueue_lists(void **state)
 {
 	struct pt *t = pt_new();
@@ -980,6 +1114,8 @@ int main(void)
 		cmocka_unit_test(proto_operator_verbs),
 		cmocka_unit_test(proto_rights),
 		cmocka_unit_test(proto_queue_pieces),
+		cmocka_unit_test(proto_queue_pieces_last_moves),
+		cmocka_unit_test(proto_status_names),
 		cmocka_unit_test(proto_enqueue_lists),
 		cmocka_unit_test(proto_queue_count),
 		cmocka_unit_test(proto_deliver_arguments),
