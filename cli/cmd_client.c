@@ -1433,14 +1433,64 @@ int cmd_shutdown(int argc, char **argv)
 static void deliver_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore deliver [--socket PATH] [--json] USER < message\n\n"
+		"usage: mailrestore deliver [--socket PATH] [--json] [--id ID] USER < message\n\n"
 		"Delivers the message on stdin (at most 64 MiB) for USER: into the Maildir\n"
 		"T/USER (tmp/ then new/) when USER is active, else held durably and released\n"
 		"into new/, in arrival order, when USER goes active. Exit 0 only once the\n"
 		"message is safe on disk; 65 invalid name or message too large, 67 a user the\n"
 		"outage does not touch, 69 no daemon, 74 reading stdin failed, 75 the daemon\n"
 		"could not store it now or a held-mail limit is reached (try again later),\n"
-		"77 only root, the daemon's user and --deliver-group may deliver.\n");
+		"77 only root, the daemon's user and --deliver-group may deliver.\n"
+		"--id ID: the delivery agent's id for this message and recipient (Postfix:\n"
+		"${queue_id} and ${recipient}); a delivery repeated with the same ID\n"
+		"(its confirmation was lost) succeeds without storing a second copy. Ids are\n"
+		"remembered for 7 days.\n");
+}
+
+/* Takes "--id ID" / "--id=ID" out of argv (before any "--"): *id_r gets ID
+ * with the bytes the protocol cannot carry (space, control, non-ASCII, '%')
+ * written as %XX into id (size DAEMON_ID_MAX + 1), or NULL without --id.
+ * Returns the new argc, or -1 for a missing, empty or too long ID. */
+static int take_id_option(int argc, char **argv, char *id, const char **id_r)
+{
+	const char *raw = NULL;
+	int i, n = 1;
+	size_t len = 0;
+
+	*id_r = NULL;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[n++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--id") == 0) {
+			if (i + 1 >= argc)
+				return -1;
+			raw = argv[++i];
+		} else if (strncmp(argv[i], "--id=", 5) == 0) {
+			raw = argv[i] + 5;
+		} else {
+			argv[n++] = argv[i];
+		}
+	}
+	if (raw == NULL)
+		return n;
+	for (; *raw != '\0'; raw++) {
+		unsigned char ch = (unsigned char)*raw;
+
+		if (len + 3 > DAEMON_ID_MAX)
+			return -1;
+		if (ch <= 0x20 || ch >= 0x7f || ch == '%')
+			len += (size_t)snprintf(id + len, 4, "%%%02X", ch);
+		else
+			id[len++] = (char)ch;
+	}
+	id[len] = '\0';
+	if (len == 0)
+		return -1;
+	*id_r = id;
+	return n;
 }
 
 /* Reads all of fd (at most max bytes; more is an error, EFBIG). */
@@ -1491,7 +1541,9 @@ static int read_all(int fd, size_t max, char **buf_r, size_t *len_r)
 /* `mailrestore deliver USER`: see deliver_usage. */
 int cmd_deliver(int argc, char **argv)
 {
-	char req[MR_USER_NAME_MAX + 48], *msg = NULL, held[8];
+	char req[MR_USER_NAME_MAX + DAEMON_ID_MAX + 48], *msg = NULL, held[8];
+	char idbuf[DAEMON_ID_MAX + 1];
+	const char *id;
 	struct copts o;
 	struct mr_error err;
 	struct reply r;
@@ -1499,6 +1551,11 @@ int cmd_deliver(int argc, char **argv)
 	int fd = -1, rc;
 
 	memset(&r, 0, sizeof(r));
+	argc = take_id_option(argc, argv, idbuf, &id);
+	if (argc < 0) {
+		cli_error("deliver", "--id takes a non-empty ID of at most %d bytes", DAEMON_ID_MAX / 3);
+		return MR_EX_USAGE;
+	}
 	if (parse_opts("deliver", argc, argv, OPT_JSON, &o) < 0)
 		return MR_EX_USAGE;
 	if (o.help) {
@@ -1525,7 +1582,8 @@ int cmd_deliver(int argc, char **argv)
 		rc = unreachable("deliver", o.socket, &err);
 		goto out;
 	}
-	snprintf(req, sizeof(req), "DELIVER %s %zu\n", o.args[0], len);
+	snprintf(req, sizeof(req), "DELIVER %s %zu%s%s\n", o.args[0], len, id ? " " : "",
+		 id ? id : "");
 	rc = call_fd("deliver", o.socket, fd, req, &r);
 	if (rc == MR_EX_UNAVAILABLE)
 		rc = MR_EX_TEMPFAIL;

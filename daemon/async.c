@@ -164,16 +164,24 @@ static char *user_reply(struct daemon *d, const char *user, const char *extra)
 
 static char *run_deliver(struct daemon *d, struct task *t)
 {
+	/* [held][repeat]: a repeat was stored by an earlier attempt. */
+	static const char *const extra[2][2] = {
+		{ "\"held\":false", "\"held\":false,\"repeat\":true" },
+		{ "\"held\":true", "\"held\":true,\"repeat\":true" },
+	};
 	struct mr_error err;
-	int held = 0;
+	int held = 0, repeat = 0;
 	char *reply;
 
 	mr_error_clear(&err);
-	if (engine_deliver(d->engine, t->user, t->body, t->len, &held, &err) < 0) {
+	if (engine_deliver_id(d->engine, t->user, t->id[0] ? t->id : NULL, t->body, t->len,
+			      &held, &repeat, &err) < 0) {
 		mr_log("deliver to %s failed: %s", t->user, err.msg);
 		reply = error_reply(MR_EX_TEMPFAIL, err.msg);
 	} else {
-		reply = user_reply(d, t->user, held ? "\"held\":true" : "\"held\":false");
+		if (repeat)
+			mr_log("%s: delivery %s was stored before; not stored again", t->user, t->id);
+		reply = user_reply(d, t->user, extra[held != 0][repeat != 0]);
 	}
 	__atomic_sub_fetch(&d->body_bytes, t->len, __ATOMIC_RELAXED);
 	return reply;

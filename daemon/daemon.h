@@ -52,6 +52,7 @@
 #define DAEMON_DELIVER_MAX (64u * 1024 * 1024)  /* DELIVER body bytes */
 #define DAEMON_IDLE_SECONDS 10                  /* without a complete request */
 #define DAEMON_MAX_CONNS 1024                   /* clients served at once */
+#define DAEMON_ID_MAX 1024                      /* DELIVER's delivery id, bytes */
 #define DAEMON_RESERVED_CONNS 16                /* of them, kept for root, the daemon's
 						 * user and operators */
 #define DAEMON_DELIVER_MEMORY (256u * 1024 * 1024) /* DELIVER bodies in memory */

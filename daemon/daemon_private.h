@@ -50,6 +50,7 @@ struct conn {
 	char *body;
 	size_t body_len, body_have;
 	char body_user[MR_USER_NAME_MAX + 1];
+	char body_id[DAEMON_ID_MAX + 1];  /* "": no delivery id */
 	double body_deadline; /* monotonic: the whole body must be in by then */
 	uint64_t body_charge; /* DELIVER bytes this peer has in flight here */
 	/* The reply being sent. */
@@ -110,6 +111,7 @@ struct task {
 	char user[MR_USER_NAME_MAX + 1];
 	char *body;
 	size_t len;
+	char id[DAEMON_ID_MAX + 1];  /* DELIVER's delivery id, "" for none */
 	struct task *next;
 };
 

@@ -612,6 +612,18 @@ static void verb_pause(struct req *r, int pause)
 	reply_ok(&r->c->out, pause ? "\"paused\":true" : "\"paused\":false");
 }
 
+/* A delivery id: 1 to DAEMON_ID_MAX bytes of printable ASCII, no space
+ * (clients escape other bytes). */
+static int delivery_id_valid(const char *id)
+{
+	size_t n;
+
+	for (n = 0; id[n] != '\0'; n++)
+		if ((unsigned char)id[n] <= 0x20 || (unsigned char)id[n] >= 0x7f)
+			return 0;
+	return n >= 1 && n <= DAEMON_ID_MAX;
+}
+
 static void verb_deliver(struct req *r)
 {
 	struct queue_user_info info;
@@ -619,8 +631,9 @@ static void verb_deliver(struct req *r)
 
 	if (need_user(r, 1) < 0)
 		return;
-	if (r->argc != 3 || mr_parse_u64(r->argv[2], &len) < 0) {
-		daemon_proto_error(&r->c->out, MR_EX_USAGE, "usage: DELIVER USER LENGTH");
+	if (r->argc < 3 || r->argc > 4 || mr_parse_u64(r->argv[2], &len) < 0 ||
+	    (r->argc == 4 && !delivery_id_valid(r->argv[3]))) {
+		daemon_proto_error(&r->c->out, MR_EX_USAGE, "usage: DELIVER USER LENGTH [ID]");
 		r->c->close_after = 1;
 		return;
 	}
@@ -661,6 +674,7 @@ static void verb_deliver(struct req *r)
 							   : DAEMON_IDLE_SECONDS) +
 			      (double)len / DAEMON_BODY_RATE;
 	snprintf(r->c->body_user, sizeof(r->c->body_user), "%s", r->argv[1]);
+	snprintf(r->c->body_id, sizeof(r->c->body_id), "%s", r->argc == 4 ? r->argv[3] : "");
 	r->c->out.len = 0;
 	daemon_buf_printf(&r->c->out, "{\"ok\":true,\"send\":%llu}\n", (unsigned long long)len);
 }
@@ -681,6 +695,7 @@ void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot)
 	t->slot = slot;
 	t->gen = c->gen;
 	snprintf(t->user, sizeof(t->user), "%s", c->body_user);
+	snprintf(t->id, sizeof(t->id), "%s", c->body_id);
 	t->body = c->body;
 	t->len = c->body_len;
 	c->body = NULL;

@@ -623,6 +623,7 @@ static void accept_all(struct daemon *d)
 		c->in_len = 0;
 		c->body = NULL;
 		c->body_len = c->body_have = 0;
+		c->body_id[0] = '\0';
 		c->body_charge = 0;
 		c->body_deadline = 0;
 		c->streaming = 0;

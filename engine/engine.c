@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef RENAME_NOREPLACE
@@ -37,6 +38,7 @@ struct engine {
 	int min_remove_files;
 	int preserve_owner;
 	struct mail_store *mail;
+	struct mail_ids *ids;  /* delivery ids: a repeat is stored once */
 };
 
 static int open_or_make_dir(int dirfd, const char *name, struct mr_error *err)
@@ -112,6 +114,8 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	}
 	if (mail_store_open(e->state_fd, &e->mail, err) < 0)
 		goto fail;
+	if (mail_ids_open(e->state_fd, &e->ids, err) < 0)
+		goto fail;
 	*engine_r = e;
 	return 0;
 fail:
@@ -127,6 +131,7 @@ void engine_close(struct engine **engine)
 		return;
 	mail_store_close(&e->mail);
 	restore_index_close(&e->bindex);
+	mail_ids_close(&e->ids);
 	mr_close(e->backups_fd);
 	mr_close(e->source_fd);
 	mr_close(e->target_fd);
@@ -1154,14 +1159,70 @@ int engine_recover(struct engine *e, struct mr_error *err)
 int engine_deliver(struct engine *e, const char *user, const void *msg, size_t len,
 		   int *held_r, struct mr_error *err)
 {
+	return engine_deliver_id(e, user, NULL, msg, len, held_r, NULL, err);
+}
+
+/* A repeat of id whose first attempt stopped before "done": 1 when its
+ * message is stored (held, or in T/<user>), 0 when not, -1 with err. */
+static int find_pending(struct engine *e, const char *user, int active,
+			const struct mail_id_pending *p, struct mr_error *err)
+{
+	int r, ufd;
+
+	r = mail_held_find(e->mail, user, p->msg_hash, p->msg_len, p->since_ns, err);
+	if (r != 0 || !active)
+		return r;
+	ufd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (ufd < 0) {
+		mr_error_set(err, errno, "open(T/%s) failed", user);
+		return -1;
+	}
+	r = mail_maildir_find(ufd, p->msg_hash, p->msg_len, p->since_ns, err);
+	if (r < 0)
+		mr_error_prefix(err, "T/%s", user);
+	mr_close(ufd);
+	return r;
+}
+
+int engine_deliver_id(struct engine *e, const char *user, const char *id, const void *msg,
+		      size_t len, int *held_r, int *repeat_r, struct mr_error *err)
+{
 	int lockfd = -1, rc = -1, active, ufd = -1;
+	enum mail_id_seen seen = MAIL_ID_NEW;
+	struct mail_id_pending pending;
+	struct timespec now;
 
 	*held_r = 0;
+	if (repeat_r)
+		*repeat_r = 0;
 	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
 		return -1;
 	active = engine_user_active(e, user, err);
 	if (active < 0)
 		goto out;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (id != NULL) {
+		uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+
+		if (mail_id_begin(e->ids, user, id, msg, len, now_ns, &seen, &pending, err) < 0)
+			goto out;
+		if (seen == MAIL_ID_PENDING) {
+			int r = find_pending(e, user, active, &pending, err);
+
+			if (r < 0)
+				goto out;
+			if (r > 0)
+				seen = MAIL_ID_DONE;
+		}
+		if (seen == MAIL_ID_DONE) {
+			/* Stored by an earlier attempt whose answer was lost. */
+			if (repeat_r)
+				*repeat_r = 1;
+			*held_r = !active;
+			rc = 0;
+			goto out;
+		}
+	}
 	if (active) {
 		ufd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 		if (ufd < 0) {
@@ -1173,6 +1234,16 @@ int engine_deliver(struct engine *e, const char *user, const void *msg, size_t l
 		rc = mail_hold(e->mail, user, msg, len, NULL, err);
 		if (rc == 0)
 			*held_r = 1;
+	}
+	if (rc == 0 && id != NULL) {
+		struct mr_error e2 = { 0 };
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		/* The message is safe: a failure here only makes a repeat
+		 * look for it, so the delivery still succeeds. */
+		if (mail_id_done(e->ids, user, id,
+				 (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec, &e2) < 0)
+			mr_log("%s: recording delivery id: %s", user, e2.msg);
 	}
 out:
 	mr_close(ufd);

@@ -202,6 +202,12 @@ int engine_recover(struct engine *engine, struct mr_error *err);
  * err. The caller must have checked that the user is affected. */
 int engine_deliver(struct engine *engine, const char *user, const void *msg, size_t len,
 		   int *held_r, struct mr_error *err);
+/* engine_deliver with the delivery agent's id for the message (NULL: none):
+ * a delivery whose id was stored before (see mail_id_begin in mail.h) is
+ * not stored again; it succeeds with *repeat_r (may be NULL) set to 1. */
+int engine_deliver_id(struct engine *engine, const char *user, const char *id,
+		      const void *msg, size_t len, int *held_r, int *repeat_r,
+		      struct mr_error *err);
 
 /* "restoring", "syncing", ... for a phase. */
 const char *engine_phase_name(int phase);

@@ -1057,3 +1057,61 @@ out:
 	mr_close(dirfd);
 	return rc;
 }
+
+/* ---- a repeated delivery -------------------------------------------- */
+
+struct find {
+	int dirfd;
+	uint64_t hash, len, since_ns;
+	int found;
+	struct mr_error *err;
+};
+
+static int find_entry(void *arg, const char *name, unsigned char type, uint64_t ino)
+{
+	struct find *fi = arg;
+	unsigned char head[HELD_HEADER_SIZE];
+	struct held_header h;
+	uint64_t seq;
+	ssize_t n;
+	int fd;
+
+	(void)type;
+	(void)ino;
+	if (!parse_held_name(name, &seq))
+		return 0;
+	fd = mr_io->openat(fi->dirfd, name, O_RDONLY | O_NOFOLLOW, 0);
+	if (fd < 0) {
+		mr_error_set(fi->err, errno, "openat(held/%s) failed", name);
+		return -1;
+	}
+	n = mr_pread_full(fd, head, sizeof(head), 0);
+	mr_close(fd);
+	if (n == (ssize_t)sizeof(head) && header_decode(head, sizeof(head), &h, name, NULL) == 0 &&
+	    h.msg_len == fi->len && h.msg_hash == fi->hash && h.arrival_ns >= fi->since_ns) {
+		fi->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+int mail_held_find(struct mail_store *store, const char *user, uint64_t hash, uint64_t len,
+		   uint64_t since_ns, struct mr_error *err)
+{
+	struct find fi = { -1, hash, len, since_ns, 0, err };
+	int r, rc = -1;
+
+	if (check_user(user, err) < 0)
+		return -1;
+	r = user_dir_open(store, user, 0, &fi.dirfd, err);
+	if (r <= 0)
+		return r;
+	if (mr_scandir(fi.dirfd, find_entry, &fi, err) < 0) {
+		mr_error_prefix(err, "held/%s", user);
+		goto out;
+	}
+	rc = fi.found;
+out:
+	mr_close(fi.dirfd);
+	return rc;
+}

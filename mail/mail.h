@@ -127,4 +127,64 @@ int mail_release_done(struct mail_store *store, const char *user, struct mr_erro
 int mail_held_users(struct mail_store *store, char ***names_r, size_t *n_r,
 		    struct mr_error *err);
 
+/* ---- delivery ids: a repeated delivery is stored once ----------------
+ *
+ * A mail transfer agent that lost the answer to a delivery (the daemon was
+ * killed between storing the message and replying) delivers it again. With
+ * the id it gave (Postfix: queue id and recipient), the second delivery is
+ * recognised. Per user, <state>/ids/<user> (format in ids.c: magic "MRID",
+ * version 1.0, a checksum per record, a torn tail cut off) records:
+ *   1. "begin" for the id, with the message's xxh3 and length, fsync'd
+ *      before the message is stored;
+ *   2. "done", fsync'd after the message is safe.
+ * A repeat finds "done": nothing to store. It finds only "begin": the first
+ * attempt stopped between 1 and 2, and the message may or may not be there;
+ * the caller looks for it (mail_held_find, mail_maildir_find) and stores it
+ * only when it is absent. So a crash never loses a message, and the only
+ * double left is a first copy that the user moved or deleted (or that was
+ * released) in the moment between the crash and the repeat.
+ * Ids are forgotten after MAIL_IDS_KEEP_SECONDS (Postfix gives up on a
+ * message after 5 days by default) and at most 8192 are kept per user.
+ * Call these with the user's hold lock held. */
+#define MAIL_IDS_KEEP_SECONDS (7 * 86400)
+
+struct mail_ids;
+enum mail_id_seen {
+	MAIL_ID_NEW = 0,      /* never seen: "begin" is now recorded */
+	MAIL_ID_DONE = 1,     /* stored before: nothing to do */
+	MAIL_ID_PENDING = 2,  /* "begin" without "done": look for the message */
+};
+struct mail_id_pending {
+	uint64_t since_ns;  /* when the first attempt began (Unix ns) */
+	uint64_t msg_hash;  /* xxh3-64 of that message */
+	uint64_t msg_len;
+};
+
+/* Opens (creating) <state>/ids below state_dirfd. 0 or -1 with err. */
+int mail_ids_open(int state_dirfd, struct mail_ids **ids_r, struct mr_error *err);
+/* Frees *ids and sets it NULL. Accepts NULL. */
+void mail_ids_close(struct mail_ids **ids);
+/* Looks id (any non-empty string) up for user; when it is new, records
+ * "begin" (with msg's hash and length, time now_ns) durably. *seen_r says
+ * which; pending_r (may be NULL) is filled for MAIL_ID_PENDING. 0, or -1
+ * with err (nothing may be stored then: the caller answers "try later"). */
+int mail_id_begin(struct mail_ids *ids, const char *user, const char *id, const void *msg,
+		  size_t len, uint64_t now_ns, enum mail_id_seen *seen_r,
+		  struct mail_id_pending *pending_r, struct mr_error *err);
+/* Records "done" for id, durably. 0 or -1 with err (the message is safe
+ * anyway: a repeat then finds "begin" and the message). */
+int mail_id_done(struct mail_ids *ids, const char *user, const char *id, uint64_t now_ns,
+		 struct mr_error *err);
+
+/* 1 when user has a held message of len bytes with xxh3-64 hash that
+ * arrived at or after since_ns, 0 when not, -1 with err. */
+int mail_held_find(struct mail_store *store, const char *user, uint64_t hash, uint64_t len,
+		   uint64_t since_ns, struct mr_error *err);
+/* 1 when the Maildir at maildir_fd has in new/ or cur/ a message of len
+ * bytes (",S=<len>" in its name), modified at or after since_ns, whose
+ * content has xxh3-64 hash; 0 when not; -1 with err. Reads every such
+ * candidate: meant for the rare repeat after a crash. */
+int mail_maildir_find(int maildir_fd, uint64_t hash, uint64_t len, uint64_t since_ns,
+		      struct mr_error *err);
+
 #endif

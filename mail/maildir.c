@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 static const char *const subdir_names[3] = { "tmp", "new", "cur" };
 
@@ -207,4 +208,93 @@ out:
 		mr_log("unlink(tmp/%s) after delivery failed: %s", name, strerror(errno));
 	mail_maildir_close(dirs);
 	return rc;
+}
+
+struct find {
+	int dirfd;
+	const char *sub;
+	uint64_t hash, len, since_ns;
+	int found;
+	struct mr_error *err;
+};
+
+/* Hashes the file name below dirfd; 1 when it is the message sought. */
+static int find_entry(void *arg, const char *name, unsigned char type, uint64_t ino)
+{
+	struct find *fi = arg;
+	char tag[32];
+	const char *p;
+	struct stat st;
+	XXH3_state_t *xs = NULL;
+	char buf[65536];
+	uint64_t left;
+	int fd = -1, rc = 0;
+
+	(void)type;
+	(void)ino;
+	snprintf(tag, sizeof(tag), ",S=%llu", (unsigned long long)fi->len);
+	p = strstr(name, tag);
+	if (p == NULL || (p[strlen(tag)] != '\0' && p[strlen(tag)] != ',' && p[strlen(tag)] != ':'))
+		return 0;
+	fd = mr_io->openat(fi->dirfd, name, O_RDONLY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return 0;  /* moved or expunged meanwhile: not this one */
+	if (mr_io->fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != fi->len ||
+	    (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec + 1000000000ull <
+		    fi->since_ns)
+		goto out;
+	xs = XXH3_createState();
+	if (xs == NULL || XXH3_64bits_reset(xs) != XXH_OK) {
+		mr_error_set(fi->err, ENOMEM, "XXH3_createState failed");
+		rc = -1;
+		goto out;
+	}
+	for (left = fi->len; left > 0;) {
+		ssize_t n = mr_read_full(fd, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
+
+		if (n < 0) {
+			mr_error_set(fi->err, errno, "read(%s/%s) failed", fi->sub, name);
+			rc = -1;
+			goto out;
+		}
+		if (n == 0)
+			goto out;
+		XXH3_64bits_update(xs, buf, (size_t)n);
+		left -= (uint64_t)n;
+	}
+	if (XXH3_64bits_digest(xs) == fi->hash) {
+		fi->found = 1;
+		rc = 1;
+	}
+out:
+	XXH3_freeState(xs);
+	mr_close(fd);
+	return rc;
+}
+
+int mail_maildir_find(int maildir_fd, uint64_t hash, uint64_t len, uint64_t since_ns,
+		      struct mr_error *err)
+{
+	static const char *const subs[2] = { "new", "cur" };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		struct find fi = { -1, subs[i], hash, len, since_ns, 0, err };
+		int r;
+
+		fi.dirfd = mr_io->openat(maildir_fd, subs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (fi.dirfd < 0) {
+			if (errno == ENOENT)
+				continue;
+			mr_error_set(err, errno, "openat(%s) failed", subs[i]);
+			return -1;
+		}
+		r = mr_scandir(fi.dirfd, find_entry, &fi, err);
+		mr_close(fi.dirfd);
+		if (r < 0)
+			return -1;
+		if (fi.found)
+			return 1;
+	}
+	return 0;
 }

@@ -997,7 +997,17 @@ static void proto_deliver_arguments(void **state)
 	(void)state;
 	assert_int_equal(req(t, "DELIVER alice"), MR_EX_USAGE);
 	assert_true(t->c->close_after);
-	assert_int_equal(req(t, "DELIVER alice 10 11"), MR_EX_USAGE);
+	assert_int_equal(req(t, "DELIVER alice 10 Q1 more"), MR_EX_USAGE);
+	assert_int_equal(req(t, "DELIVER alice 10 Q\x7f"), MR_EX_USAGE);
+	{
+		/* a delivery id is at most 1024 bytes */
+		char line[1200];
+
+		memset(line, 'i', sizeof(line));
+		memcpy(line, "DELIVER alice 10 ", 17);
+		line[17 + 1025] = '\0';
+		assert_int_equal(req(t, line), MR_EX_USAGE);
+	}
 	assert_int_equal(req(t, "DELIVER alice 1x"), MR_EX_USAGE);
 	assert_int_equal(req(t, "DELIVER alice -1"), MR_EX_USAGE);
 	assert_int_equal(req(t, "DELIVER alice 67108865"), MR_EX_DATAERR);
@@ -1019,6 +1029,25 @@ static void proto_deliver_arguments(void **state)
 	assert_int_equal(t->d.task_head->kind, TASK_DELIVER);
 	assert_string_equal(t->d.task_head->user, "alice");
 	assert_true(t->d.task_head->len == 67108864);
+	assert_string_equal(t->d.task_head->id, "");
+	pt_free(t);
+}
+
+/* DELIVER USER LENGTH ID: the id goes with the body to the task. */
+static void proto_deliver_id(void **state)
+{
+	struct pt *t = pt_new();
+
+	(void)state;
+	assert_int_equal(req(t, "DELIVER alice 5 4XyZ1/alice@example.org"), 0);
+	assert_string_equal(member(t, "send"), "5");
+	memcpy(t->c->body, "hello", 5);
+	t->c->body_have = t->c->body_len;
+	t->c->out.len = 0;
+	daemon_proto_deliver_body(&t->d, t->c, 0);
+	assert_non_null(t->d.task_head);
+	assert_int_equal(t->d.task_head->kind, TASK_DELIVER);
+	assert_string_equal(t->d.task_head->id, "4XyZ1/alice@example.org");
 	pt_free(t);
 }
 
@@ -1091,6 +1120,7 @@ int main(void)
 		cmocka_unit_test(proto_enqueue_lists),
 		cmocka_unit_test(proto_queue_count),
 		cmocka_unit_test(proto_deliver_arguments),
+		cmocka_unit_test(proto_deliver_id),
 		cmocka_unit_test(proto_status),
 		cmocka_unit_test(proto_long_line),
 	};

@@ -76,6 +76,8 @@ mkmaildir() { # user count
 }
 mkmaildir alice 4   # 5 messages
 mkmaildir bob 6     # 7 messages
+mkmaildir Odd.User 2   # 3 messages: names as the client sends them
+mkmaildir odd+name 1   # 2 messages
 chown -R "$MAILUID:$MAILGID" "$S"
 "$MR" backup --source "$S" --out "$B" >/dev/null || fail "mailrestore backup"
 # after the backup: one more message for bob, only on the damaged source
@@ -83,7 +85,9 @@ printf 'Subject: after the backup\r\n\r\nlate\r\n' > "$S/bob/new/1700000200.M2P1
 chown "$MAILUID:$MAILGID" "$S/bob/new/1700000200.M2P1.fixture"
 alice_count=5 bob_count=8
 
-printf 'alice:alice-pw\nbob:bob-pw\n' > "$dir/passwd"
+# "--help" and "-rf" have passwords too, so that it is the hook's name
+# check that keeps them out, not a failed password.
+printf 'alice:alice-pw\nbob:bob-pw\nOdd.User:odd-pw\nodd+name:plus-pw\n--help:x\n-rf:x\n' > "$dir/passwd"
 chmod 600 "$dir/passwd"
 
 # ---- the mailrestore daemon (no background restores: bob waits) ---------
@@ -130,6 +134,10 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:$T/%u
+# Names as the client sends them: Dovecot lower-cases by default (%Lu), and
+# "+" is not among its default user name characters.
+auth_username_format = %u
+auth_username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@+
 first_valid_uid = 1
 # No address-space cap on Dovecot's processes: the hook runs our binary from
 # the auth process, and a sanitizer build maps terabytes of shadow memory.
@@ -255,4 +263,43 @@ out=$(imap bob bob-pw "held during the outage")
 out=$(imap bob bob-pw "held during the outage")
 [ "$out" = "OK $((bob_count + 1)) 1" ] || fail "bob, second login: '$out'"
 
-echo "PASS: refused with the queue position, then in with $bob_count + 1 messages"
+# ---- names as the client sends them ------------------------------------
+out=$(imap Odd.User odd-pw)
+echo "first login as Odd.User: $out"
+case $out in
+NO*"requests in the queue"* | NO*next*) ;;
+*) fail "Odd.User's refused login should name the queue position, got: $out" ;;
+esac
+[ "$(state_of Odd.User)" != waiting ] || fail "the login did not queue Odd.User"
+[ ! -e "$T/odd.user" ] || fail "a lower-cased mailbox appeared"
+# what the runbook checks by hand: doveadm auth test shows the refusal
+if command -v doveadm >/dev/null; then
+	out=$(doveadm -c "$dir/dovecot.conf" auth test odd+name plus-pw 2>&1) || true
+	case $out in
+	*nologin*"restored from backup"*) ;;
+	*) fail "doveadm auth test odd+name: want nologin and the reason, got: $out" ;;
+	esac
+else
+	out=$(imap odd+name plus-pw)
+	case $out in NO*"requests in the queue"* | NO*next*) ;; *) fail "odd+name: $out" ;; esac
+fi
+"$MR" enqueue --socket "$SOCK" --priority Odd.User odd+name >/dev/null || fail "enqueue odd names"
+wait_active Odd.User
+wait_active odd+name
+out=$(imap Odd.User odd-pw)
+[ "$out" = "OK 3 0" ] || fail "Odd.User after activation: '$out', want 'OK 3 0'"
+out=$(imap odd+name plus-pw)
+[ "$out" = "OK 2 0" ] || fail "odd+name after activation: '$out', want 'OK 2 0'"
+# option-like names are no user names: authentication fails (not a
+# temporary failure, and never a login as "--help" into an empty mailbox)
+for u in --help -rf; do
+	out=$(imap "$u" x)
+	case $out in
+	NO*"Temporary"*) fail "$u: a temporary failure instead of a refusal: $out" ;;
+	NO*) ;;
+	*) fail "$u got in: $out" ;;
+	esac
+done
+[ ! -e "$T/--help" ] && [ ! -e "$T/-rf" ] || fail "an option-like name got a mailbox"
+
+echo "PASS: refused with the queue position, then in with $bob_count + 1 messages; odd names"
