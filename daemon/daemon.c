@@ -183,7 +183,7 @@ static int register_users(struct daemon *d)
 	struct queue_user_info info;
 	struct mr_error err;
 	char **list = NULL;
-	size_t n = 0, i, added = 0, marked = 0;
+	size_t n = 0, i, added = 0, marked = 0, active = 0;
 	int r, rc = -1;
 
 	mr_error_clear(&err);
@@ -209,6 +209,16 @@ static int register_users(struct daemon *d)
 		r = engine_user_active(d->engine, ns.v[i], &err);
 		if (r < 0)
 			mr_log("%s: %s", ns.v[i], err.msg);
+		/* Activated by an older mailrestore (the journal says so, the
+		 * record is missing): adopt it rather than merge it again. */
+		if (r == 0 && queue_lookup(d->q, ns.v[i], &info) == 0 &&
+		    info.state == QUEUE_ACTIVE) {
+			r = engine_adopt_active(d->engine, ns.v[i], &err);
+			if (r < 0)
+				mr_log("%s: %s", ns.v[i], err.msg);
+		}
+		if (r == 1)
+			active++;
 		if (r == 1 && queue_lookup(d->q, ns.v[i], &info) == 0 &&
 		    info.state != QUEUE_ACTIVE) {
 			if (queue_set_state(d->q, ns.v[i], QUEUE_ACTIVE,
@@ -219,8 +229,8 @@ static int register_users(struct daemon *d)
 			marked++;
 		}
 	}
-	mr_log("%zu affected users (%zu new), %zu already active on the target", ns.n, added,
-	       marked);
+	mr_log("%zu affected users (%zu new), %zu active on the target (%zu found active at this "
+	       "start)", ns.n, added, active, marked);
 	rc = 0;
 out:
 	if (d->set->users_file != NULL)

@@ -18,6 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
@@ -31,6 +34,7 @@ struct engine {
 	int work_fd, attic_fd, tmp_fd, progress_fd;
 	int discarded_fd; /* work copies whose durability failed */
 	int locks_fd;     /* one lock file per user being worked on */
+	int active_fd;    /* active/<user>: T/<user> was activated by us */
 	int damaged_fd;   /* damaged/<user>: that work copy got bytes from a
 			   * backup found damaged (see mark_damaged) */
 	int state_fd;
@@ -68,7 +72,7 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	}
 	e->backups_fd = e->source_fd = e->target_fd = e->mr_fd = -1;
 	e->work_fd = e->attic_fd = e->tmp_fd = e->progress_fd = e->state_fd = -1;
-	e->discarded_fd = e->locks_fd = e->damaged_fd = -1;
+	e->discarded_fd = e->locks_fd = e->damaged_fd = e->active_fd = -1;
 	e->max_remove_pct = config->max_remove_pct < 0 ? 50 : config->max_remove_pct;
 	e->min_remove_files = config->min_remove_files == 0 ? 10
 			      : config->min_remove_files < 0 ? 0 : config->min_remove_files;
@@ -100,7 +104,8 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	    (e->progress_fd = open_or_make_dir(e->mr_fd, "progress", err)) < 0 ||
 	    (e->discarded_fd = open_or_make_dir(e->mr_fd, "discarded", err)) < 0 ||
 	    (e->locks_fd = open_or_make_dir(e->mr_fd, "locks", err)) < 0 ||
-	    (e->damaged_fd = open_or_make_dir(e->mr_fd, "damaged", err)) < 0) {
+	    (e->damaged_fd = open_or_make_dir(e->mr_fd, "damaged", err)) < 0 ||
+	    (e->active_fd = open_or_make_dir(e->mr_fd, "active", err)) < 0) {
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
@@ -143,6 +148,7 @@ void engine_close(struct engine **engine)
 	mr_close(e->discarded_fd);
 	mr_close(e->locks_fd);
 	mr_close(e->damaged_fd);
+	mr_close(e->active_fd);
 	mr_close(e->state_fd);
 	free(e);
 	*engine = NULL;
@@ -339,12 +345,41 @@ int engine_user_active(struct engine *engine, const char *user, struct mr_error 
 		mr_error_set(err, EINVAL, "invalid user name");
 		return -1;
 	}
-	if (mr_io->fstatat(engine->target_fd, user, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (mr_io->fstatat(engine->target_fd, user, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		mr_error_set(err, errno, "stat(T/%s) failed", user);
+		return -1;
+	}
+	/* Only a T/<user> we activated counts; another is merged. */
+	if (mr_io->fstatat(engine->active_fd, user, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return 1;
 	if (errno == ENOENT)
 		return 0;
-	mr_error_set(err, errno, "stat(T/%s) failed", user);
+	mr_error_set(err, errno, "stat(active/%s) failed", user);
 	return -1;
+}
+
+/* Records that T/<user> is ours, durably. 0 or -1 with err. */
+static int mark_activated(struct engine *e, const char *user, struct mr_error *err)
+{
+	int fd = mr_io->openat(e->active_fd, user, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		mr_error_set(err, errno, "create(active/%s) failed", user);
+		return -1;
+	}
+	mr_close(fd);
+	return mr_fsync_dir_at(e->active_fd, ".", err);
+}
+
+int engine_adopt_active(struct engine *engine, const char *user, struct mr_error *err)
+{
+	struct stat st;
+
+	if (mr_io->fstatat(engine->target_fd, user, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : (mr_error_set(err, errno, "stat(T/%s) failed", user), -1);
+	return mark_activated(engine, user, err) < 0 ? -1 : 1;
 }
 
 void engine_job_init(struct engine_job *job, const char *user)
@@ -888,6 +923,74 @@ static int release_into_active(struct engine *e, const char *user, uint64_t *rel
 	return rc;
 }
 
+/* A T/<user> that is not ours: what it holds that the work copy lacks is
+ * copied into the work copy, which is then made durable again. 0 or -1. */
+static int merge_existing(struct engine *e, const char *user, struct mr_error *err)
+{
+	uint64_t n = 0;
+	int tfd, wfd = -1, rc = -1;
+
+	tfd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (tfd < 0) {
+		mr_error_set(err, errno, "open(T/%s) failed", user);
+		return -1;
+	}
+	wfd = mr_io->openat(e->work_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (wfd < 0) {
+		mr_error_set(err, errno, "open(work/%s) failed", user);
+		goto out;
+	}
+	if (engine_merge_tree(tfd, wfd, 0, &n, err) < 0 || sync_make_durable(e->work_fd, err) < 0)
+		goto out;
+	mr_log("%s: T/%s existed before its restore: %llu entries of it merged in", user, user,
+	       (unsigned long long)n);
+	rc = 0;
+out:
+	mr_close(tfd);
+	mr_close(wfd);
+	return rc;
+}
+
+/* After the exchange: what reached the old tree (now work/<user>) since the
+ * merge is moved over, and the old tree goes to the attic as
+ * attic/<user>/.replaced-<time>. Failures are logged: the user is active
+ * and whole either way (the old tree then stays in work/<user>). */
+static void finish_merge(struct engine *e, const char *user)
+{
+	struct mr_error err = { 0 };
+	char name[64];
+	uint64_t n = 0;
+	int ofd = -1, tfd = -1, afd = -1;
+
+	ofd = mr_io->openat(e->work_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	tfd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (ofd < 0 || tfd < 0) {
+		mr_error_set(&err, errno, "open(%s) failed", user);
+		goto out;
+	}
+	if (engine_merge_tree(ofd, tfd, 1, &n, &err) < 0)
+		goto out;
+	afd = open_or_make_dir(e->attic_fd, user, &err);
+	if (afd < 0)
+		goto out;
+	snprintf(name, sizeof(name), ".replaced-%lld", (long long)time(NULL));
+	if (mr_io->renameat(e->work_fd, user, afd, name) < 0) {
+		mr_error_set(&err, errno, "rename(work/%s -> attic/%s/%s) failed", user, user, name);
+		goto out;
+	}
+	if (mr_fsync_dir_at(afd, ".", &err) < 0 || mr_fsync_dir_at(e->work_fd, ".", &err) < 0 ||
+	    mr_fsync_dir_at(tfd, ".", &err) < 0)
+		goto out;
+	mr_log("%s: the old T/%s is in attic/%s/%s (%llu late entries moved over)", user, user,
+	       user, name, (unsigned long long)n);
+out:
+	if (err.msg[0])
+		mr_log("%s: after the merge: %s", user, err.msg);
+	mr_close(ofd);
+	mr_close(tfd);
+	mr_close(afd);
+}
+
 /* Activates the ready work copies of jobs[0..n) together (group commit):
  * one syncfs makes all of them durable, then each is renamed into T/<user>
  * under its hold lock (RENAME_NOREPLACE), one fsync of T confirms all the
@@ -905,14 +1008,17 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 {
 	struct mr_error err = { 0 }, ignored;
 	int *holds = calloc(n ? n : 1, sizeof(*holds));
+	char *merging = calloc(n ? n : 1, 1);
 	size_t i;
 	int t_ok;
 
 	for (i = 0; i < n; i++)
 		results[i] = ENGINE_FAILED;
-	if (holds == NULL) {
+	if (holds == NULL || merging == NULL) {
 		for (i = 0; i < n; i++)
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: out of memory");
+		free(holds);
+		free(merging);
 		return;
 	}
 	if (sync_make_durable(e->work_fd, &err) < 0 || mr_fsync_dir_at(e->work_fd, ".", &err) < 0) {
@@ -921,17 +1027,36 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 			discard_work(e, jobs[i]->user);
 		}
 		free(holds);
+		free(merging);
 		return;
 	}
 	for (i = 0; i < n; i++) {
+		struct stat st;
+		int rn;
+
 		holds[i] = -1;
 		if (mail_hold_lock(e->mail, jobs[i]->user, &holds[i], &err) < 0) {
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
 			holds[i] = -2;   /* not renamed */
 			continue;
 		}
-		if (renameat2(e->work_fd, jobs[i]->user, e->target_fd, jobs[i]->user,
-			      RENAME_NOREPLACE) < 0) {
+		if (mr_io->fstatat(e->target_fd, jobs[i]->user, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			/* Not ours (the run got here): merged, never skipped. */
+			if (merge_existing(e, jobs[i]->user, &err) < 0) {
+				snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s",
+					 err.msg);
+				mail_hold_unlock(holds[i]);
+				holds[i] = -2;
+				continue;
+			}
+			merging[i] = 1;
+			rn = renameat2(e->work_fd, jobs[i]->user, e->target_fd, jobs[i]->user,
+				       RENAME_EXCHANGE);
+		} else {
+			rn = renameat2(e->work_fd, jobs[i]->user, e->target_fd, jobs[i]->user,
+				       RENAME_NOREPLACE);
+		}
+		if (rn < 0) {
 			int e2 = errno;
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason),
 				 "activation: rename(work/%s -> T/%s) failed: %s", jobs[i]->user,
@@ -948,8 +1073,13 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 	for (i = 0; i < n; i++) {
 		if (holds[i] == -2)
 			continue;
+		if (t_ok && merging[i])
+			finish_merge(e, jobs[i]->user);
 		if (!t_ok) {
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
+		} else if (mark_activated(e, jobs[i]->user, &ignored) < 0) {
+			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s",
+				 ignored.msg);
 		} else if (release_into_active(e, jobs[i]->user, &jobs[i]->released_mail, &ignored) < 0) {
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason),
 				 "activation: releasing held mail: %s", ignored.msg);
@@ -964,6 +1094,7 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 		mail_hold_unlock(holds[i]);
 	}
 	free(holds);
+	free(merging);
 }
 
 /* A user found active: confirm T durably and finish a release a crash

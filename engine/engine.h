@@ -29,14 +29,25 @@
  *   T/.mailrestore/damaged/<user>  a damaged backup wrote into the work
  *                                 copy: every later sync compares contents
  *   T/.mailrestore/locks/<user>   flock'd while a run works on the user
+ *   T/.mailrestore/active/<user>  T/<user> was activated by mailrestore
  *   T/.mailrestore/state          the daemon's journal and held mail, unless
  *                                 --state says otherwise
  *
- * A user is active exactly when T/<user> exists. Activation: the work copy
- * is made durable (sync_make_durable), renamed with RENAME_NOREPLACE, and T
- * is fsync'd; a failed fsync anywhere means "not done" (the job fails and
- * runs again). kill -9 at any moment therefore leaves no T/<user> or a
- * complete one, and running again resumes from the work copy.
+ * A user is active exactly when T/<user> exists and T/.mailrestore/active/
+ * <user> records that mailrestore put it there. Activation: the work copy
+ * is made durable (sync_make_durable), renamed with RENAME_NOREPLACE, T is
+ * fsync'd, then the record is written and its folder fsync'd; a failed
+ * fsync anywhere means "not done" (the job fails and runs again). kill -9
+ * at any moment therefore leaves no T/<user> or a complete one; one without
+ * its record is merged again on the next run (costly, never lossy).
+ *
+ * A T/<user> without a record (the mail server made it before the user was
+ * restored) is merged, never skipped: the restore is built in the work
+ * copy as usual, what T/<user> holds that it lacks is copied in
+ * (engine_merge_tree), the work copy is made durable and exchanged with
+ * T/<user> in one renameat2(RENAME_EXCHANGE); after T is fsync'd whatever
+ * reached the old tree meanwhile is moved over too, and the old tree goes
+ * to T/.mailrestore/attic/<user>/.replaced-<time>.
  */
 #ifndef MR_ENGINE_H
 #define MR_ENGINE_H
@@ -124,6 +135,19 @@ struct mail_store *engine_mail_store(struct engine *engine);
  * S, sorted, unique. Free with mr_names_free(). 0 or -1 with err. */
 int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 			 struct mr_error *err);
+
+/* Brings into folder to_fd what folder from_fd holds that to_fd lacks (a
+ * Maildir message by its unique base name in cur or new, anything else by
+ * its path; the mail server's index files and Maildir tmp never), copying
+ * (move 0) or renaming (move 1, same file system); nothing in to_fd is
+ * ever replaced. Counts what it brought in *entries_r. 0, or -1 with err. */
+int engine_merge_tree(int from_fd, int to_fd, int move, uint64_t *entries_r,
+		      struct mr_error *err);
+
+/* A T/<user> that exists but has no activation record was activated by an
+ * older mailrestore when the caller knows so (the daemon's journal says
+ * active): records it. 1 recorded, 0 no T/<user>, -1 with err. */
+int engine_adopt_active(struct engine *engine, const char *user, struct mr_error *err);
 
 /* What the start-up check counts: user folders on S, users with a backup
  * in B, and users with both. */

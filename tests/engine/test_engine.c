@@ -335,12 +335,15 @@ static void batch_activation(void **state)
 	}
 	/* not active yet: nothing in T */
 	assert_int_equal(tu_sh("test -e '%s/m1' || test -e '%s/m2'", env->t, env->t), 1);
-	tu_sh("mkdir '%s/m3'", env->t);   /* someone made T/m3 meanwhile */
+	/* The mail server made T/m3 meanwhile, with a message: merged. */
+	tu_sh("mkdir -p '%s/m3/new'", env->t);
+	tu_write_file(env->t, "m3/new/1800000000.M1P1.mx", "early", 5);
 	engine_activate_batch(env->e, ptrs, 3, res);
 	assert_int_equal(res[0], ENGINE_ACTIVE);
 	assert_int_equal(res[1], ENGINE_ACTIVE);
-	assert_int_equal(res[2], ENGINE_ATTENTION);
-	assert_non_null(strstr(jobs[2].reason, "File exists"));
+	assert_int_equal(res[2], ENGINE_ACTIVE);
+	assert_int_equal(tu_sh("test -f '%s/m3/new/1800000000.M1P1.mx'", env->t), 0);
+	assert_int_equal(tu_sh("ls -d '%s'/.mailrestore/attic/m3/.replaced-* >/dev/null", env->t), 0);
 	assert_int_equal(jobs[1].released_mail, 1);
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(jobs[i].lock_fd, -1);
@@ -350,8 +353,9 @@ static void batch_activation(void **state)
 	snprintf(ta, sizeof(ta), "%s/m1", env->t);
 	assert_true(trees_equal(sa, ta));
 	assert_int_equal(tu_sh("grep -l 'Subject: batch' '%s'/m2/new/* >/dev/null", env->t), 0);
-	/* m3's work copy is kept for the operator */
-	assert_int_equal(tu_sh("test -d '%s/.mailrestore/work/m3/cur'", env->t), 0);
+	/* m3's restore took the place of the tree the server made */
+	assert_int_equal(tu_sh("test -d '%s/m3/cur' && test ! -e '%s/.mailrestore/work/m3'",
+			       env->t, env->t), 0);
 	env_free(env);
 }
 
@@ -408,19 +412,45 @@ static void cancelled_run_resumes(void **state)
 	env_free(env);
 }
 
-static void existing_target_user_is_left_alone(void **state)
+/* Issue 12: a T/<user> the mail server made before the restore (a login
+ * before the hook was wired, mail delivered there) was taken as active and
+ * the user's history never came back. It is merged: the restore plus what
+ * it held that the restore lacks, nothing overwritten, the old tree in the
+ * attic; a message it holds under a new flag name is not doubled. */
+static void existing_target_user_is_merged(void **state)
 {
 	struct env *env = env_new();
 	struct engine_job job;
+	char sa[4096];
 
 	(void)state;
 	make_user(env->s, "hank", 0);
-	tu_sh("mkdir -p '%s'", env->t);
+	backup_with_bsdtar(env->s, env->b, "hank");
+	tu_sh("mkdir -p '%s/hank/new'", env->t);
 	tu_write_file(env->t, "hank/mine", "operator's", 10);
+	tu_write_file(env->t, "hank/new/1800000000.M9P9.mx", "arrived early", 13);
+	tu_write_file(env->t, "hank/dovecot.index.cache", "stale", 5);
+	tu_write_file(env->t, "hank/.Trash/dovecot-uidlist", "3 V1 N2\n", 8);
+	/* A message the restore has too, under other flags: not doubled. */
+	assert_int_equal(tu_sh("cd '%s/hank/cur' && f=$(ls | head -n 1) && "
+			       "cp \"$f\" '%s/hank/new/'\"${f%%%%:*}\"", env->s, env->t), 0);
 	env_open(env);
+	assert_int_equal(engine_user_active(env->e, "hank", NULL), 0);
 	assert_int_equal(run_user(env, "hank", &job), ENGINE_ACTIVE);
 	engine_job_free(&job);
-	assert_int_equal(tu_sh("test \"$(ls '%s/hank')\" = mine", env->t), 0);
+	assert_int_equal(engine_user_active(env->e, "hank", NULL), 1);
+	assert_int_equal(tu_sh("test \"$(cat '%s/hank/mine')\" = \"operator's\"", env->t), 0);
+	assert_int_equal(tu_sh("test -f '%s/hank/new/1800000000.M9P9.mx'", env->t), 0);
+	/* The restore's files win; the server's index of the old tree stays out. */
+	assert_int_equal(tu_sh("test \"$(cat '%s/hank/dovecot.index.cache')\" = cache-v1", env->t), 0);
+	assert_int_equal(tu_sh("test -d '%s/hank/.Trash' && test ! -e '%s/hank/.Trash/dovecot-uidlist'",
+			       env->t, env->t), 0);
+	/* Every message of the source once, plus the early one. */
+	snprintf(sa, sizeof(sa), "%s/hank", env->s);
+	assert_int_equal(tu_sh("test $(ls '%s/cur' '%s/new' 2>/dev/null | grep -c .) -eq "
+			       "$(( $(ls '%s/hank/cur' '%s/hank/new' | grep -c .) - 1 ))",
+			       sa, sa, env->t, env->t), 0);
+	assert_int_equal(tu_sh("test -f '%s'/.mailrestore/attic/hank/.replaced-*/mine", env->t), 0);
 	env_free(env);
 }
 
@@ -522,7 +552,7 @@ int main(void)
 		cmocka_unit_test_teardown(batch_activation, clear_faults),
 		cmocka_unit_test_teardown(failed_fsync_is_not_done, clear_faults),
 		cmocka_unit_test_teardown(cancelled_run_resumes, clear_faults),
-		cmocka_unit_test_teardown(existing_target_user_is_left_alone, clear_faults),
+		cmocka_unit_test_teardown(existing_target_user_is_merged, clear_faults),
 		cmocka_unit_test_teardown(recover_releases_mail_left_by_a_crash, clear_faults),
 		cmocka_unit_test_teardown(kill9_at_random_moments, clear_faults),
 	};

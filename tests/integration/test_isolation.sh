@@ -60,6 +60,7 @@ echo "$reason" | grep -q "attic" || fail "eve's reason: $reason"
 printf 'Subject: held z\n\nfor zed\n' | "$MR" deliver --socket "$SOCK" zed >/dev/null || fail "deliver to zed"
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
 cp -a "$S/zed" "$T/zed"
+touch "$T/.mailrestore/active/zed"   # activated by mailrestore, not made by the server
 rm -rf "$T/zed/tmp"; ln -s /etc "$T/zed/tmp"
 start_daemon --background off --jobs 1
 sleep 0.5

@@ -1,0 +1,222 @@
+/*
+ * merge.c: bringing what an existing T/<user> holds into a user's restore
+ * (engine_merge_tree). A T/<user> that mailrestore did not activate (the
+ * mail server made it when the user logged in before the login hook was
+ * wired, or mail was delivered there) is never skipped and never
+ * overwritten: what it holds that the restore lacks is added to the
+ * restore, and the restore then takes its place (engine.c).
+ *
+ * "Lacks" means: a Maildir message (a file in a folder named cur or new)
+ * whose unique base name (the part before ':') neither cur nor new of the
+ * same folder holds; any other file, link or folder whose name the
+ * restore does not have at that path. The mail server's own index files
+ * (dovecot*, courierimap*) are never brought over: they describe the tree
+ * they were made for, and the server rebuilds them for the merged one.
+ * Nothing under a Maildir's tmp is brought over (unfinished deliveries).
+ */
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The length of a Maildir message's unique base name: up to its ':'. */
+static size_t base_len(const char *name)
+{
+	const char *c = strchr(name, ':');
+
+	return c ? (size_t)(c - name) : strlen(name);
+}
+
+/* 1 when folder dirfd (a Maildir's cur or new) or its sibling holds a
+ * message with the base name of name. */
+static int have_message(int parent_fd, const char *name)
+{
+	static const char *const subs[] = { "cur", "new" };
+	size_t blen = base_len(name), i, k;
+	int rc = 0;
+
+	for (k = 0; k < 2 && !rc; k++) {
+		struct mr_dirlist list = { 0 };
+		int fd = mr_io->openat(parent_fd, subs[k], O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+
+		if (fd < 0)
+			continue;
+		if (mr_listdir(fd, &list, NULL) == 0) {
+			for (i = 0; i < list.n && !rc; i++)
+				rc = base_len(list.v[i].name) == blen &&
+				     memcmp(list.v[i].name, name, blen) == 0;
+			mr_dirlist_free(&list);
+		}
+		mr_close(fd);
+	}
+	return rc;
+}
+
+static int server_index(const char *name)
+{
+	return strncmp(name, "dovecot", 7) == 0 || strncmp(name, "courierimap", 11) == 0;
+}
+
+/* Copies regular file name from from_fd into to_fd (new, never replacing),
+ * with its mode and times. 0 or -1 with err. */
+static int copy_file(int from_fd, int to_fd, const char *name, struct mr_error *err)
+{
+	char buf[65536];
+	struct stat st;
+	struct timespec ts[2];
+	int in = -1, out = -1, rc = -1;
+	ssize_t n;
+
+	in = mr_io->openat(from_fd, name, O_RDONLY | O_NOFOLLOW, 0);
+	if (in < 0 || mr_io->fstat(in, &st) < 0) {
+		mr_error_set(err, errno, "open(%s) failed", name);
+		goto out;
+	}
+	out = mr_io->openat(to_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (out < 0) {
+		mr_error_set(err, errno, "create(%s) failed", name);
+		goto out;
+	}
+	while ((n = mr_io->read(in, buf, sizeof(buf))) > 0)
+		if (mr_write_all(out, buf, (size_t)n) < 0) {
+			mr_error_set(err, errno, "write(%s) failed", name);
+			goto out;
+		}
+	if (n < 0) {
+		mr_error_set(err, errno, "read(%s) failed", name);
+		goto out;
+	}
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	if (mr_io->fchmod(out, st.st_mode & 07777) < 0 || futimens(out, ts) < 0) {
+		mr_error_set(err, errno, "chmod/utimes(%s) failed", name);
+		goto out;
+	}
+	rc = 0;
+out:
+	mr_close(in);
+	mr_close(out);
+	return rc;
+}
+
+/* Brings one entry of from_fd that to_fd lacks over. 0 or -1 with err. */
+static int bring(int from_fd, int to_fd, const char *name, const struct stat *st, int move,
+		 struct mr_error *err)
+{
+	char target[4096];
+	ssize_t n;
+
+	if (move) {
+		if (mr_io->renameat(from_fd, name, to_fd, name) < 0) {
+			mr_error_set(err, errno, "rename(%s) failed", name);
+			return -1;
+		}
+		return 0;
+	}
+	if (S_ISREG(st->st_mode))
+		return copy_file(from_fd, to_fd, name, err);
+	if (S_ISLNK(st->st_mode)) {
+		n = mr_io->readlinkat(from_fd, name, target, sizeof(target) - 1);
+		if (n < 0) {
+			mr_error_set(err, errno, "readlink(%s) failed", name);
+			return -1;
+		}
+		target[n] = '\0';
+		if (mr_io->symlinkat(target, to_fd, name) < 0) {
+			mr_error_set(err, errno, "symlink(%s) failed", name);
+			return -1;
+		}
+	}
+	return 0;  /* devices, FIFOs, sockets: not mail */
+}
+
+static int merge_dir(int from_fd, int to_fd, int to_parent_fd, const char *dirname, int move,
+		     int depth, uint64_t *entries_r, struct mr_error *err)
+{
+	struct mr_dirlist list = { 0 };
+	int in_maildir = dirname != NULL && (strcmp(dirname, "cur") == 0 || strcmp(dirname, "new") == 0);
+	size_t i;
+	int rc = -1;
+
+	if (depth > MR_DEPTH_MAX)
+		return 0;  /* left in the old tree, which goes to the attic whole */
+	if (mr_listdir(from_fd, &list, err) < 0)
+		return -1;
+	for (i = 0; i < list.n; i++) {
+		const char *name = list.v[i].name;
+		struct stat st, ours;
+		int have;
+
+		if (mr_io->fstatat(from_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			mr_error_set(err, errno, "stat(%s) failed", name);
+			goto out;
+		}
+		have = mr_io->fstatat(to_fd, name, &ours, AT_SYMLINK_NOFOLLOW) == 0;
+		if (!have && errno != ENOENT) {
+			mr_error_set(err, errno, "stat(%s) failed", name);
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			int f, t;
+
+			if (strcmp(name, "tmp") == 0)
+				continue;
+			if (have && !S_ISDIR(ours.st_mode))
+				continue;  /* the restore's entry wins */
+			if (!have && move) {
+				if (bring(from_fd, to_fd, name, &st, 1, err) < 0)
+					goto out;
+				(*entries_r)++;
+				continue;
+			}
+			if (!have && mr_io->mkdirat(to_fd, name, st.st_mode & 07777) < 0) {
+				mr_error_set(err, errno, "mkdir(%s) failed", name);
+				goto out;
+			}
+			f = mr_io->openat(from_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+			t = mr_io->openat(to_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+			if (f < 0 || t < 0) {
+				mr_error_set(err, errno, "open(%s) failed", name);
+				mr_close(f);
+				mr_close(t);
+				goto out;
+			}
+			if (!have)
+				(*entries_r)++;
+			rc = merge_dir(f, t, to_fd, name, move, depth + 1, entries_r, err);
+			mr_close(f);
+			mr_close(t);
+			if (rc < 0)
+				goto out;
+			rc = -1;
+			continue;
+		}
+		if (have || server_index(name))
+			continue;
+		if (in_maildir && S_ISREG(st.st_mode) && have_message(to_parent_fd, name))
+			continue;
+		if (bring(from_fd, to_fd, name, &st, move, err) < 0)
+			goto out;
+		(*entries_r)++;
+	}
+	rc = 0;
+out:
+	mr_dirlist_free(&list);
+	return rc;
+}
+
+int engine_merge_tree(int from_fd, int to_fd, int move, uint64_t *entries_r,
+		      struct mr_error *err)
+{
+	int rc;
+
+	*entries_r = 0;
+	rc = merge_dir(from_fd, to_fd, -1, NULL, move, 0, entries_r, err);
+	if (rc < 0)
+		mr_error_prefix(err, "merging the existing mailbox");
+	return rc;
+}
