@@ -7,6 +7,7 @@
 #ifndef MR_CLI_H
 #define MR_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 /* The socket used when --socket is not given: $MAILRESTORE_SOCKET, else
@@ -35,6 +36,21 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
 int cmd_deliver(int argc, char **argv);
+
+/* What T says of user when no daemon answers (`login --target`): 1 when
+ * the user may use T/<user> (mailrestore activated it; *active_r 1) or the
+ * outage never touched it (not in T/.mailrestore/affected); 0 when it is
+ * touched and not active yet (or T holds no list); -1 with errno when T
+ * cannot be opened. Plain libc calls: the lean login binary uses it. */
+int cli_disk_verdict(const char *target, const char *user, int *active_r);
+
+/* Delivery without a daemon (`deliver --target T`): set by the full binary
+ * (cli/cmd_deliver_disk.c); NULL in the lean login binary, which has no
+ * `deliver`. Returns an exit code. */
+extern int (*cli_deliver_offline)(const char *target, const char *user, const char *id,
+				  const void *msg, size_t len);
+int cli_deliver_from_disk(const char *target, const char *user, const char *id, const void *msg,
+			  size_t len);
 
 /* Without a daemon (cmd_offline.c, cmd_backup.c, cmd_demo.c). */
 int cmd_restore_user(int argc, char **argv);

@@ -15,12 +15,14 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +40,7 @@ enum {
 	OPT_FILE = 1 << 4,
 	OPT_MAX = 1 << 5,
 	OPT_STATE = 1 << 6,
+	OPT_TARGET = 1 << 7,
 };
 
 struct copts {
@@ -45,6 +48,7 @@ struct copts {
 	int json, prometheus, once, priority, help;
 	const char *file;
 	const char *state;
+	const char *target;
 	uint64_t max;
 	int nargs;
 	char **args;
@@ -90,6 +94,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, 
 			o->priority = 1;
 		} else if ((allowed & OPT_FILE) && strcmp(a, "--file") == 0 && i + 1 < argc) {
 			o->file = argv[++i];
+		} else if ((allowed & OPT_TARGET) && strcmp(a, "--target") == 0 && i + 1 < argc) {
+			o->target = argv[++i];
 		} else if ((allowed & OPT_STATE) && strcmp(a, "--state") == 0 && i + 1 < argc) {
 			o->state = argv[++i];
 		} else if ((allowed & OPT_MAX) && strcmp(a, "--max") == 0 && i + 1 < argc) {
@@ -304,13 +310,20 @@ static const char *reply_eta(const struct reply *r, int obj, char *buf, size_t l
 static void login_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore login [--socket PATH] [--json] USER\n\n"
+		"usage: mailrestore login [--socket PATH] [--target T] [--json] [--] USER\n\n"
 		"The login hook. Exit 0 and prints 'active' when USER may log in (restored,\n"
 		"or not touched by the outage). Otherwise queues USER ahead of the background\n"
 		"restores on the first call (later calls keep the place), prints one line\n"
-		"with the position and an estimated time, and exits 75. Exit 69 when no\n"
-		"daemon answers, 65 for an invalid user name, 77 when the socket's group\n"
-		"does not let the caller connect.\n");
+		"with the position and an estimated time, and exits 75.\n\n"
+		"When no daemon answers and the target is known (--target T, or the\n"
+		"environment variable MAILRESTORE_TARGET), the answer comes from T itself:\n"
+		"0 for a user mailrestore activated (T/.mailrestore/active/USER) or one the\n"
+		"outage never touched (not in T/.mailrestore/affected, which the daemon\n"
+		"writes at start), 75 for a touched user not active yet. So the hook can\n"
+		"stay wired after the outage ends and the daemon is stopped.\n\n"
+		"Options end at --. Exit 69 when no daemon answers and the target is\n"
+		"unknown, 65 for an invalid user name, 77 when the socket's group does not\n"
+		"let the caller connect.\n");
 }
 
 /* The one line a person trying to log in reads. */
@@ -344,6 +357,127 @@ static void login_message(const char *state, double pos, double eta, const char 
 			 p == 1 ? "is" : "are", p, p == 1 ? "" : "s", when);
 }
 
+/* Reads into buf (len > 1) the line that starts at the first line start at
+ * or after pos of the sorted list fd (size bytes). Returns that start, or
+ * -1 past the end or on a read error. Plain preads: nothing allocated. */
+static off_t line_at(int fd, off_t pos, off_t size, char *buf, size_t len)
+{
+	char chunk[512], *nl;
+	ssize_t n;
+
+	if (pos > 0) {
+		off_t p = pos - 1;
+
+		for (;;) {
+			n = pread(fd, chunk, sizeof(chunk), p);
+			if (n <= 0)
+				return -1;
+			nl = memchr(chunk, '\n', (size_t)n);
+			if (nl != NULL) {
+				pos = p + (nl - chunk) + 1;
+				break;
+			}
+			p += n;
+		}
+	}
+	if (pos >= size)
+		return -1;
+	n = pread(fd, buf, len - 1, pos);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	nl = strchr(buf, '\n');
+	if (nl != NULL)
+		*nl = '\0';
+	return pos;
+}
+
+/* 1 when user is a line of the sorted list fd, 0 when not, -1 on error:
+ * a binary search over byte offsets. */
+static int sorted_list_has(int fd, const char *user)
+{
+	char line[MR_USER_NAME_MAX + 2];
+	struct stat st;
+	off_t lo = 0, hi, mid, at;
+	int cmp;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	hi = st.st_size;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		at = line_at(fd, mid, st.st_size, line, sizeof(line));
+		if (at < 0) {
+			hi = mid;
+			continue;
+		}
+		cmp = strcmp(line, user);
+		if (cmp == 0)
+			return 1;
+		if (cmp < 0)
+			lo = at + (off_t)strlen(line) + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+int cli_disk_verdict(const char *target, const char *user, int *active_r)
+{
+	struct stat st;
+	int tfd, mfd = -1, afd = -1, lfd = -1, active, affected = -1;
+
+	*active_r = 0;
+	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0)
+		return -1;
+	mfd = openat(tfd, ".mailrestore", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (mfd >= 0) {
+		afd = openat(mfd, "active", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		lfd = openat(mfd, "affected", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	active = afd >= 0 && fstatat(afd, user, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		 fstatat(tfd, user, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+	if (!active && lfd >= 0)
+		affected = sorted_list_has(lfd, user);
+	close(tfd);
+	if (mfd >= 0)
+		close(mfd);
+	if (afd >= 0)
+		close(afd);
+	if (lfd >= 0)
+		close(lfd);
+	*active_r = active;
+	/* Without the list (or unreadable) nobody can be said untouched. */
+	return active || affected == 0;
+}
+
+/* `login` without a daemon: the answer from T (see login_usage). */
+static int login_from_disk(const char *target, const char *user, int json)
+{
+	int active, r, rc;
+
+	r = cli_disk_verdict(target, user, &active);
+	if (r < 0) {
+		cli_error("login", "no daemon answers, and the target %s cannot be opened: %s",
+			  target, strerror(errno));
+		return MR_EX_UNAVAILABLE;
+	}
+	rc = r == 1 ? MR_EX_OK : MR_EX_TEMPFAIL;
+	if (json) {
+		printf("{\"user\":\"%s\",\"state\":\"%s\",\"position\":null,"
+		       "\"eta_seconds\":%s,\"eta_status\":\"%s\",\"from\":\"disk\"}\n",
+		       user, active ? "active" : rc == MR_EX_OK ? "unknown" : "waiting",
+		       rc == MR_EX_OK ? "0" : "null", rc == MR_EX_OK ? "done" : "none");
+	} else if (rc == MR_EX_OK) {
+		puts("active");
+	} else {
+		puts("Your mailbox is being restored from backup. The restore service is not "
+		     "answering right now; please try again later.");
+	}
+	return rc;
+}
+
 /* `mailrestore login USER`: see login_usage. */
 int cmd_login(int argc, char **argv)
 {
@@ -354,8 +488,11 @@ int cmd_login(int argc, char **argv)
 	double pos, eta;
 	int fd, n, rc, i;
 
-	if (parse_opts("login", argc, argv, OPT_JSON, &o) < 0)
+	if (parse_opts("login", argc, argv, OPT_JSON | OPT_TARGET, &o) < 0)
 		return MR_EX_USAGE;
+	if (o.target == NULL && (o.target = getenv("MAILRESTORE_TARGET")) != NULL &&
+	    o.target[0] == '\0')
+		o.target = NULL;
 	if (o.help) {
 		login_usage(stdout);
 		return MR_EX_OK;
@@ -369,6 +506,8 @@ int cmd_login(int argc, char **argv)
 	n = snprintf(req, sizeof(req), "LOGIN %s\n", o.args[0]);
 	mr_error_clear(&err);
 	fd = daemon_client_connect(o.socket, LOGIN_TIMEOUT, &err);
+	if (fd < 0 && o.target != NULL && err.errnum != EACCES && err.errnum != EPERM)
+		return login_from_disk(o.target, o.args[0], o.json);
 	if (fd < 0)
 		return unreachable("login", o.socket, &err);
 	rc = daemon_client_call(fd, req, (size_t)n, NULL, 0, buf, sizeof(buf), &err);
@@ -1433,7 +1572,8 @@ int cmd_shutdown(int argc, char **argv)
 static void deliver_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore deliver [--socket PATH] [--json] [--id ID] USER < message\n\n"
+		"usage: mailrestore deliver [--socket PATH] [--target T] [--json] [--id ID]\n"
+		"                           [--] USER < message\n\n"
 		"Delivers the message on stdin (at most 64 MiB) for USER: into the Maildir\n"
 		"T/USER (tmp/ then new/) when USER is active, else held durably and released\n"
 		"into new/, in arrival order, when USER goes active. Exit 0 only once the\n"
@@ -1444,7 +1584,11 @@ static void deliver_usage(FILE *out)
 		"--id ID: the delivery agent's id for this message and recipient (Postfix:\n"
 		"${queue_id} and ${recipient}); a delivery repeated with the same ID\n"
 		"(its confirmation was lost) succeeds without storing a second copy. Ids are\n"
-		"remembered for 7 days.\n");
+		"remembered for 7 days.\n"
+		"--target T (or MAILRESTORE_TARGET): when no daemon answers, deliver from\n"
+		"the disk: into T/USER for a user mailrestore activated or one the outage\n"
+		"never touched (67 when it has no mailbox there), 75 for a touched user not\n"
+		"active yet; --id is honoured the same way.\n");
 }
 
 /* Takes "--id ID" / "--id=ID" out of argv (before any "--"): *id_r gets ID
@@ -1538,6 +1682,9 @@ static int read_all(int fd, size_t max, char **buf_r, size_t *len_r)
 	return 0;
 }
 
+int (*cli_deliver_offline)(const char *target, const char *user, const char *id, const void *msg,
+			   size_t len);
+
 /* `mailrestore deliver USER`: see deliver_usage. */
 int cmd_deliver(int argc, char **argv)
 {
@@ -1556,8 +1703,11 @@ int cmd_deliver(int argc, char **argv)
 		cli_error("deliver", "--id takes a non-empty ID of at most %d bytes", DAEMON_ID_MAX / 3);
 		return MR_EX_USAGE;
 	}
-	if (parse_opts("deliver", argc, argv, OPT_JSON, &o) < 0)
+	if (parse_opts("deliver", argc, argv, OPT_JSON | OPT_TARGET, &o) < 0)
 		return MR_EX_USAGE;
+	if (o.target == NULL && (o.target = getenv("MAILRESTORE_TARGET")) != NULL &&
+	    o.target[0] == '\0')
+		o.target = NULL;
 	if (o.help) {
 		deliver_usage(stdout);
 		return MR_EX_OK;
@@ -1578,6 +1728,11 @@ int cmd_deliver(int argc, char **argv)
 	}
 	mr_error_clear(&err);
 	fd = daemon_client_connect(o.socket, 120.0, &err);
+	if (fd < 0 && o.target != NULL && cli_deliver_offline != NULL && err.errnum != EACCES &&
+	    err.errnum != EPERM) {
+		rc = cli_deliver_offline(o.target, o.args[0], id, msg, len);
+		goto out;
+	}
 	if (fd < 0) {
 		rc = unreachable("deliver", o.socket, &err);
 		goto out;

@@ -231,6 +231,9 @@ static int register_users(struct daemon *d)
 	}
 	mr_log("%zu affected users (%zu new), %zu active on the target (%zu found active at this "
 	       "start)", ns.n, added, active, marked);
+	/* For `login --target` once the daemon is gone: who the outage touched. */
+	if (engine_write_affected(d->engine, ns.v, ns.n, &err) < 0)
+		mr_log("writing the list of affected users: %s", err.msg);
 	rc = 0;
 out:
 	if (d->set->users_file != NULL)

@@ -373,6 +373,39 @@ static int mark_activated(struct engine *e, const char *user, struct mr_error *e
 	return mr_fsync_dir_at(e->active_fd, ".", err);
 }
 
+int engine_write_affected(struct engine *e, char **names, size_t n, struct mr_error *err)
+{
+	static const char tmpname[] = ".affected.tmp";
+	FILE *f = NULL;
+	size_t i;
+	int fd, rc = -1;
+
+	if (n > 1)
+		qsort(names, n, sizeof(*names), name_cmp);
+	fd = mr_io->openat(e->mr_fd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			   0644);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		mr_error_set(err, errno, "create(%s) failed", tmpname);
+		mr_close(fd);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (i == 0 || strcmp(names[i - 1], names[i]) != 0)
+			fprintf(f, "%s\n", names[i]);
+	if (fflush(f) != 0 || mr_io->fsync(fileno(f)) < 0) {
+		mr_error_set(err, errno, "write(%s) failed", tmpname);
+		goto out;
+	}
+	if (mr_io->renameat(e->mr_fd, tmpname, e->mr_fd, "affected") < 0) {
+		mr_error_set(err, errno, "rename(%s -> affected) failed", tmpname);
+		goto out;
+	}
+	rc = mr_fsync_dir_at(e->mr_fd, ".", err);
+out:
+	fclose(f);
+	return rc;
+}
+
 int engine_adopt_active(struct engine *engine, const char *user, struct mr_error *err)
 {
 	struct stat st;

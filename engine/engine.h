@@ -30,6 +30,7 @@
  *                                 copy: every later sync compares contents
  *   T/.mailrestore/locks/<user>   flock'd while a run works on the user
  *   T/.mailrestore/active/<user>  T/<user> was activated by mailrestore
+ *   T/.mailrestore/affected       the affected users, sorted, one a line
  *   T/.mailrestore/state          the daemon's journal and held mail, unless
  *                                 --state says otherwise
  *
@@ -148,6 +149,12 @@ int engine_merge_tree(int from_fd, int to_fd, int move, uint64_t *entries_r,
  * older mailrestore when the caller knows so (the daemon's journal says
  * active): records it. 1 recorded, 0 no T/<user>, -1 with err. */
 int engine_adopt_active(struct engine *engine, const char *user, struct mr_error *err);
+
+/* Writes T/.mailrestore/affected: names[0..n) (any order; sorted here, in
+ * place), one a line in byte order, so that `login` can answer from the
+ * disk when the daemon is gone (cli: affected_lookup). Written to a
+ * temporary name, fsync'd, renamed, folder fsync'd. 0, or -1 with err. */
+int engine_write_affected(struct engine *engine, char **names, size_t n, struct mr_error *err);
 
 /* What the start-up check counts: user folders on S, users with a backup
  * in B, and users with both. */
