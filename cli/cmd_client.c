@@ -523,8 +523,12 @@ int cmd_login(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	daemon_json_text(buf, toks, daemon_json_get(buf, toks, 0, "state"), state, sizeof(state));
-	rc = strcmp(state, "active") == 0 || strcmp(state, "unknown") == 0 ? MR_EX_OK
-									   : MR_EX_TEMPFAIL;
+	daemon_json_text(buf, toks, daemon_json_get(buf, toks, 0, "mode"), status, sizeof(status));
+	/* A dial-tone mailbox is there to log in to while the history comes. */
+	rc = strcmp(state, "active") == 0 || strcmp(state, "unknown") == 0 ||
+			     strcmp(status, "dial-tone") == 0
+		     ? MR_EX_OK
+		     : MR_EX_TEMPFAIL;
 	if (o.json) {
 		puts(buf);
 		return rc;

@@ -17,7 +17,7 @@ static void daemon_usage(FILE *out)
 	fprintf(out,
 		"usage: mailrestore daemon --backups B --source S --target T [--state DIR]\n"
 		"         [--jobs N] [--users FILE] [--background on|off] [--on-active CMD]\n"
-		"         [--exit-when-done] [--allow-empty-source] [--socket PATH]\n"
+		"         [--exit-when-done] [--allow-empty-source] [--dial-tone] [--socket PATH]\n"
 		"         [--socket-group GROUP] [--operator-group GROUP] [--deliver-group GROUP]\n"
 		"         [--max-remove PCT] [--min-remove N] [--max-clients N]\n"
 		"         [--max-clients-per-uid N] [--idle-timeout SEC] [--deliver-memory SIZE]\n"
@@ -39,6 +39,9 @@ static void daemon_usage(FILE *out)
 		"  --state DIR           journal and held mail (default T/.mailrestore/state)\n"
 		"  --on-active CMD       run CMD USER T/USER after each activation (no shell)\n"
 		"  --exit-when-done      exit 0 once every user is active or in attention\n"
+		"  --dial-tone           a user who logs in before its restore is let in at\n"
+		"                        once to an empty mailbox T/USER that takes new mail;\n"
+		"                        the history is merged in when its turn comes\n"
 		"  --allow-empty-source  start even though S holds no user folders, or far\n"
 		"                        fewer than have backups (without it such a start\n"
 		"                        is refused with exit 66: S is most likely not\n"
@@ -119,6 +122,7 @@ int cmd_daemon(int argc, char **argv)
 		{ "on-active", required_argument, NULL, 'a' },
 		{ "exit-when-done", no_argument, NULL, 'x' },
 		{ "allow-empty-source", no_argument, NULL, 'E' },
+		{ "dial-tone", no_argument, NULL, 'T' },
 		{ "socket", required_argument, NULL, 'k' },
 		{ "operator-group", required_argument, NULL, 'o' },
 		{ "max-remove", required_argument, NULL, 'm' },
@@ -155,6 +159,7 @@ int cmd_daemon(int argc, char **argv)
 		case 'a': s.on_active = optarg; break;
 		case 'x': s.exit_when_done = 1; break;
 		case 'E': s.allow_empty_source = 1; break;
+		case 'T': s.dial_tone = 1; break;
 		case 'k': s.socket_path = optarg; break;
 		case 'o': s.operator_group = optarg; break;
 		case 'G': s.socket_group = optarg; break;

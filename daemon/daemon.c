@@ -372,6 +372,7 @@ int daemon_run(const struct daemon_settings *settings)
 	ec.max_remove_pct = settings->max_remove_pct;
 	ec.min_remove_files = settings->min_remove_files;
 	ec.preserve_owner = -1;
+	ec.dial_tone = settings->dial_tone;
 	mr_error_clear(&err);
 	if (engine_open(&ec, &d->engine, &err) < 0) {
 		mr_log("daemon: %s", err.msg);

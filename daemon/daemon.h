@@ -98,6 +98,9 @@ struct daemon_settings {
 	 * far fewer than users with backups; engine_census_suspicious()).
 	 * Default 0: such a start is refused with MR_EX_NOINPUT. */
 	int allow_empty_source;
+	/* 1: a user who logs in before its restore gets an empty Maildir at
+	 * once (engine_dial_tone) and is let in; the history follows. */
+	int dial_tone;
 	/* The attic guard of each user's sync (percent); < 0: default 50. */
 	int max_remove_pct;
 	/* Its minimum count where no mailbox index decides; 0: default 10,

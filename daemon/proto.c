@@ -150,6 +150,12 @@ void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_
 	daemon_buf_printf(b, ",\"eta_seconds\":");
 	daemon_buf_num_or_null(b, daemon_metrics_eta(d, ctx, info));
 	daemon_buf_printf(b, ",\"eta_status\":\"%s\"", daemon_metrics_eta_status(ctx, info));
+	if (with_ok)
+		daemon_buf_printf(b, ",\"mode\":\"%s\"",
+				  info->state == QUEUE_ACTIVE    ? "restored"
+				  : info->state == QUEUE_UNKNOWN ? "untouched"
+				  : engine_user_dial_tone(d->engine, info->name) ? "dial-tone"
+										 : "waiting");
 	daemon_buf_printf(b, ",\"priority\":%s,\"requested_at\":", info->priority ? "true" : "false");
 	daemon_buf_num_or_null(b, time_or_null(info->requested_at));
 	if (full) {
@@ -269,6 +275,19 @@ static void priority_request(struct req *r, const char *verb, request_fn fn, int
 
 static void verb_login(struct req *r)
 {
+	struct queue_user_info info;
+	struct mr_error err;
+
+	/* Dial tone: an affected user not restored yet gets an empty mailbox
+	 * before the answer, which then says "mode":"dial-tone". */
+	if (r->d->set != NULL && r->d->set->dial_tone && r->d->engine != NULL &&
+	    need_user(r, 1) == 0 &&
+	    queue_lookup(r->d->q, r->argv[1], &info) == 0 && info.state != QUEUE_ACTIVE &&
+	    info.state != QUEUE_UNKNOWN) {
+		mr_error_clear(&err);
+		if (engine_dial_tone(r->d->engine, r->argv[1], &err) < 0)
+			mr_log("%s: dial tone: %s", r->argv[1], err.msg);
+	}
 	priority_request(r, "login", queue_request, 1);
 }
 

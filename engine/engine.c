@@ -41,6 +41,7 @@ struct engine {
 	int max_remove_pct;
 	int min_remove_files;
 	int preserve_owner;
+	int dial_tone;
 	struct mail_store *mail;
 	struct mail_ids *ids;  /* delivery ids: a repeat is stored once */
 };
@@ -77,6 +78,7 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	e->min_remove_files = config->min_remove_files == 0 ? 10
 			      : config->min_remove_files < 0 ? 0 : config->min_remove_files;
 	e->preserve_owner = config->preserve_owner < 0 ? (geteuid() == 0) : config->preserve_owner;
+	e->dial_tone = config->dial_tone;
 
 	if (config->backups != NULL) {
 		e->backups_fd = mr_open_dir_path(config->backups, 0, err);
@@ -403,6 +405,67 @@ int engine_write_affected(struct engine *e, char **names, size_t n, struct mr_er
 	rc = mr_fsync_dir_at(e->mr_fd, ".", err);
 out:
 	fclose(f);
+	return rc;
+}
+
+int engine_user_dial_tone(struct engine *engine, const char *user)
+{
+	struct stat st;
+
+	return engine != NULL && engine->dial_tone && mr_user_name_valid(user) &&
+	       mr_io->fstatat(engine->target_fd, user, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISDIR(st.st_mode) && engine_user_active(engine, user, NULL) == 0;
+}
+
+int engine_dial_tone(struct engine *e, const char *user, struct mr_error *err)
+{
+	static const char *const subs[] = { "cur", "new", "tmp" };
+	struct stat owner;
+	int lockfd = -1, ufd = -1, rc = -1, own, i;
+
+	if (!mr_user_name_valid(user)) {
+		mr_error_set(err, EINVAL, "invalid user name");
+		return -1;
+	}
+	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
+		return -1;
+	if (mr_io->mkdirat(e->target_fd, user, 0700) < 0) {
+		if (errno == EEXIST)
+			rc = 0;
+		else
+			mr_error_set(err, errno, "mkdir(T/%s) failed", user);
+		goto out;
+	}
+	/* The mail server reads it as the user: the owner of S/<user> (a
+	 * stat only; the source is never written). */
+	own = e->preserve_owner &&
+	      mr_io->fstatat(e->source_fd, user, &owner, AT_SYMLINK_NOFOLLOW) == 0;
+	ufd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (ufd < 0) {
+		mr_error_set(err, errno, "open(T/%s) failed", user);
+		goto out;
+	}
+	for (i = 0; i < 3; i++)
+		if (mr_io->mkdirat(ufd, subs[i], 0700) < 0 ||
+		    (own && mr_io->fchownat(ufd, subs[i], owner.st_uid, owner.st_gid,
+					    AT_SYMLINK_NOFOLLOW) < 0)) {
+			mr_error_set(err, errno, "mkdir(T/%s/%s) failed", user, subs[i]);
+			goto out;
+		}
+	if ((own && mr_io->fchownat(e->target_fd, user, owner.st_uid, owner.st_gid,
+				    AT_SYMLINK_NOFOLLOW) < 0)) {
+		mr_error_set(err, errno, "chown(T/%s) failed", user);
+		goto out;
+	}
+	if (mr_io->fsync(ufd) < 0 || mr_fsync_dir_at(e->target_fd, ".", err) < 0) {
+		if (err->msg[0] == '\0')
+			mr_error_set(err, errno, "fsync(T/%s) failed", user);
+		goto out;
+	}
+	rc = 1;
+out:
+	mr_close(ufd);
+	mail_hold_unlock(lockfd);
 	return rc;
 }
 
@@ -1364,6 +1427,9 @@ int engine_deliver_id(struct engine *e, const char *user, const char *id, const 
 	active = engine_user_active(e, user, err);
 	if (active < 0)
 		goto out;
+	/* A dial-tone mailbox takes mail at once; the merge brings it along. */
+	if (active == 0 && engine_user_dial_tone(e, user))
+		active = 1;
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (id != NULL) {
 		uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;

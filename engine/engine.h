@@ -68,6 +68,9 @@ struct engine_config {
 	int min_remove_files;  /* its minimum count where no mailbox index decides;
 	                        * 0 means the default 10, < 0 none */
 	int preserve_owner;    /* < 0: when running as root */
+	int dial_tone;         /* 1: engine_dial_tone() may give a user who is not
+	                        * restored yet an empty Maildir T/<user>, and mail
+	                        * for such a user goes straight into it */
 };
 
 struct engine;
@@ -155,6 +158,17 @@ int engine_adopt_active(struct engine *engine, const char *user, struct mr_error
  * disk when the daemon is gone (cli: affected_lookup). Written to a
  * temporary name, fsync'd, renamed, folder fsync'd. 0, or -1 with err. */
 int engine_write_affected(struct engine *engine, char **names, size_t n, struct mr_error *err);
+
+/* Dial tone (engine_config.dial_tone): gives user, affected and not
+ * active, an empty Maildir T/<user> (cur, new, tmp; owned like S/<user>
+ * when running as root) to log in to at once. Its history comes later by
+ * the merge of a T/<user> mailrestore did not activate. 1 made, 0 T/<user>
+ * was there already, -1 with err. */
+int engine_dial_tone(struct engine *engine, const char *user, struct mr_error *err);
+
+/* 1 when T/<user> is a dial-tone mailbox: dial tone is on and T/<user>
+ * exists without an activation record; 0 when not (or engine is NULL). */
+int engine_user_dial_tone(struct engine *engine, const char *user);
 
 /* What the start-up check counts: user folders on S, users with a backup
  * in B, and users with both. */

@@ -256,11 +256,16 @@ if ! "$MR" daemon --help 2>&1 | grep -q -- "--dial-tone"; then
 	start_daemon
 else
 	start_daemon --dial-tone
+	# Paused, so that dan's login finds the restore not begun.
+	"$MR" pause --socket "$SOCK" >/dev/null || fail "pause"
 	out=$(imap dan)
 	[ "$out" = "OK 0" ] || fail "dan with dial tone: '$out', want 'OK 0' (in at once, empty)"
 	deliver dan "new during the outage" || fail "deliver to dan (dial tone): exit $?"
 	out=$(imap dan)
 	[ "$out" = "OK 1" ] || fail "dan's new mail with dial tone: '$out', want 'OK 1'"
+	[ "$("$MR" show --socket "$SOCK" --json dan | json 'd["mode"]')" = dial-tone ] ||
+		fail "show does not say dan is on dial tone"
+	"$MR" resume --socket "$SOCK" >/dev/null || fail "resume"
 	"$MR" enqueue --socket "$SOCK" --priority dan >/dev/null || fail "enqueue dan"
 	wait_state dan active
 	out=$(imap dan)
