@@ -1118,6 +1118,9 @@ struct batch {
 	char line[DAEMON_LINE_MAX];
 	size_t len, base;
 	int count;
+	int listed;      /* user objects the daemon answered with */
+	int active;      /* of them already active (nothing to queue) */
+	int running;     /* of them being restored or in attention right now */
 };
 
 /* Sends the batch; merges its lists into users/unknown; returns 0 or the
@@ -1142,12 +1145,22 @@ static int enqueue_flush(const char *sock, int fd, struct batch *b, FILE *json_u
 	}
 	list = get(&r, 0, "users");
 	for (i = 0; (u = daemon_json_index(r.toks, list, i)) >= 0; i++) {
+		char st[32];
+
 		if (json_users != NULL) {
 			first = r.toks[u].start;
-			fprintf(json_users, "%s%.*s", (*n_users) ? "," : "", r.toks[u].end - first,
+			fprintf(json_users, "%s%.*s", b->listed ? "," : "", r.toks[u].end - first,
 				r.text + first);
 		}
-		(*n_users)++;
+		b->listed++;
+		daemon_json_text(r.text, r.toks, get(&r, u, "state"), st, sizeof(st));
+		/* Only a user now waiting its turn counts as queued. */
+		if (strcmp(st, "queued") == 0 || strcmp(st, "waiting") == 0)
+			(*n_users)++;
+		else if (strcmp(st, "active") == 0)
+			b->active++;
+		else
+			b->running++;
 	}
 	list = get(&r, 0, "unknown");
 	for (i = 0; (u = daemon_json_index(r.toks, list, i)) >= 0; i++) {
@@ -1224,6 +1237,7 @@ int cmd_enqueue(int argc, char **argv)
 	b.len = (size_t)snprintf(b.line, sizeof(b.line), "ENQUEUE%s", o.priority ? " --priority" : "");
 	b.base = b.len;
 	b.count = 0;
+	b.listed = b.active = b.running = 0;
 	if (in == NULL) {
 		for (i = 0; i < o.nargs && rc == 0; i++) {
 			if (!mr_user_name_valid(o.args[i])) {
@@ -1264,11 +1278,17 @@ int cmd_enqueue(int argc, char **argv)
 	if (o.json) {
 		fclose(json_users);
 		json_users = NULL;
-		printf("{\"users\":[%s],\"queued\":%d,\"invalid\":%d,\"unknown\":%d}\n",
-		       json_buf ? json_buf : "", n_users, n_invalid, n_unknown);
+		printf("{\"users\":[%s],\"queued\":%d,\"active\":%d,\"running\":%d,"
+		       "\"invalid\":%d,\"unknown\":%d}\n",
+		       json_buf ? json_buf : "", n_users, b.active, b.running, n_invalid, n_unknown);
 	} else {
-		printf("%d user%s in the %s queue\n", n_users, n_users == 1 ? "" : "s",
+		printf("%d user%s in the %s queue", n_users, n_users == 1 ? "" : "s",
 		       o.priority ? "priority" : "enqueue");
+		if (b.active)
+			printf("; %d already active", b.active);
+		if (b.running)
+			printf("; %d being restored or in attention", b.running);
+		printf("\n");
 	}
 	rc = n_invalid ? MR_EX_DATAERR : n_unknown ? MR_EX_NOUSER : MR_EX_OK;
 out:

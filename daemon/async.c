@@ -195,7 +195,7 @@ static char *run_activate(struct daemon *d, struct task *t)
 	mr_error_clear(&err);
 	if (queue_lookup(d->q, t->user, &info) != 0 || info.state != QUEUE_ATTENTION)
 		return error_reply(MR_EX_DATAERR, "the user is not in attention");
-	if (engine_activate_as_is(d->engine, t->user, &err) < 0) {
+	if (engine_activate_as_is(d->engine, t->user, &info.counters.held_mail, &err) < 0) {
 		mr_log("activate %s failed: %s", t->user, err.msg);
 		return error_reply(mr_exit_code_for_errno(err.errnum), err.msg);
 	}

@@ -1311,7 +1311,8 @@ out:
 	return result;
 }
 
-int engine_activate_as_is(struct engine *e, const char *user, struct mr_error *err)
+int engine_activate_as_is(struct engine *e, const char *user, uint64_t *released_r,
+			  struct mr_error *err)
 {
 	struct engine_job job;
 	struct engine_job *jobs[1] = { &job };
@@ -1339,6 +1340,8 @@ int engine_activate_as_is(struct engine *e, const char *user, struct mr_error *e
 	engine_activate_batch(e, jobs, 1, &r);
 	if (r != ENGINE_ACTIVE)
 		mr_error_set(err, 0, "%s", job.reason);
+	if (released_r != NULL)
+		*released_r = job.released_mail;
 	engine_job_free(&job);
 	return r == ENGINE_ACTIVE ? 0 : -1;
 }

@@ -229,9 +229,11 @@ void engine_activate_batch(struct engine *engine, struct engine_job **jobs, size
 			   enum engine_result *results);
 
 /* The operator accepts a user in attention: releases held mail into its
- * work copy and activates it as it is. 0, or -1 with err (no work copy,
- * I/O error). */
-int engine_activate_as_is(struct engine *engine, const char *user, struct mr_error *err);
+ * work copy and activates it as it is; *released_r (may be NULL) gets the
+ * number of held messages released. 0, or -1 with err (no work copy, I/O
+ * error). */
+int engine_activate_as_is(struct engine *engine, const char *user, uint64_t *released_r,
+			  struct mr_error *err);
 
 /* After a crash: releases mail that was held for users who are active now
  * (the crash fell between the activation rename and forgetting the held

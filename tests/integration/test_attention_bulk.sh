@@ -32,6 +32,12 @@ rc=$?
 set -e
 [ "$rc" = 64 ] || fail "queue --state nonsense: exit $rc, want 64"
 
+# Enqueueing an active user queues nothing and says so (it used to print
+# "1 user in the enqueue queue").
+out=$("$MR" enqueue --socket "$SOCK" u01)
+echo "$out" | grep -q "^0 users in the enqueue queue; 1 already active" || fail "enqueue of an active user: $out"
+[ "$("$MR" enqueue --socket "$SOCK" --json u01 | json 'd["queued"]')" = 0 ] || fail "enqueue --json counts an active user as queued"
+
 # Several names: the ones in attention go back; an active one is refused
 # and its code is the exit, the others are still retried.
 "$MR" pause --socket "$SOCK" >/dev/null

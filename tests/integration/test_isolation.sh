@@ -46,6 +46,9 @@ wait_state mallory active 10
 [ -d "$T/mallory/tmp" ] && [ ! -L "$T/mallory/tmp" ] && [ -d "$T/mallory/new" ] ||
   fail "mallory's Maildir folders are not real folders"
 grep -rq "for mallory" "$T/mallory/new" || fail "mallory's held mail not released"
+# show counts what the operator's activate released (it said 0)
+[ "$("$MR" show --socket "$SOCK" --json mallory | json 'd["counters"]["released_mail"]')" = 1 ] ||
+  fail "show does not count the mail activate released"
 [ "$(find "$T/.mailrestore/attic/mallory" -maxdepth 1 -name 'tmp*' -type l | wc -l)" = 1 ] ||
   fail "mallory's tmp symlink not in the attic"
 grep -qs "not a folder" "$T"/.mailrestore/attic/mallory/new* || fail "mallory's new file not in the attic"
