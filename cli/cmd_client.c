@@ -629,6 +629,12 @@ static void print_status(const struct reply *r)
 		       : "");
 	for (i = 0; (w = daemon_json_index(r->toks, workers, i)) >= 0; i++)
 		print_worker(r, w);
+	{
+		char held[512];
+
+		if (str(r, 0, "background_held", held, sizeof(held))[0] != '\0')
+			printf("BACKGROUND HELD: %s\n", held);
+	}
 	printf("throughput: %.1f users/min, %s/s (%.0f users finished)\n",
 	       num(r, tp, "users_per_minute", 0),
 	       mr_human_bytes((uint64_t)num(r, tp, "bytes_per_second", 0), a, sizeof(a)),

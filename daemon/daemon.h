@@ -58,6 +58,10 @@
 #define DAEMON_DELIVER_MEMORY (256u * 1024 * 1024) /* DELIVER bodies in memory */
 #define DAEMON_BODY_RATE (64u * 1024)           /* bytes/s a DELIVER body must keep up */
 
+/* Users in a row in attention for the same kind of reason after which
+ * background work is held (status says why; `resume` goes on). */
+#define DAEMON_ATTENTION_STREAK 10
+
 struct daemon_settings {
 	/* B, the per-user backup archives; may be NULL (source only). */
 	const char *backups;

@@ -144,6 +144,13 @@ struct daemon {
 	pthread_cond_t work_cv;
 	uint64_t work_seq;        /* bumped on every request: workers recheck */
 	int paused;
+	/* Background work held after DAEMON_ATTENTION_STREAK users in a row
+	 * went to attention for the same kind of reason (a source that went
+	 * away, a full disk): priority requests still run; `resume` ends it. */
+	int background_held;
+	char held_reason[256];
+	int attention_streak;
+	char streak_kind[48];
 	int stopping;             /* workers: stop (cancel running jobs) */
 	struct worker *workers;
 	int nworkers;

@@ -482,8 +482,8 @@ static void verb_status(struct req *r)
 	struct daemon *d = r->d;
 	struct daemon_buf *b = &r->c->out;
 	struct eta_ctx ctx;
-	char self[MR_USER_NAME_MAX + 1] = "";
-	int s, paused, everyone;
+	char self[MR_USER_NAME_MAX + 1] = "", held_reason[256];
+	int s, paused, everyone, held;
 
 	/* Others than operators see which users the workers restore only
 	 * when it is themselves (a peer without a name: nobody). */
@@ -493,9 +493,16 @@ static void verb_status(struct req *r)
 	daemon_metrics_ctx(d, &ctx);
 	pthread_mutex_lock(&d->mu);
 	paused = d->paused;
+	held = d->background_held;
+	memcpy(held_reason, d->held_reason, sizeof(held_reason));
 	pthread_mutex_unlock(&d->mu);
 	b->len = 0;
-	daemon_buf_printf(b, "{\"ok\":true,\"counts\":{");
+	daemon_buf_printf(b, "{\"ok\":true,\"background_held\":");
+	if (held)
+		daemon_buf_json_str(b, held_reason);
+	else
+		daemon_buf_printf(b, "null");
+	daemon_buf_printf(b, ",\"counts\":{");
 	for (s = 0; s < QUEUE_STATE_COUNT; s++)
 		daemon_buf_printf(b, "%s\"%s\":%llu", s ? "," : "",
 				  queue_state_name((enum queue_state)s),
@@ -624,6 +631,10 @@ static void verb_pause(struct req *r, int pause)
 	}
 	pthread_mutex_lock(&r->d->mu);
 	r->d->paused = pause;
+	if (!pause) {
+		r->d->background_held = 0;
+		r->d->attention_streak = 0;
+	}
 	r->d->work_seq++;
 	pthread_cond_broadcast(&r->d->work_cv);
 	pthread_mutex_unlock(&r->d->mu);

@@ -194,6 +194,41 @@ static void fail(struct daemon *d, struct engine_job *job, double took, uint64_t
 	mr_log("%s: failed (%s); retried in %.0f s, the others go on", job->user, why, wait);
 }
 
+/* Counts users in a row that end in attention for the same kind of reason
+ * (its words before the first ':', digit or '/': the part that names no
+ * path or number). At DAEMON_ATTENTION_STREAK background work is held: many
+ * users failing alike is the setup's fault (the source went away, T is
+ * full), not theirs, and each more would need an operator's look. */
+static void attention_streak(struct daemon *d, const char *reason)
+{
+	char kind[sizeof(d->streak_kind)];
+	size_t i;
+
+	for (i = 0; reason[i] && i + 1 < sizeof(kind); i++) {
+		if (reason[i] == ':' || reason[i] == '/' || (reason[i] >= '0' && reason[i] <= '9'))
+			break;
+		kind[i] = reason[i];
+	}
+	kind[i] = '\0';
+	pthread_mutex_lock(&d->mu);
+	if (d->attention_streak > 0 && strcmp(kind, d->streak_kind) == 0) {
+		d->attention_streak++;
+	} else {
+		d->attention_streak = 1;
+		memcpy(d->streak_kind, kind, sizeof(kind));
+	}
+	if (d->attention_streak == DAEMON_ATTENTION_STREAK && d->set->background &&
+	    !d->background_held) {
+		d->background_held = 1;
+		snprintf(d->held_reason, sizeof(d->held_reason),
+			 "%d users in a row went to attention (\"%s...\"): background restores "
+			 "held; check the source and the target, then `mailrestore resume`",
+			 DAEMON_ATTENTION_STREAK, kind);
+		mr_log("%s", d->held_reason);
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
 /* Reports a finished run to the queue, the metrics and the hook. */
 static void finish(struct worker *w, enum engine_result res, int preempted)
 {
@@ -209,6 +244,9 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 	counters_of(job, &k);
 	switch (res) {
 	case ENGINE_ACTIVE:
+		pthread_mutex_lock(&d->mu);
+		d->attention_streak = 0;
+		pthread_mutex_unlock(&d->mu);
 		if (queue_set_state(d->q, job->user, QUEUE_ACTIVE, NULL, &k, mr_now(), &err) < 0)
 			mr_log("%s: recording activation: %s", job->user, err.msg);
 		daemon_metrics_finished(d, took, bytes, 1);
@@ -222,6 +260,7 @@ static void finish(struct worker *w, enum engine_result res, int preempted)
 		daemon_run_on_active(d, job->user);
 		break;
 	case ENGINE_ATTENTION:
+		attention_streak(d, job->reason);
 		if (queue_set_state(d->q, job->user, QUEUE_ATTENTION,
 				    job->reason[0] ? job->reason : "needs an operator", &k, mr_now(),
 				    &err) < 0)
@@ -264,7 +303,8 @@ static void *worker_main(void *arg)
 		if (stop)
 			break;
 		mr_error_clear(&err);
-		rc = queue_next(d->q, !d->set->background, mr_now(), name, &prio, &err);
+		rc = queue_next(d->q, !d->set->background || d->background_held, mr_now(), name,
+				&prio, &err);
 		if (rc <= 0) {
 			if (rc < 0)
 				mr_log("worker %d: taking the next user: %s", w->id, err.msg);
