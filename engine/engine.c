@@ -362,8 +362,9 @@ int engine_user_active(struct engine *engine, const char *user, struct mr_error 
 	return -1;
 }
 
-/* Records that T/<user> is ours, durably. 0 or -1 with err. */
-static int mark_activated(struct engine *e, const char *user, struct mr_error *err)
+/* Records that T/<user> is ours; durable once active/ is fsync'd. 0 or -1
+ * with err. */
+static int record_activation(struct engine *e, const char *user, struct mr_error *err)
 {
 	int fd = mr_io->openat(e->active_fd, user, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
@@ -372,6 +373,14 @@ static int mark_activated(struct engine *e, const char *user, struct mr_error *e
 		return -1;
 	}
 	mr_close(fd);
+	return 0;
+}
+
+/* Records that T/<user> is ours, durably. 0 or -1 with err. */
+static int mark_activated(struct engine *e, const char *user, struct mr_error *err)
+{
+	if (record_activation(e, user, err) < 0)
+		return -1;
 	return mr_fsync_dir_at(e->active_fd, ".", err);
 }
 
@@ -1166,16 +1175,23 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 	/* The renames are the activations; they count once T is durable. */
 	t_ok = mr_fsync_dir_at(e->target_fd, ".", &err) == 0;
 	mr_fsync_dir_at(e->work_fd, ".", NULL);
+	/* The activation records, all made durable by one fsync of their
+	 * folder (group commit, like the renames). */
+	for (i = 0; t_ok && i < n; i++) {
+		if (holds[i] == -2)
+			continue;
+		if (merging[i])
+			finish_merge(e, jobs[i]->user);
+		if (record_activation(e, jobs[i]->user, &err) < 0)
+			t_ok = 0;
+	}
+	if (t_ok && mr_fsync_dir_at(e->active_fd, ".", &err) < 0)
+		t_ok = 0;
 	for (i = 0; i < n; i++) {
 		if (holds[i] == -2)
 			continue;
-		if (t_ok && merging[i])
-			finish_merge(e, jobs[i]->user);
 		if (!t_ok) {
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
-		} else if (mark_activated(e, jobs[i]->user, &ignored) < 0) {
-			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s",
-				 ignored.msg);
 		} else if (release_into_active(e, jobs[i]->user, &jobs[i]->released_mail, &ignored) < 0) {
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason),
 				 "activation: releasing held mail: %s", ignored.msg);
