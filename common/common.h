@@ -317,4 +317,24 @@ const char *mr_human_duration(double seconds, char *buf, size_t len);
 /* Parses a decimal uint64 (whole string). 0 ok, -1 bad. */
 int mr_parse_u64(const char *s, uint64_t *val_r);
 
+/* Little-endian fields of on-disk formats: the low `bytes` bytes of v into
+ * p, and back. One codec for every format (held mail, delivery ids, ...). */
+static inline void mr_put_le(unsigned char *p, uint64_t v, int bytes)
+{
+	int i;
+
+	for (i = 0; i < bytes; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint64_t mr_get_le(const unsigned char *p, int bytes)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = bytes - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
 #endif

@@ -72,35 +72,17 @@ static atomic_uint_fast64_t tmp_counter;
 
 /* ---- the header ----------------------------------------------------- */
 
-static void put_le(unsigned char *p, uint64_t v, int bytes)
-{
-	int i;
-
-	for (i = 0; i < bytes; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_le(const unsigned char *p, int bytes)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = bytes - 1; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static void header_encode(unsigned char out[HELD_HEADER_SIZE], uint64_t arrival_ns,
 			  uint64_t msg_len, uint64_t msg_hash)
 {
 	memcpy(out, HELD_MAGIC, 4);
-	put_le(out + 4, HELD_MAJOR, 2);
-	put_le(out + 6, HELD_MINOR, 2);
-	put_le(out + 8, HELD_HEADER_SIZE, 4);
-	put_le(out + 12, arrival_ns, 8);
-	put_le(out + 20, msg_len, 8);
-	put_le(out + 28, msg_hash, 8);
-	put_le(out + 36, XXH3_64bits(out, 36), 8);
+	mr_put_le(out + 4, HELD_MAJOR, 2);
+	mr_put_le(out + 6, HELD_MINOR, 2);
+	mr_put_le(out + 8, HELD_HEADER_SIZE, 4);
+	mr_put_le(out + 12, arrival_ns, 8);
+	mr_put_le(out + 20, msg_len, 8);
+	mr_put_le(out + 28, msg_hash, 8);
+	mr_put_le(out + 36, XXH3_64bits(out, 36), 8);
 }
 
 /* Checks and decodes the header at the start of buf (len bytes, the whole
@@ -113,9 +95,9 @@ static int header_decode(const unsigned char *buf, size_t len, struct held_heade
 		mr_error_set(err, EBADMSG, "%s: not a held message (bad magic or truncated)", what);
 		return -1;
 	}
-	h->major = (uint16_t)get_le(buf + 4, 2);
-	h->minor = (uint16_t)get_le(buf + 6, 2);
-	h->header_size = (uint32_t)get_le(buf + 8, 4);
+	h->major = (uint16_t)mr_get_le(buf + 4, 2);
+	h->minor = (uint16_t)mr_get_le(buf + 6, 2);
+	h->header_size = (uint32_t)mr_get_le(buf + 8, 4);
 	if (h->major != HELD_MAJOR) {
 		mr_error_set(err, EPROTONOSUPPORT, "%s: unsupported held mail format %u.%u",
 			     what, h->major, h->minor);
@@ -127,13 +109,13 @@ static int header_decode(const unsigned char *buf, size_t len, struct held_heade
 		mr_error_set(err, EBADMSG, "%s: bad header size %u", what, h->header_size);
 		return -1;
 	}
-	if (XXH3_64bits(buf, h->header_size - 8) != get_le(buf + h->header_size - 8, 8)) {
+	if (XXH3_64bits(buf, h->header_size - 8) != mr_get_le(buf + h->header_size - 8, 8)) {
 		mr_error_set(err, EBADMSG, "%s: header checksum mismatch", what);
 		return -1;
 	}
-	h->arrival_ns = get_le(buf + 12, 8);
-	h->msg_len = get_le(buf + 20, 8);
-	h->msg_hash = get_le(buf + 28, 8);
+	h->arrival_ns = mr_get_le(buf + 12, 8);
+	h->msg_len = mr_get_le(buf + 20, 8);
+	h->msg_hash = mr_get_le(buf + 28, 8);
 	return 0;
 }
 

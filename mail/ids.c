@@ -46,58 +46,40 @@ struct rec {
 	uint64_t msg_hash, msg_len;
 };
 
-static void put_le(unsigned char *p, uint64_t v, int bytes)
-{
-	int i;
-
-	for (i = 0; i < bytes; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_le(const unsigned char *p, int bytes)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = bytes - 1; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static void header_encode(unsigned char out[IDS_HEADER_SIZE])
 {
 	memcpy(out, IDS_MAGIC, 4);
-	put_le(out + 4, IDS_MAJOR, 2);
-	put_le(out + 6, IDS_MINOR, 2);
-	put_le(out + 8, IDS_HEADER_SIZE, 4);
-	put_le(out + 12, (uint32_t)XXH3_64bits(out, 12), 4);
+	mr_put_le(out + 4, IDS_MAJOR, 2);
+	mr_put_le(out + 6, IDS_MINOR, 2);
+	mr_put_le(out + 8, IDS_HEADER_SIZE, 4);
+	mr_put_le(out + 12, (uint32_t)XXH3_64bits(out, 12), 4);
 }
 
 static void rec_encode(unsigned char out[IDS_RECORD_SIZE], const struct rec *r)
 {
-	put_le(out, r->kind, 4);
-	put_le(out + 4, 0, 4);
-	put_le(out + 8, r->time_ns, 8);
-	put_le(out + 16, r->id_lo, 8);
-	put_le(out + 24, r->id_hi, 8);
-	put_le(out + 32, r->msg_hash, 8);
-	put_le(out + 40, r->msg_len, 8);
-	put_le(out + 48, XXH3_64bits(out, 48), 8);
+	mr_put_le(out, r->kind, 4);
+	mr_put_le(out + 4, 0, 4);
+	mr_put_le(out + 8, r->time_ns, 8);
+	mr_put_le(out + 16, r->id_lo, 8);
+	mr_put_le(out + 24, r->id_hi, 8);
+	mr_put_le(out + 32, r->msg_hash, 8);
+	mr_put_le(out + 40, r->msg_len, 8);
+	mr_put_le(out + 48, XXH3_64bits(out, 48), 8);
 }
 
 /* 1 with *r when the record checks out, else 0. */
 static int rec_decode(const unsigned char *in, struct rec *r)
 {
-	if (XXH3_64bits(in, 48) != get_le(in + 48, 8))
+	if (XXH3_64bits(in, 48) != mr_get_le(in + 48, 8))
 		return 0;
-	r->kind = (uint32_t)get_le(in, 4);
+	r->kind = (uint32_t)mr_get_le(in, 4);
 	if (r->kind != REC_BEGIN && r->kind != REC_DONE)
 		return 0;
-	r->time_ns = get_le(in + 8, 8);
-	r->id_lo = get_le(in + 16, 8);
-	r->id_hi = get_le(in + 24, 8);
-	r->msg_hash = get_le(in + 32, 8);
-	r->msg_len = get_le(in + 40, 8);
+	r->time_ns = mr_get_le(in + 8, 8);
+	r->id_lo = mr_get_le(in + 16, 8);
+	r->id_hi = mr_get_le(in + 24, 8);
+	r->msg_hash = mr_get_le(in + 32, 8);
+	r->msg_len = mr_get_le(in + 40, 8);
 	return 1;
 }
 
@@ -206,14 +188,14 @@ again:
 		goto fail;
 	}
 	if (n == (ssize_t)sizeof(head) && memcmp(head, IDS_MAGIC, 4) == 0 &&
-	    get_le(head + 4, 2) != IDS_MAJOR) {
+	    mr_get_le(head + 4, 2) != IDS_MAJOR) {
 		mr_error_set(err, EPROTONOSUPPORT, "ids/%s: unsupported format %u.%u", user,
-			     (unsigned)get_le(head + 4, 2), (unsigned)get_le(head + 6, 2));
+			     (unsigned)mr_get_le(head + 4, 2), (unsigned)mr_get_le(head + 6, 2));
 		goto fail;
 	}
 	if (n != (ssize_t)sizeof(head) || memcmp(head, IDS_MAGIC, 4) != 0 ||
-	    get_le(head + 8, 4) != IDS_HEADER_SIZE ||
-	    get_le(head + 12, 4) != (uint32_t)XXH3_64bits(head, 12)) {
+	    mr_get_le(head + 8, 4) != IDS_HEADER_SIZE ||
+	    mr_get_le(head + 12, 4) != (uint32_t)XXH3_64bits(head, 12)) {
 		char aside[MR_USER_NAME_MAX + 16];
 
 		if (fresh) {
