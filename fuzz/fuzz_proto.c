@@ -161,7 +161,7 @@ static void fuzz_proto(const uint8_t *data, size_t size, int op)
 	conn->uid = op ? geteuid() : (uid_t)(geteuid() + 4242);
 	conn->gid = (gid_t)-1;
 	conn->pid = 0;
-	conn->operator_checked = 0;
+	conn->rights_checked = 0;
 	while (size > 0) {
 		nl = memchr(data, '\n', size);
 		if (nl == NULL)
