@@ -21,7 +21,8 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
  * prints "invalid user name" and returns -1 (the caller exits 65). */
 int cli_check_user(const char *cmd, const char *user);
 
-/* Daemon and its clients (cmd_daemon.c, cmd_client.c). */
+/* Daemon and its clients (cmd_daemon.c; cmd_login.c, cmd_views.c, cmd_control.c,
+ * cmd_deliver.c, which share cli_private.h). */
 int cmd_daemon(int argc, char **argv);
 int cmd_login(int argc, char **argv);
 int cmd_status(int argc, char **argv);
