@@ -130,9 +130,6 @@ static int read_all(int fd, size_t max, char **buf_r, size_t *len_r)
 	return 0;
 }
 
-int (*cli_deliver_offline)(const char *target, const char *user, const char *id, const void *msg,
-			   size_t len);
-
 /* `mailrestore deliver USER`: see deliver_usage. */
 int cmd_deliver(int argc, char **argv)
 {
@@ -176,9 +173,8 @@ int cmd_deliver(int argc, char **argv)
 	}
 	mr_error_clear(&err);
 	fd = daemon_client_connect(o.socket, 120.0, &err);
-	if (fd < 0 && o.target != NULL && cli_deliver_offline != NULL && err.errnum != EACCES &&
-	    err.errnum != EPERM) {
-		rc = cli_deliver_offline(o.target, o.args[0], id, msg, len);
+	if (fd < 0 && o.target != NULL && err.errnum != EACCES && err.errnum != EPERM) {
+		rc = cli_deliver_from_disk(o.target, o.args[0], id, msg, len);
 		goto out;
 	}
 	if (fd < 0) {

@@ -59,7 +59,6 @@ int main(int argc, char **argv)
 
 	/* A client whose peer went away gets EPIPE, not a silent death. */
 	signal(SIGPIPE, SIG_IGN);
-	cli_deliver_offline = cli_deliver_from_disk;
 	if (argc < 2) {
 		usage(stderr);
 		return MR_EX_USAGE;

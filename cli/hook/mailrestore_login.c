@@ -5,8 +5,7 @@
  * cli/client.c and cli/util.c) in a binary that links nothing but libc:
  * the full binary pulls in libarchive and, through it, libxml2, ICU and
  * libstdc++, whose loading costs a few milliseconds before main() on every
- * login. Same arguments, output and
- * exit codes as `mailrestore login`.
+ * login. Same arguments, output and exit codes as `mailrestore login`.
  */
 #include "cli/cli.h"
 
