@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # mailrestore-login (the lean hook binary) answers exactly like
-# `mailrestore login`: same lines, same exit codes, and it loads only libc.
+# `mailrestore login`: same lines, same exit codes, and it loads only libc
+# and carries the login code alone.
 set -euo pipefail
 MR=${MR_BIN:?}
 ML=$(dirname "$MR")/mailrestore-login
@@ -16,6 +17,12 @@ if ! ldd "$ML" | grep -q -e libasan -e libubsan -e libtsan; then
   libs=$(ldd "$ML" | grep -v -e linux-vdso -e 'libc\.so' -e 'ld-linux' || true)
   [ -z "$libs" ] || fail "mailrestore-login loads more than libc: $libs"
 fi
+
+# It is built from the login path alone: no view, control or deliver code.
+for u in "usage: mailrestore status" "usage: mailrestore deliver" "usage: mailrestore enqueue"; do
+  ! grep -qaF "$u" "$ML" || fail "mailrestore-login carries other subcommands ('$u')"
+done
+grep -qaF "usage: mailrestore login" "$ML" || fail "mailrestore-login has no login usage"
 
 mkdir -p "$dir/S" "$dir/B"
 for u in u1 u2 u3; do mkdir -p "$dir/S/$u/cur"; echo "m $u" > "$dir/S/$u/cur/1.M1:2,S"; done
