@@ -234,8 +234,8 @@ enum engine_result engine_prepare(struct engine *engine, struct engine_job *job)
 void engine_activate_batch(struct engine *engine, struct engine_job **jobs, size_t n,
 			   enum engine_result *results);
 
-/* The operator accepts a user in attention: releases held mail into its
- * work copy and activates it as it is; *released_r (may be NULL) gets the
+/* The operator accepts a user in attention: activates its work copy as it
+ * is and releases its held mail into it; *released_r (may be NULL) gets the
  * number of held messages released. 0, or -1 with err (no work copy, I/O
  * error). */
 int engine_activate_as_is(struct engine *engine, const char *user, uint64_t *released_r,
