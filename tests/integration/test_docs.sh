@@ -3,8 +3,9 @@
 # docs/, contrib/*/README.md or a header names exists; every option the
 # documents give mailrestore is one some subcommand's --help lists; every
 # folder under T/.mailrestore/ they name is one the code uses; nothing
-# points at a document the repository does not hold; and the README's
-# architecture table names every source file and every protocol verb.
+# points at a document the repository does not hold; every function of
+# ours they name exists; and the README's architecture table names every
+# source file and every protocol verb.
 set -euo pipefail
 MR=${MR_BIN:?MR_BIN must point at the mailrestore binary}
 SRC=${MR_SRC:?MR_SRC must point at the source tree}
@@ -62,6 +63,27 @@ for p in docs + headers:
     for sub in sorted(set(re.findall(r"\.mailrestore/([a-z][a-z_-]*)", plain))):
         if f'"{sub}' not in code and f'/{sub}' not in code:
             bad.append(f"{p}: T/.mailrestore/{sub} is used nowhere in the code")
+
+# Every function of ours that a header or a document names as name() (or
+# a family as name_*()) is defined in the code (comments and strings left
+# out, so a comment cannot vouch for itself). docs/BENCHMARKS.md quotes
+# other programs' functions and is left out.
+def strip_c(t):
+    t = re.sub(r"/\*.*?\*/", " ", t, flags=re.S)
+    return re.sub(r'"(?:\\.|[^"\\\n])*"', '""', t)
+defined = set(re.findall(r"\b[A-Za-z_]\w*\b", "".join(
+    strip_c(open(p, encoding="utf-8", errors="replace").read())
+    for p in glob.glob("*/*.c") + glob.glob("*/*.h") + glob.glob("cli/*/*.c"))))
+ours = r"(?:mr|engine|queue|sync|restore|mail|daemon|eta|fixture|cli)_"
+for p in [d for d in docs if d != "docs/BENCHMARKS.md"] + headers:
+    text = open(p, encoding="utf-8", errors="replace").read()
+    for name, star in re.findall(r"\b(%s[a-z0-9_]*)(\*?)\(\)" % ours, text):
+        if star or name.endswith("_"):
+            ok = any(d.startswith(name) for d in defined)
+        else:
+            ok = name in defined
+        if not ok:
+            bad.append(f"{p}: names {name}{star}(), which the code does not define")
 
 # The README's architecture table: one row per folder (a folder may have
 # more than one), naming each file of the product folders with its job. A
