@@ -103,10 +103,11 @@ struct queue_settings {
 struct queue;
 
 /* Opens (creating when missing) the journal in state_dirfd and replays it.
- * Fails with errnum EWOULDBLOCK when another process holds the state, and
- * with the record's error (EINVAL, ENOMEM) when a whole record of the
- * journal does not apply (the file is left as it is). settings may be
- * NULL. */
+ * Fails with errnum EWOULDBLOCK when another process holds the state, with
+ * EBADMSG when damage in the middle of the journal is followed by valid
+ * records, and with the record's error (EINVAL, ENOMEM) when a whole record
+ * of the journal does not apply (the file is left as it is in both cases).
+ * settings may be NULL. */
 int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
 	       struct mr_error *err);
 /* Commits what is pending, closes and frees *q, sets it NULL. Accepts NULL. */
