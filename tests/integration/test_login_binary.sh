@@ -12,9 +12,12 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-# (a sanitizer build brings its runtime and that runtime's libraries along)
-if ! ldd "$ML" | grep -q -e libasan -e libubsan -e libtsan; then
-  libs=$(ldd "$ML" | grep -v -e linux-vdso -e 'libc\.so' -e 'ld-linux' || true)
+# (a sanitizer build brings its runtime and that runtime's libraries along;
+# ldd's output is taken whole first: with pipefail, grep -q ending the pipe
+# early made ldd die of SIGPIPE now and then, and the check misfire)
+deps=$(ldd "$ML")
+if ! grep -q -e libasan -e libubsan -e libtsan <<<"$deps"; then
+  libs=$(grep -v -e linux-vdso -e 'libc\.so' -e 'ld-linux' <<<"$deps" || true)
   [ -z "$libs" ] || fail "mailrestore-login loads more than libc: $libs"
 fi
 
