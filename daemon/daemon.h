@@ -1,7 +1,7 @@
 /*
  * daemon.h: the restore daemon and the client side of its socket.
  *
- * How to use it (cli/cmd_daemon.c and cli/client.c are the users):
+ * How to use it (cli/cmd_daemon.c and the clients in cli/ are the users):
  *   1. Server: fill a struct daemon_settings (daemon_settings_init() gives
  *      the defaults) and call daemon_run(). It runs in the foreground until
  *      SIGTERM/SIGINT, a `SHUTDOWN` request, or (with exit_when_done) the
