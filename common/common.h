@@ -329,7 +329,7 @@ int mr_walk_pop(struct mr_walk *w, struct mr_error *err);
  * folder and down the remaining components one at a time with O_NOFOLLOW.
  * With mkdir_mode != 0 missing folders are created with that mode. An
  * unsafe rel (empty, "." or ".." component, leading "/") is refused with
- * EPERM. The top's fd (borrowed), or -1 with err; after an error the top is
+ * EPERM (a leading "./" is dropped). The top's fd (borrowed), or -1 with err; after an error the top is
  * the deepest folder reached, still a valid cursor. */
 int mr_walk_goto(struct mr_walk *w, const char *rel, mode_t mkdir_mode, struct mr_error *err);
 

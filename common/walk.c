@@ -356,10 +356,17 @@ static int level_is(const struct mr_walk *w, size_t i, const char *rel, size_t l
 
 int mr_walk_goto(struct mr_walk *w, const char *rel, mode_t mkdir_mode, struct mr_error *err)
 {
-	size_t len = strlen(rel), keep, m;
+	size_t len, keep, m;
 	const char *p, *end;
 	char *comp = NULL;
 	int fd, rc = -1;
+
+	/* "./a" and "." name what "a" and "" do. */
+	while (rel[0] == '.' && rel[1] == '/')
+		rel += 2;
+	if (rel[0] == '.' && rel[1] == '\0')
+		rel++;
+	len = strlen(rel);
 
 	/* The deepest level whose whole path starts rel. */
 	for (m = 0; m < len && w->path[m] == rel[m]; m++)
