@@ -269,7 +269,9 @@ void mr_dirlist_free(struct mr_dirlist *list);
  *   4. mr_walk_free() closes what the walk holds and frees every frame.
  *
  * Descriptors: at most MR_WALK_HELD levels (the deepest ones) keep theirs;
- * a deeper push closes the shallowest. Going back up to a level that gave
+ * a deeper push closes the shallowest, except where a side ends (the last
+ * level that has a folder on a side keeps that one: at most one more per
+ * side). Going back up to a level that gave
  * its descriptor away reopens it through ".." of its child, and the walk
  * checks that it is the same folder as on the way down (device and inode)
  * and that the child is still in it under its name: a tree moved or
@@ -332,9 +334,6 @@ int mr_walk_pop(struct mr_walk *w, struct mr_error *err);
  * EPERM (a leading "./" is dropped). The top's fd (borrowed), or -1 with err; after an error the top is
  * the deepest folder reached, still a valid cursor. */
 int mr_walk_goto(struct mr_walk *w, const char *rel, mode_t mkdir_mode, struct mr_error *err);
-
-/* Old cap of the recursive walks; goes with the last of them. */
-#define MR_DEPTH_MAX 128
 
 /* The depth of relative path rel: 0 for "" or ".", 1 for "a", 2 for
  * "a/b", ... (a leading "./" is not counted). */

@@ -144,6 +144,21 @@ static void release(struct mr_walk *w, size_t i)
 	}
 }
 
+/* Gives away the descriptors of level i < top, except on a side its child
+ * lacks: ".." of the child can't bring that one back, so the last level
+ * of a side keeps it (one more descriptor per side at most). */
+static void evict(struct mr_walk *w, size_t i)
+{
+	unsigned s;
+
+	for (s = 0; s < w->nsides; s++) {
+		if (!w->lv[i + 1].present[s])
+			continue;
+		mr_close(w->lv[i].fd[s]);
+		w->lv[i].fd[s] = -1;
+	}
+}
+
 void mr_walk_free(struct mr_walk **wp)
 {
 	struct mr_walk *w = wp ? *wp : NULL;
@@ -247,7 +262,7 @@ int mr_walk_push(struct mr_walk *w, const char *name, const int *fds, struct mr_
 	w->top++;
 	memset(frame_at(w, w->top), 0, w->frame_size);
 	if (w->top - w->lo + 1 > MR_WALK_HELD)
-		release(w, w->lo++);
+		evict(w, w->lo++);
 	return 0;
 fail_path:
 	w->path[plen] = '\0';
@@ -273,7 +288,7 @@ static int reopen(struct mr_walk *w, size_t i, struct mr_error *err)
 	for (s = 0; s < w->nsides; s++) {
 		int fd;
 
-		if (!l->present[s])
+		if (!l->present[s] || l->fd[s] >= 0)
 			continue;
 		fd = open_dir(w, s, c->fd[s], "..");
 		if (fd < 0) {

@@ -176,14 +176,14 @@ static void two_sides_and_parent(void **state)
 		b = tu_open_dir(p);
 		free(p);
 	}
-	build_deep(a, 40);
-	build_deep(b, 40);
+	build_deep(a, 60);
+	build_deep(b, 60);
 	roots[0] = a;
 	roots[1] = b;
 	w = mr_walk_new(roots, 2, "base", 0, NULL, 0, &err);
 	assert_non_null(w);
 	assert_string_equal(mr_walk_path(w), "base");
-	for (i = 0; i < 40; i++) {
+	for (i = 0; i < 60; i++) {
 		int fds[2];
 		fds[0] = mr_walk_openat(w, 0, "d");
 		/* side 1 lacks the folder from level 30 on */
@@ -191,8 +191,8 @@ static void two_sides_and_parent(void **state)
 		assert_true(fds[0] >= 0);
 		assert_int_equal(mr_walk_push(w, "d", fds, &err), 0);
 	}
-	assert_int_equal(mr_walk_depth(w), 40);
-	assert_int_equal(strlen(mr_walk_path(w)), 4 + 2 * 40);
+	assert_int_equal(mr_walk_depth(w), 60);
+	assert_int_equal(strlen(mr_walk_path(w)), 4 + 2 * 60);
 	assert_int_equal(mr_walk_fd(w, 1), -1);
 	/* a push on a side whose parent is absent is refused */
 	{
@@ -200,7 +200,8 @@ static void two_sides_and_parent(void **state)
 		assert_int_equal(mr_walk_push(w, "x", fds, &err), -1);
 		assert_int_equal(err.errnum, EINVAL);
 	}
-	/* back up to 20: every level given away comes back right */
+	/* back up to 20: every level given away comes back right, side 1's
+	 * last level (30, far above the held ones) included */
 	while (mr_walk_depth(w) > 20)
 		assert_int_equal(mr_walk_pop(w, &err), 0);
 	fd = mr_walk_parent_fd(w, 0, &err);
