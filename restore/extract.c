@@ -65,10 +65,11 @@ struct xctx {
 	uint64_t since_check; /* bytes written since then */
 	int fresh;          /* the work copy was empty at start */
 
-	/* The parent folder of the last entry, kept open: Maildirs hold
-	 * thousands of files per folder and a walk per file costs. */
-	char *cached_rel;
-	int cached_fd;
+	/* The parent folder of the last entry, kept open as a cursor:
+	 * Maildirs hold thousands of files per folder and a walk per file
+	 * costs; the next folder is reached from this one, so a deep tree
+	 * costs one step per entry, not its whole depth. */
+	struct mr_walk *cursor;
 
 	struct deferred_dir *dirs;
 	size_t ndirs, capdirs;
@@ -138,11 +139,7 @@ static void archive_problem(struct xctx *x, const char *path, const char *what)
 
 static void cache_drop(struct xctx *x)
 {
-	if (x->cached_fd >= 0 && x->cached_fd != x->work_fd)
-		mr_close(x->cached_fd);
-	x->cached_fd = -1;
-	free(x->cached_rel);
-	x->cached_rel = NULL;
+	mr_walk_free(&x->cursor);
 }
 
 /* Moves the entry dirfd/name out of the way (into the scratch folder, else
@@ -160,7 +157,7 @@ static int move_aside(struct xctx *x, int dirfd, const char *name)
 	}
 	/* The cached folder may have been inside what moved, unless it is
 	 * the folder the entry was moved out of (the caller's parent). */
-	if (dirfd != x->cached_fd)
+	if (x->cursor == NULL || dirfd != mr_walk_fd(x->cursor, 0))
 		cache_drop(x);
 	if (mr_remove_tree_at(to, tmp, x->err) < 0)
 		return -1;
@@ -236,24 +233,16 @@ static int parent_fd(struct xctx *x, const char *rel, const char *path, int *ref
 	*refused = 0;
 	if (rel[0] == '\0')
 		return x->work_fd;
-	if (x->cached_rel != NULL && strcmp(x->cached_rel, rel) == 0)
-		return x->cached_fd;
-	cache_drop(x);
 	for (tries = 0; tries < 8; tries++) {
 		int rc;
 
 		mr_error_clear(&walk_err);
-		fd = mr_mkdirs_beneath(x->work_fd, rel, 0755, &walk_err);
-		if (fd >= 0) {
-			x->cached_rel = strdup(rel);
-			if (x->cached_rel == NULL) {
-				mr_close(fd);
-				mr_error_set(x->err, ENOMEM, "strdup");
-				return -1;
-			}
-			x->cached_fd = fd;
+		if (x->cursor == NULL)
+			x->cursor = mr_walk_new(&x->work_fd, 1, "", 0, NULL, 0, &walk_err);
+		fd = x->cursor ? mr_walk_goto(x->cursor, rel, 0755, &walk_err) : -1;
+		if (fd >= 0)
 			return fd;
-		}
+		cache_drop(x);
 		if (walk_err.errnum != ENOTDIR && walk_err.errnum != ELOOP &&
 		    walk_err.errnum != EEXIST) {
 			*x->err = walk_err;
@@ -925,6 +914,7 @@ static int dir_cmp(const void *a, const void *b)
 
 static int finish_dirs(struct xctx *x)
 {
+	struct mr_walk *cur = NULL;
 	size_t i;
 	int rc = 0;
 
@@ -940,11 +930,16 @@ static int finish_dirs(struct xctx *x)
 		if (d->path[0] == '\0') {
 			fd = x->work_fd;
 		} else {
-			fd = mr_open_beneath(x->work_fd, d->path, O_RDONLY | O_DIRECTORY, 0, &walk_err);
+			/* In sorted order each folder is a step from the last. */
+			if (cur == NULL)
+				cur = mr_walk_new(&x->work_fd, 1, "", 0, NULL, 0, &walk_err);
+			fd = cur ? mr_walk_goto(cur, d->path, 0, &walk_err) : -1;
 			/* A later entry replaced it, or it sits below a
 			 * refused link: nothing to apply. */
-			if (fd < 0)
+			if (fd < 0) {
+				mr_walk_free(&cur);
 				continue;
+			}
 		}
 		if (x->set->preserve_owner &&
 		    mr_io->fchownat(fd, "", d->uid, d->gid, AT_EMPTY_PATH) < 0) {
@@ -957,9 +952,8 @@ static int finish_dirs(struct xctx *x)
 			mr_error_set(x->err, errno, "futimens(%s) failed", d->path);
 			rc = -1;
 		}
-		if (fd != x->work_fd)
-			mr_close(fd);
 	}
+	mr_walk_free(&cur);
 	return rc;
 }
 
@@ -1049,6 +1043,56 @@ out:
 	return s;
 }
 
+struct sframe {
+	struct mr_dirlist list;
+	size_t i;
+	int listed;
+};
+
+static void sframe_free(void *p)
+{
+	mr_dirlist_free(&((struct sframe *)p)->list);
+}
+
+/* One entry n of the top folder of w: removed when unfinished; a folder
+ * is made listable and entered (1). 0, 1, or -1 with err. */
+static int sweep_entry(struct mr_walk *w, const char *n, struct mr_error *err)
+{
+	int dfd = mr_walk_fd(w, 0), fds[MR_WALK_SIDES] = { -1, -1 };
+	const char *rel = mr_walk_path(w);
+	struct stat sb;
+
+	if (*rel == '\0')
+		rel = ".";
+	if (mr_io->fstatat(dfd, n, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		mr_error_set(err, errno, "fstatat(%.200s/%s) in the work copy failed", rel, n);
+		return -1;
+	}
+	if (S_ISREG(sb.st_mode) && (sb.st_mode & 07777) == 0) {
+		if (mr_io->unlinkat(dfd, n, 0) < 0) {
+			mr_error_set(err, errno, "removing the unfinished %.200s/%s failed", rel, n);
+			return -1;
+		}
+		return 0;
+	}
+	if (!S_ISDIR(sb.st_mode))
+		return 0;
+	/* A folder may still have the archive's mode: without root, listing
+	 * and removing need u+rwx (extraction gives it too, and the
+	 * archive's mode comes back at the end). */
+	if ((sb.st_mode & 0700) != 0700 &&
+	    mr_io->fchmodat(dfd, n, (sb.st_mode & 0777) | 0700, 0) < 0) {
+		mr_error_set(err, errno, "fchmodat(%.200s/%s) in the work copy failed", rel, n);
+		return -1;
+	}
+	fds[0] = mr_walk_openat(w, 0, n);
+	if (fds[0] < 0) {
+		mr_error_set(err, errno, "opening %.200s/%s in the work copy failed", rel, n);
+		return -1;
+	}
+	return mr_walk_push(w, n, fds, err) < 0 ? -1 : 1;
+}
+
 /* Removes, below dfd, every regular file without permission bits: files
  * do_file() was writing in place when a run stopped. A resumed run writes
  * each such entry again anyway (same_file() refuses them), but one whose
@@ -1057,64 +1101,45 @@ out:
  * really holds with mode 0000 is removed too and written again when its
  * entry comes (if the archive stops before it, the source or the attic
  * decides, as for any file the archive did not give). 0, or -1 with err:
- * the work copy is ours, so any failure to list or remove is an error. */
-static int sweep_unfinished(int dfd, const char *rel, struct mr_error *err)
+ * the work copy is ours, so any failure to list or remove is an error.
+ * Walked with mr_walk: any depth, a bounded number of descriptors. */
+static int sweep_unfinished(int dfd, struct mr_error *err)
 {
-	struct mr_dirlist list;
-	struct stat sb;
-	size_t i;
-	int rc = 0;
+	int roots[MR_WALK_SIDES] = { dfd, -1 };
+	struct mr_walk *w;
+	int rc = -1;
 
-	if (mr_listdir(dfd, &list, err) < 0)
+	w = mr_walk_new(roots, 1, "", sizeof(struct sframe), sframe_free, 0, err);
+	if (w == NULL)
 		return -1;
-	for (i = 0; i < list.n && rc == 0; i++) {
-		const char *n = list.v[i].name;
-		unsigned char t = list.v[i].type;
-		int sub;
+	for (;;) {
+		struct sframe *f = mr_walk_frame(w);
+		const char *n;
+		unsigned char t;
 
+		if (!f->listed) {
+			f->listed = 1;
+			if (mr_listdir(mr_walk_fd(w, 0), &f->list, err) < 0)
+				goto out;
+		}
+		if (f->i == f->list.n) {
+			if (mr_walk_depth(w) == 0)
+				break;
+			if (mr_walk_pop(w, err) < 0)
+				goto out;
+			continue;
+		}
+		n = f->list.v[f->i].name;
+		t = f->list.v[f->i].type;
+		f->i++;
 		if (t != DT_REG && t != DT_DIR && t != DT_UNKNOWN)
 			continue;
-		if (mr_io->fstatat(dfd, n, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-			mr_error_set(err, errno, "fstatat(%s/%s) in the work copy failed", rel, n);
-			rc = -1;
-		} else if (S_ISREG(sb.st_mode) && (sb.st_mode & 07777) == 0) {
-			if (mr_io->unlinkat(dfd, n, 0) < 0) {
-				mr_error_set(err, errno, "removing the unfinished %s/%s failed", rel, n);
-				rc = -1;
-			}
-		} else if (S_ISDIR(sb.st_mode)) {
-			char *subrel = NULL;
-
-			/* A folder may still have the archive's mode: without
-			 * root, listing and removing need u+rwx (extraction
-			 * gives it too, and the archive's mode comes back at
-			 * the end). */
-			if ((sb.st_mode & 0700) != 0700 &&
-			    mr_io->fchmodat(dfd, n, (sb.st_mode & 0777) | 0700, 0) < 0) {
-				mr_error_set(err, errno, "fchmodat(%s/%s) in the work copy failed",
-					     rel, n);
-				rc = -1;
-				break;
-			}
-			if (mr_path_depth(rel) >= MR_DEPTH_MAX) {
-				mr_error_set(err, ELOOP, "the work copy has folders nested deeper "
-					     "than %d levels at %.200s...", MR_DEPTH_MAX, rel);
-				rc = -1;
-				break;
-			}
-			sub = mr_io->openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-			if (sub < 0 || asprintf(&subrel, "%s/%s", rel, n) < 0) {
-				mr_error_set(err, sub < 0 ? errno : ENOMEM,
-					     "opening %s/%s in the work copy failed", rel, n);
-				rc = -1;
-			} else {
-				rc = sweep_unfinished(sub, subrel, err);
-			}
-			free(subrel);
-			mr_close(sub);
-		}
+		if (sweep_entry(w, n, err) < 0)
+			goto out;
 	}
-	mr_dirlist_free(&list);
+	rc = 0;
+out:
+	mr_walk_free(&w);
 	return rc;
 }
 
@@ -1172,7 +1197,6 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 	x.st = stats;
 	x.pb = problems;
 	x.err = err;
-	x.cached_fd = -1;
 	wb_extraction_begin();
 
 	if (fstat(archive_fd, &asb) < 0) {
@@ -1199,7 +1223,7 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 		goto out;
 	}
 	x.fresh = work_empty(work_dirfd);
-	if (!x.fresh && sweep_unfinished(work_dirfd, ".", err) < 0)
+	if (!x.fresh && sweep_unfinished(work_dirfd, err) < 0)
 		goto out;
 
 	x.a = archive_read_new();
