@@ -25,7 +25,7 @@ static char *error_reply(int code, const char *msg)
 {
 	struct daemon_buf b = { 0 };
 
-	daemon_proto_error(&b, code, msg);
+	daemon_buf_error(&b, code, msg);
 	return b.p;
 }
 

@@ -14,6 +14,7 @@
 #ifndef MR_DAEMON_PRIVATE_H
 #define MR_DAEMON_PRIVATE_H
 
+#include "daemon/buf.h"
 #include "daemon/daemon.h"
 #include "engine/engine.h"
 #include "queue/eta.h"
@@ -21,19 +22,6 @@
 
 #include <pthread.h>
 #include <sys/types.h>
-
-/* A growable byte string (replies). */
-struct daemon_buf {
-	char *p;
-	size_t len, cap;
-	int oom;  /* an allocation failed: the content is truncated */
-};
-void daemon_buf_printf(struct daemon_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void daemon_buf_json_str(struct daemon_buf *b, const char *s);
-/* Appends a number, or null when v < 0 (times: null when 0). */
-void daemon_buf_num_or_null(struct daemon_buf *b, double v);
-void daemon_buf_free(struct daemon_buf *b);
 
 /* One client connection (server.c). */
 struct conn {
@@ -222,8 +210,6 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 void daemon_proto_queue_more(struct daemon *d, struct conn *c);
 /* A DELIVER body is complete: hands it to a task thread. */
 void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot);
-/* {"ok":false,"error":msg,"code":code} into b (b is reset first). */
-void daemon_proto_error(struct daemon_buf *b, int code, const char *msg);
 /* What a time estimate needs, taken once per reply (metrics.c). */
 struct eta_ctx {
 	uint64_t counts[QUEUE_STATE_COUNT];

@@ -9,7 +9,6 @@
 #include "mail/mail.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,93 +29,9 @@
 #define DENY_DELIVER \
 	"permission denied: delivering needs root, the daemon's user or the deliver group"
 
-/* ---- the reply buffer ------------------------------------------------ */
-
-static int buf_reserve(struct daemon_buf *b, size_t more)
-{
-	size_t cap;
-	char *p;
-
-	if (b->len + more + 1 <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 256;
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (p == NULL) {
-		b->oom = 1;
-		return -1;
-	}
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-/* Appends printf output to b, growing it. */
-void daemon_buf_printf(struct daemon_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (buf_reserve(b, 64) < 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= b->cap - b->len) {
-		if (buf_reserve(b, (size_t)n) < 0) {
-			b->p[b->len] = '\0';
-			return;
-		}
-		va_start(ap, fmt);
-		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-	}
-	b->len += (size_t)n;
-}
-
-/* Appends s as a JSON string literal. */
-void daemon_buf_json_str(struct daemon_buf *b, const char *s)
-{
-	size_t need = strlen(s) * 6 + 3, pos;
-
-	if (buf_reserve(b, need) < 0)
-		return;
-	pos = b->len;
-	mr_json_str(b->p, b->cap, &pos, s);
-	b->len = pos;
-}
-
-/* Appends v, or null when v <= 0 (unset times) or negative (no estimate). */
-void daemon_buf_num_or_null(struct daemon_buf *b, double v)
-{
-	if (v < 0)
-		daemon_buf_printf(b, "null");
-	else
-		daemon_buf_printf(b, "%.3f", v);
-}
-
-/* Frees b's memory and empties it. */
-void daemon_buf_free(struct daemon_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
 static void reply_end(struct daemon_buf *b)
 {
 	daemon_buf_printf(b, "\n");
-}
-
-/* Writes {"ok":false,...} as the whole of b. */
-void daemon_proto_error(struct daemon_buf *b, int code, const char *msg)
-{
-	b->len = 0;
-	daemon_buf_printf(b, "{\"ok\":false,\"error\":");
-	daemon_buf_json_str(b, msg);
-	daemon_buf_printf(b, ",\"code\":%d}\n", code);
 }
 
 static void reply_ok(struct daemon_buf *b, const char *extra)
@@ -208,11 +123,11 @@ struct req {
 static int need_user(struct req *r, int i)
 {
 	if (r->argc <= i) {
-		daemon_proto_error(&r->c->out, MR_EX_USAGE, "missing user name");
+		daemon_buf_error(&r->c->out, MR_EX_USAGE, "missing user name");
 		return -1;
 	}
 	if (!mr_user_name_valid(r->argv[i])) {
-		daemon_proto_error(&r->c->out, MR_EX_DATAERR, "invalid user name");
+		daemon_buf_error(&r->c->out, MR_EX_DATAERR, "invalid user name");
 		return -1;
 	}
 	return 0;
@@ -247,11 +162,11 @@ static void priority_request(struct req *r, const char *verb, request_fn fn, int
 	rc = fn(r->d->q, r->argv[1], mr_now(), &info, &ticket, &err);
 	if (rc < 0) {
 		mr_log("%s %s: %s", verb, r->argv[1], err.msg);
-		daemon_proto_error(&r->c->out, mr_exit_code_for_errno(err.errnum), err.msg);
+		daemon_buf_error(&r->c->out, mr_exit_code_for_errno(err.errnum), err.msg);
 		return;
 	}
 	if (rc == 1 && !unknown_ok) {
-		daemon_proto_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
+		daemon_buf_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
 		return;
 	}
 	if (rc == 1) {
@@ -300,7 +215,7 @@ static void verb_show(struct req *r)
 		return;
 	if (!(daemon_peer_rights(r->d, r->c) & PEER_OPERATOR) &&
 	    !daemon_peer_is_user(r->c, r->argv[1])) {
-		daemon_proto_error(&r->c->out, MR_EX_NOPERM, DENY_SHOW);
+		daemon_buf_error(&r->c->out, MR_EX_NOPERM, DENY_SHOW);
 		return;
 	}
 	if (queue_lookup(r->d->q, r->argv[1], &info) != 0) {
@@ -369,7 +284,7 @@ void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 	if (c->out.oom) {
 		/* Part of the reply may be gone already: end the connection. */
 		c->streaming = 0;
-		daemon_proto_error(&c->out, MR_EX_SOFTWARE, "out of memory");
+		daemon_buf_error(&c->out, MR_EX_SOFTWARE, "out of memory");
 		c->close_after = 1;
 	}
 }
@@ -382,11 +297,11 @@ static void verb_queue(struct req *r)
 	char self[MR_USER_NAME_MAX + 1];
 
 	if (r->argc > 1 && mr_parse_u64(r->argv[1], &max) < 0) {
-		daemon_proto_error(&r->c->out, MR_EX_USAGE, "QUEUE takes an optional count");
+		daemon_buf_error(&r->c->out, MR_EX_USAGE, "QUEUE takes an optional count");
 		return;
 	}
 	if (daemon_server_out_pending(r->d) > OUT_PENDING_MAX) {
-		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL,
+		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL,
 				   "too many replies waiting to be read; try again later");
 		return;
 	}
@@ -403,7 +318,7 @@ static void verb_queue(struct req *r)
 			daemon_proto_user(r->d, &r->c->out, &ctx, &info, 0, 0);
 		daemon_buf_printf(&r->c->out, "]}\n");
 		if (r->c->out.oom)
-			daemon_proto_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+			daemon_buf_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
 		return;
 	}
 	r->c->stream_sent = 0;
@@ -446,16 +361,16 @@ static void verb_list(struct req *r)
 
 	if (r->argc < 2 || r->argc > 3 ||
 	    (r->argc == 3 && mr_parse_u64(r->argv[2], &cursor) < 0)) {
-		daemon_proto_error(b, MR_EX_USAGE, "LIST takes a state and an optional cursor");
+		daemon_buf_error(b, MR_EX_USAGE, "LIST takes a state and an optional cursor");
 		return;
 	}
 	state = strcmp(r->argv[1], "any") == 0 ? -1 : queue_state_parse(r->argv[1]);
 	if (state < 0 && strcmp(r->argv[1], "any") != 0) {
-		daemon_proto_error(b, MR_EX_USAGE, "LIST: no such state");
+		daemon_buf_error(b, MR_EX_USAGE, "LIST: no such state");
 		return;
 	}
 	if (daemon_server_out_pending(r->d) > OUT_PENDING_MAX) {
-		daemon_proto_error(b, MR_EX_TEMPFAIL,
+		daemon_buf_error(b, MR_EX_TEMPFAIL,
 				   "too many replies waiting to be read; try again later");
 		return;
 	}
@@ -474,7 +389,7 @@ static void verb_list(struct req *r)
 	else
 		daemon_buf_printf(b, "null}\n");
 	if (more < 0 || b->oom)
-		daemon_proto_error(b, MR_EX_SOFTWARE, "out of memory");
+		daemon_buf_error(b, MR_EX_SOFTWARE, "out of memory");
 }
 
 static void verb_status(struct req *r)
@@ -537,7 +452,7 @@ static void verb_enqueue(struct req *r)
 		i = 2;
 	}
 	if (i >= r->argc) {
-		daemon_proto_error(b, MR_EX_USAGE, "ENQUEUE needs user names");
+		daemon_buf_error(b, MR_EX_USAGE, "ENQUEUE needs user names");
 		return;
 	}
 	daemon_metrics_ctx(r->d, &ctx);
@@ -555,7 +470,7 @@ static void verb_enqueue(struct req *r)
 			      : queue_enqueue(r->d->q, r->argv[i], mr_now(), &info, &ticket, &err);
 		if (rc < 0) {
 			mr_log("enqueue %s: %s", r->argv[i], err.msg);
-			daemon_proto_error(b, mr_exit_code_for_errno(err.errnum), err.msg);
+			daemon_buf_error(b, mr_exit_code_for_errno(err.errnum), err.msg);
 			goto out;
 		}
 		if (rc == 1) {
@@ -595,7 +510,7 @@ static void verb_task(struct req *r, enum task_kind kind)
 	if (need_user(r, 1) < 0)
 		return;
 	if (queue_lookup(r->d->q, r->argv[1], &info) != 0) {
-		daemon_proto_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
+		daemon_buf_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
 		return;
 	}
 	if (kind == TASK_ACTIVATE && info.state == QUEUE_ACTIVE) {
@@ -603,12 +518,12 @@ static void verb_task(struct req *r, enum task_kind kind)
 		return;
 	}
 	if (info.state != QUEUE_ATTENTION && !(kind == TASK_RETRY && info.retry_at > 0)) {
-		daemon_proto_error(&r->c->out, MR_EX_DATAERR, "the user is not in attention");
+		daemon_buf_error(&r->c->out, MR_EX_DATAERR, "the user is not in attention");
 		return;
 	}
 	t = calloc(1, sizeof(*t));
 	if (t == NULL) {
-		daemon_proto_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+		daemon_buf_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
 		return;
 	}
 	t->kind = kind;
@@ -626,7 +541,7 @@ static void verb_pause(struct req *r, int pause)
 	/* Journaled first, so a pause that was answered survives a crash. */
 	if (queue_set_paused(r->d->q, pause, &err) < 0) {
 		mr_log("%s: %s", pause ? "pause" : "resume", err.msg);
-		daemon_proto_error(&r->c->out, MR_EX_IOERR, err.msg);
+		daemon_buf_error(&r->c->out, MR_EX_IOERR, err.msg);
 		return;
 	}
 	pthread_mutex_lock(&r->d->mu);
@@ -663,22 +578,22 @@ static void verb_deliver(struct req *r)
 		return;
 	if (r->argc < 3 || r->argc > 4 || mr_parse_u64(r->argv[2], &len) < 0 ||
 	    (r->argc == 4 && !delivery_id_valid(r->argv[3]))) {
-		daemon_proto_error(&r->c->out, MR_EX_USAGE, "usage: DELIVER USER LENGTH [ID]");
+		daemon_buf_error(&r->c->out, MR_EX_USAGE, "usage: DELIVER USER LENGTH [ID]");
 		r->c->close_after = 1;
 		return;
 	}
 	if (len > DAEMON_DELIVER_MAX) {
-		daemon_proto_error(&r->c->out, MR_EX_DATAERR, "message larger than 64 MiB");
+		daemon_buf_error(&r->c->out, MR_EX_DATAERR, "message larger than 64 MiB");
 		r->c->close_after = 1;
 		return;
 	}
 	if (queue_lookup(r->d->q, r->argv[1], &info) != 0) {
-		daemon_proto_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
+		daemon_buf_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
 		return;
 	}
 	budget = r->d->set->deliver_memory ? r->d->set->deliver_memory : DAEMON_DELIVER_MEMORY;
 	if (__atomic_load_n(&r->d->body_bytes, __ATOMIC_RELAXED) + len > budget) {
-		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL, "too many deliveries at once");
+		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL, "too many deliveries at once");
 		return;
 	}
 	/* Fair shares: one peer uid may hold at most half of the memory, so
@@ -686,13 +601,13 @@ static void verb_deliver(struct req *r)
 	 * the delivery agent. */
 	if (r->c->uid != 0 && r->c->uid != geteuid() &&
 	    daemon_server_uid_charge(r->d, r->c->uid) + len > budget / 2) {
-		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL,
+		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL,
 				   "too many deliveries at once from this user");
 		return;
 	}
 	r->c->body = malloc((size_t)len + 1);
 	if (r->c->body == NULL) {
-		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL, "out of memory");
+		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL, "out of memory");
 		return;
 	}
 	r->c->body_len = (size_t)len;
@@ -718,7 +633,7 @@ void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot)
 		__atomic_sub_fetch(&d->body_bytes, c->body_len, __ATOMIC_RELAXED);
 		free(c->body);
 		c->body = NULL;
-		daemon_proto_error(&c->out, MR_EX_TEMPFAIL, "out of memory");
+		daemon_buf_error(&c->out, MR_EX_TEMPFAIL, "out of memory");
 		return;
 	}
 	t->kind = TASK_DELIVER;
@@ -747,13 +662,13 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 	r.slot = slot;
 	for (tok = strtok_r(p, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
 		if (r.argc == MAX_ARGS) {
-			daemon_proto_error(&c->out, MR_EX_USAGE, "too many arguments");
+			daemon_buf_error(&c->out, MR_EX_USAGE, "too many arguments");
 			return;
 		}
 		r.argv[r.argc++] = tok;
 	}
 	if (r.argc == 0) {
-		daemon_proto_error(&c->out, MR_EX_USAGE, "empty request");
+		daemon_buf_error(&c->out, MR_EX_USAGE, "empty request");
 		return;
 	}
 	verb = r.argv[0];
@@ -762,11 +677,11 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 	     strcasecmp(verb, "PAUSE") == 0 || strcasecmp(verb, "RESUME") == 0 ||
 	     strcasecmp(verb, "SHUTDOWN") == 0 || strcasecmp(verb, "LIST") == 0;
 	if (op && !(daemon_peer_rights(d, c) & PEER_OPERATOR)) {
-		daemon_proto_error(&c->out, MR_EX_NOPERM, DENY_OPERATOR);
+		daemon_buf_error(&c->out, MR_EX_NOPERM, DENY_OPERATOR);
 		return;
 	}
 	if (strcasecmp(verb, "DELIVER") == 0 && !(daemon_peer_rights(d, c) & PEER_DELIVER)) {
-		daemon_proto_error(&c->out, MR_EX_NOPERM, DENY_DELIVER);
+		daemon_buf_error(&c->out, MR_EX_NOPERM, DENY_DELIVER);
 		/* A body may follow the line: it must not be read as requests. */
 		c->close_after = 1;
 		return;
@@ -803,6 +718,6 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 		c->close_after = 1;
 		d->loop_stop = 1;
 	} else {
-		daemon_proto_error(&c->out, MR_EX_USAGE, "unknown request");
+		daemon_buf_error(&c->out, MR_EX_USAGE, "unknown request");
 	}
 }

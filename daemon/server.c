@@ -375,7 +375,7 @@ static void conn_process(struct daemon *d, uint32_t slot)
 		nl = memchr(c->in, '\n', c->in_len);
 		if (nl == NULL) {
 			if (c->in_len == sizeof(c->in)) {
-				daemon_proto_error(&c->out, MR_EX_USAGE,
+				daemon_buf_error(&c->out, MR_EX_USAGE,
 						   "request line longer than 4096 bytes");
 				c->close_after = 1;
 			}
