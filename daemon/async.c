@@ -144,11 +144,13 @@ static char *user_reply(struct daemon *d, const char *user, const char *extra)
 {
 	struct queue_user_info info;
 	struct daemon_buf b = { 0 };
+	struct daemon_workers_now now;
 	struct eta_ctx ctx;
 
 	if (queue_lookup(d->q, user, &info) != 0)
 		return error_reply(MR_EX_NOUSER, "not an affected user");
-	daemon_metrics_ctx(d, &ctx);
+	daemon_workers_now(d, &now);
+	daemon_metrics_ctx(d, &now, &ctx);
 	daemon_proto_user(d, &b, &ctx, &info, 0, 1);
 	if (b.len > 0 && extra != NULL) {
 		b.len--; /* reopen the object */

@@ -199,6 +199,9 @@ int daemon_server_loop(struct daemon *d);
 void daemon_server_stop_listening(struct daemon *d);
 void daemon_server_close(struct daemon *d);
 
+/* Makes the loop end after the events at hand (SHUTDOWN, a signal, the
+ * work done). */
+void daemon_server_request_stop(struct daemon *d);
 /* Bytes of DELIVER bodies c's peer uid has in flight (server.c). */
 uint64_t daemon_server_uid_charge(struct daemon *d, uid_t uid);
 /* Bytes of replies not yet sent, over all connections (server.c). */
@@ -260,11 +263,30 @@ void daemon_run_on_active(struct daemon *d, const char *user);
 /* Writes the "workers" JSON list into b. only NULL: every busy worker's
  * user; else the user only when it is only (others are null). */
 void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *only);
-/* The running jobs: names into names[i], the seconds each still needs
- * (daemon_metrics_left; -1 unknown) into left[i], at most max. Returns the
- * number. */
-size_t daemon_workers_running(struct daemon *d, char (*names)[MR_USER_NAME_MAX + 1],
-			      double *left, size_t max);
+/* Pauses (1) or resumes (0) the workers: paused, they take no new user
+ * (running jobs go on); resuming also ends a background hold and its
+ * streak. The journaled pause is the queue's (queue_set_paused): the caller
+ * records it first. */
+void daemon_workers_pause(struct daemon *d, int pause);
+/* Whether the workers are paused (*paused_r), background work is held
+ * (*held_r) and why (into reason, len bytes). */
+void daemon_workers_held(struct daemon *d, int *paused_r, int *held_r, char *reason,
+			 size_t len);
+/* What the workers do now, for the time estimates (one look under d->mu). */
+struct daemon_workers_job {
+	char user[MR_USER_NAME_MAX + 1];
+	uint64_t size;        /* the user's size_hint */
+	int syncing;          /* the sync has begun */
+	double run_elapsed;   /* seconds since the run started */
+	double sync_elapsed;  /* seconds since the sync began; -1 not yet */
+};
+struct daemon_workers_now {
+	int jobs;             /* worker threads */
+	int paused;
+	size_t n;             /* busy workers (at most ETA_MAX_WORKERS) */
+	struct daemon_workers_job job[ETA_MAX_WORKERS];
+};
+void daemon_workers_now(struct daemon *d, struct daemon_workers_now *now_r);
 
 /* metrics.c */
 /* Starts the clock, loads the rates kept by an earlier run. 0 or -1. */
@@ -284,9 +306,10 @@ void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
  * measurement). sync_elapsed < 0: the sync has not begun. */
 double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double run_elapsed,
 			   double sync_elapsed);
-/* Fills ctx from the queue, the workers and the model (takes the queue's
- * lock: not inside queue callbacks). */
-void daemon_metrics_ctx(struct daemon *d, struct eta_ctx *ctx);
+/* Fills ctx from the queue, the model and what the workers do now (from
+ * daemon_workers_now; takes the queue's lock: not inside queue callbacks). */
+void daemon_metrics_ctx(struct daemon *d, const struct daemon_workers_now *now,
+			struct eta_ctx *ctx);
 /* The time estimate of a user in seconds; < 0 when there is none (see
  * daemon_metrics_eta_status for why). */
 double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,

@@ -42,6 +42,16 @@ static void reply_ok(struct daemon_buf *b, const char *extra)
 
 /* ---- users as JSON ----------------------------------------------------- */
 
+/* What an estimate needs, taken once per reply: the queue's and the
+ * model's part (metrics.c) over what the workers do now (workers.c). */
+static void eta_ctx(struct daemon *d, struct eta_ctx *ctx)
+{
+	struct daemon_workers_now now;
+
+	daemon_workers_now(d, &now);
+	daemon_metrics_ctx(d, &now, ctx);
+}
+
 static double time_or_null(double t)
 {
 	return t > 0 ? t : -1;
@@ -175,7 +185,7 @@ static void priority_request(struct req *r, const char *verb, request_fn fn, int
 		info.state = QUEUE_UNKNOWN;
 		info.position = -1;
 	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	r->c->out.len = 0;
 	daemon_proto_user(r->d, &r->c->out, &ctx, &info, 0, 1);
 	reply_end(&r->c->out);
@@ -224,7 +234,7 @@ static void verb_show(struct req *r)
 		info.state = QUEUE_UNKNOWN;
 		info.position = -1;
 	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	r->c->out.len = 0;
 	daemon_proto_user(r->d, &r->c->out, &ctx, &info, 1, 1);
 	reply_end(&r->c->out);
@@ -267,7 +277,7 @@ void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 
 	if (c->stream_max != 0 && c->stream_max - c->stream_sent < want)
 		want = c->stream_max - c->stream_sent;
-	daemon_metrics_ctx(d, &ctx);
+	eta_ctx(d, &ctx);
 	ctx.may_lock_workers = 0;
 	w.d = d;
 	w.b = &c->out;
@@ -305,7 +315,7 @@ static void verb_queue(struct req *r)
 				   "too many replies waiting to be read; try again later");
 		return;
 	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	r->c->out.len = 0;
 	daemon_buf_printf(&r->c->out, "{\"ok\":true,\"total\":%llu,\"queue\":[",
 			  (unsigned long long)ctx.pending);
@@ -374,7 +384,7 @@ static void verb_list(struct req *r)
 				   "too many replies waiting to be read; try again later");
 		return;
 	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	ctx.may_lock_workers = 0;
 	b->len = 0;
 	daemon_buf_printf(b, "{\"ok\":true,\"state\":\"%s\",\"users\":[", r->argv[1]);
@@ -405,12 +415,8 @@ static void verb_status(struct req *r)
 	everyone = (daemon_peer_rights(d, r->c) & PEER_OPERATOR) != 0;
 	if (!everyone && daemon_peer_name(r->c, self, sizeof(self)) < 0)
 		self[0] = '\0';
-	daemon_metrics_ctx(d, &ctx);
-	pthread_mutex_lock(&d->mu);
-	paused = d->paused;
-	held = d->background_held;
-	memcpy(held_reason, d->held_reason, sizeof(held_reason));
-	pthread_mutex_unlock(&d->mu);
+	eta_ctx(d, &ctx);
+	daemon_workers_held(d, &paused, &held, held_reason, sizeof(held_reason));
 	b->len = 0;
 	daemon_buf_printf(b, "{\"ok\":true,\"background_held\":");
 	if (held)
@@ -455,7 +461,7 @@ static void verb_enqueue(struct req *r)
 		daemon_buf_error(b, MR_EX_USAGE, "ENQUEUE needs user names");
 		return;
 	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	b->len = 0;
 	daemon_buf_printf(b, "{\"ok\":true,\"users\":[");
 	for (; i < r->argc; i++) {
@@ -544,15 +550,7 @@ static void verb_pause(struct req *r, int pause)
 		daemon_buf_error(&r->c->out, MR_EX_IOERR, err.msg);
 		return;
 	}
-	pthread_mutex_lock(&r->d->mu);
-	r->d->paused = pause;
-	if (!pause) {
-		r->d->background_held = 0;
-		r->d->attention_streak = 0;
-	}
-	r->d->work_seq++;
-	pthread_cond_broadcast(&r->d->work_cv);
-	pthread_mutex_unlock(&r->d->mu);
+	daemon_workers_pause(r->d, pause);
 	mr_log("%s by uid %ld", pause ? "paused" : "resumed", (long)r->c->uid);
 	reply_ok(&r->c->out, pause ? "\"paused\":true" : "\"paused\":false");
 }
@@ -716,7 +714,7 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 		mr_log("shutdown requested by uid %ld", (long)c->uid);
 		reply_ok(&c->out, "\"stopping\":true");
 		c->close_after = 1;
-		d->loop_stop = 1;
+		daemon_server_request_stop(d);
 	} else {
 		daemon_buf_error(&c->out, MR_EX_USAGE, "unknown request");
 	}

@@ -716,6 +716,13 @@ static int all_done(struct daemon *d)
 	return daemon_workers_busy(d) == 0;
 }
 
+/* The loop checks the flag once per round of events (only the loop's
+ * thread calls this). */
+void daemon_server_request_stop(struct daemon *d)
+{
+	d->loop_stop = 1;
+}
+
 /* Serves clients until a signal, SHUTDOWN, or (exit_when_done) the end of
  * the work. Returns 0. */
 int daemon_server_loop(struct daemon *d)
@@ -741,7 +748,7 @@ int daemon_server_loop(struct daemon *d)
 			} else if (tag == TAG_SIGNAL) {
 				while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
 					mr_log("signal %u: stopping", si.ssi_signo);
-					d->loop_stop = 1;
+					daemon_server_request_stop(d);
 				}
 			} else if (tag < d->max_conns && d->conns[tag] != NULL &&
 				   d->conns[tag]->fd >= 0) {
@@ -765,7 +772,7 @@ int daemon_server_loop(struct daemon *d)
 			daemon_workers_tick(d);
 			if (d->set->exit_when_done && all_done(d)) {
 				mr_log("every affected user is active or in attention: exiting");
-				d->loop_stop = 1;
+				daemon_server_request_stop(d);
 			}
 		}
 	}
