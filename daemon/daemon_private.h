@@ -1,21 +1,49 @@
 /*
  * daemon_private.h: what the files of daemon/ share: the daemon's state,
- * the connections of the event loop, the growable reply buffer, and the
- * entry points of each concern:
- *   server.c   socket, event loop, connections, limits, timeouts
- *   proto.c    request parsing and the JSON replies of every verb
- *   async.c    the committer (group commit before durable replies) and the
- *              task threads (deliver, activate, retry)
- *   workers.c  worker threads, preemption, --on-active
- *   metrics.c  throughput and time estimates
+ * the connections of the event loop, and the entry points of each concern:
  *   daemon.c   daemon_run(): start-up and shut-down
- *   client.c, json.c  the client side
+ *   server.c   socket, event loop, connections, limits, timeouts
+ *   proto.c    the table of verbs (proto.h): who may call each, its
+ *              checks, its handler and the part a task thread runs; the
+ *              JSON replies. Every verb lives there and nowhere else.
+ *   async.c    the committer (group commit before durable replies) and a
+ *              generic executor (task threads run a function, the reply
+ *              goes back to the loop); it knows no verb
+ *   workers.c  worker threads, preemption, pausing, --on-active
+ *   metrics.c  throughput and time estimates
+ *   peer.c     who the peer is and its rights
+ *   buf.c      the reply buffer (buf.h)
+ *   client.c, json.c  the client side (daemon.h)
+ *
+ * Who calls whom (an arrow: calls functions of):
+ *
+ *   daemon.c -> server.c -> proto.c -> async.c, workers.c, metrics.c, peer.c
+ *                                      workers.c -> metrics.c
+ *               server.c -> async.c (completions), workers.c (the tick),
+ *                           peer.c (connection limits)
+ *   daemon.c -> async.c, workers.c, metrics.c (start, stop), peer.c (groups)
+ *   and every one of them -> buf.c
+ *
+ * buf.c and peer.c call nothing in daemon/; async.c calls only buf.c.
+ * Workers report finished runs to metrics (daemon_metrics_finished,
+ * _observe); metrics never calls the workers: an estimate is made from
+ * a look at them the caller takes first (daemon_workers_now).
+ *
+ * One way back, on purpose: proto.c calls three server.c functions,
+ * daemon_server_request_stop() (SHUTDOWN ends the loop), and
+ * daemon_server_uid_charge() and daemon_server_out_pending() (DELIVER and
+ * QUEUE/LIST are refused when a peer's bodies or the unread replies of
+ * every client pass their limits: questions about all connections that
+ * only the loop, which owns them, can answer). All three run on the
+ * loop's thread, inside a call from server.c, and change nothing proto.c
+ * depends on.
  */
 #ifndef MR_DAEMON_PRIVATE_H
 #define MR_DAEMON_PRIVATE_H
 
 #include "daemon/buf.h"
 #include "daemon/daemon.h"
+#include "daemon/proto.h"
 #include "engine/engine.h"
 #include "queue/eta.h"
 #include "queue/queue.h"
@@ -56,12 +84,6 @@ struct conn {
 	uint32_t events;      /* epoll interest in force */
 };
 
-/* What a peer may do beyond LOGIN, STATUS, PING and its own SHOW (peer.c). */
-enum {
-	PEER_OPERATOR = 1 << 0, /* operator verbs; SHOW and QUEUE of anyone */
-	PEER_DELIVER = 1 << 1,  /* DELIVER */
-};
-
 /* A worker thread's view (workers.c); fields under daemon.mu. */
 struct worker {
 	struct daemon *d;
@@ -92,15 +114,15 @@ struct commit_item {
 	queue_ticket ticket;
 	struct commit_item *next;
 };
-enum task_kind { TASK_DELIVER = 1, TASK_ACTIVATE, TASK_RETRY };
-struct task {
-	enum task_kind kind;
-	uint32_t slot, gen;
-	char user[MR_USER_NAME_MAX + 1];
-	char *body;
-	size_t len;
-	char id[DAEMON_ID_MAX + 1];  /* DELIVER's delivery id, "" for none */
-	struct task *next;
+/* Work for a task thread: returns the reply (malloc'd; NULL: the parked
+ * reply as it is) and releases arg. cancelled: the task is dropped unrun
+ * (daemon_async_drain): release arg only and return NULL. */
+typedef char *(*daemon_task_fn)(struct daemon *d, void *arg, int cancelled);
+struct daemon_task {
+	daemon_task_fn fn;
+	void *arg;
+	uint32_t slot, gen;   /* whose reply it makes */
+	struct daemon_task *next;
 };
 
 /* Throughput over the run (metrics.c); under daemon.metrics_mu. */
@@ -161,7 +183,7 @@ struct daemon {
 	pthread_cond_t commit_cv, task_cv;
 	struct completion *done_head, *done_tail;
 	struct commit_item *commit_head, *commit_tail;
-	struct task *task_head, *task_tail;
+	struct daemon_task *task_head, *task_tail;
 	int async_stop;
 	int tasks_running;
 	pthread_t committer;
@@ -207,10 +229,21 @@ uint64_t daemon_server_uid_charge(struct daemon *d, uid_t uid);
 /* Bytes of replies not yet sent, over all connections (server.c). */
 uint64_t daemon_server_out_pending(struct daemon *d);
 
-/* proto.c: handles one request line of c; sets c->out (now or later). */
-void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char *line);
+/* proto.c: handles one request line of c (len bytes, NUL terminated, the
+ * newline removed; len >= DAEMON_LINE_MAX for a line that did not end
+ * within the limit); sets c->out (now or later). */
+void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char *line,
+			  size_t len);
 /* Appends the next piece of c's QUEUE reply (c->streaming: more follow). */
 void daemon_proto_queue_more(struct daemon *d, struct conn *c);
+/* What a verb hands to its task (the arg of a daemon_task it submits): the
+ * user, and DELIVER's message. */
+struct verb_job {
+	char user[MR_USER_NAME_MAX + 1];
+	char id[DAEMON_ID_MAX + 1];  /* DELIVER's delivery id, "" for none */
+	char *body;
+	size_t len;
+};
 /* A DELIVER body is complete: hands it to a task thread. */
 void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot);
 /* What a time estimate needs, taken once per reply (metrics.c). */
@@ -239,8 +272,15 @@ void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_
 int daemon_async_start(struct daemon *d);
 void daemon_async_stop(struct daemon *d);
 void daemon_async_commit(struct daemon *d, uint32_t slot, uint32_t gen, queue_ticket t);
-/* Takes ownership of t. */
-void daemon_async_task(struct daemon *d, struct task *t);
+/* Runs fn(d, arg, 0) on a task thread; its reply becomes the reply of
+ * (slot, gen). 0, or -1 when out of memory (fn is not called: arg is still
+ * the caller's). */
+int daemon_async_submit(struct daemon *d, uint32_t slot, uint32_t gen, daemon_task_fn fn,
+			void *arg);
+/* For a daemon whose threads never started (tests, the fuzzer): waits for
+ * every parked ticket, drops every task (fn(d, arg, 1)) and discards the
+ * completions. */
+void daemon_async_drain(struct daemon *d);
 /* Hands a finished reply to the loop (reply malloc'd or NULL). */
 void daemon_async_complete(struct daemon *d, uint32_t slot, uint32_t gen, char *reply,
 			   int close_after);
