@@ -149,7 +149,8 @@ struct daemon {
 	gid_t operator_gid, deliver_gid, socket_gid;
 	int have_operator_gid, have_deliver_gid, have_socket_gid;
 
-	/* Workers: busy/paused/stopping and every struct worker. */
+	/* Workers: busy/paused/stopping and every struct worker. workers.c's
+	 * own: other files go through daemon_workers_*(). */
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;
 	uint64_t work_seq;        /* bumped on every request: workers recheck */
@@ -175,7 +176,8 @@ struct daemon {
 	struct conn **conns;      /* max_conns slots */
 	int nconns;
 	uint32_t max_conns, max_conns_uid, reserved_conns;
-	int loop_stop;            /* leave the loop (signal, SHUTDOWN, done) */
+	int loop_stop;            /* leave the loop (signal, SHUTDOWN, done);
+				   * set by daemon_server_request_stop() */
 	double next_sweep;
 
 	/* Completions, commit and task lists (async.c). */
@@ -193,7 +195,9 @@ struct daemon {
 	pthread_mutex_t metrics_mu;
 	struct metrics metrics;
 	struct eta_model *eta;    /* the time model (queue/eta.h), own lock */
-	uint64_t body_bytes;      /* DELIVER bodies held in memory (atomic) */
+	uint64_t body_bytes;      /* DELIVER bodies held in memory (atomic):
+				   * proto.c counts them in and out, server.c
+				   * gives back a body cut off by a hang-up */
 };
 
 /* peer.c */
