@@ -33,6 +33,10 @@
 /* Free space is asked again after this many bytes were written. */
 #define SPACE_CHECK_EVERY (8 * MIB)
 #define READ_BLOCK (128 * 1024)
+/* Write-behind (writer.c) starts after this many files written in place,
+ * and takes files up to this size. */
+#define WB_AFTER_FILES 64
+#define WB_FILE_MAX (256 * 1024)
 
 /* A directory whose mode and times are applied after all entries. */
 struct deferred_dir {
@@ -71,6 +75,19 @@ struct xctx {
 
 	/* Set when the archive itself stops the run (corrupt, bomb). */
 	int archive_failed;
+
+	/* Write-behind of small files written in place (writer.c). */
+	struct wb *wb;
+	int wb_tried;
+	uint64_t direct_files;
+};
+
+/* A file's data kept in memory for write-behind while it is contiguous
+ * from offset 0 and small; else spilled to the file and written through. */
+struct xbuf {
+	unsigned char *data;
+	size_t len, cap;
+	int spilled;
 };
 
 /* What one entry's handler tells the main loop. */
@@ -389,9 +406,22 @@ static int file_meta(struct xctx *x, int fd, struct archive_entry *e, const char
 	return 0;
 }
 
-/* Copies the entry's data into fd. Returns STEP_OK, STEP_ARCHIVE_STOP
- * (corrupt/truncated/bomb, reported) or STEP_FATAL (err set). */
-static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, const char *path)
+/* Writes what xb kept to fd and writes through from now on. */
+static int spill(struct xctx *x, int fd, struct xbuf *xb, const char *path)
+{
+	xb->spilled = 1;
+	if (xb->len > 0 && mr_pwrite_all(fd, xb->data, xb->len, 0) < 0) {
+		mr_error_set(x->err, errno, "pwrite(%s) failed", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Copies the entry's data into fd, or into xb (when not NULL) while it
+ * fits. Returns STEP_OK, STEP_ARCHIVE_STOP (corrupt/truncated/bomb,
+ * reported) or STEP_FATAL (err set). */
+static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, const char *path,
+			    struct xbuf *xb)
 {
 	int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
 	int64_t end = 0;
@@ -423,9 +453,17 @@ static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, con
 		s = budget(x, path, len);
 		if (s != STEP_OK)
 			return s;
-		if (mr_pwrite_all(fd, buf, len, off) < 0) {
-			mr_error_set(x->err, errno, "pwrite(%s) failed", path);
-			return STEP_FATAL;
+		if (xb != NULL && !xb->spilled && off == (la_int64_t)xb->len &&
+		    len <= xb->cap - xb->len) {
+			memcpy(xb->data + xb->len, buf, len);
+			xb->len += len;
+		} else {
+			if (xb != NULL && !xb->spilled && spill(x, fd, xb, path) < 0)
+				return STEP_FATAL;
+			if (mr_pwrite_all(fd, buf, len, off) < 0) {
+				mr_error_set(x->err, errno, "pwrite(%s) failed", path);
+				return STEP_FATAL;
+			}
 		}
 		x->written += len;
 		x->since_check += len;
@@ -433,8 +471,8 @@ static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, con
 		if (off + (int64_t)len > end)
 			end = off + (int64_t)len;
 	}
-	/* A sparse file may end in a hole. */
-	if (size > end && mr_io->ftruncate(fd, size) < 0) {
+	/* A sparse file may end in a hole (write-behind truncates its own). */
+	if ((xb == NULL || xb->spilled) && size > end && mr_io->ftruncate(fd, size) < 0) {
 		mr_error_set(x->err, errno, "ftruncate(%s) failed", path);
 		return STEP_FATAL;
 	}
@@ -461,12 +499,36 @@ static int place(struct xctx *x, int tmpdir, const char *tmp, int pfd, const cha
 	return -1;
 }
 
+/* 1 when this file may go to the write-behind helper: started after the
+ * first WB_AFTER_FILES files written in place, when a core is free. */
+static int write_behind(struct xctx *x)
+{
+	struct mr_error err;
+
+	if (x->wb != NULL)
+		return 1;
+	if (x->wb_tried || ++x->direct_files < WB_AFTER_FILES)
+		return 0;
+	x->wb_tried = 1;
+	if (!wb_worth_it())
+		return 0;
+	/* Without the helper the extraction goes on as before. */
+	return wb_start(&x->wb, &err) == 0;
+}
+
+/* Waits until every file handed to the helper is complete. */
+static int wb_wait(struct xctx *x)
+{
+	return x->wb == NULL ? 0 : wb_drain(x->wb, x->err);
+}
+
 static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const char *name,
 			 const char *path)
 {
 	char tmp[NAME_MAX + 1];
 	int tmpdir = x->tmp_fd >= 0 ? x->tmp_fd : pfd;
-	int fd = -1, have_tmp = 0, direct = 0;
+	int fd = -1, have_tmp = 0, direct = 0, use_wb = 0;
+	struct xbuf xb = { 0 };
 	enum step s = STEP_FATAL;
 	uint64_t declared = archive_entry_size_is_set(e) && archive_entry_size(e) > 0
 				    ? (uint64_t)archive_entry_size(e) : 0;
@@ -521,10 +583,40 @@ static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const
 		goto out;
 	}
 	have_tmp = 1;
-	s = write_data(x, fd, e, path);
+	if (direct && declared <= WB_FILE_MAX && write_behind(x)) {
+		xb.cap = declared;
+		xb.data = declared > 0 ? malloc(declared) : NULL;
+		if (declared > 0 && xb.data == NULL)
+			xb.spilled = 1;
+		use_wb = 1;
+	}
+	s = write_data(x, fd, e, path, use_wb ? &xb : NULL);
 	if (s != STEP_OK)
 		goto out;
 	s = STEP_FATAL;
+	if (use_wb && !xb.spilled) {
+		/* The helper writes, sets owner, mode and times, and closes. */
+		struct wb_file f = { .fd = fd, .path = strdup(path), .data = xb.data,
+				     .len = xb.len, .size = declared,
+				     .set_owner = x->set->preserve_owner,
+				     .uid = (uid_t)archive_entry_uid(e),
+				     .gid = (gid_t)archive_entry_gid(e),
+				     .perm = archive_entry_perm(e) & 0777 };
+
+		if (f.path == NULL) {
+			mr_error_set(x->err, ENOMEM, "strdup");
+			goto out;
+		}
+		entry_times(e, f.ts);
+		fd = -1;
+		xb.data = NULL;
+		have_tmp = 0;
+		if (wb_submit(x->wb, &f, x->err) < 0)
+			goto out;
+		x->st->files++;
+		s = STEP_OK;
+		goto out;
+	}
 	if (file_meta(x, fd, e, path) < 0)
 		goto out;
 	if (mr_io->close(fd) < 0) {
@@ -539,6 +631,7 @@ static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const
 	x->st->files++;
 	s = STEP_OK;
 out:
+	free(xb.data);
 	mr_close(fd);
 	if (have_tmp)
 		(void)mr_io->unlinkat(tmpdir, tmp, 0);
@@ -806,7 +899,7 @@ static enum step do_hardlink(struct xctx *x, struct archive_entry *e, int pfd, c
 			s = STEP_FATAL;
 			goto out;
 		}
-		s = write_data(x, fd, e, path);
+		s = write_data(x, fd, e, path, NULL);
 		if (s == STEP_OK && file_meta(x, fd, e, path) < 0)
 			s = STEP_FATAL;
 		mr_close(fd);
@@ -928,6 +1021,11 @@ static enum step do_entry(struct xctx *x, struct archive_entry *e)
 	if (pfd < 0) {
 		if (refused)
 			goto skip;
+		s = STEP_FATAL;
+		goto out;
+	}
+	/* Links, folders and a path written twice must see complete files. */
+	if ((archive_entry_hardlink(e) != NULL || type != AE_IFREG) && wb_wait(x) < 0) {
 		s = STEP_FATAL;
 		goto out;
 	}
@@ -1075,6 +1173,7 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 	x.pb = problems;
 	x.err = err;
 	x.cached_fd = -1;
+	wb_extraction_begin();
 
 	if (fstat(archive_fd, &asb) < 0) {
 		mr_error_set(err, errno, "fstat(archive) failed");
@@ -1187,10 +1286,19 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 				"the archive is empty (%llu bytes)", (unsigned long long)x.archive_size);
 	}
 	cache_drop(&x);
-	if (finish_dirs(&x) < 0)
+	if (wb_wait(&x) < 0 || finish_dirs(&x) < 0)
 		goto out;
 	rc = x.archive_failed ? 1 : 0;
 out:
+	if (x.wb != NULL) {
+		struct mr_error werr;
+
+		if (wb_stop(x.wb, &werr) < 0 && rc >= 0) {
+			*err = werr;
+			rc = -1;
+		}
+	}
+	wb_extraction_end();
 	cache_drop(&x);
 	if (x.a != NULL)
 		archive_read_free(x.a);
