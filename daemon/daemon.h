@@ -62,6 +62,9 @@
 						 * user and operators */
 #define DAEMON_DELIVER_MEMORY (256u * 1024 * 1024) /* DELIVER bodies in memory */
 #define DAEMON_BODY_RATE (64u * 1024)           /* bytes/s a DELIVER body must keep up */
+#define DAEMON_OUT_PENDING_MAX (16u * 1024 * 1024) /* reply bytes not yet read, over all
+						    * clients, beyond which QUEUE and
+						    * LIST are answered 75 */
 
 /* Users in a row in attention for the same kind of reason after which
  * background work is held (status says why; `resume` goes on). */
