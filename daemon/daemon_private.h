@@ -88,6 +88,9 @@ struct worker {
 	double started_mono;
 	double sync_mono;     /* monotonic: when the tick saw the sync begin (0 not yet) */
 	uint64_t size;        /* the user's size_hint (the model's cost key) */
+	double taken_mono;    /* monotonic: when it went to take the user off the queue
+	                       * (the model's run starts there) */
+	double predicted;     /* the model's seconds for the run at its start (-1 none) */
 	int resumed;          /* an earlier run left a work copy: not a clean sample */
 	struct engine_job job;
 };
@@ -125,6 +128,8 @@ struct metrics {
 	double held_cache_at;     /* monotonic time of held_cache */
 	uint64_t held_cache;
 	double rates_saved_at;    /* monotonic time eta.rates was last written */
+	int trace;                /* MAILRESTORE_ETA_TRACE set: log each run against
+	                           * its estimate (bench/eta.sh) */
 	int rates_dirty;          /* runs observed since */
 };
 
@@ -289,9 +294,13 @@ void daemon_metrics_finished(struct daemon *d, double seconds, uint64_t bytes, i
 /* One clean run (active, first attempt) for the model. sync_seconds < 0:
  * the phases could not be told apart (extract_seconds is the whole run). */
 struct daemon_run_sample {
+	const char *user;     /* for the trace (may be NULL) */
 	uint64_t size;
 	uint64_t extract_bytes, extract_files, sync_bytes, sync_files;
 	double extract_seconds, sync_seconds;
+	double run_seconds;   /* taken off the queue to activation recorded; <= 0:
+	                       * extract_seconds + sync_seconds */
+	double predicted;     /* what the model said at the start (-1 nothing) */
 };
 void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r);
 /* Seconds a running job of this size still needs (-1 before any

@@ -17,6 +17,7 @@
 #include "daemon/daemon_private.h"
 #include "mail/mail.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Rates are written at most this often while runs finish (and at exit). */
@@ -31,6 +32,7 @@ int daemon_metrics_init(struct daemon *d)
 
 	memset(&d->metrics, 0, sizeof(d->metrics));
 	d->metrics.start_mono = mr_monotonic();
+	d->metrics.trace = getenv("MAILRESTORE_ETA_TRACE") != NULL;
 	d->eta = eta_model_new();
 	if (d->eta == NULL) {
 		mr_log("daemon: out of memory");
@@ -86,8 +88,17 @@ void daemon_metrics_finished(struct daemon *d, double seconds, uint64_t bytes, i
 void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 {
 	double now = mr_monotonic();
+	double run = r->run_seconds > 0 ? r->run_seconds
+					 : r->extract_seconds + (r->sync_seconds > 0 ? r->sync_seconds : 0);
 	int save;
 
+	if (d->metrics.trace)
+		mr_log("eta trace: %s size=%llu bytes=%llu files=%llu estimated=%.3f took=%.3f "
+		       "extract=%.3f sync=%.3f",
+		       r->user ? r->user : "-", (unsigned long long)r->size,
+		       (unsigned long long)(r->extract_bytes + r->sync_bytes),
+		       (unsigned long long)(r->extract_files + r->sync_files), r->predicted, run,
+		       r->extract_seconds, r->sync_seconds);
 	if (r->sync_seconds >= 0) {
 		eta_model_observe(d->eta, ETA_EXTRACT, r->size, r->extract_bytes, r->extract_files,
 				  r->extract_seconds);
@@ -95,8 +106,7 @@ void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 				  r->sync_seconds);
 	}
 	eta_model_observe(d->eta, ETA_RUN, r->size, r->extract_bytes + r->sync_bytes,
-			  r->extract_files + r->sync_files,
-			  r->extract_seconds + (r->sync_seconds > 0 ? r->sync_seconds : 0));
+			  r->extract_files + r->sync_files, run);
 	pthread_mutex_lock(&d->metrics_mu);
 	d->metrics.rates_dirty = 1;
 	save = now - d->metrics.rates_saved_at >= RATES_SAVE_INTERVAL;
