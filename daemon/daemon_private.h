@@ -237,13 +237,15 @@ struct eta_ctx {
 	int background;
 	int paused;
 	int measured;        /* the model has a run behind it */
-	int may_lock_workers; /* 0 inside a walk of the lanes in order (QUEUE):
-	                       * each user's estimate advances walk */
+	int may_lock_workers; /* 0 inside a walk of the queue (QUEUE, LIST):
+	                       * estimates come from plan */
+	struct eta_plan *plan; /* every user's estimate in the queue's order,
+	                        * by name hash (daemon_metrics_ctx_plan) */
+	size_t nplan;
 	size_t nrunning;     /* running jobs and the seconds they still need */
 	char running[ETA_MAX_WORKERS][MR_USER_NAME_MAX + 1];
 	double left[ETA_MAX_WORKERS];
 	struct eta_sched walk; /* the workers after the running jobs */
-	struct eta_sched *walk_p; /* &walk */
 };
 /* The JSON object of one user (login/show/queue fields); with_ok starts it
  * with "ok":true. full adds the times, reason, counters, held mail and the
@@ -310,6 +312,12 @@ double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double 
 /* Fills ctx from the queue, the workers and the model (takes the queue's
  * lock: not inside queue callbacks). */
 void daemon_metrics_ctx(struct daemon *d, struct eta_ctx *ctx);
+/* Before a walk of the queue (its callbacks hold the queue's lock): works
+ * out every user's estimate in the order the workers take them, once, so
+ * each user of the walk, in whatever order it comes, has the number SHOW
+ * gives it. Free with daemon_metrics_ctx_done(). */
+void daemon_metrics_ctx_plan(struct daemon *d, struct eta_ctx *ctx);
+void daemon_metrics_ctx_done(struct eta_ctx *ctx);
 /* The time estimate of a user in seconds; < 0 when there is none (see
  * daemon_metrics_eta_status for why). */
 double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
