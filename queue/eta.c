@@ -355,7 +355,7 @@ int eta_model_load(struct eta_model *m, int dirfd, struct mr_error *err)
 				goto range;
 		}
 	for (k = 0; k < ETA_PHASES; k++) {
-		if (ph[k].n > ETA_WINDOW || ph[k].n != floor(ph[k].n) || ph[k].runs < ph[k].n)
+		if (ph[k].n > ETA_WINDOW || ph[k].n != (double)(int)ph[k].n || ph[k].runs < ph[k].n)
 			goto range;
 		fit(&ph[k]);
 	}
