@@ -153,7 +153,9 @@ static void fit(struct line *l)
 		/* identical runs leave no scatter: a floor of 5 % of a run */
 		if (scale < 0.05 * my + 1e-9)
 			scale = 0.05 * my + 1e-9;
-		k = 1.5 * scale;
+		/* only far runs: a sum of many users needs their mean, slow
+		 * ones included (the syncfs of a busy disk), not a median */
+		k = 3.0 * scale;
 		for (i = 0; i < n; i++) {
 			double e = fabs(l->y[i] - (a * l->x[i] + b));
 
