@@ -243,7 +243,8 @@ void daemon_metrics_ctx_plan(struct daemon *d, struct eta_ctx *ctx)
 		free(w.p);
 		return;
 	}
-	qsort(w.p, w.n, sizeof(w.p[0]), cmp_plan);
+	if (w.n > 0)
+		qsort(w.p, w.n, sizeof(w.p[0]), cmp_plan);
 	ctx->plan = w.p;
 	ctx->nplan = w.n;
 }
