@@ -3,12 +3,21 @@
 #
 # One run, in a fresh temporary folder:
 #   1. genpart writes a partition S of mixed sizes: four groups of users
-#      (PART, "count:messages" each, default 150 x 10, 90 x 40, 45 x 120,
-#      15 x 400 messages: 300 users from a few KiB to a few MiB, in sizes
-#      mixed the way a real partition is: many small, a few big);
-#      `mailrestore backup` writes one lz4 archive per user to B.
+#      (PART, "count:messages" each, default 250 x 60, 150 x 180, 75 x 600,
+#      25 x 1800 messages: 500 users from a few hundred KiB to about
+#      100 MiB, 7 GB in all, in sizes mixed the way a real partition is:
+#      many small, a few big);
+#      `mailrestore backup` writes one lz4 archive per user to B; then
+#      DAYS (1) days of changes are applied to S, so each user's sync has
+#      real work (new mail to copy, renames, deletions) as after a real
+#      crash. `sync` then flushes what the set-up wrote, so the daemon's
+#      first users do not pay for writing the generated partition back.
 #   2. The daemon restores all of them (--jobs JOBS, background on) on a
-#      fresh target, from an empty state folder (no rates yet).
+#      fresh target, from an empty state folder (no rates yet), with
+#      MAILRESTORE_ETA_TRACE=1: its log (KEEP=1) has each run against what
+#      the model said when it started. The sizes
+#      are picked so that the run lasts a minute or more on a 2-CPU
+#      machine: long enough that times are not sub-second noise.
 #   3. Early in the run (once EARLY_PCT % of the users are active), a
 #      SAMPLE of the users still waiting, spread evenly over the background
 #      order, are asked `show --json` (which does not move them) for their
@@ -20,18 +29,23 @@
 #      against when the last user really went active.
 #
 # Environment: BUILD (build folder, default build), BENCH_DIR (parent of the
-# temporary folder, default /tmp), PART, JOBS (2), SAMPLE (30), EARLY_PCT
-# (10), SEED (1), KEEP=1 keeps the folder, RECORD=1 writes the figures into
-# the "## Estimates" section of docs/BENCHMARKS.md.
+# temporary folder, default /tmp), PART, DAYS (1), JOBS (2), PARTITION (a
+# folder that keeps S and B for the next runs: generated once, reused while
+# it holds them; the target and the state are always fresh), SAMPLE (30), EARLY_PCT
+# (10), SEED (1), KEEP=1 keeps the folder, RECORD=1 adds the run (date,
+# machine, load, commit, figures) at the end of the "## Estimates" section
+# of docs/BENCHMARKS.md.
 #
 # Exit: 0 measured (targets met or not: the report says), 1 a step failed,
 # 77 a tool is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
-MR=$PWD/$build/mailrestore
-GP=$PWD/$build/bench/genpart
-PART=${PART:-"150:10 90:40 45:120 15:400"}
+case $build in /*) ;; *) build=$PWD/$build ;; esac
+MR=$build/mailrestore
+GP=$build/bench/genpart
+PART=${PART:-"250:60 150:180 75:600 25:1800"}
+DAYS=${DAYS:-1}
 JOBS=${JOBS:-2}
 SAMPLE=${SAMPLE:-30}
 EARLY_PCT=${EARLY_PCT:-10}
@@ -49,9 +63,17 @@ cleanup() {
 }
 trap cleanup EXIT
 S=$tmp/S B=$tmp/B T=$tmp/T ST=$tmp/state SOCK=$tmp/sock
-mkdir -p "$S" "$B" "$T"
+if [ -n "${PARTITION:-}" ]; then
+	S=$PARTITION/S B=$PARTITION/B
+fi
+mkdir -p "$T"
 
-echo "== generating the partition ($PART) in $tmp"
+if [ -n "${PARTITION:-}" ] && [ "$(cat "$PARTITION/done" 2>/dev/null)" = "$PART days $DAYS seed $SEED" ]; then
+	echo "== the partition of an earlier run: $PARTITION"
+else
+echo "== generating the partition ($PART) in ${PARTITION:-$tmp}"
+rm -rf "$S" "$B"
+mkdir -p "$S" "$B"
 g=0
 for grp in $PART; do
 	n=${grp%%:*} m=${grp#*:}
@@ -60,12 +82,25 @@ for grp in $PART; do
 	g=$((g + 1))
 done
 "$MR" backup --source "$S" --out "$B" --compress lz4 >/dev/null
+for d in $(seq "$DAYS"); do
+	g=0
+	for grp in $PART; do
+		n=${grp%%:*} m=${grp#*:}
+		"$GP" --users "$n" --messages "$m" --seed $((SEED + g)) --index-kib 64 \
+			--prefix "g${g}u" day "$S" >/dev/null
+		g=$((g + 1))
+	done
+done
+[ -n "${PARTITION:-}" ] && echo "$PART days $DAYS seed $SEED" >"$PARTITION/done"
+fi
+sync
 nusers=$(ls "$B" | wc -l)
-echo "   $nusers users, $(du -sh "$S" | cut -f1) of mail, backups $(du -sh "$B" | cut -f1)"
+echo "   $nusers users with a backup, $(du -sh "$S" | cut -f1) of mail after $DAYS day(s), backups $(du -sh "$B" | cut -f1)"
 
 echo "== restoring with the daemon (--jobs $JOBS, background on)"
 t0=$(date +%s.%N)
-"$MR" daemon --backups "$B" --source "$S" --target "$T" --state "$ST" --jobs "$JOBS" \
+load0=$(cut -d' ' -f1 /proc/loadavg)
+MAILRESTORE_ETA_TRACE=1 "$MR" daemon --backups "$B" --source "$S" --target "$T" --state "$ST" --jobs "$JOBS" \
 	--background on --socket "$SOCK" 2>"$tmp/daemon.log" &
 daemon_pid=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
@@ -172,19 +207,14 @@ echo "== $summary"
 
 if [ "${RECORD:-0}" = 1 ]; then
 	commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-	machine="$(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), load $(cut -d' ' -f1 /proc/loadavg)"
+	machine="$(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), load average $load0 at the start, $(cut -d' ' -f1 /proc/loadavg) at the end"
 	python3 - docs/BENCHMARKS.md "$summary" "$commit" "$machine" "$tmp/result.json" <<'EOF'
 import datetime, json, re, sys
 path, summary, commit, machine, res = sys.argv[1:6]
 r = json.load(open(res))
-lines = ["## Estimates", "",
-         "`bench/eta.sh` (issue 13): the daemon restores a generated partition of mixed",
-         "sizes; early in the run a sample of waiting users is asked `show` for its",
-         "`eta_seconds`, and each answer is compared with the moment the user really",
-         "went active.", "",
-         "- Date: %s; machine: %s; commit %s." % (
-             datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-             machine, commit),
+date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+lines = ["### Run of %s (commit %s)" % (date, commit), "",
+         "- Machine: %s." % machine,
          "- " + summary, "",
          "| user | backup bytes | estimate (s) | actual (s) | error |",
          "|---|---:|---:|---:|---:|"]
@@ -192,11 +222,16 @@ for a in r["rows"]:
     lines.append("| %s | %d | %s | %.1f | %s |" % (
         a["user"], a["size"], "%.1f" % a["eta"] if a["eta"] is not None else a["eta_status"],
         a["actual"], "%.0f %%" % (100 * a["error"]) if a["error"] is not None else "-"))
-lines.append("")
+block = "\n".join(lines) + "\n\n"
 text = open(path).read()
-block = "\n".join(lines) + "\n"
+# Each run is added at the end of the "## Estimates" section (made when
+# missing): the runs of a round stay side by side.
 m = re.search(r"^## Estimates\n.*?(?=^## |\Z)", text, re.S | re.M)
-text = text[:m.start()] + block + text[m.end():] if m else text.rstrip("\n") + "\n\n" + block
+if m:
+    body = text[m.start():m.end()].rstrip("\n") + "\n\n"
+    text = text[:m.start()] + body + block + text[m.end():]
+else:
+    text = text.rstrip("\n") + "\n\n## Estimates\n\n" + block
 open(path, "w").write(text)
 EOF
 	echo "== recorded in docs/BENCHMARKS.md"

@@ -98,6 +98,9 @@ struct worker {
 	double started_mono;
 	double sync_mono;     /* monotonic: when the tick saw the sync begin (0 not yet) */
 	uint64_t size;        /* the user's size_hint (the model's cost key) */
+	double taken_mono;    /* monotonic: when it went to take the user off the queue
+	                       * (the model's run starts there) */
+	double predicted;     /* the model's seconds for the run at its start (-1 none) */
 	int resumed;          /* an earlier run left a work copy: not a clean sample */
 	struct engine_job job;
 };
@@ -135,6 +138,8 @@ struct metrics {
 	double held_cache_at;     /* monotonic time of held_cache */
 	uint64_t held_cache;
 	double rates_saved_at;    /* monotonic time eta.rates was last written */
+	int trace;                /* MAILRESTORE_ETA_TRACE set: log each run against
+	                           * its estimate (bench/eta.sh) */
 	int rates_dirty;          /* runs observed since */
 };
 
@@ -258,13 +263,15 @@ struct eta_ctx {
 	int background;
 	int paused;
 	int measured;        /* the model has a run behind it */
-	int may_lock_workers; /* 0 inside a walk of the lanes in order (QUEUE):
-	                       * each user's estimate advances walk */
+	int may_lock_workers; /* 0 inside a walk of the queue (QUEUE, LIST):
+	                       * estimates come from plan */
+	struct eta_plan *plan; /* every user's estimate in the queue's order,
+	                        * by name hash (daemon_metrics_ctx_plan) */
+	size_t nplan;
 	size_t nrunning;     /* running jobs and the seconds they still need */
 	char running[ETA_MAX_WORKERS][MR_USER_NAME_MAX + 1];
 	double left[ETA_MAX_WORKERS];
 	struct eta_sched walk; /* the workers after the running jobs */
-	struct eta_sched *walk_p; /* &walk */
 };
 /* The JSON object of one user (login/show/queue fields); with_ok starts it
  * with "ok":true. full adds the times, reason, counters, held mail and the
@@ -341,9 +348,13 @@ void daemon_metrics_finished(struct daemon *d, double seconds, uint64_t bytes, i
 /* One clean run (active, first attempt) for the model. sync_seconds < 0:
  * the phases could not be told apart (extract_seconds is the whole run). */
 struct daemon_run_sample {
+	const char *user;     /* for the trace (may be NULL) */
 	uint64_t size;
 	uint64_t extract_bytes, extract_files, sync_bytes, sync_files;
 	double extract_seconds, sync_seconds;
+	double run_seconds;   /* taken off the queue to activation recorded; <= 0:
+	                       * extract_seconds + sync_seconds */
+	double predicted;     /* what the model said at the start (-1 nothing) */
 };
 void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r);
 /* Seconds a running job of this size still needs (-1 before any
@@ -354,6 +365,12 @@ double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double 
  * daemon_workers_now; takes the queue's lock: not inside queue callbacks). */
 void daemon_metrics_ctx(struct daemon *d, const struct daemon_workers_now *now,
 			struct eta_ctx *ctx);
+/* Before a walk of the queue (its callbacks hold the queue's lock): works
+ * out every user's estimate in the order the workers take them, once, so
+ * each user of the walk, in whatever order it comes, has the number SHOW
+ * gives it. Free with daemon_metrics_ctx_done(). */
+void daemon_metrics_ctx_plan(struct daemon *d, struct eta_ctx *ctx);
+void daemon_metrics_ctx_done(struct eta_ctx *ctx);
 /* The time estimate of a user in seconds; < 0 when there is none (see
  * daemon_metrics_eta_status for why). */
 double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,

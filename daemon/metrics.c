@@ -18,7 +18,10 @@
 #include "mail/mail.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 /* Rates are written at most this often while runs finish (and at exit). */
 #define RATES_SAVE_INTERVAL 2.0
@@ -32,6 +35,7 @@ int daemon_metrics_init(struct daemon *d)
 
 	memset(&d->metrics, 0, sizeof(d->metrics));
 	d->metrics.start_mono = mr_monotonic();
+	d->metrics.trace = getenv("MAILRESTORE_ETA_TRACE") != NULL;
 	d->eta = eta_model_new();
 	if (d->eta == NULL) {
 		mr_log("daemon: out of memory");
@@ -87,8 +91,17 @@ void daemon_metrics_finished(struct daemon *d, double seconds, uint64_t bytes, i
 void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 {
 	double now = mr_monotonic();
+	double run = r->run_seconds > 0 ? r->run_seconds
+					 : r->extract_seconds + (r->sync_seconds > 0 ? r->sync_seconds : 0);
 	int save;
 
+	if (d->metrics.trace)
+		mr_log("eta trace: %s size=%llu bytes=%llu files=%llu estimated=%.3f took=%.3f "
+		       "extract=%.3f sync=%.3f",
+		       r->user ? r->user : "-", (unsigned long long)r->size,
+		       (unsigned long long)(r->extract_bytes + r->sync_bytes),
+		       (unsigned long long)(r->extract_files + r->sync_files), r->predicted, run,
+		       r->extract_seconds, r->sync_seconds);
 	if (r->sync_seconds >= 0) {
 		eta_model_observe(d->eta, ETA_EXTRACT, r->size, r->extract_bytes, r->extract_files,
 				  r->extract_seconds);
@@ -96,8 +109,7 @@ void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 				  r->sync_seconds);
 	}
 	eta_model_observe(d->eta, ETA_RUN, r->size, r->extract_bytes + r->sync_bytes,
-			  r->extract_files + r->sync_files,
-			  r->extract_seconds + (r->sync_seconds > 0 ? r->sync_seconds : 0));
+			  r->extract_files + r->sync_files, run);
 	pthread_mutex_lock(&d->metrics_mu);
 	d->metrics.rates_dirty = 1;
 	save = now - d->metrics.rates_saved_at >= RATES_SAVE_INTERVAL;
@@ -153,7 +165,6 @@ void daemon_metrics_ctx(struct daemon *d, const struct daemon_workers_now *now,
 	}
 	ctx->nrunning = i;
 	eta_sched_init(&ctx->walk, (unsigned)ctx->jobs, ctx->left, ctx->nrunning);
-	ctx->walk_p = &ctx->walk;
 }
 
 /* A user's own seconds on one worker. */
@@ -178,6 +189,91 @@ static int find_one(void *arg, const struct queue_user_info *info)
 		return 0;
 	f->eta = t;
 	return 1;
+}
+
+/* One user's estimate in a plan: by the hash of its name (xxh3-64; a
+ * collision would give one of two users the other's figure). */
+struct eta_plan {
+	uint64_t h;
+	double eta;
+};
+
+struct plan_walk {
+	struct daemon *d;
+	struct eta_sched s;
+	struct eta_plan *p;
+	size_t n, cap;
+	int oom;
+};
+
+static int plan_one(void *arg, const struct queue_user_info *info)
+{
+	struct plan_walk *w = arg;
+	struct eta_plan *p;
+
+	if (w->n == w->cap) {
+		w->cap = w->cap ? 2 * w->cap : 256;
+		p = realloc(w->p, w->cap * sizeof(*p));
+		if (p == NULL) {
+			w->oom = 1;
+			return 1;
+		}
+		w->p = p;
+	}
+	w->p[w->n].h = XXH3_64bits(info->name, strlen(info->name));
+	w->p[w->n++].eta = eta_sched_add(&w->s, cost_of(w->d, info));
+	return 0;
+}
+
+static int cmp_plan(const void *a, const void *b)
+{
+	uint64_t x = ((const struct eta_plan *)a)->h, y = ((const struct eta_plan *)b)->h;
+
+	return x < y ? -1 : x > y;
+}
+
+/* See daemon_private.h. Out of memory: no plan (the users of the walk get
+ * no figure, eta_seconds null). */
+void daemon_metrics_ctx_plan(struct daemon *d, struct eta_ctx *ctx)
+{
+	struct plan_walk w;
+
+	ctx->may_lock_workers = 0;
+	ctx->plan = NULL;
+	ctx->nplan = 0;
+	if (!ctx->measured || ctx->paused)
+		return; /* no figures to give */
+	memset(&w, 0, sizeof(w));
+	w.d = d;
+	w.s = ctx->walk;
+	queue_foreach_order(d->q, ctx->background, plan_one, &w);
+	if (w.oom) {
+		mr_log("daemon: out of memory for the queue's estimates");
+		free(w.p);
+		return;
+	}
+	if (w.n > 0)
+		qsort(w.p, w.n, sizeof(w.p[0]), cmp_plan);
+	ctx->plan = w.p;
+	ctx->nplan = w.n;
+}
+
+void daemon_metrics_ctx_done(struct eta_ctx *ctx)
+{
+	free(ctx->plan);
+	ctx->plan = NULL;
+	ctx->nplan = 0;
+}
+
+static double plan_find(const struct eta_ctx *ctx, const char *name)
+{
+	struct eta_plan key, *p;
+
+	if (ctx->plan == NULL)
+		return -1;
+	key.h = XXH3_64bits(name, strlen(name));
+	p = bsearch(&key, ctx->plan, ctx->nplan, sizeof(key), cmp_plan);
+	return p != NULL ? p->eta : -1;
 }
 
 /* See the top of this file. */
@@ -223,10 +319,9 @@ double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
 				return ctx->left[i];
 		return cost_of(d, info); /* taken, its worker not started yet */
 	}
-	/* Inside a walk of the lanes in order (the QUEUE verb): each user is
-	 * the next one of the schedule. */
+	/* Inside a walk of the queue (QUEUE, LIST): the plan made before it. */
 	if (!ctx->may_lock_workers)
-		return eta_sched_add(ctx->walk_p, cost_of(d, info));
+		return plan_find(ctx, info->name);
 	f.d = d;
 	f.s = ctx->walk;
 	f.name = info->name;

@@ -313,7 +313,7 @@ void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 	if (c->stream_max != 0 && c->stream_max - c->stream_sent < want)
 		want = c->stream_max - c->stream_sent;
 	eta_ctx(d, &ctx);
-	ctx.may_lock_workers = 0;
+	daemon_metrics_ctx_plan(d, &ctx);
 	w.d = d;
 	w.b = &c->out;
 	w.ctx = &ctx;
@@ -321,6 +321,7 @@ void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 	w.comma = c->stream_sent > 0;
 	if (want > 0)
 		queue_foreach_queued_after(d->q, &c->stream_cur, (size_t)want, queue_walk_one, &w);
+	daemon_metrics_ctx_done(&ctx);
 	c->stream_sent += w.n;
 	c->streaming = want > 0 && w.n == want &&
 		       (c->stream_max == 0 || c->stream_sent < c->stream_max);
@@ -439,7 +440,7 @@ static void verb_list(struct req *r)
 		return;
 	}
 	eta_ctx(r->d, &ctx);
-	ctx.may_lock_workers = 0;
+	daemon_metrics_ctx_plan(r->d, &ctx);
 	b->len = 0;
 	daemon_buf_printf(b, "{\"ok\":true,\"state\":\"%s\",\"users\":[", r->argv[1]);
 	w.d = r->d;
@@ -447,6 +448,7 @@ static void verb_list(struct req *r)
 	w.ctx = &ctx;
 	w.n = 0;
 	more = queue_foreach_in_state(r->d->q, state, &cursor, LIST_PAGE, list_walk_one, &w);
+	daemon_metrics_ctx_done(&ctx);
 	daemon_buf_printf(b, "],\"next\":");
 	if (more > 0)
 		daemon_buf_printf(b, "%llu}\n", (unsigned long long)cursor);

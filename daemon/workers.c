@@ -112,7 +112,10 @@ static void counters_of(const struct engine_job *job, struct queue_counters *k)
 }
 
 /* Teaches the time model a clean run: one that started afresh and went
- * active (a resumed run skips work; an attention run may stop early). */
+ * active (a resumed run skips work; an attention run may stop early). The
+ * run counts from taking the user off the queue to its activation
+ * recorded: what a worker spends per user, the queue's own records
+ * included. */
 static void observe(struct worker *w, double took)
 {
 	struct daemon_run_sample r;
@@ -122,7 +125,10 @@ static void observe(struct worker *w, double took)
 	sync_mono = w->sync_mono;
 	pthread_mutex_unlock(&w->d->mu);
 	memset(&r, 0, sizeof(r));
+	r.user = w->job.user;
 	r.size = w->size;
+	r.run_seconds = mr_monotonic() - w->taken_mono;
+	r.predicted = w->predicted;
 	r.extract_bytes = w->job.restore.bytes;
 	r.extract_files = w->job.restore.files;
 	r.sync_bytes = w->job.sync.bytes_written;
@@ -292,6 +298,7 @@ static void *worker_main(void *arg)
 	enum engine_result res;
 	uint64_t seq;
 	int prio = 0, rc, preempted, stop;
+	double taken;
 
 	for (;;) {
 		pthread_mutex_lock(&d->mu);
@@ -303,6 +310,7 @@ static void *worker_main(void *arg)
 		if (stop)
 			break;
 		mr_error_clear(&err);
+		taken = mr_monotonic();
 		rc = queue_next(d->q, !d->set->background || d->background_held, mr_now(), name,
 				&prio, &err);
 		if (rc <= 0) {
@@ -326,6 +334,8 @@ static void *worker_main(void *arg)
 		w->started_mono = mr_monotonic();
 		w->sync_mono = 0;
 		w->size = info.size_hint;
+		w->taken_mono = taken;
+		w->predicted = eta_model_cost(d->eta, ETA_RUN, w->size);
 		w->resumed = info.attempts > 1;
 		if (d->stopping)
 			__atomic_store_n(&w->job.cancel, 1, __ATOMIC_RELAXED);
@@ -556,7 +566,7 @@ void daemon_workers_now(struct daemon *d, struct daemon_workers_now *now_r)
 		snprintf(j->user, sizeof(j->user), "%s", w->job.user);
 		j->size = w->size;
 		j->syncing = w->sync_mono > 0;
-		j->run_elapsed = now - w->started_mono;
+		j->run_elapsed = now - w->taken_mono;
 		j->sync_elapsed = w->sync_mono > 0 ? now - w->sync_mono : -1;
 	}
 	pthread_mutex_unlock(&d->mu);

@@ -17,19 +17,24 @@
 #include <xxhash.h>
 
 #define RATES_MAGIC "MRER"
-#define RATES_MAJOR 1
+#define RATES_MAJOR 2
 #define RATES_MINOR 0
 #define RATES_HEADER 16
 #define RATES_HASH_XXH3 1
-#define RATES_FIELDS 10
+/* Per phase: runs, n, bytes, files, seconds, then ETA_WINDOW pairs. */
+#define RATES_FIELDS (5 + 2 * ETA_WINDOW)
 #define RATES_BODY (ETA_PHASES * RATES_FIELDS * 8)
 #define RATES_SIZE (RATES_HEADER + RATES_BODY + 8)
+#define MIB 1048576.0
 
-/* One phase's sums; every field decays by ETA_DECAY at each new run. */
+/* One phase: the latest runs, oldest first, and the line fitted to them. */
 struct line {
-	double w, sx, sy, sxx, sxy, syy;
-	double bytes, files, seconds;
-	double runs;  /* not decayed: how many runs were ever seen */
+	double runs;                 /* every run ever seen (not only the window) */
+	double n;                    /* runs in the window, 0..ETA_WINDOW */
+	double x[ETA_WINDOW];        /* the user's size, MiB */
+	double y[ETA_WINDOW];        /* the run's seconds */
+	double bytes, files, seconds; /* decayed by ETA_DECAY at each run */
+	double a, b;                 /* the fit: seconds = a * MiB + b */
 };
 
 struct eta_model {
@@ -55,81 +60,157 @@ void eta_model_free(struct eta_model **m)
 	*m = NULL;
 }
 
-void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size, uint64_t bytes,
-		       uint64_t files, double seconds)
+static int cmp_double(const void *a, const void *b)
 {
-	struct line *l;
-	/* Sizes in MiB keep the squares far from double's limits. */
-	double x = (double)size / 1048576.0;
+	double x = *(const double *)a, y = *(const double *)b;
 
-	if ((unsigned)phase >= ETA_PHASES || !isfinite(seconds) || seconds < 0)
-		return;
-	pthread_mutex_lock(&m->mu);
-	l = &m->ph[phase];
-	l->w = l->w * ETA_DECAY + 1;
-	l->sx = l->sx * ETA_DECAY + x;
-	l->sy = l->sy * ETA_DECAY + seconds;
-	l->sxx = l->sxx * ETA_DECAY + x * x;
-	l->sxy = l->sxy * ETA_DECAY + x * seconds;
-	l->syy = l->syy * ETA_DECAY + seconds * seconds;
-	l->bytes = l->bytes * ETA_DECAY + (double)bytes;
-	l->files = l->files * ETA_DECAY + (double)files;
-	l->seconds = l->seconds * ETA_DECAY + seconds;
-	l->runs += 1;
-	pthread_mutex_unlock(&m->mu);
+	return x < y ? -1 : x > y;
 }
 
-/* The line's slope (seconds per MiB) and intercept. A slope is only
- * believed when the runs support it: at least three, and the slope at
- * least twice its standard error. Early in a restore the runs seen are the
- * smallest users, all of about one size, and the scatter of their times
- * (other load, the page cache) makes any slope fitted to them noise that,
- * extended to the big users, is wrong by a factor of ten either way; the
- * mean run is the honest answer until bigger users have been measured. A
- * fit that says bigger is faster, or that a user costs less than nothing,
- * falls back the same way (or to a line through zero). */
-static void fit(const struct line *l, double *a_r, double *b_r)
+/* The line through the window with weights w[] and the prior on the
+ * slope: a = (Sxy + lambda * a0) / (Sxx + lambda), the least-squares slope
+ * pulled toward the prior a0 = ETA_PRIOR_S_PER_MIB as hard as the runs'
+ * scatter (lambda) outweighs their spread in size (Sxx). Runs of about one
+ * size (the smallest users, first in the background order) leave the
+ * prior; runs over a range of sizes, or exact ones, give their own slope.
+ * A user never costs less than nothing: a line that says so is laid
+ * through zero. */
+static void wls(const struct line *l, const double *w, double lambda, double *a_r, double *b_r)
 {
-	double mx, my, var, cov, vy, res, se2, a, b;
+	double sw = 0, mx = 0, my = 0, sxx = 0, sxy = 0, a, b;
+	int i, n = (int)l->n;
 
-	*a_r = 0;
+	for (i = 0; i < n; i++) {
+		sw += w[i];
+		mx += w[i] * l->x[i];
+		my += w[i] * l->y[i];
+	}
+	*a_r = ETA_PRIOR_S_PER_MIB;
 	*b_r = 0;
-	if (l->w <= 0)
+	if (sw <= 0)
 		return;
-	mx = l->sx / l->w;
-	my = l->sy / l->w;
-	*b_r = my;
-	var = l->sxx / l->w - mx * mx;
-	cov = l->sxy / l->w - mx * my;
-	vy = l->syy / l->w - my * my;
-	if (l->runs < 3 || var <= 1e-12 * (mx * mx + 1e-12))
-		return;
-	a = cov / var;
+	mx /= sw;
+	my /= sw;
+	for (i = 0; i < n; i++) {
+		sxx += w[i] * (l->x[i] - mx) * (l->x[i] - mx);
+		sxy += w[i] * (l->x[i] - mx) * (l->y[i] - my);
+	}
+	a = sxx + lambda > 0 ? (sxy + lambda * ETA_PRIOR_S_PER_MIB) / (sxx + lambda)
+			     : ETA_PRIOR_S_PER_MIB;
+	if (a < 0)
+		a = 0;
 	b = my - a * mx;
-	res = vy - a * cov; /* residual variance */
-	if (res < 0)
-		res = 0;
-	se2 = res / (l->w * var);
-	if (a <= 0 || a * a < 4 * se2)
-		return;
 	if (b < 0) {
-		a = l->sxx > 0 ? l->sxy / l->sxx : 0;
+		double sxx0 = 0, sxy0 = 0;
+
+		for (i = 0; i < n; i++) {
+			sxx0 += w[i] * l->x[i] * l->x[i];
+			sxy0 += w[i] * l->x[i] * l->y[i];
+		}
 		b = 0;
+		a = sxx0 + lambda > 0 ? (sxy0 + lambda * ETA_PRIOR_S_PER_MIB) / (sxx0 + lambda) : a;
 	}
 	*a_r = a;
 	*b_r = b;
 }
 
+/* The line of a phase, from its window: recent runs weigh more (each
+ * older run by ETA_DECAY less), and a run far off the line weighs less
+ * (Huber weights from the median residual, a few rounds): the first runs
+ * after a start, slowed by cold caches and the start-up's own work, or a
+ * run that shared the disk with a backup job, do not pull every estimate
+ * with them, while a machine that really got slower moves the line as soon
+ * as its runs are the recent ones. The prior's pull (lambda) is the runs'
+ * weighted residual variance over the prior's own (its value squared):
+ * noisy runs of one size cannot move it, and a slope made of a change of
+ * load during a run of growing sizes is mostly held back. */
+static void fit(struct line *l)
+{
+	double rw[ETA_WINDOW] = { 0 }, w[ETA_WINDOW] = { 0 }, r[ETA_WINDOW] = { 0 };
+	double a, b, scale, k, lambda = 0, tau2 = ETA_PRIOR_S_PER_MIB * ETA_PRIOR_S_PER_MIB;
+	int i, round, n = (int)l->n;
+
+	if (n == 0) {
+		l->a = 0;
+		l->b = 0;
+		return;
+	}
+	for (i = n - 1; i >= 0; i--) {
+		rw[i] = i == n - 1 ? 1.0 : rw[i + 1] * ETA_DECAY;
+		w[i] = rw[i];
+	}
+	/* A first line: the prior slope through the mean run. */
+	wls(l, w, 1e300, &a, &b);
+	for (round = 0; round < 5 && n >= 2; round++) {
+		double my = 0, sw = 0, s2 = 0, da, db;
+
+		for (i = 0; i < n; i++) {
+			r[i] = fabs(l->y[i] - (a * l->x[i] + b));
+			my += l->y[i] / n;
+		}
+		qsort(r, (size_t)n, sizeof(r[0]), cmp_double);
+		scale = 1.4826 * (n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2);
+		/* identical runs leave no scatter: a floor of 5 % of a run */
+		if (scale < 0.05 * my + 1e-9)
+			scale = 0.05 * my + 1e-9;
+		/* only far runs: a sum of many users needs their mean, slow
+		 * ones included (the syncfs of a busy disk), not a median */
+		k = 3.0 * scale;
+		for (i = 0; i < n; i++) {
+			double e = fabs(l->y[i] - (a * l->x[i] + b));
+
+			w[i] = rw[i] * (e <= k ? 1.0 : k / e);
+		}
+		/* the scatter around the runs' own line */
+		wls(l, w, 0, &da, &db);
+		for (i = 0; i < n; i++) {
+			double e = l->y[i] - (da * l->x[i] + db);
+
+			sw += w[i];
+			s2 += w[i] * e * e;
+		}
+		lambda = sw > 0 ? s2 / sw / tau2 : 0;
+		wls(l, w, lambda, &a, &b);
+	}
+	l->a = a;
+	l->b = b;
+}
+
+void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size, uint64_t bytes,
+		       uint64_t files, double seconds)
+{
+	struct line *l;
+
+	if ((unsigned)phase >= ETA_PHASES || !isfinite(seconds) || seconds < 0)
+		return;
+	pthread_mutex_lock(&m->mu);
+	l = &m->ph[phase];
+	if (l->n >= ETA_WINDOW) {
+		memmove(l->x, l->x + 1, (ETA_WINDOW - 1) * sizeof(l->x[0]));
+		memmove(l->y, l->y + 1, (ETA_WINDOW - 1) * sizeof(l->y[0]));
+		l->n = ETA_WINDOW - 1;
+	}
+	/* Sizes in MiB keep the squares far from double's limits. */
+	l->x[(int)l->n] = (double)size / MIB;
+	l->y[(int)l->n] = seconds;
+	l->n += 1;
+	l->bytes = l->bytes * ETA_DECAY + (double)bytes;
+	l->files = l->files * ETA_DECAY + (double)files;
+	l->seconds = l->seconds * ETA_DECAY + seconds;
+	l->runs += 1;
+	fit(l);
+	pthread_mutex_unlock(&m->mu);
+}
+
 double eta_model_cost(struct eta_model *m, enum eta_phase phase, uint64_t size)
 {
-	double a, b, c = -1;
+	double c = -1;
 
 	if ((unsigned)phase >= ETA_PHASES)
 		return -1;
 	pthread_mutex_lock(&m->mu);
-	if (m->ph[phase].runs > 0) {
-		fit(&m->ph[phase], &a, &b);
-		c = a * ((double)size / 1048576.0) + b;
+	if (m->ph[phase].n > 0) {
+		c = m->ph[phase].a * ((double)size / MIB) + m->ph[phase].b;
 		if (c < 0)
 			c = 0;
 	}
@@ -142,7 +223,7 @@ int eta_model_measured(struct eta_model *m)
 	int r;
 
 	pthread_mutex_lock(&m->mu);
-	r = m->ph[ETA_RUN].runs > 0;
+	r = m->ph[ETA_RUN].n > 0;
 	pthread_mutex_unlock(&m->mu);
 	return r;
 }
@@ -150,17 +231,17 @@ int eta_model_measured(struct eta_model *m)
 void eta_model_rates(struct eta_model *m, enum eta_phase phase, struct eta_rates *rates_r)
 {
 	const struct line *l;
-	double a, b;
 
 	memset(rates_r, 0, sizeof(*rates_r));
 	if ((unsigned)phase >= ETA_PHASES)
 		return;
 	pthread_mutex_lock(&m->mu);
 	l = &m->ph[phase];
-	fit(l, &a, &b);
 	rates_r->runs = l->runs;
-	rates_r->seconds_per_byte = a / 1048576.0;
-	rates_r->seconds_per_user = b;
+	if (l->n > 0) {
+		rates_r->seconds_per_byte = l->a / MIB;
+		rates_r->seconds_per_user = l->b;
+	}
 	if (l->seconds > 0) {
 		rates_r->bytes_per_second = l->bytes / l->seconds;
 		rates_r->files_per_second = l->files / l->seconds;
@@ -222,10 +303,12 @@ static double get_f64(const uint8_t *p)
 
 static double *field(struct line *l, int i)
 {
-	double *f[RATES_FIELDS] = { &l->w,     &l->sx,    &l->sy,    &l->sxx,     &l->sxy,
-				    &l->syy,   &l->bytes, &l->files, &l->seconds, &l->runs };
+	double *f[5] = { &l->runs, &l->n, &l->bytes, &l->files, &l->seconds };
 
-	return f[i];
+	if (i < 5)
+		return f[i];
+	i -= 5;
+	return i % 2 ? &l->y[i / 2] : &l->x[i / 2];
 }
 
 int eta_model_load(struct eta_model *m, int dirfd, struct mr_error *err)
@@ -269,16 +352,20 @@ int eta_model_load(struct eta_model *m, int dirfd, struct mr_error *err)
 	for (k = 0; k < ETA_PHASES; k++)
 		for (i = 0; i < RATES_FIELDS; i++, p += 8) {
 			*field(&ph[k], i) = get_f64(p);
-			/* Every sum is of sizes, seconds and counts: never
-			 * negative. */
-			if (!isfinite(*field(&ph[k], i)) || *field(&ph[k], i) < 0) {
-				mr_error_set(err, EINVAL, "%s: a value out of range",
-					     ETA_RATES_FILE);
-				memset(ph, 0, sizeof(ph));
-				goto out;
-			}
+			/* Sizes, seconds and counts: never negative. */
+			if (!isfinite(*field(&ph[k], i)) || *field(&ph[k], i) < 0)
+				goto range;
 		}
+	for (k = 0; k < ETA_PHASES; k++) {
+		if (ph[k].n > ETA_WINDOW || ph[k].n != (double)(int)ph[k].n || ph[k].runs < ph[k].n)
+			goto range;
+		fit(&ph[k]);
+	}
 	rc = 1;
+	goto out;
+range:
+	mr_error_set(err, EINVAL, "%s: a value out of range", ETA_RATES_FILE);
+	memset(ph, 0, sizeof(ph));
 out:
 	pthread_mutex_lock(&m->mu);
 	memcpy(m->ph, ph, sizeof(ph));

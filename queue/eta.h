@@ -9,7 +9,9 @@
  *      restarted daemon does not start from a guess.
  *   2. After each finished run, eta_model_observe() with the user's cost
  *      key (its newest backup's size, the queue's size_hint), what the run
- *      did (bytes, files) and how long each phase took on its worker.
+ *      did (bytes, files) and how long each phase took on its worker (the
+ *      whole run: from taking the user off the queue to its activation
+ *      recorded, so every per-user cost is in it).
  *      eta_model_save() keeps the rates durable (temporary file, fsync,
  *      rename, fsync of the folder).
  *   3. eta_model_cost() predicts one worker's seconds for a user of a given
@@ -22,22 +24,32 @@
  *      among the workers as they free up, plus its own run.
  *
  * The model, per phase (extract, sync, whole run): seconds = a * size + b,
- * a least-squares line over the runs seen, older runs weighing less (each
- * new run multiplies the weight of the past by ETA_DECAY), so the rates
- * follow a machine whose load changes. b is what every user costs whatever
- * its size (opening, listing the source folder, fsyncs, activation); a is
- * the inverse of a worker's rate in bytes of backup per second, used only
- * once the runs seen support it (else every user costs the mean run:
- * see fit() in eta.c). The bytes
- * and files the runs wrote are counted as well, for the rates operators
- * read (bytes and files per second per worker).
+ * b what every user costs whatever its size (taking it from the queue,
+ * opening its backup, listing its source folder, the fsyncs and syncfs of
+ * the work copy, activation and its records), a the inverse of a worker's
+ * rate in bytes of backup per second (the bytes and files it writes grow
+ * with it). The line is a weighted least-squares fit over the latest
+ * ETA_WINDOW runs: newer runs weigh more (each older one by ETA_DECAY
+ * less), so the line follows a machine whose load changes, and runs far
+ * off the line weigh less (Huber weights), so the slow first runs after a
+ * start do not set every estimate. The slope is taken from the runs once
+ * they carry it (three runs or more, sizes that differ, the slope at least
+ * twice its standard error); until then, at the start of every restore
+ * when only the smallest users have run, it is ETA_PRIOR_S_PER_MIB and the
+ * line goes through the mean run: small users' times scatter too much to
+ * tell a rate from, and a slope of 0 would make a 100 MiB user cost what a
+ * 100 KiB one did. The bytes and files the runs wrote are counted as
+ * well, for the rates operators read (bytes and files per second per
+ * worker).
  *
- * File format of "eta.rates": a header {magic "MRER", u16 major 1, u16
+ * File format of "eta.rates": a header {magic "MRER", u16 major 2, u16
  * minor 0, u32 header size 16, u32 hash id 1 (xxh3-64)}, then ETA_PHASES
- * blocks of 10 little-endian IEEE doubles {weight, sum x, sum y, sum x*x,
- * sum x*y, sum y*y, bytes, files, seconds, runs}, then the u64 xxh3-64 of the
- * blocks. A short file, a bad checksum, a foreign magic or another major
- * version is refused (the model stays empty; nothing is guessed).
+ * blocks of little-endian IEEE doubles {runs, n, bytes, files, seconds,
+ * then ETA_WINDOW pairs {MiB, seconds} of which the first n are the
+ * window, oldest first}, then the u64 xxh3-64 of the blocks. A short file,
+ * a bad checksum, a foreign magic, another major version (1 kept sums, not
+ * runs) or a value out of range is refused (the model stays empty; nothing
+ * is guessed).
  *
  * Thread safety: a model holds its own lock; a schedule belongs to its
  * caller.
@@ -51,8 +63,13 @@
 #include <stdint.h>
 
 #define ETA_RATES_FILE "eta.rates"
-/* Weight kept by the past at each new run. */
-#define ETA_DECAY 0.98
+/* Runs the line is fitted to, the newest. */
+#define ETA_WINDOW 64
+/* Weight of a run against the next newer one. */
+#define ETA_DECAY 0.97
+/* Seconds per MiB of backup until the runs carry a slope (a worker that
+ * writes 50 MiB/s). */
+#define ETA_PRIOR_S_PER_MIB 0.02
 /* The most workers a schedule follows. */
 #define ETA_MAX_WORKERS 256
 
@@ -65,7 +82,7 @@ enum eta_phase {
 
 /* What a phase's measurements say, for status. */
 struct eta_rates {
-	double runs;              /* weighted number of runs behind the line */
+	double runs;              /* runs measured (kept across restarts) */
 	double seconds_per_byte;  /* a (0 before any run) */
 	double seconds_per_user;  /* b */
 	double bytes_per_second;  /* written per worker, over the runs seen */

@@ -10,6 +10,7 @@
 #include "daemon/daemon_private.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -167,10 +168,90 @@ static void estimate_states(void **state)
 	et_free(t);
 }
 
+struct lw {
+	struct et *t;
+	const struct eta_ctx *ctx;
+	char names[8][32];
+	double eta[8];
+	int n;
+};
+
+static int lw_one(void *arg, const struct queue_user_info *info)
+{
+	struct lw *w = arg;
+
+	snprintf(w->names[w->n], sizeof(w->names[0]), "%s", info->name);
+	w->eta[w->n++] = daemon_metrics_eta(&w->t->d, w->ctx, info);
+	return 0;
+}
+
+/* The lists (QUEUE, LIST, and the pages of each) give every user the
+ * number SHOW gives it, whatever order they list users in. Regression:
+ * a list walked the schedule in its own order (LIST: the order users
+ * became known), so "queue --state waiting" told the smallest user it was
+ * first while a login had gone ahead of it. */
+static void estimate_lists_match_show(void **state)
+{
+	struct et *t = et_new();
+	struct queue_user_info info;
+	struct eta_ctx ctx;
+	struct mr_error err;
+	queue_ticket ticket;
+	struct lw w;
+	uint64_t cursor = 0;
+	const char *st;
+	int i;
+
+	(void)state;
+	measure(t);
+	assert_int_equal(queue_request(t->d.q, "big", 100.0, &info, &ticket, &err), 0);
+	assert_int_equal(queue_commit_wait(t->d.q, ticket, &err), 0);
+	memset(&w, 0, sizeof(w));
+	w.t = t;
+	w.ctx = &ctx;
+	ctx_of(t, &ctx);
+	daemon_metrics_ctx_plan(&t->d, &ctx);
+	assert_true(queue_foreach_in_state(t->d.q, -1, &cursor, 0, lw_one, &w) >= 0);
+	daemon_metrics_ctx_done(&ctx);
+	assert_int_equal(w.n, 3);
+	for (i = 0; i < w.n; i++) {
+		double e = eta(t, w.names[i], &st);
+
+		if (!near(w.eta[i], e))
+			fail_msg("%s: the list says %.1f s, show %.1f s", w.names[i], w.eta[i], e);
+	}
+	/* Nothing in the order (the background off, no login waiting): an
+	 * empty plan. Regression: it was sorted from a NULL array (UBSan). */
+	t->set.background = 0;
+	assert_int_equal(queue_set_state(t->d.q, "big", QUEUE_ACTIVE, NULL, NULL, 1.0, &err), 0);
+	w.n = 0;
+	cursor = 0;
+	ctx_of(t, &ctx);
+	daemon_metrics_ctx_plan(&t->d, &ctx);
+	assert_int_equal(ctx.nplan, 0);
+	assert_true(queue_foreach_in_state(t->d.q, -1, &cursor, 0, lw_one, &w) >= 0);
+	daemon_metrics_ctx_done(&ctx);
+	for (i = 0; i < w.n; i++)
+		assert_true(w.eta[i] <= 0); /* active: 0; waiting: none */
+	t->set.background = 1;
+	/* Paused: the plan has no figures, nor has show. */
+	t->d.paused = 1;
+	w.n = 0;
+	cursor = 0;
+	ctx_of(t, &ctx);
+	daemon_metrics_ctx_plan(&t->d, &ctx);
+	assert_true(queue_foreach_in_state(t->d.q, -1, &cursor, 0, lw_one, &w) >= 0);
+	daemon_metrics_ctx_done(&ctx);
+	for (i = 0; i < w.n; i++)
+		assert_true(strcmp(w.names[i], "big") == 0 ? w.eta[i] == 0 : w.eta[i] < 0);
+	et_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(estimate_states),
+		cmocka_unit_test(estimate_lists_match_show),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
