@@ -183,7 +183,7 @@ static char *run_deliver(struct daemon *d, struct task *t)
 			mr_log("%s: delivery %s was stored before; not stored again", t->user, t->id);
 		reply = user_reply(d, t->user, extra[held != 0][repeat != 0]);
 	}
-	__atomic_sub_fetch(&d->body_bytes, t->len, __ATOMIC_RELAXED);
+	atomic_fetch_sub_explicit(&d->body_bytes, t->len, memory_order_relaxed);
 	return reply;
 }
 

@@ -183,7 +183,7 @@ struct daemon {
 	pthread_mutex_t metrics_mu;
 	struct metrics metrics;
 	struct eta_model *eta;    /* the time model (queue/eta.h), own lock */
-	uint64_t body_bytes;      /* DELIVER bodies held in memory (atomic) */
+	_Atomic uint64_t body_bytes; /* DELIVER bodies held in memory */
 };
 
 /* peer.c */

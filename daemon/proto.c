@@ -677,7 +677,7 @@ static void verb_deliver(struct req *r)
 		return;
 	}
 	budget = r->d->set->deliver_memory ? r->d->set->deliver_memory : DAEMON_DELIVER_MEMORY;
-	if (__atomic_load_n(&r->d->body_bytes, __ATOMIC_RELAXED) + len > budget) {
+	if (atomic_load_explicit(&r->d->body_bytes, memory_order_relaxed) + len > budget) {
 		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL, "too many deliveries at once");
 		return;
 	}
@@ -697,7 +697,7 @@ static void verb_deliver(struct req *r)
 	}
 	r->c->body_len = (size_t)len;
 	r->c->body_have = 0;
-	__atomic_add_fetch(&r->d->body_bytes, len, __ATOMIC_RELAXED);
+	atomic_fetch_add_explicit(&r->d->body_bytes, len, memory_order_relaxed);
 	r->c->body_charge = len;
 	r->c->body_deadline = mr_monotonic() +
 			      (r->d->set->idle_seconds > 0 ? r->d->set->idle_seconds
@@ -715,7 +715,7 @@ void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot)
 	struct task *t = calloc(1, sizeof(*t));
 
 	if (t == NULL) {
-		__atomic_sub_fetch(&d->body_bytes, c->body_len, __ATOMIC_RELAXED);
+		atomic_fetch_sub_explicit(&d->body_bytes, c->body_len, memory_order_relaxed);
 		free(c->body);
 		c->body = NULL;
 		daemon_proto_error(&c->out, MR_EX_TEMPFAIL, "out of memory");

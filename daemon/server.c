@@ -305,7 +305,7 @@ static void conn_close(struct daemon *d, uint32_t slot)
 	 * when its DELIVER line came: give that back, or clients that hang up
 	 * mid-message would starve delivery for everyone. */
 	if (c->body != NULL)
-		__atomic_sub_fetch(&d->body_bytes, c->body_len, __ATOMIC_RELAXED);
+		atomic_fetch_sub_explicit(&d->body_bytes, c->body_len, memory_order_relaxed);
 	free(c->body);
 	c->body = NULL;
 	c->body_charge = 0;

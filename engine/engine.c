@@ -386,34 +386,25 @@ static int mark_activated(struct engine *e, const char *user, struct mr_error *e
 
 int engine_write_affected(struct engine *e, char **names, size_t n, struct mr_error *err)
 {
-	static const char tmpname[] = ".affected.tmp";
-	FILE *f = NULL;
-	size_t i;
-	int fd, rc = -1;
+	size_t i, len = 0, pos = 0;
+	char *text;
+	int rc;
 
 	if (n > 1)
 		qsort(names, n, sizeof(*names), name_cmp);
-	fd = mr_io->openat(e->mr_fd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-			   0644);
-	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
-		mr_error_set(err, errno, "create(%s) failed", tmpname);
-		mr_close(fd);
+	for (i = 0; i < n; i++)
+		len += strlen(names[i]) + 1;
+	text = malloc(len + 1);
+	if (text == NULL) {
+		mr_error_set(err, ENOMEM, "malloc(%zu) for affected failed", len + 1);
 		return -1;
 	}
 	for (i = 0; i < n; i++)
 		if (i == 0 || strcmp(names[i - 1], names[i]) != 0)
-			fprintf(f, "%s\n", names[i]);
-	if (fflush(f) != 0 || mr_io->fsync(fileno(f)) < 0) {
-		mr_error_set(err, errno, "write(%s) failed", tmpname);
-		goto out;
-	}
-	if (mr_io->renameat(e->mr_fd, tmpname, e->mr_fd, "affected") < 0) {
-		mr_error_set(err, errno, "rename(%s -> affected) failed", tmpname);
-		goto out;
-	}
-	rc = mr_fsync_dir_at(e->mr_fd, ".", err);
-out:
-	fclose(f);
+			pos += (size_t)sprintf(text + pos, "%s\n", names[i]);
+	rc = mr_publish_file(e->mr_fd, "", "affected", ".affected.tmp", text, pos, 0644,
+			     MR_PUBLISH_FIXED_TMP, err);
+	free(text);
 	return rc;
 }
 
@@ -555,28 +546,12 @@ static int marker_matches(struct engine *e, const char *user, const char *want)
 static int marker_write(struct engine *e, const char *user, const char *text, struct mr_error *err)
 {
 	char tmpname[MR_USER_NAME_MAX + 1];
-	int fd, rc = -1;
 
-	mr_user_name_suffixed(user, ".tmp", tmpname);
-	fd = mr_io->openat(e->progress_fd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		mr_error_set(err, errno, "open(progress/%s) failed", tmpname);
-		return -1;
-	}
-	if (mr_write_all(fd, text, strlen(text)) < 0) {
-		mr_error_set(err, errno, "write(progress/%s) failed", tmpname);
-		goto out;
-	}
-	/* rename so a crash never leaves a half marker; see marker_text for
+	/* renamed so a crash never leaves a half marker; see marker_text for
 	 * why there is no fsync */
-	if (mr_io->renameat(e->progress_fd, tmpname, e->progress_fd, user) < 0) {
-		mr_error_set(err, errno, "rename(progress/%s) failed", user);
-		goto out;
-	}
-	rc = 0;
-out:
-	mr_close(fd);
-	return rc;
+	mr_user_name_suffixed(user, ".tmp", tmpname);
+	return mr_publish_file(e->progress_fd, "progress", user, tmpname, text, strlen(text), 0600,
+			       MR_PUBLISH_FIXED_TMP | MR_PUBLISH_NO_FSYNC, err);
 }
 
 /* ---- work copies that a damaged backup wrote into ------------------- */
@@ -666,8 +641,8 @@ static void restore_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct engine_job *job = arg;
 
-	__atomic_store_n(&job->progress_done, done, __ATOMIC_RELAXED);
-	__atomic_store_n(&job->progress_total, total, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->progress_done, done, memory_order_relaxed);
+	atomic_store_explicit(&job->progress_total, total, memory_order_relaxed);
 }
 
 static void sync_progress(void *arg, uint64_t files, uint64_t bytes)
@@ -675,7 +650,7 @@ static void sync_progress(void *arg, uint64_t files, uint64_t bytes)
 	struct engine_job *job = arg;
 
 	(void)files;
-	__atomic_store_n(&job->progress_done, bytes, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->progress_done, bytes, memory_order_relaxed);
 }
 
 /* Opens (creating) the user's work copy and a fresh scratch folder. */
@@ -722,7 +697,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	struct stat st;
 	int afd = -1, rc, result = 0;
 
-	__atomic_store_n(&job->phase, ENGINE_PHASE_RESTORING, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->phase, ENGINE_PHASE_RESTORING, memory_order_relaxed);
 	if (e->backups_fd < 0)
 		return 0;
 	rc = restore_index_find(e->bindex, job->user, 1, &rel, &err);
@@ -828,8 +803,8 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	int src_fd, attic_fd = -1, rc, result = 0;
 	size_t before = job->problems.n;
 
-	__atomic_store_n(&job->phase, ENGINE_PHASE_SYNCING, __ATOMIC_RELAXED);
-	__atomic_store_n(&job->progress_done, 0, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->phase, ENGINE_PHASE_SYNCING, memory_order_relaxed);
+	atomic_store_explicit(&job->progress_done, 0, memory_order_relaxed);
 	src_fd = mr_io->openat(e->source_fd, job->user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (src_fd < 0) {
 		int e2 = errno;
@@ -1198,7 +1173,7 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 			jobs[i]->errnum = ignored.errnum;
 		} else {
 			results[i] = ENGINE_ACTIVE;
-			__atomic_store_n(&jobs[i]->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
+			atomic_store_explicit(&jobs[i]->phase, ENGINE_PHASE_DONE, memory_order_relaxed);
 			mr_io->unlinkat(e->progress_fd, jobs[i]->user, 0);
 			forget_damaged(e, jobs[i]->user);
 			mr_remove_tree_at(e->tmp_fd, jobs[i]->user, &ignored);
@@ -1285,7 +1260,7 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 			job->errnum = err.errnum;
 			return ENGINE_FAILED;
 		}
-		__atomic_store_n(&job->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
+		atomic_store_explicit(&job->phase, ENGINE_PHASE_DONE, memory_order_relaxed);
 		return ENGINE_ACTIVE;
 	}
 	if (r < 0) {
@@ -1302,7 +1277,7 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 		result = (enum engine_result)r;
 		goto out;
 	}
-	if (__atomic_load_n(&job->cancel, __ATOMIC_RELAXED)) {
+	if (mr_cancelled(&job->cancel)) {
 		result = ENGINE_CANCELLED;
 		goto out;
 	}
@@ -1311,7 +1286,7 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 		result = (enum engine_result)r;
 		goto out;
 	}
-	if (__atomic_load_n(&job->cancel, __ATOMIC_RELAXED)) {
+	if (mr_cancelled(&job->cancel)) {
 		result = ENGINE_CANCELLED;
 		goto out;
 	}
@@ -1319,7 +1294,7 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 		result = ENGINE_ATTENTION;
 		goto out;
 	}
-	__atomic_store_n(&job->phase, ENGINE_PHASE_ACTIVATING, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->phase, ENGINE_PHASE_ACTIVATING, memory_order_relaxed);
 	result = ENGINE_READY;
 out:
 	mr_close(work_fd);

@@ -1486,7 +1486,8 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	double t0 = 0, cpu0 = 0, final0 = 0;
 	size_t cut_len = 0;
 	uint32_t id = 0;
-	int fd = -1, old_fd = -1, rc = -1, renamed = 0, committer = 0, last = 0, passes;
+	struct mr_publish pub = { .fd = -1 };
+	int old_fd = -1, rc = -1, committer = 0, last = 0, passes;
 	uint8_t h[HEADER_SIZE];
 
 	pthread_mutex_lock(&q->mu);
@@ -1504,17 +1505,15 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	start_seq = q->next_seq;
 	pthread_mutex_unlock(&q->mu);
 
-	fd = mr_io->openat(q->dirfd, JOURNAL_NEW,
-			   O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		mr_error_set(err, errno, "openat(" JOURNAL_NEW ") failed");
+	/* A fixed name: journal_open() removes what a crash left. */
+	if (mr_publish_begin(&pub, q->dirfd, "", JOURNAL, JOURNAL_NEW, 0600,
+			     MR_PUBLISH_FIXED_TMP | MR_PUBLISH_APPEND | MR_PUBLISH_KEEP_OPEN |
+				     (q->settings.no_fsync ? MR_PUBLISH_NO_FSYNC : 0),
+			     err) < 0)
 		goto fail;
-	}
 	header_bytes(h);
-	if (mr_write_all(fd, h, sizeof(h)) < 0) {
-		mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
+	if (mr_publish_write(&pub, h, sizeof(h), err) < 0)
 		goto fail;
-	}
 	size = sizeof(h);
 
 	/* Step 2. */
@@ -1530,14 +1529,12 @@ int journal_compact(struct queue *q, struct mr_error *err)
 			last = 1;
 		}
 		turn_end(q, t0, cpu0);
-		if (mr_write_all(fd, b.p, b.len) < 0) {
-			mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
+		if (mr_publish_write(&pub, b.p, b.len, err) < 0)
 			goto fail;
-		}
 		size += b.len;
 		sched_yield();
 	}
-	if (!q->settings.no_fsync && mr_io->fsync(fd) < 0) {
+	if (!q->settings.no_fsync && mr_io->fsync(pub.fd) < 0) {
 		mr_error_set(err, errno, "fsync(" JOURNAL_NEW ") failed");
 		goto fail;
 	}
@@ -1550,7 +1547,7 @@ int journal_compact(struct queue *q, struct mr_error *err)
 		carry = q->carry;
 		q->carry = (struct carry){ 0 };
 		turn_end(q, t0, cpu0);
-		if (carry_write(fd, &carry) < 0) {
+		if (carry_write(pub.fd, &carry) < 0) {
 			mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
 			goto fail;
 		}
@@ -1573,21 +1570,14 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	cut_lsn = q->append_lsn;
 	turn_end(q, t0, cpu0);
 
-	if (carry_write(fd, &carry) < 0) {
+	if (carry_write(pub.fd, &carry) < 0) {
 		mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
 		goto fail;
 	}
 	size += carry.bytes;
-	if (!q->settings.no_fsync && mr_io->fsync(fd) < 0) {
-		mr_error_set(err, errno, "fsync(" JOURNAL_NEW ") failed");
-		goto fail;
-	}
-	if (mr_io->renameat(q->dirfd, JOURNAL_NEW, q->dirfd, JOURNAL) < 0) {
-		mr_error_set(err, errno, "renameat(" JOURNAL_NEW ", " JOURNAL ") failed");
-		goto fail;
-	}
-	renamed = 1;
-	if (!q->settings.no_fsync && mr_fsync_dir_at(q->dirfd, ".", err) < 0) {
+	if (mr_publish_commit(&pub, err) < 0) {
+		if (!pub.renamed)
+			goto fail;
 		/* Old or new journal may be the one on disk after a crash:
 		 * nothing may count as durable any more. */
 		pthread_mutex_lock(&q->mu);
@@ -1596,8 +1586,8 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	}
 	pthread_mutex_lock(&q->mu);
 	old_fd = q->fd;
-	q->fd = fd;
-	fd = -1;
+	q->fd = pub.fd;
+	pub.fd = -1;
 	q->file_size = size;
 	/* What the buffer held at the cut is in the new file already. */
 	if (cut_len > 0) {
@@ -1627,11 +1617,7 @@ out_locked:
 	pthread_cond_broadcast(&q->commit_cv);
 	pthread_mutex_unlock(&q->mu);
 	mr_close(old_fd);
-	if (fd >= 0) {
-		mr_close(fd);
-		if (!renamed)
-			(void)mr_io->unlinkat(q->dirfd, JOURNAL_NEW, 0);
-	}
+	mr_publish_abort(&pub);
 	free(b.p);
 	carry_free(&carry);
 	return rc;

@@ -213,7 +213,7 @@ static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char 
 	tdir = tmp_dir(ctx, parent, &tdir_owned);
 	if (tdir < 0)
 		goto out;
-	sync_tmp_name(tmp, sizeof(tmp));
+	mr_tmp_name(SYNC_TMP_PREFIX, tmp, sizeof(tmp));
 	tfd = mr_io->openat(tdir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 	if (tfd < 0) {
 		mr_error_set(ctx->err, errno, "creating a temporary file for %s failed", op->rel);
@@ -423,7 +423,7 @@ int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op)
 	tdir = tmp_dir(ctx, parent, &tdir_owned);
 	if (tdir < 0)
 		goto out;
-	sync_tmp_name(tmp, sizeof(tmp));
+	mr_tmp_name(SYNC_TMP_PREFIX, tmp, sizeof(tmp));
 	if (mr_io->symlinkat(op->target, tdir, tmp) < 0) {
 		mr_error_set(ctx->err, errno, "symlink(%s) failed", op->rel);
 		goto out;

@@ -431,8 +431,7 @@ static int plan_walk(struct sync_ctx *ctx, int sfd, int dfd, const char *rel,
 		int cmp, have_s, have_d, serr;
 		char *child;
 
-		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
-			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
+		if (sync_cancelled(ctx)) {
 			goto out;
 		}
 		if (i == sl.n)

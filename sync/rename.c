@@ -193,8 +193,7 @@ int sync_renames_match(struct sync_ctx *ctx)
 
 		if (op->kind != SYNC_OP_FILE_NEW || op->typechange || op->done)
 			continue;
-		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
-			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
+		if (sync_cancelled(ctx)) {
 			return -1;
 		}
 		name = strrchr(op->rel, '/');
@@ -254,8 +253,7 @@ int sync_renames_apply(struct sync_ctx *ctx)
 
 		if (op->cand < 0 || op->done)
 			continue;
-		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
-			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
+		if (sync_cancelled(ctx)) {
 			return -1;
 		}
 		/* 0: not possible here; the op stays a copy and the

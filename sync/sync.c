@@ -135,18 +135,9 @@ void sync_progress(struct sync_ctx *ctx, uint64_t bytes)
 		ctx->set->progress(ctx->set->progress_arg, ctx->files_done, ctx->bytes_done);
 }
 
-/* A temporary name unique in this process and thread. */
-void sync_tmp_name(char *buf, size_t len)
+int sync_cancelled(struct sync_ctx *ctx)
 {
-	static atomic_ulong seq;
-
-	snprintf(buf, len, ".mrsync-%ld-%lu.tmp", (long)getpid(),
-		 (unsigned long)atomic_fetch_add(&seq, 1));
-}
-
-static int cancelled(struct sync_ctx *ctx)
-{
-	if (ctx->set->cancel == NULL || !__atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED))
+	if (!mr_cancelled(ctx->set->cancel))
 		return 0;
 	mr_error_set(ctx->err, ECANCELED, "sync cancelled");
 	return 1;
@@ -286,7 +277,7 @@ static int apply_ops(struct sync_ctx *ctx)
 		const struct sync_op *op = &ctx->plan.ops[i];
 		int rc = 0;
 
-		if (cancelled(ctx))
+		if (sync_cancelled(ctx))
 			return -1;
 		if (op->done || op->kind == SYNC_OP_REMOVE)
 			continue;
@@ -322,7 +313,7 @@ static int apply_removes(struct sync_ctx *ctx)
 	for (i = 0; i < ctx->plan.nops; i++) {
 		struct sync_op *op = &ctx->plan.ops[i];
 
-		if (cancelled(ctx))
+		if (sync_cancelled(ctx))
 			return -1;
 		if (op->kind != SYNC_OP_REMOVE || op->typechange || op->done)
 			continue;

@@ -70,6 +70,7 @@
 
 #include "common/common.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct sync_settings {
@@ -89,7 +90,7 @@ struct sync_settings {
 	 * must be on the destination's file system (entries move by rename). */
 	int attic_dirfd;
 	/* Scratch folder on the destination's file system for temporary files
-	 * (".mrsync-<pid>-<n>.tmp", unique per process and thread), or -1 to
+	 * (".mrsync-<pid>.<n>", unique per process and thread), or -1 to
 	 * write them beside their final place. */
 	int tmp_dirfd;
 	/* Block size for patching large files; 0 means 4 KiB (the page size
@@ -110,7 +111,7 @@ struct sync_settings {
 	int64_t backup_started;
 	/* Polled between entries; nonzero stops with -1 and errnum ECANCELED.
 	 * May be NULL. */
-	const volatile int *cancel;
+	const atomic_int *cancel;
 	/* Called now and then with files and bytes done. May be NULL. */
 	void (*progress)(void *arg, uint64_t files_done, uint64_t bytes_done);
 	void *progress_arg;

@@ -130,8 +130,11 @@ int sync_dir_fd(struct sync_ctx *ctx, int is_src, const char *rel_parent);
 void sync_dircache_drop(struct sync_dircache *c);
 /* Calls the progress callback. */
 void sync_progress(struct sync_ctx *ctx, uint64_t bytes);
-/* Returns a fresh temporary name (process- and thread-unique) into buf. */
-void sync_tmp_name(char *buf, size_t len);
+/* Temporary names of sync start with this (mr_tmp_name). */
+#define SYNC_TMP_PREFIX ".mrsync-"
+/* 1 (with err set to ECANCELED) when the caller's cancel flag is set,
+ * else 0. Polled between entries. */
+int sync_cancelled(struct sync_ctx *ctx);
 
 /* ---- meta.c ---------------------------------------------------------- */
 
