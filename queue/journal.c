@@ -129,27 +129,11 @@ static int jb_reserve(struct jbuf *b, size_t n)
 }
 
 /* Callers reserve first; these only store. */
-static void put_u8(struct jbuf *b, uint8_t v)
+/* The low `bytes` bytes of v, little-endian (mr_put_le). */
+static void put_le(struct jbuf *b, uint64_t v, int bytes)
 {
-	b->p[b->len++] = v;
-}
-
-static void put_u16(struct jbuf *b, uint16_t v)
-{
-	put_u8(b, (uint8_t)v);
-	put_u8(b, (uint8_t)(v >> 8));
-}
-
-static void put_u32(struct jbuf *b, uint32_t v)
-{
-	put_u16(b, (uint16_t)v);
-	put_u16(b, (uint16_t)(v >> 16));
-}
-
-static void put_u64(struct jbuf *b, uint64_t v)
-{
-	put_u32(b, (uint32_t)v);
-	put_u32(b, (uint32_t)(v >> 32));
+	mr_put_le(b->p + b->len, v, bytes);
+	b->len += (size_t)bytes;
 }
 
 static void put_f64(struct jbuf *b, double d)
@@ -157,7 +141,7 @@ static void put_f64(struct jbuf *b, double d)
 	uint64_t v;
 
 	memcpy(&v, &d, sizeof(v));
-	put_u64(b, v);
+	put_le(b, v, 8);
 }
 
 static void put_bytes(struct jbuf *b, const void *p, size_t n)
@@ -168,26 +152,13 @@ static void put_bytes(struct jbuf *b, const void *p, size_t n)
 	b->len += n;
 }
 
-static void store_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void store_u64(uint8_t *p, uint64_t v)
-{
-	store_u32(p, (uint32_t)v);
-	store_u32(p + 4, (uint32_t)(v >> 32));
-}
-
 /* Version 1: the type and the payload. */
 static uint64_t record_hash_v1(uint16_t type, const uint8_t *payload, size_t len)
 {
 	XXH3_state_t st;
-	uint8_t t[2] = { (uint8_t)type, (uint8_t)(type >> 8) };
+	uint8_t t[2];
 
+	mr_put_le(t, type, 2);
 	XXH3_64bits_reset(&st);
 	XXH3_64bits_update(&st, t, sizeof(t));
 	XXH3_64bits_update(&st, payload, len);
@@ -224,25 +195,24 @@ static void rec_end(struct jbuf *b, int64_t start, uint16_t type, uint64_t seq)
 	uint8_t *h = b->p + start;
 	size_t len = b->len - (size_t)start - REC_HEADER;
 
-	store_u32(h, (uint32_t)len);
-	h[4] = (uint8_t)type;
-	h[5] = (uint8_t)(type >> 8);
-	store_u64(h + 8, seq);
-	store_u64(h + 16, record_hash(h, h + REC_HEADER, len));
+	mr_put_le(h, (uint32_t)len, 4);
+	mr_put_le(h + 4, type, 2);
+	mr_put_le(h + 8, seq, 8);
+	mr_put_le(h + 16, record_hash(h, h + REC_HEADER, len), 8);
 }
 
 static void put_counters(struct jbuf *b, const struct queue_counters *c)
 {
-	put_u64(b, c->backup_files);
-	put_u64(b, c->backup_bytes);
-	put_u64(b, c->copied_files);
-	put_u64(b, c->copied_bytes);
-	put_u64(b, c->renamed);
-	put_u64(b, c->patched_files);
-	put_u64(b, c->attic_files);
-	put_u64(b, c->unreadable);
-	put_u64(b, c->held_mail);
-	put_u64(b, c->source_bytes_read);
+	put_le(b, c->backup_files, 8);
+	put_le(b, c->backup_bytes, 8);
+	put_le(b, c->copied_files, 8);
+	put_le(b, c->copied_bytes, 8);
+	put_le(b, c->renamed, 8);
+	put_le(b, c->patched_files, 8);
+	put_le(b, c->attic_files, 8);
+	put_le(b, c->unreadable, 8);
+	put_le(b, c->held_mail, 8);
+	put_le(b, c->source_bytes_read, 8);
 }
 
 uint64_t journal_user_bytes(const struct quser *u)
@@ -355,9 +325,9 @@ int journal_add(struct queue *q, const struct quser *u, struct mr_error *err)
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
-	put_u64(&q->buf, u->size_hint);
-	put_u16(&q->buf, u->name_len);
+	put_le(&q->buf, u->id, 4);
+	put_le(&q->buf, u->size_hint, 8);
+	put_le(&q->buf, u->name_len, 2);
 	put_bytes(&q->buf, u->name, u->name_len);
 	append_end(q, s, REC_ADD);
 	return 0;
@@ -370,10 +340,10 @@ int journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
-	put_u8(&q->buf, u->lane);
-	put_u8(&q->buf, (uint8_t)kind);
-	put_u64(&q->buf, (uint64_t)u->seq);
+	put_le(&q->buf, u->id, 4);
+	put_le(&q->buf, u->lane, 1);
+	put_le(&q->buf, (uint8_t)kind, 1);
+	put_le(&q->buf, (uint64_t)u->seq, 8);
 	put_f64(&q->buf, now);
 	append_end(q, s, (uint16_t)type);
 	return 0;
@@ -385,7 +355,7 @@ int journal_start(struct queue *q, const struct quser *u, double now, struct mr_
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
+	put_le(&q->buf, u->id, 4);
 	put_f64(&q->buf, now);
 	append_end(q, s, REC_START);
 	return 0;
@@ -398,11 +368,11 @@ int journal_state(struct queue *q, const struct quser *u, double now, struct mr_
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
-	put_u8(&q->buf, u->state);
+	put_le(&q->buf, u->id, 4);
+	put_le(&q->buf, u->state, 1);
 	put_f64(&q->buf, now);
 	put_counters(&q->buf, &u->counters);
-	put_u16(&q->buf, (uint16_t)rlen);
+	put_le(&q->buf, (uint16_t)rlen, 2);
 	put_bytes(&q->buf, u->reason, rlen);
 	append_end(q, s, REC_STATE);
 	return 0;
@@ -414,7 +384,7 @@ int journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
+	put_le(&q->buf, u->id, 4);
 	append_end(q, s, REC_REQUEUE);
 	return 0;
 }
@@ -425,7 +395,7 @@ int journal_pause(struct queue *q, int paused, struct mr_error *err)
 
 	if (s < 0)
 		return -1;
-	put_u8(&q->buf, paused ? 1 : 0);
+	put_le(&q->buf, paused ? 1 : 0, 1);
 	append_end(q, s, REC_PAUSE);
 	return 0;
 }
@@ -451,42 +421,18 @@ static const uint8_t *get_bytes(struct dec *d, size_t n)
 	return p;
 }
 
-static uint64_t get_le(struct dec *d, size_t n)
+/* The next n bytes as a little-endian number (mr_get_le); 0 past the end
+ * (then d->bad is set). */
+static uint64_t get_le(struct dec *d, int n)
 {
-	const uint8_t *p = get_bytes(d, n);
-	uint64_t v = 0;
-	size_t i;
+	const uint8_t *p = get_bytes(d, (size_t)n);
 
-	if (p == NULL)
-		return 0;
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint8_t get_u8(struct dec *d)
-{
-	return (uint8_t)get_le(d, 1);
-}
-
-static uint16_t get_u16(struct dec *d)
-{
-	return (uint16_t)get_le(d, 2);
-}
-
-static uint32_t get_u32(struct dec *d)
-{
-	return (uint32_t)get_le(d, 4);
-}
-
-static uint64_t get_u64(struct dec *d)
-{
-	return get_le(d, 8);
+	return p != NULL ? mr_get_le(p, n) : 0;
 }
 
 static int64_t get_i64(struct dec *d)
 {
-	uint64_t v = get_u64(d);
+	uint64_t v = get_le(d, 8);
 	int64_t s;
 
 	memcpy(&s, &v, sizeof(s));
@@ -495,7 +441,7 @@ static int64_t get_i64(struct dec *d)
 
 static double get_f64(struct dec *d)
 {
-	uint64_t v = get_u64(d);
+	uint64_t v = get_le(d, 8);
 	double f;
 
 	memcpy(&f, &v, sizeof(f));
@@ -505,16 +451,16 @@ static double get_f64(struct dec *d)
 /* Version 1 wrote the first 9 counters; version 2 adds source_bytes_read. */
 static void get_counters(struct dec *d, uint16_t major, struct queue_counters *c)
 {
-	c->backup_files = get_u64(d);
-	c->backup_bytes = get_u64(d);
-	c->copied_files = get_u64(d);
-	c->copied_bytes = get_u64(d);
-	c->renamed = get_u64(d);
-	c->patched_files = get_u64(d);
-	c->attic_files = get_u64(d);
-	c->unreadable = get_u64(d);
-	c->held_mail = get_u64(d);
-	c->source_bytes_read = major == MAJOR_V1 ? 0 : get_u64(d);
+	c->backup_files = get_le(d, 8);
+	c->backup_bytes = get_le(d, 8);
+	c->copied_files = get_le(d, 8);
+	c->copied_bytes = get_le(d, 8);
+	c->renamed = get_le(d, 8);
+	c->patched_files = get_le(d, 8);
+	c->attic_files = get_le(d, 8);
+	c->unreadable = get_le(d, 8);
+	c->held_mail = get_le(d, 8);
+	c->source_bytes_read = major == MAJOR_V1 ? 0 : get_le(d, 8);
 }
 
 static int short_record(struct mr_error *err)
@@ -617,16 +563,16 @@ static int note_block(struct queue *q, uint32_t first, uint32_t count, uint64_t 
 static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struct mr_error *err)
 {
 	int64_t pf = get_i64(d), pb = get_i64(d), ef = get_i64(d), eb = get_i64(d);
-	uint32_t first = get_u32(d), count = get_u32(d), i;
+	uint32_t first = (uint32_t)get_le(d, 4), count = (uint32_t)get_le(d, 4), i;
 	uint64_t as_of = 0, next = 0;
 	uint8_t flags = 0;
 	struct quser *t = NULL;
 	int rc = -1;
 
 	if (major != MAJOR_V1) {
-		as_of = get_u64(d);
-		flags = get_u8(d);
-		next = get_u64(d);
+		as_of = get_le(d, 8);
+		flags = (uint8_t)get_le(d, 1);
+		next = get_le(d, 8);
 	}
 	if (d->bad)
 		return short_record(err);
@@ -650,19 +596,19 @@ static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struc
 
 		memset(t, 0, sizeof(*t));
 		t->id = q->nusers;
-		t->name_len = get_u16(d);
+		t->name_len = (uint16_t)get_le(d, 2);
 		name = get_bytes(d, t->name_len);
-		t->state = get_u8(d);
-		t->lane = get_u8(d);
-		t->run_lane = get_u8(d);
+		t->state = (uint8_t)get_le(d, 1);
+		t->lane = (uint8_t)get_le(d, 1);
+		t->run_lane = (uint8_t)get_le(d, 1);
 		t->seq = get_i64(d);
 		t->requested_at = get_f64(d);
 		t->started_at = get_f64(d);
 		t->finished_at = get_f64(d);
-		t->size_hint = get_u64(d);
-		t->attempts = get_u32(d);
+		t->size_hint = get_le(d, 8);
+		t->attempts = (uint32_t)get_le(d, 4);
 		get_counters(d, major, &t->counters);
-		rlen = get_u16(d);
+		rlen = (uint16_t)get_le(d, 2);
 		reason = get_bytes(d, rlen);
 		if (d->bad) {
 			short_record(err);
@@ -701,9 +647,9 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 
 	switch (type) {
 	case REC_ADD:
-		id = get_u32(&d);
-		hint = get_u64(&d);
-		n = get_u16(&d);
+		id = (uint32_t)get_le(&d, 4);
+		hint = get_le(&d, 8);
+		n = (uint16_t)get_le(&d, 2);
 		bytes = get_bytes(&d, n);
 		if (d.bad)
 			return short_record(err);
@@ -715,26 +661,26 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 		return apply_add(q, id, (const char *)bytes, n, hint, err);
 	case REC_REQUEST:
 	case REC_RETRY:
-		id = get_u32(&d);
-		lane = get_u8(&d);
-		(void)get_u8(&d); /* kind: informative */
+		id = (uint32_t)get_le(&d, 4);
+		lane = (uint8_t)get_le(&d, 1);
+		(void)(uint8_t)get_le(&d, 1); /* kind: informative */
 		seq = get_i64(&d);
 		t = get_f64(&d);
 		if (d.bad)
 			return short_record(err);
 		return apply_request(q, map_id(q, id), (enum lane_id)lane, seq, t, err);
 	case REC_START:
-		id = get_u32(&d);
+		id = (uint32_t)get_le(&d, 4);
 		t = get_f64(&d);
 		if (d.bad)
 			return short_record(err);
 		return apply_start(q, map_id(q, id), t, err);
 	case REC_STATE:
-		id = get_u32(&d);
-		state = get_u8(&d);
+		id = (uint32_t)get_le(&d, 4);
+		state = (uint8_t)get_le(&d, 1);
 		t = get_f64(&d);
 		get_counters(&d, major, &c);
-		n = get_u16(&d);
+		n = (uint16_t)get_le(&d, 2);
 		bytes = get_bytes(&d, n);
 		if (d.bad)
 			return short_record(err);
@@ -742,14 +688,14 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 				   (const char *)bytes, n,
 				   err);
 	case REC_REQUEUE:
-		id = get_u32(&d);
+		id = (uint32_t)get_le(&d, 4);
 		if (d.bad)
 			return short_record(err);
 		return apply_requeue(q, map_id(q, id), err);
 	case REC_SNAPSHOT:
 		return replay_snapshot(q, &d, major, err);
 	case REC_PAUSE:
-		state = get_u8(&d);
+		state = (uint8_t)get_le(&d, 1);
 		if (d.bad)
 			return short_record(err);
 		q->paused = state != 0;
@@ -758,21 +704,6 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 		mr_error_set(err, EINVAL, "unknown record type %u", type);
 		return -1;
 	}
-}
-
-static uint32_t load_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t load_u16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint64_t load_u64(const uint8_t *p)
-{
-	return (uint64_t)load_u32(p) | (uint64_t)load_u32(p + 4) << 32;
 }
 
 /* 1 for the record types this version writes and reads. */
@@ -806,8 +737,8 @@ static int read_rec(const struct layout *l, const uint8_t *data, size_t off, siz
 		mr_error_set(why, 0, "short record header");
 		return 0;
 	}
-	r->len = load_u32(h);
-	r->type = load_u16(h + 4);
+	r->len = (uint32_t)mr_get_le(h, 4);
+	r->type = (uint16_t)mr_get_le(h + 4, 2);
 	if (r->len > REC_MAX) {
 		mr_error_set(why, 0, "record length %u", r->len);
 		return 0;
@@ -819,14 +750,14 @@ static int read_rec(const struct layout *l, const uint8_t *data, size_t off, siz
 	if (l->major == MAJOR_V1) {
 		r->seq = 0;
 		sum = record_hash_v1(r->type, h + l->rec_header, r->len);
-		if (sum != load_u64(h + 8)) {
+		if (sum != mr_get_le(h + 8, 8)) {
 			mr_error_set(why, 0, "checksum mismatch");
 			return 0;
 		}
 		return 1;
 	}
-	r->seq = load_u64(h + 8);
-	if (record_hash(h, h + l->rec_header, r->len) != load_u64(h + 16)) {
+	r->seq = mr_get_le(h + 8, 8);
+	if (record_hash(h, h + l->rec_header, r->len) != mr_get_le(h + 16, 8)) {
 		mr_error_set(why, 0, "checksum mismatch");
 		return 0;
 	}
@@ -846,13 +777,13 @@ static size_t find_valid(const struct layout *l, const uint8_t *data, size_t fro
 
 	for (off = from; off < size && size - off >= l->rec_header; off++) {
 		const uint8_t *h = data + off;
-		uint32_t len = load_u32(h);
+		uint32_t len = (uint32_t)mr_get_le(h, 4);
 
 		/* Cheap tests first: most offsets fail them. */
 		if (len > REC_MAX || size - off - l->rec_header < len || h[6] != 0 || h[7] != 0)
 			continue;
 		if (l->major != MAJOR_V1) {
-			uint64_t seq = load_u64(h + 8);
+			uint64_t seq = mr_get_le(h + 8, 8);
 
 			if (seq <= last_seq || seq - last_seq > ((uint64_t)1 << 40))
 				continue;
@@ -877,7 +808,7 @@ static int covered(const struct queue *q, const struct rec *r, const uint8_t *pa
 		return sr->last_seen && r->seq < sr->final_as_of;
 	if (r->type < REC_ADD || r->type > REC_RETRY || r->len < 4)
 		return 0;
-	id = load_u32(payload);
+	id = (uint32_t)mr_get_le(payload, 4);
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -1003,12 +934,10 @@ static int replay(struct queue *q, const struct layout *l, const uint8_t *data, 
 static void header_bytes(uint8_t h[HEADER_SIZE])
 {
 	memcpy(h, MAGIC, 4);
-	h[4] = MAJOR;
-	h[5] = 0;
-	h[6] = MINOR;
-	h[7] = 0;
-	store_u32(h + 8, HEADER_SIZE);
-	store_u32(h + 12, HASH_XXH3);
+	mr_put_le(h + 4, MAJOR, 2);
+	mr_put_le(h + 6, MINOR, 2);
+	mr_put_le(h + 8, HEADER_SIZE, 4);
+	mr_put_le(h + 12, HASH_XXH3, 4);
 }
 
 /* Writes a fresh header into the empty (or torn-at-birth) journal. */
@@ -1049,10 +978,10 @@ static int64_t check_header(const uint8_t *data, size_t size, struct layout *l,
 		mr_error_set(err, 0, JOURNAL ": not a mailrestore journal");
 		goto bad;
 	}
-	major = load_u16(data + 4);
-	minor = load_u16(data + 6);
-	hsize = load_u32(data + 8);
-	hash = load_u32(data + 12);
+	major = (uint16_t)mr_get_le(data + 4, 2);
+	minor = (uint16_t)mr_get_le(data + 6, 2);
+	hsize = (uint32_t)mr_get_le(data + 8, 4);
+	hash = (uint32_t)mr_get_le(data + 12, 4);
 	if (major != MAJOR && major != MAJOR_V1) {
 		mr_error_set(err, 0, JOURNAL ": journal version %u.%u is not supported "
 			     "(this mailrestore reads versions %u and %u)", major, minor, MAJOR_V1,
@@ -1364,19 +1293,19 @@ static int snapshot_user(struct jbuf *b, const struct quser *u)
 
 	if (jb_reserve(b, SNAP_USER_FIXED + u->name_len + rlen) < 0)
 		return -1;
-	put_u16(b, u->name_len);
+	put_le(b, u->name_len, 2);
 	put_bytes(b, u->name, u->name_len);
-	put_u8(b, u->state);
-	put_u8(b, u->lane);
-	put_u8(b, u->run_lane);
-	put_u64(b, (uint64_t)u->seq);
+	put_le(b, u->state, 1);
+	put_le(b, u->lane, 1);
+	put_le(b, u->run_lane, 1);
+	put_le(b, (uint64_t)u->seq, 8);
 	put_f64(b, u->requested_at);
 	put_f64(b, u->started_at);
 	put_f64(b, u->finished_at);
-	put_u64(b, u->size_hint);
-	put_u32(b, u->attempts);
+	put_le(b, u->size_hint, 8);
+	put_le(b, u->attempts, 4);
 	put_counters(b, &u->counters);
-	put_u16(b, (uint16_t)rlen);
+	put_le(b, (uint16_t)rlen, 2);
 	put_bytes(b, u->reason, rlen);
 	return 0;
 }
@@ -1400,22 +1329,22 @@ static int snapshot_block(struct queue *q, struct jbuf *b, uint32_t *id, uint32_
 		stop = first;
 	if (q->paused && (flags & SNAP_LAST))
 		flags |= SNAP_PAUSED;
-	put_u64(b, (uint64_t)q->prio.front);
-	put_u64(b, (uint64_t)q->prio.back);
-	put_u64(b, (uint64_t)q->enq.front);
-	put_u64(b, (uint64_t)q->enq.back);
-	put_u32(b, first);
+	put_le(b, (uint64_t)q->prio.front, 8);
+	put_le(b, (uint64_t)q->prio.back, 8);
+	put_le(b, (uint64_t)q->enq.front, 8);
+	put_le(b, (uint64_t)q->enq.back, 8);
+	put_le(b, first, 4);
 	count_at = b->len;
-	put_u32(b, 0);
-	put_u64(b, q->next_seq);
-	put_u8(b, flags);
-	put_u64(b, next);
+	put_le(b, 0, 4);
+	put_le(b, q->next_seq, 8);
+	put_le(b, flags, 1);
+	put_le(b, next, 8);
 	while (*id < stop && b->len - (size_t)start < SNAP_BLOCK) {
 		if (snapshot_user(b, q->users[*id]) < 0)
 			return -1;
 		(*id)++;
 	}
-	store_u32(b->p + count_at, *id - first);
+	mr_put_le(b->p + count_at, *id - first, 4);
 	rec_end(b, start, REC_SNAPSHOT, seq);
 	return 0;
 }
