@@ -14,7 +14,7 @@ const char *cli_default_socket(void)
 {
 	const char *s = getenv("MAILRESTORE_SOCKET");
 
-	return (s && *s) ? s : "/run/mailrestore/mailrestore.sock";
+	return (s && *s) ? s : MR_SOCKET_DEFAULT;
 }
 
 void cli_error(const char *cmd, const char *fmt, ...)

@@ -49,6 +49,10 @@ enum {
 
 #define MR_USER_NAME_MAX 255
 
+/* The daemon's socket when neither an option nor $MAILRESTORE_SOCKET
+ * names one (the daemon and every client use this one definition). */
+#define MR_SOCKET_DEFAULT "/run/mailrestore/mailrestore.sock"
+
 /* Returns 1 when name is a valid user name: 1 to 255 bytes of
  * [A-Za-z0-9._@+-], the first a letter or digit. 0 otherwise. */
 int mr_user_name_valid(const char *name);
