@@ -143,7 +143,7 @@ static int all_zero(const unsigned char *buf, size_t len)
 }
 
 /* See sync_private.h. */
-int sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
+enum sync_result sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
 		     const char *rel, uint64_t *total_r, uint64_t *written_r)
 {
 	off_t off = from, data, hole;
@@ -172,17 +172,17 @@ int sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t s
 			n = mr_pread_full(sfd, ctx->buf_a, want, off);
 			if (n < 0) {
 				sync_src_failed(ctx, "read", rel, errno);
-				return 1;
+				return SYNC_SOURCE_PROBLEM;
 			}
 			if (n == 0)
-				return 2;   /* shrank under us */
+				return SYNC_SOURCE_CHANGED;   /* shrank under us */
 			ctx->stats->source_bytes_read += (uint64_t)n;
 			/* Zeros stay a hole in the copy too. */
 			if (all_zero(ctx->buf_a, (size_t)n))
 				continue;
 			if (mr_pwrite_all(tfd, ctx->buf_a, (size_t)n, off) < 0) {
 				mr_error_set(ctx->err, errno, "write(%s) failed", rel);
-				return -1;
+				return SYNC_FAILED;
 			}
 			*written_r += (uint64_t)n;
 		}
@@ -191,25 +191,26 @@ int sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t s
 	/* The holes at the end and the size itself. */
 	if (mr_io->ftruncate(tfd, size) < 0) {
 		mr_error_set(ctx->err, errno, "ftruncate(%s) failed", rel);
-		return -1;
+		return SYNC_FAILED;
 	}
 	*total_r = (uint64_t)(size - from);
-	return 0;
+	return SYNC_DONE;
 }
 
-/* One attempt at copying. Returns 0 done, 1 source problem recorded, 2 the
- * source changed while read (try again), -1 destination failure. */
-static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+/* One attempt at copying: SYNC_DONE, SYNC_SOURCE_PROBLEM,
+ * SYNC_SOURCE_CHANGED (try again) or SYNC_FAILED. */
+static enum sync_result copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
 		     const char *name)
 {
 	struct stat before, after;
 	char tmp[64];
-	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, ddir, rc = -1, have_tmp = 0, r;
+	enum sync_result rc = SYNC_FAILED, r;
+	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, ddir, have_tmp = 0;
 	uint64_t total = 0, written = 0;
 
 	sfd = sync_open_src_file(ctx, parent, name, op->rel, &before);
 	if (sfd < 0)
-		return 1;
+		return SYNC_SOURCE_PROBLEM;
 	tdir = tmp_dir(ctx, parent, &tdir_owned);
 	if (tdir < 0)
 		goto out;
@@ -223,17 +224,17 @@ static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char 
 	if (sync_room_for(ctx, tfd, sync_alloc_bytes(&before, 0), op->rel) < 0)
 		goto out;
 	r = sync_copy_sparse(ctx, sfd, tfd, 0, before.st_size, op->rel, &total, &written);
-	if (r != 0) {
+	if (r != SYNC_DONE) {
 		rc = r;
 		goto out;
 	}
 	if (mr_io->fstat(sfd, &after) < 0) {
 		sync_src_failed(ctx, "fstat", op->rel, errno);
-		rc = 1;
+		rc = SYNC_SOURCE_PROBLEM;
 		goto out;
 	}
 	if (sync_changed_since(&before, &after) || total != (uint64_t)after.st_size) {
-		rc = 2;
+		rc = SYNC_SOURCE_CHANGED;
 		goto out;
 	}
 	if (sync_meta_apply_fd(ctx, tfd, op->rel, &after) < 0)
@@ -262,7 +263,7 @@ static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char 
 	ctx->stats->copied_bytes += total;
 	ctx->stats->bytes_written += written;
 	sync_progress(ctx, total);
-	rc = 0;
+	rc = SYNC_DONE;
 out:
 	mr_close(tfd);
 	if (have_tmp)
@@ -272,31 +273,33 @@ out:
 	return rc;
 }
 
-int sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
-		      int (*once)(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
-				  const char *name),
-		      const char *verb)
+enum sync_result sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
+				   enum sync_result (*once)(struct sync_ctx *ctx,
+							    const struct sync_op *op,
+							    const char *parent, const char *name),
+				   const char *verb)
 {
+	enum sync_result r = SYNC_DONE;
 	const char *name;
 	char *parent = NULL;
-	int i, r = 0;
+	int i;
 
 	if (sync_split(op->rel, &parent, &name) < 0) {
 		mr_error_set(ctx->err, ENOMEM, "sync");
-		return -1;
+		return SYNC_FAILED;
 	}
 	for (i = 0; i < SYNC_COPY_TRIES; i++) {
 		r = once(ctx, op, parent, name);
-		if (r != 2)
+		if (r != SYNC_SOURCE_CHANGED)
 			break;
 	}
 	free(parent);
-	if (r == 2) {
+	if (r == SYNC_SOURCE_CHANGED) {
 		ctx->stats->unreadable++;
 		sync_problem(ctx, MR_PROBLEM_UNREADABLE, EAGAIN, op->rel,
 			     "%s kept changing while it was %s; the backup's version is kept",
 			     op->rel, verb);
-		return 0;
+		return SYNC_SOURCE_PROBLEM;
 	}
 	return r;
 }
@@ -305,26 +308,25 @@ int sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
  * problem recorded, -1 destination failure. */
 int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
-	int r = sync_retry_source(ctx, op, copy_once, "copied");
-
-	return r < 0 ? -1 : 0;
+	return sync_retry_source(ctx, op, copy_once, "copied") == SYNC_FAILED ? -1 : 0;
 }
 
-/* Compares the contents of source and destination file rel by hash. 1
- * equal, 0 different, 2 source problem recorded, -1 destination error. */
-static int same_content(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+/* Compares the contents of source and destination file rel by hash:
+ * SYNC_SAME, SYNC_DIFFERENT, SYNC_SOURCE_PROBLEM or SYNC_FAILED. */
+static enum sync_result same_content(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
 			const char *name)
 {
 	struct stat st;
 	uint64_t hs, hd;
-	int sfd, dfd = -1, ddir, rc = -1;
+	enum sync_result rc = SYNC_FAILED;
+	int sfd, dfd = -1, ddir;
 
 	sfd = sync_open_src_file(ctx, parent, name, op->rel, &st);
 	if (sfd < 0)
-		return 2;
+		return SYNC_SOURCE_PROBLEM;
 	if (sync_hash_fd(sfd, ctx->buf_a, ctx->buf_size, &hs) < 0) {
 		sync_src_failed(ctx, "read", op->rel, errno);
-		rc = 2;
+		rc = SYNC_SOURCE_PROBLEM;
 		goto out;
 	}
 	ctx->stats->source_bytes_read += (uint64_t)st.st_size;
@@ -339,7 +341,7 @@ static int same_content(struct sync_ctx *ctx, const struct sync_op *op, const ch
 		mr_error_set(ctx->err, errno, "read(%s) in the destination failed", op->rel);
 		goto out;
 	}
-	rc = hs == hd;
+	rc = hs == hd ? SYNC_SAME : SYNC_DIFFERENT;
 out:
 	mr_close(sfd);
 	mr_close(dfd);
@@ -353,7 +355,8 @@ int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	const char *name;
 	char *parent = NULL;
-	int rc = -1, r, ddir;
+	enum sync_result r;
+	int rc = -1, ddir;
 
 	if (sync_split(op->rel, &parent, &name) < 0) {
 		mr_error_set(ctx->err, ENOMEM, "sync");
@@ -367,28 +370,28 @@ int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op)
 		/* Large files: the patch compares block by block and writes
 		 * nothing when only the time differs. */
 		r = sync_patch_file(ctx, op);
-		if (r != 1) {
-			rc = r;
+		if (r != SYNC_COPY_WHOLE) {
+			rc = r == SYNC_FAILED ? -1 : 0;
 			goto out;
 		}
 	} else if (op->st.st_size == op->dst.st_size) {
 		/* Backups keep coarser times (ustar: seconds, zip: two
 		 * seconds): equal content only needs its time fixed. */
 		r = same_content(ctx, op, parent, name);
-		if (r < 0)
+		if (r == SYNC_FAILED)
 			goto out;
-		if (r == 2) {
+		if (r == SYNC_SOURCE_PROBLEM) {
 			rc = 0;
 			goto out;
 		}
-		if (r == 1 && sync_same_mtime(&op->st, &op->dst) &&
+		if (r == SYNC_SAME && sync_same_mtime(&op->st, &op->dst) &&
 		    !sync_meta_differs(&op->st, &op->dst, ctx->set->preserve_owner)) {
 			/* Only checked (compare_content): nothing to fix. */
 			sync_progress(ctx, 0);
 			rc = 0;
 			goto out;
 		}
-		if (r == 1) {
+		if (r == SYNC_SAME) {
 			ddir = sync_dir_fd(ctx, 0, parent);
 			if (ddir < 0) {
 				mr_error_set(ctx->err, errno, "open(%s) in the destination failed",

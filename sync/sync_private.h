@@ -167,15 +167,30 @@ int sync_same_file_quick(const char *rel, const struct stat *s, const struct sta
 
 /* ---- copy.c ---------------------------------------------------------- */
 
+/* What one attempt at a file came to. The copy, the patch, the content
+ * comparison and the sparse copy all answer with these, and a value means
+ * the same in each of them. */
+enum sync_result {
+	SYNC_FAILED = -1,         /* destination failure: ctx->err says why */
+	SYNC_DONE = 0,
+	SYNC_SOURCE_PROBLEM = 1,  /* the source failed; recorded, and the
+	                           * destination keeps the backup's version */
+	SYNC_SOURCE_CHANGED = 2,  /* the source changed while it was read */
+	SYNC_COPY_WHOLE = 3,      /* (patch) cannot patch: copy it whole */
+	SYNC_SAME = 4,            /* (comparison) equal contents */
+	SYNC_DIFFERENT = 5,       /* (comparison) different contents */
+};
+
 /* Runs once(ctx, op, parent, name) on the op's path, again while it returns
- * 2 (the source file changed while it was read), SYNC_COPY_TRIES times at
- * most; a file that keeps changing is recorded as unreadable ("kept changing
- * while it was <verb>") and the destination keeps the backup's version.
- * Returns once's last result, 0 for that recorded case, -1 with ctx->err. */
-int sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
-		      int (*once)(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
-				  const char *name),
-		      const char *verb);
+ * SYNC_SOURCE_CHANGED, SYNC_COPY_TRIES times at most; a file that keeps
+ * changing is recorded as unreadable ("kept changing while it was <verb>")
+ * and the destination keeps the backup's version. Returns once's last
+ * result, SYNC_SOURCE_PROBLEM for that recorded case. */
+enum sync_result sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
+				   enum sync_result (*once)(struct sync_ctx *ctx,
+							    const struct sync_op *op,
+							    const char *parent, const char *name),
+				   const char *verb);
 /* Copies source file rel whole into a temporary file and renames it over
  * the destination's rel. 0 done or source problem recorded (destination
  * unchanged), -1 with ctx->err on a destination failure. */
@@ -199,10 +214,11 @@ int sync_changed_since(const struct stat *before, const struct stat *now);
 
 /* ---- patch.c --------------------------------------------------------- */
 
-/* Patches destination file rel block by block from the source. 1 when it
- * could not patch and the caller should copy whole instead, 0 done or
- * source problem recorded, -1 with ctx->err. */
-int sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op);
+/* Patches destination file rel block by block from the source.
+ * SYNC_COPY_WHOLE when it could not patch and the caller should copy whole
+ * instead, SYNC_DONE done or source problem recorded, SYNC_FAILED with
+ * ctx->err. */
+enum sync_result sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op);
 
 /* ---- rename.c -------------------------------------------------------- */
 
@@ -228,9 +244,9 @@ uint64_t sync_alloc_bytes(const struct stat *st, off_t from);
  * holes holes: only the data ranges (SEEK_DATA / SEEK_HOLE) are read, and
  * blocks of zeros are not written (tfd must hold nothing from from on);
  * tfd is then truncated to size. total_r gets the bytes covered,
- * written_r the bytes written. 0, 1 source problem recorded, 2 the source
- * shrank while read, -1 destination failure. */
-int sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
+ * written_r the bytes written. SYNC_DONE, SYNC_SOURCE_PROBLEM (recorded),
+ * SYNC_SOURCE_CHANGED (it shrank while read) or SYNC_FAILED. */
+enum sync_result sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
 		     const char *rel, uint64_t *total_r, uint64_t *written_r);
 
 /* ---- attic.c --------------------------------------------------------- */
