@@ -59,7 +59,7 @@
  * then the records appended while it ran, fsyncs it, renames it over the
  * journal and fsyncs the folder, so a crash at any point leaves the old or
  * the new journal whole. It holds the queue lock only for short turns
- * (journal_compact() tells how); a thread of its own runs it when a commit
+ * (queue_journal_compact() tells how); a thread of its own runs it when a commit
  * finds the journal grown, so no caller waits for it. A snapshot block
  * (version 2) adds u64 as_of, u8 flags, u64 next after count: records of
  * its users with a seq below as_of are already in it and are skipped at
@@ -215,7 +215,7 @@ static void put_counters(struct jbuf *b, const struct queue_counters *c)
 	put_le(b, c->source_bytes_read, 8);
 }
 
-uint64_t journal_user_bytes(const struct quser *u)
+uint64_t queue_journal_user_bytes(const struct quser *u)
 {
 	return SNAP_USER_FIXED + u->name_len + (u->reason ? strlen(u->reason) : 0);
 }
@@ -319,7 +319,7 @@ static void append_end(struct queue *q, int64_t start, uint16_t type)
 		pthread_cond_signal(&q->gather_cv);
 }
 
-int journal_add(struct queue *q, const struct quser *u, struct mr_error *err)
+int queue_journal_add(struct queue *q, const struct quser *u, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 4 + 8 + 2 + u->name_len, err);
 
@@ -333,7 +333,7 @@ int journal_add(struct queue *q, const struct quser *u, struct mr_error *err)
 	return 0;
 }
 
-int journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
+int queue_journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
 		    const struct quser *u, double now, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 4 + 2 + 8 + 8, err);
@@ -349,7 +349,7 @@ int journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
 	return 0;
 }
 
-int journal_start(struct queue *q, const struct quser *u, double now, struct mr_error *err)
+int queue_journal_start(struct queue *q, const struct quser *u, double now, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 4 + 8, err);
 
@@ -361,7 +361,7 @@ int journal_start(struct queue *q, const struct quser *u, double now, struct mr_
 	return 0;
 }
 
-int journal_state(struct queue *q, const struct quser *u, double now, struct mr_error *err)
+int queue_journal_state(struct queue *q, const struct quser *u, double now, struct mr_error *err)
 {
 	size_t rlen = u->reason ? strlen(u->reason) : 0;
 	int64_t s = append_begin(q, 4 + 1 + 8 + NCOUNTERS * 8 + 2 + rlen, err);
@@ -378,7 +378,7 @@ int journal_state(struct queue *q, const struct quser *u, double now, struct mr_
 	return 0;
 }
 
-int journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err)
+int queue_journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 4, err);
 
@@ -389,7 +389,7 @@ int journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err
 	return 0;
 }
 
-int journal_pause(struct queue *q, int paused, struct mr_error *err)
+int queue_journal_pause(struct queue *q, int paused, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 1, err);
 
@@ -622,7 +622,7 @@ static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struc
 		t->name[t->name_len] = '\0';
 		if (note_id(q, first + i, err) < 0)
 			goto out;
-		if (apply_snapshot_user(q, t, (const char *)reason, rlen, err) < 0)
+		if (queue_apply_snapshot_user(q, t, (const char *)reason, rlen, err) < 0)
 			goto out;
 	}
 	rc = 0;
@@ -658,7 +658,7 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 				return -1;
 			id = q->nusers;
 		}
-		return apply_add(q, id, (const char *)bytes, n, hint, err);
+		return queue_apply_add(q, id, (const char *)bytes, n, hint, err);
 	case REC_REQUEST:
 	case REC_RETRY:
 		id = (uint32_t)get_le(&d, 4);
@@ -668,13 +668,13 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 		t = get_f64(&d);
 		if (d.bad)
 			return short_record(err);
-		return apply_request(q, map_id(q, id), (enum lane_id)lane, seq, t, err);
+		return queue_apply_request(q, map_id(q, id), (enum lane_id)lane, seq, t, err);
 	case REC_START:
 		id = (uint32_t)get_le(&d, 4);
 		t = get_f64(&d);
 		if (d.bad)
 			return short_record(err);
-		return apply_start(q, map_id(q, id), t, err);
+		return queue_apply_start(q, map_id(q, id), t, err);
 	case REC_STATE:
 		id = (uint32_t)get_le(&d, 4);
 		state = (uint8_t)get_le(&d, 1);
@@ -684,14 +684,14 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 		bytes = get_bytes(&d, n);
 		if (d.bad)
 			return short_record(err);
-		return apply_state(q, map_id(q, id), (enum queue_state)state, t, &c,
+		return queue_apply_state(q, map_id(q, id), (enum queue_state)state, t, &c,
 				   (const char *)bytes, n,
 				   err);
 	case REC_REQUEUE:
 		id = (uint32_t)get_le(&d, 4);
 		if (d.bad)
 			return short_record(err);
-		return apply_requeue(q, map_id(q, id), err);
+		return queue_apply_requeue(q, map_id(q, id), err);
 	case REC_SNAPSHOT:
 		return replay_snapshot(q, &d, major, err);
 	case REC_PAUSE:
@@ -1032,7 +1032,7 @@ static int keep_aside(struct queue *q, struct mr_error *err)
 	return -1;
 }
 
-int journal_open(struct queue *q, struct mr_error *err)
+int queue_journal_open(struct queue *q, struct mr_error *err)
 {
 	uint8_t fresh[HEADER_SIZE];
 	uint8_t *data = NULL;
@@ -1136,7 +1136,7 @@ int journal_open(struct queue *q, struct mr_error *err)
 		}
 		if (keep_aside(q, err) < 0)
 			goto out;
-		rc = journal_compact(q, err);
+		rc = queue_journal_compact(q, err);
 		goto out;
 	}
 	if (end < size) {
@@ -1154,7 +1154,7 @@ int journal_open(struct queue *q, struct mr_error *err)
 	if (l.major == MAJOR_V1) {
 		/* New records carry sequence numbers: rewrite the old file as
 		 * a snapshot of this version before appending to it. */
-		if (journal_compact(q, err) < 0) {
+		if (queue_journal_compact(q, err) < 0) {
 			mr_error_prefix(err, "converting " JOURNAL " from version 1");
 			goto out;
 		}
@@ -1247,7 +1247,7 @@ static int write_batch(struct queue *q, struct mr_error *err)
 	return rc;
 }
 
-int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err)
+int queue_journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err)
 {
 	if (ticket > q->append_lsn)
 		ticket = q->append_lsn;
@@ -1407,7 +1407,7 @@ static void turn_end(struct queue *q, double t0, double cpu0)
  *    or in the snapshot), the durable point moves to the cut.
  * A failure before the rename leaves the old journal as it was, with the
  * buffer untouched: nothing is lost, the next commit goes on with it. */
-int journal_compact(struct queue *q, struct mr_error *err)
+int queue_journal_compact(struct queue *q, struct mr_error *err)
 {
 	struct jbuf b = { 0 };
 	struct carry carry = { 0 };
@@ -1434,7 +1434,7 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	start_seq = q->next_seq;
 	pthread_mutex_unlock(&q->mu);
 
-	/* A fixed name: journal_open() removes what a crash left. */
+	/* A fixed name: queue_journal_open() removes what a crash left. */
 	if (mr_publish_begin(&pub, q->dirfd, "", JOURNAL, JOURNAL_NEW, 0600,
 			     MR_PUBLISH_FIXED_TMP | MR_PUBLISH_APPEND | MR_PUBLISH_KEEP_OPEN |
 				     (q->settings.no_fsync ? MR_PUBLISH_NO_FSYNC : 0),
@@ -1567,7 +1567,7 @@ static void *compactor_main(void *arg)
 			break;
 		q->compact_wanted = 0;
 		pthread_mutex_unlock(&q->mu);
-		if (journal_compact(q, &err) < 0)
+		if (queue_journal_compact(q, &err) < 0)
 			mr_log("queue: compaction failed, keeping the journal as it is: %s",
 			       err.msg);
 		pthread_mutex_lock(&q->mu);
@@ -1576,7 +1576,7 @@ static void *compactor_main(void *arg)
 	return NULL;
 }
 
-int journal_start_compactor(struct queue *q, struct mr_error *err)
+int queue_journal_start_compactor(struct queue *q, struct mr_error *err)
 {
 	int e = pthread_create(&q->compactor, NULL, compactor_main, q);
 
@@ -1588,7 +1588,7 @@ int journal_start_compactor(struct queue *q, struct mr_error *err)
 	return 0;
 }
 
-void journal_stop_compactor(struct queue *q)
+void queue_journal_stop_compactor(struct queue *q)
 {
 	if (!q->compactor_started)
 		return;
