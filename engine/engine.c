@@ -30,7 +30,7 @@ struct engine {
 	struct restore_index *bindex;   /* B read once; NULL without backups */
 	int source_fd;
 	int target_fd;
-	int mr_fd;        /* T/.mailrestore */
+	int own_fd;       /* T/.mailrestore, the engine's own folder on T */
 	int work_fd, attic_fd, tmp_fd, progress_fd;
 	int discarded_fd; /* work copies whose durability failed */
 	int locks_fd;     /* one lock file per user being worked on */
@@ -71,7 +71,7 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 		mr_error_set(err, ENOMEM, "engine");
 		return -1;
 	}
-	e->backups_fd = e->source_fd = e->target_fd = e->mr_fd = -1;
+	e->backups_fd = e->source_fd = e->target_fd = e->own_fd = -1;
 	e->work_fd = e->attic_fd = e->tmp_fd = e->progress_fd = e->state_fd = -1;
 	e->discarded_fd = e->locks_fd = e->damaged_fd = e->active_fd = -1;
 	e->max_remove_pct = config->max_remove_pct < 0 ? 50 : config->max_remove_pct;
@@ -99,22 +99,22 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
-	if ((e->mr_fd = open_or_make_dir(e->target_fd, ".mailrestore", err)) < 0 ||
-	    (e->work_fd = open_or_make_dir(e->mr_fd, "work", err)) < 0 ||
-	    (e->attic_fd = open_or_make_dir(e->mr_fd, "attic", err)) < 0 ||
-	    (e->tmp_fd = open_or_make_dir(e->mr_fd, "tmp", err)) < 0 ||
-	    (e->progress_fd = open_or_make_dir(e->mr_fd, "progress", err)) < 0 ||
-	    (e->discarded_fd = open_or_make_dir(e->mr_fd, "discarded", err)) < 0 ||
-	    (e->locks_fd = open_or_make_dir(e->mr_fd, "locks", err)) < 0 ||
-	    (e->damaged_fd = open_or_make_dir(e->mr_fd, "damaged", err)) < 0 ||
-	    (e->active_fd = open_or_make_dir(e->mr_fd, "active", err)) < 0) {
+	if ((e->own_fd = open_or_make_dir(e->target_fd, ".mailrestore", err)) < 0 ||
+	    (e->work_fd = open_or_make_dir(e->own_fd, "work", err)) < 0 ||
+	    (e->attic_fd = open_or_make_dir(e->own_fd, "attic", err)) < 0 ||
+	    (e->tmp_fd = open_or_make_dir(e->own_fd, "tmp", err)) < 0 ||
+	    (e->progress_fd = open_or_make_dir(e->own_fd, "progress", err)) < 0 ||
+	    (e->discarded_fd = open_or_make_dir(e->own_fd, "discarded", err)) < 0 ||
+	    (e->locks_fd = open_or_make_dir(e->own_fd, "locks", err)) < 0 ||
+	    (e->damaged_fd = open_or_make_dir(e->own_fd, "damaged", err)) < 0 ||
+	    (e->active_fd = open_or_make_dir(e->own_fd, "active", err)) < 0) {
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
 	if (config->state_dir != NULL)
 		e->state_fd = mr_open_dir_path(config->state_dir, 1, err);
 	else
-		e->state_fd = open_or_make_dir(e->mr_fd, "state", err);
+		e->state_fd = open_or_make_dir(e->own_fd, "state", err);
 	if (e->state_fd < 0) {
 		mr_error_prefix(err, "state");
 		goto fail;
@@ -142,7 +142,7 @@ void engine_close(struct engine **engine)
 	mr_close(e->backups_fd);
 	mr_close(e->source_fd);
 	mr_close(e->target_fd);
-	mr_close(e->mr_fd);
+	mr_close(e->own_fd);
 	mr_close(e->work_fd);
 	mr_close(e->attic_fd);
 	mr_close(e->tmp_fd);
@@ -402,7 +402,7 @@ int engine_write_affected(struct engine *e, char **names, size_t n, struct mr_er
 	for (i = 0; i < n; i++)
 		if (i == 0 || strcmp(names[i - 1], names[i]) != 0)
 			pos += (size_t)sprintf(text + pos, "%s\n", names[i]);
-	rc = mr_publish_file(e->mr_fd, "", "affected", ".affected.tmp", text, pos, 0644,
+	rc = mr_publish_file(e->own_fd, "", "affected", ".affected.tmp", text, pos, 0644,
 			     MR_PUBLISH_FIXED_TMP, err);
 	free(text);
 	return rc;
@@ -637,7 +637,7 @@ static int user_lock(struct engine *e, const char *user, struct mr_error *err)
 
 /* ---- phases ---------------------------------------------------------- */
 
-static void restore_progress(void *arg, uint64_t done, uint64_t total)
+static void on_restore_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct engine_job *job = arg;
 
@@ -645,7 +645,7 @@ static void restore_progress(void *arg, uint64_t done, uint64_t total)
 	atomic_store_explicit(&job->progress_total, total, memory_order_relaxed);
 }
 
-static void sync_progress(void *arg, uint64_t files, uint64_t bytes)
+static void on_sync_progress(void *arg, uint64_t files, uint64_t bytes)
 {
 	struct engine_job *job = arg;
 
@@ -736,7 +736,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	rs.preserve_owner = e->preserve_owner;
 	rs.tmp_dirfd = tmp_fd;
 	rs.cancel = &job->cancel;
-	rs.progress = restore_progress;
+	rs.progress = on_restore_progress;
 	rs.progress_arg = job;
 	rc = restore_extract(afd, work_fd, &rs, &job->restore, &job->problems, &err);
 	if (rc != 0 && mr_problems_count(&job->problems, MR_PROBLEM_ARCHIVE) > 0) {
@@ -847,7 +847,7 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 			     is_damaged(e, job->user);
 	ss.backup_started = job->backup_started;
 	ss.cancel = &job->cancel;
-	ss.progress = sync_progress;
+	ss.progress = on_sync_progress;
 	ss.progress_arg = job;
 	rc = sync_tree(src_fd, work_fd, &ss, &job->sync, &job->problems, &err);
 	if (rc < 0) {
