@@ -15,14 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The Maildir unique name of a file name. See sync_private.h. */
-size_t sync_maildir_key(const char *name)
-{
-	const char *colon = strchr(name, ':');
-
-	return colon ? (size_t)(colon - name) : strlen(name);
-}
-
 static int key_cmp(const char *a, size_t alen, off_t asize, const char *b, size_t blen,
 		   off_t bsize)
 {

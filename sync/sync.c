@@ -1,5 +1,6 @@
 /*
- * sync.c: sync_tree() and the small helpers the other files of sync/ share.
+ * sync.c: sync_tree(), the run: the phases below, in this order. The
+ * helpers every file of sync/ shares are in context.c.
  *
  * A sync runs in two phases. Phase 1 (plan.c) walks both trees and writes a
  * plan without changing anything, and rename.c matches the files the source
@@ -34,113 +35,6 @@ void sync_settings_init(struct sync_settings *s)
 	s->min_remove_files = 10;
 	s->attic_dirfd = -1;
 	s->tmp_dirfd = -1;
-}
-
-/* Adds a problem of this sync and counts it. */
-void sync_problem(struct sync_ctx *ctx, enum mr_problem_kind kind, int errnum, const char *rel,
-		  const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	mr_problems_add(ctx->problems, kind, errnum, rel, "%s", msg);
-	ctx->nproblems++;
-}
-
-/* "parent/name", or name for the root. malloc'd; NULL on ENOMEM. */
-char *sync_join(const char *parent, const char *name)
-{
-	char *p;
-
-	if (*parent == '\0')
-		return strdup(name);
-	if (asprintf(&p, "%s/%s", parent, name) < 0)
-		return NULL;
-	return p;
-}
-
-/* Splits rel into a malloc'd parent and its last component. 0 or -1. */
-int sync_split(const char *rel, char **parent_r, const char **name_r)
-{
-	const char *slash = strrchr(rel, '/');
-
-	*parent_r = slash ? strndup(rel, (size_t)(slash - rel)) : strdup("");
-	*name_r = slash ? slash + 1 : rel;
-	if (*parent_r == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
-	return 0;
-}
-
-/* openat() for the source: read-only flags given by the caller, never a
- * link, O_NOATIME where allowed. fd or -1/errno. */
-int sync_src_openat(int dirfd, const char *name, int flags)
-{
-	int fd = mr_io->openat(dirfd, name, flags | O_NOFOLLOW | O_NOATIME, 0);
-
-	/* O_NOATIME is refused (EPERM) on files another user owns unless we
-	 * are root; reading then is still reading. */
-	if (fd < 0 && errno == EPERM)
-		fd = mr_io->openat(dirfd, name, flags | O_NOFOLLOW, 0);
-	return fd;
-}
-
-/* Closes and forgets the cached folder. */
-void sync_dircache_drop(struct sync_dircache *c)
-{
-	free(c->rel);
-	c->rel = NULL;
-	mr_close(c->fd);
-	c->fd = -1;
-}
-
-/* A borrowed fd of folder rel_parent of one side, from a one-entry cache
- * (the root fd for ""). -1/errno. */
-int sync_dir_fd(struct sync_ctx *ctx, int is_src, const char *rel_parent)
-{
-	struct sync_dircache *c = is_src ? &ctx->src_cache : &ctx->dst_cache;
-	int root = is_src ? ctx->src_root : ctx->dst_root;
-	int fd, flags = O_RDONLY | O_DIRECTORY;
-
-	if (*rel_parent == '\0')
-		return root;
-	if (c->rel != NULL && strcmp(c->rel, rel_parent) == 0)
-		return c->fd;
-	sync_dircache_drop(c);
-	fd = mr_open_beneath(root, rel_parent, flags | (is_src ? O_NOATIME : 0), 0, NULL);
-	if (fd < 0 && is_src && errno == EPERM)
-		fd = mr_open_beneath(root, rel_parent, flags, 0, NULL);
-	if (fd < 0)
-		return -1;
-	c->rel = strdup(rel_parent);
-	if (c->rel == NULL) {
-		mr_close(fd);
-		errno = ENOMEM;
-		return -1;
-	}
-	c->fd = fd;
-	return fd;
-}
-
-/* One more entry done with bytes written: tells the progress callback. */
-void sync_progress(struct sync_ctx *ctx, uint64_t bytes)
-{
-	ctx->files_done++;
-	ctx->bytes_done += bytes;
-	if (ctx->set->progress != NULL)
-		ctx->set->progress(ctx->set->progress_arg, ctx->files_done, ctx->bytes_done);
-}
-
-int sync_cancelled(struct sync_ctx *ctx)
-{
-	if (!mr_cancelled(ctx->set->cancel))
-		return 0;
-	mr_error_set(ctx->err, ECANCELED, "sync cancelled");
-	return 1;
 }
 
 /* Folder op: creates rel (after moving what stood there to the attic). Its

@@ -62,8 +62,9 @@
  * Where the code lives: plan.c (phase 1: the merged walk, no changes),
  * guard.c (the remove guard) with uidlist.c (the mailbox indexes),
  * sync.c (phase 2: the order of application), rename.c (Maildir renames),
- * copy.c (whole copies, symlinks), patch.c (block patches), attic.c,
- * meta.c (modes, owners, times), verify.c, durable.c.
+ * copy.c (whole copies, symlinks), patch.c (block patches), transfer.c
+ * (reading source files, for both), attic.c, meta.c (modes, owners, times),
+ * context.c (the helpers all of them share), verify.c, durable.c.
  */
 #ifndef MR_SYNC_H
 #define MR_SYNC_H

@@ -3,6 +3,12 @@
  * state of one sync_tree() call, the plan that phase 1 (plan.c) builds and
  * phase 2 (sync.c, rename.c, copy.c, patch.c, attic.c, meta.c) applies.
  *
+ * Calls run one way: sync.c (the run) calls the others; copy.c calls
+ * patch.c and attic.c; copy.c, patch.c, rename.c and verify.c call
+ * transfer.c; guard.c calls uidlist.c; everything may call meta.c and
+ * context.c, which call no other file but each other's leaf (transfer.c
+ * calls meta.c). No file calls back into a file that calls it.
+ *
  * The plan holds paths relative to the roots, never open descriptors of
  * entries: phase 2 reopens what it needs below the held root fds with
  * mr_open_beneath(), so nothing in the plan can lead out of the trees.
@@ -110,7 +116,7 @@ struct sync_ctx {
 int sync_plan_build(struct sync_ctx *ctx);
 void sync_plan_free(struct sync_plan *plan);
 
-/* ---- util (sync.c) --------------------------------------------------- */
+/* ---- context.c: shared by every file here; calls none of them ------- */
 
 /* Records a problem of this sync (counted in ctx->nproblems). */
 void sync_problem(struct sync_ctx *ctx, enum mr_problem_kind kind, int errnum, const char *rel,
@@ -149,6 +155,9 @@ int sync_meta_apply_at(struct sync_ctx *ctx, int dirfd, const char *name, const 
 int sync_meta_apply_fd(struct sync_ctx *ctx, int fd, const char *rel, const struct stat *s);
 /* 1 when two stats have the same mtime to the nanosecond. */
 int sync_same_mtime(const struct stat *a, const struct stat *b);
+/* The Maildir unique name of a file name: everything before the first ':'
+ * (the whole name when it has none). Returns its length. */
+size_t sync_maildir_key(const char *name);
 /* 1 when path rel is a Maildir message (a file in a cur/ or new/ folder,
  * with a unique name: digits, a dot, more; and, where its name carries ",S=<size>", that size)
  * of size bytes. Such a file's name names its content: it is never
@@ -165,7 +174,7 @@ int sync_maildir_message(const char *rel, uint64_t size);
 int sync_same_file_quick(const char *rel, const struct stat *s, const struct stat *d,
 			 int64_t backup_started);
 
-/* ---- copy.c ---------------------------------------------------------- */
+/* ---- transfer.c: source files for copy.c and patch.c ---------------- */
 
 /* What one attempt at a file came to. The copy, the patch, the content
  * comparison and the sparse copy all answer with these, and a value means
@@ -191,15 +200,6 @@ enum sync_result sync_retry_source(struct sync_ctx *ctx, const struct sync_op *o
 							    const struct sync_op *op,
 							    const char *parent, const char *name),
 				   const char *verb);
-/* Copies source file rel whole into a temporary file and renames it over
- * the destination's rel. 0 done or source problem recorded (destination
- * unchanged), -1 with ctx->err on a destination failure. */
-int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op);
-/* Handles a FILE_CHANGE op: time-only fix when contents are equal, block
- * patch for large files, whole copy otherwise. Same returns. */
-int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op);
-/* Creates or replaces symlink rel atomically. Same returns. */
-int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op);
 /* XXH3 of an open file's whole content, read with buf. 0, or -1/errno. */
 int sync_hash_fd(int fd, unsigned char *buf, size_t buflen, uint64_t *hash_r);
 /* Records a source failure of rel: call failed with e; the destination
@@ -211,28 +211,6 @@ int sync_open_src_file(struct sync_ctx *ctx, const char *parent, const char *nam
 		       const char *rel, struct stat *st);
 /* 1 when st (taken now) no longer matches before: size, mtime or ctime. */
 int sync_changed_since(const struct stat *before, const struct stat *now);
-
-/* ---- patch.c --------------------------------------------------------- */
-
-/* Patches destination file rel block by block from the source.
- * SYNC_COPY_WHOLE when it could not patch and the caller should copy whole
- * instead, SYNC_DONE done or source problem recorded, SYNC_FAILED with
- * ctx->err. */
-enum sync_result sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op);
-
-/* ---- rename.c -------------------------------------------------------- */
-
-/* The Maildir unique name of a file name: everything before the first ':'
- * (the whole name when it has none). Returns its length. */
-size_t sync_maildir_key(const char *name);
-/* Matches new source files with destination files the source no longer has
- * (same unique name and size, equal content; a hard-linked file only when
- * no mode, owner or time needs fixing after the move): sets op->cand and
- * counts plan.matched. Only reads. 0 or -1 with ctx->err. */
-int sync_renames_match(struct sync_ctx *ctx);
-/* Renames the matched files into place. 0 or -1 with ctx->err. */
-int sync_renames_apply(struct sync_ctx *ctx);
-
 /* Fails with ENOSPC (and the sizes in ctx->err) when writing need bytes
  * into a file on fd's file system would leave less than MR_HEADROOM_BYTES
  * free. 0 or -1. */
@@ -247,7 +225,36 @@ uint64_t sync_alloc_bytes(const struct stat *st, off_t from);
  * written_r the bytes written. SYNC_DONE, SYNC_SOURCE_PROBLEM (recorded),
  * SYNC_SOURCE_CHANGED (it shrank while read) or SYNC_FAILED. */
 enum sync_result sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
-		     const char *rel, uint64_t *total_r, uint64_t *written_r);
+				  const char *rel, uint64_t *total_r, uint64_t *written_r);
+
+/* ---- copy.c ---------------------------------------------------------- */
+
+/* Copies source file rel whole into a temporary file and renames it over
+ * the destination's rel. 0 done or source problem recorded (destination
+ * unchanged), -1 with ctx->err on a destination failure. */
+int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op);
+/* Handles a FILE_CHANGE op: time-only fix when contents are equal, block
+ * patch for large files, whole copy otherwise. Same returns. */
+int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op);
+/* Creates or replaces symlink rel atomically. Same returns. */
+int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op);
+/* ---- patch.c --------------------------------------------------------- */
+
+/* Patches destination file rel block by block from the source.
+ * SYNC_COPY_WHOLE when it could not patch and the caller should copy whole
+ * instead, SYNC_DONE done or source problem recorded, SYNC_FAILED with
+ * ctx->err. */
+enum sync_result sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op);
+
+/* ---- rename.c -------------------------------------------------------- */
+
+/* Matches new source files with destination files the source no longer has
+ * (same unique name and size, equal content; a hard-linked file only when
+ * no mode, owner or time needs fixing after the move): sets op->cand and
+ * counts plan.matched. Only reads. 0 or -1 with ctx->err. */
+int sync_renames_match(struct sync_ctx *ctx);
+/* Renames the matched files into place. 0 or -1 with ctx->err. */
+int sync_renames_apply(struct sync_ctx *ctx);
 
 /* ---- attic.c --------------------------------------------------------- */
 
