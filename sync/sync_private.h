@@ -5,9 +5,9 @@
  *
  * Calls run one way: sync.c (the run) calls the others; copy.c calls
  * patch.c and attic.c; copy.c, patch.c, rename.c and verify.c call
- * transfer.c; guard.c calls uidlist.c; everything may call meta.c and
- * context.c, which call no other file but each other's leaf (transfer.c
- * calls meta.c). No file calls back into a file that calls it.
+ * transfer.c; guard.c calls uidlist.c; any file may call meta.c and
+ * context.c, and those two call no other file of sync/. No file calls
+ * back into a file that calls it.
  *
  * The plan holds paths relative to the roots, never open descriptors of
  * entries: phase 2 reopens what it needs below the held root fds with
