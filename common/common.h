@@ -118,6 +118,10 @@ struct mr_problems {
 void mr_problems_add(struct mr_problems *p, enum mr_problem_kind kind, int errnum,
 		     const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+/* The same with a va_list, for wrappers that count what they add. */
+void mr_problems_addv(struct mr_problems *p, enum mr_problem_kind kind, int errnum,
+		      const char *path, const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
 /* Number of problems of the given kind (0 = any kind), dropped included
  * for kind 0. */
 size_t mr_problems_count(const struct mr_problems *p, enum mr_problem_kind kind);

@@ -16,13 +16,11 @@
 void sync_problem(struct sync_ctx *ctx, enum mr_problem_kind kind, int errnum, const char *rel,
 		  const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	mr_problems_addv(ctx->problems, kind, errnum, rel, fmt, ap);
 	va_end(ap);
-	mr_problems_add(ctx->problems, kind, errnum, rel, "%s", msg);
 	ctx->nproblems++;
 }
 

@@ -35,6 +35,28 @@ static int tmp_dir(struct sync_ctx *ctx, const char *parent, int *owned_r)
 	return fd;
 }
 
+/* The new version of op's entry at tdir/tmp is complete: only now does
+ * the old entry of a type change leave for the attic, and the new one is
+ * renamed over the destination's parent/name. 0 or -1 with ctx->err. */
+static int put_in_place(struct sync_ctx *ctx, const struct sync_op *op, int tdir,
+			const char *tmp, const char *parent, const char *name)
+{
+	int ddir;
+
+	if (op->typechange && sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+		return -1;
+	ddir = sync_dir_fd(ctx, 0, parent);
+	if (ddir < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
+		return -1;
+	}
+	if (mr_io->renameat(tdir, tmp, ddir, name) < 0) {
+		mr_error_set(ctx->err, errno, "rename(%s) into place failed", op->rel);
+		return -1;
+	}
+	return 0;
+}
+
 /* One attempt at copying: SYNC_DONE, SYNC_SOURCE_PROBLEM,
  * SYNC_SOURCE_CHANGED (try again) or SYNC_FAILED. */
 static enum sync_result copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
@@ -43,7 +65,7 @@ static enum sync_result copy_once(struct sync_ctx *ctx, const struct sync_op *op
 	struct stat before, after;
 	char tmp[64];
 	enum sync_result rc = SYNC_FAILED, r;
-	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, ddir, have_tmp = 0;
+	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, have_tmp = 0;
 	uint64_t total = 0, written = 0;
 
 	sfd = sync_open_src_file(ctx, parent, name, op->rel, &before);
@@ -83,19 +105,8 @@ static enum sync_result copy_once(struct sync_ctx *ctx, const struct sync_op *op
 		goto out;
 	}
 	tfd = -1;
-	/* Only now, with the new version complete, does the old entry of a
-	 * type change leave for the attic. */
-	if (op->typechange && sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+	if (put_in_place(ctx, op, tdir, tmp, parent, name) < 0)
 		goto out;
-	ddir = sync_dir_fd(ctx, 0, parent);
-	if (ddir < 0) {
-		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
-		goto out;
-	}
-	if (mr_io->renameat(tdir, tmp, ddir, name) < 0) {
-		mr_error_set(ctx->err, errno, "rename(%s) into place failed", op->rel);
-		goto out;
-	}
 	have_tmp = 0;
 	ctx->stats->copied_files++;
 	ctx->stats->copied_bytes += total;
@@ -224,7 +235,7 @@ int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	const char *name;
 	char *parent = NULL, tmp[64];
-	int tdir, tdir_owned = -1, ddir, rc = -1, have_tmp = 0;
+	int tdir, tdir_owned = -1, rc = -1, have_tmp = 0;
 
 	if (sync_split(op->rel, &parent, &name) < 0) {
 		mr_error_set(ctx->err, ENOMEM, "sync");
@@ -241,18 +252,9 @@ int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op)
 	have_tmp = 1;
 	if (sync_meta_apply_at(ctx, tdir, tmp, op->rel, &op->st, NULL) < 0)
 		goto out;
-	if (op->typechange && sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+	/* renamed over the old link: there is never a moment without one. */
+	if (put_in_place(ctx, op, tdir, tmp, parent, name) < 0)
 		goto out;
-	ddir = sync_dir_fd(ctx, 0, parent);
-	if (ddir < 0) {
-		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
-		goto out;
-	}
-	/* rename over the old link: there is never a moment without one. */
-	if (mr_io->renameat(tdir, tmp, ddir, name) < 0) {
-		mr_error_set(ctx->err, errno, "rename(%s) into place failed", op->rel);
-		goto out;
-	}
 	have_tmp = 0;
 	ctx->stats->copied_files++;
 	sync_progress(ctx, 0);
