@@ -1249,9 +1249,12 @@ enum engine_result engine_run(struct engine *e, struct engine_job *job)
  * ENGINE_READY when the work copy is ready to be activated. */
 static enum engine_result prepare_locked(struct engine *e, struct engine_job *job)
 {
+	static int (*const phases[])(struct engine *e, struct engine_job *job, int work_fd,
+				     int tmp_fd) = { phase_restore, phase_sync };
 	struct mr_error err = { 0 };
 	int work_fd = -1, tmp_fd = -1, r;
 	enum engine_result result;
+	size_t i;
 
 	r = engine_user_active(e, job->user, &err);
 	if (r == 1) {
@@ -1272,23 +1275,18 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 		job->errnum = err.errnum;
 		return ENGINE_FAILED;
 	}
-	r = phase_restore(e, job, work_fd, tmp_fd);
-	if (r != 0) {
-		result = (enum engine_result)r;
-		goto out;
-	}
-	if (mr_cancelled(&job->cancel)) {
-		result = ENGINE_CANCELLED;
-		goto out;
-	}
-	r = phase_sync(e, job, work_fd, tmp_fd);
-	if (r != 0) {
-		result = (enum engine_result)r;
-		goto out;
-	}
-	if (mr_cancelled(&job->cancel)) {
-		result = ENGINE_CANCELLED;
-		goto out;
+	/* Each phase returns 0 or the run's result; a cancel is looked at
+	 * between them. */
+	for (i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+		r = phases[i](e, job, work_fd, tmp_fd);
+		if (r != 0) {
+			result = (enum engine_result)r;
+			goto out;
+		}
+		if (mr_cancelled(&job->cancel)) {
+			result = ENGINE_CANCELLED;
+			goto out;
+		}
 	}
 	if (maildir_odd(work_fd, job->user, job->reason, sizeof(job->reason))) {
 		result = ENGINE_ATTENTION;

@@ -801,8 +801,7 @@ static int release_one(int dirs[3], const struct maildir_owner *owner, const cha
 		       const unsigned char *msg, size_t len, uint64_t arrival_ns,
 		       struct mr_error *err)
 {
-	struct timespec ts[2];
-	char what[200];
+	struct timespec arrival;
 	int fd = -1, rc = -1, made = 0;
 
 	/* A leftover of a release killed mid-write. */
@@ -816,31 +815,10 @@ static int release_one(int dirs[3], const struct maildir_owner *owner, const cha
 		goto out;
 	}
 	made = 1;
-	snprintf(what, sizeof(what), "tmp/%s", name);
-	if (mail_maildir_chown(fd, what, owner, err) < 0)
+	arrival.tv_sec = (time_t)(arrival_ns / 1000000000u);
+	arrival.tv_nsec = (long)(arrival_ns % 1000000000u);
+	if (mail_maildir_fill(&fd, name, owner, msg, len, &arrival, err) < 0)
 		goto out;
-	if (mr_write_all(fd, msg, len) < 0) {
-		mr_error_set(err, errno, "write(tmp/%s) failed", name);
-		goto out;
-	}
-	ts[0].tv_sec = ts[1].tv_sec = (time_t)(arrival_ns / 1000000000u);
-	ts[0].tv_nsec = ts[1].tv_nsec = (long)(arrival_ns % 1000000000u);
-	if (mr_io->futimens(fd, ts) < 0) {
-		mr_error_set(err, errno, "futimens(tmp/%s) failed", name);
-		goto out;
-	}
-	if (mr_io->fsync(fd) < 0) {
-		mr_error_set(err, errno, "fsync(tmp/%s) failed", name);
-		goto out;
-	}
-	{
-		int c = mr_io->close(fd);
-		fd = -1;
-		if (c < 0) {
-			mr_error_set(err, errno, "close(tmp/%s) failed", name);
-			goto out;
-		}
-	}
 	if (mr_io->renameat(dirs[MAILDIR_TMP], name, dirs[MAILDIR_NEW], name) < 0) {
 		mr_error_set(err, errno, "rename(tmp/%s, new/%s) failed", name, name);
 		goto out;

@@ -28,10 +28,14 @@ struct maildir_owner {
  * mail_maildir_chown(). 0, or -1 with err (then no fd is left open). */
 int mail_maildir_open(int maildir_fd, int fds_r[3], struct maildir_owner *owner_r,
 		      struct mr_error *err);
-/* Gives the file open as fd (named what in errors) to the Maildir's owner
- * when owner->chown says so. 0 or -1 with err. */
-int mail_maildir_chown(int fd, const char *what, const struct maildir_owner *owner,
-		       struct mr_error *err);
+/* Fills the new file tmp/<name>, open for writing as *fd: gives it to the
+ * Maildir's owner (when owner->chown says so), writes the len bytes of
+ * msg, sets its times to *mtime (unless NULL), fsyncs and closes it (*fd
+ * becomes -1 either way once closed). 0, or -1 with err naming the call
+ * and tmp/<name>. */
+int mail_maildir_fill(int *fd, const char *name, const struct maildir_owner *owner,
+		      const void *msg, size_t len, const struct timespec *mtime,
+		      struct mr_error *err);
 /* Closes the fds of mail_maildir_open() (accepts -1 entries). */
 void mail_maildir_close(int fds[3]);
 
