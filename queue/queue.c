@@ -459,6 +459,23 @@ static struct quser *lookup_name(const struct queue *q, const char *name)
 	return name == NULL ? NULL : find_user(q, name, strnlen(name, MR_USER_NAME_MAX + 1));
 }
 
+/* Under the lock, for a change of user name: the user when the queue can
+ * be written and knows it, else NULL with err (ENOENT for an unknown user:
+ * "queue: <what> of unknown user <name>"). */
+static struct quser *user_to_change(struct queue *q, const char *name, const char *what,
+				    struct mr_error *err)
+{
+	struct quser *u;
+
+	if (writable(q, err) < 0)
+		return NULL;
+	u = lookup_name(q, name);
+	if (u == NULL)
+		mr_error_set(err, ENOENT, "queue: %s of unknown user %s", what,
+			     name ? name : "(null)");
+	return u;
+}
+
 /* ---- the public calls ----------------------------------------------- */
 
 static int take_lock(int dirfd, struct mr_error *err)
@@ -875,14 +892,9 @@ int queue_set_state(struct queue *q, const char *name, enum queue_state state,
 	int rc = -1;
 
 	pthread_mutex_lock(&q->mu);
-	if (writable(q, err) < 0)
+	u = user_to_change(q, name, "state change", err);
+	if (u == NULL)
 		goto out;
-	u = lookup_name(q, name);
-	if (u == NULL) {
-		mr_error_set(err, ENOENT, "queue: state change of unknown user %s",
-			     name ? name : "(null)");
-		goto out;
-	}
 	if (queue_apply_state(q, u->id, state, now, counters, reason, reason ? strlen(reason) : 0,
 			err) < 0)
 		goto out;
@@ -903,14 +915,9 @@ int queue_requeue(struct queue *q, const char *name, struct mr_error *err)
 	int rc = -1;
 
 	pthread_mutex_lock(&q->mu);
-	if (writable(q, err) < 0)
+	u = user_to_change(q, name, "requeue", err);
+	if (u == NULL)
 		goto out;
-	u = lookup_name(q, name);
-	if (u == NULL) {
-		mr_error_set(err, ENOENT, "queue: requeue of unknown user %s",
-			     name ? name : "(null)");
-		goto out;
-	}
 	if (queue_apply_requeue(q, u->id, err) < 0 || queue_journal_requeue(q, u, err) < 0)
 		goto out;
 	rc = 0;
