@@ -135,7 +135,7 @@ static int parse_held_name(const char *name, uint64_t *seq_r)
 	return 1;
 }
 
-static int check_user(const char *user, struct mr_error *err)
+int mail_check_user(const char *user, struct mr_error *err)
 {
 	if (!mr_user_name_valid(user)) {
 		/* The documented wording (mailrestore(8)), without strerror after it. */
@@ -299,7 +299,7 @@ int mail_hold_lock(struct mail_store *store, const char *user, int *lockfd_r,
 	int fd;
 
 	*lockfd_r = -1;
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	mr_user_name_suffixed(user, ".lock", name);
 	fd = mr_io->openat(store->held_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
@@ -437,7 +437,7 @@ int mail_hold(struct mail_store *store, const char *user, const void *msg, size_
 	uint64_t max, seq, count = 0, bytes = 0;
 	struct stat st;
 
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	clock_gettime(CLOCK_REALTIME, &now);
 
@@ -512,7 +512,7 @@ int mail_held_count(struct mail_store *store, const char *user, uint64_t *count_
 	int dirfd = -1, rc = -1, r;
 	size_t i;
 
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	r = user_dir_open(store, user, 0, &dirfd, err);
 	if (r < 0)
@@ -844,7 +844,7 @@ int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 
 	if (released_r)
 		*released_r = 0;
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	if (mail_maildir_open(maildir_fd, dirs, &owner, err) < 0)
 		goto out;
@@ -935,7 +935,7 @@ int mail_release_done(struct mail_store *store, const char *user, struct mr_erro
 	int dirfd = -1, rc = -1, r;
 	size_t i;
 
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	r = user_dir_open(store, user, 0, &dirfd, err);
 	if (r <= 0) {
@@ -1025,7 +1025,7 @@ int mail_held_find(struct mail_store *store, const char *user, uint64_t hash, ui
 	struct find fi = { -1, hash, len, since_ns, 0, err };
 	int r, rc = -1;
 
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	r = user_dir_open(store, user, 0, &fi.dirfd, err);
 	if (r <= 0)
