@@ -60,7 +60,7 @@ struct conn {
 	int streaming;        /* more pieces follow the one in out */
 	uint64_t stream_sent, stream_max;
 	struct queue_cursor stream_cur; /* after the last user sent */
-	int held;             /* out is ready but waits for a commit */
+	int reply_waits_commit; /* out is ready but waits for a commit */
 	int waiting;          /* another thread prepares the reply */
 	int close_after;      /* close once out is sent */
 	int draining;         /* reply sent, write side shut: reading to EOF */

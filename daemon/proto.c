@@ -221,7 +221,7 @@ static int need_user(struct req *r, int i)
 /* The reply in c->out is sent once ticket is durable. */
 static void hold_for(struct req *r, queue_ticket ticket)
 {
-	r->c->held = 1;
+	r->c->reply_waits_commit = 1;
 	daemon_async_commit(r->d, r->slot, r->c->gen, ticket);
 }
 

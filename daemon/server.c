@@ -331,9 +331,9 @@ static void conn_update(struct daemon *d, uint32_t slot)
 	 * triggered EPOLLRDHUP must not spin the loop meanwhile. */
 	if (c->draining)
 		want = EPOLLIN | EPOLLRDHUP;
-	else if (c->out_off < c->out.len && !c->held)
+	else if (c->out_off < c->out.len && !c->reply_waits_commit)
 		want = EPOLLOUT;
-	else if (!c->waiting && !c->held && !c->close_after)
+	else if (!c->waiting && !c->reply_waits_commit && !c->close_after)
 		want = EPOLLIN | EPOLLRDHUP;
 	if (want == c->events)
 		return;
@@ -357,8 +357,8 @@ static void conn_process(struct daemon *d, uint32_t slot)
 	char *nl;
 	size_t take, line_len;
 
-	while (c->fd >= 0 && !c->waiting && !c->held && c->out.len == 0 && !c->close_after &&
-	       !c->streaming) {
+	while (c->fd >= 0 && !c->waiting && !c->reply_waits_commit && c->out.len == 0 &&
+	       !c->close_after && !c->streaming) {
 		if (c->body != NULL) {
 			take = c->body_len - c->body_have;
 			if (take > c->in_len)
@@ -399,7 +399,7 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 	struct conn *c = d->conns[slot];
 	ssize_t n;
 
-	while (c->fd >= 0 && !c->held && c->out_off < c->out.len) {
+	while (c->fd >= 0 && !c->reply_waits_commit && c->out_off < c->out.len) {
 		n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -421,7 +421,7 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 	}
 	if (c->fd < 0)
 		return;
-	if (!c->held && !c->waiting && c->out.len > 0 && c->out_off == c->out.len) {
+	if (!c->reply_waits_commit && !c->waiting && c->out.len > 0 && c->out_off == c->out.len) {
 		c->out.len = 0;
 		c->out_off = 0;
 		if (c->close_after) {
@@ -439,7 +439,7 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 			return;
 		}
 		conn_process(d, slot);
-		if (c->fd >= 0 && c->out.len > 0 && !c->held && !c->waiting) {
+		if (c->fd >= 0 && c->out.len > 0 && !c->reply_waits_commit && !c->waiting) {
 			conn_flush(d, slot);
 			return;
 		}
@@ -467,7 +467,7 @@ static void conn_read(struct daemon *d, uint32_t slot)
 	for (;;) {
 		if (c->in_len == sizeof(c->in)) {
 			conn_process(d, slot);
-			if (c->in_len == sizeof(c->in) || c->waiting || c->held ||
+			if (c->in_len == sizeof(c->in) || c->waiting || c->reply_waits_commit ||
 			    c->out.len > 0)
 				break;
 		}
@@ -479,7 +479,7 @@ static void conn_read(struct daemon *d, uint32_t slot)
 		if (n <= 0) {
 			/* The client went away (or half-closed): a request it
 			 * completed before is still answered if pending. */
-			if (c->waiting || c->held) {
+			if (c->waiting || c->reply_waits_commit) {
 				c->close_after = 1;
 				conn_update(d, slot);
 			} else {
@@ -491,7 +491,7 @@ static void conn_read(struct daemon *d, uint32_t slot)
 		if (c->body != NULL)
 			c->deadline = mr_monotonic() + idle_seconds(d);
 		conn_process(d, slot);
-		if (c->fd < 0 || c->waiting || c->held || c->out.len > 0)
+		if (c->fd < 0 || c->waiting || c->reply_waits_commit || c->out.len > 0)
 			break;
 	}
 	if (c->fd >= 0)
@@ -629,7 +629,7 @@ static void accept_all(struct daemon *d)
 		c->streaming = 0;
 		c->out.len = 0;
 		c->out_off = 0;
-		c->held = c->waiting = c->close_after = c->draining = 0;
+		c->reply_waits_commit = c->waiting = c->close_after = c->draining = 0;
 		c->deadline = mr_monotonic() + idle_seconds(d);
 		c->events = EPOLLIN | EPOLLRDHUP;
 		memset(&ev, 0, sizeof(ev));
@@ -661,7 +661,7 @@ static void take_completions(struct daemon *d)
 				c->out.len = 0;
 				daemon_buf_printf(&c->out, "%s", list->reply);
 			}
-			c->held = 0;
+			c->reply_waits_commit = 0;
 			c->waiting = 0;
 			c->body_charge = 0;
 			if (list->close_after)
@@ -686,7 +686,7 @@ static void sweep(struct daemon *d, double now)
 
 	for (slot = 0; slot < d->max_conns; slot++) {
 		c = d->conns[slot];
-		if (c == NULL || c->fd < 0 || c->waiting || c->held)
+		if (c == NULL || c->fd < 0 || c->waiting || c->reply_waits_commit)
 			continue;
 		if (c->body != NULL && c->body_deadline > 0 && now >= c->body_deadline) {
 			/* A body trickled in slower than DAEMON_BODY_RATE would hold
