@@ -47,7 +47,9 @@ int mr_publish_begin(struct mr_publish *p, int dirfd, const char *show, const ch
 	p->fd = -1;
 	p->flags = flags;
 	snprintf(p->show, sizeof(p->show), "%s", show != NULL ? show : "");
-	if (strlen(name) >= sizeof(p->name) || strlen(tmp) + 48 > sizeof(p->tmp)) {
+	/* A prefix leaves room for the pid and the number mr_tmp_name adds. */
+	if (strlen(name) >= sizeof(p->name) ||
+	    strlen(tmp) + ((flags & MR_PUBLISH_FIXED_TMP) ? 1 : 48) > sizeof(p->tmp)) {
 		mr_error_set(err, ENAMETOOLONG, "publishing %s: name too long",
 			     shown(p, name, what, sizeof(what)));
 		errno = ENAMETOOLONG;

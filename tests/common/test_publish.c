@@ -165,6 +165,30 @@ static void publish_no_fsync_and_fixed_tmp(void **state)
 	tu_rmtree(dir);
 }
 
+/* Names up to 255 bytes, a fixed temporary name of 255 bytes too (a
+ * progress marker of a user with a 255-byte name). */
+static void publish_longest_names(void **state)
+{
+	char *dir = tu_tmpdir(), name[256], tmp[256];
+	struct mr_error err;
+	int dfd = tu_open_dir(dir);
+
+	(void)state;
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	memset(tmp, 't', 255);
+	tmp[255] = '\0';
+	assert_int_equal(mr_publish_file(dfd, "", name, tmp, "x", 1, 0600,
+					 MR_PUBLISH_FIXED_TMP | MR_PUBLISH_NO_FSYNC, &err),
+			 0);
+	assert_int_equal(count_entries(dfd), 1);
+	name[0] = 'm';
+	assert_int_equal(mr_publish_file(dfd, "", name, ".p.", "x", 1, 0600, 0, &err), 0);
+	assert_int_equal(count_entries(dfd), 2);
+	close(dfd);
+	tu_rmtree(dir);
+}
+
 /* KEEP_OPEN hands the published file's descriptor to the caller, opened
  * for appending (the queue journal's compaction). */
 static void publish_keep_open_appends(void **state)
@@ -217,6 +241,7 @@ int main(void)
 		cmocka_unit_test(publish_replaces_whole_file),
 		cmocka_unit_test(publish_fault_at_each_step),
 		cmocka_unit_test(publish_no_fsync_and_fixed_tmp),
+		cmocka_unit_test(publish_longest_names),
 		cmocka_unit_test(publish_keep_open_appends),
 		cmocka_unit_test(cancel_check),
 	};
