@@ -345,6 +345,20 @@ int mr_walk_pop(struct mr_walk *w, struct mr_error *err);
  * the deepest folder reached, still a valid cursor. */
 int mr_walk_goto(struct mr_walk *w, const char *rel, mode_t mkdir_mode, struct mr_error *err);
 
+/* The common case, one listing per folder in name order: a walk whose
+ * frames are a struct mr_walk_listing (mr_walk_new with its size and
+ * mr_walk_listing_free) gets from mr_walk_next() the next entry of its top
+ * folder, side 0 listed on first use, coming back up as folders end. 1 with
+ * *e_r (valid until the walk moves; mr_walk_push a folder to go into it), 0
+ * when the whole tree is done, -1 with err (a listing or a reopen failed). */
+struct mr_walk_listing {
+	struct mr_dirlist list;
+	size_t i;
+	int listed;
+};
+void mr_walk_listing_free(void *frame);
+int mr_walk_next(struct mr_walk *w, const struct mr_dirent **e_r, struct mr_error *err);
+
 /* The depth of relative path rel: 0 for "" or ".", 1 for "a", 2 for
  * "a/b", ... (a leading "./" is not counted). */
 unsigned mr_path_depth(const char *rel);

@@ -442,3 +442,29 @@ out:
 	fd = w->lv[w->top].fd[0];
 	return rc < 0 ? -1 : fd;
 }
+
+void mr_walk_listing_free(void *frame)
+{
+	mr_dirlist_free(&((struct mr_walk_listing *)frame)->list);
+}
+
+int mr_walk_next(struct mr_walk *w, const struct mr_dirent **e_r, struct mr_error *err)
+{
+	for (;;) {
+		struct mr_walk_listing *f = mr_walk_frame(w);
+
+		if (!f->listed) {
+			f->listed = 1;
+			if (mr_listdir(mr_walk_fd(w, 0), &f->list, err) < 0)
+				return -1;
+		}
+		if (f->i < f->list.n) {
+			*e_r = &f->list.v[f->i++];
+			return 1;
+		}
+		if (mr_walk_depth(w) == 0)
+			return 0;
+		if (mr_walk_pop(w, err) < 0)
+			return -1;
+	}
+}

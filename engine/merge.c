@@ -135,17 +135,6 @@ static int bring(int from_fd, int to_fd, const char *name, const struct stat *st
 }
 
 /* One folder of the merge walk (side 0 the old tree, side 1 the restore). */
-struct mframe {
-	struct mr_dirlist list;
-	size_t i;
-	int listed;
-};
-
-static void mframe_free(void *p)
-{
-	mr_dirlist_free(&((struct mframe *)p)->list);
-}
-
 /* Brings entry name of the top folders of w over. 0, 1 when it is a
  * folder both have that the walk has entered, -1 with err. */
 static int merge_entry(struct mr_walk *w, const char *name, int move, uint64_t *entries_r,
@@ -217,32 +206,18 @@ static int merge_walk(int from_fd, int to_fd, int move, uint64_t *entries_r,
 		      struct mr_error *err)
 {
 	int roots[MR_WALK_SIDES] = { from_fd, to_fd };
+	const struct mr_dirent *e;
 	struct mr_walk *w;
-	int rc = -1;
+	int rc = -1, r;
 
-	w = mr_walk_new(roots, 2, "", sizeof(struct mframe), mframe_free, 0, err);
+	w = mr_walk_new(roots, 2, "", sizeof(struct mr_walk_listing), mr_walk_listing_free, 0, err);
 	if (w == NULL)
 		return -1;
-	for (;;) {
-		struct mframe *f = mr_walk_frame(w);
-		const char *name;
-
-		if (!f->listed) {
-			f->listed = 1;
-			if (mr_listdir(mr_walk_fd(w, 0), &f->list, err) < 0)
-				goto out;
-		}
-		if (f->i == f->list.n) {
-			if (mr_walk_depth(w) == 0)
-				break;
-			if (mr_walk_pop(w, err) < 0)
-				goto out;
-			continue;
-		}
-		name = f->list.v[f->i++].name;
-		if (merge_entry(w, name, move, entries_r, err) < 0)
+	while ((r = mr_walk_next(w, &e, err)) > 0)
+		if (merge_entry(w, e->name, move, entries_r, err) < 0)
 			goto out;
-	}
+	if (r < 0)
+		goto out;
 	rc = 0;
 out:
 	mr_walk_free(&w);

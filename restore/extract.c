@@ -1032,17 +1032,6 @@ out:
 	return s;
 }
 
-struct sframe {
-	struct mr_dirlist list;
-	size_t i;
-	int listed;
-};
-
-static void sframe_free(void *p)
-{
-	mr_dirlist_free(&((struct sframe *)p)->list);
-}
-
 /* One entry n of the top folder of w: removed when unfinished; a folder
  * is made listable and entered (1). 0, 1, or -1 with err. */
 static int sweep_entry(struct mr_walk *w, const char *n, struct mr_error *err)
@@ -1095,37 +1084,21 @@ static int sweep_entry(struct mr_walk *w, const char *n, struct mr_error *err)
 static int sweep_unfinished(int dfd, struct mr_error *err)
 {
 	int roots[MR_WALK_SIDES] = { dfd, -1 };
+	const struct mr_dirent *e;
 	struct mr_walk *w;
-	int rc = -1;
+	int rc = -1, r;
 
-	w = mr_walk_new(roots, 1, "", sizeof(struct sframe), sframe_free, 0, err);
+	w = mr_walk_new(roots, 1, "", sizeof(struct mr_walk_listing), mr_walk_listing_free, 0, err);
 	if (w == NULL)
 		return -1;
-	for (;;) {
-		struct sframe *f = mr_walk_frame(w);
-		const char *n;
-		unsigned char t;
-
-		if (!f->listed) {
-			f->listed = 1;
-			if (mr_listdir(mr_walk_fd(w, 0), &f->list, err) < 0)
-				goto out;
-		}
-		if (f->i == f->list.n) {
-			if (mr_walk_depth(w) == 0)
-				break;
-			if (mr_walk_pop(w, err) < 0)
-				goto out;
+	while ((r = mr_walk_next(w, &e, err)) > 0) {
+		if (e->type != DT_REG && e->type != DT_DIR && e->type != DT_UNKNOWN)
 			continue;
-		}
-		n = f->list.v[f->i].name;
-		t = f->list.v[f->i].type;
-		f->i++;
-		if (t != DT_REG && t != DT_DIR && t != DT_UNKNOWN)
-			continue;
-		if (sweep_entry(w, n, err) < 0)
+		if (sweep_entry(w, e->name, err) < 0)
 			goto out;
 	}
+	if (r < 0)
+		goto out;
 	rc = 0;
 out:
 	mr_walk_free(&w);
