@@ -21,7 +21,8 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
  * prints "invalid user name" and returns -1 (the caller exits 65). */
 int cli_check_user(const char *cmd, const char *user);
 
-/* Daemon and its clients (cmd_daemon.c, cmd_client.c). */
+/* Daemon and its clients (cmd_daemon.c; cmd_login.c, cmd_views.c, cmd_control.c,
+ * cmd_deliver.c, which share cli_private.h). */
 int cmd_daemon(int argc, char **argv);
 int cmd_login(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -44,11 +45,9 @@ int cmd_deliver(int argc, char **argv);
  * cannot be opened. Plain libc calls: the lean login binary uses it. */
 int cli_disk_verdict(const char *target, const char *user, int *active_r);
 
-/* Delivery without a daemon (`deliver --target T`): set by the full binary
- * (cli/cmd_deliver_disk.c); NULL in the lean login binary, which has no
- * `deliver`. Returns an exit code. */
-extern int (*cli_deliver_offline)(const char *target, const char *user, const char *id,
-				  const void *msg, size_t len);
+/* Delivery without a daemon (`deliver --target T`, cmd_deliver_disk.c):
+ * msg (len bytes, id NULL or the --id) for user into T. Returns an exit
+ * code (message printed). */
 int cli_deliver_from_disk(const char *target, const char *user, const char *id, const void *msg,
 			  size_t len);
 

@@ -50,7 +50,8 @@ static void usage(FILE *out)
 		fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n'mailrestore COMMAND --help' describes each command.\n"
 		     "Exit codes: 0 ok, 1 finished with problems, 64 usage, 65 bad input,\n"
-		     "67 user not affected, 69 daemon unreachable, 74 I/O error, 75 try later.\n");
+		     "66 source looks unmounted or input missing, 67 user not affected,\n"
+		     "69 daemon unreachable, 74 I/O error, 75 try later, 77 not allowed.\n");
 }
 
 int main(int argc, char **argv)
@@ -59,7 +60,6 @@ int main(int argc, char **argv)
 
 	/* A client whose peer went away gets EPIPE, not a silent death. */
 	signal(SIGPIPE, SIG_IGN);
-	cli_deliver_offline = cli_deliver_from_disk;
 	if (argc < 2) {
 		usage(stderr);
 		return MR_EX_USAGE;

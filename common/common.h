@@ -247,12 +247,93 @@ void mr_names_free(char **names, size_t n);
 int mr_listdir(int dirfd, struct mr_dirlist *list, struct mr_error *err);
 void mr_dirlist_free(struct mr_dirlist *list);
 
-/* How deep the walks of a user's tree go (sync, verify, backup, the
- * sweep before an extraction): a folder nested deeper than this is not
- * followed and is reported (the user goes to attention), so a hostile
- * d/d/d/... tree costs neither the stack nor a descriptor per level
- * beyond it. Real mail trees stay within a few levels. */
-#define MR_DEPTH_MAX 128
+/* ---- walking a tree without recursion -------------------------------
+ *
+ * Every walk of a user's tree (the sync plan, verify, backup, the sweep
+ * before an extraction, the merge of an old mailbox) and every cursor that
+ * follows a list of relative paths (a sync's apply phase, an extraction)
+ * goes through struct mr_walk, so a hostile d/d/d/... tree costs neither
+ * the C stack nor a descriptor per level: depth is bounded by memory only.
+ *
+ * How to use it:
+ *   1. mr_walk_new() over one or two held root folders ("sides", e.g. the
+ *      source and the destination); the caller keeps the roots open.
+ *   2. The top of the walk is the current folder: mr_walk_fd() gives its
+ *      descriptor on a side (borrowed), mr_walk_path() its relative path,
+ *      mr_walk_frame() the caller's per-level state (frame_size bytes,
+ *      zeroed on push).
+ *   3. To go down, open the child on each side (mr_walk_openat(), or any
+ *      open with O_DIRECTORY | O_NOFOLLOW) and hand the descriptors to
+ *      mr_walk_push(); to go back up, mr_walk_pop(). A cursor calls
+ *      mr_walk_goto() with the next relative path instead.
+ *   4. mr_walk_free() closes what the walk holds and frees every frame.
+ *
+ * Descriptors: at most MR_WALK_HELD levels (the deepest ones) keep theirs;
+ * a deeper push closes the shallowest, except where a side ends (the last
+ * level that has a folder on a side keeps that one: at most one more per
+ * side). Going back up to a level that gave
+ * its descriptor away reopens it through ".." of its child, and the walk
+ * checks that it is the same folder as on the way down (device and inode)
+ * and that the child is still in it under its name: a tree moved or
+ * replaced underneath is an error (ESTALE), never a walk into another
+ * place. Paths are heap strings of any length. */
+
+/* Levels whose folders keep a descriptor open (per side). */
+#define MR_WALK_HELD 16
+/* Sides a walk can have. */
+#define MR_WALK_SIDES 2
+
+struct mr_walk;
+
+/* Starts a walk at roots[0..nsides-1] (folder descriptors held by the
+ * caller, -1 for a side without a folder there). base is the relative
+ * path mr_walk_path() gives for the roots ("" usually; may be NULL).
+ * frame_size bytes of caller state are kept per level; frame_free, when
+ * not NULL, is called on a level's frame when it is popped and on every
+ * remaining frame by mr_walk_free(). noatime_sides is a bit mask of the
+ * sides that mr_walk_openat() and reopening open with O_NOATIME where
+ * allowed (the source). The walk, or NULL with err. */
+struct mr_walk *mr_walk_new(const int *roots, unsigned nsides, const char *base,
+			    size_t frame_size, void (*frame_free)(void *frame),
+			    unsigned noatime_sides, struct mr_error *err);
+/* Closes what the walk opened, frees frames and the walk; NULLs *w.
+ * Accepts NULL and *w == NULL. */
+void mr_walk_free(struct mr_walk **w);
+/* How many levels below the roots the top is (0 at the roots). */
+size_t mr_walk_depth(const struct mr_walk *w);
+/* The top's relative path: base, then "/"-joined names; "" (or base) at
+ * the roots. Valid until the next push, pop or goto. */
+const char *mr_walk_path(const struct mr_walk *w);
+/* The top's frame. Valid until the next push or goto. */
+void *mr_walk_frame(struct mr_walk *w);
+/* The top's descriptor on side (borrowed; -1 when that side has no
+ * folder there). */
+int mr_walk_fd(const struct mr_walk *w, unsigned side);
+/* The descriptor of the top's parent on side, reopened (and checked) if
+ * it was given away. Borrowed: valid until the next push, pop or goto.
+ * -1 with err (and errno). At the roots, the root. */
+int mr_walk_parent_fd(struct mr_walk *w, unsigned side, struct mr_error *err);
+/* Opens folder name of the top on side: O_RDONLY | O_DIRECTORY |
+ * O_NOFOLLOW (| O_NOATIME for a noatime side) through mr_io. The fd, or
+ * -1/errno (ELOOP or ENOTDIR when name is a link or not a folder); the
+ * caller reports it. */
+int mr_walk_openat(const struct mr_walk *w, unsigned side, const char *name);
+/* Goes down into folder name: fds[side] are its descriptors (-1 for a side
+ * without it), which the walk takes over (closed on failure too). A side
+ * the top lacks can't have it. 0, or -1 with err. */
+int mr_walk_push(struct mr_walk *w, const char *name, const int *fds, struct mr_error *err);
+/* Goes back up one level (frees the top's frame). 0, or -1 with err when
+ * the parent can't be reopened or is no longer the folder seen on the
+ * way down (ESTALE); the walk must then be freed. */
+int mr_walk_pop(struct mr_walk *w, struct mr_error *err);
+/* Cursor use, one side and base "": moves the top to folder rel (relative
+ * to the root; "" for the root itself) by going up to the deepest common
+ * folder and down the remaining components one at a time with O_NOFOLLOW.
+ * With mkdir_mode != 0 missing folders are created with that mode. An
+ * unsafe rel (empty, "." or ".." component, leading "/") is refused with
+ * EPERM (a leading "./" is dropped). The top's fd (borrowed), or -1 with err; after an error the top is
+ * the deepest folder reached, still a valid cursor. */
+int mr_walk_goto(struct mr_walk *w, const char *rel, mode_t mkdir_mode, struct mr_error *err);
 
 /* The depth of relative path rel: 0 for "" or ".", 1 for "a", 2 for
  * "a/b", ... (a leading "./" is not counted). */

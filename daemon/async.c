@@ -1,5 +1,6 @@
 /*
- * async.c: work the event loop must not wait for.
+ * async.c: work the event loop must not wait for. It knows no verb: it
+ * runs what it is given and hands replies back to the loop.
  *
  * The committer thread makes durable replies cheap: the loop does the
  * queue operation at once and parks the reply with its commit ticket; the
@@ -8,8 +9,10 @@
  * login storm costs one fsync per batch, not per login), then releases all
  * their replies together.
  *
- * Task threads run the requests that do real I/O: DELIVER (engine_deliver
- * fsyncs the message), ACTIVATE (makes a whole work copy durable) and RETRY.
+ * The task threads are a plain executor: daemon_async_submit() queues a
+ * function and its argument; a task thread runs it and posts the reply it
+ * returns as the reply of the connection that asked (proto.c's verb table
+ * says which verbs do real I/O there).
  *
  * Both hand finished replies back through a list and the loop's eventfd.
  */
@@ -25,7 +28,7 @@ static char *error_reply(int code, const char *msg)
 {
 	struct daemon_buf b = { 0 };
 
-	daemon_proto_error(&b, code, msg);
+	daemon_buf_error(&b, code, msg);
 	return b.p;
 }
 
@@ -127,9 +130,18 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
-/* Hands t to a task thread (takes ownership). */
-void daemon_async_task(struct daemon *d, struct task *t)
+/* Queues fn(d, arg) for a task thread (see daemon_private.h). */
+int daemon_async_submit(struct daemon *d, uint32_t slot, uint32_t gen, daemon_task_fn fn,
+			void *arg)
 {
+	struct daemon_task *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -1;
+	t->fn = fn;
+	t->arg = arg;
+	t->slot = slot;
+	t->gen = gen;
 	pthread_mutex_lock(&d->async_mu);
 	if (d->task_tail)
 		d->task_tail->next = t;
@@ -138,124 +150,76 @@ void daemon_async_task(struct daemon *d, struct task *t)
 	d->task_tail = t;
 	pthread_cond_signal(&d->task_cv);
 	pthread_mutex_unlock(&d->async_mu);
+	return 0;
 }
 
-static char *user_reply(struct daemon *d, const char *user, const char *extra)
+/* Takes the oldest task, NULL when none is queued. */
+static struct daemon_task *take_task(struct daemon *d)
 {
-	struct queue_user_info info;
-	struct daemon_buf b = { 0 };
-	struct eta_ctx ctx;
+	struct daemon_task *t = d->task_head;
 
-	if (queue_lookup(d->q, user, &info) != 0)
-		return error_reply(MR_EX_NOUSER, "not an affected user");
-	daemon_metrics_ctx(d, &ctx);
-	daemon_proto_user(d, &b, &ctx, &info, 0, 1);
-	if (b.len > 0 && extra != NULL) {
-		b.len--; /* reopen the object */
-		daemon_buf_printf(&b, ",%s}", extra);
+	if (t != NULL) {
+		d->task_head = t->next;
+		if (d->task_head == NULL)
+			d->task_tail = NULL;
 	}
-	daemon_buf_printf(&b, "\n");
-	if (b.oom) {
-		free(b.p);
-		return error_reply(MR_EX_SOFTWARE, "out of memory");
-	}
-	return b.p;
-}
-
-static char *run_deliver(struct daemon *d, struct task *t)
-{
-	/* [held][repeat]: a repeat was stored by an earlier attempt. */
-	static const char *const extra[2][2] = {
-		{ "\"held\":false", "\"held\":false,\"repeat\":true" },
-		{ "\"held\":true", "\"held\":true,\"repeat\":true" },
-	};
-	struct mr_error err;
-	int held = 0, repeat = 0;
-	char *reply;
-
-	mr_error_clear(&err);
-	if (engine_deliver_id(d->engine, t->user, t->id[0] ? t->id : NULL, t->body, t->len,
-			      &held, &repeat, &err) < 0) {
-		mr_log("deliver to %s failed: %s", t->user, err.msg);
-		reply = error_reply(MR_EX_TEMPFAIL, err.msg);
-	} else {
-		if (repeat)
-			mr_log("%s: delivery %s was stored before; not stored again", t->user, t->id);
-		reply = user_reply(d, t->user, extra[held != 0][repeat != 0]);
-	}
-	__atomic_sub_fetch(&d->body_bytes, t->len, __ATOMIC_RELAXED);
-	return reply;
-}
-
-static char *run_activate(struct daemon *d, struct task *t)
-{
-	struct queue_user_info info;
-	struct mr_error err;
-
-	mr_error_clear(&err);
-	if (queue_lookup(d->q, t->user, &info) != 0 || info.state != QUEUE_ATTENTION)
-		return error_reply(MR_EX_DATAERR, "the user is not in attention");
-	if (engine_activate_as_is(d->engine, t->user, &info.counters.held_mail, &err) < 0) {
-		mr_log("activate %s failed: %s", t->user, err.msg);
-		return error_reply(mr_exit_code_for_errno(err.errnum), err.msg);
-	}
-	if (queue_set_state(d->q, t->user, QUEUE_ACTIVE, "activated by an operator as it was",
-			    &info.counters, mr_now(), &err) < 0) {
-		mr_log("activate %s: %s", t->user, err.msg);
-		return error_reply(mr_exit_code_for_errno(err.errnum), err.msg);
-	}
-	mr_log("%s: activated by an operator as it was", t->user);
-	daemon_run_on_active(d, t->user);
-	return user_reply(d, t->user, NULL);
-}
-
-static char *run_retry(struct daemon *d, struct task *t)
-{
-	struct mr_error err;
-	int rc;
-
-	mr_error_clear(&err);
-	rc = queue_retry(d->q, t->user, mr_now(), &err);
-	if (rc < 0) {
-		mr_log("retry %s failed: %s", t->user, err.msg);
-		return error_reply(mr_exit_code_for_errno(err.errnum), err.msg);
-	}
-	if (rc == 1)
-		return error_reply(MR_EX_DATAERR, "the user is not in attention");
-	mr_log("%s: back in the queue (retry)", t->user);
-	daemon_workers_kick(d);
-	return user_reply(d, t->user, NULL);
+	return t;
 }
 
 static void *task_main(void *arg)
 {
 	struct daemon *d = arg;
-	struct task *t;
-	char *reply = NULL;
+	struct daemon_task *t;
+	char *reply;
 
 	for (;;) {
 		pthread_mutex_lock(&d->async_mu);
 		while (d->task_head == NULL && !d->async_stop)
 			pthread_cond_wait(&d->task_cv, &d->async_mu);
-		t = d->task_head;
-		if (t != NULL) {
-			d->task_head = t->next;
-			if (d->task_head == NULL)
-				d->task_tail = NULL;
-		}
+		t = take_task(d);
 		pthread_mutex_unlock(&d->async_mu);
 		if (t == NULL)
 			break;
-		switch (t->kind) {
-		case TASK_DELIVER: reply = run_deliver(d, t); break;
-		case TASK_ACTIVATE: reply = run_activate(d, t); break;
-		case TASK_RETRY: reply = run_retry(d, t); break;
-		}
+		reply = t->fn(d, t->arg, 0);
 		daemon_async_complete(d, t->slot, t->gen, reply, 0);
-		free(t->body);
 		free(t);
 	}
 	return NULL;
+}
+
+/* See daemon_private.h: for a daemon whose threads never started. */
+void daemon_async_drain(struct daemon *d)
+{
+	struct commit_item *ci, *cn;
+	struct completion *c, *next;
+	struct daemon_task *t;
+	struct mr_error err;
+
+	pthread_mutex_lock(&d->async_mu);
+	ci = d->commit_head;
+	d->commit_head = d->commit_tail = NULL;
+	pthread_mutex_unlock(&d->async_mu);
+	for (; ci != NULL; ci = cn) {
+		cn = ci->next;
+		mr_error_clear(&err);
+		if (queue_commit_wait(d->q, ci->ticket, &err) < 0)
+			mr_log("journal commit failed: %s", err.msg);
+		free(ci);
+	}
+	for (;;) {
+		pthread_mutex_lock(&d->async_mu);
+		t = take_task(d);
+		pthread_mutex_unlock(&d->async_mu);
+		if (t == NULL)
+			break;
+		free(t->fn(d, t->arg, 1));
+		free(t);
+	}
+	for (c = daemon_async_take(d); c != NULL; c = next) {
+		next = c->next;
+		free(c->reply);
+		free(c);
+	}
 }
 
 /* Starts the committer and the task threads. 0 or -1 (logged). */

@@ -398,8 +398,8 @@ int daemon_run(const struct daemon_settings *settings)
 		}
 		goto out_mask;
 	}
-	d->paused = queue_paused(d->q);
-	if (d->paused)
+	daemon_workers_pause(d, queue_paused(d->q));
+	if (queue_paused(d->q))
 		mr_log("daemon: paused (as before the restart): `mailrestore resume` starts users "
 		       "again");
 	d->mail = engine_mail_store(d->engine);

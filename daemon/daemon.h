@@ -1,7 +1,7 @@
 /*
  * daemon.h: the restore daemon and the client side of its socket.
  *
- * How to use it (cli/cmd_daemon.c and cli/cmd_client.c are the users):
+ * How to use it (cli/cmd_daemon.c and the clients in cli/ are the users):
  *   1. Server: fill a struct daemon_settings (daemon_settings_init() gives
  *      the defaults) and call daemon_run(). It runs in the foreground until
  *      SIGTERM/SIGINT, a `SHUTDOWN` request, or (with exit_when_done) the
@@ -11,7 +11,7 @@
  *      daemon_client_call() sends one request line and reads its one-line
  *      JSON reply into a caller's buffer (the login hook's path: no
  *      allocation), or daemon_client_call_alloc() for replies of any size
- *      (`QUEUE`, `STATUS`). daemon_reply_*() pick fields out of a reply.
+ *      (`QUEUE`, `STATUS`). daemon_json_*() pick fields out of a reply.
  *
  * What daemon_run() does, in order:
  *   - locks the target (flock on T/.mailrestore/daemon.lock, not waiting):
@@ -22,8 +22,10 @@
  *   - replays the queue, puts users a crash left running back in line,
  *     releases mail held for users that went active just before a crash
  *     (engine_recover), registers the affected users (engine_list_affected,
- *     or the --users file) with their background size, and marks users
- *     whose T/<user> already exists as active (they are left alone);
+ *     or the --users file) with their background size, marks the users
+ *     mailrestore already activated as active (an activation record, or a
+ *     T/<user> the journal calls active; a T/<user> it did not make is
+ *     merged by the user's run) and writes T/.mailrestore/affected;
  *   - listens on a Unix stream socket (mode 0660 and --socket-group, or
  *     0666 without one; what each peer may do is checked against its
  *     credentials, daemon/peer.c) and serves every client from one event
@@ -34,9 +36,12 @@
  *     that finds every worker busy with background users cancels the most
  *     recently started one (it resumes later from its work copy).
  *
- * Exit codes of daemon_run(): 0 clean stop, 64 bad settings, 69 when the
- * socket cannot be served, 74 I/O error opening B/S/T or the state, 75 when
- * another daemon holds the target, the state or answers on the socket.
+ * Exit codes of daemon_run(): 0 clean stop, 64 bad settings, 65 a queue
+ * journal damaged in its middle (`mailrestore journal`), 66 a source that
+ * looks unmounted or an unreadable --users file, 69 when the socket cannot
+ * be served, 70/71 an internal or system error, 74 I/O error opening B/S/T
+ * or the state, 75 when another daemon holds the target, the state or
+ * answers on the socket.
  */
 #ifndef MR_DAEMON_H
 #define MR_DAEMON_H
@@ -57,6 +62,9 @@
 						 * user and operators */
 #define DAEMON_DELIVER_MEMORY (256u * 1024 * 1024) /* DELIVER bodies in memory */
 #define DAEMON_BODY_RATE (64u * 1024)           /* bytes/s a DELIVER body must keep up */
+#define DAEMON_OUT_PENDING_MAX (16u * 1024 * 1024) /* reply bytes not yet read, over all
+						    * clients, beyond which QUEUE and
+						    * LIST are answered 75 */
 
 /* Users in a row in attention for the same kind of reason after which
  * background work is held (status says why; `resume` goes on). */
@@ -126,7 +134,7 @@ struct daemon_settings {
 	/* DELIVER bodies held in memory at once, over all clients; one peer
 	 * uid may use at most half of it. 0: DAEMON_DELIVER_MEMORY. */
 	uint64_t deliver_memory;
-	/* Held mail limits (mail_store_limits in mail/mail.h; 0: defaults):
+	/* Held mail limits (struct mail_limits in mail/mail.h; 0: defaults):
 	 * messages and bytes per user, over all users, and the free space to
 	 * keep on the file system that holds them. */
 	uint64_t held_user_messages, held_user_bytes;

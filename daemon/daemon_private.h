@@ -1,39 +1,55 @@
 /*
  * daemon_private.h: what the files of daemon/ share: the daemon's state,
- * the connections of the event loop, the growable reply buffer, and the
- * entry points of each concern:
- *   server.c   socket, event loop, connections, limits, timeouts
- *   proto.c    request parsing and the JSON replies of every verb
- *   async.c    the committer (group commit before durable replies) and the
- *              task threads (deliver, activate, retry)
- *   workers.c  worker threads, preemption, --on-active
- *   metrics.c  throughput and time estimates
+ * the connections of the event loop, and the entry points of each concern:
  *   daemon.c   daemon_run(): start-up and shut-down
- *   client.c, json.c  the client side
+ *   server.c   socket, event loop, connections, limits, timeouts
+ *   proto.c    the table of verbs (proto.h): who may call each, its
+ *              checks, its handler and the part a task thread runs; the
+ *              JSON replies. Every verb lives there and nowhere else.
+ *   async.c    the committer (group commit before durable replies) and a
+ *              generic executor (task threads run a function, the reply
+ *              goes back to the loop); it knows no verb
+ *   workers.c  worker threads, preemption, pausing, --on-active
+ *   metrics.c  throughput and time estimates
+ *   peer.c     who the peer is and its rights
+ *   buf.c      the reply buffer (buf.h)
+ *   client.c, json.c  the client side (daemon.h)
+ *
+ * Who calls whom (an arrow: calls functions of):
+ *
+ *   daemon.c -> server.c -> proto.c -> async.c, workers.c, metrics.c, peer.c
+ *                                      workers.c -> metrics.c
+ *               server.c -> async.c (completions), workers.c (the tick),
+ *                           peer.c (connection limits)
+ *   daemon.c -> async.c, workers.c, metrics.c (start, stop), peer.c (groups)
+ *   and every one of them -> buf.c
+ *
+ * buf.c and peer.c call nothing in daemon/; async.c calls only buf.c.
+ * Workers report finished runs to metrics (daemon_metrics_finished,
+ * _observe); metrics never calls the workers: an estimate is made from
+ * a look at them the caller takes first (daemon_workers_now).
+ *
+ * One way back, on purpose: proto.c calls three server.c functions,
+ * daemon_server_request_stop() (SHUTDOWN ends the loop), and
+ * daemon_server_uid_charge() and daemon_server_out_pending() (DELIVER and
+ * QUEUE/LIST are refused when a peer's bodies or the unread replies of
+ * every client pass their limits: questions about all connections that
+ * only the loop, which owns them, can answer). All three run on the
+ * loop's thread, inside a call from server.c, and change nothing proto.c
+ * depends on.
  */
 #ifndef MR_DAEMON_PRIVATE_H
 #define MR_DAEMON_PRIVATE_H
 
+#include "daemon/buf.h"
 #include "daemon/daemon.h"
+#include "daemon/proto.h"
 #include "engine/engine.h"
 #include "queue/eta.h"
 #include "queue/queue.h"
 
 #include <pthread.h>
 #include <sys/types.h>
-
-/* A growable byte string (replies). */
-struct daemon_buf {
-	char *p;
-	size_t len, cap;
-	int oom;  /* an allocation failed: the content is truncated */
-};
-void daemon_buf_printf(struct daemon_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void daemon_buf_json_str(struct daemon_buf *b, const char *s);
-/* Appends a number, or null when v < 0 (times: null when 0). */
-void daemon_buf_num_or_null(struct daemon_buf *b, double v);
-void daemon_buf_free(struct daemon_buf *b);
 
 /* One client connection (server.c). */
 struct conn {
@@ -66,12 +82,6 @@ struct conn {
 	int draining;         /* reply sent, write side shut: reading to EOF */
 	double deadline;      /* monotonic: closed when idle past this */
 	uint32_t events;      /* epoll interest in force */
-};
-
-/* What a peer may do beyond LOGIN, STATUS, PING and its own SHOW (peer.c). */
-enum {
-	PEER_OPERATOR = 1 << 0, /* operator verbs; SHOW and QUEUE of anyone */
-	PEER_DELIVER = 1 << 1,  /* DELIVER */
 };
 
 /* A worker thread's view (workers.c); fields under daemon.mu. */
@@ -107,15 +117,15 @@ struct commit_item {
 	queue_ticket ticket;
 	struct commit_item *next;
 };
-enum task_kind { TASK_DELIVER = 1, TASK_ACTIVATE, TASK_RETRY };
-struct task {
-	enum task_kind kind;
-	uint32_t slot, gen;
-	char user[MR_USER_NAME_MAX + 1];
-	char *body;
-	size_t len;
-	char id[DAEMON_ID_MAX + 1];  /* DELIVER's delivery id, "" for none */
-	struct task *next;
+/* Work for a task thread: returns the reply (malloc'd; NULL: the parked
+ * reply as it is) and releases arg. cancelled: the task is dropped unrun
+ * (daemon_async_drain): release arg only and return NULL. */
+typedef char *(*daemon_task_fn)(struct daemon *d, void *arg, int cancelled);
+struct daemon_task {
+	daemon_task_fn fn;
+	void *arg;
+	uint32_t slot, gen;   /* whose reply it makes */
+	struct daemon_task *next;
 };
 
 /* Throughput over the run (metrics.c); under daemon.metrics_mu. */
@@ -144,7 +154,8 @@ struct daemon {
 	gid_t operator_gid, deliver_gid, socket_gid;
 	int have_operator_gid, have_deliver_gid, have_socket_gid;
 
-	/* Workers: busy/paused/stopping and every struct worker. */
+	/* Workers: busy/paused/stopping and every struct worker. workers.c's
+	 * own: other files go through daemon_workers_*(). */
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;
 	uint64_t work_seq;        /* bumped on every request: workers recheck */
@@ -170,7 +181,8 @@ struct daemon {
 	struct conn **conns;      /* max_conns slots */
 	int nconns;
 	uint32_t max_conns, max_conns_uid, reserved_conns;
-	int loop_stop;            /* leave the loop (signal, SHUTDOWN, done) */
+	int loop_stop;            /* leave the loop (signal, SHUTDOWN, done);
+				   * set by daemon_server_request_stop() */
 	double next_sweep;
 
 	/* Completions, commit and task lists (async.c). */
@@ -178,7 +190,7 @@ struct daemon {
 	pthread_cond_t commit_cv, task_cv;
 	struct completion *done_head, *done_tail;
 	struct commit_item *commit_head, *commit_tail;
-	struct task *task_head, *task_tail;
+	struct daemon_task *task_head, *task_tail;
 	int async_stop;
 	int tasks_running;
 	pthread_t committer;
@@ -188,7 +200,9 @@ struct daemon {
 	pthread_mutex_t metrics_mu;
 	struct metrics metrics;
 	struct eta_model *eta;    /* the time model (queue/eta.h), own lock */
-	uint64_t body_bytes;      /* DELIVER bodies held in memory (atomic) */
+	uint64_t body_bytes;      /* DELIVER bodies held in memory (atomic):
+				   * proto.c counts them in and out, server.c
+				   * gives back a body cut off by a hang-up */
 };
 
 /* peer.c */
@@ -216,19 +230,31 @@ int daemon_server_loop(struct daemon *d);
 void daemon_server_stop_listening(struct daemon *d);
 void daemon_server_close(struct daemon *d);
 
+/* Makes the loop end after the events at hand (SHUTDOWN, a signal, the
+ * work done). */
+void daemon_server_request_stop(struct daemon *d);
 /* Bytes of DELIVER bodies c's peer uid has in flight (server.c). */
 uint64_t daemon_server_uid_charge(struct daemon *d, uid_t uid);
 /* Bytes of replies not yet sent, over all connections (server.c). */
 uint64_t daemon_server_out_pending(struct daemon *d);
 
-/* proto.c: handles one request line of c; sets c->out (now or later). */
-void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char *line);
+/* proto.c: handles one request line of c (len bytes, NUL terminated, the
+ * newline removed; len >= DAEMON_LINE_MAX for a line that did not end
+ * within the limit); sets c->out (now or later). */
+void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char *line,
+			  size_t len);
 /* Appends the next piece of c's QUEUE reply (c->streaming: more follow). */
 void daemon_proto_queue_more(struct daemon *d, struct conn *c);
+/* What a verb hands to its task (the arg of a daemon_task it submits): the
+ * user, and DELIVER's message. */
+struct verb_job {
+	char user[MR_USER_NAME_MAX + 1];
+	char id[DAEMON_ID_MAX + 1];  /* DELIVER's delivery id, "" for none */
+	char *body;
+	size_t len;
+};
 /* A DELIVER body is complete: hands it to a task thread. */
 void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot);
-/* {"ok":false,"error":msg,"code":code} into b (b is reset first). */
-void daemon_proto_error(struct daemon_buf *b, int code, const char *msg);
 /* What a time estimate needs, taken once per reply (metrics.c). */
 struct eta_ctx {
 	uint64_t counts[QUEUE_STATE_COUNT];
@@ -257,8 +283,15 @@ void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_
 int daemon_async_start(struct daemon *d);
 void daemon_async_stop(struct daemon *d);
 void daemon_async_commit(struct daemon *d, uint32_t slot, uint32_t gen, queue_ticket t);
-/* Takes ownership of t. */
-void daemon_async_task(struct daemon *d, struct task *t);
+/* Runs fn(d, arg, 0) on a task thread; its reply becomes the reply of
+ * (slot, gen). 0, or -1 when out of memory (fn is not called: arg is still
+ * the caller's). */
+int daemon_async_submit(struct daemon *d, uint32_t slot, uint32_t gen, daemon_task_fn fn,
+			void *arg);
+/* For a daemon whose threads never started (tests, the fuzzer): waits for
+ * every parked ticket, drops every task (fn(d, arg, 1)) and discards the
+ * completions. */
+void daemon_async_drain(struct daemon *d);
 /* Hands a finished reply to the loop (reply malloc'd or NULL). */
 void daemon_async_complete(struct daemon *d, uint32_t slot, uint32_t gen, char *reply,
 			   int close_after);
@@ -281,11 +314,30 @@ void daemon_run_on_active(struct daemon *d, const char *user);
 /* Writes the "workers" JSON list into b. only NULL: every busy worker's
  * user; else the user only when it is only (others are null). */
 void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *only);
-/* The running jobs: names into names[i], the seconds each still needs
- * (daemon_metrics_left; -1 unknown) into left[i], at most max. Returns the
- * number. */
-size_t daemon_workers_running(struct daemon *d, char (*names)[MR_USER_NAME_MAX + 1],
-			      double *left, size_t max);
+/* Pauses (1) or resumes (0) the workers: paused, they take no new user
+ * (running jobs go on); resuming also ends a background hold and its
+ * streak. The journaled pause is the queue's (queue_set_paused): the caller
+ * records it first. */
+void daemon_workers_pause(struct daemon *d, int pause);
+/* Whether the workers are paused (*paused_r), background work is held
+ * (*held_r) and why (into reason, len bytes). */
+void daemon_workers_held(struct daemon *d, int *paused_r, int *held_r, char *reason,
+			 size_t len);
+/* What the workers do now, for the time estimates (one look under d->mu). */
+struct daemon_workers_job {
+	char user[MR_USER_NAME_MAX + 1];
+	uint64_t size;        /* the user's size_hint */
+	int syncing;          /* the sync has begun */
+	double run_elapsed;   /* seconds since the run started */
+	double sync_elapsed;  /* seconds since the sync began; -1 not yet */
+};
+struct daemon_workers_now {
+	int jobs;             /* worker threads */
+	int paused;
+	size_t n;             /* busy workers (at most ETA_MAX_WORKERS) */
+	struct daemon_workers_job job[ETA_MAX_WORKERS];
+};
+void daemon_workers_now(struct daemon *d, struct daemon_workers_now *now_r);
 
 /* metrics.c */
 /* Starts the clock, loads the rates kept by an earlier run. 0 or -1. */
@@ -309,9 +361,10 @@ void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
  * measurement). sync_elapsed < 0: the sync has not begun. */
 double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double run_elapsed,
 			   double sync_elapsed);
-/* Fills ctx from the queue, the workers and the model (takes the queue's
- * lock: not inside queue callbacks). */
-void daemon_metrics_ctx(struct daemon *d, struct eta_ctx *ctx);
+/* Fills ctx from the queue, the model and what the workers do now (from
+ * daemon_workers_now; takes the queue's lock: not inside queue callbacks). */
+void daemon_metrics_ctx(struct daemon *d, const struct daemon_workers_now *now,
+			struct eta_ctx *ctx);
 /* Before a walk of the queue (its callbacks hold the queue's lock): works
  * out every user's estimate in the order the workers take them, once, so
  * each user of the walk, in whatever order it comes, has the number SHOW

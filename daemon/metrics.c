@@ -17,6 +17,7 @@
 #include "daemon/daemon_private.h"
 #include "mail/mail.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,22 +140,30 @@ double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double 
 	return c > 0 ? c : 0;
 }
 
-/* Fills ctx (takes the queue's and the workers' locks). */
-void daemon_metrics_ctx(struct daemon *d, struct eta_ctx *ctx)
+/* Fills ctx (takes the queue's lock; the model's for each running job). */
+void daemon_metrics_ctx(struct daemon *d, const struct daemon_workers_now *now,
+			struct eta_ctx *ctx)
 {
+	const struct daemon_workers_job *j;
+	size_t i;
+
 	memset(ctx, 0, sizeof(*ctx));
 	queue_counts(d->q, ctx->counts);
 	ctx->pending = queue_pending(d->q);
-	ctx->jobs = d->nworkers > 0 ? d->nworkers : 1;
+	ctx->jobs = now->jobs > 0 ? now->jobs : 1;
 	if (ctx->jobs > ETA_MAX_WORKERS)
 		ctx->jobs = ETA_MAX_WORKERS;
 	ctx->background = d->set->background;
 	ctx->measured = eta_model_measured(d->eta);
 	ctx->may_lock_workers = 1;
-	pthread_mutex_lock(&d->mu);
-	ctx->paused = d->paused;
-	pthread_mutex_unlock(&d->mu);
-	ctx->nrunning = daemon_workers_running(d, ctx->running, ctx->left, (size_t)ctx->jobs);
+	ctx->paused = now->paused;
+	for (i = 0; i < now->n && i < (size_t)ctx->jobs; i++) {
+		j = &now->job[i];
+		snprintf(ctx->running[i], sizeof(ctx->running[i]), "%s", j->user);
+		ctx->left[i] = daemon_metrics_left(d, j->size, j->syncing, j->run_elapsed,
+						   j->sync_elapsed);
+	}
+	ctx->nrunning = i;
 	eta_sched_init(&ctx->walk, (unsigned)ctx->jobs, ctx->left, ctx->nrunning);
 }
 

@@ -1,26 +1,22 @@
 /*
  * proto.c: the request verbs of the daemon's line protocol
- * (docs/PROTOCOL.md) and the JSON of their replies. Runs on the event loop:
- * a handler either answers at once, prepares an answer that is released
- * when the queue's journal has it on disk (LOGIN, ENQUEUE, BUMP), or hands
- * the work to a task thread (DELIVER, ACTIVATE, RETRY).
+ * (docs/PROTOCOL.md) and the JSON of their replies. The table `verbs`
+ * below is the one place a verb lives: its name, who may call it, the
+ * check of its arguments, its handler on the event loop and, for verbs that
+ * do real I/O, the part a task thread runs (async.c runs it and knows no
+ * verb). A handler either answers at once, prepares an answer that is
+ * released when the queue's journal has it on disk (LOGIN, ENQUEUE, BUMP),
+ * or hands the work to a task thread (DELIVER, ACTIVATE, RETRY).
  */
 #include "daemon/daemon_private.h"
 #include "mail/mail.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-#define MAX_ARGS DAEMON_ARGS_MAX
-/* Reply bytes waiting to be sent, over all clients, beyond which a new
- * QUEUE is answered 75: clients that ask and do not read cannot grow the
- * daemon without bound. */
-#define OUT_PENDING_MAX (16u * 1024 * 1024)
 
 /* The refusals (code 77); the CLI prints them as they are. */
 #define DENY_OPERATOR \
@@ -30,93 +26,9 @@
 #define DENY_DELIVER \
 	"permission denied: delivering needs root, the daemon's user or the deliver group"
 
-/* ---- the reply buffer ------------------------------------------------ */
-
-static int buf_reserve(struct daemon_buf *b, size_t more)
-{
-	size_t cap;
-	char *p;
-
-	if (b->len + more + 1 <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 256;
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (p == NULL) {
-		b->oom = 1;
-		return -1;
-	}
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-/* Appends printf output to b, growing it. */
-void daemon_buf_printf(struct daemon_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (buf_reserve(b, 64) < 0)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= b->cap - b->len) {
-		if (buf_reserve(b, (size_t)n) < 0) {
-			b->p[b->len] = '\0';
-			return;
-		}
-		va_start(ap, fmt);
-		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-	}
-	b->len += (size_t)n;
-}
-
-/* Appends s as a JSON string literal. */
-void daemon_buf_json_str(struct daemon_buf *b, const char *s)
-{
-	size_t need = strlen(s) * 6 + 3, pos;
-
-	if (buf_reserve(b, need) < 0)
-		return;
-	pos = b->len;
-	mr_json_str(b->p, b->cap, &pos, s);
-	b->len = pos;
-}
-
-/* Appends v, or null when v <= 0 (unset times) or negative (no estimate). */
-void daemon_buf_num_or_null(struct daemon_buf *b, double v)
-{
-	if (v < 0)
-		daemon_buf_printf(b, "null");
-	else
-		daemon_buf_printf(b, "%.3f", v);
-}
-
-/* Frees b's memory and empties it. */
-void daemon_buf_free(struct daemon_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
 static void reply_end(struct daemon_buf *b)
 {
 	daemon_buf_printf(b, "\n");
-}
-
-/* Writes {"ok":false,...} as the whole of b. */
-void daemon_proto_error(struct daemon_buf *b, int code, const char *msg)
-{
-	b->len = 0;
-	daemon_buf_printf(b, "{\"ok\":false,\"error\":");
-	daemon_buf_json_str(b, msg);
-	daemon_buf_printf(b, ",\"code\":%d}\n", code);
 }
 
 static void reply_ok(struct daemon_buf *b, const char *extra)
@@ -126,6 +38,16 @@ static void reply_ok(struct daemon_buf *b, const char *extra)
 }
 
 /* ---- users as JSON ----------------------------------------------------- */
+
+/* What an estimate needs, taken once per reply: the queue's and the
+ * model's part (metrics.c) over what the workers do now (workers.c). */
+static void eta_ctx(struct daemon *d, struct eta_ctx *ctx)
+{
+	struct daemon_workers_now now;
+
+	daemon_workers_now(d, &now);
+	daemon_metrics_ctx(d, &now, ctx);
+}
 
 static double time_or_null(double t)
 {
@@ -197,25 +119,33 @@ void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_
 
 /* ---- verbs --------------------------------------------------------------- */
 
+/* One request on its way through a handler. */
 struct req {
 	struct daemon *d;
 	struct conn *c;
 	uint32_t slot;
+	const struct daemon_verb *verb;
 	int argc;
-	char *argv[MAX_ARGS];
+	char **argv;
 };
 
-static int need_user(struct req *r, int i)
+/* The argument at i must be a valid user name. */
+static int need_user(const struct daemon_request *q, int i, struct daemon_buf *reply)
 {
-	if (r->argc <= i) {
-		daemon_proto_error(&r->c->out, MR_EX_USAGE, "missing user name");
+	if (q->argc <= i) {
+		daemon_buf_error(reply, MR_EX_USAGE, "missing user name");
 		return -1;
 	}
-	if (!mr_user_name_valid(r->argv[i])) {
-		daemon_proto_error(&r->c->out, MR_EX_DATAERR, "invalid user name");
+	if (!mr_user_name_valid(q->argv[i])) {
+		daemon_buf_error(reply, MR_EX_DATAERR, "invalid user name");
 		return -1;
 	}
 	return 0;
+}
+
+static int check_user(struct daemon_request *q, struct daemon_buf *reply)
+{
+	return need_user(q, 1, reply);
 }
 
 /* The reply in c->out is sent once ticket is durable. */
@@ -224,6 +154,41 @@ static void hold_for(struct req *r, queue_ticket ticket)
 	r->c->held = 1;
 	daemon_async_commit(r->d, r->slot, r->c->gen, ticket);
 }
+
+static char *error_reply(int code, const char *msg)
+{
+	struct daemon_buf b = { 0 };
+
+	daemon_buf_error(&b, code, msg);
+	return b.p;
+}
+
+/* A task thread's reply: the user's object with "ok":true, and extra
+ * members when not NULL. */
+static char *user_reply(struct daemon *d, const char *user, const char *extra)
+{
+	struct queue_user_info info;
+	struct daemon_buf b = { 0 };
+	struct eta_ctx ctx;
+
+	if (queue_lookup(d->q, user, &info) != 0)
+		return error_reply(MR_EX_NOUSER, "not an affected user");
+	eta_ctx(d, &ctx);
+	daemon_proto_user(d, &b, &ctx, &info, 0, 1);
+	if (b.len > 0 && extra != NULL) {
+		b.len--; /* reopen the object */
+		daemon_buf_printf(&b, ",%s}", extra);
+	}
+	daemon_buf_printf(&b, "\n");
+	if (b.oom) {
+		free(b.p);
+		return error_reply(MR_EX_SOFTWARE, "out of memory");
+	}
+	return b.p;
+}
+
+/* Hands r's user to r's verb's task; the reply comes from the task thread. */
+static void to_task(struct req *r);
 
 typedef int (*request_fn)(struct queue *q, const char *name, double now,
 			  struct queue_user_info *info_r, queue_ticket *ticket_r,
@@ -241,17 +206,15 @@ static void priority_request(struct req *r, const char *verb, request_fn fn, int
 	queue_ticket ticket = 0;
 	int rc;
 
-	if (need_user(r, 1) < 0)
-		return;
 	mr_error_clear(&err);
 	rc = fn(r->d->q, r->argv[1], mr_now(), &info, &ticket, &err);
 	if (rc < 0) {
 		mr_log("%s %s: %s", verb, r->argv[1], err.msg);
-		daemon_proto_error(&r->c->out, mr_exit_code_for_errno(err.errnum), err.msg);
+		daemon_buf_error(&r->c->out, mr_exit_code_for_errno(err.errnum), err.msg);
 		return;
 	}
 	if (rc == 1 && !unknown_ok) {
-		daemon_proto_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
+		daemon_buf_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
 		return;
 	}
 	if (rc == 1) {
@@ -260,7 +223,7 @@ static void priority_request(struct req *r, const char *verb, request_fn fn, int
 		info.state = QUEUE_UNKNOWN;
 		info.position = -1;
 	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	r->c->out.len = 0;
 	daemon_proto_user(r->d, &r->c->out, &ctx, &info, 0, 1);
 	reply_end(&r->c->out);
@@ -281,7 +244,6 @@ static void verb_login(struct req *r)
 	/* Dial tone: an affected user not restored yet gets an empty mailbox
 	 * before the answer, which then says "mode":"dial-tone". */
 	if (r->d->set != NULL && r->d->set->dial_tone && r->d->engine != NULL &&
-	    need_user(r, 1) == 0 &&
 	    queue_lookup(r->d->q, r->argv[1], &info) == 0 && info.state != QUEUE_ACTIVE &&
 	    info.state != QUEUE_UNKNOWN) {
 		mr_error_clear(&err);
@@ -296,11 +258,9 @@ static void verb_show(struct req *r)
 	struct queue_user_info info;
 	struct eta_ctx ctx;
 
-	if (need_user(r, 1) < 0)
-		return;
 	if (!(daemon_peer_rights(r->d, r->c) & PEER_OPERATOR) &&
 	    !daemon_peer_is_user(r->c, r->argv[1])) {
-		daemon_proto_error(&r->c->out, MR_EX_NOPERM, DENY_SHOW);
+		daemon_buf_error(&r->c->out, MR_EX_NOPERM, DENY_SHOW);
 		return;
 	}
 	if (queue_lookup(r->d->q, r->argv[1], &info) != 0) {
@@ -309,7 +269,7 @@ static void verb_show(struct req *r)
 		info.state = QUEUE_UNKNOWN;
 		info.position = -1;
 	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	r->c->out.len = 0;
 	daemon_proto_user(r->d, &r->c->out, &ctx, &info, 1, 1);
 	reply_end(&r->c->out);
@@ -352,7 +312,7 @@ void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 
 	if (c->stream_max != 0 && c->stream_max - c->stream_sent < want)
 		want = c->stream_max - c->stream_sent;
-	daemon_metrics_ctx(d, &ctx);
+	eta_ctx(d, &ctx);
 	daemon_metrics_ctx_plan(d, &ctx);
 	w.d = d;
 	w.b = &c->out;
@@ -370,9 +330,20 @@ void daemon_proto_queue_more(struct daemon *d, struct conn *c)
 	if (c->out.oom) {
 		/* Part of the reply may be gone already: end the connection. */
 		c->streaming = 0;
-		daemon_proto_error(&c->out, MR_EX_SOFTWARE, "out of memory");
+		daemon_buf_error(&c->out, MR_EX_SOFTWARE, "out of memory");
 		c->close_after = 1;
 	}
+}
+
+static int check_queue(struct daemon_request *q, struct daemon_buf *reply)
+{
+	uint64_t max;
+
+	if (q->argc > 1 && mr_parse_u64(q->argv[1], &max) < 0) {
+		daemon_buf_error(reply, MR_EX_USAGE, "QUEUE takes an optional count");
+		return -1;
+	}
+	return 0;
 }
 
 static void verb_queue(struct req *r)
@@ -382,16 +353,14 @@ static void verb_queue(struct req *r)
 	uint64_t max = 0;
 	char self[MR_USER_NAME_MAX + 1];
 
-	if (r->argc > 1 && mr_parse_u64(r->argv[1], &max) < 0) {
-		daemon_proto_error(&r->c->out, MR_EX_USAGE, "QUEUE takes an optional count");
-		return;
-	}
-	if (daemon_server_out_pending(r->d) > OUT_PENDING_MAX) {
-		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL,
+	if (r->argc > 1)
+		(void)mr_parse_u64(r->argv[1], &max); /* checked by check_queue */
+	if (daemon_server_out_pending(r->d) > DAEMON_OUT_PENDING_MAX) {
+		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL,
 				   "too many replies waiting to be read; try again later");
 		return;
 	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	r->c->out.len = 0;
 	daemon_buf_printf(&r->c->out, "{\"ok\":true,\"total\":%llu,\"queue\":[",
 			  (unsigned long long)ctx.pending);
@@ -404,7 +373,7 @@ static void verb_queue(struct req *r)
 			daemon_proto_user(r->d, &r->c->out, &ctx, &info, 0, 0);
 		daemon_buf_printf(&r->c->out, "]}\n");
 		if (r->c->out.oom)
-			daemon_proto_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+			daemon_buf_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
 		return;
 	}
 	r->c->stream_sent = 0;
@@ -437,6 +406,22 @@ static int list_walk_one(void *arg, const struct queue_user_info *info)
 /* LIST STATE [CURSOR]: the users in STATE ("any": every state), a page at
  * a time in the order they became known, each with its reason; operators
  * only (it names other users). */
+static int check_list(struct daemon_request *q, struct daemon_buf *reply)
+{
+	uint64_t cursor;
+
+	if (q->argc < 2 || q->argc > 3 ||
+	    (q->argc == 3 && mr_parse_u64(q->argv[2], &cursor) < 0)) {
+		daemon_buf_error(reply, MR_EX_USAGE, "LIST takes a state and an optional cursor");
+		return -1;
+	}
+	if (strcmp(q->argv[1], "any") != 0 && queue_state_parse(q->argv[1]) < 0) {
+		daemon_buf_error(reply, MR_EX_USAGE, "LIST: no such state");
+		return -1;
+	}
+	return 0;
+}
+
 static void verb_list(struct req *r)
 {
 	struct daemon_buf *b = &r->c->out;
@@ -445,22 +430,16 @@ static void verb_list(struct req *r)
 	uint64_t cursor = 0;
 	int state, more;
 
-	if (r->argc < 2 || r->argc > 3 ||
-	    (r->argc == 3 && mr_parse_u64(r->argv[2], &cursor) < 0)) {
-		daemon_proto_error(b, MR_EX_USAGE, "LIST takes a state and an optional cursor");
-		return;
-	}
+	/* checked by check_list */
+	if (r->argc == 3)
+		(void)mr_parse_u64(r->argv[2], &cursor);
 	state = strcmp(r->argv[1], "any") == 0 ? -1 : queue_state_parse(r->argv[1]);
-	if (state < 0 && strcmp(r->argv[1], "any") != 0) {
-		daemon_proto_error(b, MR_EX_USAGE, "LIST: no such state");
-		return;
-	}
-	if (daemon_server_out_pending(r->d) > OUT_PENDING_MAX) {
-		daemon_proto_error(b, MR_EX_TEMPFAIL,
+	if (daemon_server_out_pending(r->d) > DAEMON_OUT_PENDING_MAX) {
+		daemon_buf_error(b, MR_EX_TEMPFAIL,
 				   "too many replies waiting to be read; try again later");
 		return;
 	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	daemon_metrics_ctx_plan(r->d, &ctx);
 	b->len = 0;
 	daemon_buf_printf(b, "{\"ok\":true,\"state\":\"%s\",\"users\":[", r->argv[1]);
@@ -476,7 +455,7 @@ static void verb_list(struct req *r)
 	else
 		daemon_buf_printf(b, "null}\n");
 	if (more < 0 || b->oom)
-		daemon_proto_error(b, MR_EX_SOFTWARE, "out of memory");
+		daemon_buf_error(b, MR_EX_SOFTWARE, "out of memory");
 }
 
 static void verb_status(struct req *r)
@@ -492,12 +471,8 @@ static void verb_status(struct req *r)
 	everyone = (daemon_peer_rights(d, r->c) & PEER_OPERATOR) != 0;
 	if (!everyone && daemon_peer_name(r->c, self, sizeof(self)) < 0)
 		self[0] = '\0';
-	daemon_metrics_ctx(d, &ctx);
-	pthread_mutex_lock(&d->mu);
-	paused = d->paused;
-	held = d->background_held;
-	memcpy(held_reason, d->held_reason, sizeof(held_reason));
-	pthread_mutex_unlock(&d->mu);
+	eta_ctx(d, &ctx);
+	daemon_workers_held(d, &paused, &held, held_reason, sizeof(held_reason));
 	b->len = 0;
 	daemon_buf_printf(b, "{\"ok\":true,\"background_held\":");
 	if (held)
@@ -524,6 +499,17 @@ static void verb_status(struct req *r)
 			  d->set->background ? "true" : "false", d->nconns, (long)getpid());
 }
 
+static int check_enqueue(struct daemon_request *q, struct daemon_buf *reply)
+{
+	int i = q->argc > 1 && strcmp(q->argv[1], "--priority") == 0 ? 2 : 1;
+
+	if (i >= q->argc) {
+		daemon_buf_error(reply, MR_EX_USAGE, "ENQUEUE needs user names");
+		return -1;
+	}
+	return 0;
+}
+
 static void verb_enqueue(struct req *r)
 {
 	struct daemon_buf *b = &r->c->out;
@@ -538,11 +524,7 @@ static void verb_enqueue(struct req *r)
 		priority = 1;
 		i = 2;
 	}
-	if (i >= r->argc) {
-		daemon_proto_error(b, MR_EX_USAGE, "ENQUEUE needs user names");
-		return;
-	}
-	daemon_metrics_ctx(r->d, &ctx);
+	eta_ctx(r->d, &ctx);
 	b->len = 0;
 	daemon_buf_printf(b, "{\"ok\":true,\"users\":[");
 	for (; i < r->argc; i++) {
@@ -557,7 +539,7 @@ static void verb_enqueue(struct req *r)
 			      : queue_enqueue(r->d->q, r->argv[i], mr_now(), &info, &ticket, &err);
 		if (rc < 0) {
 			mr_log("enqueue %s: %s", r->argv[i], err.msg);
-			daemon_proto_error(b, mr_exit_code_for_errno(err.errnum), err.msg);
+			daemon_buf_error(b, mr_exit_code_for_errno(err.errnum), err.msg);
 			goto out;
 		}
 		if (rc == 1) {
@@ -588,60 +570,141 @@ static void verb_bump(struct req *r)
 	priority_request(r, "bump", queue_bump, 0);
 }
 
-/* RETRY and ACTIVATE: checked here, done on a task thread. */
-static void verb_task(struct req *r, enum task_kind kind)
+/* ACTIVATE USER: a user in attention goes active with its work copy as it
+ * is; checked here, done on a task thread (task_activate). */
+static void verb_activate(struct req *r)
 {
 	struct queue_user_info info;
-	struct task *t;
 
-	if (need_user(r, 1) < 0)
-		return;
 	if (queue_lookup(r->d->q, r->argv[1], &info) != 0) {
-		daemon_proto_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
+		daemon_buf_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
 		return;
 	}
-	if (kind == TASK_ACTIVATE && info.state == QUEUE_ACTIVE) {
+	if (info.state == QUEUE_ACTIVE) {
 		reply_ok(&r->c->out, "\"state\":\"active\"");
 		return;
 	}
-	if (info.state != QUEUE_ATTENTION && !(kind == TASK_RETRY && info.retry_at > 0)) {
-		daemon_proto_error(&r->c->out, MR_EX_DATAERR, "the user is not in attention");
+	if (info.state != QUEUE_ATTENTION) {
+		daemon_buf_error(&r->c->out, MR_EX_DATAERR, "the user is not in attention");
 		return;
 	}
-	t = calloc(1, sizeof(*t));
-	if (t == NULL) {
-		daemon_proto_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
-		return;
-	}
-	t->kind = kind;
-	t->slot = r->slot;
-	t->gen = r->c->gen;
-	snprintf(t->user, sizeof(t->user), "%s", r->argv[1]);
-	r->c->waiting = 1;
-	daemon_async_task(r->d, t);
+	to_task(r);
 }
 
-static void verb_pause(struct req *r, int pause)
+static char *task_activate(struct daemon *d, void *arg, int cancelled)
+{
+	struct verb_job *job = arg;
+	struct queue_user_info info;
+	struct mr_error err;
+	char *reply = NULL;
+
+	if (cancelled)
+		goto out;
+	mr_error_clear(&err);
+	if (queue_lookup(d->q, job->user, &info) != 0 || info.state != QUEUE_ATTENTION) {
+		reply = error_reply(MR_EX_DATAERR, "the user is not in attention");
+		goto out;
+	}
+	if (engine_activate_as_is(d->engine, job->user, &info.counters.held_mail, &err) < 0) {
+		mr_log("activate %s failed: %s", job->user, err.msg);
+		reply = error_reply(mr_exit_code_for_errno(err.errnum), err.msg);
+		goto out;
+	}
+	if (queue_set_state(d->q, job->user, QUEUE_ACTIVE, "activated by an operator as it was",
+			    &info.counters, mr_now(), &err) < 0) {
+		mr_log("activate %s: %s", job->user, err.msg);
+		reply = error_reply(mr_exit_code_for_errno(err.errnum), err.msg);
+		goto out;
+	}
+	mr_log("%s: activated by an operator as it was", job->user);
+	daemon_run_on_active(d, job->user);
+	reply = user_reply(d, job->user, NULL);
+out:
+	free(job);
+	return reply;
+}
+
+/* RETRY USER: a user in attention (or waiting out a failed run's
+ * back-off) goes back in line; checked here, done on a task thread
+ * (task_retry). */
+static void verb_retry(struct req *r)
+{
+	struct queue_user_info info;
+
+	if (queue_lookup(r->d->q, r->argv[1], &info) != 0) {
+		daemon_buf_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
+		return;
+	}
+	if (info.state != QUEUE_ATTENTION && !(info.retry_at > 0)) {
+		daemon_buf_error(&r->c->out, MR_EX_DATAERR, "the user is not in attention");
+		return;
+	}
+	to_task(r);
+}
+
+static char *task_retry(struct daemon *d, void *arg, int cancelled)
+{
+	struct verb_job *job = arg;
+	struct mr_error err;
+	char *reply = NULL;
+	int rc;
+
+	if (cancelled)
+		goto out;
+	mr_error_clear(&err);
+	rc = queue_retry(d->q, job->user, mr_now(), &err);
+	if (rc < 0) {
+		mr_log("retry %s failed: %s", job->user, err.msg);
+		reply = error_reply(mr_exit_code_for_errno(err.errnum), err.msg);
+	} else if (rc == 1) {
+		reply = error_reply(MR_EX_DATAERR, "the user is not in attention");
+	} else {
+		mr_log("%s: back in the queue (retry)", job->user);
+		daemon_workers_kick(d);
+		reply = user_reply(d, job->user, NULL);
+	}
+out:
+	free(job);
+	return reply;
+}
+
+/* PAUSE and RESUME: journaled first, so a pause that was answered survives
+ * a crash; then the workers follow. */
+static void pause_or_resume(struct req *r, int pause)
 {
 	struct mr_error err;
 
-	/* Journaled first, so a pause that was answered survives a crash. */
 	if (queue_set_paused(r->d->q, pause, &err) < 0) {
 		mr_log("%s: %s", pause ? "pause" : "resume", err.msg);
-		daemon_proto_error(&r->c->out, MR_EX_IOERR, err.msg);
+		daemon_buf_error(&r->c->out, MR_EX_IOERR, err.msg);
 		return;
 	}
-	pthread_mutex_lock(&r->d->mu);
-	r->d->paused = pause;
-	if (!pause) {
-		r->d->background_held = 0;
-		r->d->attention_streak = 0;
-	}
-	r->d->work_seq++;
-	pthread_cond_broadcast(&r->d->work_cv);
-	pthread_mutex_unlock(&r->d->mu);
+	daemon_workers_pause(r->d, pause);
 	mr_log("%s by uid %ld", pause ? "paused" : "resumed", (long)r->c->uid);
 	reply_ok(&r->c->out, pause ? "\"paused\":true" : "\"paused\":false");
+}
+
+static void verb_pause(struct req *r)
+{
+	pause_or_resume(r, 1);
+}
+
+static void verb_resume(struct req *r)
+{
+	pause_or_resume(r, 0);
+}
+
+static void verb_ping(struct req *r)
+{
+	reply_ok(&r->c->out, "\"pong\":true");
+}
+
+static void verb_shutdown(struct req *r)
+{
+	mr_log("shutdown requested by uid %ld", (long)r->c->uid);
+	reply_ok(&r->c->out, "\"stopping\":true");
+	r->c->close_after = 1;
+	daemon_server_request_stop(r->d);
 }
 
 /* A delivery id: 1 to DAEMON_ID_MAX bytes of printable ASCII, no space
@@ -656,31 +719,44 @@ static int delivery_id_valid(const char *id)
 	return n >= 1 && n <= DAEMON_ID_MAX;
 }
 
+/* DELIVER USER LENGTH [ID]: the shape of the line. A refusal after the
+ * user name closes the connection: the body may follow the line and must
+ * not be read as requests. */
+static int check_deliver(struct daemon_request *q, struct daemon_buf *reply)
+{
+	uint64_t len;
+
+	if (need_user(q, 1, reply) < 0)
+		return -1;
+	if (q->argc < 3 || q->argc > 4 || mr_parse_u64(q->argv[2], &len) < 0 ||
+	    (q->argc == 4 && !delivery_id_valid(q->argv[3]))) {
+		daemon_buf_error(reply, MR_EX_USAGE, "usage: DELIVER USER LENGTH [ID]");
+		q->close_after = 1;
+		return -1;
+	}
+	if (len > DAEMON_DELIVER_MAX) {
+		daemon_buf_error(reply, MR_EX_DATAERR, "message larger than 64 MiB");
+		q->close_after = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* DELIVER: takes the body in (server.c reads it into c->body), then
+ * daemon_proto_deliver_body() hands it to task_deliver. */
 static void verb_deliver(struct req *r)
 {
 	struct queue_user_info info;
-	uint64_t len, budget;
+	uint64_t len = 0, budget;
 
-	if (need_user(r, 1) < 0)
-		return;
-	if (r->argc < 3 || r->argc > 4 || mr_parse_u64(r->argv[2], &len) < 0 ||
-	    (r->argc == 4 && !delivery_id_valid(r->argv[3]))) {
-		daemon_proto_error(&r->c->out, MR_EX_USAGE, "usage: DELIVER USER LENGTH [ID]");
-		r->c->close_after = 1;
-		return;
-	}
-	if (len > DAEMON_DELIVER_MAX) {
-		daemon_proto_error(&r->c->out, MR_EX_DATAERR, "message larger than 64 MiB");
-		r->c->close_after = 1;
-		return;
-	}
+	(void)mr_parse_u64(r->argv[2], &len); /* checked by check_deliver */
 	if (queue_lookup(r->d->q, r->argv[1], &info) != 0) {
-		daemon_proto_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
+		daemon_buf_error(&r->c->out, MR_EX_NOUSER, "not an affected user");
 		return;
 	}
 	budget = r->d->set->deliver_memory ? r->d->set->deliver_memory : DAEMON_DELIVER_MEMORY;
 	if (__atomic_load_n(&r->d->body_bytes, __ATOMIC_RELAXED) + len > budget) {
-		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL, "too many deliveries at once");
+		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL, "too many deliveries at once");
 		return;
 	}
 	/* Fair shares: one peer uid may hold at most half of the memory, so
@@ -688,13 +764,13 @@ static void verb_deliver(struct req *r)
 	 * the delivery agent. */
 	if (r->c->uid != 0 && r->c->uid != geteuid() &&
 	    daemon_server_uid_charge(r->d, r->c->uid) + len > budget / 2) {
-		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL,
-				   "too many deliveries at once from this user");
+		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL,
+				 "too many deliveries at once from this user");
 		return;
 	}
 	r->c->body = malloc((size_t)len + 1);
 	if (r->c->body == NULL) {
-		daemon_proto_error(&r->c->out, MR_EX_TEMPFAIL, "out of memory");
+		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL, "out of memory");
 		return;
 	}
 	r->c->body_len = (size_t)len;
@@ -711,100 +787,215 @@ static void verb_deliver(struct req *r)
 	daemon_buf_printf(&r->c->out, "{\"ok\":true,\"send\":%llu}\n", (unsigned long long)len);
 }
 
+/* Stores a DELIVER body (engine_deliver_id fsyncs it) on a task thread;
+ * the body's bytes leave the daemon-wide count whether it ran or not. */
+static char *task_deliver(struct daemon *d, void *arg, int cancelled)
+{
+	/* [held][repeat]: a repeat was stored by an earlier attempt. */
+	static const char *const extra[2][2] = {
+		{ "\"held\":false", "\"held\":false,\"repeat\":true" },
+		{ "\"held\":true", "\"held\":true,\"repeat\":true" },
+	};
+	struct verb_job *job = arg;
+	struct mr_error err;
+	int held = 0, repeat = 0;
+	char *reply = NULL;
+
+	if (cancelled)
+		goto out;
+	mr_error_clear(&err);
+	if (engine_deliver_id(d->engine, job->user, job->id[0] ? job->id : NULL, job->body,
+			      job->len, &held, &repeat, &err) < 0) {
+		mr_log("deliver to %s failed: %s", job->user, err.msg);
+		reply = error_reply(MR_EX_TEMPFAIL, err.msg);
+	} else {
+		if (repeat)
+			mr_log("%s: delivery %s was stored before; not stored again", job->user,
+			       job->id);
+		reply = user_reply(d, job->user, extra[held != 0][repeat != 0]);
+	}
+out:
+	__atomic_sub_fetch(&d->body_bytes, job->len, __ATOMIC_RELAXED);
+	free(job->body);
+	free(job);
+	return reply;
+}
+
+/* ---- the table of verbs ------------------------------------------------ */
+
+/* One verb. rights: the PEER_* the caller needs beyond what everyone may
+ * (0: anyone; SHOW and QUEUE then show others than the caller to operators
+ * only, checked in their handlers). check: the arguments' shape, before
+ * anything is looked up (NULL: none). run: the handler, on the event loop.
+ * task: the part a task thread runs (async.c), NULL for verbs answered on
+ * the loop. body: raw bytes follow the line, so a refusal closes the
+ * connection. */
+struct daemon_verb {
+	const char *name;
+	unsigned rights;
+	int (*check)(struct daemon_request *q, struct daemon_buf *reply);
+	void (*run)(struct req *r);
+	daemon_task_fn task;
+	int body;
+};
+
+static const struct daemon_verb verbs[] = {
+	/* name       rights         check          run            task */
+	{ "LOGIN",    0,             check_user,    verb_login,    NULL,          0 },
+	{ "SHOW",     0,             check_user,    verb_show,     NULL,          0 },
+	{ "STATUS",   0,             NULL,          verb_status,   NULL,          0 },
+	{ "QUEUE",    0,             check_queue,   verb_queue,    NULL,          0 },
+	{ "PING",     0,             NULL,          verb_ping,     NULL,          0 },
+	{ "DELIVER",  PEER_DELIVER,  check_deliver, verb_deliver,  task_deliver,  1 },
+	{ "LIST",     PEER_OPERATOR, check_list,    verb_list,     NULL,          0 },
+	{ "ENQUEUE",  PEER_OPERATOR, check_enqueue, verb_enqueue,  NULL,          0 },
+	{ "BUMP",     PEER_OPERATOR, check_user,    verb_bump,     NULL,          0 },
+	{ "RETRY",    PEER_OPERATOR, check_user,    verb_retry,    task_retry,    0 },
+	{ "ACTIVATE", PEER_OPERATOR, check_user,    verb_activate, task_activate, 0 },
+	{ "PAUSE",    PEER_OPERATOR, NULL,          verb_pause,    NULL,          0 },
+	{ "RESUME",   PEER_OPERATOR, NULL,          verb_resume,   NULL,          0 },
+	{ "SHUTDOWN", PEER_OPERATOR, NULL,          verb_shutdown, NULL,          0 },
+};
+
+/* See proto.h. */
+const struct daemon_verb *daemon_verb_at(size_t i)
+{
+	return i < sizeof(verbs) / sizeof(verbs[0]) ? &verbs[i] : NULL;
+}
+
+/* See proto.h (case does not matter). */
+const struct daemon_verb *daemon_verb_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcasecmp(name, verbs[i].name) == 0)
+			return &verbs[i];
+	return NULL;
+}
+
+const char *daemon_verb_name(const struct daemon_verb *v)
+{
+	return v->name;
+}
+
+unsigned daemon_verb_rights(const struct daemon_verb *v)
+{
+	return v->rights;
+}
+
+int daemon_verb_on_task(const struct daemon_verb *v)
+{
+	return v->task != NULL;
+}
+
+/* Splits line into words and finds its verb (see proto.h). */
+int daemon_proto_parse(char *line, size_t len, struct daemon_request *q,
+		       struct daemon_buf *reply)
+{
+	char *save = NULL, *tok;
+
+	memset(q, 0, sizeof(*q));
+	if (len >= DAEMON_LINE_MAX) {
+		daemon_buf_error(reply, MR_EX_USAGE, "request line longer than 4096 bytes");
+		q->close_after = 1;
+		return -1;
+	}
+	for (tok = strtok_r(line, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+		if (q->argc == DAEMON_ARGS_MAX) {
+			daemon_buf_error(reply, MR_EX_USAGE, "too many arguments");
+			return -1;
+		}
+		q->argv[q->argc++] = tok;
+	}
+	if (q->argc == 0) {
+		daemon_buf_error(reply, MR_EX_USAGE, "empty request");
+		return -1;
+	}
+	q->verb = daemon_verb_find(q->argv[0]);
+	if (q->verb == NULL) {
+		daemon_buf_error(reply, MR_EX_USAGE, "unknown request");
+		return -1;
+	}
+	return 0;
+}
+
+/* The caller's rights, then the arguments (see proto.h). */
+int daemon_proto_check(struct daemon_request *q, unsigned rights, struct daemon_buf *reply)
+{
+	const struct daemon_verb *v = q->verb;
+
+	if ((v->rights & rights) != v->rights) {
+		daemon_buf_error(reply, MR_EX_NOPERM,
+				 v->rights & PEER_DELIVER ? DENY_DELIVER : DENY_OPERATOR);
+		q->close_after = v->body;
+		return -1;
+	}
+	return v->check != NULL ? v->check(q, reply) : 0;
+}
+
+static void to_task(struct req *r)
+{
+	struct verb_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL) {
+		daemon_buf_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+		return;
+	}
+	snprintf(job->user, sizeof(job->user), "%s", r->argv[1]);
+	if (daemon_async_submit(r->d, r->slot, r->c->gen, r->verb->task, job) < 0) {
+		free(job);
+		daemon_buf_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+		return;
+	}
+	r->c->waiting = 1;
+}
+
 /* The body of a DELIVER has arrived: a task thread stores it. */
 void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot)
 {
-	struct task *t = calloc(1, sizeof(*t));
+	struct verb_job *job = calloc(1, sizeof(*job));
 
-	if (t == NULL) {
-		__atomic_sub_fetch(&d->body_bytes, c->body_len, __ATOMIC_RELAXED);
-		free(c->body);
-		c->body = NULL;
-		daemon_proto_error(&c->out, MR_EX_TEMPFAIL, "out of memory");
-		return;
-	}
-	t->kind = TASK_DELIVER;
-	t->slot = slot;
-	t->gen = c->gen;
-	snprintf(t->user, sizeof(t->user), "%s", c->body_user);
-	snprintf(t->id, sizeof(t->id), "%s", c->body_id);
-	t->body = c->body;
-	t->len = c->body_len;
-	c->body = NULL;
-	c->waiting = 1;
-	daemon_async_task(d, t);
-}
-
-/* Handles one request line (NUL terminated, newline removed). */
-void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char *line)
-{
-	struct req r;
-	char *p = line, *save = NULL, *tok;
-	const char *verb;
-	int op;
-
-	memset(&r, 0, sizeof(r));
-	r.d = d;
-	r.c = c;
-	r.slot = slot;
-	for (tok = strtok_r(p, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
-		if (r.argc == MAX_ARGS) {
-			daemon_proto_error(&c->out, MR_EX_USAGE, "too many arguments");
+	if (job != NULL) {
+		snprintf(job->user, sizeof(job->user), "%s", c->body_user);
+		snprintf(job->id, sizeof(job->id), "%s", c->body_id);
+		job->body = c->body;
+		job->len = c->body_len;
+		if (daemon_async_submit(d, slot, c->gen, task_deliver, job) == 0) {
+			c->body = NULL;
+			c->waiting = 1;
 			return;
 		}
-		r.argv[r.argc++] = tok;
+		free(job);
 	}
-	if (r.argc == 0) {
-		daemon_proto_error(&c->out, MR_EX_USAGE, "empty request");
-		return;
+	__atomic_sub_fetch(&d->body_bytes, c->body_len, __ATOMIC_RELAXED);
+	free(c->body);
+	c->body = NULL;
+	daemon_buf_error(&c->out, MR_EX_TEMPFAIL, "out of memory");
+}
+
+/* Handles one request line (see daemon_private.h). */
+void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char *line,
+			  size_t len)
+{
+	struct daemon_request q;
+	struct req r;
+	unsigned rights = 0;
+
+	if (daemon_proto_parse(line, len, &q, &c->out) == 0) {
+		/* The group database only when the verb asks for rights. */
+		if (q.verb->rights != 0)
+			rights = daemon_peer_rights(d, c);
+		if (daemon_proto_check(&q, rights, &c->out) == 0) {
+			r.d = d;
+			r.c = c;
+			r.slot = slot;
+			r.verb = q.verb;
+			r.argc = q.argc;
+			r.argv = q.argv;
+			q.verb->run(&r);
+		}
 	}
-	verb = r.argv[0];
-	op = strcasecmp(verb, "ENQUEUE") == 0 || strcasecmp(verb, "BUMP") == 0 ||
-	     strcasecmp(verb, "RETRY") == 0 || strcasecmp(verb, "ACTIVATE") == 0 ||
-	     strcasecmp(verb, "PAUSE") == 0 || strcasecmp(verb, "RESUME") == 0 ||
-	     strcasecmp(verb, "SHUTDOWN") == 0 || strcasecmp(verb, "LIST") == 0;
-	if (op && !(daemon_peer_rights(d, c) & PEER_OPERATOR)) {
-		daemon_proto_error(&c->out, MR_EX_NOPERM, DENY_OPERATOR);
-		return;
-	}
-	if (strcasecmp(verb, "DELIVER") == 0 && !(daemon_peer_rights(d, c) & PEER_DELIVER)) {
-		daemon_proto_error(&c->out, MR_EX_NOPERM, DENY_DELIVER);
-		/* A body may follow the line: it must not be read as requests. */
+	if (q.close_after)
 		c->close_after = 1;
-		return;
-	}
-	if (strcasecmp(verb, "LOGIN") == 0)
-		verb_login(&r);
-	else if (strcasecmp(verb, "SHOW") == 0)
-		verb_show(&r);
-	else if (strcasecmp(verb, "STATUS") == 0)
-		verb_status(&r);
-	else if (strcasecmp(verb, "QUEUE") == 0)
-		verb_queue(&r);
-	else if (strcasecmp(verb, "LIST") == 0)
-		verb_list(&r);
-	else if (strcasecmp(verb, "DELIVER") == 0)
-		verb_deliver(&r);
-	else if (strcasecmp(verb, "PING") == 0)
-		reply_ok(&c->out, "\"pong\":true");
-	else if (strcasecmp(verb, "ENQUEUE") == 0)
-		verb_enqueue(&r);
-	else if (strcasecmp(verb, "BUMP") == 0)
-		verb_bump(&r);
-	else if (strcasecmp(verb, "RETRY") == 0)
-		verb_task(&r, TASK_RETRY);
-	else if (strcasecmp(verb, "ACTIVATE") == 0)
-		verb_task(&r, TASK_ACTIVATE);
-	else if (strcasecmp(verb, "PAUSE") == 0)
-		verb_pause(&r, 1);
-	else if (strcasecmp(verb, "RESUME") == 0)
-		verb_pause(&r, 0);
-	else if (strcasecmp(verb, "SHUTDOWN") == 0) {
-		mr_log("shutdown requested by uid %ld", (long)c->uid);
-		reply_ok(&c->out, "\"stopping\":true");
-		c->close_after = 1;
-		d->loop_stop = 1;
-	} else {
-		daemon_proto_error(&c->out, MR_EX_USAGE, "unknown request");
-	}
 }

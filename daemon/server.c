@@ -355,7 +355,7 @@ static void conn_process(struct daemon *d, uint32_t slot)
 {
 	struct conn *c = d->conns[slot];
 	char *nl;
-	size_t take, line_len;
+	size_t take, line_len, len;
 
 	while (c->fd >= 0 && !c->waiting && !c->held && c->out.len == 0 && !c->close_after &&
 	       !c->streaming) {
@@ -374,18 +374,16 @@ static void conn_process(struct daemon *d, uint32_t slot)
 		}
 		nl = memchr(c->in, '\n', c->in_len);
 		if (nl == NULL) {
-			if (c->in_len == sizeof(c->in)) {
-				daemon_proto_error(&c->out, MR_EX_USAGE,
-						   "request line longer than 4096 bytes");
-				c->close_after = 1;
-			}
+			if (c->in_len == sizeof(c->in))
+				daemon_proto_request(d, c, slot, c->in, c->in_len);
 			break;
 		}
 		*nl = '\0';
 		line_len = (size_t)(nl - c->in) + 1;
-		if (nl > c->in && nl[-1] == '\r')
-			nl[-1] = '\0';
-		daemon_proto_request(d, c, slot, c->in);
+		len = (size_t)(nl - c->in);
+		if (len > 0 && c->in[len - 1] == '\r')
+			c->in[--len] = '\0';
+		daemon_proto_request(d, c, slot, c->in, len);
 		memmove(c->in, c->in + line_len, c->in_len - line_len);
 		c->in_len -= line_len;
 		c->deadline = mr_monotonic() + idle_seconds(d);
@@ -716,6 +714,13 @@ static int all_done(struct daemon *d)
 	return daemon_workers_busy(d) == 0;
 }
 
+/* The loop checks the flag once per round of events (only the loop's
+ * thread calls this). */
+void daemon_server_request_stop(struct daemon *d)
+{
+	d->loop_stop = 1;
+}
+
 /* Serves clients until a signal, SHUTDOWN, or (exit_when_done) the end of
  * the work. Returns 0. */
 int daemon_server_loop(struct daemon *d)
@@ -741,7 +746,7 @@ int daemon_server_loop(struct daemon *d)
 			} else if (tag == TAG_SIGNAL) {
 				while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
 					mr_log("signal %u: stopping", si.ssi_signo);
-					d->loop_stop = 1;
+					daemon_server_request_stop(d);
 				}
 			} else if (tag < d->max_conns && d->conns[tag] != NULL &&
 				   d->conns[tag]->fd >= 0) {
@@ -765,7 +770,7 @@ int daemon_server_loop(struct daemon *d)
 			daemon_workers_tick(d);
 			if (d->set->exit_when_done && all_done(d)) {
 				mr_log("every affected user is active or in attention: exiting");
-				d->loop_stop = 1;
+				daemon_server_request_stop(d);
 			}
 		}
 	}

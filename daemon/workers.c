@@ -521,24 +521,53 @@ void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *onl
 	daemon_buf_printf(b, "]");
 }
 
-/* See daemon_private.h. */
-size_t daemon_workers_running(struct daemon *d, char (*names)[MR_USER_NAME_MAX + 1],
-			      double *left, size_t max)
+/* Pauses or resumes the workers (see daemon_private.h). */
+void daemon_workers_pause(struct daemon *d, int pause)
 {
+	pthread_mutex_lock(&d->mu);
+	d->paused = pause != 0;
+	if (!pause) {
+		d->background_held = 0;
+		d->attention_streak = 0;
+	}
+	d->work_seq++;
+	pthread_cond_broadcast(&d->work_cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* See daemon_private.h. */
+void daemon_workers_held(struct daemon *d, int *paused_r, int *held_r, char *reason,
+			 size_t len)
+{
+	pthread_mutex_lock(&d->mu);
+	*paused_r = d->paused;
+	*held_r = d->background_held;
+	snprintf(reason, len, "%s", d->held_reason);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* See daemon_private.h. */
+void daemon_workers_now(struct daemon *d, struct daemon_workers_now *now_r)
+{
+	struct daemon_workers_job *j;
 	struct worker *w;
 	double now = mr_monotonic();
-	size_t n = 0;
 	int i;
 
 	pthread_mutex_lock(&d->mu);
-	for (i = 0; i < d->nworkers && d->workers && n < max; i++) {
+	now_r->jobs = d->nworkers;
+	now_r->paused = d->paused;
+	now_r->n = 0;
+	for (i = 0; i < d->nworkers && d->workers && now_r->n < ETA_MAX_WORKERS; i++) {
 		w = &d->workers[i];
 		if (!w->busy)
 			continue;
-		snprintf(names[n], MR_USER_NAME_MAX + 1, "%s", w->job.user);
-		left[n++] = daemon_metrics_left(d, w->size, w->sync_mono > 0, now - w->taken_mono,
-						w->sync_mono > 0 ? now - w->sync_mono : -1);
+		j = &now_r->job[now_r->n++];
+		snprintf(j->user, sizeof(j->user), "%s", w->job.user);
+		j->size = w->size;
+		j->syncing = w->sync_mono > 0;
+		j->run_elapsed = now - w->taken_mono;
+		j->sync_elapsed = w->sync_mono > 0 ? now - w->sync_mono : -1;
 	}
 	pthread_mutex_unlock(&d->mu);
-	return n;
 }

@@ -1,13 +1,14 @@
 /*
  * engine.h: one user's whole restore: find the newest backup, extract it
  * into the work copy, sync the work copy against the damaged source,
- * release held mail into it, and activate it in one durable rename.
+ * activate it in one durable rename, and release the user's held mail
+ * into the now active mailbox.
  *
  * How to use it (restore-user and the daemon's workers):
  *   1. engine_open(&config, &engine, &err) opens B, S and T and creates
- *      T/.mailrestore/{work,attic,tmp,progress} and the state folder.
+ *      T/.mailrestore/ with the folders listed below, and the state folder.
  *   2. engine_list_affected() gives every user with a backup or a source
- *      folder; engine_user_status() tells whether one is affected or active.
+ *      folder; engine_user_active() tells whether mailrestore activated one.
  *   3. For each user: engine_job_init(&job, user), engine_run(engine, &job),
  *      read the result and job.stats / job.problems / job.reason, then
  *      engine_job_free(&job). Several jobs may run at once on threads (one
@@ -24,6 +25,7 @@
  *   T/.mailrestore/tmp/<user>     scratch for files being written (wiped)
  *   T/.mailrestore/progress/<user>  "extracted" marker: the archive that was
  *                                 extracted completely (path, size, mtime)
+ *                                 and the boot it was written in
  *   T/.mailrestore/discarded/<user>.<time>  a work copy whose fsync failed,
  *                                 set aside (the next run starts afresh)
  *   T/.mailrestore/damaged/<user>  a damaged backup wrote into the work
@@ -31,14 +33,18 @@
  *   T/.mailrestore/locks/<user>   flock'd while a run works on the user
  *   T/.mailrestore/active/<user>  T/<user> was activated by mailrestore
  *   T/.mailrestore/affected       the affected users, sorted, one a line
- *   T/.mailrestore/state          the daemon's journal and held mail, unless
- *                                 --state says otherwise
+ *                                 (engine_write_affected)
+ *   T/.mailrestore/state          unless --state says otherwise: the held
+ *                                 mail and delivery ids (mail/), the daemon's
+ *                                 journal and time model (queue/)
  *
  * A user is active exactly when T/<user> exists and T/.mailrestore/active/
  * <user> records that mailrestore put it there. Activation: the work copy
  * is made durable (sync_make_durable), renamed with RENAME_NOREPLACE, T is
- * fsync'd, then the record is written and its folder fsync'd; a failed
- * fsync anywhere means "not done" (the job fails and runs again). kill -9
+ * fsync'd, then the record is written and its folder fsync'd, and last the
+ * held mail is released into T/<user> (all under the user's hold lock, so
+ * no delivery slips between "not active" and "active"); a failed fsync
+ * anywhere means "not done" (the job fails and runs again). kill -9
  * at any moment therefore leaves no T/<user> or a complete one; one without
  * its record is merged again on the next run (costly, never lossy).
  *
@@ -155,7 +161,7 @@ int engine_adopt_active(struct engine *engine, const char *user, struct mr_error
 
 /* Writes T/.mailrestore/affected: names[0..n) (any order; sorted here, in
  * place), one a line in byte order, so that `login` can answer from the
- * disk when the daemon is gone (cli: affected_lookup). Written to a
+ * disk when the daemon is gone (cli_disk_verdict in cli/cmd_login.c). Written to a
  * temporary name, fsync'd, renamed, folder fsync'd. 0, or -1 with err. */
 int engine_write_affected(struct engine *engine, char **names, size_t n, struct mr_error *err);
 
@@ -228,8 +234,8 @@ enum engine_result engine_prepare(struct engine *engine, struct engine_job *job)
 void engine_activate_batch(struct engine *engine, struct engine_job **jobs, size_t n,
 			   enum engine_result *results);
 
-/* The operator accepts a user in attention: releases held mail into its
- * work copy and activates it as it is; *released_r (may be NULL) gets the
+/* The operator accepts a user in attention: activates its work copy as it
+ * is and releases its held mail into it; *released_r (may be NULL) gets the
  * number of held messages released. 0, or -1 with err (no work copy, I/O
  * error). */
 int engine_activate_as_is(struct engine *engine, const char *user, uint64_t *released_r,

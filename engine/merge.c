@@ -134,78 +134,118 @@ static int bring(int from_fd, int to_fd, const char *name, const struct stat *st
 	return 0;  /* devices, FIFOs, sockets: not mail */
 }
 
-static int merge_dir(int from_fd, int to_fd, int to_parent_fd, const char *dirname, int move,
-		     int depth, uint64_t *entries_r, struct mr_error *err)
-{
-	struct mr_dirlist list = { 0 };
-	int in_maildir = dirname != NULL && (strcmp(dirname, "cur") == 0 || strcmp(dirname, "new") == 0);
+/* One folder of the merge walk (side 0 the old tree, side 1 the restore). */
+struct mframe {
+	struct mr_dirlist list;
 	size_t i;
+	int listed;
+};
+
+static void mframe_free(void *p)
+{
+	mr_dirlist_free(&((struct mframe *)p)->list);
+}
+
+/* Brings entry name of the top folders of w over. 0, 1 when it is a
+ * folder both have that the walk has entered, -1 with err. */
+static int merge_entry(struct mr_walk *w, const char *name, int move, uint64_t *entries_r,
+		       struct mr_error *err)
+{
+	int from_fd = mr_walk_fd(w, 0), to_fd = mr_walk_fd(w, 1);
+	const char *path = mr_walk_path(w), *dirname = strrchr(path, '/');
+	int in_maildir, have, to_parent_fd;
+	struct stat st, ours;
+
+	dirname = dirname ? dirname + 1 : path;
+	in_maildir = mr_walk_depth(w) > 0 &&
+		     (strcmp(dirname, "cur") == 0 || strcmp(dirname, "new") == 0);
+	if (mr_io->fstatat(from_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		mr_error_set(err, errno, "stat(%s) failed", name);
+		return -1;
+	}
+	have = mr_io->fstatat(to_fd, name, &ours, AT_SYMLINK_NOFOLLOW) == 0;
+	if (!have && errno != ENOENT) {
+		mr_error_set(err, errno, "stat(%s) failed", name);
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		int fds[MR_WALK_SIDES];
+
+		if (strcmp(name, "tmp") == 0)
+			return 0;
+		if (have && !S_ISDIR(ours.st_mode))
+			return 0;  /* the restore's entry wins */
+		if (!have && move) {
+			if (bring(from_fd, to_fd, name, &st, 1, err) < 0)
+				return -1;
+			(*entries_r)++;
+			return 0;
+		}
+		if (!have && mr_io->mkdirat(to_fd, name, st.st_mode & 07777) < 0) {
+			mr_error_set(err, errno, "mkdir(%s) failed", name);
+			return -1;
+		}
+		fds[0] = mr_walk_openat(w, 0, name);
+		fds[1] = fds[0] < 0 ? -1 : mr_walk_openat(w, 1, name);
+		if (fds[0] < 0 || fds[1] < 0) {
+			mr_error_set(err, errno, "open(%s) failed", name);
+			mr_close(fds[0]);
+			return -1;
+		}
+		if (!have)
+			(*entries_r)++;
+		return mr_walk_push(w, name, fds, err) < 0 ? -1 : 1;
+	}
+	if (have || server_index(name))
+		return 0;
+	if (in_maildir && S_ISREG(st.st_mode)) {
+		to_parent_fd = mr_walk_parent_fd(w, 1, err);
+		if (to_parent_fd < 0)
+			return -1;
+		if (have_message(to_parent_fd, name))
+			return 0;
+	}
+	if (bring(from_fd, to_fd, name, &st, move, err) < 0)
+		return -1;
+	(*entries_r)++;
+	return 0;
+}
+
+/* Walks both trees without recursion (any depth, a bounded number of
+ * descriptors). */
+static int merge_walk(int from_fd, int to_fd, int move, uint64_t *entries_r,
+		      struct mr_error *err)
+{
+	int roots[MR_WALK_SIDES] = { from_fd, to_fd };
+	struct mr_walk *w;
 	int rc = -1;
 
-	if (depth > MR_DEPTH_MAX)
-		return 0;  /* left in the old tree, which goes to the attic whole */
-	if (mr_listdir(from_fd, &list, err) < 0)
+	w = mr_walk_new(roots, 2, "", sizeof(struct mframe), mframe_free, 0, err);
+	if (w == NULL)
 		return -1;
-	for (i = 0; i < list.n; i++) {
-		const char *name = list.v[i].name;
-		struct stat st, ours;
-		int have;
+	for (;;) {
+		struct mframe *f = mr_walk_frame(w);
+		const char *name;
 
-		if (mr_io->fstatat(from_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			mr_error_set(err, errno, "stat(%s) failed", name);
-			goto out;
+		if (!f->listed) {
+			f->listed = 1;
+			if (mr_listdir(mr_walk_fd(w, 0), &f->list, err) < 0)
+				goto out;
 		}
-		have = mr_io->fstatat(to_fd, name, &ours, AT_SYMLINK_NOFOLLOW) == 0;
-		if (!have && errno != ENOENT) {
-			mr_error_set(err, errno, "stat(%s) failed", name);
-			goto out;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			int f, t;
-
-			if (strcmp(name, "tmp") == 0)
-				continue;
-			if (have && !S_ISDIR(ours.st_mode))
-				continue;  /* the restore's entry wins */
-			if (!have && move) {
-				if (bring(from_fd, to_fd, name, &st, 1, err) < 0)
-					goto out;
-				(*entries_r)++;
-				continue;
-			}
-			if (!have && mr_io->mkdirat(to_fd, name, st.st_mode & 07777) < 0) {
-				mr_error_set(err, errno, "mkdir(%s) failed", name);
+		if (f->i == f->list.n) {
+			if (mr_walk_depth(w) == 0)
+				break;
+			if (mr_walk_pop(w, err) < 0)
 				goto out;
-			}
-			f = mr_io->openat(from_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-			t = mr_io->openat(to_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-			if (f < 0 || t < 0) {
-				mr_error_set(err, errno, "open(%s) failed", name);
-				mr_close(f);
-				mr_close(t);
-				goto out;
-			}
-			if (!have)
-				(*entries_r)++;
-			rc = merge_dir(f, t, to_fd, name, move, depth + 1, entries_r, err);
-			mr_close(f);
-			mr_close(t);
-			if (rc < 0)
-				goto out;
-			rc = -1;
 			continue;
 		}
-		if (have || server_index(name))
-			continue;
-		if (in_maildir && S_ISREG(st.st_mode) && have_message(to_parent_fd, name))
-			continue;
-		if (bring(from_fd, to_fd, name, &st, move, err) < 0)
+		name = f->list.v[f->i++].name;
+		if (merge_entry(w, name, move, entries_r, err) < 0)
 			goto out;
-		(*entries_r)++;
 	}
 	rc = 0;
 out:
-	mr_dirlist_free(&list);
+	mr_walk_free(&w);
 	return rc;
 }
 
@@ -215,7 +255,7 @@ int engine_merge_tree(int from_fd, int to_fd, int move, uint64_t *entries_r,
 	int rc;
 
 	*entries_r = 0;
-	rc = merge_dir(from_fd, to_fd, -1, NULL, move, 0, entries_r, err);
+	rc = merge_walk(from_fd, to_fd, move, entries_r, err);
 	if (rc < 0)
 		mr_error_prefix(err, "merging the existing mailbox");
 	return rc;

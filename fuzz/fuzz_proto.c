@@ -78,25 +78,7 @@ static void setup(void)
  * for (the journal stays small), tasks are dropped unrun. */
 static void drain(void)
 {
-	struct commit_item *ci, *cn;
-	struct task *t, *tn;
-	struct mr_error err;
-
-	for (ci = fake.commit_head; ci != NULL; ci = cn) {
-		cn = ci->next;
-		if (queue_commit_wait(fake.q, ci->ticket, &err) < 0)
-			abort();
-		free(ci);
-	}
-	fake.commit_head = fake.commit_tail = NULL;
-	for (t = fake.task_head; t != NULL; t = tn) {
-		tn = t->next;
-		if (t->kind == TASK_DELIVER)
-			fake.body_bytes -= t->len;
-		free(t->body);
-		free(t);
-	}
-	fake.task_head = fake.task_tail = NULL;
+	daemon_async_drain(&fake);
 }
 
 /* The reply in conn->out must be one line of JSON: an object with "ok". */
@@ -139,7 +121,7 @@ static void one_line(const uint8_t *s, size_t len)
 	conn->out.len = 0;
 	conn->out_off = 0;
 	conn->held = conn->waiting = conn->close_after = 0;
-	daemon_proto_request(&fake, conn, 0, line);
+	daemon_proto_request(&fake, conn, 0, line, strlen(line));
 	check_reply();
 	if (conn->body != NULL) {
 		/* A DELIVER was accepted: its body arrives (its bytes are

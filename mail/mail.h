@@ -11,11 +11,12 @@
  *      activeness, mail_hold(), mail_hold_unlock(). mail_hold() returns only
  *      when the message is durable: lz4 frame (content checksum on) in a temp
  *      file, fsync, rename to its sequence number, fsync of the folder.
- *   4. Activation (engine.c): mail_hold_lock(); mail_release() into the
- *      work copy's new/ (names derived from the held sequence number, so a
- *      release repeated after a crash skips what is already there, in new/
- *      or cur/); make the copy durable; rename it active; mail_hold_unlock();
- *      mail_release_done() forgets the held files.
+ *   4. Activation (engine.c): make the work copy durable; mail_hold_lock();
+ *      rename it active (T/<user>) and make that durable; mail_release()
+ *      into the active mailbox's new/ (names derived from the held sequence
+ *      number, so a release repeated after a crash skips what is already
+ *      there, in new/ or cur/); mail_release_done() forgets the held files;
+ *      mail_hold_unlock().
  *
  * Held file format (integers little-endian): "<seq>.mrmail", seq a
  * zero-padded 20-digit decimal so names sort in arrival order, holding

@@ -55,7 +55,8 @@
  * failed write or fsync fails that batch and every later commit: the queue
  * never pretends that a record it could not write is safe.
  *
- * Compaction writes every user into "queue.journal.new" as snapshot blocks,
+ * Compaction runs when the file grows past 4 x the live state + 1 MiB. It
+ * writes every user into "queue.journal.new" as snapshot blocks,
  * then the records appended while it ran, fsyncs it, renames it over the
  * journal and fsyncs the folder, so a crash at any point leaves the old or
  * the new journal whole. It holds the queue lock only for short turns

@@ -29,28 +29,15 @@
  * Thread safety: every function may be called from any thread; the queue
  * holds one internal lock.
  *
- * Journal format (queue/journal.c, where the record layouts are listed): a
- * file "queue.journal" in the state folder: a header {magic "MRQJ", u16
- * major 2, u16 minor 0, u32 header size, u32 hash id (1 = xxh3-64)} then
- * records {u32 length, u16 type, u16 reserved, u64 sequence number, u64
- * xxh3-64 of the header before it and the payload, payload}; sequence
- * numbers go up by one from record to record. A record that is short,
- * longer than 1 MiB, fails its checksum or breaks the sequence is damage.
- * Damage with nothing valid after it is a torn tail (a crash mid-write):
- * the file is cut back to the last good record. Damage followed by a valid
- * record is not: queue_open() fails with errnum EBADMSG and a message that
- * names the offset, and leaves the file as it is (queue_journal_check()
- * reports it, and with salvage keeps every valid record). A record that
- * passed its checksum is never cut: of a newer minor version's unknown type
- * it is skipped, otherwise when it does not apply (unknown type at our
- * minor, inconsistent with the queue, ENOMEM) queue_open() fails and the
- * file is left as it is. A foreign file or an unknown major version is
- * refused and left as it is; a newer minor version is read. A version 1
- * journal (no sequence numbers) is read and rewritten as version 2. The
- * journal is compacted (a snapshot written to "queue.journal.new",
- * fsync'd, renamed over, the folder fsync'd) when it grows past 4 x the
- * live state + 1 MiB, without stopping the queue (see queue_compact()).
- * Users found restoring or
+ * The journal is the file "queue.journal" in the state folder; its format
+ * (header, records, checksums), what counts as damage and how compaction
+ * works are described once, at the top of queue/journal.c. What a caller
+ * sees: a torn tail (a crash mid-write) is cut back at open; damage followed
+ * by a valid record makes queue_open() fail with errnum EBADMSG and a
+ * message naming the offset, the file left as it is (queue_journal_check()
+ * reports it and, with salvage, keeps every valid record); a foreign file or
+ * an unknown major version is refused and left as it is. Compaction runs
+ * without stopping the queue (queue_compact()). Users found restoring or
  * syncing at open (a crash mid-run) are put back as by queue_requeue(): their
  * work copies resume. The lock is flock() on "queue.lock".
  */
@@ -116,10 +103,11 @@ struct queue_settings {
 struct queue;
 
 /* Opens (creating when missing) the journal in state_dirfd and replays it.
- * Fails with errnum EWOULDBLOCK when another process holds the state, and
- * with the record's error (EINVAL, ENOMEM) when a whole record of the
- * journal does not apply (the file is left as it is). settings may be
- * NULL. */
+ * Fails with errnum EWOULDBLOCK when another process holds the state, with
+ * EBADMSG when damage in the middle of the journal is followed by valid
+ * records, and with the record's error (EINVAL, ENOMEM) when a whole record
+ * of the journal does not apply (the file is left as it is in both cases).
+ * settings may be NULL. */
 int queue_open(int state_dirfd, const struct queue_settings *settings, struct queue **q_r,
 	       struct mr_error *err);
 /* Commits what is pending, closes and frees *q, sets it NULL. Accepts NULL. */

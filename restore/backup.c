@@ -257,85 +257,133 @@ static int put_symlink(struct bctx *b, int dirfd, const char *name, const char *
 	return rc;
 }
 
-/* Writes the folder dirfd (whose archive path is path, "" for the root)
- * and everything below it. */
-static int put_dir(struct bctx *b, int dirfd, const char *path)
+/* One folder of the walk: its sorted listing. */
+struct bframe {
+	struct mr_dirlist list;
+	size_t i;
+	int listed, skip;
+};
+
+static void bframe_free(void *p)
 {
-	struct mr_dirlist list = { NULL, 0 };
+	mr_dirlist_free(&((struct bframe *)p)->list);
+}
+
+/* Writes the header of the top folder of w and lists it into f. 0 (a
+ * folder that can't be read is recorded and left out: f->skip), or -1. */
+static int enter_dir(struct bctx *b, struct mr_walk *w, struct bframe *f)
+{
+	const char *path = mr_walk_path(w);
+	int dirfd = mr_walk_fd(w, 0);
 	struct mr_error lerr;
 	struct archive_entry *e;
 	struct stat sb;
-	size_t i;
-	int rc = -1;
+	int rc;
 
+	f->listed = 1;
 	if (mr_io->fstat(dirfd, &sb) < 0) {
 		unreadable(b, errno, path, "fstat");
+		f->skip = 1;
 		return 0;
 	}
-	if (mr_listdir(dirfd, &list, &lerr) < 0) {
+	if (mr_listdir(dirfd, &f->list, &lerr) < 0) {
 		b->left_out = 1;
 		mr_problems_add(b->pb, MR_PROBLEM_UNREADABLE, lerr.errnum, path, "listing %s: %s",
 				path[0] ? path : ".", lerr.msg);
+		f->skip = 1;
 		return 0;
 	}
 	e = new_entry(path[0] ? path : ".", &sb);
 	if (e == NULL) {
 		mr_error_set(b->err, ENOMEM, "archive_entry_new");
-		goto out;
+		return -1;
 	}
 	if (path[0] == '\0')
 		archive_entry_copy_pathname(e, "./");
 	rc = put_header(b, e);
 	archive_entry_free(e);
 	if (rc < 0)
-		goto out;
+		return -1;
 	b->st->dirs++;
-	for (i = 0; i < list.n; i++) {
-		const char *name = list.v[i].name;
-		struct stat csb;
-		char *cpath;
+	return 0;
+}
 
+/* Writes entry name of the top folder of w (archive path cpath). 0, 1
+ * when it is a folder the walk has entered, -1 with b->err. */
+static int put_entry(struct bctx *b, struct mr_walk *w, const char *name, const char *cpath)
+{
+	int dirfd = mr_walk_fd(w, 0);
+	struct stat csb;
+
+	if (mr_io->fstatat(dirfd, name, &csb, AT_SYMLINK_NOFOLLOW) < 0) {
+		unreadable(b, errno, cpath, "fstatat");
+		return 0;
+	}
+	if (S_ISDIR(csb.st_mode)) {
+		int fds[MR_WALK_SIDES] = { -1, -1 };
+
+		fds[0] = mr_walk_openat(w, 0, name);
+		if (fds[0] < 0) {
+			unreadable(b, errno, cpath, "openat");
+			return 0;
+		}
+		return mr_walk_push(w, name, fds, b->err) < 0 ? -1 : 1;
+	}
+	if (S_ISREG(csb.st_mode))
+		return put_file(b, dirfd, name, cpath);
+	if (S_ISLNK(csb.st_mode))
+		return put_symlink(b, dirfd, name, cpath, &csb);
+	b->left_out = 1;
+	mr_problems_add(b->pb, MR_PROBLEM_OTHER, 0, cpath,
+			"special file (device, FIFO or socket) left out");
+	return 0;
+}
+
+/* Writes the folder dirfd and everything below it, folders before their
+ * entries, each folder in sorted order; without recursion (struct
+ * mr_walk), so the depth of the tree costs neither stack nor descriptors. */
+static int put_tree(struct bctx *b, int dirfd)
+{
+	int roots[MR_WALK_SIDES] = { dirfd, -1 };
+	struct mr_walk *w;
+	int rc = -1;
+
+	w = mr_walk_new(roots, 1, "", sizeof(struct bframe), bframe_free, 0, b->err);
+	if (w == NULL)
+		return -1;
+	for (;;) {
+		struct bframe *f = mr_walk_frame(w);
+		const char *path, *name;
+		char *cpath;
+		int r;
+
+		if (!f->listed && enter_dir(b, w, f) < 0)
+			goto out;
+		if (f->skip || f->i == f->list.n) {
+			if (mr_walk_depth(w) == 0)
+				break;
+			if (mr_walk_pop(w, b->err) < 0)
+				goto out;
+			continue;
+		}
+		name = f->list.v[f->i++].name;
+		path = mr_walk_path(w);
 		if (path[0] == '\0')
 			cpath = strdup(name);
 		else if (asprintf(&cpath, "%s/%s", path, name) < 0)
 			cpath = NULL;
 		if (cpath == NULL) {
 			mr_error_set(b->err, ENOMEM, "path");
-			rc = -1;
 			goto out;
 		}
-		if (mr_io->fstatat(dirfd, name, &csb, AT_SYMLINK_NOFOLLOW) < 0) {
-			unreadable(b, errno, cpath, "fstatat");
-		} else if (S_ISDIR(csb.st_mode) && mr_path_depth(cpath) > MR_DEPTH_MAX) {
-			b->left_out = 1;
-			mr_problems_add(b->pb, MR_PROBLEM_OTHER, ELOOP, cpath,
-					"folders nested deeper than %d levels: left out",
-					MR_DEPTH_MAX);
-		} else if (S_ISDIR(csb.st_mode)) {
-			int cfd = mr_io->openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-
-			if (cfd < 0) {
-				unreadable(b, errno, cpath, "openat");
-			} else {
-				rc = put_dir(b, cfd, cpath);
-				mr_close(cfd);
-			}
-		} else if (S_ISREG(csb.st_mode)) {
-			rc = put_file(b, dirfd, name, cpath);
-		} else if (S_ISLNK(csb.st_mode)) {
-			rc = put_symlink(b, dirfd, name, cpath, &csb);
-		} else {
-			b->left_out = 1;
-			mr_problems_add(b->pb, MR_PROBLEM_OTHER, 0, cpath,
-					"special file (device, FIFO or socket) left out");
-		}
+		r = put_entry(b, w, name, cpath);
 		free(cpath);
-		if (rc < 0)
+		if (r < 0)
 			goto out;
 	}
 	rc = 0;
 out:
-	mr_dirlist_free(&list);
+	mr_walk_free(&w);
 	return rc;
 }
 
@@ -397,7 +445,7 @@ int restore_backup_user_stats(int user_dirfd, int out_fd, enum restore_compressi
 				     archive_error_string(b.a));
 		goto out;
 	}
-	if (put_dir(&b, user_dirfd, "") < 0)
+	if (put_tree(&b, user_dirfd) < 0)
 		goto out;
 	if (archive_write_close(b.a) != ARCHIVE_OK) {
 		if (err->msg[0] == '\0')

@@ -33,6 +33,10 @@
 /* Free space is asked again after this many bytes were written. */
 #define SPACE_CHECK_EVERY (8 * MIB)
 #define READ_BLOCK (128 * 1024)
+/* Write-behind (writer.c) starts after this many files written in place,
+ * and takes files up to this size. */
+#define WB_AFTER_FILES 64
+#define WB_FILE_MAX (256 * 1024)
 
 /* A directory whose mode and times are applied after all entries. */
 struct deferred_dir {
@@ -61,16 +65,30 @@ struct xctx {
 	uint64_t since_check; /* bytes written since then */
 	int fresh;          /* the work copy was empty at start */
 
-	/* The parent folder of the last entry, kept open: Maildirs hold
-	 * thousands of files per folder and a walk per file costs. */
-	char *cached_rel;
-	int cached_fd;
+	/* The parent folder of the last entry, kept open as a cursor:
+	 * Maildirs hold thousands of files per folder and a walk per file
+	 * costs; the next folder is reached from this one, so a deep tree
+	 * costs one step per entry, not its whole depth. */
+	struct mr_walk *cursor;
 
 	struct deferred_dir *dirs;
 	size_t ndirs, capdirs;
 
 	/* Set when the archive itself stops the run (corrupt, bomb). */
 	int archive_failed;
+
+	/* Write-behind of small files written in place (writer.c). */
+	struct wb *wb;
+	int wb_tried;
+	uint64_t direct_files;
+};
+
+/* A file's data kept in memory for write-behind while it is contiguous
+ * from offset 0 and small; else spilled to the file and written through. */
+struct xbuf {
+	unsigned char *data;
+	size_t len, cap;
+	int spilled;
 };
 
 /* What one entry's handler tells the main loop. */
@@ -121,11 +139,7 @@ static void archive_problem(struct xctx *x, const char *path, const char *what)
 
 static void cache_drop(struct xctx *x)
 {
-	if (x->cached_fd >= 0 && x->cached_fd != x->work_fd)
-		mr_close(x->cached_fd);
-	x->cached_fd = -1;
-	free(x->cached_rel);
-	x->cached_rel = NULL;
+	mr_walk_free(&x->cursor);
 }
 
 /* Moves the entry dirfd/name out of the way (into the scratch folder, else
@@ -143,7 +157,7 @@ static int move_aside(struct xctx *x, int dirfd, const char *name)
 	}
 	/* The cached folder may have been inside what moved, unless it is
 	 * the folder the entry was moved out of (the caller's parent). */
-	if (dirfd != x->cached_fd)
+	if (x->cursor == NULL || dirfd != mr_walk_fd(x->cursor, 0))
 		cache_drop(x);
 	if (mr_remove_tree_at(to, tmp, x->err) < 0)
 		return -1;
@@ -219,24 +233,16 @@ static int parent_fd(struct xctx *x, const char *rel, const char *path, int *ref
 	*refused = 0;
 	if (rel[0] == '\0')
 		return x->work_fd;
-	if (x->cached_rel != NULL && strcmp(x->cached_rel, rel) == 0)
-		return x->cached_fd;
-	cache_drop(x);
 	for (tries = 0; tries < 8; tries++) {
 		int rc;
 
 		mr_error_clear(&walk_err);
-		fd = mr_mkdirs_beneath(x->work_fd, rel, 0755, &walk_err);
-		if (fd >= 0) {
-			x->cached_rel = strdup(rel);
-			if (x->cached_rel == NULL) {
-				mr_close(fd);
-				mr_error_set(x->err, ENOMEM, "strdup");
-				return -1;
-			}
-			x->cached_fd = fd;
+		if (x->cursor == NULL)
+			x->cursor = mr_walk_new(&x->work_fd, 1, "", 0, NULL, 0, &walk_err);
+		fd = x->cursor ? mr_walk_goto(x->cursor, rel, 0755, &walk_err) : -1;
+		if (fd >= 0)
 			return fd;
-		}
+		cache_drop(x);
 		if (walk_err.errnum != ENOTDIR && walk_err.errnum != ELOOP &&
 		    walk_err.errnum != EEXIST) {
 			*x->err = walk_err;
@@ -389,9 +395,22 @@ static int file_meta(struct xctx *x, int fd, struct archive_entry *e, const char
 	return 0;
 }
 
-/* Copies the entry's data into fd. Returns STEP_OK, STEP_ARCHIVE_STOP
- * (corrupt/truncated/bomb, reported) or STEP_FATAL (err set). */
-static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, const char *path)
+/* Writes what xb kept to fd and writes through from now on. */
+static int spill(struct xctx *x, int fd, struct xbuf *xb, const char *path)
+{
+	xb->spilled = 1;
+	if (xb->len > 0 && mr_pwrite_all(fd, xb->data, xb->len, 0) < 0) {
+		mr_error_set(x->err, errno, "pwrite(%s) failed", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Copies the entry's data into fd, or into xb (when not NULL) while it
+ * fits. Returns STEP_OK, STEP_ARCHIVE_STOP (corrupt/truncated/bomb,
+ * reported) or STEP_FATAL (err set). */
+static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, const char *path,
+			    struct xbuf *xb)
 {
 	int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
 	int64_t end = 0;
@@ -423,9 +442,17 @@ static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, con
 		s = budget(x, path, len);
 		if (s != STEP_OK)
 			return s;
-		if (mr_pwrite_all(fd, buf, len, off) < 0) {
-			mr_error_set(x->err, errno, "pwrite(%s) failed", path);
-			return STEP_FATAL;
+		if (xb != NULL && !xb->spilled && off == (la_int64_t)xb->len &&
+		    len <= xb->cap - xb->len) {
+			memcpy(xb->data + xb->len, buf, len);
+			xb->len += len;
+		} else {
+			if (xb != NULL && !xb->spilled && spill(x, fd, xb, path) < 0)
+				return STEP_FATAL;
+			if (mr_pwrite_all(fd, buf, len, off) < 0) {
+				mr_error_set(x->err, errno, "pwrite(%s) failed", path);
+				return STEP_FATAL;
+			}
 		}
 		x->written += len;
 		x->since_check += len;
@@ -433,8 +460,8 @@ static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, con
 		if (off + (int64_t)len > end)
 			end = off + (int64_t)len;
 	}
-	/* A sparse file may end in a hole. */
-	if (size > end && mr_io->ftruncate(fd, size) < 0) {
+	/* A sparse file may end in a hole (write-behind truncates its own). */
+	if ((xb == NULL || xb->spilled) && size > end && mr_io->ftruncate(fd, size) < 0) {
 		mr_error_set(x->err, errno, "ftruncate(%s) failed", path);
 		return STEP_FATAL;
 	}
@@ -461,12 +488,36 @@ static int place(struct xctx *x, int tmpdir, const char *tmp, int pfd, const cha
 	return -1;
 }
 
+/* 1 when this file may go to the write-behind helper: started after the
+ * first WB_AFTER_FILES files written in place, when a core is free. */
+static int write_behind(struct xctx *x)
+{
+	struct mr_error err;
+
+	if (x->wb != NULL)
+		return 1;
+	if (x->wb_tried || ++x->direct_files < WB_AFTER_FILES)
+		return 0;
+	x->wb_tried = 1;
+	if (!wb_worth_it())
+		return 0;
+	/* Without the helper the extraction goes on as before. */
+	return wb_start(&x->wb, &err) == 0;
+}
+
+/* Waits until every file handed to the helper is complete. */
+static int wb_wait(struct xctx *x)
+{
+	return x->wb == NULL ? 0 : wb_drain(x->wb, x->err);
+}
+
 static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const char *name,
 			 const char *path)
 {
 	char tmp[NAME_MAX + 1];
 	int tmpdir = x->tmp_fd >= 0 ? x->tmp_fd : pfd;
-	int fd = -1, have_tmp = 0, direct = 0;
+	int fd = -1, have_tmp = 0, direct = 0, use_wb = 0;
+	struct xbuf xb = { 0 };
 	enum step s = STEP_FATAL;
 	uint64_t declared = archive_entry_size_is_set(e) && archive_entry_size(e) > 0
 				    ? (uint64_t)archive_entry_size(e) : 0;
@@ -521,10 +572,40 @@ static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const
 		goto out;
 	}
 	have_tmp = 1;
-	s = write_data(x, fd, e, path);
+	if (direct && declared <= WB_FILE_MAX && write_behind(x)) {
+		xb.cap = declared;
+		xb.data = declared > 0 ? malloc(declared) : NULL;
+		if (declared > 0 && xb.data == NULL)
+			xb.spilled = 1;
+		use_wb = 1;
+	}
+	s = write_data(x, fd, e, path, use_wb ? &xb : NULL);
 	if (s != STEP_OK)
 		goto out;
 	s = STEP_FATAL;
+	if (use_wb && !xb.spilled) {
+		/* The helper writes, sets owner, mode and times, and closes. */
+		struct wb_file f = { .fd = fd, .path = strdup(path), .data = xb.data,
+				     .len = xb.len, .size = declared,
+				     .set_owner = x->set->preserve_owner,
+				     .uid = (uid_t)archive_entry_uid(e),
+				     .gid = (gid_t)archive_entry_gid(e),
+				     .perm = archive_entry_perm(e) & 0777 };
+
+		if (f.path == NULL) {
+			mr_error_set(x->err, ENOMEM, "strdup");
+			goto out;
+		}
+		entry_times(e, f.ts);
+		fd = -1;
+		xb.data = NULL;
+		have_tmp = 0;
+		if (wb_submit(x->wb, &f, x->err) < 0)
+			goto out;
+		x->st->files++;
+		s = STEP_OK;
+		goto out;
+	}
 	if (file_meta(x, fd, e, path) < 0)
 		goto out;
 	if (mr_io->close(fd) < 0) {
@@ -539,6 +620,7 @@ static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const
 	x->st->files++;
 	s = STEP_OK;
 out:
+	free(xb.data);
 	mr_close(fd);
 	if (have_tmp)
 		(void)mr_io->unlinkat(tmpdir, tmp, 0);
@@ -806,7 +888,7 @@ static enum step do_hardlink(struct xctx *x, struct archive_entry *e, int pfd, c
 			s = STEP_FATAL;
 			goto out;
 		}
-		s = write_data(x, fd, e, path);
+		s = write_data(x, fd, e, path, NULL);
 		if (s == STEP_OK && file_meta(x, fd, e, path) < 0)
 			s = STEP_FATAL;
 		mr_close(fd);
@@ -832,6 +914,7 @@ static int dir_cmp(const void *a, const void *b)
 
 static int finish_dirs(struct xctx *x)
 {
+	struct mr_walk *cur = NULL;
 	size_t i;
 	int rc = 0;
 
@@ -847,11 +930,16 @@ static int finish_dirs(struct xctx *x)
 		if (d->path[0] == '\0') {
 			fd = x->work_fd;
 		} else {
-			fd = mr_open_beneath(x->work_fd, d->path, O_RDONLY | O_DIRECTORY, 0, &walk_err);
+			/* In sorted order each folder is a step from the last. */
+			if (cur == NULL)
+				cur = mr_walk_new(&x->work_fd, 1, "", 0, NULL, 0, &walk_err);
+			fd = cur ? mr_walk_goto(cur, d->path, 0, &walk_err) : -1;
 			/* A later entry replaced it, or it sits below a
 			 * refused link: nothing to apply. */
-			if (fd < 0)
+			if (fd < 0) {
+				mr_walk_free(&cur);
 				continue;
+			}
 		}
 		if (x->set->preserve_owner &&
 		    mr_io->fchownat(fd, "", d->uid, d->gid, AT_EMPTY_PATH) < 0) {
@@ -864,9 +952,8 @@ static int finish_dirs(struct xctx *x)
 			mr_error_set(x->err, errno, "futimens(%s) failed", d->path);
 			rc = -1;
 		}
-		if (fd != x->work_fd)
-			mr_close(fd);
 	}
+	mr_walk_free(&cur);
 	return rc;
 }
 
@@ -931,6 +1018,11 @@ static enum step do_entry(struct xctx *x, struct archive_entry *e)
 		s = STEP_FATAL;
 		goto out;
 	}
+	/* Links, folders and a path written twice must see complete files. */
+	if ((archive_entry_hardlink(e) != NULL || type != AE_IFREG) && wb_wait(x) < 0) {
+		s = STEP_FATAL;
+		goto out;
+	}
 	if (archive_entry_hardlink(e) != NULL)
 		s = do_hardlink(x, e, pfd, name, path);
 	else if (type == AE_IFDIR)
@@ -951,6 +1043,56 @@ out:
 	return s;
 }
 
+struct sframe {
+	struct mr_dirlist list;
+	size_t i;
+	int listed;
+};
+
+static void sframe_free(void *p)
+{
+	mr_dirlist_free(&((struct sframe *)p)->list);
+}
+
+/* One entry n of the top folder of w: removed when unfinished; a folder
+ * is made listable and entered (1). 0, 1, or -1 with err. */
+static int sweep_entry(struct mr_walk *w, const char *n, struct mr_error *err)
+{
+	int dfd = mr_walk_fd(w, 0), fds[MR_WALK_SIDES] = { -1, -1 };
+	const char *rel = mr_walk_path(w);
+	struct stat sb;
+
+	if (*rel == '\0')
+		rel = ".";
+	if (mr_io->fstatat(dfd, n, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+		mr_error_set(err, errno, "fstatat(%.200s/%s) in the work copy failed", rel, n);
+		return -1;
+	}
+	if (S_ISREG(sb.st_mode) && (sb.st_mode & 07777) == 0) {
+		if (mr_io->unlinkat(dfd, n, 0) < 0) {
+			mr_error_set(err, errno, "removing the unfinished %.200s/%s failed", rel, n);
+			return -1;
+		}
+		return 0;
+	}
+	if (!S_ISDIR(sb.st_mode))
+		return 0;
+	/* A folder may still have the archive's mode: without root, listing
+	 * and removing need u+rwx (extraction gives it too, and the
+	 * archive's mode comes back at the end). */
+	if ((sb.st_mode & 0700) != 0700 &&
+	    mr_io->fchmodat(dfd, n, (sb.st_mode & 0777) | 0700, 0) < 0) {
+		mr_error_set(err, errno, "fchmodat(%.200s/%s) in the work copy failed", rel, n);
+		return -1;
+	}
+	fds[0] = mr_walk_openat(w, 0, n);
+	if (fds[0] < 0) {
+		mr_error_set(err, errno, "opening %.200s/%s in the work copy failed", rel, n);
+		return -1;
+	}
+	return mr_walk_push(w, n, fds, err) < 0 ? -1 : 1;
+}
+
 /* Removes, below dfd, every regular file without permission bits: files
  * do_file() was writing in place when a run stopped. A resumed run writes
  * each such entry again anyway (same_file() refuses them), but one whose
@@ -959,64 +1101,45 @@ out:
  * really holds with mode 0000 is removed too and written again when its
  * entry comes (if the archive stops before it, the source or the attic
  * decides, as for any file the archive did not give). 0, or -1 with err:
- * the work copy is ours, so any failure to list or remove is an error. */
-static int sweep_unfinished(int dfd, const char *rel, struct mr_error *err)
+ * the work copy is ours, so any failure to list or remove is an error.
+ * Walked with mr_walk: any depth, a bounded number of descriptors. */
+static int sweep_unfinished(int dfd, struct mr_error *err)
 {
-	struct mr_dirlist list;
-	struct stat sb;
-	size_t i;
-	int rc = 0;
+	int roots[MR_WALK_SIDES] = { dfd, -1 };
+	struct mr_walk *w;
+	int rc = -1;
 
-	if (mr_listdir(dfd, &list, err) < 0)
+	w = mr_walk_new(roots, 1, "", sizeof(struct sframe), sframe_free, 0, err);
+	if (w == NULL)
 		return -1;
-	for (i = 0; i < list.n && rc == 0; i++) {
-		const char *n = list.v[i].name;
-		unsigned char t = list.v[i].type;
-		int sub;
+	for (;;) {
+		struct sframe *f = mr_walk_frame(w);
+		const char *n;
+		unsigned char t;
 
+		if (!f->listed) {
+			f->listed = 1;
+			if (mr_listdir(mr_walk_fd(w, 0), &f->list, err) < 0)
+				goto out;
+		}
+		if (f->i == f->list.n) {
+			if (mr_walk_depth(w) == 0)
+				break;
+			if (mr_walk_pop(w, err) < 0)
+				goto out;
+			continue;
+		}
+		n = f->list.v[f->i].name;
+		t = f->list.v[f->i].type;
+		f->i++;
 		if (t != DT_REG && t != DT_DIR && t != DT_UNKNOWN)
 			continue;
-		if (mr_io->fstatat(dfd, n, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-			mr_error_set(err, errno, "fstatat(%s/%s) in the work copy failed", rel, n);
-			rc = -1;
-		} else if (S_ISREG(sb.st_mode) && (sb.st_mode & 07777) == 0) {
-			if (mr_io->unlinkat(dfd, n, 0) < 0) {
-				mr_error_set(err, errno, "removing the unfinished %s/%s failed", rel, n);
-				rc = -1;
-			}
-		} else if (S_ISDIR(sb.st_mode)) {
-			char *subrel = NULL;
-
-			/* A folder may still have the archive's mode: without
-			 * root, listing and removing need u+rwx (extraction
-			 * gives it too, and the archive's mode comes back at
-			 * the end). */
-			if ((sb.st_mode & 0700) != 0700 &&
-			    mr_io->fchmodat(dfd, n, (sb.st_mode & 0777) | 0700, 0) < 0) {
-				mr_error_set(err, errno, "fchmodat(%s/%s) in the work copy failed",
-					     rel, n);
-				rc = -1;
-				break;
-			}
-			if (mr_path_depth(rel) >= MR_DEPTH_MAX) {
-				mr_error_set(err, ELOOP, "the work copy has folders nested deeper "
-					     "than %d levels at %.200s...", MR_DEPTH_MAX, rel);
-				rc = -1;
-				break;
-			}
-			sub = mr_io->openat(dfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-			if (sub < 0 || asprintf(&subrel, "%s/%s", rel, n) < 0) {
-				mr_error_set(err, sub < 0 ? errno : ENOMEM,
-					     "opening %s/%s in the work copy failed", rel, n);
-				rc = -1;
-			} else {
-				rc = sweep_unfinished(sub, subrel, err);
-			}
-			free(subrel);
-			mr_close(sub);
-		}
+		if (sweep_entry(w, n, err) < 0)
+			goto out;
 	}
-	mr_dirlist_free(&list);
+	rc = 0;
+out:
+	mr_walk_free(&w);
 	return rc;
 }
 
@@ -1074,7 +1197,7 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 	x.st = stats;
 	x.pb = problems;
 	x.err = err;
-	x.cached_fd = -1;
+	wb_extraction_begin();
 
 	if (fstat(archive_fd, &asb) < 0) {
 		mr_error_set(err, errno, "fstat(archive) failed");
@@ -1100,7 +1223,7 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 		goto out;
 	}
 	x.fresh = work_empty(work_dirfd);
-	if (!x.fresh && sweep_unfinished(work_dirfd, ".", err) < 0)
+	if (!x.fresh && sweep_unfinished(work_dirfd, err) < 0)
 		goto out;
 
 	x.a = archive_read_new();
@@ -1187,10 +1310,19 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 				"the archive is empty (%llu bytes)", (unsigned long long)x.archive_size);
 	}
 	cache_drop(&x);
-	if (finish_dirs(&x) < 0)
+	if (wb_wait(&x) < 0 || finish_dirs(&x) < 0)
 		goto out;
 	rc = x.archive_failed ? 1 : 0;
 out:
+	if (x.wb != NULL) {
+		struct mr_error werr;
+
+		if (wb_stop(x.wb, &werr) < 0 && rc >= 0) {
+			*err = werr;
+			rc = -1;
+		}
+	}
+	wb_extraction_end();
 	cache_drop(&x);
 	if (x.a != NULL)
 		archive_read_free(x.a);

@@ -149,7 +149,8 @@ const char *restore_compression_suffix(enum restore_compression c);
 /* Writes the tree below user_dirfd (a pax archive, entries relative to the
  * user's root, nanosecond times, owners, symlinks, hard links) compressed
  * as asked into out_fd. Unreadable entries are recorded in problems and left
- * out. Returns 0, 1 when some entries were left out, -1 with err. */
+ * out. Any depth, with a bounded number of descriptors (struct mr_walk).
+ * Returns 0, 1 when some entries were left out, -1 with err. */
 int restore_backup_user(int user_dirfd, int out_fd, enum restore_compression c,
 			struct mr_problems *problems, struct mr_error *err);
 

@@ -5,8 +5,12 @@
 #ifndef MR_RESTORE_PRIVATE_H
 #define MR_RESTORE_PRIVATE_H
 
+#include "common/common.h"
+
 #include <archive.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 struct lz4src;
 
@@ -33,5 +37,34 @@ int gzsrc_probe(int fd);
 int gzsrc_open(struct archive *a, int fd, struct gzsrc **out);
 la_ssize_t gzsrc_read(struct archive *a, void *src, const void **buf);
 uint64_t gzsrc_consumed(const struct gzsrc *s);
+
+/* Write-behind (writer.c): a helper thread writes the data, owner, mode
+ * and times of small files that extract.c created, then closes them.
+ *   wb_extraction_begin/end around each extraction; wb_worth_it() says
+ *   whether a core is free for a helper (fewer extractions than CPUs);
+ *   wb_start, then wb_submit per file (takes fd, data and path in every
+ *   case; blocks while the bounded queue is full; -1 with the first
+ *   failure), wb_drain before anything that must see the files complete,
+ *   wb_stop at the end (drains; accepts NULL). */
+struct wb;
+struct wb_file {
+	int fd;
+	char *path;            /* for messages (malloc'd) */
+	unsigned char *data;   /* the file's bytes from offset 0 (malloc'd) */
+	size_t len;
+	uint64_t size;         /* the file's size: > len when it ends in a hole */
+	int set_owner;
+	uid_t uid;
+	gid_t gid;
+	mode_t perm;
+	struct timespec ts[2];
+};
+void wb_extraction_begin(void);
+void wb_extraction_end(void);
+int wb_worth_it(void);
+int wb_start(struct wb **w_r, struct mr_error *err);
+int wb_submit(struct wb *w, struct wb_file *f, struct mr_error *err);
+int wb_drain(struct wb *w, struct mr_error *err);
+int wb_stop(struct wb *w, struct mr_error *err);
 
 #endif

@@ -144,36 +144,62 @@ static int read_link(int dirfd, const char *name, char **target_r)
 	return 0;
 }
 
-/* Walks a destination folder the source no longer has (below the folder
- * of REMOVE op opi): counts its non-directories and offers its regular
- * files to the rename matcher. */
+/* One folder of walk_removed(). */
+struct rframe {
+	struct mr_dirlist list;
+	size_t i;
+	int listed;
+};
+
+static void rframe_free(void *p)
+{
+	mr_dirlist_free(&((struct rframe *)p)->list);
+}
+
+/* Walks a destination folder the source no longer has (dfd, path rel,
+ * below the folder of REMOVE op opi), without recursion: counts its
+ * non-directories and offers its regular files to the rename matcher. */
 static int walk_removed(struct sync_ctx *ctx, int dfd, const char *rel, long opi,
 			uint64_t *nfiles)
 {
-	struct mr_dirlist list = { 0 };
-	size_t i;
+	int roots[MR_WALK_SIDES] = { dfd, -1 };
+	struct mr_walk *w;
 	int rc = -1;
 
-	if (mr_path_depth(rel) > MR_DEPTH_MAX) {
-		mr_error_set(ctx->err, ELOOP, "destination %.200s...: folders nested deeper than %d "
-			     "levels", rel, MR_DEPTH_MAX);
-		goto out;
-	}
-	if (mr_listdir(dfd, &list, ctx->err) < 0) {
-		mr_error_prefix(ctx->err, "destination %s", rel);
-		goto out;
-	}
-	for (i = 0; i < list.n; i++) {
+	w = mr_walk_new(roots, 1, rel, sizeof(struct rframe), rframe_free, 0, ctx->err);
+	if (w == NULL)
+		return -1;
+	for (;;) {
+		struct rframe *f = mr_walk_frame(w);
+		int fds[MR_WALK_SIDES] = { -1, -1 };
+		const char *name;
 		struct stat st;
-		char *child = sync_join(rel, list.v[i].name);
-		int cfd, r;
+		char *child;
+		int r;
 
+		if (!f->listed) {
+			f->listed = 1;
+			if (mr_listdir(mr_walk_fd(w, 0), &f->list, ctx->err) < 0) {
+				mr_error_prefix(ctx->err, "destination %.200s", mr_walk_path(w));
+				goto out;
+			}
+		}
+		if (f->i == f->list.n) {
+			if (mr_walk_depth(w) == 0)
+				break;
+			if (mr_walk_pop(w, ctx->err) < 0)
+				goto out;
+			continue;
+		}
+		name = f->list.v[f->i++].name;
+		child = sync_join(mr_walk_path(w), name);
 		if (child == NULL) {
 			mr_error_set(ctx->err, ENOMEM, "sync plan");
 			goto out;
 		}
-		if (mr_io->fstatat(dfd, list.v[i].name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			mr_error_set(ctx->err, errno, "fstatat(%s) in the destination failed", child);
+		if (mr_io->fstatat(mr_walk_fd(w, 0), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			mr_error_set(ctx->err, errno, "fstatat(%.200s) in the destination failed",
+				     child);
 			free(child);
 			goto out;
 		}
@@ -185,21 +211,20 @@ static int walk_removed(struct sync_ctx *ctx, int dfd, const char *rel, long opi
 				goto out;
 			continue;
 		}
-		cfd = mr_io->openat(dfd, list.v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-		if (cfd < 0) {
-			mr_error_set(ctx->err, errno, "openat(%s) in the destination failed", child);
+		fds[0] = mr_walk_openat(w, 0, name);
+		if (fds[0] < 0) {
+			mr_error_set(ctx->err, errno, "openat(%.200s) in the destination failed",
+				     child);
 			free(child);
 			goto out;
 		}
-		r = walk_removed(ctx, cfd, child, opi, nfiles);
-		mr_close(cfd);
 		free(child);
-		if (r < 0)
+		if (mr_walk_push(w, name, fds, ctx->err) < 0)
 			goto out;
 	}
 	rc = 0;
 out:
-	mr_dirlist_free(&list);
+	mr_walk_free(&w);
 	return rc;
 }
 
@@ -246,14 +271,33 @@ static int plan_remove(struct sync_ctx *ctx, int dfd, const char *name, const ch
 	return 0;
 }
 
-static int plan_walk(struct sync_ctx *ctx, int sfd, int dfd, const char *rel,
-		     const struct stat *sst, const struct stat *dst, int need_mkdir);
+/* One folder of the merged walk: source stat sst; the destination has a
+ * folder there (fd on side 1 of the walk), or not (need_mkdir; dst is
+ * what it has instead when have_dst). */
+struct pframe {
+	struct mr_dirlist sl, dl;
+	size_t i, j;
+	int listed, skip;
+	struct stat sst, dst;
+	int have_dst, need_mkdir;
+};
 
-/* Plans source entry name (stat sst) of folders sfd / dfd; dst is the
- * destination's entry of the same name or NULL. */
-static int plan_entry(struct sync_ctx *ctx, int sfd, int dfd, const char *name, const char *rel,
+static void pframe_free(void *p)
+{
+	struct pframe *f = p;
+
+	mr_dirlist_free(&f->sl);
+	mr_dirlist_free(&f->dl);
+}
+
+/* Plans source entry name (stat sst) of the top folders of walk w (source
+ * side 0, destination side 1); dst is the destination's entry of the same
+ * name or NULL. 0 done, 1 when it is a folder the walk has entered (its
+ * frame filled in), -1 with ctx->err. */
+static int plan_entry(struct sync_ctx *ctx, struct mr_walk *w, const char *name, const char *rel,
 		      const struct stat *sst, const struct stat *dst)
 {
+	int sfd = mr_walk_fd(w, 0), dfd = mr_walk_fd(w, 1);
 	int same = dst != NULL && (sst->st_mode & S_IFMT) == (dst->st_mode & S_IFMT);
 	int owner = ctx->set->preserve_owner;
 	struct sync_op *op;
@@ -271,23 +315,12 @@ static int plan_entry(struct sync_ctx *ctx, int sfd, int dfd, const char *name, 
 		ctx->plan.dst_files++;
 
 	if (S_ISDIR(sst->st_mode)) {
-		int cs = -1, cd = -1, rc;
+		int fds[MR_WALK_SIDES] = { -1, -1 };
+		struct pframe *f;
 
 		ctx->stats->dirs++;
-		/* A folder this deep is a hostile or broken tree: not followed
-		 * (each level costs stack and descriptors), reported, and the
-		 * destination keeps what it has there. */
-		if (mr_path_depth(rel) > MR_DEPTH_MAX) {
-			sync_problem(ctx, MR_PROBLEM_OTHER, ELOOP, rel,
-				     "folders nested deeper than %d levels in the source at %.200s...; "
-				     "not followed, nothing below it is copied or removed",
-				     MR_DEPTH_MAX, rel);
-			if (dst != NULL && !same && !S_ISDIR(dst->st_mode))
-				ctx->plan.dst_files++;
-			return 0;
-		}
-		cs = sync_src_openat(sfd, name, O_RDONLY | O_DIRECTORY);
-		if (cs < 0) {
+		fds[0] = mr_walk_openat(w, 0, name);
+		if (fds[0] < 0) {
 			ctx->stats->unreadable++;
 			sync_problem(ctx, MR_PROBLEM_UNREADABLE, errno, rel,
 				     "openat(%s) in the source failed: %s", rel, strerror(errno));
@@ -296,18 +329,24 @@ static int plan_entry(struct sync_ctx *ctx, int sfd, int dfd, const char *name, 
 			return 0;
 		}
 		if (same) {
-			cd = mr_io->openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-			if (cd < 0) {
+			fds[1] = mr_walk_openat(w, 1, name);
+			if (fds[1] < 0) {
 				mr_error_set(ctx->err, errno, "openat(%s) in the destination failed",
 					     rel);
-				mr_close(cs);
+				mr_close(fds[0]);
 				return -1;
 			}
 		}
-		rc = plan_walk(ctx, cs, cd, rel, sst, dst, !same);
-		mr_close(cs);
-		mr_close(cd);
-		return rc;
+		if (mr_walk_push(w, name, fds, ctx->err) < 0)
+			return -1;
+		f = mr_walk_frame(w);
+		f->sst = *sst;
+		if (dst != NULL) {
+			f->dst = *dst;
+			f->have_dst = 1;
+		}
+		f->need_mkdir = !same;
+		return 1;
 	}
 
 	if (S_ISREG(sst->st_mode)) {
@@ -380,117 +419,116 @@ static int plan_entry(struct sync_ctx *ctx, int sfd, int dfd, const char *name, 
 	}
 }
 
-/* Plans folder rel: source fd sfd (stat sst), destination fd dfd or -1 when
- * the destination has no folder there (need_mkdir; dst is what it has
- * instead, or NULL). Nothing is planned when the source folder fails to
- * list: the destination keeps what it has. */
-static int plan_walk(struct sync_ctx *ctx, int sfd, int dfd, const char *rel,
-		     const struct stat *sst, const struct stat *dst, int need_mkdir)
+/* Enters the top folder of walk w (frame f): lists the source, plans the
+ * folder itself, lists the destination. Nothing is planned below a source
+ * folder that fails to list: the destination keeps what it has (f->skip).
+ * 0 or -1 with ctx->err. */
+static int plan_enter(struct sync_ctx *ctx, struct mr_walk *w, struct pframe *f)
 {
-	struct mr_dirlist sl = { 0 }, dl = { 0 };
+	const char *rel = mr_walk_path(w);
 	struct mr_error lerr = { 0 };
-	size_t i = 0, j = 0;
-	int rc = -1;
+	int dfd = mr_walk_fd(w, 1);
 
-	if (mr_listdir(sfd, &sl, &lerr) < 0) {
+	f->listed = 1;
+	if (mr_listdir(mr_walk_fd(w, 0), &f->sl, &lerr) < 0) {
 		ctx->stats->unreadable++;
 		sync_problem(ctx, MR_PROBLEM_UNREADABLE, lerr.errnum, rel,
 			     "listing %s in the source failed (%s); nothing below it is removed",
 			     *rel ? rel : ".", lerr.msg);
-		if (dst != NULL && !S_ISDIR(dst->st_mode))
+		if (f->have_dst && !S_ISDIR(f->dst.st_mode))
 			ctx->plan.dst_files++;
+		f->skip = 1;
 		return 0;
 	}
-	if (need_mkdir) {
+	if (f->need_mkdir) {
 		struct sync_op *op;
 		char *r;
 
-		if (dst != NULL && plan_remove(ctx, -1, NULL, rel, dst, 1) < 0)
-			goto out;
+		if (f->have_dst && plan_remove(ctx, -1, NULL, rel, &f->dst, 1) < 0)
+			return -1;
 		r = strdup(rel);
 		if (r == NULL) {
 			mr_error_set(ctx->err, ENOMEM, "sync plan");
-			goto out;
+			return -1;
 		}
-		op = add_op(ctx, SYNC_OP_MKDIR, r, sst, dst);
+		op = add_op(ctx, SYNC_OP_MKDIR, r, &f->sst, f->have_dst ? &f->dst : NULL);
 		if (op == NULL)
-			goto out;
-		op->typechange = dst != NULL;
+			return -1;
+		op->typechange = f->have_dst;
 		if (op->typechange)
 			op->nfiles = ctx->plan.ops[ctx->plan.nops - 2].nfiles;
 	}
-	if (add_dir(ctx, rel, sst) < 0)
-		goto out;
-	if (dfd >= 0 && mr_listdir(dfd, &dl, ctx->err) < 0) {
-		mr_error_prefix(ctx->err, "destination %s", *rel ? rel : ".");
-		goto out;
+	if (add_dir(ctx, rel, &f->sst) < 0)
+		return -1;
+	if (dfd >= 0 && mr_listdir(dfd, &f->dl, ctx->err) < 0) {
+		mr_error_prefix(ctx->err, "destination %.200s", *rel ? rel : ".");
+		return -1;
 	}
-	while (i < sl.n || j < dl.n) {
-		const char *name;
-		struct stat sst2, dst2;
-		int cmp, have_s, have_d, serr;
-		char *child;
+	return 0;
+}
 
-		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
-			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
-			goto out;
-		}
-		if (i == sl.n)
-			cmp = 1;
-		else if (j == dl.n)
-			cmp = -1;
-		else
-			cmp = strcmp(sl.v[i].name, dl.v[j].name);
-		have_s = cmp <= 0;
-		have_d = cmp >= 0;
-		name = have_s ? sl.v[i].name : dl.v[j].name;
-		child = sync_join(rel, name);
-		if (child == NULL) {
-			mr_error_set(ctx->err, ENOMEM, "sync plan");
-			goto out;
-		}
-		/* The source first: a test's fault on a name then hits it. */
-		serr = 0;
-		if (have_s && mr_io->fstatat(sfd, name, &sst2, AT_SYMLINK_NOFOLLOW) < 0)
-			serr = errno;
-		if (have_d && mr_io->fstatat(dfd, name, &dst2, AT_SYMLINK_NOFOLLOW) < 0) {
-			mr_error_set(ctx->err, errno, "fstatat(%s) in the destination failed", child);
-			free(child);
-			goto out;
-		}
-		if (serr != 0) {
-			ctx->stats->unreadable++;
-			sync_problem(ctx, MR_PROBLEM_UNREADABLE, serr, child,
-				     "fstatat(%s) in the source failed: %s", child, strerror(serr));
-			if (have_d && !S_ISDIR(dst2.st_mode))
-				ctx->plan.dst_files++;
-			free(child);
-			i += have_s;
-			j += have_d;
-			continue;
-		}
-		if (have_s)
-			rc = plan_entry(ctx, sfd, dfd, name, child, &sst2, have_d ? &dst2 : NULL);
-		else
-			rc = plan_remove(ctx, dfd, name, child, &dst2, 0);
-		free(child);
-		if (rc < 0)
-			goto out;
-		rc = -1;
-		i += have_s;
-		j += have_d;
+/* Plans the next entry of the top folder of walk w (frame f), both
+ * listings merged by name. 0 or 1 (a folder entered), -1 with ctx->err. */
+static int plan_next(struct sync_ctx *ctx, struct mr_walk *w, struct pframe *f)
+{
+	int sfd = mr_walk_fd(w, 0), dfd = mr_walk_fd(w, 1);
+	int cmp, have_s, have_d, serr, rc;
+	struct stat sst2, dst2;
+	const char *name;
+	char *child;
+
+	if (f->i == f->sl.n)
+		cmp = 1;
+	else if (f->j == f->dl.n)
+		cmp = -1;
+	else
+		cmp = strcmp(f->sl.v[f->i].name, f->dl.v[f->j].name);
+	have_s = cmp <= 0;
+	have_d = cmp >= 0;
+	name = have_s ? f->sl.v[f->i].name : f->dl.v[f->j].name;
+	/* Past this entry before a push moves the frame. */
+	f->i += have_s;
+	f->j += have_d;
+	child = sync_join(mr_walk_path(w), name);
+	if (child == NULL) {
+		mr_error_set(ctx->err, ENOMEM, "sync plan");
+		return -1;
 	}
-	rc = 0;
-out:
-	mr_dirlist_free(&sl);
-	mr_dirlist_free(&dl);
+	/* The source first: a test's fault on a name then hits it. */
+	serr = 0;
+	if (have_s && mr_io->fstatat(sfd, name, &sst2, AT_SYMLINK_NOFOLLOW) < 0)
+		serr = errno;
+	if (have_d && mr_io->fstatat(dfd, name, &dst2, AT_SYMLINK_NOFOLLOW) < 0) {
+		mr_error_set(ctx->err, errno, "fstatat(%s) in the destination failed", child);
+		free(child);
+		return -1;
+	}
+	if (serr != 0) {
+		ctx->stats->unreadable++;
+		sync_problem(ctx, MR_PROBLEM_UNREADABLE, serr, child,
+			     "fstatat(%s) in the source failed: %s", child, strerror(serr));
+		if (have_d && !S_ISDIR(dst2.st_mode))
+			ctx->plan.dst_files++;
+		free(child);
+		return 0;
+	}
+	if (have_s)
+		rc = plan_entry(ctx, w, name, child, &sst2, have_d ? &dst2 : NULL);
+	else
+		rc = plan_remove(ctx, dfd, name, child, &dst2, 0);
+	free(child);
 	return rc;
 }
 
-/* Phase 1: the merged walk of both trees into ctx->plan. 0 or -1. */
+/* Phase 1: the merged walk of both trees into ctx->plan, without
+ * recursion (struct mr_walk: source side 0, destination side 1). 0 or -1. */
 int sync_plan_build(struct sync_ctx *ctx)
 {
+	int roots[MR_WALK_SIDES] = { ctx->src_root, ctx->dst_root };
+	struct mr_walk *w = NULL;
+	struct pframe *f;
 	struct stat st;
+	int rc = -1;
 
 	if (mr_io->fstat(ctx->src_root, &st) < 0) {
 		ctx->stats->unreadable++;
@@ -498,7 +536,33 @@ int sync_plan_build(struct sync_ctx *ctx)
 			     "fstat(.) of the source failed: %s", strerror(errno));
 		return 0;
 	}
-	return plan_walk(ctx, ctx->src_root, ctx->dst_root, "", &st, NULL, 0);
+	w = mr_walk_new(roots, 2, "", sizeof(*f), pframe_free, 1u << 0, ctx->err);
+	if (w == NULL)
+		return -1;
+	f = mr_walk_frame(w);
+	f->sst = st;
+	for (;;) {
+		f = mr_walk_frame(w);
+		if (!f->listed && plan_enter(ctx, w, f) < 0)
+			goto out;
+		if (f->skip || (f->i == f->sl.n && f->j == f->dl.n)) {
+			if (mr_walk_depth(w) == 0)
+				break;
+			if (mr_walk_pop(w, ctx->err) < 0)
+				goto out;
+			continue;
+		}
+		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
+			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
+			goto out;
+		}
+		if (plan_next(ctx, w, f) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	mr_walk_free(&w);
+	return rc;
 }
 
 /* Frees the plan; it is empty afterwards. */

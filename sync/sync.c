@@ -92,37 +92,30 @@ int sync_src_openat(int dirfd, const char *name, int flags)
 /* Closes and forgets the cached folder. */
 void sync_dircache_drop(struct sync_dircache *c)
 {
-	free(c->rel);
-	c->rel = NULL;
-	mr_close(c->fd);
-	c->fd = -1;
+	mr_walk_free(&c->w);
 }
 
-/* A borrowed fd of folder rel_parent of one side, from a one-entry cache
- * (the root fd for ""). -1/errno. */
+/* A borrowed fd of folder rel_parent of one side, valid until the next
+ * call for that side (the root fd for ""). -1/errno. */
 int sync_dir_fd(struct sync_ctx *ctx, int is_src, const char *rel_parent)
 {
 	struct sync_dircache *c = is_src ? &ctx->src_cache : &ctx->dst_cache;
 	int root = is_src ? ctx->src_root : ctx->dst_root;
-	int fd, flags = O_RDONLY | O_DIRECTORY;
+	struct mr_error err = { 0 };
+	int fd;
 
 	if (*rel_parent == '\0')
 		return root;
-	if (c->rel != NULL && strcmp(c->rel, rel_parent) == 0)
-		return c->fd;
-	sync_dircache_drop(c);
-	fd = mr_open_beneath(root, rel_parent, flags | (is_src ? O_NOATIME : 0), 0, NULL);
-	if (fd < 0 && is_src && errno == EPERM)
-		fd = mr_open_beneath(root, rel_parent, flags, 0, NULL);
-	if (fd < 0)
-		return -1;
-	c->rel = strdup(rel_parent);
-	if (c->rel == NULL) {
-		mr_close(fd);
-		errno = ENOMEM;
-		return -1;
+	if (c->w == NULL) {
+		c->w = mr_walk_new(&root, 1, "", 0, NULL, is_src ? 1u : 0u, &err);
+		if (c->w == NULL) {
+			errno = err.errnum ? err.errnum : ENOMEM;
+			return -1;
+		}
 	}
-	c->fd = fd;
+	fd = mr_walk_goto(c->w, rel_parent, 0, &err);
+	if (fd < 0)
+		errno = err.errnum ? err.errnum : EIO;
 	return fd;
 }
 
@@ -343,7 +336,6 @@ int sync_tree(int src_dirfd, int dst_dirfd, const struct sync_settings *settings
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.src_root = -1;
-	ctx.src_cache.fd = ctx.dst_cache.fd = -1;
 	if (stats == NULL)
 		stats = &local;
 	memset(stats, 0, sizeof(*stats));

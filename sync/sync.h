@@ -160,7 +160,9 @@ int sync_make_durable(int dst_dirfd, struct mr_error *err);
  * e.g. "mode differs (0644 in the source, 0600 in the target)". The source
  * is only read. Each difference is added to
  * diffs (MR_PROBLEM_DIFF; unreadable source entries as
- * MR_PROBLEM_UNREADABLE). Returns 0 equal, 1 different, -1 error. */
+ * MR_PROBLEM_UNREADABLE). Any depth: both walks (here and in sync_tree)
+ * keep their levels on the heap and hold a bounded number of descriptors
+ * (struct mr_walk, common.h). Returns 0 equal, 1 different, -1 error. */
 int sync_verify(int src_dirfd, int dst_dirfd, int check_owner, struct mr_problems *diffs,
 		struct mr_error *err);
 

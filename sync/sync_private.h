@@ -80,10 +80,11 @@ struct sync_plan {
 	uint64_t matched;    /* of those, matched by a rename */
 };
 
-/* One open folder kept between consecutive entries of the same folder. */
+/* The folder of the last entry of one side, kept as a cursor (struct
+ * mr_walk) so the next entry's folder is reached from it, not from the
+ * root: a deep tree costs one step per entry, not its whole depth. */
 struct sync_dircache {
-	char *rel;
-	int fd;
+	struct mr_walk *w;
 };
 
 struct sync_ctx {

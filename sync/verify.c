@@ -116,12 +116,14 @@ static void cmp_meta(struct vctx *v, const struct stat *s, const struct stat *d,
 		     (unsigned long)d->st_uid, (unsigned long)d->st_gid);
 }
 
-static int verify_dir(struct vctx *v, int sfd, int dfd, const char *rel);
-
-static int verify_entry(struct vctx *v, int sfd, int dfd, const char *name, const char *rel)
+/* Compares entry name of the top folders of walk w (path rel). 0 done,
+ * 1 when it is a folder on both sides that w has just entered, -1 on a
+ * target error. */
+static int verify_entry(struct vctx *v, struct mr_walk *w, const char *name, const char *rel)
 {
+	int sfd = mr_walk_fd(w, 0), dfd = mr_walk_fd(w, 1);
+	int fds[MR_WALK_SIDES] = { -1, -1 };
 	struct stat s, d;
-	int cs, cd, rc;
 
 	if (mr_io->fstatat(dfd, name, &d, AT_SYMLINK_NOFOLLOW) < 0) {
 		mr_error_set(v->err, errno, "fstatat(%s) in the target failed", rel);
@@ -150,71 +152,105 @@ static int verify_entry(struct vctx *v, int sfd, int dfd, const char *name, cons
 		return cmp_link(v, sfd, dfd, name, rel);
 	if (!S_ISDIR(s.st_mode))
 		return 0;
-	if (mr_path_depth(rel) > MR_DEPTH_MAX) {
-		diff(v, MR_PROBLEM_OTHER, ELOOP, rel, "folders nested deeper than %d levels; not "
-		     "compared below", MR_DEPTH_MAX);
-		return 0;
-	}
-	cs = sync_src_openat(sfd, name, O_RDONLY | O_DIRECTORY);
-	if (cs < 0) {
+	fds[0] = mr_walk_openat(w, 0, name);
+	if (fds[0] < 0) {
 		diff(v, MR_PROBLEM_UNREADABLE, errno, rel, "opening the folder in the source "
 		     "failed: %s", strerror(errno));
 		return 0;
 	}
-	cd = mr_io->openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-	if (cd < 0) {
+	fds[1] = mr_walk_openat(w, 1, name);
+	if (fds[1] < 0) {
 		mr_error_set(v->err, errno, "openat(%s) in the target failed", rel);
-		mr_close(cs);
+		mr_close(fds[0]);
 		return -1;
 	}
-	rc = verify_dir(v, cs, cd, rel);
-	mr_close(cs);
-	mr_close(cd);
-	return rc;
+	return mr_walk_push(w, name, fds, v->err) < 0 ? -1 : 1;
 }
 
-static int verify_dir(struct vctx *v, int sfd, int dfd, const char *rel)
-{
-	struct mr_dirlist sl = { 0 }, dl = { 0 };
-	struct mr_error lerr = { 0 };
-	size_t i = 0, j = 0;
-	int rc = -1;
+/* One folder of the walk: both listings, merged by name. */
+struct vframe {
+	struct mr_dirlist sl, dl;
+	size_t i, j;
+	int listed;
+};
 
-	if (mr_listdir(sfd, &sl, &lerr) < 0) {
+static void vframe_free(void *p)
+{
+	struct vframe *f = p;
+
+	mr_dirlist_free(&f->sl);
+	mr_dirlist_free(&f->dl);
+}
+
+/* Lists the top folders of w into f. 0 (a source that fails to list is
+ * a difference, and nothing below it is compared) or -1. */
+static int verify_list(struct vctx *v, struct mr_walk *w, struct vframe *f)
+{
+	struct mr_error lerr = { 0 };
+	const char *rel = mr_walk_path(w);
+
+	f->listed = 1;
+	if (mr_listdir(mr_walk_fd(w, 0), &f->sl, &lerr) < 0) {
 		diff(v, MR_PROBLEM_UNREADABLE, lerr.errnum, rel, "listing the folder in the source "
 		     "failed: %s", lerr.msg);
 		return 0;
 	}
-	if (mr_listdir(dfd, &dl, v->err) < 0) {
-		mr_error_prefix(v->err, "target %s", *rel ? rel : ".");
-		goto out;
+	if (mr_listdir(mr_walk_fd(w, 1), &f->dl, v->err) < 0) {
+		mr_error_prefix(v->err, "target %.200s", *rel ? rel : ".");
+		return -1;
 	}
-	while (i < sl.n || j < dl.n) {
-		int cmp = i == sl.n ? 1 : j == dl.n ? -1 : strcmp(sl.v[i].name, dl.v[j].name);
-		const char *name = cmp <= 0 ? sl.v[i].name : dl.v[j].name;
-		char *child = sync_join(rel, name);
-		int r = 0;
+	return 0;
+}
 
+/* Walks both trees from their roots sfd and dfd, without recursion. */
+static int verify_tree(struct vctx *v, int sfd, int dfd)
+{
+	int roots[MR_WALK_SIDES] = { sfd, dfd };
+	struct mr_walk *w;
+	int rc = -1;
+
+	w = mr_walk_new(roots, 2, "", sizeof(struct vframe), vframe_free, 1u << 0, v->err);
+	if (w == NULL)
+		return -1;
+	for (;;) {
+		struct vframe *f = mr_walk_frame(w);
+		const char *name;
+		char *child;
+		int cmp, r = 0;
+
+		if (!f->listed && verify_list(v, w, f) < 0)
+			goto out;
+		if (f->i == f->sl.n && f->j == f->dl.n) {
+			if (mr_walk_depth(w) == 0)
+				break;
+			if (mr_walk_pop(w, v->err) < 0)
+				goto out;
+			continue;
+		}
+		cmp = f->i == f->sl.n ? 1 : f->j == f->dl.n ? -1 :
+			strcmp(f->sl.v[f->i].name, f->dl.v[f->j].name);
+		name = cmp <= 0 ? f->sl.v[f->i].name : f->dl.v[f->j].name;
+		child = sync_join(mr_walk_path(w), name);
 		if (child == NULL) {
 			mr_error_set(v->err, ENOMEM, "verify");
 			goto out;
 		}
+		/* Past this entry before a push moves the frame. */
+		f->i += cmp <= 0;
+		f->j += cmp >= 0;
 		if (cmp < 0)
 			diff(v, MR_PROBLEM_DIFF, 0, child, "missing from the target");
 		else if (cmp > 0)
 			diff(v, MR_PROBLEM_DIFF, 0, child, "not in the source (extra in the target)");
 		else
-			r = verify_entry(v, sfd, dfd, name, child);
+			r = verify_entry(v, w, name, child);
 		free(child);
 		if (r < 0)
 			goto out;
-		i += cmp <= 0;
-		j += cmp >= 0;
 	}
 	rc = 0;
 out:
-	mr_dirlist_free(&sl);
-	mr_dirlist_free(&dl);
+	mr_walk_free(&w);
 	return rc;
 }
 
@@ -243,7 +279,7 @@ int sync_verify(int src_dirfd, int dst_dirfd, int check_owner, struct mr_problem
 		goto out;
 	}
 	cmp_meta(&v, &s, &d, "");
-	if (verify_dir(&v, sfd, dst_dirfd, "") < 0)
+	if (verify_tree(&v, sfd, dst_dirfd) < 0)
 		goto out;
 	rc = v.ndiffs > 0 ? 1 : 0;
 out:

@@ -46,9 +46,19 @@ static struct et *et_new(void)
 	t->d.set = &t->set;
 	t->d.nworkers = 1;
 	pthread_mutex_init(&t->d.mu, NULL);
+	pthread_cond_init(&t->d.work_cv, NULL);
 	pthread_mutex_init(&t->d.metrics_mu, NULL);
 	assert_int_equal(daemon_metrics_init(&t->d), 0);
 	return t;
+}
+
+/* The estimates' view of the daemon now. */
+static void ctx_of(struct et *t, struct eta_ctx *ctx)
+{
+	struct daemon_workers_now now;
+
+	daemon_workers_now(&t->d, &now);
+	daemon_metrics_ctx(&t->d, &now, ctx);
 }
 
 static void et_free(struct et *t)
@@ -56,6 +66,7 @@ static void et_free(struct et *t)
 	daemon_metrics_close(&t->d);
 	queue_close(&t->d.q);
 	pthread_mutex_destroy(&t->d.mu);
+	pthread_cond_destroy(&t->d.work_cv);
 	pthread_mutex_destroy(&t->d.metrics_mu);
 	tu_rmtree(t->dir);
 	free(t);
@@ -85,7 +96,7 @@ static double eta(struct et *t, const char *user, const char **status_r)
 	struct eta_ctx ctx;
 
 	assert_int_equal(queue_lookup(t->d.q, user, &info), 0);
-	daemon_metrics_ctx(&t->d, &ctx);
+	ctx_of(t, &ctx);
 	*status_r = daemon_metrics_eta_status(&ctx, &info);
 	return daemon_metrics_eta(&t->d, &ctx, &info);
 }
@@ -109,7 +120,7 @@ static void estimate_states(void **state)
 	/* Nothing measured: no made-up number. */
 	assert_true(eta(t, "mid", &st) < 0);
 	assert_string_equal(st, "estimating");
-	daemon_metrics_ctx(&t->d, &ctx);
+	ctx_of(t, &ctx);
 	assert_true(daemon_metrics_eta_total(&t->d, &ctx) < 0);
 	assert_string_equal(daemon_metrics_total_status(&ctx), "estimating");
 
@@ -119,7 +130,7 @@ static void estimate_states(void **state)
 	assert_string_equal(st, "estimate");
 	assert_true(near(eta(t, "mid", &st), 6));
 	assert_true(near(eta(t, "big", &st), 16));
-	daemon_metrics_ctx(&t->d, &ctx);
+	ctx_of(t, &ctx);
 	assert_true(near(daemon_metrics_eta_total(&t->d, &ctx), 16));
 
 	/* big logs in: the priority lane goes first. */
@@ -128,24 +139,24 @@ static void estimate_states(void **state)
 	assert_true(near(eta(t, "big", &st), 10));
 	assert_true(near(eta(t, "small", &st), 12));
 	/* The user object carries both. */
-	daemon_metrics_ctx(&t->d, &ctx);
+	ctx_of(t, &ctx);
 	daemon_proto_user(&t->d, &b, &ctx, &info, 0, 1);
 	assert_non_null(strstr(b.p, "\"eta_seconds\":10"));
 	assert_non_null(strstr(b.p, "\"eta_status\":\"estimate\""));
 	b.len = 0;
 
 	/* Paused: no countdown anywhere. */
-	t->d.paused = 1;
+	daemon_workers_pause(&t->d, 1);
 	assert_true(eta(t, "big", &st) < 0);
 	assert_string_equal(st, "paused");
 	assert_true(eta(t, "small", &st) < 0);
 	assert_string_equal(st, "paused");
-	daemon_metrics_ctx(&t->d, &ctx);
+	ctx_of(t, &ctx);
 	assert_true(daemon_metrics_eta_total(&t->d, &ctx) < 0);
 	assert_string_equal(daemon_metrics_total_status(&ctx), "paused");
 	daemon_proto_user(&t->d, &b, &ctx, &info, 0, 1);
 	assert_non_null(strstr(b.p, "\"eta_seconds\":null,\"eta_status\":\"paused\""));
-	t->d.paused = 0;
+	daemon_workers_pause(&t->d, 0);
 
 	/* Background off: waiting users are not going to run by themselves. */
 	t->set.background = 0;
@@ -198,7 +209,7 @@ static void estimate_lists_match_show(void **state)
 	memset(&w, 0, sizeof(w));
 	w.t = t;
 	w.ctx = &ctx;
-	daemon_metrics_ctx(&t->d, &ctx);
+	ctx_of(t, &ctx);
 	daemon_metrics_ctx_plan(&t->d, &ctx);
 	assert_true(queue_foreach_in_state(t->d.q, -1, &cursor, 0, lw_one, &w) >= 0);
 	daemon_metrics_ctx_done(&ctx);
@@ -215,7 +226,7 @@ static void estimate_lists_match_show(void **state)
 	assert_int_equal(queue_set_state(t->d.q, "big", QUEUE_ACTIVE, NULL, NULL, 1.0, &err), 0);
 	w.n = 0;
 	cursor = 0;
-	daemon_metrics_ctx(&t->d, &ctx);
+	ctx_of(t, &ctx);
 	daemon_metrics_ctx_plan(&t->d, &ctx);
 	assert_int_equal(ctx.nplan, 0);
 	assert_true(queue_foreach_in_state(t->d.q, -1, &cursor, 0, lw_one, &w) >= 0);
@@ -227,7 +238,7 @@ static void estimate_lists_match_show(void **state)
 	t->d.paused = 1;
 	w.n = 0;
 	cursor = 0;
-	daemon_metrics_ctx(&t->d, &ctx);
+	ctx_of(t, &ctx);
 	daemon_metrics_ctx_plan(&t->d, &ctx);
 	assert_true(queue_foreach_in_state(t->d.q, -1, &cursor, 0, lw_one, &w) >= 0);
 	daemon_metrics_ctx_done(&ctx);

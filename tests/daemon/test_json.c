@@ -417,20 +417,7 @@ static size_t commits_pending(struct pt *t)
 
 static void pt_drain(struct pt *t)
 {
-	struct commit_item *ci, *cn;
-	struct task *k, *kn;
-
-	for (ci = t->d.commit_head; ci != NULL; ci = cn) {
-		cn = ci->next;
-		free(ci);
-	}
-	t->d.commit_head = t->d.commit_tail = NULL;
-	for (k = t->d.task_head; k != NULL; k = kn) {
-		kn = k->next;
-		free(k->body);
-		free(k);
-	}
-	t->d.task_head = t->d.task_tail = NULL;
+	daemon_async_drain(&t->d);
 }
 
 static void pt_free(struct pt *t)
@@ -462,7 +449,7 @@ static int req(struct pt *t, const char *line)
 	assert_non_null(copy);
 	t->c->out.len = 0;
 	t->c->held = t->c->waiting = t->c->close_after = 0;
-	daemon_proto_request(&t->d, t->c, 0, copy);
+	daemon_proto_request(&t->d, t->c, 0, copy, strlen(copy));
 	free(copy);
 	free(t->reply);
 	t->reply = NULL;
@@ -754,7 +741,7 @@ static void proto_queue_pieces(void **state)
 	}
 	t->c->out.len = 0;
 	p = strdup("QUEUE");
-	daemon_proto_request(&t->d, t->c, 0, p);
+	daemon_proto_request(&t->d, t->c, 0, p, strlen(p));
 	free(p);
 	assert_true(t->c->streaming);
 	for (;;) {
@@ -838,7 +825,7 @@ static char *queue_in_pieces(struct pt *t, void (*between)(struct pt *t, int n))
 
 	t->c->out.len = 0;
 	p = strdup("QUEUE");
-	daemon_proto_request(&t->d, t->c, 0, p);
+	daemon_proto_request(&t->d, t->c, 0, p, strlen(p));
 	free(p);
 	for (;;) {
 		all = realloc(all, all_len + t->c->out.len + 1);
@@ -993,6 +980,7 @@ static void proto_queue_count(void **state)
 static void proto_deliver_arguments(void **state)
 {
 	struct pt *t = pt_new();
+	struct verb_job *job;
 
 	(void)state;
 	assert_int_equal(req(t, "DELIVER alice"), MR_EX_USAGE);
@@ -1026,10 +1014,11 @@ static void proto_deliver_arguments(void **state)
 	assert_null(t->c->body);
 	assert_true(t->c->waiting);
 	assert_non_null(t->d.task_head);
-	assert_int_equal(t->d.task_head->kind, TASK_DELIVER);
-	assert_string_equal(t->d.task_head->user, "alice");
-	assert_true(t->d.task_head->len == 67108864);
-	assert_string_equal(t->d.task_head->id, "");
+	job = t->d.task_head->arg;
+	assert_string_equal(job->user, "alice");
+	assert_true(job->len == 67108864);
+	assert_non_null(job->body);
+	assert_string_equal(job->id, "");
 	pt_free(t);
 }
 
@@ -1037,6 +1026,7 @@ static void proto_deliver_arguments(void **state)
 static void proto_deliver_id(void **state)
 {
 	struct pt *t = pt_new();
+	struct verb_job *job;
 
 	(void)state;
 	assert_int_equal(req(t, "DELIVER alice 5 4XyZ1/alice@example.org"), 0);
@@ -1046,8 +1036,9 @@ static void proto_deliver_id(void **state)
 	t->c->out.len = 0;
 	daemon_proto_deliver_body(&t->d, t->c, 0);
 	assert_non_null(t->d.task_head);
-	assert_int_equal(t->d.task_head->kind, TASK_DELIVER);
-	assert_string_equal(t->d.task_head->id, "4XyZ1/alice@example.org");
+	job = t->d.task_head->arg;
+	assert_memory_equal(job->body, "hello", 5);
+	assert_string_equal(job->id, "4XyZ1/alice@example.org");
 	pt_free(t);
 }
 

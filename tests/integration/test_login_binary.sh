@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # mailrestore-login (the lean hook binary) answers exactly like
-# `mailrestore login`: same lines, same exit codes, and it loads only libc.
+# `mailrestore login`: same lines, same exit codes, and it loads only libc
+# and carries the login code alone.
 set -euo pipefail
 MR=${MR_BIN:?}
 ML=$(dirname "$MR")/mailrestore-login
@@ -11,11 +12,20 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-# (a sanitizer build brings its runtime and that runtime's libraries along)
-if ! ldd "$ML" | grep -q -e libasan -e libubsan -e libtsan; then
-  libs=$(ldd "$ML" | grep -v -e linux-vdso -e 'libc\.so' -e 'ld-linux' || true)
+# (a sanitizer build brings its runtime and that runtime's libraries along;
+# ldd's output is taken whole first: with pipefail, grep -q ending the pipe
+# early made ldd die of SIGPIPE now and then, and the check misfire)
+deps=$(ldd "$ML")
+if ! grep -q -e libasan -e libubsan -e libtsan <<<"$deps"; then
+  libs=$(grep -v -e linux-vdso -e 'libc\.so' -e 'ld-linux' <<<"$deps" || true)
   [ -z "$libs" ] || fail "mailrestore-login loads more than libc: $libs"
 fi
+
+# It is built from the login path alone: no view, control or deliver code.
+for u in "usage: mailrestore status" "usage: mailrestore deliver" "usage: mailrestore enqueue"; do
+  ! grep -qaF "$u" "$ML" || fail "mailrestore-login carries other subcommands ('$u')"
+done
+grep -qaF "usage: mailrestore login" "$ML" || fail "mailrestore-login has no login usage"
 
 mkdir -p "$dir/S" "$dir/B"
 for u in u1 u2 u3; do mkdir -p "$dir/S/$u/cur"; echo "m $u" > "$dir/S/$u/cur/1.M1:2,S"; done
