@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,8 @@ struct job_set {
 	char **archives;
 	int n;
 	int outfd;
-	int next;   /* taken with __atomic_fetch_add */
-	int failed;
+	atomic_int next;  /* the next archive to take */
+	atomic_int failed;
 };
 
 static void *worker(void *arg)
@@ -33,7 +34,7 @@ static void *worker(void *arg)
 	struct job_set *js = arg;
 
 	for (;;) {
-		int i = __atomic_fetch_add(&js->next, 1, __ATOMIC_RELAXED);
+		int i = atomic_fetch_add_explicit(&js->next, 1, memory_order_relaxed);
 		struct mr_problems pb = { NULL, 0, 0, 0 };
 		struct restore_settings s;
 		struct restore_stats st;

@@ -8,6 +8,7 @@
 #define MR_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* The socket used when --socket is not given: $MAILRESTORE_SOCKET, else
@@ -20,6 +21,13 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 /* Validates a user name from the command line. Returns 0 when valid; else
  * prints "invalid user name" and returns -1 (the caller exits 65). */
 int cli_check_user(const char *cmd, const char *user);
+
+/* Parses arg, the value of option opt ("--jobs"), as a whole number from
+ * min to max. 0 with *val_r, or -1 after printing "<opt> takes <what> from
+ * <min> to <max>" (what: "a number", "a percentage", ...); the caller exits
+ * 64. */
+int cli_number_arg(const char *cmd, const char *opt, const char *arg, const char *what,
+		   uint64_t min, uint64_t max, uint64_t *val_r);
 
 /* Daemon and its clients (cmd_daemon.c; cmd_login.c, cmd_views.c, cmd_control.c,
  * cmd_deliver.c, which share cli_private.h). */

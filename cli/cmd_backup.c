@@ -40,12 +40,12 @@ static int backup_one(int srcfd, int outfd, const char *outshow, const char *use
 	struct mr_problems problems = { NULL, 0, 0, 0 };
 	struct restore_stats st;
 	struct mr_error err;
-	char tmp[MR_USER_NAME_MAX + 64], final[MR_USER_NAME_MAX + 16];
-	int ufd = -1, fd = -1, have_tmp = 0, r, ex = MR_EX_IOERR;
+	struct mr_publish pub = { .fd = -1 };
+	char final[MR_USER_NAME_MAX + 16];
+	int ufd = -1, r, ex = MR_EX_IOERR;
 	size_t i;
 
 	mr_error_clear(&err);
-	snprintf(tmp, sizeof(tmp), ".%s.tmp.%ld", user, (long)getpid());
 	snprintf(final, sizeof(final), "%s%s", user, restore_compression_suffix(c));
 	ufd = mr_io->openat(srcfd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (ufd < 0) {
@@ -53,34 +53,13 @@ static int backup_one(int srcfd, int outfd, const char *outshow, const char *use
 		ex = MR_EX_PROBLEMS;
 		goto out;
 	}
-	fd = mr_io->openat(outfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		cli_error("backup", "%s: openat(%s/%s) failed: %s", user, outshow, tmp, strerror(errno));
-		goto out;
-	}
-	have_tmp = 1;
-	r = restore_backup_user_stats(ufd, fd, c, &st, &problems, &err);
-	if (r < 0) {
+	/* The temporary name starts with a dot: finding backups skips it. */
+	if (mr_publish_begin(&pub, outfd, outshow, final, ".mrbackup.", 0600, 0, &err) < 0) {
 		cli_error("backup", "%s: %s", user, err.msg);
 		goto out;
 	}
-	if (mr_io->fsync(fd) < 0) {
-		cli_error("backup", "%s: fsync(%s/%s) failed: %s", user, outshow, tmp, strerror(errno));
-		goto out;
-	}
-	r = mr_io->close(fd);
-	fd = -1;
-	if (r < 0) {
-		cli_error("backup", "%s: close(%s/%s) failed: %s", user, outshow, tmp, strerror(errno));
-		goto out;
-	}
-	if (mr_io->renameat(outfd, tmp, outfd, final) < 0) {
-		cli_error("backup", "%s: renameat(%s/%s) failed: %s", user, outshow, final,
-			  strerror(errno));
-		goto out;
-	}
-	have_tmp = 0;
-	if (mr_fsync_dir_at(outfd, ".", &err) < 0) {
+	r = restore_backup_user_stats(ufd, pub.fd, c, &st, &problems, &err);
+	if (r < 0 || mr_publish_commit(&pub, &err) < 0) {
 		cli_error("backup", "%s: %s", user, err.msg);
 		goto out;
 	}
@@ -94,9 +73,7 @@ static int backup_one(int srcfd, int outfd, const char *outshow, const char *use
 	fflush(stdout);
 	ex = mr_problems_count(&problems, 0) > 0 ? MR_EX_PROBLEMS : MR_EX_OK;
 out:
-	mr_close(fd);
-	if (have_tmp)
-		(void)mr_io->unlinkat(outfd, tmp, 0);
+	mr_publish_abort(&pub);
 	mr_close(ufd);
 	mr_problems_reset(&problems);
 	return ex;

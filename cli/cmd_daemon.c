@@ -166,21 +166,19 @@ int cmd_daemon(int argc, char **argv)
 		case 'D': s.deliver_group = optarg; break;
 		case 'C':
 		case 'U':
-			if (mr_parse_u64(optarg, &v) < 0 || v < 1 || v > 65536) {
-				cli_error("daemon", "--%s takes a number from 1 to 65536",
-					  c == 'C' ? "max-clients" : "max-clients-per-uid");
+			if (cli_number_arg("daemon",
+					   c == 'C' ? "--max-clients" : "--max-clients-per-uid",
+					   optarg, "a number", 1, 65536, &v) < 0)
 				return MR_EX_USAGE;
-			}
 			if (c == 'C')
 				s.max_clients = (int)v;
 			else
 				s.max_clients_per_uid = (int)v;
 			break;
 		case 'I':
-			if (mr_parse_u64(optarg, &v) < 0 || v < 1 || v > 86400) {
-				cli_error("daemon", "--idle-timeout takes seconds from 1 to 86400");
+			if (cli_number_arg("daemon", "--idle-timeout", optarg, "seconds", 1, 86400,
+					   &v) < 0)
 				return MR_EX_USAGE;
-			}
 			s.idle_seconds = (double)v;
 			break;
 		case 1000: case 1001: case 1002: case 1003: case 1004: case 1005:
@@ -198,24 +196,20 @@ int cmd_daemon(int argc, char **argv)
 			if (c == 1005) s.held_reserve_bytes = v;
 			break;
 		case 'j':
-			if (mr_parse_u64(optarg, &v) < 0 || v < 1 || v > 256) {
-				cli_error("daemon", "--jobs takes a number from 1 to 256");
+			if (cli_number_arg("daemon", "--jobs", optarg, "a number", 1, 256, &v) < 0)
 				return MR_EX_USAGE;
-			}
 			s.jobs = (int)v;
 			break;
 		case 'm':
-			if (mr_parse_u64(optarg, &v) < 0 || v > 100) {
-				cli_error("daemon", "--max-remove takes a percentage from 0 to 100");
+			if (cli_number_arg("daemon", "--max-remove", optarg, "a percentage", 0, 100,
+					   &v) < 0)
 				return MR_EX_USAGE;
-			}
 			s.max_remove_pct = (int)v;
 			break;
 		case 'M':
-			if (mr_parse_u64(optarg, &v) < 0 || v > 1000000000) {
-				cli_error("daemon", "--min-remove takes a number of files");
+			if (cli_number_arg("daemon", "--min-remove", optarg, "a number of files", 0,
+					   1000000000, &v) < 0)
 				return MR_EX_USAGE;
-			}
 			s.min_remove_files = v == 0 ? -1 : (int)v;
 			break;
 		case 'g':

@@ -325,10 +325,8 @@ int cmd_demo(int argc, char **argv)
 		switch (c) {
 		case 'd': snprintf(d.dir, sizeof(d.dir), "%s", optarg); keep = 1; break;
 		case 'u':
-			if (mr_parse_u64(optarg, &v) < 0 || v < 10 || v > 100000) {
-				cli_error(argv[0], "--users wants a number from 10 to 100000");
+			if (cli_number_arg(argv[0], "--users", optarg, "a number", 10, 100000, &v) < 0)
 				return MR_EX_USAGE;
-			}
 			d.users = (unsigned)v;
 			break;
 		case 'k': keep = 1; break;

@@ -308,24 +308,20 @@ int cmd_restore_user(int argc, char **argv)
 		case 't': cfg.target = optarg; break;
 		case 'S': cfg.state_dir = optarg; break;
 		case 'j':
-			if (mr_parse_u64(optarg, &v) < 0 || v < 1 || v > 256) {
-				cli_error(argv[0], "--jobs wants a number from 1 to 256");
+			if (cli_number_arg(argv[0], "--jobs", optarg, "a number", 1, 256, &v) < 0)
 				return MR_EX_USAGE;
-			}
 			nthreads = (size_t)v;
 			break;
 		case 'm':
-			if (mr_parse_u64(optarg, &v) < 0 || v > 100) {
-				cli_error(argv[0], "--max-remove wants a percentage from 0 to 100");
+			if (cli_number_arg(argv[0], "--max-remove", optarg, "a percentage", 0, 100,
+					   &v) < 0)
 				return MR_EX_USAGE;
-			}
 			cfg.max_remove_pct = (int)v;
 			break;
 		case 'M':
-			if (mr_parse_u64(optarg, &v) < 0 || v > 1000000000) {
-				cli_error(argv[0], "--min-remove wants a number of files");
+			if (cli_number_arg(argv[0], "--min-remove", optarg, "a number of files", 0,
+					   1000000000, &v) < 0)
 				return MR_EX_USAGE;
-			}
 			cfg.min_remove_files = v == 0 ? -1 : (int)v;
 			break;
 		case 'J': run.json = 1; break;

@@ -14,7 +14,7 @@ const char *cli_default_socket(void)
 {
 	const char *s = getenv("MAILRESTORE_SOCKET");
 
-	return (s && *s) ? s : "/run/mailrestore/mailrestore.sock";
+	return (s && *s) ? s : MR_SOCKET_DEFAULT;
 }
 
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -36,4 +36,18 @@ int cli_check_user(const char *cmd, const char *user)
 		return 0;
 	fprintf(stderr, "mailrestore %s: invalid user name\n", cmd);
 	return -1;
+}
+
+int cli_number_arg(const char *cmd, const char *opt, const char *arg, const char *what,
+		   uint64_t min, uint64_t max, uint64_t *val_r)
+{
+	uint64_t v;
+
+	if (mr_parse_u64(arg, &v) < 0 || v < min || v > max) {
+		cli_error(cmd, "%s takes %s from %llu to %llu", opt, what, (unsigned long long)min,
+			  (unsigned long long)max);
+		return -1;
+	}
+	*val_r = v;
+	return 0;
 }

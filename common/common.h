@@ -22,7 +22,9 @@
 #ifndef MR_COMMON_H
 #define MR_COMMON_H
 
+#include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -46,6 +48,10 @@ enum {
 };
 
 #define MR_USER_NAME_MAX 255
+
+/* The daemon's socket when neither an option nor $MAILRESTORE_SOCKET
+ * names one (the daemon and every client use this one definition). */
+#define MR_SOCKET_DEFAULT "/run/mailrestore/mailrestore.sock"
 
 /* Returns 1 when name is a valid user name: 1 to 255 bytes of
  * [A-Za-z0-9._@+-], the first a letter or digit. 0 otherwise. */
@@ -112,6 +118,10 @@ struct mr_problems {
 void mr_problems_add(struct mr_problems *p, enum mr_problem_kind kind, int errnum,
 		     const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+/* The same with a va_list, for wrappers that count what they add. */
+void mr_problems_addv(struct mr_problems *p, enum mr_problem_kind kind, int errnum,
+		      const char *path, const char *fmt, va_list ap)
+	__attribute__((format(printf, 5, 0)));
 /* Number of problems of the given kind (0 = any kind), dropped included
  * for kind 0. */
 size_t mr_problems_count(const struct mr_problems *p, enum mr_problem_kind kind);
@@ -355,6 +365,87 @@ uint64_t mr_free_bytes(int fd);
  * user's big file fails cleanly (ENOSPC, with the sizes) before the disk
  * is full instead of taking it to 0 bytes for everyone. */
 #define MR_HEADROOM_BYTES ((uint64_t)64 << 20)
+
+/* ---- temporary names, publishing a file ------------------------------ */
+
+/* A file name unique in this process and among processes into buf:
+ * prefix, the pid, ".", then a number no other call of this process got
+ * (atomic: any thread may call it). The one generator of temporary names:
+ * callers pick a prefix that tells whose leftovers a name is (".mrx." for
+ * extraction, ".mrsync-" for sync, "tmp." for held mail). */
+void mr_tmp_name(const char *prefix, char *buf, size_t len);
+
+/* Publishing a file: written under a temporary name below a held folder
+ * fd, fsync'd, renamed over its final name, the folder fsync'd, so that a
+ * reader sees the old file or the whole new one and a crash after
+ * mr_publish_commit() returned 0 keeps the new one. Every call goes through
+ * mr_io, and every failure is reported once into err with the call and the
+ * path ("fsync(held/alice/tmp.12.3) failed: ...").
+ *
+ *   struct mr_publish p;
+ *   if (mr_publish_begin(&p, dirfd, "held/alice", final, "tmp.", 0600, 0, err) < 0 ||
+ *       mr_publish_write(&p, buf, len, err) < 0 ||
+ *       mr_publish_commit(&p, err) < 0)
+ *           ...;
+ *   mr_publish_abort(&p);  // always: removes the temporary file if still there
+ *
+ * p.fd may also be written directly between begin and commit. */
+#define MR_PUBLISH_SHOW_MAX 512
+enum {
+	/* No fsync of the file or the folder: for files whose loss in a
+	 * crash costs only repeated work (or with a no-fsync setting). */
+	MR_PUBLISH_NO_FSYNC = 1u << 0,
+	/* tmp is the temporary name itself (opened with O_TRUNC), not a
+	 * prefix for mr_tmp_name (opened with O_EXCL): for a leftover a
+	 * later run must find by name. */
+	MR_PUBLISH_FIXED_TMP = 1u << 1,
+	/* Opened O_RDWR | O_APPEND instead of O_WRONLY. */
+	MR_PUBLISH_APPEND = 1u << 2,
+	/* mr_publish_commit() leaves p.fd open (now the published file);
+	 * the caller takes it (and sets p.fd to -1 before the abort). */
+	MR_PUBLISH_KEEP_OPEN = 1u << 3,
+};
+struct mr_publish {
+	int dirfd;                     /* the folder (the caller's) */
+	int fd;                        /* the file being written, or -1 */
+	unsigned flags;                /* MR_PUBLISH_* */
+	int tmp_made;                  /* the temporary file exists */
+	int renamed;                   /* the file stands under its final name
+	                                * (a failed folder fsync leaves it
+	                                * there; the caller decides) */
+	char show[MR_PUBLISH_SHOW_MAX];/* the folder as errors name it */
+	char tmp[NAME_MAX + 1];
+	char name[NAME_MAX + 1];
+};
+/* Creates the temporary file (mode) in dirfd: tmp is a prefix for
+ * mr_tmp_name, or the name itself with MR_PUBLISH_FIXED_TMP. show names
+ * the folder in errors ("" or NULL: names stand alone). 0, or -1 with err;
+ * either way p is ready for mr_publish_abort(). */
+int mr_publish_begin(struct mr_publish *p, int dirfd, const char *show, const char *name,
+		     const char *tmp, mode_t mode, unsigned flags, struct mr_error *err);
+/* Writes all len bytes to the temporary file. 0, or -1 with err. */
+int mr_publish_write(struct mr_publish *p, const void *buf, size_t len, struct mr_error *err);
+/* fsync, close (unless MR_PUBLISH_KEEP_OPEN), renameat over the final name,
+ * fsync of the folder. 0, or -1 with err and errno; p.renamed tells
+ * whether the rename happened (only the folder fsync failed then). */
+int mr_publish_commit(struct mr_publish *p, struct mr_error *err);
+/* Closes p.fd when open and removes the temporary file unless it was
+ * renamed. Keeps errno. Call it after every begin, success or not. */
+void mr_publish_abort(struct mr_publish *p);
+/* The whole sequence for len bytes at buf (flags as above, without
+ * MR_PUBLISH_KEEP_OPEN). 0, or -1 with err; the temporary file is gone
+ * either way. */
+int mr_publish_file(int dirfd, const char *show, const char *name, const char *tmp,
+		    const void *buf, size_t len, mode_t mode, unsigned flags, struct mr_error *err);
+
+/* ---- cancelling ------------------------------------------------------ */
+
+/* 1 when the cancel flag a caller handed in (may be NULL) was set by
+ * another thread, else 0. The one check every long loop polls. */
+static inline int mr_cancelled(const atomic_int *flag)
+{
+	return flag != NULL && atomic_load_explicit(flag, memory_order_relaxed) != 0;
+}
 
 /* ---- small things --------------------------------------------------- */
 

@@ -64,9 +64,18 @@ int mr_exit_code_for_errno(int errnum)
 void mr_problems_add(struct mr_problems *p, enum mr_problem_kind kind, int errnum,
 		     const char *path, const char *fmt, ...)
 {
+	va_list ap;
+
+	va_start(ap, fmt);
+	mr_problems_addv(p, kind, errnum, path, fmt, ap);
+	va_end(ap);
+}
+
+void mr_problems_addv(struct mr_problems *p, enum mr_problem_kind kind, int errnum,
+		      const char *path, const char *fmt, va_list ap)
+{
 	struct mr_problem *pr;
 	char msg[1024];
-	va_list ap;
 
 	if (p->n >= MR_PROBLEMS_MAX) {
 		p->dropped++;
@@ -82,9 +91,7 @@ void mr_problems_add(struct mr_problems *p, enum mr_problem_kind kind, int errnu
 		p->v = v;
 		p->cap = cap;
 	}
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	pr = &p->v[p->n];
 	pr->kind = kind;
 	pr->errnum = errnum;

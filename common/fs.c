@@ -13,33 +13,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-int mr_write_all(int fd, const void *buf, size_t len)
+/* The loops of the four below: at the offset off (pwrite, pread) when
+ * positional, else at the file position (write, read). */
+static int write_loop(int fd, const char *p, size_t len, int positional, off_t off)
 {
-	const char *p = buf;
-
 	while (len > 0) {
-		ssize_t n = mr_io->write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = ENOSPC;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int mr_pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = mr_io->pwrite(fd, p, len, off);
+		ssize_t n = positional ? mr_io->pwrite(fd, p, len, off) : mr_io->write(fd, p, len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -56,13 +35,13 @@ int mr_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-ssize_t mr_read_full(int fd, void *buf, size_t len)
+static ssize_t read_loop(int fd, char *p, size_t len, int positional, off_t off)
 {
-	char *p = buf;
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t n = mr_io->read(fd, p + got, len - got);
+		ssize_t n = positional ? mr_io->pread(fd, p + got, len - got, off + (off_t)got)
+				       : mr_io->read(fd, p + got, len - got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -75,23 +54,24 @@ ssize_t mr_read_full(int fd, void *buf, size_t len)
 	return (ssize_t)got;
 }
 
+int mr_write_all(int fd, const void *buf, size_t len)
+{
+	return write_loop(fd, buf, len, 0, 0);
+}
+
+int mr_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	return write_loop(fd, buf, len, 1, off);
+}
+
+ssize_t mr_read_full(int fd, void *buf, size_t len)
+{
+	return read_loop(fd, buf, len, 0, 0);
+}
+
 ssize_t mr_pread_full(int fd, void *buf, size_t len, off_t off)
 {
-	char *p = buf;
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = mr_io->pread(fd, p + got, len - got, off + (off_t)got);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
+	return read_loop(fd, buf, len, 1, off);
 }
 
 void mr_close(int fd)

@@ -144,6 +144,15 @@ static int fd_fault(enum mr_io_op op, int fd)
 
 #define FAIL_WITH(idx) do { errno = faults[(idx) - 1].f.errnum; return -1; } while (0)
 
+/* What a read or write hit by fault h (0: none) may transfer: at most the
+ * fault's short_len when it has one. */
+static size_t allowed_len(int h, size_t len)
+{
+	if (h && faults[h - 1].f.short_len && faults[h - 1].f.short_len < len)
+		return faults[h - 1].f.short_len;
+	return len;
+}
+
 static int f_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	int h = fault_check(MR_IO_OPEN, path), fd;
@@ -168,44 +177,36 @@ static ssize_t f_read(int fd, void *buf, size_t len)
 {
 	int h = fd_fault(MR_IO_READ, fd);
 
-	if (h && faults[h - 1].f.short_len)
-		return read(fd, buf, len < faults[h - 1].f.short_len ? len : faults[h - 1].f.short_len);
-	if (h)
+	if (h && !faults[h - 1].f.short_len)
 		FAIL_WITH(h);
-	return read(fd, buf, len);
+	return read(fd, buf, allowed_len(h, len));
 }
 
 static ssize_t f_pread(int fd, void *buf, size_t len, off_t off)
 {
 	int h = fd_fault(MR_IO_READ, fd);
 
-	if (h && faults[h - 1].f.short_len)
-		return pread(fd, buf, len < faults[h - 1].f.short_len ? len : faults[h - 1].f.short_len, off);
-	if (h)
+	if (h && !faults[h - 1].f.short_len)
 		FAIL_WITH(h);
-	return pread(fd, buf, len, off);
+	return pread(fd, buf, allowed_len(h, len), off);
 }
 
 static ssize_t f_write(int fd, const void *buf, size_t len)
 {
 	int h = fd_fault(MR_IO_WRITE, fd);
 
-	if (h && faults[h - 1].f.short_len)
-		return write(fd, buf, len < faults[h - 1].f.short_len ? len : faults[h - 1].f.short_len);
-	if (h)
+	if (h && !faults[h - 1].f.short_len)
 		FAIL_WITH(h);
-	return write(fd, buf, len);
+	return write(fd, buf, allowed_len(h, len));
 }
 
 static ssize_t f_pwrite(int fd, const void *buf, size_t len, off_t off)
 {
 	int h = fd_fault(MR_IO_WRITE, fd);
 
-	if (h && faults[h - 1].f.short_len)
-		return pwrite(fd, buf, len < faults[h - 1].f.short_len ? len : faults[h - 1].f.short_len, off);
-	if (h)
+	if (h && !faults[h - 1].f.short_len)
 		FAIL_WITH(h);
-	return pwrite(fd, buf, len, off);
+	return pwrite(fd, buf, allowed_len(h, len), off);
 }
 
 static int f_fstatat(int dirfd, const char *path, struct stat *st, int flags)

@@ -325,7 +325,7 @@ int daemon_run(const struct daemon_settings *settings)
 	d->socket_path = settings->socket_path;
 	if (d->socket_path == NULL) {
 		env = getenv("MAILRESTORE_SOCKET");
-		d->socket_path = env && *env ? env : "/run/mailrestore/mailrestore.sock";
+		d->socket_path = env && *env ? env : MR_SOCKET_DEFAULT;
 	}
 	if ((settings->operator_group != NULL &&
 	     daemon_peer_group("--operator-group", settings->operator_group, &d->operator_gid) < 0) ||

@@ -76,7 +76,7 @@ struct conn {
 	int streaming;        /* more pieces follow the one in out */
 	uint64_t stream_sent, stream_max;
 	struct queue_cursor stream_cur; /* after the last user sent */
-	int held;             /* out is ready but waits for a commit */
+	int reply_waits_commit; /* out is ready but waits for a commit */
 	int waiting;          /* another thread prepares the reply */
 	int close_after;      /* close once out is sent */
 	int draining;         /* reply sent, write side shut: reading to EOF */
@@ -200,7 +200,7 @@ struct daemon {
 	pthread_mutex_t metrics_mu;
 	struct metrics metrics;
 	struct eta_model *eta;    /* the time model (queue/eta.h), own lock */
-	uint64_t body_bytes;      /* DELIVER bodies held in memory (atomic):
+	_Atomic uint64_t body_bytes; /* DELIVER bodies held in memory:
 				   * proto.c counts them in and out, server.c
 				   * gives back a body cut off by a hang-up */
 };

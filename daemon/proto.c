@@ -151,7 +151,7 @@ static int check_user(struct daemon_request *q, struct daemon_buf *reply)
 /* The reply in c->out is sent once ticket is durable. */
 static void hold_for(struct req *r, queue_ticket ticket)
 {
-	r->c->held = 1;
+	r->c->reply_waits_commit = 1;
 	daemon_async_commit(r->d, r->slot, r->c->gen, ticket);
 }
 
@@ -755,7 +755,7 @@ static void verb_deliver(struct req *r)
 		return;
 	}
 	budget = r->d->set->deliver_memory ? r->d->set->deliver_memory : DAEMON_DELIVER_MEMORY;
-	if (__atomic_load_n(&r->d->body_bytes, __ATOMIC_RELAXED) + len > budget) {
+	if (atomic_load_explicit(&r->d->body_bytes, memory_order_relaxed) + len > budget) {
 		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL, "too many deliveries at once");
 		return;
 	}
@@ -775,7 +775,7 @@ static void verb_deliver(struct req *r)
 	}
 	r->c->body_len = (size_t)len;
 	r->c->body_have = 0;
-	__atomic_add_fetch(&r->d->body_bytes, len, __ATOMIC_RELAXED);
+	atomic_fetch_add_explicit(&r->d->body_bytes, len, memory_order_relaxed);
 	r->c->body_charge = len;
 	r->c->body_deadline = mr_monotonic() +
 			      (r->d->set->idle_seconds > 0 ? r->d->set->idle_seconds
@@ -815,7 +815,7 @@ static char *task_deliver(struct daemon *d, void *arg, int cancelled)
 		reply = user_reply(d, job->user, extra[held != 0][repeat != 0]);
 	}
 out:
-	__atomic_sub_fetch(&d->body_bytes, job->len, __ATOMIC_RELAXED);
+	atomic_fetch_sub_explicit(&d->body_bytes, job->len, memory_order_relaxed);
 	free(job->body);
 	free(job);
 	return reply;
@@ -968,7 +968,7 @@ void daemon_proto_deliver_body(struct daemon *d, struct conn *c, uint32_t slot)
 		}
 		free(job);
 	}
-	__atomic_sub_fetch(&d->body_bytes, c->body_len, __ATOMIC_RELAXED);
+	atomic_fetch_sub_explicit(&d->body_bytes, c->body_len, memory_order_relaxed);
 	free(c->body);
 	c->body = NULL;
 	daemon_buf_error(&c->out, MR_EX_TEMPFAIL, "out of memory");

@@ -305,7 +305,7 @@ static void conn_close(struct daemon *d, uint32_t slot)
 	 * when its DELIVER line came: give that back, or clients that hang up
 	 * mid-message would starve delivery for everyone. */
 	if (c->body != NULL)
-		__atomic_sub_fetch(&d->body_bytes, c->body_len, __ATOMIC_RELAXED);
+		atomic_fetch_sub_explicit(&d->body_bytes, c->body_len, memory_order_relaxed);
 	free(c->body);
 	c->body = NULL;
 	c->body_charge = 0;
@@ -331,9 +331,9 @@ static void conn_update(struct daemon *d, uint32_t slot)
 	 * triggered EPOLLRDHUP must not spin the loop meanwhile. */
 	if (c->draining)
 		want = EPOLLIN | EPOLLRDHUP;
-	else if (c->out_off < c->out.len && !c->held)
+	else if (c->out_off < c->out.len && !c->reply_waits_commit)
 		want = EPOLLOUT;
-	else if (!c->waiting && !c->held && !c->close_after)
+	else if (!c->waiting && !c->reply_waits_commit && !c->close_after)
 		want = EPOLLIN | EPOLLRDHUP;
 	if (want == c->events)
 		return;
@@ -357,8 +357,8 @@ static void conn_process(struct daemon *d, uint32_t slot)
 	char *nl;
 	size_t take, line_len, len;
 
-	while (c->fd >= 0 && !c->waiting && !c->held && c->out.len == 0 && !c->close_after &&
-	       !c->streaming) {
+	while (c->fd >= 0 && !c->waiting && !c->reply_waits_commit && c->out.len == 0 &&
+	       !c->close_after && !c->streaming) {
 		if (c->body != NULL) {
 			take = c->body_len - c->body_have;
 			if (take > c->in_len)
@@ -397,7 +397,7 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 	struct conn *c = d->conns[slot];
 	ssize_t n;
 
-	while (c->fd >= 0 && !c->held && c->out_off < c->out.len) {
+	while (c->fd >= 0 && !c->reply_waits_commit && c->out_off < c->out.len) {
 		n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -419,7 +419,7 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 	}
 	if (c->fd < 0)
 		return;
-	if (!c->held && !c->waiting && c->out.len > 0 && c->out_off == c->out.len) {
+	if (!c->reply_waits_commit && !c->waiting && c->out.len > 0 && c->out_off == c->out.len) {
 		c->out.len = 0;
 		c->out_off = 0;
 		if (c->close_after) {
@@ -437,7 +437,7 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 			return;
 		}
 		conn_process(d, slot);
-		if (c->fd >= 0 && c->out.len > 0 && !c->held && !c->waiting) {
+		if (c->fd >= 0 && c->out.len > 0 && !c->reply_waits_commit && !c->waiting) {
 			conn_flush(d, slot);
 			return;
 		}
@@ -465,7 +465,7 @@ static void conn_read(struct daemon *d, uint32_t slot)
 	for (;;) {
 		if (c->in_len == sizeof(c->in)) {
 			conn_process(d, slot);
-			if (c->in_len == sizeof(c->in) || c->waiting || c->held ||
+			if (c->in_len == sizeof(c->in) || c->waiting || c->reply_waits_commit ||
 			    c->out.len > 0)
 				break;
 		}
@@ -477,7 +477,7 @@ static void conn_read(struct daemon *d, uint32_t slot)
 		if (n <= 0) {
 			/* The client went away (or half-closed): a request it
 			 * completed before is still answered if pending. */
-			if (c->waiting || c->held) {
+			if (c->waiting || c->reply_waits_commit) {
 				c->close_after = 1;
 				conn_update(d, slot);
 			} else {
@@ -489,7 +489,7 @@ static void conn_read(struct daemon *d, uint32_t slot)
 		if (c->body != NULL)
 			c->deadline = mr_monotonic() + idle_seconds(d);
 		conn_process(d, slot);
-		if (c->fd < 0 || c->waiting || c->held || c->out.len > 0)
+		if (c->fd < 0 || c->waiting || c->reply_waits_commit || c->out.len > 0)
 			break;
 	}
 	if (c->fd >= 0)
@@ -627,7 +627,7 @@ static void accept_all(struct daemon *d)
 		c->streaming = 0;
 		c->out.len = 0;
 		c->out_off = 0;
-		c->held = c->waiting = c->close_after = c->draining = 0;
+		c->reply_waits_commit = c->waiting = c->close_after = c->draining = 0;
 		c->deadline = mr_monotonic() + idle_seconds(d);
 		c->events = EPOLLIN | EPOLLRDHUP;
 		memset(&ev, 0, sizeof(ev));
@@ -659,7 +659,7 @@ static void take_completions(struct daemon *d)
 				c->out.len = 0;
 				daemon_buf_printf(&c->out, "%s", list->reply);
 			}
-			c->held = 0;
+			c->reply_waits_commit = 0;
 			c->waiting = 0;
 			c->body_charge = 0;
 			if (list->close_after)
@@ -684,7 +684,7 @@ static void sweep(struct daemon *d, double now)
 
 	for (slot = 0; slot < d->max_conns; slot++) {
 		c = d->conns[slot];
-		if (c == NULL || c->fd < 0 || c->waiting || c->held)
+		if (c == NULL || c->fd < 0 || c->waiting || c->reply_waits_commit)
 			continue;
 		if (c->body != NULL && c->body_deadline > 0 && now >= c->body_deadline) {
 			/* A body trickled in slower than DAEMON_BODY_RATE would hold

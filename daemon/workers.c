@@ -338,7 +338,7 @@ static void *worker_main(void *arg)
 		w->predicted = eta_model_cost(d->eta, ETA_RUN, w->size);
 		w->resumed = info.attempts > 1;
 		if (d->stopping)
-			__atomic_store_n(&w->job.cancel, 1, __ATOMIC_RELAXED);
+			atomic_store_explicit(&w->job.cancel, 1, memory_order_relaxed);
 		pthread_mutex_unlock(&d->mu);
 
 		res = engine_run(d->engine, &w->job);
@@ -388,7 +388,7 @@ void daemon_workers_stop(struct daemon *d)
 	d->stopping = 1;
 	for (i = 0; i < d->nworkers; i++)
 		if (d->workers[i].busy)
-			__atomic_store_n(&d->workers[i].job.cancel, 1, __ATOMIC_RELAXED);
+			atomic_store_explicit(&d->workers[i].job.cancel, 1, memory_order_relaxed);
 	pthread_cond_broadcast(&d->work_cv);
 	pthread_mutex_unlock(&d->mu);
 	for (i = 0; i < d->nworkers; i++)
@@ -454,7 +454,7 @@ void daemon_workers_tick(struct daemon *d)
 		/* The queue's state follows the engine's phase; under d->mu so
 		 * the worker cannot record its result in between. */
 		if (!w->marked_syncing &&
-		    __atomic_load_n(&w->job.phase, __ATOMIC_RELAXED) >= ENGINE_PHASE_SYNCING) {
+		    atomic_load_explicit(&w->job.phase, memory_order_relaxed) >= ENGINE_PHASE_SYNCING) {
 			w->marked_syncing = 1;
 			w->sync_mono = mr_monotonic();
 			mr_error_clear(&err);
@@ -464,7 +464,7 @@ void daemon_workers_tick(struct daemon *d)
 		}
 		if (w->preempted)
 			cancelling++;
-		if (!w->priority && !__atomic_load_n(&w->job.cancel, __ATOMIC_RELAXED) &&
+		if (!w->priority && !atomic_load_explicit(&w->job.cancel, memory_order_relaxed) &&
 		    (victim == NULL || w->started_mono > victim->started_mono))
 			victim = w;
 	}
@@ -472,7 +472,7 @@ void daemon_workers_tick(struct daemon *d)
 	 * boundary and its worker then takes the priority user. */
 	if (prio_pending && idle == 0 && cancelling == 0 && !d->paused && victim != NULL) {
 		victim->preempted = 1;
-		__atomic_store_n(&victim->job.cancel, 1, __ATOMIC_RELAXED);
+		atomic_store_explicit(&victim->job.cancel, 1, memory_order_relaxed);
 		mr_log("%s: pausing a background restore for a priority request", victim->job.user);
 	}
 	pthread_mutex_unlock(&d->mu);
@@ -497,9 +497,9 @@ void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *onl
 					     "\"cancelling\":false}");
 			continue;
 		}
-		phase = __atomic_load_n(&w->job.phase, __ATOMIC_RELAXED);
-		done = __atomic_load_n(&w->job.progress_done, __ATOMIC_RELAXED);
-		total = __atomic_load_n(&w->job.progress_total, __ATOMIC_RELAXED);
+		phase = atomic_load_explicit(&w->job.phase, memory_order_relaxed);
+		done = atomic_load_explicit(&w->job.progress_done, memory_order_relaxed);
+		total = atomic_load_explicit(&w->job.progress_total, memory_order_relaxed);
 		if (only == NULL || strcmp(only, w->job.user) == 0)
 			daemon_buf_json_str(b, w->job.user);
 		else
@@ -515,7 +515,7 @@ void daemon_workers_json(struct daemon *d, struct daemon_buf *b, const char *onl
 		else
 			daemon_buf_printf(b, "null");
 		daemon_buf_printf(b, ",\"started_at\":%.3f,\"cancelling\":%s}", w->started_at,
-				  __atomic_load_n(&w->job.cancel, __ATOMIC_RELAXED) ? "true" : "false");
+				  atomic_load_explicit(&w->job.cancel, memory_order_relaxed) ? "true" : "false");
 	}
 	pthread_mutex_unlock(&d->mu);
 	daemon_buf_printf(b, "]");

@@ -30,7 +30,7 @@ struct engine {
 	struct restore_index *bindex;   /* B read once; NULL without backups */
 	int source_fd;
 	int target_fd;
-	int mr_fd;        /* T/.mailrestore */
+	int own_fd;       /* T/.mailrestore, the engine's own folder on T */
 	int work_fd, attic_fd, tmp_fd, progress_fd;
 	int discarded_fd; /* work copies whose durability failed */
 	int locks_fd;     /* one lock file per user being worked on */
@@ -71,7 +71,7 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 		mr_error_set(err, ENOMEM, "engine");
 		return -1;
 	}
-	e->backups_fd = e->source_fd = e->target_fd = e->mr_fd = -1;
+	e->backups_fd = e->source_fd = e->target_fd = e->own_fd = -1;
 	e->work_fd = e->attic_fd = e->tmp_fd = e->progress_fd = e->state_fd = -1;
 	e->discarded_fd = e->locks_fd = e->damaged_fd = e->active_fd = -1;
 	e->max_remove_pct = config->max_remove_pct < 0 ? 50 : config->max_remove_pct;
@@ -99,22 +99,22 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
-	if ((e->mr_fd = open_or_make_dir(e->target_fd, ".mailrestore", err)) < 0 ||
-	    (e->work_fd = open_or_make_dir(e->mr_fd, "work", err)) < 0 ||
-	    (e->attic_fd = open_or_make_dir(e->mr_fd, "attic", err)) < 0 ||
-	    (e->tmp_fd = open_or_make_dir(e->mr_fd, "tmp", err)) < 0 ||
-	    (e->progress_fd = open_or_make_dir(e->mr_fd, "progress", err)) < 0 ||
-	    (e->discarded_fd = open_or_make_dir(e->mr_fd, "discarded", err)) < 0 ||
-	    (e->locks_fd = open_or_make_dir(e->mr_fd, "locks", err)) < 0 ||
-	    (e->damaged_fd = open_or_make_dir(e->mr_fd, "damaged", err)) < 0 ||
-	    (e->active_fd = open_or_make_dir(e->mr_fd, "active", err)) < 0) {
+	if ((e->own_fd = open_or_make_dir(e->target_fd, ".mailrestore", err)) < 0 ||
+	    (e->work_fd = open_or_make_dir(e->own_fd, "work", err)) < 0 ||
+	    (e->attic_fd = open_or_make_dir(e->own_fd, "attic", err)) < 0 ||
+	    (e->tmp_fd = open_or_make_dir(e->own_fd, "tmp", err)) < 0 ||
+	    (e->progress_fd = open_or_make_dir(e->own_fd, "progress", err)) < 0 ||
+	    (e->discarded_fd = open_or_make_dir(e->own_fd, "discarded", err)) < 0 ||
+	    (e->locks_fd = open_or_make_dir(e->own_fd, "locks", err)) < 0 ||
+	    (e->damaged_fd = open_or_make_dir(e->own_fd, "damaged", err)) < 0 ||
+	    (e->active_fd = open_or_make_dir(e->own_fd, "active", err)) < 0) {
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
 	if (config->state_dir != NULL)
 		e->state_fd = mr_open_dir_path(config->state_dir, 1, err);
 	else
-		e->state_fd = open_or_make_dir(e->mr_fd, "state", err);
+		e->state_fd = open_or_make_dir(e->own_fd, "state", err);
 	if (e->state_fd < 0) {
 		mr_error_prefix(err, "state");
 		goto fail;
@@ -142,7 +142,7 @@ void engine_close(struct engine **engine)
 	mr_close(e->backups_fd);
 	mr_close(e->source_fd);
 	mr_close(e->target_fd);
-	mr_close(e->mr_fd);
+	mr_close(e->own_fd);
 	mr_close(e->work_fd);
 	mr_close(e->attic_fd);
 	mr_close(e->tmp_fd);
@@ -386,34 +386,25 @@ static int mark_activated(struct engine *e, const char *user, struct mr_error *e
 
 int engine_write_affected(struct engine *e, char **names, size_t n, struct mr_error *err)
 {
-	static const char tmpname[] = ".affected.tmp";
-	FILE *f = NULL;
-	size_t i;
-	int fd, rc = -1;
+	size_t i, len = 0, pos = 0;
+	char *text;
+	int rc;
 
 	if (n > 1)
 		qsort(names, n, sizeof(*names), name_cmp);
-	fd = mr_io->openat(e->mr_fd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-			   0644);
-	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
-		mr_error_set(err, errno, "create(%s) failed", tmpname);
-		mr_close(fd);
+	for (i = 0; i < n; i++)
+		len += strlen(names[i]) + 1;
+	text = malloc(len + 1);
+	if (text == NULL) {
+		mr_error_set(err, ENOMEM, "malloc(%zu) for affected failed", len + 1);
 		return -1;
 	}
 	for (i = 0; i < n; i++)
 		if (i == 0 || strcmp(names[i - 1], names[i]) != 0)
-			fprintf(f, "%s\n", names[i]);
-	if (fflush(f) != 0 || mr_io->fsync(fileno(f)) < 0) {
-		mr_error_set(err, errno, "write(%s) failed", tmpname);
-		goto out;
-	}
-	if (mr_io->renameat(e->mr_fd, tmpname, e->mr_fd, "affected") < 0) {
-		mr_error_set(err, errno, "rename(%s -> affected) failed", tmpname);
-		goto out;
-	}
-	rc = mr_fsync_dir_at(e->mr_fd, ".", err);
-out:
-	fclose(f);
+			pos += (size_t)sprintf(text + pos, "%s\n", names[i]);
+	rc = mr_publish_file(e->own_fd, "", "affected", ".affected.tmp", text, pos, 0644,
+			     MR_PUBLISH_FIXED_TMP, err);
+	free(text);
 	return rc;
 }
 
@@ -555,28 +546,12 @@ static int marker_matches(struct engine *e, const char *user, const char *want)
 static int marker_write(struct engine *e, const char *user, const char *text, struct mr_error *err)
 {
 	char tmpname[MR_USER_NAME_MAX + 1];
-	int fd, rc = -1;
 
-	mr_user_name_suffixed(user, ".tmp", tmpname);
-	fd = mr_io->openat(e->progress_fd, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		mr_error_set(err, errno, "open(progress/%s) failed", tmpname);
-		return -1;
-	}
-	if (mr_write_all(fd, text, strlen(text)) < 0) {
-		mr_error_set(err, errno, "write(progress/%s) failed", tmpname);
-		goto out;
-	}
-	/* rename so a crash never leaves a half marker; see marker_text for
+	/* renamed so a crash never leaves a half marker; see marker_text for
 	 * why there is no fsync */
-	if (mr_io->renameat(e->progress_fd, tmpname, e->progress_fd, user) < 0) {
-		mr_error_set(err, errno, "rename(progress/%s) failed", user);
-		goto out;
-	}
-	rc = 0;
-out:
-	mr_close(fd);
-	return rc;
+	mr_user_name_suffixed(user, ".tmp", tmpname);
+	return mr_publish_file(e->progress_fd, "progress", user, tmpname, text, strlen(text), 0600,
+			       MR_PUBLISH_FIXED_TMP | MR_PUBLISH_NO_FSYNC, err);
 }
 
 /* ---- work copies that a damaged backup wrote into ------------------- */
@@ -662,20 +637,20 @@ static int user_lock(struct engine *e, const char *user, struct mr_error *err)
 
 /* ---- phases ---------------------------------------------------------- */
 
-static void restore_progress(void *arg, uint64_t done, uint64_t total)
+static void on_restore_progress(void *arg, uint64_t done, uint64_t total)
 {
 	struct engine_job *job = arg;
 
-	__atomic_store_n(&job->progress_done, done, __ATOMIC_RELAXED);
-	__atomic_store_n(&job->progress_total, total, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->progress_done, done, memory_order_relaxed);
+	atomic_store_explicit(&job->progress_total, total, memory_order_relaxed);
 }
 
-static void sync_progress(void *arg, uint64_t files, uint64_t bytes)
+static void on_sync_progress(void *arg, uint64_t files, uint64_t bytes)
 {
 	struct engine_job *job = arg;
 
 	(void)files;
-	__atomic_store_n(&job->progress_done, bytes, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->progress_done, bytes, memory_order_relaxed);
 }
 
 /* Opens (creating) the user's work copy and a fresh scratch folder. */
@@ -722,7 +697,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	struct stat st;
 	int afd = -1, rc, result = 0;
 
-	__atomic_store_n(&job->phase, ENGINE_PHASE_RESTORING, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->phase, ENGINE_PHASE_RESTORING, memory_order_relaxed);
 	if (e->backups_fd < 0)
 		return 0;
 	rc = restore_index_find(e->bindex, job->user, 1, &rel, &err);
@@ -761,7 +736,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 	rs.preserve_owner = e->preserve_owner;
 	rs.tmp_dirfd = tmp_fd;
 	rs.cancel = &job->cancel;
-	rs.progress = restore_progress;
+	rs.progress = on_restore_progress;
 	rs.progress_arg = job;
 	rc = restore_extract(afd, work_fd, &rs, &job->restore, &job->problems, &err);
 	if (rc != 0 && mr_problems_count(&job->problems, MR_PROBLEM_ARCHIVE) > 0) {
@@ -828,8 +803,8 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	int src_fd, attic_fd = -1, rc, result = 0;
 	size_t before = job->problems.n;
 
-	__atomic_store_n(&job->phase, ENGINE_PHASE_SYNCING, __ATOMIC_RELAXED);
-	__atomic_store_n(&job->progress_done, 0, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->phase, ENGINE_PHASE_SYNCING, memory_order_relaxed);
+	atomic_store_explicit(&job->progress_done, 0, memory_order_relaxed);
 	src_fd = mr_io->openat(e->source_fd, job->user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
 	if (src_fd < 0) {
 		int e2 = errno;
@@ -872,7 +847,7 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 			     is_damaged(e, job->user);
 	ss.backup_started = job->backup_started;
 	ss.cancel = &job->cancel;
-	ss.progress = sync_progress;
+	ss.progress = on_sync_progress;
 	ss.progress_arg = job;
 	rc = sync_tree(src_fd, work_fd, &ss, &job->sync, &job->problems, &err);
 	if (rc < 0) {
@@ -1198,7 +1173,7 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 			jobs[i]->errnum = ignored.errnum;
 		} else {
 			results[i] = ENGINE_ACTIVE;
-			__atomic_store_n(&jobs[i]->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
+			atomic_store_explicit(&jobs[i]->phase, ENGINE_PHASE_DONE, memory_order_relaxed);
 			mr_io->unlinkat(e->progress_fd, jobs[i]->user, 0);
 			forget_damaged(e, jobs[i]->user);
 			mr_remove_tree_at(e->tmp_fd, jobs[i]->user, &ignored);
@@ -1274,9 +1249,12 @@ enum engine_result engine_run(struct engine *e, struct engine_job *job)
  * ENGINE_READY when the work copy is ready to be activated. */
 static enum engine_result prepare_locked(struct engine *e, struct engine_job *job)
 {
+	static int (*const phases[])(struct engine *e, struct engine_job *job, int work_fd,
+				     int tmp_fd) = { phase_restore, phase_sync };
 	struct mr_error err = { 0 };
 	int work_fd = -1, tmp_fd = -1, r;
 	enum engine_result result;
+	size_t i;
 
 	r = engine_user_active(e, job->user, &err);
 	if (r == 1) {
@@ -1285,7 +1263,7 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 			job->errnum = err.errnum;
 			return ENGINE_FAILED;
 		}
-		__atomic_store_n(&job->phase, ENGINE_PHASE_DONE, __ATOMIC_RELAXED);
+		atomic_store_explicit(&job->phase, ENGINE_PHASE_DONE, memory_order_relaxed);
 		return ENGINE_ACTIVE;
 	}
 	if (r < 0) {
@@ -1297,29 +1275,24 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 		job->errnum = err.errnum;
 		return ENGINE_FAILED;
 	}
-	r = phase_restore(e, job, work_fd, tmp_fd);
-	if (r != 0) {
-		result = (enum engine_result)r;
-		goto out;
-	}
-	if (__atomic_load_n(&job->cancel, __ATOMIC_RELAXED)) {
-		result = ENGINE_CANCELLED;
-		goto out;
-	}
-	r = phase_sync(e, job, work_fd, tmp_fd);
-	if (r != 0) {
-		result = (enum engine_result)r;
-		goto out;
-	}
-	if (__atomic_load_n(&job->cancel, __ATOMIC_RELAXED)) {
-		result = ENGINE_CANCELLED;
-		goto out;
+	/* Each phase returns 0 or the run's result; a cancel is looked at
+	 * between them. */
+	for (i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+		r = phases[i](e, job, work_fd, tmp_fd);
+		if (r != 0) {
+			result = (enum engine_result)r;
+			goto out;
+		}
+		if (mr_cancelled(&job->cancel)) {
+			result = ENGINE_CANCELLED;
+			goto out;
+		}
 	}
 	if (maildir_odd(work_fd, job->user, job->reason, sizeof(job->reason))) {
 		result = ENGINE_ATTENTION;
 		goto out;
 	}
-	__atomic_store_n(&job->phase, ENGINE_PHASE_ACTIVATING, __ATOMIC_RELAXED);
+	atomic_store_explicit(&job->phase, ENGINE_PHASE_ACTIVATING, memory_order_relaxed);
 	result = ENGINE_READY;
 out:
 	mr_close(work_fd);

@@ -63,6 +63,7 @@
 #include "restore/restore.h"
 #include "sync/sync.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct engine_config {
@@ -101,14 +102,14 @@ enum engine_result {
 
 struct engine_job {
 	char user[MR_USER_NAME_MAX + 1];
-	/* The four fields below are shared between threads: read and write
-	 * them with __atomic_load_n / __atomic_store_n (relaxed).
+	/* The four fields below are shared between threads (C11 atomics;
+	 * relaxed order is enough: each is a value on its own).
 	 * Set nonzero from another thread to stop at the next file boundary. */
-	volatile int cancel;
-	/* Progress for live views (written by the job, read racily). */
-	volatile int phase;               /* enum engine_phase */
-	volatile uint64_t progress_done;  /* bytes done in the current phase */
-	volatile uint64_t progress_total; /* bytes expected (0 unknown) */
+	atomic_int cancel;
+	/* Progress for live views (written by the job, read by others). */
+	atomic_int phase;                 /* enum engine_phase */
+	_Atomic uint64_t progress_done;   /* bytes done in the current phase */
+	_Atomic uint64_t progress_total;  /* bytes expected (0 unknown) */
 	/* Results. */
 	int had_backup;                   /* a backup archive was found */
 	int64_t backup_started;           /* the archive's birth time (s), 0 unknown */

@@ -120,7 +120,7 @@ static void one_line(const uint8_t *s, size_t len)
 		line[len - 1] = '\0';
 	conn->out.len = 0;
 	conn->out_off = 0;
-	conn->held = conn->waiting = conn->close_after = 0;
+	conn->reply_waits_commit = conn->waiting = conn->close_after = 0;
 	daemon_proto_request(&fake, conn, 0, line, strlen(line));
 	check_reply();
 	if (conn->body != NULL) {

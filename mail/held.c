@@ -24,12 +24,10 @@
 #include <lz4frame.h>
 #include <dirent.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -66,9 +64,6 @@ struct held_header {
 	uint64_t msg_len;
 	uint64_t msg_hash;
 };
-
-/* Temp file names in one process: pid and thread id, then this. */
-static atomic_uint_fast64_t tmp_counter;
 
 /* ---- the header ----------------------------------------------------- */
 
@@ -140,7 +135,7 @@ static int parse_held_name(const char *name, uint64_t *seq_r)
 	return 1;
 }
 
-static int check_user(const char *user, struct mr_error *err)
+int mail_check_user(const char *user, struct mr_error *err)
 {
 	if (!mr_user_name_valid(user)) {
 		/* The documented wording (mailrestore(8)), without strerror after it. */
@@ -304,7 +299,7 @@ int mail_hold_lock(struct mail_store *store, const char *user, int *lockfd_r,
 	int fd;
 
 	*lockfd_r = -1;
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	mr_user_name_suffixed(user, ".lock", name);
 	fd = mr_io->openat(store->held_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
@@ -436,12 +431,13 @@ int mail_hold(struct mail_store *store, const char *user, const void *msg, size_
 	unsigned char *buf = NULL;
 	size_t bound, frame;
 	struct timespec now;
-	char tmpname[96], final[HELD_NAME_LEN + 1];
-	int dirfd = -1, fd = -1, rc = -1, tmp_made = 0, final_made = 0;
+	char show[MR_USER_NAME_MAX + 8], final[HELD_NAME_LEN + 1];
+	struct mr_publish pub = { .fd = -1 };
+	int dirfd = -1, rc = -1;
 	uint64_t max, seq, count = 0, bytes = 0;
 	struct stat st;
 
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	clock_gettime(CLOCK_REALTIME, &now);
 
@@ -471,31 +467,10 @@ int mail_hold(struct mail_store *store, const char *user, const void *msg, size_
 	seq = max + 1;
 	snprintf(final, sizeof(final), "%0*llu" HELD_SUFFIX, HELD_SEQ_DIGITS,
 		 (unsigned long long)seq);
-	snprintf(tmpname, sizeof(tmpname), TMP_PREFIX "%ld.%ld.%llu", (long)getpid(),
-		 (long)syscall(SYS_gettid), (unsigned long long)atomic_fetch_add(&tmp_counter, 1));
-
-	fd = mr_io->openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		mr_error_set(err, errno, "openat(held/%s/%s) failed", user, tmpname);
+	snprintf(show, sizeof(show), "held/%s", user);
+	if (mr_publish_begin(&pub, dirfd, show, final, TMP_PREFIX, 0600, 0, err) < 0 ||
+	    mr_publish_write(&pub, buf, HELD_HEADER_SIZE + frame, err) < 0)
 		goto out;
-	}
-	tmp_made = 1;
-	if (mr_write_all(fd, buf, HELD_HEADER_SIZE + frame) < 0) {
-		mr_error_set(err, errno, "write(held/%s/%s) failed", user, tmpname);
-		goto out;
-	}
-	if (mr_io->fsync(fd) < 0) {
-		mr_error_set(err, errno, "fsync(held/%s/%s) failed", user, tmpname);
-		goto out;
-	}
-	{
-		int c = mr_io->close(fd);
-		fd = -1;
-		if (c < 0) {
-			mr_error_set(err, errno, "close(held/%s/%s) failed", user, tmpname);
-			goto out;
-		}
-	}
 	/* Under the hold lock nobody else adds files; a name already taken
 	 * means the lock was not held, and replacing held mail would lose it. */
 	if (mr_io->fstatat(dirfd, final, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -507,30 +482,19 @@ int mail_hold(struct mail_store *store, const char *user, const void *msg, size_
 		mr_error_set(err, errno, "fstatat(held/%s/%s) failed", user, final);
 		goto out;
 	}
-	if (mr_io->renameat(dirfd, tmpname, dirfd, final) < 0) {
-		mr_error_set(err, errno, "rename(held/%s/%s, %s) failed", user, tmpname, final);
+	if (mr_publish_commit(&pub, err) < 0)
 		goto out;
-	}
-	tmp_made = 0;
-	final_made = 1;
-	if (mr_io->fsync(dirfd) < 0) {
-		mr_error_set(err, errno, "fsync(held/%s) failed", user);
-		goto out;
-	}
 	totals_add(store, 1, HELD_HEADER_SIZE + frame);
 	if (seq_r)
 		*seq_r = seq;
 	rc = 0;
 out:
-	mr_close(fd);
-	if (rc < 0) {
+	mr_publish_abort(&pub);
+	if (rc < 0 && pub.renamed) {
 		int e = errno;
 		/* Not durable means not accepted: take it back so the sender's
 		 * retry does not make a double. */
-		if (tmp_made)
-			(void)mr_io->unlinkat(dirfd, tmpname, 0);
-		if (final_made)
-			(void)mr_io->unlinkat(dirfd, final, 0);
+		(void)mr_io->unlinkat(dirfd, final, 0);
 		errno = e;
 	}
 	mr_close(dirfd);
@@ -548,7 +512,7 @@ int mail_held_count(struct mail_store *store, const char *user, uint64_t *count_
 	int dirfd = -1, rc = -1, r;
 	size_t i;
 
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	r = user_dir_open(store, user, 0, &dirfd, err);
 	if (r < 0)
@@ -837,8 +801,7 @@ static int release_one(int dirs[3], const struct maildir_owner *owner, const cha
 		       const unsigned char *msg, size_t len, uint64_t arrival_ns,
 		       struct mr_error *err)
 {
-	struct timespec ts[2];
-	char what[200];
+	struct timespec arrival;
 	int fd = -1, rc = -1, made = 0;
 
 	/* A leftover of a release killed mid-write. */
@@ -852,31 +815,10 @@ static int release_one(int dirs[3], const struct maildir_owner *owner, const cha
 		goto out;
 	}
 	made = 1;
-	snprintf(what, sizeof(what), "tmp/%s", name);
-	if (mail_maildir_chown(fd, what, owner, err) < 0)
+	arrival.tv_sec = (time_t)(arrival_ns / 1000000000u);
+	arrival.tv_nsec = (long)(arrival_ns % 1000000000u);
+	if (mail_maildir_fill(&fd, name, owner, msg, len, &arrival, err) < 0)
 		goto out;
-	if (mr_write_all(fd, msg, len) < 0) {
-		mr_error_set(err, errno, "write(tmp/%s) failed", name);
-		goto out;
-	}
-	ts[0].tv_sec = ts[1].tv_sec = (time_t)(arrival_ns / 1000000000u);
-	ts[0].tv_nsec = ts[1].tv_nsec = (long)(arrival_ns % 1000000000u);
-	if (mr_io->futimens(fd, ts) < 0) {
-		mr_error_set(err, errno, "futimens(tmp/%s) failed", name);
-		goto out;
-	}
-	if (mr_io->fsync(fd) < 0) {
-		mr_error_set(err, errno, "fsync(tmp/%s) failed", name);
-		goto out;
-	}
-	{
-		int c = mr_io->close(fd);
-		fd = -1;
-		if (c < 0) {
-			mr_error_set(err, errno, "close(tmp/%s) failed", name);
-			goto out;
-		}
-	}
 	if (mr_io->renameat(dirs[MAILDIR_TMP], name, dirs[MAILDIR_NEW], name) < 0) {
 		mr_error_set(err, errno, "rename(tmp/%s, new/%s) failed", name, name);
 		goto out;
@@ -902,7 +844,7 @@ int mail_release(struct mail_store *store, const char *user, int maildir_fd,
 
 	if (released_r)
 		*released_r = 0;
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	if (mail_maildir_open(maildir_fd, dirs, &owner, err) < 0)
 		goto out;
@@ -993,7 +935,7 @@ int mail_release_done(struct mail_store *store, const char *user, struct mr_erro
 	int dirfd = -1, rc = -1, r;
 	size_t i;
 
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	r = user_dir_open(store, user, 0, &dirfd, err);
 	if (r <= 0) {
@@ -1083,7 +1025,7 @@ int mail_held_find(struct mail_store *store, const char *user, uint64_t hash, ui
 	struct find fi = { -1, hash, len, since_ns, 0, err };
 	int r, rc = -1;
 
-	if (check_user(user, err) < 0)
+	if (mail_check_user(user, err) < 0)
 		return -1;
 	r = user_dir_open(store, user, 0, &fi.dirfd, err);
 	if (r <= 0)

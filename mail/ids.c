@@ -13,6 +13,7 @@
  * the next compaction; the file never grows past IDS_MAX_RECORDS records.
  */
 #include "mail/mail.h"
+#include "mail/mail_private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -333,19 +334,21 @@ static int idfile_append(struct idfile *f, const char *user, const struct rec *r
 	return 0;
 }
 
-static int check_args(const char *user, const char *id, struct mr_error *err)
+/* Checks user and id, opens the user's file into f and starts record r
+ * with the id's hash. 0, or -1 with err (then f holds nothing). */
+static int id_open(struct mail_ids *ids, const char *user, const char *id, struct idfile *f,
+		   struct rec *r, struct mr_error *err)
 {
-	if (!mr_user_name_valid(user)) {
-		mr_error_set(err, 0, "invalid user name");
-		if (err)
-			err->errnum = EINVAL;
-		errno = EINVAL;
+	if (mail_check_user(user, err) < 0)
 		return -1;
-	}
 	if (id == NULL || id[0] == '\0') {
 		mr_error_set(err, EINVAL, "empty delivery id");
 		return -1;
 	}
+	if (idfile_open(ids, user, f, err) < 0)
+		return -1;
+	memset(r, 0, sizeof(*r));
+	id_hash(id, &r->id_lo, &r->id_hi);
 	return 0;
 }
 
@@ -360,12 +363,8 @@ int mail_id_begin(struct mail_ids *ids, const char *user, const char *id, const 
 	int rc = -1, begun = 0, done = 0;
 
 	*seen_r = MAIL_ID_NEW;
-	if (check_args(user, id, err) < 0)
+	if (id_open(ids, user, id, &f, &r, err) < 0)
 		return -1;
-	if (idfile_open(ids, user, &f, err) < 0)
-		return -1;
-	memset(&r, 0, sizeof(r));
-	id_hash(id, &r.id_lo, &r.id_hi);
 	for (i = 0; i < f.n; i++) {
 		const struct rec *v = &f.v[i];
 
@@ -416,12 +415,8 @@ int mail_id_done(struct mail_ids *ids, const char *user, const char *id, uint64_
 	struct rec r;
 	int rc = -1;
 
-	if (check_args(user, id, err) < 0)
+	if (id_open(ids, user, id, &f, &r, err) < 0)
 		return -1;
-	if (idfile_open(ids, user, &f, err) < 0)
-		return -1;
-	memset(&r, 0, sizeof(r));
-	id_hash(id, &r.id_lo, &r.id_hi);
 	r.kind = REC_DONE;
 	r.time_ns = now_ns;
 	rc = idfile_append(&f, user, &r, err);

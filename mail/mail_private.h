@@ -1,6 +1,6 @@
 /*
- * mail_private.h: helpers shared by maildir.c (delivery) and held.c (held
- * mail and its release). Not for other modules.
+ * mail_private.h: helpers shared by maildir.c (delivery), held.c (held
+ * mail and its release) and ids.c (delivery ids). Not for other modules.
  */
 #ifndef MR_MAIL_PRIVATE_H
 #define MR_MAIL_PRIVATE_H
@@ -28,10 +28,18 @@ struct maildir_owner {
  * mail_maildir_chown(). 0, or -1 with err (then no fd is left open). */
 int mail_maildir_open(int maildir_fd, int fds_r[3], struct maildir_owner *owner_r,
 		      struct mr_error *err);
-/* Gives the file open as fd (named what in errors) to the Maildir's owner
- * when owner->chown says so. 0 or -1 with err. */
-int mail_maildir_chown(int fd, const char *what, const struct maildir_owner *owner,
-		       struct mr_error *err);
+/* Fills the new file tmp/<name>, open for writing as *fd: gives it to the
+ * Maildir's owner (when owner->chown says so), writes the len bytes of
+ * msg, sets its times to *mtime (unless NULL), fsyncs and closes it (*fd
+ * becomes -1 either way once closed). 0, or -1 with err naming the call
+ * and tmp/<name>. */
+int mail_maildir_fill(int *fd, const char *name, const struct maildir_owner *owner,
+		      const void *msg, size_t len, const struct timespec *mtime,
+		      struct mr_error *err);
+/* 0 when user is a valid user name, else -1 with errno and err's errnum
+ * EINVAL and the message "invalid user name" (the documented wording,
+ * without strerror after it). */
+int mail_check_user(const char *user, struct mr_error *err);
 /* Closes the fds of mail_maildir_open() (accepts -1 entries). */
 void mail_maildir_close(int fds[3]);
 

@@ -67,13 +67,37 @@ void mail_maildir_close(int fds[3])
 	}
 }
 
-int mail_maildir_chown(int fd, const char *what, const struct maildir_owner *owner,
-		       struct mr_error *err)
+int mail_maildir_fill(int *fd, const char *name, const struct maildir_owner *owner,
+		      const void *msg, size_t len, const struct timespec *mtime,
+		      struct mr_error *err)
 {
-	if (!owner->chown)
-		return 0;
-	if (mr_io->fchownat(fd, "", owner->uid, owner->gid, AT_EMPTY_PATH) < 0) {
-		mr_error_set(err, errno, "fchown(%s) failed", what);
+	int c;
+
+	if (owner->chown &&
+	    mr_io->fchownat(*fd, "", owner->uid, owner->gid, AT_EMPTY_PATH) < 0) {
+		mr_error_set(err, errno, "fchown(tmp/%s) failed", name);
+		return -1;
+	}
+	if (mr_write_all(*fd, msg, len) < 0) {
+		mr_error_set(err, errno, "write(tmp/%s) failed", name);
+		return -1;
+	}
+	if (mtime != NULL) {
+		struct timespec ts[2] = { *mtime, *mtime };
+
+		if (mr_io->futimens(*fd, ts) < 0) {
+			mr_error_set(err, errno, "futimens(tmp/%s) failed", name);
+			return -1;
+		}
+	}
+	if (mr_io->fsync(*fd) < 0) {
+		mr_error_set(err, errno, "fsync(tmp/%s) failed", name);
+		return -1;
+	}
+	c = mr_io->close(*fd);
+	*fd = -1;
+	if (c < 0) {
+		mr_error_set(err, errno, "close(tmp/%s) failed", name);
 		return -1;
 	}
 	return 0;
@@ -130,7 +154,7 @@ int mail_deliver_maildir(int maildir_fd, const void *msg, size_t len, char *name
 {
 	int dirs[3] = { -1, -1, -1 }, fd = -1, rc = -1, in_tmp = 0, in_new = 0, linked = 0;
 	struct maildir_owner owner;
-	char name[1400], what[1500];
+	char name[1400];
 	int attempt;
 
 	pthread_once(&host_once, host_init);
@@ -157,25 +181,8 @@ int mail_deliver_maildir(int maildir_fd, const void *msg, size_t len, char *name
 		}
 	}
 	in_tmp = 1;
-	snprintf(what, sizeof(what), "tmp/%s", name);
-	if (mail_maildir_chown(fd, what, &owner, err) < 0)
+	if (mail_maildir_fill(&fd, name, &owner, msg, len, NULL, err) < 0)
 		goto out;
-	if (mr_write_all(fd, msg, len) < 0) {
-		mr_error_set(err, errno, "write(tmp/%s) failed", name);
-		goto out;
-	}
-	if (mr_io->fsync(fd) < 0) {
-		mr_error_set(err, errno, "fsync(tmp/%s) failed", name);
-		goto out;
-	}
-	{
-		int c = mr_io->close(fd);
-		fd = -1;
-		if (c < 0) {
-			mr_error_set(err, errno, "close(tmp/%s) failed", name);
-			goto out;
-		}
-	}
 
 	if (mr_io->linkat(dirs[MAILDIR_TMP], name, dirs[MAILDIR_NEW], name, 0) == 0) {
 		linked = 1;

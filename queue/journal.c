@@ -60,7 +60,7 @@
  * then the records appended while it ran, fsyncs it, renames it over the
  * journal and fsyncs the folder, so a crash at any point leaves the old or
  * the new journal whole. It holds the queue lock only for short turns
- * (journal_compact() tells how); a thread of its own runs it when a commit
+ * (queue_journal_compact() tells how); a thread of its own runs it when a commit
  * finds the journal grown, so no caller waits for it. A snapshot block
  * (version 2) adds u64 as_of, u8 flags, u64 next after count: records of
  * its users with a seq below as_of are already in it and are skipped at
@@ -130,27 +130,11 @@ static int jb_reserve(struct jbuf *b, size_t n)
 }
 
 /* Callers reserve first; these only store. */
-static void put_u8(struct jbuf *b, uint8_t v)
+/* The low `bytes` bytes of v, little-endian (mr_put_le). */
+static void put_le(struct jbuf *b, uint64_t v, int bytes)
 {
-	b->p[b->len++] = v;
-}
-
-static void put_u16(struct jbuf *b, uint16_t v)
-{
-	put_u8(b, (uint8_t)v);
-	put_u8(b, (uint8_t)(v >> 8));
-}
-
-static void put_u32(struct jbuf *b, uint32_t v)
-{
-	put_u16(b, (uint16_t)v);
-	put_u16(b, (uint16_t)(v >> 16));
-}
-
-static void put_u64(struct jbuf *b, uint64_t v)
-{
-	put_u32(b, (uint32_t)v);
-	put_u32(b, (uint32_t)(v >> 32));
+	mr_put_le(b->p + b->len, v, bytes);
+	b->len += (size_t)bytes;
 }
 
 static void put_f64(struct jbuf *b, double d)
@@ -158,7 +142,7 @@ static void put_f64(struct jbuf *b, double d)
 	uint64_t v;
 
 	memcpy(&v, &d, sizeof(v));
-	put_u64(b, v);
+	put_le(b, v, 8);
 }
 
 static void put_bytes(struct jbuf *b, const void *p, size_t n)
@@ -169,26 +153,13 @@ static void put_bytes(struct jbuf *b, const void *p, size_t n)
 	b->len += n;
 }
 
-static void store_u32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static void store_u64(uint8_t *p, uint64_t v)
-{
-	store_u32(p, (uint32_t)v);
-	store_u32(p + 4, (uint32_t)(v >> 32));
-}
-
 /* Version 1: the type and the payload. */
 static uint64_t record_hash_v1(uint16_t type, const uint8_t *payload, size_t len)
 {
 	XXH3_state_t st;
-	uint8_t t[2] = { (uint8_t)type, (uint8_t)(type >> 8) };
+	uint8_t t[2];
 
+	mr_put_le(t, type, 2);
 	XXH3_64bits_reset(&st);
 	XXH3_64bits_update(&st, t, sizeof(t));
 	XXH3_64bits_update(&st, payload, len);
@@ -225,28 +196,27 @@ static void rec_end(struct jbuf *b, int64_t start, uint16_t type, uint64_t seq)
 	uint8_t *h = b->p + start;
 	size_t len = b->len - (size_t)start - REC_HEADER;
 
-	store_u32(h, (uint32_t)len);
-	h[4] = (uint8_t)type;
-	h[5] = (uint8_t)(type >> 8);
-	store_u64(h + 8, seq);
-	store_u64(h + 16, record_hash(h, h + REC_HEADER, len));
+	mr_put_le(h, (uint32_t)len, 4);
+	mr_put_le(h + 4, type, 2);
+	mr_put_le(h + 8, seq, 8);
+	mr_put_le(h + 16, record_hash(h, h + REC_HEADER, len), 8);
 }
 
 static void put_counters(struct jbuf *b, const struct queue_counters *c)
 {
-	put_u64(b, c->backup_files);
-	put_u64(b, c->backup_bytes);
-	put_u64(b, c->copied_files);
-	put_u64(b, c->copied_bytes);
-	put_u64(b, c->renamed);
-	put_u64(b, c->patched_files);
-	put_u64(b, c->attic_files);
-	put_u64(b, c->unreadable);
-	put_u64(b, c->held_mail);
-	put_u64(b, c->source_bytes_read);
+	put_le(b, c->backup_files, 8);
+	put_le(b, c->backup_bytes, 8);
+	put_le(b, c->copied_files, 8);
+	put_le(b, c->copied_bytes, 8);
+	put_le(b, c->renamed, 8);
+	put_le(b, c->patched_files, 8);
+	put_le(b, c->attic_files, 8);
+	put_le(b, c->unreadable, 8);
+	put_le(b, c->held_mail, 8);
+	put_le(b, c->source_bytes_read, 8);
 }
 
-uint64_t journal_user_bytes(const struct quser *u)
+uint64_t queue_journal_user_bytes(const struct quser *u)
 {
 	return SNAP_USER_FIXED + u->name_len + (u->reason ? strlen(u->reason) : 0);
 }
@@ -350,83 +320,83 @@ static void append_end(struct queue *q, int64_t start, uint16_t type)
 		pthread_cond_signal(&q->gather_cv);
 }
 
-int journal_add(struct queue *q, const struct quser *u, struct mr_error *err)
+int queue_journal_add(struct queue *q, const struct quser *u, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 4 + 8 + 2 + u->name_len, err);
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
-	put_u64(&q->buf, u->size_hint);
-	put_u16(&q->buf, u->name_len);
+	put_le(&q->buf, u->id, 4);
+	put_le(&q->buf, u->size_hint, 8);
+	put_le(&q->buf, u->name_len, 2);
 	put_bytes(&q->buf, u->name, u->name_len);
 	append_end(q, s, REC_ADD);
 	return 0;
 }
 
-int journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
+int queue_journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
 		    const struct quser *u, double now, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 4 + 2 + 8 + 8, err);
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
-	put_u8(&q->buf, u->lane);
-	put_u8(&q->buf, (uint8_t)kind);
-	put_u64(&q->buf, (uint64_t)u->seq);
+	put_le(&q->buf, u->id, 4);
+	put_le(&q->buf, u->lane, 1);
+	put_le(&q->buf, (uint8_t)kind, 1);
+	put_le(&q->buf, (uint64_t)u->seq, 8);
 	put_f64(&q->buf, now);
 	append_end(q, s, (uint16_t)type);
 	return 0;
 }
 
-int journal_start(struct queue *q, const struct quser *u, double now, struct mr_error *err)
+int queue_journal_start(struct queue *q, const struct quser *u, double now, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 4 + 8, err);
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
+	put_le(&q->buf, u->id, 4);
 	put_f64(&q->buf, now);
 	append_end(q, s, REC_START);
 	return 0;
 }
 
-int journal_state(struct queue *q, const struct quser *u, double now, struct mr_error *err)
+int queue_journal_state(struct queue *q, const struct quser *u, double now, struct mr_error *err)
 {
 	size_t rlen = u->reason ? strlen(u->reason) : 0;
 	int64_t s = append_begin(q, 4 + 1 + 8 + NCOUNTERS * 8 + 2 + rlen, err);
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
-	put_u8(&q->buf, u->state);
+	put_le(&q->buf, u->id, 4);
+	put_le(&q->buf, u->state, 1);
 	put_f64(&q->buf, now);
 	put_counters(&q->buf, &u->counters);
-	put_u16(&q->buf, (uint16_t)rlen);
+	put_le(&q->buf, (uint16_t)rlen, 2);
 	put_bytes(&q->buf, u->reason, rlen);
 	append_end(q, s, REC_STATE);
 	return 0;
 }
 
-int journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err)
+int queue_journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 4, err);
 
 	if (s < 0)
 		return -1;
-	put_u32(&q->buf, u->id);
+	put_le(&q->buf, u->id, 4);
 	append_end(q, s, REC_REQUEUE);
 	return 0;
 }
 
-int journal_pause(struct queue *q, int paused, struct mr_error *err)
+int queue_journal_pause(struct queue *q, int paused, struct mr_error *err)
 {
 	int64_t s = append_begin(q, 1, err);
 
 	if (s < 0)
 		return -1;
-	put_u8(&q->buf, paused ? 1 : 0);
+	put_le(&q->buf, paused ? 1 : 0, 1);
 	append_end(q, s, REC_PAUSE);
 	return 0;
 }
@@ -452,42 +422,18 @@ static const uint8_t *get_bytes(struct dec *d, size_t n)
 	return p;
 }
 
-static uint64_t get_le(struct dec *d, size_t n)
+/* The next n bytes as a little-endian number (mr_get_le); 0 past the end
+ * (then d->bad is set). */
+static uint64_t get_le(struct dec *d, int n)
 {
-	const uint8_t *p = get_bytes(d, n);
-	uint64_t v = 0;
-	size_t i;
+	const uint8_t *p = get_bytes(d, (size_t)n);
 
-	if (p == NULL)
-		return 0;
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint8_t get_u8(struct dec *d)
-{
-	return (uint8_t)get_le(d, 1);
-}
-
-static uint16_t get_u16(struct dec *d)
-{
-	return (uint16_t)get_le(d, 2);
-}
-
-static uint32_t get_u32(struct dec *d)
-{
-	return (uint32_t)get_le(d, 4);
-}
-
-static uint64_t get_u64(struct dec *d)
-{
-	return get_le(d, 8);
+	return p != NULL ? mr_get_le(p, n) : 0;
 }
 
 static int64_t get_i64(struct dec *d)
 {
-	uint64_t v = get_u64(d);
+	uint64_t v = get_le(d, 8);
 	int64_t s;
 
 	memcpy(&s, &v, sizeof(s));
@@ -496,7 +442,7 @@ static int64_t get_i64(struct dec *d)
 
 static double get_f64(struct dec *d)
 {
-	uint64_t v = get_u64(d);
+	uint64_t v = get_le(d, 8);
 	double f;
 
 	memcpy(&f, &v, sizeof(f));
@@ -506,16 +452,16 @@ static double get_f64(struct dec *d)
 /* Version 1 wrote the first 9 counters; version 2 adds source_bytes_read. */
 static void get_counters(struct dec *d, uint16_t major, struct queue_counters *c)
 {
-	c->backup_files = get_u64(d);
-	c->backup_bytes = get_u64(d);
-	c->copied_files = get_u64(d);
-	c->copied_bytes = get_u64(d);
-	c->renamed = get_u64(d);
-	c->patched_files = get_u64(d);
-	c->attic_files = get_u64(d);
-	c->unreadable = get_u64(d);
-	c->held_mail = get_u64(d);
-	c->source_bytes_read = major == MAJOR_V1 ? 0 : get_u64(d);
+	c->backup_files = get_le(d, 8);
+	c->backup_bytes = get_le(d, 8);
+	c->copied_files = get_le(d, 8);
+	c->copied_bytes = get_le(d, 8);
+	c->renamed = get_le(d, 8);
+	c->patched_files = get_le(d, 8);
+	c->attic_files = get_le(d, 8);
+	c->unreadable = get_le(d, 8);
+	c->held_mail = get_le(d, 8);
+	c->source_bytes_read = major == MAJOR_V1 ? 0 : get_le(d, 8);
 }
 
 static int short_record(struct mr_error *err)
@@ -618,16 +564,16 @@ static int note_block(struct queue *q, uint32_t first, uint32_t count, uint64_t 
 static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struct mr_error *err)
 {
 	int64_t pf = get_i64(d), pb = get_i64(d), ef = get_i64(d), eb = get_i64(d);
-	uint32_t first = get_u32(d), count = get_u32(d), i;
+	uint32_t first = (uint32_t)get_le(d, 4), count = (uint32_t)get_le(d, 4), i;
 	uint64_t as_of = 0, next = 0;
 	uint8_t flags = 0;
 	struct quser *t = NULL;
 	int rc = -1;
 
 	if (major != MAJOR_V1) {
-		as_of = get_u64(d);
-		flags = get_u8(d);
-		next = get_u64(d);
+		as_of = get_le(d, 8);
+		flags = (uint8_t)get_le(d, 1);
+		next = get_le(d, 8);
 	}
 	if (d->bad)
 		return short_record(err);
@@ -651,19 +597,19 @@ static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struc
 
 		memset(t, 0, sizeof(*t));
 		t->id = q->nusers;
-		t->name_len = get_u16(d);
+		t->name_len = (uint16_t)get_le(d, 2);
 		name = get_bytes(d, t->name_len);
-		t->state = get_u8(d);
-		t->lane = get_u8(d);
-		t->run_lane = get_u8(d);
+		t->state = (uint8_t)get_le(d, 1);
+		t->lane = (uint8_t)get_le(d, 1);
+		t->run_lane = (uint8_t)get_le(d, 1);
 		t->seq = get_i64(d);
 		t->requested_at = get_f64(d);
 		t->started_at = get_f64(d);
 		t->finished_at = get_f64(d);
-		t->size_hint = get_u64(d);
-		t->attempts = get_u32(d);
+		t->size_hint = get_le(d, 8);
+		t->attempts = (uint32_t)get_le(d, 4);
 		get_counters(d, major, &t->counters);
-		rlen = get_u16(d);
+		rlen = (uint16_t)get_le(d, 2);
 		reason = get_bytes(d, rlen);
 		if (d->bad) {
 			short_record(err);
@@ -677,7 +623,7 @@ static int replay_snapshot(struct queue *q, struct dec *d, uint16_t major, struc
 		t->name[t->name_len] = '\0';
 		if (note_id(q, first + i, err) < 0)
 			goto out;
-		if (apply_snapshot_user(q, t, (const char *)reason, rlen, err) < 0)
+		if (queue_apply_snapshot_user(q, t, (const char *)reason, rlen, err) < 0)
 			goto out;
 	}
 	rc = 0;
@@ -702,9 +648,9 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 
 	switch (type) {
 	case REC_ADD:
-		id = get_u32(&d);
-		hint = get_u64(&d);
-		n = get_u16(&d);
+		id = (uint32_t)get_le(&d, 4);
+		hint = get_le(&d, 8);
+		n = (uint16_t)get_le(&d, 2);
 		bytes = get_bytes(&d, n);
 		if (d.bad)
 			return short_record(err);
@@ -713,44 +659,44 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 				return -1;
 			id = q->nusers;
 		}
-		return apply_add(q, id, (const char *)bytes, n, hint, err);
+		return queue_apply_add(q, id, (const char *)bytes, n, hint, err);
 	case REC_REQUEST:
 	case REC_RETRY:
-		id = get_u32(&d);
-		lane = get_u8(&d);
-		(void)get_u8(&d); /* kind: informative */
+		id = (uint32_t)get_le(&d, 4);
+		lane = (uint8_t)get_le(&d, 1);
+		(void)(uint8_t)get_le(&d, 1); /* kind: informative */
 		seq = get_i64(&d);
 		t = get_f64(&d);
 		if (d.bad)
 			return short_record(err);
-		return apply_request(q, map_id(q, id), (enum lane_id)lane, seq, t, err);
+		return queue_apply_request(q, map_id(q, id), (enum lane_id)lane, seq, t, err);
 	case REC_START:
-		id = get_u32(&d);
+		id = (uint32_t)get_le(&d, 4);
 		t = get_f64(&d);
 		if (d.bad)
 			return short_record(err);
-		return apply_start(q, map_id(q, id), t, err);
+		return queue_apply_start(q, map_id(q, id), t, err);
 	case REC_STATE:
-		id = get_u32(&d);
-		state = get_u8(&d);
+		id = (uint32_t)get_le(&d, 4);
+		state = (uint8_t)get_le(&d, 1);
 		t = get_f64(&d);
 		get_counters(&d, major, &c);
-		n = get_u16(&d);
+		n = (uint16_t)get_le(&d, 2);
 		bytes = get_bytes(&d, n);
 		if (d.bad)
 			return short_record(err);
-		return apply_state(q, map_id(q, id), (enum queue_state)state, t, &c,
+		return queue_apply_state(q, map_id(q, id), (enum queue_state)state, t, &c,
 				   (const char *)bytes, n,
 				   err);
 	case REC_REQUEUE:
-		id = get_u32(&d);
+		id = (uint32_t)get_le(&d, 4);
 		if (d.bad)
 			return short_record(err);
-		return apply_requeue(q, map_id(q, id), err);
+		return queue_apply_requeue(q, map_id(q, id), err);
 	case REC_SNAPSHOT:
 		return replay_snapshot(q, &d, major, err);
 	case REC_PAUSE:
-		state = get_u8(&d);
+		state = (uint8_t)get_le(&d, 1);
 		if (d.bad)
 			return short_record(err);
 		q->paused = state != 0;
@@ -759,21 +705,6 @@ static int replay_record(struct queue *q, uint16_t major, uint16_t type, const u
 		mr_error_set(err, EINVAL, "unknown record type %u", type);
 		return -1;
 	}
-}
-
-static uint32_t load_u32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint16_t load_u16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint64_t load_u64(const uint8_t *p)
-{
-	return (uint64_t)load_u32(p) | (uint64_t)load_u32(p + 4) << 32;
 }
 
 /* 1 for the record types this version writes and reads. */
@@ -807,8 +738,8 @@ static int read_rec(const struct layout *l, const uint8_t *data, size_t off, siz
 		mr_error_set(why, 0, "short record header");
 		return 0;
 	}
-	r->len = load_u32(h);
-	r->type = load_u16(h + 4);
+	r->len = (uint32_t)mr_get_le(h, 4);
+	r->type = (uint16_t)mr_get_le(h + 4, 2);
 	if (r->len > REC_MAX) {
 		mr_error_set(why, 0, "record length %u", r->len);
 		return 0;
@@ -820,14 +751,14 @@ static int read_rec(const struct layout *l, const uint8_t *data, size_t off, siz
 	if (l->major == MAJOR_V1) {
 		r->seq = 0;
 		sum = record_hash_v1(r->type, h + l->rec_header, r->len);
-		if (sum != load_u64(h + 8)) {
+		if (sum != mr_get_le(h + 8, 8)) {
 			mr_error_set(why, 0, "checksum mismatch");
 			return 0;
 		}
 		return 1;
 	}
-	r->seq = load_u64(h + 8);
-	if (record_hash(h, h + l->rec_header, r->len) != load_u64(h + 16)) {
+	r->seq = mr_get_le(h + 8, 8);
+	if (record_hash(h, h + l->rec_header, r->len) != mr_get_le(h + 16, 8)) {
 		mr_error_set(why, 0, "checksum mismatch");
 		return 0;
 	}
@@ -847,13 +778,13 @@ static size_t find_valid(const struct layout *l, const uint8_t *data, size_t fro
 
 	for (off = from; off < size && size - off >= l->rec_header; off++) {
 		const uint8_t *h = data + off;
-		uint32_t len = load_u32(h);
+		uint32_t len = (uint32_t)mr_get_le(h, 4);
 
 		/* Cheap tests first: most offsets fail them. */
 		if (len > REC_MAX || size - off - l->rec_header < len || h[6] != 0 || h[7] != 0)
 			continue;
 		if (l->major != MAJOR_V1) {
-			uint64_t seq = load_u64(h + 8);
+			uint64_t seq = mr_get_le(h + 8, 8);
 
 			if (seq <= last_seq || seq - last_seq > ((uint64_t)1 << 40))
 				continue;
@@ -878,7 +809,7 @@ static int covered(const struct queue *q, const struct rec *r, const uint8_t *pa
 		return sr->last_seen && r->seq < sr->final_as_of;
 	if (r->type < REC_ADD || r->type > REC_RETRY || r->len < 4)
 		return 0;
-	id = load_u32(payload);
+	id = (uint32_t)mr_get_le(payload, 4);
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -1004,12 +935,10 @@ static int replay(struct queue *q, const struct layout *l, const uint8_t *data, 
 static void header_bytes(uint8_t h[HEADER_SIZE])
 {
 	memcpy(h, MAGIC, 4);
-	h[4] = MAJOR;
-	h[5] = 0;
-	h[6] = MINOR;
-	h[7] = 0;
-	store_u32(h + 8, HEADER_SIZE);
-	store_u32(h + 12, HASH_XXH3);
+	mr_put_le(h + 4, MAJOR, 2);
+	mr_put_le(h + 6, MINOR, 2);
+	mr_put_le(h + 8, HEADER_SIZE, 4);
+	mr_put_le(h + 12, HASH_XXH3, 4);
 }
 
 /* Writes a fresh header into the empty (or torn-at-birth) journal. */
@@ -1050,10 +979,10 @@ static int64_t check_header(const uint8_t *data, size_t size, struct layout *l,
 		mr_error_set(err, 0, JOURNAL ": not a mailrestore journal");
 		goto bad;
 	}
-	major = load_u16(data + 4);
-	minor = load_u16(data + 6);
-	hsize = load_u32(data + 8);
-	hash = load_u32(data + 12);
+	major = (uint16_t)mr_get_le(data + 4, 2);
+	minor = (uint16_t)mr_get_le(data + 6, 2);
+	hsize = (uint32_t)mr_get_le(data + 8, 4);
+	hash = (uint32_t)mr_get_le(data + 12, 4);
 	if (major != MAJOR && major != MAJOR_V1) {
 		mr_error_set(err, 0, JOURNAL ": journal version %u.%u is not supported "
 			     "(this mailrestore reads versions %u and %u)", major, minor, MAJOR_V1,
@@ -1104,7 +1033,7 @@ static int keep_aside(struct queue *q, struct mr_error *err)
 	return -1;
 }
 
-int journal_open(struct queue *q, struct mr_error *err)
+int queue_journal_open(struct queue *q, struct mr_error *err)
 {
 	uint8_t fresh[HEADER_SIZE];
 	uint8_t *data = NULL;
@@ -1208,7 +1137,7 @@ int journal_open(struct queue *q, struct mr_error *err)
 		}
 		if (keep_aside(q, err) < 0)
 			goto out;
-		rc = journal_compact(q, err);
+		rc = queue_journal_compact(q, err);
 		goto out;
 	}
 	if (end < size) {
@@ -1226,7 +1155,7 @@ int journal_open(struct queue *q, struct mr_error *err)
 	if (l.major == MAJOR_V1) {
 		/* New records carry sequence numbers: rewrite the old file as
 		 * a snapshot of this version before appending to it. */
-		if (journal_compact(q, err) < 0) {
+		if (queue_journal_compact(q, err) < 0) {
 			mr_error_prefix(err, "converting " JOURNAL " from version 1");
 			goto out;
 		}
@@ -1319,7 +1248,7 @@ static int write_batch(struct queue *q, struct mr_error *err)
 	return rc;
 }
 
-int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err)
+int queue_journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err)
 {
 	if (ticket > q->append_lsn)
 		ticket = q->append_lsn;
@@ -1365,19 +1294,19 @@ static int snapshot_user(struct jbuf *b, const struct quser *u)
 
 	if (jb_reserve(b, SNAP_USER_FIXED + u->name_len + rlen) < 0)
 		return -1;
-	put_u16(b, u->name_len);
+	put_le(b, u->name_len, 2);
 	put_bytes(b, u->name, u->name_len);
-	put_u8(b, u->state);
-	put_u8(b, u->lane);
-	put_u8(b, u->run_lane);
-	put_u64(b, (uint64_t)u->seq);
+	put_le(b, u->state, 1);
+	put_le(b, u->lane, 1);
+	put_le(b, u->run_lane, 1);
+	put_le(b, (uint64_t)u->seq, 8);
 	put_f64(b, u->requested_at);
 	put_f64(b, u->started_at);
 	put_f64(b, u->finished_at);
-	put_u64(b, u->size_hint);
-	put_u32(b, u->attempts);
+	put_le(b, u->size_hint, 8);
+	put_le(b, u->attempts, 4);
 	put_counters(b, &u->counters);
-	put_u16(b, (uint16_t)rlen);
+	put_le(b, (uint16_t)rlen, 2);
 	put_bytes(b, u->reason, rlen);
 	return 0;
 }
@@ -1401,22 +1330,22 @@ static int snapshot_block(struct queue *q, struct jbuf *b, uint32_t *id, uint32_
 		stop = first;
 	if (q->paused && (flags & SNAP_LAST))
 		flags |= SNAP_PAUSED;
-	put_u64(b, (uint64_t)q->prio.front);
-	put_u64(b, (uint64_t)q->prio.back);
-	put_u64(b, (uint64_t)q->enq.front);
-	put_u64(b, (uint64_t)q->enq.back);
-	put_u32(b, first);
+	put_le(b, (uint64_t)q->prio.front, 8);
+	put_le(b, (uint64_t)q->prio.back, 8);
+	put_le(b, (uint64_t)q->enq.front, 8);
+	put_le(b, (uint64_t)q->enq.back, 8);
+	put_le(b, first, 4);
 	count_at = b->len;
-	put_u32(b, 0);
-	put_u64(b, q->next_seq);
-	put_u8(b, flags);
-	put_u64(b, next);
+	put_le(b, 0, 4);
+	put_le(b, q->next_seq, 8);
+	put_le(b, flags, 1);
+	put_le(b, next, 8);
 	while (*id < stop && b->len - (size_t)start < SNAP_BLOCK) {
 		if (snapshot_user(b, q->users[*id]) < 0)
 			return -1;
 		(*id)++;
 	}
-	store_u32(b->p + count_at, *id - first);
+	mr_put_le(b->p + count_at, *id - first, 4);
 	rec_end(b, start, REC_SNAPSHOT, seq);
 	return 0;
 }
@@ -1479,7 +1408,7 @@ static void turn_end(struct queue *q, double t0, double cpu0)
  *    or in the snapshot), the durable point moves to the cut.
  * A failure before the rename leaves the old journal as it was, with the
  * buffer untouched: nothing is lost, the next commit goes on with it. */
-int journal_compact(struct queue *q, struct mr_error *err)
+int queue_journal_compact(struct queue *q, struct mr_error *err)
 {
 	struct jbuf b = { 0 };
 	struct carry carry = { 0 };
@@ -1487,7 +1416,8 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	double t0 = 0, cpu0 = 0, final0 = 0;
 	size_t cut_len = 0;
 	uint32_t id = 0;
-	int fd = -1, old_fd = -1, rc = -1, renamed = 0, committer = 0, last = 0, passes;
+	struct mr_publish pub = { .fd = -1 };
+	int old_fd = -1, rc = -1, committer = 0, last = 0, passes;
 	uint8_t h[HEADER_SIZE];
 
 	pthread_mutex_lock(&q->mu);
@@ -1505,17 +1435,15 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	start_seq = q->next_seq;
 	pthread_mutex_unlock(&q->mu);
 
-	fd = mr_io->openat(q->dirfd, JOURNAL_NEW,
-			   O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		mr_error_set(err, errno, "openat(" JOURNAL_NEW ") failed");
+	/* A fixed name: queue_journal_open() removes what a crash left. */
+	if (mr_publish_begin(&pub, q->dirfd, "", JOURNAL, JOURNAL_NEW, 0600,
+			     MR_PUBLISH_FIXED_TMP | MR_PUBLISH_APPEND | MR_PUBLISH_KEEP_OPEN |
+				     (q->settings.no_fsync ? MR_PUBLISH_NO_FSYNC : 0),
+			     err) < 0)
 		goto fail;
-	}
 	header_bytes(h);
-	if (mr_write_all(fd, h, sizeof(h)) < 0) {
-		mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
+	if (mr_publish_write(&pub, h, sizeof(h), err) < 0)
 		goto fail;
-	}
 	size = sizeof(h);
 
 	/* Step 2. */
@@ -1531,14 +1459,12 @@ int journal_compact(struct queue *q, struct mr_error *err)
 			last = 1;
 		}
 		turn_end(q, t0, cpu0);
-		if (mr_write_all(fd, b.p, b.len) < 0) {
-			mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
+		if (mr_publish_write(&pub, b.p, b.len, err) < 0)
 			goto fail;
-		}
 		size += b.len;
 		sched_yield();
 	}
-	if (!q->settings.no_fsync && mr_io->fsync(fd) < 0) {
+	if (!q->settings.no_fsync && mr_io->fsync(pub.fd) < 0) {
 		mr_error_set(err, errno, "fsync(" JOURNAL_NEW ") failed");
 		goto fail;
 	}
@@ -1551,7 +1477,7 @@ int journal_compact(struct queue *q, struct mr_error *err)
 		carry = q->carry;
 		q->carry = (struct carry){ 0 };
 		turn_end(q, t0, cpu0);
-		if (carry_write(fd, &carry) < 0) {
+		if (carry_write(pub.fd, &carry) < 0) {
 			mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
 			goto fail;
 		}
@@ -1574,21 +1500,14 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	cut_lsn = q->append_lsn;
 	turn_end(q, t0, cpu0);
 
-	if (carry_write(fd, &carry) < 0) {
+	if (carry_write(pub.fd, &carry) < 0) {
 		mr_error_set(err, errno, "write(" JOURNAL_NEW ") failed");
 		goto fail;
 	}
 	size += carry.bytes;
-	if (!q->settings.no_fsync && mr_io->fsync(fd) < 0) {
-		mr_error_set(err, errno, "fsync(" JOURNAL_NEW ") failed");
-		goto fail;
-	}
-	if (mr_io->renameat(q->dirfd, JOURNAL_NEW, q->dirfd, JOURNAL) < 0) {
-		mr_error_set(err, errno, "renameat(" JOURNAL_NEW ", " JOURNAL ") failed");
-		goto fail;
-	}
-	renamed = 1;
-	if (!q->settings.no_fsync && mr_fsync_dir_at(q->dirfd, ".", err) < 0) {
+	if (mr_publish_commit(&pub, err) < 0) {
+		if (!pub.renamed)
+			goto fail;
 		/* Old or new journal may be the one on disk after a crash:
 		 * nothing may count as durable any more. */
 		pthread_mutex_lock(&q->mu);
@@ -1597,8 +1516,8 @@ int journal_compact(struct queue *q, struct mr_error *err)
 	}
 	pthread_mutex_lock(&q->mu);
 	old_fd = q->fd;
-	q->fd = fd;
-	fd = -1;
+	q->fd = pub.fd;
+	pub.fd = -1;
 	q->file_size = size;
 	/* What the buffer held at the cut is in the new file already. */
 	if (cut_len > 0) {
@@ -1628,11 +1547,7 @@ out_locked:
 	pthread_cond_broadcast(&q->commit_cv);
 	pthread_mutex_unlock(&q->mu);
 	mr_close(old_fd);
-	if (fd >= 0) {
-		mr_close(fd);
-		if (!renamed)
-			(void)mr_io->unlinkat(q->dirfd, JOURNAL_NEW, 0);
-	}
+	mr_publish_abort(&pub);
 	free(b.p);
 	carry_free(&carry);
 	return rc;
@@ -1653,7 +1568,7 @@ static void *compactor_main(void *arg)
 			break;
 		q->compact_wanted = 0;
 		pthread_mutex_unlock(&q->mu);
-		if (journal_compact(q, &err) < 0)
+		if (queue_journal_compact(q, &err) < 0)
 			mr_log("queue: compaction failed, keeping the journal as it is: %s",
 			       err.msg);
 		pthread_mutex_lock(&q->mu);
@@ -1662,7 +1577,7 @@ static void *compactor_main(void *arg)
 	return NULL;
 }
 
-int journal_start_compactor(struct queue *q, struct mr_error *err)
+int queue_journal_start_compactor(struct queue *q, struct mr_error *err)
 {
 	int e = pthread_create(&q->compactor, NULL, compactor_main, q);
 
@@ -1674,7 +1589,7 @@ int journal_start_compactor(struct queue *q, struct mr_error *err)
 	return 0;
 }
 
-void journal_stop_compactor(struct queue *q)
+void queue_journal_stop_compactor(struct queue *q)
 {
 	if (!q->compactor_started)
 		return;

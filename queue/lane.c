@@ -19,18 +19,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-void lane_init(struct lane *l)
+void queue_lane_init(struct lane *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->front = -1;
 	l->back = 0;
 }
 
-void lane_free(struct lane *l)
+void queue_lane_free(struct lane *l)
 {
 	free(l->slot);
 	free(l->bit);
-	lane_init(l);
+	queue_lane_init(l);
 }
 
 static void bit_add(struct lane *l, size_t idx, int delta)
@@ -129,7 +129,7 @@ static int in_window(const struct lane *l, int64_t seq)
 	return l->cap > 0 && idx >= 0 && idx < (int64_t)l->cap;
 }
 
-int lane_insert(struct lane *l, int64_t seq, uint32_t id, struct mr_error *err)
+int queue_lane_insert(struct lane *l, int64_t seq, uint32_t id, struct mr_error *err)
 {
 	size_t idx;
 
@@ -147,11 +147,11 @@ int lane_insert(struct lane *l, int64_t seq, uint32_t id, struct mr_error *err)
 	l->slot[idx] = id + 1;
 	bit_add(l, idx, 1);
 	l->count++;
-	lane_note_seq(l, seq);
+	queue_lane_note_seq(l, seq);
 	return 0;
 }
 
-void lane_remove(struct lane *l, int64_t seq)
+void queue_lane_remove(struct lane *l, int64_t seq)
 {
 	size_t idx = (size_t)(seq + l->offset);
 
@@ -160,12 +160,12 @@ void lane_remove(struct lane *l, int64_t seq)
 	l->count--;
 }
 
-uint64_t lane_rank(const struct lane *l, int64_t seq)
+uint64_t queue_lane_rank(const struct lane *l, int64_t seq)
 {
 	return bit_prefix(l, (size_t)(seq + l->offset));
 }
 
-uint64_t lane_count_upto(const struct lane *l, int64_t seq)
+uint64_t queue_lane_count_upto(const struct lane *l, int64_t seq)
 {
 	int64_t idx = seq + l->offset;
 
@@ -176,14 +176,14 @@ uint64_t lane_count_upto(const struct lane *l, int64_t seq)
 	return bit_prefix(l, (size_t)idx + 1);
 }
 
-uint32_t lane_kth(const struct lane *l, uint64_t k)
+uint32_t queue_lane_kth(const struct lane *l, uint64_t k)
 {
 	if (k >= l->count)
 		return 0;
 	return l->slot[bit_kth(l, k)];
 }
 
-void lane_note_seq(struct lane *l, int64_t seq)
+void queue_lane_note_seq(struct lane *l, int64_t seq)
 {
 	if (seq >= l->back)
 		l->back = seq + 1;
@@ -202,7 +202,7 @@ static int heap_less(const struct queue *q, uint32_t a, uint32_t b)
 	return strcmp(ua->name, ub->name) < 0;
 }
 
-int heap_push(struct queue *q, uint32_t id)
+int queue_heap_push(struct queue *q, uint32_t id)
 {
 	size_t i;
 
@@ -229,12 +229,12 @@ int heap_push(struct queue *q, uint32_t id)
 	return 0;
 }
 
-uint32_t heap_peek(const struct queue *q)
+uint32_t queue_heap_peek(const struct queue *q)
 {
 	return q->heap_len ? q->heap[0] + 1 : 0;
 }
 
-uint32_t heap_pop(struct queue *q)
+uint32_t queue_heap_pop(struct queue *q)
 {
 	uint32_t top, last;
 	size_t i = 0;

@@ -139,10 +139,10 @@ static int set_reason(struct queue *q, struct quser *u, const char *reason, size
 				r[i] = ' ';
 		}
 	}
-	q->live_bytes -= journal_user_bytes(u);
+	q->live_bytes -= queue_journal_user_bytes(u);
 	free(u->reason);
 	u->reason = r;
-	q->live_bytes += journal_user_bytes(u);
+	q->live_bytes += queue_journal_user_bytes(u);
 	return 0;
 }
 
@@ -197,25 +197,25 @@ static struct quser *new_user(struct queue *q, uint32_t id, const char *name, si
 	q->users[q->nusers++] = u;
 	table_put(q->table, q->table_cap, u);
 	q->counts[QUEUE_WAITING]++;
-	q->live_bytes += journal_user_bytes(u);
+	q->live_bytes += queue_journal_user_bytes(u);
 	return u;
 }
 
-int apply_add(struct queue *q, uint32_t id, const char *name, size_t name_len,
+int queue_apply_add(struct queue *q, uint32_t id, const char *name, size_t name_len,
 	      uint64_t size_hint, struct mr_error *err)
 {
 	struct quser *u = new_user(q, id, name, name_len, size_hint, err);
 
 	if (u == NULL)
 		return -1;
-	if (heap_push(q, id) < 0) {
+	if (queue_heap_push(q, id) < 0) {
 		mr_error_set(err, ENOMEM, "queue: waiting list");
 		return -1;
 	}
 	return 0;
 }
 
-int apply_request(struct queue *q, uint32_t id, enum lane_id lane, int64_t seq, double now,
+int queue_apply_request(struct queue *q, uint32_t id, enum lane_id lane, int64_t seq, double now,
 		  struct mr_error *err)
 {
 	struct quser *u;
@@ -235,11 +235,11 @@ int apply_request(struct queue *q, uint32_t id, enum lane_id lane, int64_t seq, 
 	}
 	was_queued = u->state == QUEUE_QUEUED;
 	if (was_queued)
-		lane_remove(lane_of(q, u->lane), u->seq);
-	if (lane_insert(lane_of(q, lane), seq, id, err) < 0) {
+		queue_lane_remove(lane_of(q, u->lane), u->seq);
+	if (queue_lane_insert(lane_of(q, lane), seq, id, err) < 0) {
 		/* Put it back where it was: that slot is still in its window. */
 		if (was_queued)
-			lane_insert(lane_of(q, u->lane), u->seq, id, NULL);
+			queue_lane_insert(lane_of(q, u->lane), u->seq, id, NULL);
 		mr_error_prefix(err, "queue: request of %s", u->name);
 		return -1;
 	}
@@ -257,7 +257,7 @@ int apply_request(struct queue *q, uint32_t id, enum lane_id lane, int64_t seq, 
 	return 0;
 }
 
-int apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err)
+int queue_apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err)
 {
 	struct quser *u;
 
@@ -265,7 +265,7 @@ int apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err)
 		return bad_user(id, "start", err);
 	u = q->users[id];
 	if (u->state == QUEUE_QUEUED) {
-		lane_remove(lane_of(q, u->lane), u->seq);
+		queue_lane_remove(lane_of(q, u->lane), u->seq);
 		u->run_lane = u->lane;
 	} else if (u->state == QUEUE_WAITING) {
 		u->run_lane = LANE_NONE;
@@ -284,7 +284,7 @@ int apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err)
 	return 0;
 }
 
-int apply_state(struct queue *q, uint32_t id, enum queue_state state, double now,
+int queue_apply_state(struct queue *q, uint32_t id, enum queue_state state, double now,
 		const struct queue_counters *c, const char *reason, size_t reason_len,
 		struct mr_error *err)
 {
@@ -306,7 +306,7 @@ int apply_state(struct queue *q, uint32_t id, enum queue_state state, double now
 		if (state == QUEUE_ACTIVE)
 			u->failures = 0;
 		if (u->state == QUEUE_QUEUED)
-			lane_remove(lane_of(q, u->lane), u->seq);
+			queue_lane_remove(lane_of(q, u->lane), u->seq);
 		u->finished_at = now;
 		break;
 	default:
@@ -326,7 +326,7 @@ bad:
 	return -1;
 }
 
-int apply_requeue(struct queue *q, uint32_t id, struct mr_error *err)
+int queue_apply_requeue(struct queue *q, uint32_t id, struct mr_error *err)
 {
 	struct quser *u;
 
@@ -340,7 +340,7 @@ int apply_requeue(struct queue *q, uint32_t id, struct mr_error *err)
 	}
 	if (u->run_lane == LANE_PRIO || u->run_lane == LANE_ENQ) {
 		/* Its own sequence number: nobody else can have taken it. */
-		if (lane_insert(lane_of(q, u->run_lane), u->seq, id, err) < 0) {
+		if (queue_lane_insert(lane_of(q, u->run_lane), u->seq, id, err) < 0) {
 			mr_error_prefix(err, "queue: requeue of %s", u->name);
 			return -1;
 		}
@@ -348,7 +348,7 @@ int apply_requeue(struct queue *q, uint32_t id, struct mr_error *err)
 		set_ustate(q, u, QUEUE_QUEUED);
 		return 0;
 	}
-	if (!u->in_heap && heap_push(q, id) < 0) {
+	if (!u->in_heap && queue_heap_push(q, id) < 0) {
 		mr_error_set(err, ENOMEM, "queue: waiting list");
 		return -1;
 	}
@@ -356,7 +356,7 @@ int apply_requeue(struct queue *q, uint32_t id, struct mr_error *err)
 	return 0;
 }
 
-int apply_snapshot_user(struct queue *q, const struct quser *t, const char *reason,
+int queue_apply_snapshot_user(struct queue *q, const struct quser *t, const char *reason,
 			size_t reason_len, struct mr_error *err)
 {
 	struct quser *u;
@@ -386,12 +386,12 @@ int apply_snapshot_user(struct queue *q, const struct quser *t, const char *reas
 		return -1;
 	}
 	if (u->lane != LANE_NONE)
-		lane_note_seq(lane_of(q, u->lane), u->seq);
+		queue_lane_note_seq(lane_of(q, u->lane), u->seq);
 	if (t->state == QUEUE_QUEUED) {
-		if (lane_insert(lane_of(q, u->lane), u->seq, u->id, err) < 0)
+		if (queue_lane_insert(lane_of(q, u->lane), u->seq, u->id, err) < 0)
 			return -1;
 	} else if (t->state == QUEUE_WAITING) {
-		if (heap_push(q, u->id) < 0) {
+		if (queue_heap_push(q, u->id) < 0) {
 			mr_error_set(err, ENOMEM, "queue: waiting list");
 			return -1;
 		}
@@ -407,8 +407,8 @@ static int64_t position_of(const struct queue *q, const struct quser *u)
 	if (u->state != QUEUE_QUEUED)
 		return -1;
 	if (u->lane == LANE_PRIO)
-		return (int64_t)lane_rank(&q->prio, u->seq);
-	return (int64_t)(q->prio.count + lane_rank(&q->enq, u->seq));
+		return (int64_t)queue_lane_rank(&q->prio, u->seq);
+	return (int64_t)(q->prio.count + queue_lane_rank(&q->enq, u->seq));
 }
 
 static void fill_info(const struct queue *q, const struct quser *u, struct queue_user_info *info)
@@ -459,6 +459,23 @@ static struct quser *lookup_name(const struct queue *q, const char *name)
 	return name == NULL ? NULL : find_user(q, name, strnlen(name, MR_USER_NAME_MAX + 1));
 }
 
+/* Under the lock, for a change of user name: the user when the queue can
+ * be written and knows it, else NULL with err (ENOENT for an unknown user:
+ * "queue: <what> of unknown user <name>"). */
+static struct quser *user_to_change(struct queue *q, const char *name, const char *what,
+				    struct mr_error *err)
+{
+	struct quser *u;
+
+	if (writable(q, err) < 0)
+		return NULL;
+	u = lookup_name(q, name);
+	if (u == NULL)
+		mr_error_set(err, ENOENT, "queue: %s of unknown user %s", what,
+			     name ? name : "(null)");
+	return u;
+}
+
 /* ---- the public calls ----------------------------------------------- */
 
 static int take_lock(int dirfd, struct mr_error *err)
@@ -496,8 +513,8 @@ void queue_free_memory(struct queue *q)
 	free(q->users);
 	free(q->table);
 	free(q->heap);
-	lane_free(&q->prio);
-	lane_free(&q->enq);
+	queue_lane_free(&q->prio);
+	queue_lane_free(&q->enq);
 	free(q->buf.p);
 	free(q->spare.p);
 	while (q->carry.head != NULL) {
@@ -516,7 +533,7 @@ static int commit_waiting(struct queue *q, uint64_t ticket, struct mr_error *err
 	int rc;
 
 	q->waiters++;
-	rc = journal_commit_locked(q, ticket, err);
+	rc = queue_journal_commit_locked(q, ticket, err);
 	q->waiters--;
 	return rc;
 }
@@ -547,8 +564,8 @@ static int open_mode(int state_dirfd, const struct queue_settings *settings,
 	q->next_seq = 1;
 	if (!(q->settings.commit_delay > 0))
 		q->settings.commit_delay = 0.002;
-	lane_init(&q->prio);
-	lane_init(&q->enq);
+	queue_lane_init(&q->prio);
+	queue_lane_init(&q->enq);
 
 	q->dirfd = fcntl(state_dirfd, F_DUPFD_CLOEXEC, 0);
 	if (q->dirfd < 0) {
@@ -558,7 +575,7 @@ static int open_mode(int state_dirfd, const struct queue_settings *settings,
 	q->lockfd = take_lock(q->dirfd, err);
 	if (q->lockfd < 0)
 		goto out;
-	if (journal_open(q, err) < 0)
+	if (queue_journal_open(q, err) < 0)
 		goto out;
 	if (mode != QUEUE_MODE_SERVE) {
 		rc = 0;
@@ -573,15 +590,15 @@ static int open_mode(int state_dirfd, const struct queue_settings *settings,
 
 		if (u->state != QUEUE_RESTORING && u->state != QUEUE_SYNCING)
 			continue;
-		if (apply_requeue(q, i, err) < 0 || journal_requeue(q, u, err) < 0) {
+		if (queue_apply_requeue(q, i, err) < 0 || queue_journal_requeue(q, u, err) < 0) {
 			pthread_mutex_unlock(&q->mu);
 			goto out;
 		}
 	}
-	rc = journal_commit_locked(q, q->append_lsn, err);
+	rc = queue_journal_commit_locked(q, q->append_lsn, err);
 	pthread_mutex_unlock(&q->mu);
 	if (rc == 0)
-		rc = journal_start_compactor(q, err);
+		rc = queue_journal_start_compactor(q, err);
 out:
 	if (rc < 0) {
 		/* Nothing of a failed open may reach the disk. */
@@ -625,7 +642,7 @@ int queue_set_paused(struct queue *q, int paused, struct mr_error *err)
 		rc = 0;
 		goto out;
 	}
-	if (journal_pause(q, paused, err) < 0)
+	if (queue_journal_pause(q, paused, err) < 0)
 		goto out;
 	q->paused = paused != 0;
 	t = q->append_lsn;
@@ -652,11 +669,11 @@ void queue_close(struct queue **qp)
 
 	if (q == NULL)
 		return;
-	journal_stop_compactor(q);
+	queue_journal_stop_compactor(q);
 	if (q->fd >= 0) {
 		pthread_mutex_lock(&q->mu);
 		if (!q->broken && q->durable_lsn < q->append_lsn &&
-		    journal_commit_locked(q, q->append_lsn, &err) < 0)
+		    queue_journal_commit_locked(q, q->append_lsn, &err) < 0)
 			mr_log("queue: last records not saved: %s", err.msg);
 		pthread_mutex_unlock(&q->mu);
 	}
@@ -687,9 +704,9 @@ int queue_add_user(struct queue *q, const char *name, uint64_t size_hint, struct
 		rc = 0;
 		goto out;
 	}
-	if (apply_add(q, q->nusers, name, strlen(name), size_hint, err) < 0)
+	if (queue_apply_add(q, q->nusers, name, strlen(name), size_hint, err) < 0)
 		goto out;
-	if (journal_add(q, q->users[q->nusers - 1], err) < 0)
+	if (queue_journal_add(q, q->users[q->nusers - 1], err) < 0)
 		goto out;
 	rc = 1;
 out:
@@ -725,7 +742,7 @@ static int request(struct queue *q, const char *name, double now, enum request_k
 		break;
 	case REQ_BUMP:
 		if (u->state == QUEUE_WAITING || (u->state == QUEUE_QUEUED &&
-		    !(u->lane == LANE_PRIO && lane_rank(&q->prio, u->seq) == 0)))
+		    !(u->lane == LANE_PRIO && queue_lane_rank(&q->prio, u->seq) == 0)))
 			lane = LANE_PRIO, seq = q->prio.front;
 		break;
 	case REQ_ENQUEUE:
@@ -736,9 +753,9 @@ static int request(struct queue *q, const char *name, double now, enum request_k
 		break;
 	}
 	if (lane != LANE_NONE) {
-		if (apply_request(q, u->id, lane, seq, now, err) < 0)
+		if (queue_apply_request(q, u->id, lane, seq, now, err) < 0)
 			goto out;
-		if (journal_request(q, REC_REQUEST, kind, u, now, err) < 0)
+		if (queue_journal_request(q, REC_REQUEST, kind, u, now, err) < 0)
 			goto out;
 	}
 	/* A repeat waits for whatever is buffered, its first request included. */
@@ -788,7 +805,7 @@ static struct quser *lane_first_due(struct queue *q, struct lane *l, double now)
 	uint32_t slot;
 	uint64_t k;
 
-	for (k = 0; k < l->count && (slot = lane_kth(l, k)) != 0; k++)
+	for (k = 0; k < l->count && (slot = queue_lane_kth(l, k)) != 0; k++)
 		if (q->users[slot - 1]->not_before <= now)
 			return q->users[slot - 1];
 	return NULL;
@@ -805,7 +822,7 @@ static int heap_first_due(struct queue *q, double now, struct quser **u_r, struc
 
 	*u_r = NULL;
 	/* Lazy deletion: entries of users who left waiting are dropped. */
-	while ((slot = heap_pop(q)) != 0) {
+	while ((slot = queue_heap_pop(q)) != 0) {
 		u = q->users[slot - 1];
 		if (u->state != QUEUE_WAITING)
 			continue;
@@ -817,7 +834,7 @@ static int heap_first_due(struct queue *q, double now, struct quser **u_r, struc
 			cap = cap ? cap * 2 : 8;
 			grown = realloc(later, cap * sizeof(*later));
 			if (grown == NULL) {
-				heap_push(q, u->id);
+				queue_heap_push(q, u->id);
 				mr_error_set(err, ENOMEM, "queue: waiting list");
 				rc = -1;
 				break;
@@ -826,9 +843,9 @@ static int heap_first_due(struct queue *q, double now, struct quser **u_r, struc
 		}
 		later[n++] = u->id;
 	}
-	/* heap_pop() cleared in_heap: the ids go back in. */
+	/* queue_heap_pop() cleared in_heap: the ids go back in. */
 	for (i = 0; i < n; i++)
-		if (heap_push(q, later[i]) < 0 && rc == 0) {
+		if (queue_heap_push(q, later[i]) < 0 && rc == 0) {
 			mr_error_set(err, ENOMEM, "queue: waiting list");
 			rc = -1;
 		}
@@ -855,7 +872,7 @@ int queue_next(struct queue *q, int lanes_only, double now, char *name_r, int *w
 		rc = 0;
 		goto out;
 	}
-	if (apply_start(q, u->id, now, err) < 0 || journal_start(q, u, now, err) < 0)
+	if (queue_apply_start(q, u->id, now, err) < 0 || queue_journal_start(q, u, now, err) < 0)
 		goto out;
 	memcpy(name_r, u->name, (size_t)u->name_len + 1);
 	if (was_priority != NULL)
@@ -875,18 +892,13 @@ int queue_set_state(struct queue *q, const char *name, enum queue_state state,
 	int rc = -1;
 
 	pthread_mutex_lock(&q->mu);
-	if (writable(q, err) < 0)
+	u = user_to_change(q, name, "state change", err);
+	if (u == NULL)
 		goto out;
-	u = lookup_name(q, name);
-	if (u == NULL) {
-		mr_error_set(err, ENOENT, "queue: state change of unknown user %s",
-			     name ? name : "(null)");
-		goto out;
-	}
-	if (apply_state(q, u->id, state, now, counters, reason, reason ? strlen(reason) : 0,
+	if (queue_apply_state(q, u->id, state, now, counters, reason, reason ? strlen(reason) : 0,
 			err) < 0)
 		goto out;
-	if (journal_state(q, u, now, err) < 0)
+	if (queue_journal_state(q, u, now, err) < 0)
 		goto out;
 	rc = 0;
 	if (state == QUEUE_ACTIVE || state == QUEUE_ATTENTION) {
@@ -903,15 +915,10 @@ int queue_requeue(struct queue *q, const char *name, struct mr_error *err)
 	int rc = -1;
 
 	pthread_mutex_lock(&q->mu);
-	if (writable(q, err) < 0)
+	u = user_to_change(q, name, "requeue", err);
+	if (u == NULL)
 		goto out;
-	u = lookup_name(q, name);
-	if (u == NULL) {
-		mr_error_set(err, ENOENT, "queue: requeue of unknown user %s",
-			     name ? name : "(null)");
-		goto out;
-	}
-	if (apply_requeue(q, u->id, err) < 0 || journal_requeue(q, u, err) < 0)
+	if (queue_apply_requeue(q, u->id, err) < 0 || queue_journal_requeue(q, u, err) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -956,8 +963,8 @@ int queue_retry(struct queue *q, const char *name, double now, struct mr_error *
 		rc = 1;
 		goto out;
 	}
-	if (apply_request(q, u->id, LANE_PRIO, q->prio.back, now, err) < 0 ||
-	    journal_request(q, REC_RETRY, REQ_RETRY, u, now, err) < 0)
+	if (queue_apply_request(q, u->id, LANE_PRIO, q->prio.back, now, err) < 0 ||
+	    queue_journal_request(q, REC_RETRY, REQ_RETRY, u, now, err) < 0)
 		goto out;
 	rc = commit_waiting(q, q->append_lsn, err);
 out:
@@ -1006,9 +1013,9 @@ void queue_foreach_queued_after(struct queue *q, struct queue_cursor *cur, size_
 	for (l = cur->given ? cur->lane : 0; l < 2; l++) {
 		const struct lane *lane = l == 0 ? &q->prio : &q->enq;
 
-		k = cur->given && l == cur->lane ? lane_count_upto(lane, cur->seq) : 0;
+		k = cur->given && l == cur->lane ? queue_lane_count_upto(lane, cur->seq) : 0;
 		for (; k < lane->count; k++) {
-			const struct quser *u = q->users[lane_kth(lane, k) - 1];
+			const struct quser *u = q->users[queue_lane_kth(lane, k) - 1];
 
 			if (max != 0 && given == max)
 				goto out;
@@ -1087,7 +1094,7 @@ void queue_foreach_order(struct queue *q, int with_waiting,
 		const struct lane *lane = l == 0 ? &q->prio : &q->enq;
 
 		for (k = 0; k < lane->count; k++) {
-			fill_info(q, q->users[lane_kth(lane, k) - 1], info);
+			fill_info(q, q->users[queue_lane_kth(lane, k) - 1], info);
 			if (fn(arg, info) != 0)
 				goto out;
 		}
@@ -1181,5 +1188,5 @@ int queue_compact(struct queue *q, struct mr_error *err)
 		return -1;
 	}
 	pthread_mutex_unlock(&q->mu);
-	return journal_compact(q, err);
+	return queue_journal_compact(q, err);
 }

@@ -143,7 +143,7 @@ struct queue {
 	uint64_t live_bytes;        /* estimated size of a snapshot */
 	uint64_t next_seq;          /* sequence number of the next record */
 	int paused;                 /* `pause` (journaled) */
-	struct snap_replay snap;    /* during journal_open only */
+	struct snap_replay snap;    /* during queue_journal_open only */
 	uint32_t *remap;            /* check/salvage: journal id -> id + 1 */
 	size_t nremap;
 
@@ -166,40 +166,40 @@ struct queue {
 
 /* Inserts id at seq (growing the window when needed). 0, or -1 with err
  * when the slot is taken or the window would be absurd. */
-int lane_insert(struct lane *l, int64_t seq, uint32_t id, struct mr_error *err);
+int queue_lane_insert(struct lane *l, int64_t seq, uint32_t id, struct mr_error *err);
 /* Removes the pending entry at seq (which must be there). */
-void lane_remove(struct lane *l, int64_t seq);
+void queue_lane_remove(struct lane *l, int64_t seq);
 /* Number of pending entries with a smaller seq than seq (which is pending). */
-uint64_t lane_rank(const struct lane *l, int64_t seq);
+uint64_t queue_lane_rank(const struct lane *l, int64_t seq);
 /* Number of pending entries with a seq up to seq (any seq). */
-uint64_t lane_count_upto(const struct lane *l, int64_t seq);
+uint64_t queue_lane_count_upto(const struct lane *l, int64_t seq);
 /* id + 1 of the k-th pending entry (0-based), 0 when k >= count. */
-uint32_t lane_kth(const struct lane *l, uint64_t k);
+uint32_t queue_lane_kth(const struct lane *l, uint64_t k);
 /* Notes that seq was handed out, so front/back move past it. */
-void lane_note_seq(struct lane *l, int64_t seq);
-void lane_free(struct lane *l);
-void lane_init(struct lane *l);
+void queue_lane_note_seq(struct lane *l, int64_t seq);
+void queue_lane_free(struct lane *l);
+void queue_lane_init(struct lane *l);
 
 /* Waiting heap, ordered by (size_hint, name). */
-int heap_push(struct queue *q, uint32_t id);
+int queue_heap_push(struct queue *q, uint32_t id);
 /* Removes and returns id + 1 of the smallest entry, 0 when empty. */
-uint32_t heap_pop(struct queue *q);
+uint32_t queue_heap_pop(struct queue *q);
 /* id + 1 of the smallest entry without removing it, 0 when empty. */
-uint32_t heap_peek(const struct queue *q);
+uint32_t queue_heap_peek(const struct queue *q);
 
 /* ---- queue.c: applying changes (live and replay alike) -------------- */
 
-int apply_add(struct queue *q, uint32_t id, const char *name, size_t name_len,
+int queue_apply_add(struct queue *q, uint32_t id, const char *name, size_t name_len,
 	      uint64_t size_hint, struct mr_error *err);
-int apply_request(struct queue *q, uint32_t id, enum lane_id lane, int64_t seq, double now,
+int queue_apply_request(struct queue *q, uint32_t id, enum lane_id lane, int64_t seq, double now,
 		  struct mr_error *err);
-int apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err);
-int apply_state(struct queue *q, uint32_t id, enum queue_state state, double now,
+int queue_apply_start(struct queue *q, uint32_t id, double now, struct mr_error *err);
+int queue_apply_state(struct queue *q, uint32_t id, enum queue_state state, double now,
 		const struct queue_counters *c, const char *reason, size_t reason_len,
 		struct mr_error *err);
-int apply_requeue(struct queue *q, uint32_t id, struct mr_error *err);
+int queue_apply_requeue(struct queue *q, uint32_t id, struct mr_error *err);
 /* A whole user from a snapshot block (id must be the next one). */
-int apply_snapshot_user(struct queue *q, const struct quser *u, const char *reason,
+int queue_apply_snapshot_user(struct queue *q, const struct quser *u, const char *reason,
 			size_t reason_len, struct mr_error *err);
 void queue_free_memory(struct queue *q);
 
@@ -218,28 +218,28 @@ enum rec_type {
 
 /* Journal records, appended to the in-memory buffer under q->mu. Each
  * returns 0 or -1 with err (out of memory, or the journal is broken). */
-int journal_add(struct queue *q, const struct quser *u, struct mr_error *err);
-int journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
+int queue_journal_add(struct queue *q, const struct quser *u, struct mr_error *err);
+int queue_journal_request(struct queue *q, enum rec_type type, enum request_kind kind,
 		    const struct quser *u, double now, struct mr_error *err);
-int journal_start(struct queue *q, const struct quser *u, double now, struct mr_error *err);
-int journal_state(struct queue *q, const struct quser *u, double now, struct mr_error *err);
-int journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err);
-int journal_pause(struct queue *q, int paused, struct mr_error *err);
+int queue_journal_start(struct queue *q, const struct quser *u, double now, struct mr_error *err);
+int queue_journal_state(struct queue *q, const struct quser *u, double now, struct mr_error *err);
+int queue_journal_requeue(struct queue *q, const struct quser *u, struct mr_error *err);
+int queue_journal_pause(struct queue *q, int paused, struct mr_error *err);
 
 /* Opens queue.journal in q->dirfd (creating it), replays it into q and cuts
  * off a torn tail. 0 or -1 with err. */
-int journal_open(struct queue *q, struct mr_error *err);
+int queue_journal_open(struct queue *q, struct mr_error *err);
 /* Makes everything up to ticket durable; called with q->mu held. */
-int journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err);
+int queue_journal_commit_locked(struct queue *q, uint64_t ticket, struct mr_error *err);
 /* Rewrites the journal as a snapshot without holding q->mu for more than
  * a short turn (called without it); records appended meanwhile are kept.
  * 0 or -1 with err (the old journal then stays as it was). */
-int journal_compact(struct queue *q, struct mr_error *err);
+int queue_journal_compact(struct queue *q, struct mr_error *err);
 /* The thread that compacts when a commit finds the journal grown. */
-int journal_start_compactor(struct queue *q, struct mr_error *err);
+int queue_journal_start_compactor(struct queue *q, struct mr_error *err);
 /* Stops and joins it (accepts a queue whose thread never started). */
-void journal_stop_compactor(struct queue *q);
+void queue_journal_stop_compactor(struct queue *q);
 /* Snapshot size estimate of one user (for q->live_bytes). */
-uint64_t journal_user_bytes(const struct quser *u);
+uint64_t queue_journal_user_bytes(const struct quser *u);
 
 #endif

@@ -94,25 +94,14 @@ struct xbuf {
 /* What one entry's handler tells the main loop. */
 enum step { STEP_OK, STEP_ARCHIVE_STOP, STEP_FATAL };
 
-static unsigned long tmp_counter;
-
 void restore_settings_init(struct restore_settings *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->tmp_dirfd = -1;
 }
 
-static void tmp_name(char *buf, size_t len)
-{
-	unsigned long n = __atomic_add_fetch(&tmp_counter, 1, __ATOMIC_RELAXED);
-
-	snprintf(buf, len, ".mrx.%ld.%lu", (long)getpid(), n);
-}
-
-static int cancelled(const struct xctx *x)
-{
-	return x->set->cancel != NULL && __atomic_load_n(x->set->cancel, __ATOMIC_RELAXED) != 0;
-}
+/* Temporary names of extraction start with this. */
+#define TMP_PREFIX ".mrx."
 
 static void refuse(struct xctx *x, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -150,7 +139,7 @@ static int move_aside(struct xctx *x, int dirfd, const char *name)
 	char tmp[64];
 	int to = x->tmp_fd >= 0 ? x->tmp_fd : dirfd;
 
-	tmp_name(tmp, sizeof(tmp));
+	mr_tmp_name(TMP_PREFIX, tmp, sizeof(tmp));
 	if (mr_io->renameat(dirfd, name, to, tmp) < 0) {
 		mr_error_set(x->err, errno, "renameat(%s) out of the way failed", name);
 		return -1;
@@ -422,7 +411,7 @@ static enum step write_data(struct xctx *x, int fd, struct archive_entry *e, con
 		la_int64_t off;
 		int r;
 
-		if (cancelled(x)) {
+		if (mr_cancelled(x->set->cancel)) {
 			mr_error_set(x->err, ECANCELED, "extraction cancelled");
 			return STEP_FATAL;
 		}
@@ -562,7 +551,7 @@ static enum step do_file(struct xctx *x, struct archive_entry *e, int pfd, const
 		}
 	}
 	while (fd < 0) {
-		tmp_name(tmp, sizeof(tmp));
+		mr_tmp_name(TMP_PREFIX, tmp, sizeof(tmp));
 		fd = mr_io->openat(tmpdir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 		if (fd < 0 && errno != EEXIST)
 			break;
@@ -738,7 +727,7 @@ static enum step do_symlink(struct xctx *x, struct archive_entry *e, int pfd, co
 	/* Made under a temporary name and renamed: the final name never
 	 * holds a half-made link, and rename never follows the old one. */
 	for (tries = 0;; tries++) {
-		tmp_name(tmp, sizeof(tmp));
+		mr_tmp_name(TMP_PREFIX, tmp, sizeof(tmp));
 		if (mr_io->symlinkat(target, pfd, tmp) == 0)
 			break;
 		if (errno != EEXIST || tries > 8) {
@@ -864,7 +853,7 @@ static enum step do_hardlink(struct xctx *x, struct archive_entry *e, int pfd, c
 		goto out;
 	}
 	for (tries = 0;; tries++) {
-		tmp_name(tmp, sizeof(tmp));
+		mr_tmp_name(TMP_PREFIX, tmp, sizeof(tmp));
 		if (mr_io->linkat(tdir, tname, pfd, tmp, 0) == 0)
 			break;
 		if (errno != EEXIST || tries > 8) {
@@ -1254,7 +1243,7 @@ int restore_extract(int archive_fd, int work_dirfd, const struct restore_setting
 	for (;;) {
 		enum step s;
 
-		if (cancelled(&x)) {
+		if (mr_cancelled(x.set->cancel)) {
 			mr_error_set(err, ECANCELED, "extraction cancelled");
 			goto out;
 		}

@@ -55,6 +55,22 @@ static int is_dir_at(int dirfd, const struct mr_dirent *d)
 	return mr_io->fstatat(dirfd, d->name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* Opens entry d of the backups folder when it is a dated folder
+ * (YYYY-MM-DD). 1 with its fd in *fd_r, 0 when d is something else, -1
+ * with err. */
+static int open_dated(int backups_dirfd, const struct mr_dirent *d, int *fd_r,
+		      struct mr_error *err)
+{
+	if (!is_date_name(d->name) || !is_dir_at(backups_dirfd, d))
+		return 0;
+	*fd_r = mr_io->openat(backups_dirfd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (*fd_r < 0) {
+		mr_error_set(err, errno, "openat(%s) failed", d->name);
+		return -1;
+	}
+	return 1;
+}
+
 /* The user name a file name stands for, or NULL. Returns a malloc'd copy;
  * *oom is set when malloc failed. */
 static char *user_of(const char *name, int *oom)
@@ -133,13 +149,11 @@ int restore_find_backup(int backups_dirfd, const char *user, char **relpath_r,
 	for (i = list.n; i-- > 0;) {
 		int dfd;
 
-		if (!is_date_name(list.v[i].name) || !is_dir_at(backups_dirfd, &list.v[i]))
-			continue;
-		dfd = mr_io->openat(backups_dirfd, list.v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-		if (dfd < 0) {
-			mr_error_set(err, errno, "openat(%s) failed", list.v[i].name);
+		r = open_dated(backups_dirfd, &list.v[i], &dfd, err);
+		if (r < 0)
 			goto out;
-		}
+		if (r == 0)
+			continue;
 		r = find_in(dfd, user, &suffix, err);
 		mr_close(dfd);
 		if (r < 0) {
@@ -244,15 +258,13 @@ int restore_list_backup_users(int backups_dirfd, char ***names_r, size_t *n_r,
 	if (names_add_from(&names, backups_dirfd, &list, err) < 0)
 		goto out;
 	for (i = 0; i < list.n; i++) {
-		int dfd;
+		int dfd, r;
 
-		if (!is_date_name(list.v[i].name) || !is_dir_at(backups_dirfd, &list.v[i]))
-			continue;
-		dfd = mr_io->openat(backups_dirfd, list.v[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
-		if (dfd < 0) {
-			mr_error_set(err, errno, "openat(%s) failed", list.v[i].name);
+		r = open_dated(backups_dirfd, &list.v[i], &dfd, err);
+		if (r < 0)
 			goto out;
-		}
+		if (r == 0)
+			continue;
 		if (mr_listdir(dfd, &sub, err) < 0) {
 			mr_error_prefix(err, "listing %s", list.v[i].name);
 			mr_close(dfd);

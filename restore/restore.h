@@ -43,6 +43,7 @@
 
 #include "common/common.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* The suffixes that end a user name in the backups folder, longest first,
@@ -102,7 +103,7 @@ struct restore_settings {
 	/* Polled between entries and data blocks; nonzero stops the extraction
 	 * with -1 and errnum ECANCELED (what was extracted stays, and a later
 	 * call resumes). May be NULL. */
-	const volatile int *cancel;
+	const atomic_int *cancel;
 	/* Called now and then with bytes of archive consumed and the archive's
 	 * size. May be NULL. */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);

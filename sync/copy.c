@@ -14,82 +14,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-/* 1 when the source file changed between two fstats. See sync_private.h. */
-int sync_changed_since(const struct stat *before, const struct stat *now)
-{
-	return before->st_size != now->st_size || !sync_same_mtime(before, now) ||
-	       before->st_ctim.tv_sec != now->st_ctim.tv_sec ||
-	       before->st_ctim.tv_nsec != now->st_ctim.tv_nsec;
-}
-
-/* XXH3 of a whole open file, read with pread. 0 or -1/errno. */
-int sync_hash_fd(int fd, unsigned char *buf, size_t buflen, uint64_t *hash_r)
-{
-	XXH3_state_t *state = XXH3_createState();
-	off_t off = 0;
-	int rc = -1;
-
-	if (state == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
-	XXH3_64bits_reset(state);
-	for (;;) {
-		ssize_t n = mr_pread_full(fd, buf, buflen, off);
-		if (n < 0)
-			goto out;
-		if (n == 0)
-			break;
-		XXH3_64bits_update(state, buf, (size_t)n);
-		off += n;
-	}
-	*hash_r = XXH3_64bits_digest(state);
-	rc = 0;
-out:
-	XXH3_freeState(state);
-	return rc;
-}
-
-/* Records that call failed on source entry rel; the destination keeps
- * its version. */
-void sync_src_failed(struct sync_ctx *ctx, const char *call, const char *rel, int e)
-{
-	ctx->stats->unreadable++;
-	sync_problem(ctx, MR_PROBLEM_UNREADABLE, e, rel,
-		     "%s(%s) in the source failed: %s; the backup's version is kept", call, rel,
-		     strerror(e));
-}
-
-/* Opens source file rel read-only (O_NOATIME, O_NOFOLLOW) and fstats it;
- * -1 after recording the problem. */
-int sync_open_src_file(struct sync_ctx *ctx, const char *parent, const char *name,
-			 const char *rel, struct stat *st)
-{
-	int dfd, fd;
-
-	dfd = sync_dir_fd(ctx, 1, parent);
-	if (dfd < 0) {
-		sync_src_failed(ctx, "open", *parent ? parent : ".", errno);
-		return -1;
-	}
-	fd = sync_src_openat(dfd, name, O_RDONLY);
-	if (fd < 0) {
-		sync_src_failed(ctx, "openat", rel, errno);
-		return -1;
-	}
-	if (mr_io->fstat(fd, st) < 0) {
-		sync_src_failed(ctx, "fstat", rel, errno);
-		mr_close(fd);
-		return -1;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		sync_src_failed(ctx, "fstat", rel, EINVAL);
-		mr_close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* The folder temporary files of entries of parent go to: the scratch
  * folder, or a folder fd of parent of our own (the shared cache may be
  * dropped while the temporary file exists). -1 with ctx->err. */
@@ -111,109 +35,46 @@ static int tmp_dir(struct sync_ctx *ctx, const char *parent, int *owned_r)
 	return fd;
 }
 
-/* See sync_private.h. */
-int sync_room_for(struct sync_ctx *ctx, int fd, uint64_t need, const char *rel)
+/* The new version of op's entry at tdir/tmp is complete: only now does
+ * the old entry of a type change leave for the attic, and the new one is
+ * renamed over the destination's parent/name. 0 or -1 with ctx->err. */
+static int put_in_place(struct sync_ctx *ctx, const struct sync_op *op, int tdir,
+			const char *tmp, const char *parent, const char *name)
 {
-	uint64_t avail = mr_free_bytes(fd);
-	char hn[32], ha[32], hh[32];
+	int ddir;
 
-	if (avail == UINT64_MAX || need + MR_HEADROOM_BYTES <= avail)
-		return 0;
-	mr_error_set(ctx->err, ENOSPC,
-		     "not enough room on the target for %s: it needs %s, %s are free and %s "
-		     "are kept free", rel, mr_human_bytes(need, hn, sizeof(hn)),
-		     mr_human_bytes(avail, ha, sizeof(ha)),
-		     mr_human_bytes(MR_HEADROOM_BYTES, hh, sizeof(hh)));
-	return -1;
-}
-
-/* See sync_private.h. */
-uint64_t sync_alloc_bytes(const struct stat *st, off_t from)
-{
-	uint64_t alloc = (uint64_t)st->st_blocks * 512;
-	uint64_t span = st->st_size > from ? (uint64_t)(st->st_size - from) : 0;
-
-	return alloc < span ? alloc : span;
-}
-
-/* 1 when len bytes of buf are all zero. */
-static int all_zero(const unsigned char *buf, size_t len)
-{
-	return len == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, len - 1) == 0);
-}
-
-/* See sync_private.h. */
-int sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
-		     const char *rel, uint64_t *total_r, uint64_t *written_r)
-{
-	off_t off = from, data, hole;
-	ssize_t n;
-
-	*total_r = *written_r = 0;
-	while (off < size) {
-		/* Where the next data starts and ends; a file system without
-		 * SEEK_DATA (or a damaged one that fails it) is read whole. */
-		data = mr_io->lseek(sfd, off, SEEK_DATA);
-		if (data < 0 && errno == ENXIO)
-			break;
-		if (data < 0) {
-			data = off;
-			hole = size;
-		} else {
-			hole = mr_io->lseek(sfd, data, SEEK_HOLE);
-			if (hole < 0 || hole > size)
-				hole = size;
-		}
-		for (off = data; off < hole; off += n) {
-			size_t want = ctx->buf_size;
-
-			if ((off_t)want > hole - off)
-				want = (size_t)(hole - off);
-			n = mr_pread_full(sfd, ctx->buf_a, want, off);
-			if (n < 0) {
-				sync_src_failed(ctx, "read", rel, errno);
-				return 1;
-			}
-			if (n == 0)
-				return 2;   /* shrank under us */
-			ctx->stats->source_bytes_read += (uint64_t)n;
-			/* Zeros stay a hole in the copy too. */
-			if (all_zero(ctx->buf_a, (size_t)n))
-				continue;
-			if (mr_pwrite_all(tfd, ctx->buf_a, (size_t)n, off) < 0) {
-				mr_error_set(ctx->err, errno, "write(%s) failed", rel);
-				return -1;
-			}
-			*written_r += (uint64_t)n;
-		}
-		*total_r = (uint64_t)(off - from);
-	}
-	/* The holes at the end and the size itself. */
-	if (mr_io->ftruncate(tfd, size) < 0) {
-		mr_error_set(ctx->err, errno, "ftruncate(%s) failed", rel);
+	if (op->typechange && sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+		return -1;
+	ddir = sync_dir_fd(ctx, 0, parent);
+	if (ddir < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
 		return -1;
 	}
-	*total_r = (uint64_t)(size - from);
+	if (mr_io->renameat(tdir, tmp, ddir, name) < 0) {
+		mr_error_set(ctx->err, errno, "rename(%s) into place failed", op->rel);
+		return -1;
+	}
 	return 0;
 }
 
-/* One attempt at copying. Returns 0 done, 1 source problem recorded, 2 the
- * source changed while read (try again), -1 destination failure. */
-static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+/* One attempt at copying: SYNC_DONE, SYNC_SOURCE_PROBLEM,
+ * SYNC_SOURCE_CHANGED (try again) or SYNC_FAILED. */
+static enum sync_result copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
 		     const char *name)
 {
 	struct stat before, after;
 	char tmp[64];
-	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, ddir, rc = -1, have_tmp = 0, r;
+	enum sync_result rc = SYNC_FAILED, r;
+	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, have_tmp = 0;
 	uint64_t total = 0, written = 0;
 
 	sfd = sync_open_src_file(ctx, parent, name, op->rel, &before);
 	if (sfd < 0)
-		return 1;
+		return SYNC_SOURCE_PROBLEM;
 	tdir = tmp_dir(ctx, parent, &tdir_owned);
 	if (tdir < 0)
 		goto out;
-	sync_tmp_name(tmp, sizeof(tmp));
+	mr_tmp_name(SYNC_TMP_PREFIX, tmp, sizeof(tmp));
 	tfd = mr_io->openat(tdir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 	if (tfd < 0) {
 		mr_error_set(ctx->err, errno, "creating a temporary file for %s failed", op->rel);
@@ -223,17 +84,17 @@ static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char 
 	if (sync_room_for(ctx, tfd, sync_alloc_bytes(&before, 0), op->rel) < 0)
 		goto out;
 	r = sync_copy_sparse(ctx, sfd, tfd, 0, before.st_size, op->rel, &total, &written);
-	if (r != 0) {
+	if (r != SYNC_DONE) {
 		rc = r;
 		goto out;
 	}
 	if (mr_io->fstat(sfd, &after) < 0) {
 		sync_src_failed(ctx, "fstat", op->rel, errno);
-		rc = 1;
+		rc = SYNC_SOURCE_PROBLEM;
 		goto out;
 	}
 	if (sync_changed_since(&before, &after) || total != (uint64_t)after.st_size) {
-		rc = 2;
+		rc = SYNC_SOURCE_CHANGED;
 		goto out;
 	}
 	if (sync_meta_apply_fd(ctx, tfd, op->rel, &after) < 0)
@@ -244,25 +105,14 @@ static int copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char 
 		goto out;
 	}
 	tfd = -1;
-	/* Only now, with the new version complete, does the old entry of a
-	 * type change leave for the attic. */
-	if (op->typechange && sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+	if (put_in_place(ctx, op, tdir, tmp, parent, name) < 0)
 		goto out;
-	ddir = sync_dir_fd(ctx, 0, parent);
-	if (ddir < 0) {
-		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
-		goto out;
-	}
-	if (mr_io->renameat(tdir, tmp, ddir, name) < 0) {
-		mr_error_set(ctx->err, errno, "rename(%s) into place failed", op->rel);
-		goto out;
-	}
 	have_tmp = 0;
 	ctx->stats->copied_files++;
 	ctx->stats->copied_bytes += total;
 	ctx->stats->bytes_written += written;
 	sync_progress(ctx, total);
-	rc = 0;
+	rc = SYNC_DONE;
 out:
 	mr_close(tfd);
 	if (have_tmp)
@@ -272,59 +122,29 @@ out:
 	return rc;
 }
 
-int sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
-		      int (*once)(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
-				  const char *name),
-		      const char *verb)
-{
-	const char *name;
-	char *parent = NULL;
-	int i, r = 0;
-
-	if (sync_split(op->rel, &parent, &name) < 0) {
-		mr_error_set(ctx->err, ENOMEM, "sync");
-		return -1;
-	}
-	for (i = 0; i < SYNC_COPY_TRIES; i++) {
-		r = once(ctx, op, parent, name);
-		if (r != 2)
-			break;
-	}
-	free(parent);
-	if (r == 2) {
-		ctx->stats->unreadable++;
-		sync_problem(ctx, MR_PROBLEM_UNREADABLE, EAGAIN, op->rel,
-			     "%s kept changing while it was %s; the backup's version is kept",
-			     op->rel, verb);
-		return 0;
-	}
-	return r;
-}
-
 /* Copies a source file whole through a temporary file. 0 done or source
  * problem recorded, -1 destination failure. */
 int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
-	int r = sync_retry_source(ctx, op, copy_once, "copied");
-
-	return r < 0 ? -1 : 0;
+	return sync_retry_source(ctx, op, copy_once, "copied") == SYNC_FAILED ? -1 : 0;
 }
 
-/* Compares the contents of source and destination file rel by hash. 1
- * equal, 0 different, 2 source problem recorded, -1 destination error. */
-static int same_content(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+/* Compares the contents of source and destination file rel by hash:
+ * SYNC_SAME, SYNC_DIFFERENT, SYNC_SOURCE_PROBLEM or SYNC_FAILED. */
+static enum sync_result same_content(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
 			const char *name)
 {
 	struct stat st;
 	uint64_t hs, hd;
-	int sfd, dfd = -1, ddir, rc = -1;
+	enum sync_result rc = SYNC_FAILED;
+	int sfd, dfd = -1, ddir;
 
 	sfd = sync_open_src_file(ctx, parent, name, op->rel, &st);
 	if (sfd < 0)
-		return 2;
+		return SYNC_SOURCE_PROBLEM;
 	if (sync_hash_fd(sfd, ctx->buf_a, ctx->buf_size, &hs) < 0) {
 		sync_src_failed(ctx, "read", op->rel, errno);
-		rc = 2;
+		rc = SYNC_SOURCE_PROBLEM;
 		goto out;
 	}
 	ctx->stats->source_bytes_read += (uint64_t)st.st_size;
@@ -339,7 +159,7 @@ static int same_content(struct sync_ctx *ctx, const struct sync_op *op, const ch
 		mr_error_set(ctx->err, errno, "read(%s) in the destination failed", op->rel);
 		goto out;
 	}
-	rc = hs == hd;
+	rc = hs == hd ? SYNC_SAME : SYNC_DIFFERENT;
 out:
 	mr_close(sfd);
 	mr_close(dfd);
@@ -353,7 +173,8 @@ int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	const char *name;
 	char *parent = NULL;
-	int rc = -1, r, ddir;
+	enum sync_result r;
+	int rc = -1, ddir;
 
 	if (sync_split(op->rel, &parent, &name) < 0) {
 		mr_error_set(ctx->err, ENOMEM, "sync");
@@ -367,28 +188,28 @@ int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op)
 		/* Large files: the patch compares block by block and writes
 		 * nothing when only the time differs. */
 		r = sync_patch_file(ctx, op);
-		if (r != 1) {
-			rc = r;
+		if (r != SYNC_COPY_WHOLE) {
+			rc = r == SYNC_FAILED ? -1 : 0;
 			goto out;
 		}
 	} else if (op->st.st_size == op->dst.st_size) {
 		/* Backups keep coarser times (ustar: seconds, zip: two
 		 * seconds): equal content only needs its time fixed. */
 		r = same_content(ctx, op, parent, name);
-		if (r < 0)
+		if (r == SYNC_FAILED)
 			goto out;
-		if (r == 2) {
+		if (r == SYNC_SOURCE_PROBLEM) {
 			rc = 0;
 			goto out;
 		}
-		if (r == 1 && sync_same_mtime(&op->st, &op->dst) &&
+		if (r == SYNC_SAME && sync_same_mtime(&op->st, &op->dst) &&
 		    !sync_meta_differs(&op->st, &op->dst, ctx->set->preserve_owner)) {
 			/* Only checked (compare_content): nothing to fix. */
 			sync_progress(ctx, 0);
 			rc = 0;
 			goto out;
 		}
-		if (r == 1) {
+		if (r == SYNC_SAME) {
 			ddir = sync_dir_fd(ctx, 0, parent);
 			if (ddir < 0) {
 				mr_error_set(ctx->err, errno, "open(%s) in the destination failed",
@@ -414,7 +235,7 @@ int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	const char *name;
 	char *parent = NULL, tmp[64];
-	int tdir, tdir_owned = -1, ddir, rc = -1, have_tmp = 0;
+	int tdir, tdir_owned = -1, rc = -1, have_tmp = 0;
 
 	if (sync_split(op->rel, &parent, &name) < 0) {
 		mr_error_set(ctx->err, ENOMEM, "sync");
@@ -423,7 +244,7 @@ int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op)
 	tdir = tmp_dir(ctx, parent, &tdir_owned);
 	if (tdir < 0)
 		goto out;
-	sync_tmp_name(tmp, sizeof(tmp));
+	mr_tmp_name(SYNC_TMP_PREFIX, tmp, sizeof(tmp));
 	if (mr_io->symlinkat(op->target, tdir, tmp) < 0) {
 		mr_error_set(ctx->err, errno, "symlink(%s) failed", op->rel);
 		goto out;
@@ -431,18 +252,9 @@ int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op)
 	have_tmp = 1;
 	if (sync_meta_apply_at(ctx, tdir, tmp, op->rel, &op->st, NULL) < 0)
 		goto out;
-	if (op->typechange && sync_attic_move(ctx, op->rel, op->nfiles) < 0)
+	/* renamed over the old link: there is never a moment without one. */
+	if (put_in_place(ctx, op, tdir, tmp, parent, name) < 0)
 		goto out;
-	ddir = sync_dir_fd(ctx, 0, parent);
-	if (ddir < 0) {
-		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
-		goto out;
-	}
-	/* rename over the old link: there is never a moment without one. */
-	if (mr_io->renameat(tdir, tmp, ddir, name) < 0) {
-		mr_error_set(ctx->err, errno, "rename(%s) into place failed", op->rel);
-		goto out;
-	}
 	have_tmp = 0;
 	ctx->stats->copied_files++;
 	sync_progress(ctx, 0);

@@ -17,6 +17,14 @@ int sync_same_mtime(const struct stat *a, const struct stat *b)
 	return a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* The Maildir unique name of a file name. See sync_private.h. */
+size_t sync_maildir_key(const char *name)
+{
+	const char *colon = strchr(name, ':');
+
+	return colon ? (size_t)(colon - name) : strlen(name);
+}
+
 int sync_maildir_message(const char *rel, uint64_t size)
 {
 	const char *name = strrchr(rel, '/'), *folder, *sz;

@@ -85,9 +85,9 @@ static int pending_add(struct pending *p, off_t off, const unsigned char *buf, s
 	return 0;
 }
 
-/* One attempt. Returns 0 done, 1 copy whole instead, 2 the source changed
- * while read, 3 source problem recorded, -1 destination failure. */
-static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+/* One attempt: SYNC_DONE, SYNC_COPY_WHOLE, SYNC_SOURCE_CHANGED (try
+ * again), SYNC_SOURCE_PROBLEM or SYNC_FAILED. */
+static enum sync_result patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
 		      const char *name)
 {
 	struct pending pend = { 0 };
@@ -95,11 +95,12 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 	off_t off, common, tail_from = -1;
 	uint64_t written = 0;
 	size_t bs = ctx->block_size, chunk, i, at;
-	int sfd, dfd = -1, ddir, rc = -1, r, truncated = 0;
+	enum sync_result rc = SYNC_FAILED, sr;
+	int sfd, dfd = -1, ddir, r, truncated = 0;
 
 	sfd = sync_open_src_file(ctx, parent, name, op->rel, &before);
 	if (sfd < 0)
-		return 3;
+		return SYNC_SOURCE_PROBLEM;
 	ddir = sync_dir_fd(ctx, 0, parent);
 	if (ddir < 0) {
 		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
@@ -107,7 +108,7 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 	}
 	dfd = mr_io->openat(ddir, name, O_RDWR | O_NOFOLLOW, 0);
 	if (dfd < 0 && (errno == EACCES || errno == EPERM || errno == ETXTBSY)) {
-		rc = 1;
+		rc = SYNC_COPY_WHOLE;
 		goto out;
 	}
 	if (dfd < 0 || mr_io->fstat(dfd, &dst) < 0) {
@@ -120,7 +121,7 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 	}
 	if (dst.st_nlink > 1) {
 		/* A write in place would reach every hard link of it too. */
-		rc = 1;
+		rc = SYNC_COPY_WHOLE;
 		goto out;
 	}
 	common = before.st_size < dst.st_size ? before.st_size : dst.st_size;
@@ -135,12 +136,12 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 
 		if (n < 0) {
 			sync_src_failed(ctx, "read", op->rel, errno);
-			rc = 3;
+			rc = SYNC_SOURCE_PROBLEM;
 			goto out;
 		}
 		ctx->stats->source_bytes_read += (uint64_t)n;
 		if ((size_t)n < len) {
-			rc = 2;
+			rc = SYNC_SOURCE_CHANGED;
 			goto out;
 		}
 		m = mr_pread_full(dfd, ctx->buf_b, len, off);
@@ -160,7 +161,7 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 				goto out;
 			}
 			if (r > 0) {
-				rc = 1;
+				rc = SYNC_COPY_WHOLE;
 				goto out;
 			}
 		}
@@ -176,21 +177,21 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 		if (sync_room_for(ctx, dfd, sync_alloc_bytes(&before, dst.st_size), op->rel) < 0)
 			goto out;
 		tail_from = dst.st_size;
-		r = sync_copy_sparse(ctx, sfd, dfd, dst.st_size, before.st_size, op->rel, &covered,
-				     &tail_written);
+		sr = sync_copy_sparse(ctx, sfd, dfd, dst.st_size, before.st_size, op->rel, &covered,
+				      &tail_written);
 		written += tail_written;
-		if (r != 0) {
-			rc = r == 1 ? 3 : r;
+		if (sr != SYNC_DONE) {
+			rc = sr;
 			goto out;
 		}
 	}
 	if (mr_io->fstat(sfd, &after) < 0) {
 		sync_src_failed(ctx, "fstat", op->rel, errno);
-		rc = 3;
+		rc = SYNC_SOURCE_PROBLEM;
 		goto out;
 	}
 	if (sync_changed_since(&before, &after)) {
-		rc = 2;
+		rc = SYNC_SOURCE_CHANGED;
 		goto out;
 	}
 	tail_from = -1;
@@ -220,7 +221,7 @@ static int patch_once(struct sync_ctx *ctx, const struct sync_op *op, const char
 		ctx->stats->meta_fixed++;
 	}
 	sync_progress(ctx, written);
-	rc = 0;
+	rc = SYNC_DONE;
 out:
 	/* A tail written before a failure goes again, and the time it had:
 	 * the file is back to exactly the backup's version. */
@@ -235,11 +236,10 @@ out:
 	return rc;
 }
 
-/* Patches a destination file block by block. 1 copy whole instead, 0 done
- * or source problem recorded, -1 destination failure. */
-int sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op)
+/* See sync_private.h. */
+enum sync_result sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
-	int r = sync_retry_source(ctx, op, patch_once, "patched");
+	enum sync_result r = sync_retry_source(ctx, op, patch_once, "patched");
 
-	return r == 3 ? 0 : r;
+	return r == SYNC_SOURCE_PROBLEM ? SYNC_DONE : r;
 }

@@ -552,10 +552,8 @@ int sync_plan_build(struct sync_ctx *ctx)
 				goto out;
 			continue;
 		}
-		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
-			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
+		if (sync_cancelled(ctx))
 			goto out;
-		}
 		if (plan_next(ctx, w, f) < 0)
 			goto out;
 	}

@@ -15,14 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The Maildir unique name of a file name. See sync_private.h. */
-size_t sync_maildir_key(const char *name)
-{
-	const char *colon = strchr(name, ':');
-
-	return colon ? (size_t)(colon - name) : strlen(name);
-}
-
 static int key_cmp(const char *a, size_t alen, off_t asize, const char *b, size_t blen,
 		   off_t bsize)
 {
@@ -193,8 +185,7 @@ int sync_renames_match(struct sync_ctx *ctx)
 
 		if (op->kind != SYNC_OP_FILE_NEW || op->typechange || op->done)
 			continue;
-		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
-			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
+		if (sync_cancelled(ctx)) {
 			return -1;
 		}
 		name = strrchr(op->rel, '/');
@@ -254,8 +245,7 @@ int sync_renames_apply(struct sync_ctx *ctx)
 
 		if (op->cand < 0 || op->done)
 			continue;
-		if (ctx->set->cancel != NULL && __atomic_load_n(ctx->set->cancel, __ATOMIC_RELAXED)) {
-			mr_error_set(ctx->err, ECANCELED, "sync cancelled");
+		if (sync_cancelled(ctx)) {
 			return -1;
 		}
 		/* 0: not possible here; the op stays a copy and the

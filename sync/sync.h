@@ -62,14 +62,16 @@
  * Where the code lives: plan.c (phase 1: the merged walk, no changes),
  * guard.c (the remove guard) with uidlist.c (the mailbox indexes),
  * sync.c (phase 2: the order of application), rename.c (Maildir renames),
- * copy.c (whole copies, symlinks), patch.c (block patches), attic.c,
- * meta.c (modes, owners, times), verify.c, durable.c.
+ * copy.c (whole copies, symlinks), patch.c (block patches), transfer.c
+ * (reading source files, for both), attic.c, meta.c (modes, owners, times),
+ * context.c (the helpers all of them share), verify.c, durable.c.
  */
 #ifndef MR_SYNC_H
 #define MR_SYNC_H
 
 #include "common/common.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct sync_settings {
@@ -89,7 +91,7 @@ struct sync_settings {
 	 * must be on the destination's file system (entries move by rename). */
 	int attic_dirfd;
 	/* Scratch folder on the destination's file system for temporary files
-	 * (".mrsync-<pid>-<n>.tmp", unique per process and thread), or -1 to
+	 * (".mrsync-<pid>.<n>", unique per process and thread), or -1 to
 	 * write them beside their final place. */
 	int tmp_dirfd;
 	/* Block size for patching large files; 0 means 4 KiB (the page size
@@ -110,7 +112,7 @@ struct sync_settings {
 	int64_t backup_started;
 	/* Polled between entries; nonzero stops with -1 and errnum ECANCELED.
 	 * May be NULL. */
-	const volatile int *cancel;
+	const atomic_int *cancel;
 	/* Called now and then with files and bytes done. May be NULL. */
 	void (*progress)(void *arg, uint64_t files_done, uint64_t bytes_done);
 	void *progress_arg;

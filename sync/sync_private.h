@@ -3,6 +3,12 @@
  * state of one sync_tree() call, the plan that phase 1 (plan.c) builds and
  * phase 2 (sync.c, rename.c, copy.c, patch.c, attic.c, meta.c) applies.
  *
+ * Calls run one way: sync.c (the run) calls the others; copy.c calls
+ * patch.c and attic.c; copy.c, patch.c, rename.c and verify.c call
+ * transfer.c; guard.c calls uidlist.c; any file may call meta.c and
+ * context.c, and those two call no other file of sync/. No file calls
+ * back into a file that calls it.
+ *
  * The plan holds paths relative to the roots, never open descriptors of
  * entries: phase 2 reopens what it needs below the held root fds with
  * mr_open_beneath(), so nothing in the plan can lead out of the trees.
@@ -111,7 +117,7 @@ struct sync_ctx {
 int sync_plan_build(struct sync_ctx *ctx);
 void sync_plan_free(struct sync_plan *plan);
 
-/* ---- util (sync.c) --------------------------------------------------- */
+/* ---- context.c: shared by every file here; calls none of them ------- */
 
 /* Records a problem of this sync (counted in ctx->nproblems). */
 void sync_problem(struct sync_ctx *ctx, enum mr_problem_kind kind, int errnum, const char *rel,
@@ -131,8 +137,11 @@ int sync_dir_fd(struct sync_ctx *ctx, int is_src, const char *rel_parent);
 void sync_dircache_drop(struct sync_dircache *c);
 /* Calls the progress callback. */
 void sync_progress(struct sync_ctx *ctx, uint64_t bytes);
-/* Returns a fresh temporary name (process- and thread-unique) into buf. */
-void sync_tmp_name(char *buf, size_t len);
+/* Temporary names of sync start with this (mr_tmp_name). */
+#define SYNC_TMP_PREFIX ".mrsync-"
+/* 1 (with err set to ECANCELED) when the caller's cancel flag is set,
+ * else 0. Polled between entries. */
+int sync_cancelled(struct sync_ctx *ctx);
 
 /* ---- meta.c ---------------------------------------------------------- */
 
@@ -147,6 +156,9 @@ int sync_meta_apply_at(struct sync_ctx *ctx, int dirfd, const char *name, const 
 int sync_meta_apply_fd(struct sync_ctx *ctx, int fd, const char *rel, const struct stat *s);
 /* 1 when two stats have the same mtime to the nanosecond. */
 int sync_same_mtime(const struct stat *a, const struct stat *b);
+/* The Maildir unique name of a file name: everything before the first ':'
+ * (the whole name when it has none). Returns its length. */
+size_t sync_maildir_key(const char *name);
 /* 1 when path rel is a Maildir message (a file in a cur/ or new/ folder,
  * with a unique name: digits, a dot, more; and, where its name carries ",S=<size>", that size)
  * of size bytes. Such a file's name names its content: it is never
@@ -163,26 +175,32 @@ int sync_maildir_message(const char *rel, uint64_t size);
 int sync_same_file_quick(const char *rel, const struct stat *s, const struct stat *d,
 			 int64_t backup_started);
 
-/* ---- copy.c ---------------------------------------------------------- */
+/* ---- transfer.c: source files for copy.c and patch.c ---------------- */
+
+/* What one attempt at a file came to. The copy, the patch, the content
+ * comparison and the sparse copy all answer with these, and a value means
+ * the same in each of them. */
+enum sync_result {
+	SYNC_FAILED = -1,         /* destination failure: ctx->err says why */
+	SYNC_DONE = 0,
+	SYNC_SOURCE_PROBLEM = 1,  /* the source failed; recorded, and the
+	                           * destination keeps the backup's version */
+	SYNC_SOURCE_CHANGED = 2,  /* the source changed while it was read */
+	SYNC_COPY_WHOLE = 3,      /* (patch) cannot patch: copy it whole */
+	SYNC_SAME = 4,            /* (comparison) equal contents */
+	SYNC_DIFFERENT = 5,       /* (comparison) different contents */
+};
 
 /* Runs once(ctx, op, parent, name) on the op's path, again while it returns
- * 2 (the source file changed while it was read), SYNC_COPY_TRIES times at
- * most; a file that keeps changing is recorded as unreadable ("kept changing
- * while it was <verb>") and the destination keeps the backup's version.
- * Returns once's last result, 0 for that recorded case, -1 with ctx->err. */
-int sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
-		      int (*once)(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
-				  const char *name),
-		      const char *verb);
-/* Copies source file rel whole into a temporary file and renames it over
- * the destination's rel. 0 done or source problem recorded (destination
- * unchanged), -1 with ctx->err on a destination failure. */
-int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op);
-/* Handles a FILE_CHANGE op: time-only fix when contents are equal, block
- * patch for large files, whole copy otherwise. Same returns. */
-int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op);
-/* Creates or replaces symlink rel atomically. Same returns. */
-int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op);
+ * SYNC_SOURCE_CHANGED, SYNC_COPY_TRIES times at most; a file that keeps
+ * changing is recorded as unreadable ("kept changing while it was <verb>")
+ * and the destination keeps the backup's version. Returns once's last
+ * result, SYNC_SOURCE_PROBLEM for that recorded case. */
+enum sync_result sync_retry_source(struct sync_ctx *ctx, const struct sync_op *op,
+				   enum sync_result (*once)(struct sync_ctx *ctx,
+							    const struct sync_op *op,
+							    const char *parent, const char *name),
+				   const char *verb);
 /* XXH3 of an open file's whole content, read with buf. 0, or -1/errno. */
 int sync_hash_fd(int fd, unsigned char *buf, size_t buflen, uint64_t *hash_r);
 /* Records a source failure of rel: call failed with e; the destination
@@ -194,27 +212,6 @@ int sync_open_src_file(struct sync_ctx *ctx, const char *parent, const char *nam
 		       const char *rel, struct stat *st);
 /* 1 when st (taken now) no longer matches before: size, mtime or ctime. */
 int sync_changed_since(const struct stat *before, const struct stat *now);
-
-/* ---- patch.c --------------------------------------------------------- */
-
-/* Patches destination file rel block by block from the source. 1 when it
- * could not patch and the caller should copy whole instead, 0 done or
- * source problem recorded, -1 with ctx->err. */
-int sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op);
-
-/* ---- rename.c -------------------------------------------------------- */
-
-/* The Maildir unique name of a file name: everything before the first ':'
- * (the whole name when it has none). Returns its length. */
-size_t sync_maildir_key(const char *name);
-/* Matches new source files with destination files the source no longer has
- * (same unique name and size, equal content; a hard-linked file only when
- * no mode, owner or time needs fixing after the move): sets op->cand and
- * counts plan.matched. Only reads. 0 or -1 with ctx->err. */
-int sync_renames_match(struct sync_ctx *ctx);
-/* Renames the matched files into place. 0 or -1 with ctx->err. */
-int sync_renames_apply(struct sync_ctx *ctx);
-
 /* Fails with ENOSPC (and the sizes in ctx->err) when writing need bytes
  * into a file on fd's file system would leave less than MR_HEADROOM_BYTES
  * free. 0 or -1. */
@@ -226,10 +223,39 @@ uint64_t sync_alloc_bytes(const struct stat *st, off_t from);
  * holes holes: only the data ranges (SEEK_DATA / SEEK_HOLE) are read, and
  * blocks of zeros are not written (tfd must hold nothing from from on);
  * tfd is then truncated to size. total_r gets the bytes covered,
- * written_r the bytes written. 0, 1 source problem recorded, 2 the source
- * shrank while read, -1 destination failure. */
-int sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
-		     const char *rel, uint64_t *total_r, uint64_t *written_r);
+ * written_r the bytes written. SYNC_DONE, SYNC_SOURCE_PROBLEM (recorded),
+ * SYNC_SOURCE_CHANGED (it shrank while read) or SYNC_FAILED. */
+enum sync_result sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t from, off_t size,
+				  const char *rel, uint64_t *total_r, uint64_t *written_r);
+
+/* ---- copy.c ---------------------------------------------------------- */
+
+/* Copies source file rel whole into a temporary file and renames it over
+ * the destination's rel. 0 done or source problem recorded (destination
+ * unchanged), -1 with ctx->err on a destination failure. */
+int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op);
+/* Handles a FILE_CHANGE op: time-only fix when contents are equal, block
+ * patch for large files, whole copy otherwise. Same returns. */
+int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op);
+/* Creates or replaces symlink rel atomically. Same returns. */
+int sync_make_symlink(struct sync_ctx *ctx, const struct sync_op *op);
+/* ---- patch.c --------------------------------------------------------- */
+
+/* Patches destination file rel block by block from the source.
+ * SYNC_COPY_WHOLE when it could not patch and the caller should copy whole
+ * instead, SYNC_DONE done or source problem recorded, SYNC_FAILED with
+ * ctx->err. */
+enum sync_result sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op);
+
+/* ---- rename.c -------------------------------------------------------- */
+
+/* Matches new source files with destination files the source no longer has
+ * (same unique name and size, equal content; a hard-linked file only when
+ * no mode, owner or time needs fixing after the move): sets op->cand and
+ * counts plan.matched. Only reads. 0 or -1 with ctx->err. */
+int sync_renames_match(struct sync_ctx *ctx);
+/* Renames the matched files into place. 0 or -1 with ctx->err. */
+int sync_renames_apply(struct sync_ctx *ctx);
 
 /* ---- attic.c --------------------------------------------------------- */
 

@@ -384,20 +384,23 @@ out:
 	return rc;
 }
 
-int sync_index_read(int folder_fd, struct sync_index *ix)
+/* Reads and parses the first of the n files names[] that folder_fd has.
+ * 1 read, 0 none of them there, -1/errno. */
+static int read_first(int folder_fd, const char *const *names, size_t n,
+		      int (*parse)(struct sync_index *ix, char *buf, size_t len),
+		      struct sync_index *ix)
 {
-	static const char *const names[] = { "dovecot-uidlist", "courierimapuiddb" };
 	size_t i;
 	int r;
 
 	memset(ix, 0, sizeof(*ix));
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (i = 0; i < n; i++) {
 		r = read_small(folder_fd, names[i], &ix->buf, &ix->len);
 		if (r == 0)
 			continue;
 		if (r < 0)
 			return -1;
-		if (sync_index_parse(ix, ix->buf, ix->len) < 0) {
+		if (parse(ix, ix->buf, ix->len) < 0) {
 			int e = errno;
 			sync_index_free(ix);
 			errno = e;
@@ -408,28 +411,19 @@ int sync_index_read(int folder_fd, struct sync_index *ix)
 	return 0;
 }
 
+int sync_index_read(int folder_fd, struct sync_index *ix)
+{
+	static const char *const names[] = { "dovecot-uidlist", "courierimapuiddb" };
+
+	return read_first(folder_fd, names, sizeof(names) / sizeof(names[0]), sync_index_parse,
+			  ix);
+}
+
 int sync_subs_read(int folder_fd, struct sync_index *ix)
 {
 	static const char *const names[] = { "subscriptions", "courierimapsubscribed" };
-	size_t i;
-	int r;
 
-	memset(ix, 0, sizeof(*ix));
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		r = read_small(folder_fd, names[i], &ix->buf, &ix->len);
-		if (r == 0)
-			continue;
-		if (r < 0)
-			return -1;
-		if (sync_subs_parse(ix, ix->buf, ix->len) < 0) {
-			int e = errno;
-			sync_index_free(ix);
-			errno = e;
-			return -1;
-		}
-		return 1;
-	}
-	return 0;
+	return read_first(folder_fd, names, sizeof(names) / sizeof(names[0]), sync_subs_parse, ix);
 }
 
 /* ---- Dovecot's transaction log: the UIDs it expunged ------------------ */

@@ -29,13 +29,11 @@ static void diff(struct vctx *v, enum mr_problem_kind kind, int errnum, const ch
 static void diff(struct vctx *v, enum mr_problem_kind kind, int errnum, const char *rel,
 		 const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	mr_problems_addv(v->diffs, kind, errnum, *rel ? rel : ".", fmt, ap);
 	va_end(ap);
-	mr_problems_add(v->diffs, kind, errnum, *rel ? rel : ".", "%s", msg);
 	v->ndiffs++;
 }
 

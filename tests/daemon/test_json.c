@@ -448,7 +448,7 @@ static int req(struct pt *t, const char *line)
 
 	assert_non_null(copy);
 	t->c->out.len = 0;
-	t->c->held = t->c->waiting = t->c->close_after = 0;
+	t->c->reply_waits_commit = t->c->waiting = t->c->close_after = 0;
 	daemon_proto_request(&t->d, t->c, 0, copy, strlen(copy));
 	free(copy);
 	free(t->reply);
@@ -592,7 +592,7 @@ static void proto_login_and_show(void **state)
 	assert_false(daemon_json_is_null(t->reply, toks, daemon_json_get(t->reply, toks, 0,
 									   "requested_at")));
 	/* Answered only once the journal has it. */
-	assert_true(t->c->held);
+	assert_true(t->c->reply_waits_commit);
 	assert_int_equal(commits_pending(t), 1);
 	assert_int_equal(req(t, "login bob"), 0);
 	assert_string_equal(member(t, "position"), "1");
@@ -605,7 +605,7 @@ static void proto_login_and_show(void **state)
 	assert_string_equal(member(t, "state"), "unknown");
 	assert_true(daemon_json_is_null(t->reply, toks, daemon_json_get(t->reply, toks, 0,
 									  "position")));
-	assert_false(t->c->held);
+	assert_false(t->c->reply_waits_commit);
 	assert_int_equal(commits_pending(t), 0);
 	/* User names are case-sensitive. */
 	assert_int_equal(req(t, "LOGIN Alice"), 0);
@@ -659,7 +659,7 @@ static void proto_operator_verbs(void **state)
 	assert_string_equal(member(t, "paused"), "false");
 	assert_int_equal(req(t, "BUMP bob"), 0);
 	assert_string_equal(member(t, "position"), "0");
-	assert_true(t->c->held);
+	assert_true(t->c->reply_waits_commit);
 	assert_int_equal(req(t, "BUMP zed"), MR_EX_NOUSER);
 	/* RETRY and ACTIVATE only for users in attention. */
 	assert_int_equal(req(t, "RETRY alice"), MR_EX_DATAERR);
@@ -934,10 +934,10 @@ static void proto_enqueue_lists(void **state)
 	k = daemon_json_get(t->reply, toks, 0, "unknown");
 	assert_int_equal(toks[k].size, 1);
 	assert_string_equal(text_of(t->reply, daemon_json_index(toks, k, 0)), "nobody");
-	assert_true(t->c->held);
+	assert_true(t->c->reply_waits_commit);
 	/* Only invalid or unknown names: nothing to wait for. */
 	assert_int_equal(req(t, "ENQUEUE \"quoted\" nobody"), 0);
-	assert_false(t->c->held);
+	assert_false(t->c->reply_waits_commit);
 	k = daemon_json_get(t->reply, toks, 0, "invalid");
 	assert_string_equal(text_of(t->reply, daemon_json_index(toks, k, 0)), "\"quoted\"");
 	assert_int_equal(req(t, "ENQUEUE --priority carol"), 0);

@@ -378,7 +378,7 @@ static void test_enospc_is_fatal(void **state)
 
 static void progress_cancel(void *arg, uint64_t done, uint64_t total)
 {
-	int *flag = arg;
+	atomic_int *flag = arg;
 
 	(void)done;
 	(void)total;
@@ -392,7 +392,7 @@ static void test_cancel(void **state)
 	struct restore_settings s;
 	struct restore_stats st;
 	struct mr_error err;
-	static int flag;
+	static atomic_int flag;
 
 	(void)state;
 	fill_big();

@@ -400,7 +400,7 @@ static void owners_as_root(void **state)
 	sfx_teardown(&f);
 }
 
-static int cancel_flag;
+static atomic_int cancel_flag;
 static void cancel_on_progress(void *arg, uint64_t files, uint64_t bytes)
 {
 	(void)arg;
