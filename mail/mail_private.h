@@ -24,8 +24,9 @@ struct maildir_owner {
 /* Opens tmp/, new/ and cur/ below maildir_fd, creating the missing ones
  * with mode 0700 and the Maildir's owner (and then fsyncing maildir_fd so
  * the new folders are durable). fds_r[MAILDIR_*] get the three fds, which
- * the caller closes with mail_maildir_close(); owner_r gets the owner for
- * mail_maildir_chown(). 0, or -1 with err (then no fd is left open). */
+ * the caller closes with mail_maildir_close(); owner_r gets the owner that
+ * mail_maildir_fill() gives new files. 0, or -1 with err (then no fd is left
+ * open). */
 int mail_maildir_open(int maildir_fd, int fds_r[3], struct maildir_owner *owner_r,
 		      struct mr_error *err);
 /* Fills the new file tmp/<name>, open for writing as *fd: gives it to the
