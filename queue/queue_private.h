@@ -4,6 +4,12 @@
  * waiting heap, the journal writer state, and the "apply" functions that
  * both the live calls and the journal replay go through, so a replayed
  * queue is the queue that was written.
+ *
+ * Who calls whom: queue.c and lane.c call down into the lanes and the heap;
+ * queue.c writes every change through journal.c. The one call back up is
+ * deliberate: journal.c's replay (and compaction's snapshot) calls queue.c's
+ * queue_apply_* functions, so that a replayed queue is built by the very
+ * code that built the live one, never by a second copy of it.
  */
 #ifndef MR_QUEUE_PRIVATE_H
 #define MR_QUEUE_PRIVATE_H
