@@ -54,16 +54,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-SPARE=dir
-if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null; then
-	mkdir -p "$WORK/probe"
-	if truncate -s 64M "$WORK/probe.img" && mkfs.ext4 -q -F "$WORK/probe.img" 2>/dev/null &&
-	   mount -o loop "$WORK/probe.img" "$WORK/probe" 2>/dev/null; then
-		umount "$WORK/probe"
-		SPARE=loop
-	fi
-	rm -f "$WORK/probe.img"
-fi
+. "$SRC_DIR/bench/lib.sh"
+SPARE=$(spare_kind "$WORK")
 
 # new_spare NAME: prints a fresh empty folder for one run.
 new_spare() {

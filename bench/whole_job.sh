@@ -125,19 +125,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$SPARE" = auto ]; then
-	SPARE=dir
-	if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null; then
-		mkdir -p "$WORK/probe"
-		if truncate -s 64M "$WORK/probe.img" && mkfs.ext4 -q -F "$WORK/probe.img" 2>/dev/null &&
-			mount -o loop "$WORK/probe.img" "$WORK/probe" 2>/dev/null; then
-			umount "$WORK/probe"
-			SPARE=loop
-		fi
-		rm -f "$WORK/probe.img"
-		rmdir "$WORK/probe"
-	fi
-fi
+. "$SRC_DIR/bench/lib.sh"
+[ "$SPARE" != auto ] || SPARE=$(spare_kind "$WORK")
 
 S=$WORK/S B=$WORK/B E=$WORK/E
 export S B
