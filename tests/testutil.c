@@ -113,3 +113,24 @@ int tu_open_dir(const char *path)
 		fail_msg("open(%s): %s", path, strerror(errno));
 	return fd;
 }
+
+int tu_build_deep(int dirfd, int levels)
+{
+	int fd = dup(dirfd), sub, i;
+
+	assert_true(fd >= 0);
+	for (i = 0; i < levels; i++) {
+		assert_int_equal(mkdirat(fd, "d", 0755), 0);
+		sub = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+		assert_true(sub >= 0);
+		if (i % 500 == 0) {
+			int f = openat(fd, "f", O_WRONLY | O_CREAT, 0600);
+
+			assert_true(f >= 0);
+			close(f);
+		}
+		close(fd);
+		fd = sub;
+	}
+	return fd;
+}

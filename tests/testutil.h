@@ -27,6 +27,10 @@ char *tu_read_file(const char *dir, const char *rel, size_t *len_r);
 int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Opens a directory by path, failing the test on error. */
 int tu_open_dir(const char *path);
+/* Builds d/d/d/... levels deep below dirfd, a file "f" every 500 levels,
+ * holding one descriptor at a time; returns the deepest folder's fd (the
+ * caller adds what it wants there and closes it). */
+int tu_build_deep(int dirfd, int levels);
 /* Joins two path pieces into a static-free malloc'd string. */
 char *tu_path(const char *a, const char *b);
 

@@ -31,20 +31,8 @@ static int count_fds(void)
  * "bottom" at the end; one descriptor at a time. */
 static void build_deep(int dirfd, int levels)
 {
-	int fd = dup(dirfd), sub, i;
+	int fd = tu_build_deep(dirfd, levels), sub;
 
-	for (i = 0; i < levels; i++) {
-		assert_int_equal(mkdirat(fd, "d", 0755), 0);
-		sub = openat(fd, "d", O_RDONLY | O_DIRECTORY);
-		assert_true(sub >= 0);
-		if (i % 500 == 0) {
-			int f = openat(fd, "f", O_WRONLY | O_CREAT, 0600);
-			assert_true(f >= 0);
-			close(f);
-		}
-		close(fd);
-		fd = sub;
-	}
 	sub = openat(fd, "bottom", O_WRONLY | O_CREAT, 0600);
 	assert_true(sub >= 0);
 	close(sub);
