@@ -219,6 +219,10 @@ static int register_users(struct daemon *d)
 		}
 		if (r == 1)
 			active++;
+		/* Dial tone given before a restart: followers hear of it again. */
+		if (r == 0 && d->set->dial_tone && engine_user_dial_tone(d->engine, ns.v[i]) &&
+		    queue_note_open(d->q, ns.v[i], &err) < 0)
+			mr_log("%s: %s", ns.v[i], err.msg);
 		if (r == 1 && queue_lookup(d->q, ns.v[i], &info) == 0 &&
 		    info.state != QUEUE_ACTIVE) {
 			if (queue_set_state(d->q, ns.v[i], QUEUE_ACTIVE,

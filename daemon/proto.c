@@ -249,6 +249,8 @@ static void verb_login(struct req *r)
 		mr_error_clear(&err);
 		if (engine_dial_tone(r->d->engine, r->argv[1], &err) < 0)
 			mr_log("%s: dial tone: %s", r->argv[1], err.msg);
+		else if (queue_note_open(r->d->q, r->argv[1], &err) < 0)
+			mr_log("%s: %s", r->argv[1], err.msg);
 	}
 	priority_request(r, "login", queue_request, 1);
 }
@@ -821,6 +823,83 @@ out:
 	return reply;
 }
 
+/* ---- ACTIVATIONS: the stream followers read ------------------------------ */
+
+/* Users a reply gives at most (and when no MAX is asked). */
+#define ACTIVATIONS_MAX 1000
+
+/* EPOCH is 1 to 16 hex digits ("0": none yet). */
+static int parse_epoch(const char *s, uint64_t *e)
+{
+	char *end;
+
+	if (s[0] == '\0' || strlen(s) > 16 || strspn(s, "0123456789abcdefABCDEF") != strlen(s))
+		return -1;
+	*e = strtoull(s, &end, 16);
+	return 0;
+}
+
+/* ACTIVATIONS EPOCH NEXT [MAX] */
+static int check_activations(struct daemon_request *q, struct daemon_buf *reply)
+{
+	uint64_t v;
+
+	if (q->argc < 3 || q->argc > 4 || parse_epoch(q->argv[1], &v) < 0 ||
+	    mr_parse_u64(q->argv[2], &v) < 0 || (q->argc == 4 && mr_parse_u64(q->argv[3], &v) < 0)) {
+		daemon_buf_error(reply, MR_EX_USAGE, "usage: ACTIVATIONS EPOCH NEXT [MAX]");
+		return -1;
+	}
+	return 0;
+}
+
+struct activations_walk {
+	struct daemon_buf *b;
+	uint64_t n;
+};
+
+static int activations_one(void *arg, const char *name)
+{
+	struct activations_walk *w = arg;
+
+	if (w->n++)
+		daemon_buf_printf(w->b, ",");
+	daemon_buf_json_str(w->b, name);
+	return w->b->oom;
+}
+
+/* The users who came to log in and receive mail, from NEXT on, in the
+ * order they did (queue_activations); another EPOCH reads from 0. */
+static void verb_activations(struct req *r)
+{
+	struct queue_activations a;
+	struct activations_walk w;
+	struct daemon_buf users = { 0 };
+	uint64_t epoch = 0, next = 0, max = ACTIVATIONS_MAX;
+
+	(void)parse_epoch(r->argv[1], &epoch); /* checked by check_activations */
+	(void)mr_parse_u64(r->argv[2], &next);
+	if (r->argc == 4)
+		(void)mr_parse_u64(r->argv[3], &max);
+	if (max == 0 || max > ACTIVATIONS_MAX)
+		max = ACTIVATIONS_MAX;
+	w.b = &users;
+	w.n = 0;
+	queue_activations(r->d->q, epoch, next, (size_t)max, activations_one, &w, &a);
+	if (users.oom) {
+		daemon_buf_free(&users);
+		daemon_buf_error(&r->c->out, MR_EX_SOFTWARE, "out of memory");
+		return;
+	}
+	r->c->out.len = 0;
+	daemon_buf_printf(&r->c->out,
+			  "{\"ok\":true,\"epoch\":\"%016llx\",\"first\":%llu,\"next\":%llu,"
+			  "\"total\":%llu,\"users\":[%s]}\n",
+			  (unsigned long long)a.epoch, (unsigned long long)a.first,
+			  (unsigned long long)(a.first + w.n), (unsigned long long)a.total,
+			  users.p ? users.p : "");
+	daemon_buf_free(&users);
+}
+
 /* ---- the table of verbs ------------------------------------------------ */
 
 /* One verb. rights: the PEER_* the caller needs beyond what everyone may
@@ -846,6 +925,7 @@ static const struct daemon_verb verbs[] = {
 	{ "STATUS",   0,             NULL,          verb_status,   NULL,          0 },
 	{ "QUEUE",    0,             check_queue,   verb_queue,    NULL,          0 },
 	{ "PING",     0,             NULL,          verb_ping,     NULL,          0 },
+	{ "ACTIVATIONS", 0,        check_activations, verb_activations, NULL,     0 },
 	{ "DELIVER",  PEER_DELIVER,  check_deliver, verb_deliver,  task_deliver,  1 },
 	{ "LIST",     PEER_OPERATOR, check_list,    verb_list,     NULL,          0 },
 	{ "ENQUEUE",  PEER_OPERATOR, check_enqueue, verb_enqueue,  NULL,          0 },

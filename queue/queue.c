@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -155,6 +157,52 @@ static int bad_user(uint32_t id, const char *what, struct mr_error *err)
 {
 	mr_error_set(err, EINVAL, "queue: %s of unknown user #%u", what, id);
 	return -1;
+}
+
+/* ---- the list of activations (queue_activations) -------------------- */
+
+/* Appends u to the list of this run unless it is there. 0 or -1 (memory). */
+static int opened_add(struct queue *q, struct quser *u)
+{
+	uint32_t *n;
+	size_t cap;
+
+	if (u->opened)
+		return 0;
+	if (q->nopened == q->opened_cap) {
+		cap = q->opened_cap ? q->opened_cap * 2 : 1024;
+		n = realloc(q->opened, cap * sizeof(*n));
+		if (n == NULL)
+			return -1;
+		q->opened = n;
+		q->opened_cap = cap;
+	}
+	q->opened[q->nopened++] = u->id;
+	u->opened = 1;
+	return 0;
+}
+
+/* After the replay: every user already active, in the order added, and a
+ * fresh epoch (never 0, the value a follower starts with). */
+static int opened_seed(struct queue *q, struct mr_error *err)
+{
+	uint64_t e = 0;
+	uint32_t i;
+
+	if (getrandom(&e, sizeof(e), GRND_NONBLOCK) != (ssize_t)sizeof(e)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		e = XXH3_64bits_withSeed(&ts, sizeof(ts), (uint64_t)getpid());
+	}
+	q->epoch = e ? e : 1;
+	for (i = 0; i < q->nusers; i++)
+		if (q->users[i]->state == QUEUE_ACTIVE && opened_add(q, q->users[i]) < 0) {
+			mr_error_set(err, ENOMEM, "queue: the list of activations");
+			return -1;
+		}
+	q->opened_ready = 1;
+	return 0;
 }
 
 /* ---- apply: the state machine (live and replay) --------------------- */
@@ -302,6 +350,10 @@ int queue_apply_state(struct queue *q, uint32_t id, enum queue_state state, doub
 		break;
 	case QUEUE_ACTIVE:
 	case QUEUE_ATTENTION:
+		if (state == QUEUE_ACTIVE && q->opened_ready && opened_add(q, u) < 0) {
+			mr_error_set(err, ENOMEM, "queue: the list of activations");
+			return -1;
+		}
 		u->not_before = 0;
 		if (state == QUEUE_ACTIVE)
 			u->failures = 0;
@@ -513,6 +565,7 @@ void queue_free_memory(struct queue *q)
 	free(q->users);
 	free(q->table);
 	free(q->heap);
+	free(q->opened);
 	queue_lane_free(&q->prio);
 	queue_lane_free(&q->enq);
 	free(q->buf.p);
@@ -596,6 +649,8 @@ static int open_mode(int state_dirfd, const struct queue_settings *settings,
 		}
 	}
 	rc = queue_journal_commit_locked(q, q->append_lsn, err);
+	if (rc == 0)
+		rc = opened_seed(q, err);
 	pthread_mutex_unlock(&q->mu);
 	if (rc == 0)
 		rc = queue_journal_start_compactor(q, err);
@@ -1153,6 +1208,45 @@ out:
 	pthread_mutex_unlock(&q->mu);
 	free(sorted);
 	free(info);
+}
+
+void queue_activations(struct queue *q, uint64_t epoch, uint64_t next, size_t max,
+		       int (*fn)(void *arg, const char *name), void *arg,
+		       struct queue_activations *r)
+{
+	size_t i, end;
+
+	pthread_mutex_lock(&q->mu);
+	if (epoch != q->epoch || next > q->nopened)
+		next = 0;
+	end = q->nopened;
+	if (max > 0 && end - (size_t)next > max)
+		end = (size_t)next + max;
+	for (i = (size_t)next; i < end; i++)
+		if (fn(arg, q->users[q->opened[i]]->name) != 0)
+			break;
+	r->epoch = q->epoch;
+	r->first = next;
+	r->total = q->nopened;
+	pthread_mutex_unlock(&q->mu);
+}
+
+int queue_note_open(struct queue *q, const char *name, struct mr_error *err)
+{
+	struct quser *u;
+	int rc = 1;
+
+	pthread_mutex_lock(&q->mu);
+	u = lookup_name(q, name);
+	if (u != NULL && !u->opened && q->opened_ready) {
+		rc = 0;
+		if (opened_add(q, u) < 0) {
+			mr_error_set(err, ENOMEM, "queue: the list of activations");
+			rc = -1;
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	return rc;
 }
 
 void queue_counts(struct queue *q, uint64_t counts[QUEUE_STATE_COUNT])

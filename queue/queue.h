@@ -222,6 +222,42 @@ void queue_foreach_order(struct queue *q, int with_waiting,
 void queue_foreach_user(struct queue *q, int (*fn)(void *arg, const struct queue_user_info *info),
 			void *arg);
 
+/* ---- the stream of activations ----------------------------------------
+ * For followers on other machines (an MX's release agent, a proxy's
+ * snapshot): the users who may log in and receive mail, in the order they
+ * came to, for this run of the queue. At queue_open the list is seeded
+ * with every user already active (in the order they were added), then
+ * each user that goes active (a worker's run, an operator's `activate`, a
+ * start that finds T/<user> activated) is appended once, as is a user
+ * given dial tone (queue_note_open). Nobody leaves the list: a user never
+ * goes back from active (no call of this queue moves an active user), and
+ * a dial-tone mailbox stays until the restore merges into it. The list
+ * lives in memory; a random 64-bit epoch names the run, so a follower that
+ * sees another epoch knows the daemon restarted and reads it again from 0
+ * (users active before the restart are seeded first, so nothing is lost). */
+
+/* What queue_activations() answered. */
+struct queue_activations {
+	uint64_t epoch;  /* this run's epoch (never 0) */
+	uint64_t first;  /* index of the first user given */
+	uint64_t total;  /* users in the list now */
+};
+
+/* Calls fn(arg, name) for the users of the list from index next on, at
+ * most max of them (0: no limit), stopping early when fn returns nonzero.
+ * When epoch is not the current one (0, or a run before a restart) or
+ * next lies beyond the list, it starts from 0. fn runs with the queue's
+ * lock held: it must be quick and must not call the queue. *r is filled. */
+void queue_activations(struct queue *q, uint64_t epoch, uint64_t next, size_t max,
+		       int (*fn)(void *arg, const char *name), void *arg,
+		       struct queue_activations *r);
+
+/* A user who may now log in and receive mail though its restore has not
+ * run (dial tone): appended to the list of activations unless already
+ * there. Returns 0 when appended, 1 when already there or not an affected
+ * user, -1 when out of memory. */
+int queue_note_open(struct queue *q, const char *name, struct mr_error *err);
+
 /* Users per state into counts[QUEUE_STATE_COUNT]. */
 void queue_counts(struct queue *q, uint64_t counts[QUEUE_STATE_COUNT]);
 /* Number of requests (priority + enqueue lanes) not started yet. */

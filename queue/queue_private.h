@@ -51,6 +51,7 @@ struct quser {
 	uint8_t lane;           /* lane of the latest request (enum lane_id) */
 	uint8_t run_lane;       /* lane the current run was taken from */
 	uint8_t in_heap;        /* has an entry in the waiting heap */
+	uint8_t opened;         /* in the list of activations of this run */
 	int64_t seq;            /* sequence number in lane */
 	double requested_at, started_at, finished_at;
 	uint64_t size_hint;
@@ -149,6 +150,14 @@ struct queue {
 	uint64_t live_bytes;        /* estimated size of a snapshot */
 	uint64_t next_seq;          /* sequence number of the next record */
 	int paused;                 /* `pause` (journaled) */
+
+	/* The activations of this run (queue_activations): user ids in the
+	 * order they became active or got dial tone, seeded at open with the
+	 * users already active; memory only, named by a random epoch. */
+	uint32_t *opened;
+	size_t nopened, opened_cap;
+	uint64_t epoch;
+	int opened_ready;           /* seeded: apply_state appends from now on */
 	struct snap_replay snap;    /* during queue_journal_open only */
 	uint32_t *remap;            /* check/salvage: journal id -> id + 1 */
 	size_t nremap;

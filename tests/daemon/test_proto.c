@@ -24,6 +24,7 @@ static const struct {
 	{ "STATUS", 0, 0 },
 	{ "QUEUE", 0, 0 },
 	{ "PING", 0, 0 },
+	{ "ACTIVATIONS", 0, 0 },
 	{ "DELIVER", PEER_DELIVER, 1 },
 	{ "LIST", PEER_OPERATOR, 0 },
 	{ "ENQUEUE", PEER_OPERATOR, 0 },
@@ -273,6 +274,16 @@ static void proto_arguments(void **state)
 	refused("DELIVER alice 10 id more", PEER_DELIVER, MR_EX_USAGE, "usage: DELIVER", 1);
 	refused("DELIVER alice 67108865", PEER_DELIVER, MR_EX_DATAERR, "message larger", 1);
 	allowed("DELIVER alice 67108864 Q1/x@y", PEER_DELIVER);
+	/* ACTIVATIONS EPOCH NEXT [MAX]: open to everyone; the epoch in hex. */
+	allowed("ACTIVATIONS 0 0", 0);
+	allowed("ACTIVATIONS 9f3c00aa12345678 17 100", 0);
+	refused("ACTIVATIONS", 0, MR_EX_USAGE, "usage: ACTIVATIONS", 0);
+	refused("ACTIVATIONS 0", 0, MR_EX_USAGE, "usage: ACTIVATIONS", 0);
+	refused("ACTIVATIONS xyz 0", 0, MR_EX_USAGE, "usage: ACTIVATIONS", 0);
+	refused("ACTIVATIONS 11112222333344445 0", 0, MR_EX_USAGE, "usage: ACTIVATIONS", 0);
+	refused("ACTIVATIONS 0 -1", 0, MR_EX_USAGE, "usage: ACTIVATIONS", 0);
+	refused("ACTIVATIONS 0 0 many", 0, MR_EX_USAGE, "usage: ACTIVATIONS", 0);
+	refused("ACTIVATIONS 0 0 1 2", 0, MR_EX_USAGE, "usage: ACTIVATIONS", 0);
 }
 
 int main(void)
