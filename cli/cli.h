@@ -45,6 +45,9 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_shutdown(int argc, char **argv);
 int cmd_deliver(int argc, char **argv);
+/* The fronts on proxy and MX hosts (cmd_agent.c, front/front.h). */
+int cmd_agent(int argc, char **argv);
+int cmd_release_agent(int argc, char **argv);
 
 /* What T says of user when no daemon answers (`login --target`): 1 when
  * the user may use T/<user> (mailrestore activated it; *active_r 1) or the

@@ -109,4 +109,10 @@ const char *cli_str(const struct cli_reply *r, int obj, const char *key, char *b
  * Returns buf. */
 const char *cli_fmt_eta(double eta, const char *status, char *buf, size_t len);
 
+/* The line a person trying to log in reads, from a user's reply: state,
+ * position (< 0: none), eta seconds (< 0: none) and eta_status; the same
+ * words wherever a login is refused (the hook, nginx's auth_http). */
+void cli_login_message(const char *state, double pos, double eta, const char *status,
+		       char *buf, size_t len);
+
 #endif

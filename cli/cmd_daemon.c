@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "common/common.h"
 #include "daemon/daemon.h"
+#include "front/front.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -22,7 +23,9 @@ static void daemon_usage(FILE *out)
 		"         [--max-remove PCT] [--min-remove N] [--max-clients N]\n"
 		"         [--max-clients-per-uid N] [--idle-timeout SEC] [--deliver-memory SIZE]\n"
 		"         [--held-max-messages N] [--held-max-bytes SIZE]\n"
-		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n\n"
+		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n"
+		"         [--auth-http ADDR:PORT --backend-map FILE] [--policy ADDR:PORT]\n"
+		"         [--allow CIDR]...\n\n"
 		"Runs the restore daemon in the foreground, logging to stderr. Every affected\n"
 		"user (a backup in B or a folder in S, or the names in --users FILE, one a\n"
 		"line) is restored from its newest backup, synced against the read-only\n"
@@ -73,6 +76,15 @@ static void daemon_usage(FILE *out)
 		"  --held-reserve SIZE   free space held mail always leaves (default 5%%\n"
 		"                        of that file system, at least 64M); over any\n"
 		"                        held-mail limit `deliver` exits 75 (try later)\n"
+		"  --auth-http ADDR:PORT nginx's mail auth_http on this host (single-host set-ups;\n"
+		"                        on proxies `mailrestore agent` serves it): the queue\n"
+		"                        line and Auth-Wait for a user not back, else the\n"
+		"                        backend of --backend-map FILE ('USER HOST:PORT' lines,\n"
+		"                        '*' for everyone else)\n"
+		"  --policy ADDR:PORT    Postfix's policy service on this host: HOLD for a\n"
+		"                        recipient not back yet, DUNNO otherwise\n"
+		"  --allow CIDR          peers --auth-http and --policy serve (repeatable;\n"
+		"                        default: loopback only)\n"
 		"SIZE takes a K, M or G suffix.\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
 		"(or `mailrestore shutdown`) stops cleanly: running users resume at the next\n"
@@ -108,6 +120,46 @@ static int parse_size(const char *s, uint64_t *val_r)
 	return 0;
 }
 
+/* --auth-http and --policy beside the daemon: the same front as on the
+ * proxies and MX hosts (front/front.h), on threads of its own that ask the
+ * daemon over its own socket (as the daemon's user: every right), so the
+ * event loop knows nothing of them; while the daemon starts, T answers. */
+struct daemon_fronts {
+	const char *auth_http, *policy, *backend_map;
+	struct mr_cidr *allow;
+	size_t nallow;
+};
+
+static int run_with_fronts(const struct daemon_settings *s, const struct daemon_fronts *df)
+{
+	struct front_settings fs;
+	struct front_server *srv = NULL;
+	struct front *f = NULL;
+	struct mr_error err;
+	int rc;
+
+	front_settings_init(&fs);
+	fs.daemon.socket = s->socket_path;
+	fs.target = s->target;
+	fs.backend_map = df->backend_map;
+	fs.allow = df->allow;
+	fs.n_allow = df->nallow;
+	mr_error_clear(&err);
+	if (front_new(&fs, &f, &err) < 0) {
+		cli_error("daemon", "%s", err.msg);
+		return MR_EX_NOINPUT;
+	}
+	if (front_serve_start(f, df->auth_http, df->policy, &srv, &err) < 0) {
+		cli_error("daemon", "%s", err.msg);
+		front_free(&f);
+		return MR_EX_UNAVAILABLE;
+	}
+	rc = daemon_run(s);
+	front_serve_stop(&srv);
+	front_free(&f);
+	return rc;
+}
+
 /* `mailrestore daemon ...` (see daemon_usage). */
 int cmd_daemon(int argc, char **argv)
 {
@@ -138,13 +190,20 @@ int cmd_daemon(int argc, char **argv)
 		{ "held-total-bytes", required_argument, NULL, 1004 },
 		{ "held-reserve", required_argument, NULL, 1005 },
 		{ "min-remove", required_argument, NULL, 'M' },
+		{ "auth-http", required_argument, NULL, 2000 },
+		{ "backend-map", required_argument, NULL, 2001 },
+		{ "policy", required_argument, NULL, 2002 },
+		{ "allow", required_argument, NULL, 2003 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon_settings s;
+	struct daemon_fronts df;
+	struct mr_error err;
 	uint64_t v;
-	int c;
+	int c, rc;
 
+	memset(&df, 0, sizeof(df));
 	daemon_settings_init(&s);
 	s.socket_path = cli_default_socket();
 	optind = 1;
@@ -222,6 +281,21 @@ int cmd_daemon(int argc, char **argv)
 				return MR_EX_USAGE;
 			}
 			break;
+		case 2000: df.auth_http = optarg; break;
+		case 2001: df.backend_map = optarg; break;
+		case 2002: df.policy = optarg; break;
+		case 2003:
+			if (df.allow == NULL)
+				df.allow = calloc((size_t)argc, sizeof(*df.allow));
+			if (df.allow == NULL)
+				return MR_EX_OSERR;
+			if (mr_cidr_parse(optarg, &df.allow[df.nallow], &err) < 0) {
+				cli_error("daemon", "--allow: %s", err.msg);
+				free(df.allow);
+				return MR_EX_USAGE;
+			}
+			df.nallow++;
+			break;
 		case 'h':
 			daemon_usage(stdout);
 			return MR_EX_OK;
@@ -240,5 +314,14 @@ int cmd_daemon(int argc, char **argv)
 		daemon_usage(stderr);
 		return MR_EX_USAGE;
 	}
-	return daemon_run(&s);
+	if ((df.auth_http != NULL) != (df.backend_map != NULL)) {
+		cli_error("daemon", "--auth-http and --backend-map go together");
+		return MR_EX_USAGE;
+	}
+	if (df.auth_http == NULL && df.policy == NULL)
+		rc = daemon_run(&s);
+	else
+		rc = run_with_fronts(&s, &df);
+	free(df.allow);
+	return rc;
 }

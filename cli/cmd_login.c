@@ -26,7 +26,7 @@
 static void login_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore login [--socket PATH] [--target T] [--json] [--] USER\n\n"
+		"usage: mailrestore login [--socket PATH] [--target T] [--state DIR] [--json] [--] USER\n\n"
 		"The login hook. Exit 0 and prints 'active' when USER may log in (restored,\n"
 		"or not touched by the outage). Otherwise queues USER ahead of the background\n"
 		"restores on the first call (later calls keep the place), prints one line\n"
@@ -37,14 +37,18 @@ static void login_usage(FILE *out)
 		"outage never touched (not in T/.mailrestore/affected, which the daemon\n"
 		"writes at start), 75 for a touched user not active yet. So the hook can\n"
 		"stay wired after the outage ends and the daemon is stopped.\n\n"
+		"On a host apart from the daemon, --state DIR (or MAILRESTORE_CLIENT_STATE)\n"
+		"keeps what the daemon said (DIR/active/USER, DIR/unaffected/USER): when it\n"
+		"cannot be reached, a user known back or untouched gets 0, anyone else 75\n"
+		"with \"the restore service cannot be reached; try again later\".\n\n"
 		"Options end at --. Exit 69 when no daemon answers and the target is\n"
 		"unknown, 65 for an invalid user name, 77 when the socket's group does not\n"
 		"let the caller connect.\n");
 }
 
-/* The one line a person trying to log in reads. */
-static void login_message(const char *state, double pos, double eta, const char *status,
-			  char *buf, size_t len)
+/* The one line a person trying to log in reads (cli_private.h). */
+void cli_login_message(const char *state, double pos, double eta, const char *status,
+		       char *buf, size_t len)
 {
 	char when[64];
 	long p = (long)pos;
@@ -194,6 +198,41 @@ static int login_from_disk(const char *target, const char *user, int json)
 	return rc;
 }
 
+/* `login --state DIR` without a daemon: what the daemon said last. */
+static int login_from_snapshot(const char *dir, const char *user, int json)
+{
+	struct mr_error err;
+	enum mr_snap what = MR_SNAP_NONE;
+	int fd = mr_snapshot_open(dir, 0, &err), rc;
+
+	if (fd >= 0) {
+		what = mr_snapshot_get(fd, user);
+		close(fd);
+	}
+	rc = what != MR_SNAP_NONE ? MR_EX_OK : MR_EX_TEMPFAIL;
+	if (json)
+		printf("{\"user\":\"%s\",\"state\":\"%s\",\"position\":null,"
+		       "\"eta_seconds\":null,\"eta_status\":\"none\",\"from\":\"snapshot\"}\n",
+		       user, what == MR_SNAP_ACTIVE ? "active" : what ? "unknown" : "waiting");
+	else
+		puts(rc == MR_EX_OK ? "active"
+				    : "Your mailbox is being restored from backup. The restore "
+				      "service cannot be reached; try again later.");
+	return rc;
+}
+
+/* `login --state DIR`: remembers what the daemon said of user. */
+static void login_remember(const char *dir, const char *user, enum mr_snap what)
+{
+	struct mr_error err;
+	int fd = mr_snapshot_open(dir, 1, &err);
+
+	if (fd < 0 || mr_snapshot_put(fd, user, what, &err) < 0)
+		cli_error("login", "--state %s: %s", dir, err.msg);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* `mailrestore login USER`: see login_usage. */
 int cmd_login(int argc, char **argv)
 {
@@ -204,8 +243,12 @@ int cmd_login(int argc, char **argv)
 	double pos, eta;
 	int fd, n, rc, i;
 
-	if (cli_parse_opts("login", argc, argv, CLI_OPT_JSON | CLI_OPT_TARGET, &o) < 0)
+	if (cli_parse_opts("login", argc, argv, CLI_OPT_JSON | CLI_OPT_TARGET | CLI_OPT_STATE,
+			   &o) < 0)
 		return MR_EX_USAGE;
+	if (o.state == NULL && (o.state = getenv("MAILRESTORE_CLIENT_STATE")) != NULL &&
+	    o.state[0] == '\0')
+		o.state = NULL;
 	if (o.target == NULL && (o.target = getenv("MAILRESTORE_TARGET")) != NULL &&
 	    o.target[0] == '\0')
 		o.target = NULL;
@@ -224,10 +267,14 @@ int cmd_login(int argc, char **argv)
 	fd = daemon_client_connect(o.socket, LOGIN_TIMEOUT, &err);
 	if (fd < 0 && o.target != NULL && err.errnum != EACCES && err.errnum != EPERM)
 		return login_from_disk(o.target, o.args[0], o.json);
+	if (fd < 0 && o.state != NULL && err.errnum != EACCES && err.errnum != EPERM)
+		return login_from_snapshot(o.state, o.args[0], o.json);
 	if (fd < 0)
 		return cli_unreachable("login", o.socket, &err);
 	rc = daemon_client_call(fd, req, (size_t)n, NULL, 0, buf, sizeof(buf), &err);
 	close(fd);
+	if (rc < 0 && o.state != NULL)
+		return login_from_snapshot(o.state, o.args[0], o.json);
 	if (rc < 0)
 		return cli_unreachable("login", o.socket, &err);
 	n = daemon_json_parse(buf, strlen(buf), toks, 64);
@@ -245,6 +292,9 @@ int cmd_login(int argc, char **argv)
 			     strcmp(status, "dial-tone") == 0
 		     ? MR_EX_OK
 		     : MR_EX_TEMPFAIL;
+	if (o.state != NULL && rc == MR_EX_OK)
+		login_remember(o.state, o.args[0],
+			       strcmp(state, "unknown") == 0 ? MR_SNAP_UNAFFECTED : MR_SNAP_ACTIVE);
 	if (o.json) {
 		puts(buf);
 		return rc;
@@ -261,7 +311,7 @@ int cmd_login(int argc, char **argv)
 	i = daemon_json_get(buf, toks, 0, "eta_status");
 	if (i >= 0 && !daemon_json_is_null(buf, toks, i))
 		daemon_json_text(buf, toks, i, status, sizeof(status));
-	login_message(state, pos, eta, status, line, sizeof(line));
+	cli_login_message(state, pos, eta, status, line, sizeof(line));
 	puts(line);
 	return rc;
 }

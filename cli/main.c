@@ -30,6 +30,8 @@ static const struct command commands[] = {
 	{ "pause", cmd_pause, "stop starting new users" },
 	{ "resume", cmd_resume, "start users again" },
 	{ "shutdown", cmd_shutdown, "stop the daemon cleanly" },
+	{ "agent", cmd_agent, "on a proxy or MX: follow the activations, serve auth_http and the policy" },
+	{ "release-agent", cmd_release_agent, "on an MX: the agent, and release held mail when its users are back" },
 	{ "deliver", cmd_deliver, "deliver a message (stdin) to USER, holding it until USER is active" },
 	{ "restore-user", cmd_restore_user, "restore, sync and activate users now, without a daemon" },
 	{ "sync", cmd_sync, "make DST equal SRC with the rules of a user's sync" },

@@ -523,4 +523,47 @@ static inline uint64_t mr_get_le(const unsigned char *p, int bytes)
 	return v;
 }
 
+/* ---- what a client last learned (snapshot.c) ------------------------------
+ * A client on another machine (the login hook with --state, a proxy's or an
+ * MX's agent) keeps what the daemon told it, so that it can answer when the
+ * daemon cannot be reached: DIR/active/<user> for a user known to be back
+ * (active, or dial tone: may log in and receive mail), kept for good, since
+ * nobody goes back from active; DIR/unaffected/<user> for one the outage
+ * does not touch. Empty marker files, one stat to read, libc only (the lean
+ * login binary uses it). Names are valid user names (names.c): never a
+ * path. A lost marker only makes a user wait for the daemon: safe. */
+enum mr_snap {
+	MR_SNAP_NONE = 0,       /* nothing known: not let in */
+	MR_SNAP_ACTIVE = 1,     /* known back */
+	MR_SNAP_UNAFFECTED = 2, /* known untouched by the outage */
+};
+/* Opens the snapshot folder dir (creating it and its two folders, 0755,
+ * when create). Returns its fd, or -1 with err. */
+int mr_snapshot_open(const char *dir, int create, struct mr_error *err);
+/* What the snapshot at dirfd knows of user (MR_SNAP_NONE for an invalid
+ * name or an unreadable folder). */
+enum mr_snap mr_snapshot_get(int dirfd, const char *user);
+/* Remembers user as what (MR_SNAP_ACTIVE or MR_SNAP_UNAFFECTED; a known
+ * active user is never marked otherwise). 0, or -1 with err. */
+int mr_snapshot_put(int dirfd, const char *user, enum mr_snap what, struct mr_error *err);
+
+/* ---- network addresses (net.c) --------------------------------------------
+ * Who may talk to a listener: --allow CIDR, IPv4 ("10.0.0.0/8", "192.0.2.7")
+ * or IPv6 ("2001:db8::/32", "::1"); an IPv4-mapped IPv6 peer matches the
+ * IPv4 rules. */
+struct mr_cidr {
+	int family;             /* AF_INET or AF_INET6 */
+	unsigned char addr[16]; /* network byte order, host bits cleared */
+	int bits;
+};
+/* Parses s into *c. 0, or -1 with err (EINVAL, the text in the message). */
+int mr_cidr_parse(const char *s, struct mr_cidr *c, struct mr_error *err);
+/* 1 when the socket address sa (AF_INET or AF_INET6) is inside one of the n
+ * rules, else 0. */
+int mr_cidr_match(const struct mr_cidr *rules, size_t n, const void *sa);
+/* Splits "ADDR:PORT" or "[V6ADDR]:PORT" into host (hostlen bytes) and port.
+ * 0, or -1 with err. */
+int mr_hostport_split(const char *s, char *host, size_t hostlen, char *port, size_t portlen,
+		      struct mr_error *err);
+
 #endif
