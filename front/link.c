@@ -12,6 +12,7 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,19 @@ static int one_reply(struct front *f, const char *user, char *reply, struct fron
 	return 1;
 }
 
+/* "The daemon cannot be reached", at most once every 10 seconds: in an
+ * outage of the daemon every login and every recipient would say it. */
+static void log_away(const char *why)
+{
+	static _Atomic long last;
+	long now = (long)mr_monotonic(), was = atomic_load(&last);
+
+	if (now - was < 10 && was != 0)
+		return;
+	if (atomic_compare_exchange_strong(&last, &was, now ? now : 1))
+		mr_log("the daemon cannot be reached (%s): answering from the snapshot", why);
+}
+
 /* The snapshot's answer when the daemon gave none. */
 static void from_snapshot(struct front *f, char names[][MR_USER_NAME_MAX + 1], int n,
 			  struct front_answer *a)
@@ -225,7 +239,7 @@ enum front_verdict front_ask(struct front *f, const char *name, unsigned flags,
 	}
 away:
 	if (err.msg[0] != '\0')
-		mr_log("the daemon cannot be reached (%s): answering from the snapshot", err.msg);
+		log_away(err.msg);
 	memset(a, 0, sizeof(*a));
 	from_snapshot(f, names, n, a);
 	return a->verdict;

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,7 +288,8 @@ int front_serve_start(struct front *f, const char *auth_http, const char *policy
 {
 	struct front_server *s = calloc(1, sizeof(*s));
 	const char *where[2] = { auth_http, policy };
-	int k;
+	sigset_t all, old;
+	int k, rc;
 
 	*srv_r = NULL;
 	if (s == NULL) {
@@ -315,8 +317,15 @@ int front_serve_start(struct front *f, const char *auth_http, const char *policy
 				goto fail;
 			}
 		}
-	if (pthread_create(&s->acceptor, NULL, acceptor_main, s) != 0) {
-		mr_error_set(err, EAGAIN, "pthread_create");
+	/* Signals are the host program's (the daemon reads its own from a
+	 * signalfd): the acceptor and the connection threads it starts take
+	 * none. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&s->acceptor, NULL, acceptor_main, s);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		mr_error_set(err, rc, "pthread_create");
 		goto fail;
 	}
 	s->started = 1;

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The fronts on the store host itself (single-host set-ups): `daemon
+# --auth-http --backend-map --policy` answer nginx's auth_http and Postfix's
+# policy from threads of the daemon (front/, cli/cmd_daemon.c); a peer
+# outside --allow is closed before any byte; `login --state DIR` remembers
+# what the daemon said and answers from it once the daemon is gone (0 for a
+# user known back or untouched, 75 "cannot be reached" for anyone else),
+# the lean mailrestore-login too; the ACTIVATIONS verb on the socket.
+set -euo pipefail
+SRC=${MR_SRC:?MR_SRC must point at the source tree}
+. "$SRC/tests/integration/daemon_lib.sh"
+LOGIN_BIN=${MR_BUILD:-$(dirname "$MR")}/mailrestore-login
+
+dir=$(mktemp -d /tmp/mr-fronts.XXXXXX)
+DPID=
+trap '[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null; rm -rf "$dir"' EXIT
+S=$dir/S B=$dir/B T=$dir/T SOCK=$dir/mr.sock
+mkdir -p "$S" "$B" "$T"
+for u in alice bob; do mkuser "$u" 3; done
+"$MR" backup --source "$S" --out "$B" >/dev/null || fail "backup"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+ah=$(free_port) po=$(free_port)
+printf '* 127.0.0.1:1143\n' > "$dir/map"
+start_daemon --background off --auth-http "127.0.0.1:$ah" --backend-map "$dir/map" \
+	--policy "127.0.0.1:$po"
+
+# ask KIND ARG: one auth_http request (KIND http, ARG the user) or one
+# policy request (KIND policy, ARG the recipient); prints the answer's
+# interesting line(s)
+ask() {
+	python3 - "$ah" "$po" "$@" <<'PY'
+import socket, sys
+ah, po, kind, arg = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+if kind == "http":
+    s = socket.create_connection(("127.0.0.1", ah), 5)
+    s.sendall(("GET /auth HTTP/1.0\r\nAuth-Method: plain\r\nAuth-User: %s\r\nAuth-Pass: x\r\n"
+               "Auth-Protocol: imap\r\nAuth-Login-Attempt: 1\r\n\r\n" % arg).encode())
+else:
+    s = socket.create_connection(("127.0.0.1", po), 5)
+    s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=%s\n\n" % arg).encode())
+d = b""
+while not d.endswith(b"\n\n") and not d.endswith(b"\r\n\r\n"):
+    x = s.recv(4096)
+    if not x:
+        break
+    d += x
+print(" ".join(l for l in d.decode().splitlines() if l.startswith(("Auth-", "action="))))
+PY
+}
+out=$(ask policy bob@example.org)
+[ "$out" = "action=HOLD mailrestore: bob is being restored" ] || fail "policy for bob: $out"
+out=$(ask policy nobody@example.org)
+[ "$out" = "action=DUNNO" ] || fail "policy for an unaffected user: $out"
+out=$(ask http alice)
+case $out in "Auth-Status: Your mailbox is being restored"*"Auth-Wait: 3") ;; *) fail "auth_http for alice: $out" ;; esac
+wait_state alice active
+out=$(ask http alice)
+[ "$out" = "Auth-Status: OK Auth-Server: 127.0.0.1 Auth-Port: 1143" ] || fail "auth_http for alice back: $out"
+out=$(ask policy alice@example.org)
+[ "$out" = "action=DUNNO" ] || fail "policy for alice back: $out"
+
+# ACTIVATIONS on the socket: alice, then nothing new in the same epoch
+act() { python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2] + "\n").encode())
+d = b""
+while not d.endswith(b"\n"): d += s.recv(65536)
+print(d.decode().strip())' "$SOCK" "$1"; }
+a=$(act "ACTIVATIONS 0 0")
+[ "$(echo "$a" | json 'd["users"]')" = '["alice"]' ] || fail "ACTIVATIONS: $a"
+epoch=$(echo "$a" | json 'd["epoch"]')
+a=$(act "ACTIVATIONS $epoch 1")
+[ "$(echo "$a" | json '[d["users"], d["first"], d["total"]]')" = '[[], 1, 1]' ] || fail "ACTIVATIONS from 1: $a"
+
+# login --state: remembered while the daemon answers ...
+"$MR" login --socket "$SOCK" --state "$dir/cs" alice >/dev/null || fail "login alice"
+"$MR" login --socket "$SOCK" --state "$dir/cs" carol >/dev/null || fail "login carol (unaffected)"
+set +e
+"$MR" login --socket "$SOCK" --state "$dir/cs" bob >/dev/null; rc=$?
+set -e
+[ $rc = 75 ] || fail "login bob: exit $rc, want 75"
+[ -f "$dir/cs/active/alice" ] && [ -f "$dir/cs/unaffected/carol" ] && [ ! -e "$dir/cs/active/bob" ] ||
+	fail "the snapshot does not hold what the daemon said: $(find "$dir/cs" -type f)"
+
+# ... a peer outside --allow gets no byte
+kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
+ah=$(free_port) po=$(free_port)
+start_daemon --background off --policy "127.0.0.1:$po" --allow 192.0.2.0/24
+out=$(python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+try:
+    s.sendall(b"request=smtpd_access_policy\nrecipient=bob@example.org\n\n")
+    print(repr(s.recv(100)))
+except ConnectionResetError:
+    print(repr(b""))' "$po")
+[ "$out" = "b''" ] || fail "a peer outside --allow got: $out"
+grep -q "is not allowed (--allow): closed" "$dir/daemon.log" || fail "the refusal is not logged"
+
+# ... and answered from once the daemon is gone
+stop_daemon
+MAILRESTORE_CLIENT_STATE=$dir/cs "$MR" login --socket "$SOCK" alice | grep -qx active ||
+	fail "alice from the snapshot (MAILRESTORE_CLIENT_STATE)"
+"$LOGIN_BIN" --socket "$SOCK" --state "$dir/cs" alice | grep -qx active ||
+	fail "mailrestore-login: alice from the snapshot"
+"$MR" login --socket "$SOCK" --state "$dir/cs" carol | grep -qx active || fail "carol from the snapshot"
+set +e
+out=$("$MR" login --socket "$SOCK" --state "$dir/cs" bob); rc=$?
+set -e
+[ $rc = 75 ] || fail "bob without a daemon: exit $rc, want 75"
+case $out in *"cannot be reached; try again later"*) ;; *) fail "bob's message: $out" ;; esac
+set +e
+"$LOGIN_BIN" --socket "$SOCK" --state "$dir/cs" dave >/dev/null; rc=$?
+set -e
+[ $rc = 75 ] || fail "mailrestore-login, unknown user without a daemon: exit $rc, want 75"
+echo "PASS: the daemon's auth_http and policy; --allow; ACTIVATIONS; login --state"
