@@ -10,11 +10,13 @@
 #include "common/common.h"
 #include "front/front.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile int agent_stop;
 
@@ -158,6 +160,16 @@ static int agent_main(int argc, char **argv, int release)
 	}
 	fs.allow = allow;
 	fs.n_allow = nallow;
+	if (fs.daemon.connect != NULL) {
+		int fd = front_daemon_connect(&fs.daemon, &err);
+
+		if (fd < 0 && err.errnum == ENOTSUP) {
+			cli_error(cmd, "%s", err.msg);
+			goto out;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
 	mr_error_clear(&err);
 	if (front_new(&fs, &f, &err) < 0) {
 		cli_error(cmd, "%s", err.msg);

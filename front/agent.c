@@ -353,7 +353,7 @@ static int release_pass(struct front *f, const struct front_agent_settings *s)
  * of users read, -1 when the daemon gave no answer; *more when the
  * stream has more now, *new_epoch when the daemon restarted. */
 static int follow_once(struct front *f, uint64_t *epoch, uint64_t *next, int *more,
-		       int *new_epoch)
+		       int *new_epoch, struct mr_error *why)
 {
 	struct daemon_json_tok *toks = NULL;
 	char req[96], ep[32], name[MR_USER_NAME_MAX + 1], *reply = NULL;
@@ -362,13 +362,14 @@ static int follow_once(struct front *f, uint64_t *epoch, uint64_t *next, int *mo
 	int fd, n, arr, i, rc = -1, max;
 
 	*more = *new_epoch = 0;
-	mr_error_clear(&err);
-	fd = front_daemon_connect(&f->set.daemon, &err);
+	mr_error_clear(why);
+	fd = front_daemon_connect(&f->set.daemon, why);
 	if (fd < 0)
 		return -1;
+	mr_error_clear(&err);
 	snprintf(req, sizeof(req), "ACTIVATIONS %016llx %llu %d\n", (unsigned long long)*epoch,
 		 (unsigned long long)*next, FOLLOW_PIECE);
-	if (front_call(fd, req, &reply, &err) < 0)
+	if (front_call(fd, req, &reply, why) < 0)
 		goto out;
 	max = (int)(strlen(reply) / 2 + 16);
 	toks = malloc((size_t)max * sizeof(*toks));
@@ -378,15 +379,22 @@ static int follow_once(struct front *f, uint64_t *epoch, uint64_t *next, int *mo
 	if (n < 1)
 		goto out;
 	daemon_json_text(reply, toks, daemon_json_get(reply, toks, 0, "ok"), ep, sizeof(ep));
-	if (strcmp(ep, "true") != 0)
-		goto out; /* starting (75), or a daemon without the verb */
+	if (strcmp(ep, "true") != 0) {
+		/* starting (75), refused, or a daemon without the verb */
+		daemon_json_text(reply, toks, daemon_json_get(reply, toks, 0, "error"), name,
+				 sizeof(name));
+		mr_error_set(why, EAGAIN, "ACTIVATIONS: %s", name);
+		goto out;
+	}
 	daemon_json_text(reply, toks, daemon_json_get(reply, toks, 0, "epoch"), ep, sizeof(ep));
 	e = strtoull(ep, NULL, 16);
 	nx = (uint64_t)daemon_json_num(reply, toks, daemon_json_get(reply, toks, 0, "next"), 0);
 	total = (uint64_t)daemon_json_num(reply, toks, daemon_json_get(reply, toks, 0, "total"), 0);
 	arr = daemon_json_get(reply, toks, 0, "users");
-	if (e == 0 || arr < 0 || toks[arr].type != DAEMON_JSON_ARRAY)
+	if (e == 0 || arr < 0 || toks[arr].type != DAEMON_JSON_ARRAY) {
+		mr_error_set(why, EPROTO, "ACTIVATIONS: a reply without epoch or users");
 		goto out;
+	}
 	for (i = 0; i < toks[arr].size; i++) {
 		daemon_json_text(reply, toks, daemon_json_index(toks, arr, i), name, sizeof(name));
 		if (mr_snapshot_put(f->snapfd, name, MR_SNAP_ACTIVE, &err) < 0)
@@ -403,8 +411,6 @@ static int follow_once(struct front *f, uint64_t *epoch, uint64_t *next, int *mo
 	*more = nx < total;
 	rc = toks[arr].size;
 out:
-	if (rc < 0 && err.msg[0] != '\0')
-		mr_log("agent: the daemon cannot be reached: %s", err.msg);
 	free(toks);
 	free(reply);
 	close(fd);
@@ -428,6 +434,7 @@ int front_agent_run(struct front *f, const struct front_agent_settings *s, volat
 	uint64_t epoch, next, saved_epoch, saved_next;
 	unsigned long passes = 0;
 	int got, more, new_epoch, scan = 1, away = 0;
+	struct mr_error why;
 
 	if (f->snapfd < 0) {
 		mr_error_set(err, EINVAL, "the agent needs a state folder (--state DIR)");
@@ -440,8 +447,13 @@ int front_agent_run(struct front *f, const struct front_agent_settings *s, volat
 	       (unsigned long long)next, (unsigned long long)epoch,
 	       s->release ? "; releasing held mail" : "");
 	while (!*stop) {
-		got = follow_once(f, &epoch, &next, &more, &new_epoch);
+		got = follow_once(f, &epoch, &next, &more, &new_epoch, &why);
 		if (got < 0) {
+			/* Said once per outage; the snapshot answers meanwhile. */
+			if (!away)
+				mr_log("agent: the daemon cannot be reached (%s); answering from "
+				       "what it said last",
+				       why.msg[0] ? why.msg : "no answer");
 			away = 1;
 		} else {
 			if (away)
