@@ -320,7 +320,8 @@ static int release_pass(struct front *f, const struct front_agent_settings *s)
 			break;
 	}
 	free(text);
-	qsort(due, ndue, sizeof(*due), by_arrival);
+	if (ndue > 1)
+		qsort(due, ndue, sizeof(*due), by_arrival);
 	for (i = 0; i < ndue; i++) {
 		k = 0;
 		argv[k++] = (char *)"postsuper";

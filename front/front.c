@@ -165,7 +165,8 @@ int front_map_load(struct front *f, const char *path, struct mr_error *err)
 		mr_error_set(err, EIO, "reading %s failed", path);
 		goto out;
 	}
-	qsort(f->map, f->nmap, sizeof(*f->map), by_user);
+	if (f->nmap > 1)
+		qsort(f->map, f->nmap, sizeof(*f->map), by_user);
 	for (i = 1; i < f->nmap; i++)
 		if (strcmp(f->map[i - 1].user, f->map[i].user) == 0) {
 			mr_error_set(err, EINVAL, "%s: %s is named twice", path, f->map[i].user);
