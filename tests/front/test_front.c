@@ -7,6 +7,7 @@
  */
 #include "tests/testutil.h"
 #include "front/front.h"
+#include "tests/front/fakedaemon.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -15,90 +16,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-/* ---- a fake daemon --------------------------------------------------------- */
-
-struct fake {
-	char *dir, *sock;
-	int lfd;
-	pthread_t t;
-	int calls;
-};
-
-static const char *canned(const char *verb, const char *user)
-{
-	static char buf[512];
-
-	(void)verb;
-	if (strcmp(user, "alice") == 0)
-		return "{\"ok\":true,\"user\":\"alice\",\"state\":\"queued\",\"position\":1837,"
-		       "\"eta_seconds\":10800,\"eta_status\":\"estimate\",\"mode\":\"waiting\"}";
-	if (strcmp(user, "bob") == 0 || strcmp(user, "odd+name") == 0)
-		snprintf(buf, sizeof(buf),
-			 "{\"ok\":true,\"user\":\"%s\",\"state\":\"active\",\"position\":null,"
-			 "\"eta_seconds\":0,\"eta_status\":\"done\",\"mode\":\"restored\"}",
-			 user);
-	else if (strcmp(user, "dt") == 0)
-		return "{\"ok\":true,\"user\":\"dt\",\"state\":\"queued\",\"position\":0,"
-		       "\"eta_seconds\":5,\"eta_status\":\"estimate\",\"mode\":\"dial-tone\"}";
-	else
-		snprintf(buf, sizeof(buf),
-			 "{\"ok\":true,\"user\":\"%s\",\"state\":\"unknown\",\"position\":null,"
-			 "\"eta_seconds\":0,\"eta_status\":\"done\",\"mode\":\"untouched\"}",
-			 user);
-	return buf;
-}
-
-static void *fake_main(void *arg)
-{
-	struct fake *f = arg;
-	char line[1024], verb[32], user[300], out[1100];
-	int fd;
-
-	while ((fd = accept(f->lfd, NULL, NULL)) >= 0) {
-		FILE *in = fdopen(fd, "r");
-
-		while (in != NULL && fgets(line, sizeof(line), in) != NULL) {
-			if (sscanf(line, "%31s %299s", verb, user) != 2)
-				break;
-			f->calls++;
-			snprintf(out, sizeof(out), "%s\n", canned(verb, user));
-			if (write(fd, out, strlen(out)) < 0)
-				break;
-		}
-		if (in != NULL)
-			fclose(in);
-		else
-			close(fd);
-	}
-	return NULL;
-}
-
-static void fake_start(struct fake *f)
-{
-	struct sockaddr_un sa;
-
-	memset(f, 0, sizeof(*f));
-	mr_log_quiet = 1;
-	f->dir = tu_tmpdir();
-	f->sock = tu_path(f->dir, "mr.sock");
-	f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sock);
-	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(f->lfd, 8), 0);
-	assert_int_equal(pthread_create(&f->t, NULL, fake_main, f), 0);
-}
-
-static void fake_stop(struct fake *f)
-{
-	shutdown(f->lfd, SHUT_RDWR);
-	close(f->lfd);
-	pthread_join(f->t, NULL);
-	tu_rmtree(f->dir);
-	free(f->sock);
-}
 
 static struct front *new_front(const char *sock, const char *state, const char *map)
 {
