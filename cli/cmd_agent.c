@@ -18,6 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Where an agent keeps what it learned when --state does not say (the
+ * systemd unit's StateDirectory). */
+#define CLI_AGENT_STATE "/var/lib/mailrestore-agent"
+
 static volatile int agent_stop;
 
 static void on_signal(int sig)
@@ -30,12 +34,13 @@ static void agent_usage(FILE *out, const char *cmd)
 {
 	fprintf(out,
 		"usage: mailrestore %s [--socket PATH | --connect HOST:PORT [--tls-ca FILE]\n"
-		"         [--tls-cert FILE --tls-key FILE]] --state DIR [--policy ADDR:PORT]\n"
+		"         [--tls-cert FILE --tls-key FILE]] [--state DIR] [--policy ADDR:PORT]\n"
 		"         [--auth-http ADDR:PORT --backend-map FILE] [--allow CIDR]...\n"
 		"         [--postfix-config DIR] [--interval S] [--rescan S]\n\n"
 		"Runs on a proxy or an MX host in front of the restore daemon. It follows\n"
 		"the daemon's activations (the users who may log in and receive mail) into\n"
-		"a snapshot under --state DIR (also MAILRESTORE_CLIENT_STATE), so that when\n"
+		"a snapshot under --state DIR (also MAILRESTORE_CLIENT_STATE; default\n"
+		"/var/lib/mailrestore-agent, made when missing), so that when\n"
 		"the daemon cannot be reached a user known back is still let in and anyone\n"
 		"else is told to try again later, never let in or bounced.\n\n"
 		"  --policy ADDR:PORT       serve Postfix's policy delegation: HOLD for a\n"
@@ -150,10 +155,8 @@ static int agent_main(int argc, char **argv, int release)
 		cli_error(cmd, "unexpected argument '%s'", argv[optind]);
 		goto out;
 	}
-	if (fs.state_dir == NULL) {
-		cli_error(cmd, "--state DIR is required (what the agent learned lives there)");
-		goto out;
-	}
+	if (fs.state_dir == NULL)
+		fs.state_dir = CLI_AGENT_STATE;
 	if ((auth_http != NULL) != (fs.backend_map != NULL)) {
 		cli_error(cmd, "--auth-http and --backend-map go together");
 		goto out;
