@@ -33,8 +33,8 @@
 #define FOLLOW_VERSION 1
 /* Users asked for per ACTIVATIONS call. */
 #define FOLLOW_PIECE 1000
-/* Bytes of `postqueue -j` output read at most (a huge queue is read in
- * pieces by the next scans; nothing is lost by stopping early). */
+/* Bytes of `postqueue -j` output read at most: the messages beyond it are
+ * not seen by this scan (nothing is released for them; never wrongly). */
 #define POSTQUEUE_MAX (256u << 20)
 
 /* ---- the place in the stream ------------------------------------------- */
@@ -159,39 +159,64 @@ out:
 	return rc;
 }
 
-/* Runs argv (no shell); with out, its stdout is read into *out (malloc'd,
- * NUL terminated). Returns its exit status, or -1 when it could not run
- * (logged). */
-static int run(char *const argv[], char **out)
+/* Held messages due in one scan from which they are released in one
+ * `postsuper -H -` and sent on with one `postqueue -f` (fewer: one by one,
+ * each hurried with `postqueue -i`). */
+#define RELEASE_BATCH 32
+
+/* Writes all of in to fd (the child's stdin), then closes it. */
+static void feed(int fd, const char *in)
+{
+	size_t n = strlen(in);
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(fd, in, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break; /* the child went away: its status says so */
+		in += w;
+		n -= (size_t)w;
+	}
+	close(fd);
+}
+
+/* Runs argv (no shell); with in, that text is its stdin; with out, its
+ * stdout is read into *out (malloc'd, NUL terminated). Returns its exit
+ * status, or -1 when it could not run (logged). */
+static int run(char *const argv[], const char *in, char **out)
 {
 	size_t have = 0, cap = 0;
-	int pfd[2] = { -1, -1 }, status = 0;
+	int pfd[2] = { -1, -1 }, ifd[2] = { -1, -1 }, status = 0;
 	char *buf = NULL, *nb;
 	ssize_t got;
 	pid_t pid;
 
-	if (out != NULL) {
+	if (out != NULL)
 		*out = NULL;
-		if (pipe2(pfd, O_CLOEXEC) < 0) {
-			mr_log("agent: pipe: %s", strerror(errno));
-			return -1;
-		}
+	if ((out != NULL && pipe2(pfd, O_CLOEXEC) < 0) ||
+	    (in != NULL && pipe2(ifd, O_CLOEXEC) < 0)) {
+		mr_log("agent: pipe: %s", strerror(errno));
+		goto fail;
 	}
 	pid = fork();
 	if (pid < 0) {
 		mr_log("agent: fork: %s", strerror(errno));
-		if (out != NULL) {
-			close(pfd[0]);
-			close(pfd[1]);
-		}
-		return -1;
+		goto fail;
 	}
 	if (pid == 0) {
 		if (out != NULL && dup2(pfd[1], 1) < 0)
 			_exit(127);
+		if (in != NULL && dup2(ifd[0], 0) < 0)
+			_exit(127);
 		execvp(argv[0], argv);
 		fprintf(stderr, "agent: %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
+	}
+	if (in != NULL) {
+		close(ifd[0]);
+		feed(ifd[1], in);
 	}
 	if (out != NULL) {
 		close(pfd[1]);
@@ -219,6 +244,14 @@ static int run(char *const argv[], char **out)
 		if (errno != EINTR)
 			return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+fail:
+	for (status = 0; status < 2; status++) {
+		if (pfd[status] >= 0)
+			close(pfd[status]);
+		if (ifd[status] >= 0)
+			close(ifd[status]);
+	}
+	return -1;
 }
 
 /* ---- the release ----------------------------------------------------------- */
@@ -262,6 +295,47 @@ static int by_arrival(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
+/* Many due at once: one `postsuper -H -` reads their ids, oldest first,
+ * and one `postqueue -f` sends the deferred queue on (postqueue -i takes
+ * one id a run). Returns the number released (all of them when postsuper
+ * succeeds; none is lost when it fails: the next scan finds them held). */
+static int release_batch(const struct front_agent_settings *s, const struct due *due,
+			 size_t ndue)
+{
+	char *argv[8], *ids;
+	size_t i, k = 0, len = 0;
+	int rc;
+
+	ids = malloc(ndue * sizeof(due->id) + 1);
+	if (ids == NULL)
+		return -1;
+	for (i = 0; i < ndue; i++)
+		len += (size_t)sprintf(ids + len, "%s\n", due[i].id);
+	argv[k++] = (char *)"postsuper";
+	if (s->postfix_config != NULL) {
+		argv[k++] = (char *)"-c";
+		argv[k++] = (char *)s->postfix_config;
+	}
+	argv[k++] = (char *)"-H";
+	argv[k++] = (char *)"-";
+	argv[k] = NULL;
+	rc = run(argv, ids, NULL);
+	free(ids);
+	if (rc != 0) {
+		mr_log("agent: postsuper -H - of %zu messages failed (exit %d); the next scan "
+		       "tries again",
+		       ndue, rc);
+		return -1;
+	}
+	argv[0] = (char *)"postqueue";
+	argv[k - 2] = (char *)"-f";
+	argv[k - 1] = NULL;
+	(void)run(argv, NULL, NULL);
+	mr_log("agent: released %zu messages, from %s (arrived %.0f) to %s (arrived %.0f)", ndue,
+	       due[0].id, due[0].arrival, due[ndue - 1].id, due[ndue - 1].arrival);
+	return (int)ndue;
+}
+
 /* One scan of the hold queue: releases what is due, oldest first.
  * Returns the number released, -1 when postqueue could not be read. */
 static int release_pass(struct front *f, const struct front_agent_settings *s)
@@ -280,7 +354,7 @@ static int release_pass(struct front *f, const struct front_agent_settings *s)
 	}
 	argv[k++] = (char *)"-j";
 	argv[k] = NULL;
-	rc = run(argv, &text);
+	rc = run(argv, NULL, &text);
 	if (rc != 0 || text == NULL) {
 		mr_log("agent: postqueue -j failed (exit %d): the hold queue is scanned again later",
 		       rc);
@@ -322,6 +396,11 @@ static int release_pass(struct front *f, const struct front_agent_settings *s)
 	free(text);
 	if (ndue > 1)
 		qsort(due, ndue, sizeof(*due), by_arrival);
+	if (ndue >= RELEASE_BATCH) {
+		n = release_batch(s, due, ndue);
+		free(due);
+		return n;
+	}
 	for (i = 0; i < ndue; i++) {
 		k = 0;
 		argv[k++] = (char *)"postsuper";
@@ -332,7 +411,7 @@ static int release_pass(struct front *f, const struct front_agent_settings *s)
 		argv[k++] = (char *)"-H";
 		argv[k++] = due[i].id;
 		argv[k] = NULL;
-		rc = run(argv, NULL);
+		rc = run(argv, NULL, NULL);
 		if (rc != 0) {
 			mr_log("agent: postsuper -H %s failed (exit %d); tried again at the next scan",
 			       due[i].id, rc);
@@ -340,7 +419,7 @@ static int release_pass(struct front *f, const struct front_agent_settings *s)
 		}
 		argv[k - 2] = (char *)"-i";
 		argv[0] = (char *)"postqueue";
-		(void)run(argv, NULL); /* only hurries it: the queue manager sends it anyway */
+		(void)run(argv, NULL, NULL); /* only hurries it: the queue manager sends it anyway */
 		mr_log("agent: released %s (arrived %.0f)", due[i].id, due[i].arrival);
 		n++;
 	}

@@ -269,7 +269,9 @@ struct front_agent_settings {
  * "follow"), and with release, the held messages of Postfix whose
  * recipients are now all back (and at least one of them came back through
  * the stream, so mail held for other reasons stays) are released with
- * `postsuper -H` and sent on with `postqueue -i`, oldest first. The hold
+ * `postsuper -H` and sent on with `postqueue -i`, oldest first (32 or more
+ * due in one scan: one `postsuper -H -` reading their ids oldest first,
+ * then one `postqueue -f`). The hold
  * queue is scanned at start, after each new epoch (the daemon restarted),
  * after new activations, and every rescan seconds. Releasing a message
  * twice is harmless (the second finds it gone). Returns 0, or -1 with err

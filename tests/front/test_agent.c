@@ -3,7 +3,8 @@
  * and a fake Postfix (postqueue and postsuper scripts first in PATH that
  * log their arguments): exactly the held messages whose recipients are all
  * back, and one of them back through the stream, are released, oldest
- * first, each with postsuper -H then postqueue -i, with -c; mail held for
+ * first, each with postsuper -H then postqueue -i, with -c (many at once:
+ * one postsuper -H - and one postqueue -f); mail held for
  * a user still waiting or for nobody of the outage stays; the place in the
  * stream survives a restart, and a new epoch reads the stream again.
  */
@@ -34,6 +35,12 @@ static const char queue_json[] =
 	"\"recipients\": [{\"address\": \"erin+tag@example.org\"}]}\n"
 	"not json at all\n";
 
+/* Logs its arguments and, for "-H -", the ids it reads. */
+static const char postsuper_sh[] =
+	"#!/bin/sh\necho \"postsuper $*\" >> \"$FAKE_PF/calls\"\n"
+	"for a; do last=$a; done\n"
+	"[ \"$last\" = - ] && cat >> \"$FAKE_PF/calls\"\nexit 0\n";
+
 static void fake_postfix(const char *dir)
 {
 	char *bin = tu_path(dir, "bin"), *path;
@@ -45,8 +52,7 @@ static void fake_postfix(const char *dir)
 		      "case \"$*\" in *-j*) cat \"$FAKE_PF/queue.json\";; esac\n",
 		      strlen("#!/bin/sh\necho \"postqueue $*\" >> \"$FAKE_PF/calls\"\n"
 			     "case \"$*\" in *-j*) cat \"$FAKE_PF/queue.json\";; esac\n"));
-	tu_write_file(dir, "bin/postsuper", "#!/bin/sh\necho \"postsuper $*\" >> \"$FAKE_PF/calls\"\n",
-		      strlen("#!/bin/sh\necho \"postsuper $*\" >> \"$FAKE_PF/calls\"\n"));
+	tu_write_file(dir, "bin/postsuper", postsuper_sh, strlen(postsuper_sh));
 	assert_int_equal(tu_sh("chmod +x '%s'/*", bin), 0);
 	tu_write_file(dir, "queue.json", queue_json, strlen(queue_json));
 	path = malloc(strlen(bin) + strlen(old ? old : "") + 2);
@@ -163,11 +169,54 @@ static void agent_follow_file_damaged(void **state)
 	fake_stop(&fk);
 }
 
+/* Many due at once: one postsuper -H - with the ids oldest first, one
+ * postqueue -f. */
+static void agent_releases_many_in_one_batch(void **state)
+{
+	static const char *const active[] = { "dave", NULL };
+	struct fake fk;
+	char *st, *calls, *q, line[256], want[8192];
+	size_t len, n = 0, qn = 0;
+	int i;
+
+	(void)state;
+	fake_start(&fk);
+	fake_postfix(fk.dir);
+	fk.active = active;
+	q = malloc(64 * 256);
+	/* 40 for dave, arriving in the reverse order of their ids, and one
+	 * for erin (waiting) among them. */
+	for (i = 0; i < 40; i++)
+		qn += (size_t)sprintf(q + qn, "{\"queue_name\": \"hold\", \"queue_id\": \"D%02d\", "
+					   "\"arrival_time\": %d, \"recipients\": [{\"address\": "
+					   "\"dave@example.org\"}]}\n",
+				      i, 1000 - i);
+	qn += (size_t)sprintf(q + qn, "{\"queue_name\": \"hold\", \"queue_id\": \"E1\", "
+				   "\"arrival_time\": 1, \"recipients\": [{\"address\": "
+				   "\"erin@example.org\"}]}\n");
+	tu_write_file(fk.dir, "queue.json", q, qn);
+	free(q);
+	st = tu_path(fk.dir, "state");
+	assert_int_equal(run_agent(&fk, st), 0);
+	n = (size_t)sprintf(want, "postqueue -c /etc/pf-test -j\npostsuper -c /etc/pf-test -H -\n");
+	for (i = 39; i >= 0; i--) {
+		snprintf(line, sizeof(line), "D%02d\n", i);
+		n += (size_t)sprintf(want + n, "%s", line);
+	}
+	sprintf(want + n, "postqueue -c /etc/pf-test -f\n");
+	calls = tu_read_file(fk.dir, "calls", &len);
+	assert_string_equal(calls, want);
+	free(calls);
+	free(st);
+	fake_stop(&fk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(agent_releases_exactly_what_is_due),
 		cmocka_unit_test(agent_follow_file_damaged),
+		cmocka_unit_test(agent_releases_many_in_one_batch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
