@@ -5,7 +5,8 @@
 # outside --allow is closed before any byte; `login --state DIR` remembers
 # what the daemon said and answers from it once the daemon is gone (0 for a
 # user known back or untouched, 75 "cannot be reached" for anyone else),
-# the lean mailrestore-login too; the ACTIVATIONS verb on the socket.
+# the lean mailrestore-login too; the ACTIVATIONS verb on the socket (a new
+# epoch after a restart, dial tone joining the stream).
 set -euo pipefail
 SRC=${MR_SRC:?MR_SRC must point at the source tree}
 . "$SRC/tests/integration/daemon_lib.sh"
@@ -16,7 +17,7 @@ DPID=
 trap '[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null; rm -rf "$dir"' EXIT
 S=$dir/S B=$dir/B T=$dir/T SOCK=$dir/mr.sock
 mkdir -p "$S" "$B" "$T"
-for u in alice bob; do mkuser "$u" 3; done
+for u in alice bob dan; do mkuser "$u" 3; done
 "$MR" backup --source "$S" --out "$B" >/dev/null || fail "backup"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ah=$(free_port) po=$(free_port)
@@ -85,7 +86,7 @@ set -e
 # ... a peer outside --allow gets no byte
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null || true; DPID=
 ah=$(free_port) po=$(free_port)
-start_daemon --background off --policy "127.0.0.1:$po" --allow 192.0.2.0/24
+start_daemon --background off --policy "127.0.0.1:$po" --allow 192.0.2.0/24 --dial-tone
 out=$(python3 -c '
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
@@ -96,6 +97,15 @@ except ConnectionResetError:
     print(repr(b""))' "$po")
 [ "$out" = "b''" ] || fail "a peer outside --allow got: $out"
 grep -q "is not allowed (--allow): closed" "$dir/daemon.log" || fail "the refusal is not logged"
+# a new run: a new epoch, alice and bob (active: bob's login queued him)
+# seeded; dan given dial tone by a login joins the stream (he may log in
+# and take mail from now on)
+a=$(act "ACTIVATIONS $epoch 1")
+[ "$(echo "$a" | json '[d["epoch"] != "'"$epoch"'", d["first"], d["users"]]')" = '[true, 0, ["alice", "bob"]]' ] ||
+	fail "ACTIVATIONS after a restart: $a"
+"$MR" login --socket "$SOCK" dan | grep -qx active || fail "dan with dial tone"
+a=$(act "ACTIVATIONS 0 0")
+[ "$(echo "$a" | json 'd["users"]')" = '["alice", "bob", "dan"]' ] || fail "ACTIVATIONS with dial tone: $a"
 
 # ... and answered from once the daemon is gone
 stop_daemon
