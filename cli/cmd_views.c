@@ -242,7 +242,7 @@ int cmd_status(int argc, char **argv)
 		status_usage(stderr);
 		return MR_EX_USAGE;
 	}
-	rc = cli_call("status", o.socket, "STATUS\n", &r);
+	rc = cli_call("status", &o, "STATUS\n", &r);
 	if (rc == 0) {
 		if (o.json)
 			puts(r.text);
@@ -318,7 +318,7 @@ static int queue_state(const struct cli_opts *o)
 	}
 	if (!o->json)
 		printf("%-30s %-10s %-19s %s\n", "USER", "STATE", "SINCE", "REASON");
-	rc = cli_list_state("queue", o->socket, o->state, print_state_user, &p);
+	rc = cli_list_state("queue", o, o->state, print_state_user, &p);
 	if (o->json)
 		printf("%s]\n", p.n ? "" : "[");
 	else if (rc == 0)
@@ -348,7 +348,7 @@ int cmd_queue(int argc, char **argv)
 	if (o.state != NULL)
 		return queue_state(&o);
 	snprintf(req, sizeof(req), "QUEUE %llu\n", (unsigned long long)o.max);
-	rc = cli_call("queue", o.socket, req, &r);
+	rc = cli_call("queue", &o, req, &r);
 	if (rc == 0) {
 		list = cli_get(&r, 0, "queue");
 		if (o.json) {
@@ -448,7 +448,7 @@ int cmd_show(int argc, char **argv)
 	if (cli_check_user("show", o.args[0]) < 0)
 		return MR_EX_DATAERR;
 	snprintf(req, sizeof(req), "SHOW %s\n", o.args[0]);
-	rc = cli_call("show", o.socket, req, &r);
+	rc = cli_call("show", &o, req, &r);
 	if (rc == 0) {
 		if (o.json)
 			puts(r.text);
@@ -481,18 +481,18 @@ static void watch_usage(FILE *out)
 }
 
 /* One frame; 0, or the exit code of a failed request. */
-static int watch_frame(const char *sock, int tty)
+static int watch_frame(const struct cli_opts *o, int tty)
 {
 	char user[MR_USER_NAME_MAX + 1], eta[64], ts[64];
 	struct cli_reply st, q;
 	int rc, list, i, u;
 
-	rc = cli_call("watch", sock, "STATUS\n", &st);
+	rc = cli_call("watch", o, "STATUS\n", &st);
 	if (rc != 0) {
 		cli_reply_free(&st);
 		return rc;
 	}
-	rc = cli_call("watch", sock, "QUEUE 5\n", &q);
+	rc = cli_call("watch", o, "QUEUE 5\n", &q);
 	if (rc != 0) {
 		cli_reply_free(&st);
 		cli_reply_free(&q);
@@ -540,7 +540,7 @@ int cmd_watch(int argc, char **argv)
 	}
 	tty = isatty(STDOUT_FILENO);
 	if (o.once)
-		return watch_frame(o.socket, 0);
+		return watch_frame(&o, 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_watch_signal;
 	sigaction(SIGINT, &sa, NULL);
@@ -555,7 +555,7 @@ int cmd_watch(int argc, char **argv)
 	}
 	rc = MR_EX_OK;
 	while (!watch_stop) {
-		rc = watch_frame(o.socket, tty);
+		rc = watch_frame(&o, tty);
 		if (rc != 0) {
 			if (frames > 0) {
 				fprintf(stderr, "the daemon went away\n");
