@@ -19,14 +19,15 @@
 static void enqueue_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore enqueue [--socket PATH] [--json] [--priority] USER...\n"
-		"       mailrestore enqueue [--socket PATH] [--json] [--priority] --file F\n\n"
+		"usage: mailrestore enqueue [--socket PATH | --connect HOST:PORT] [--json] [--priority] USER...\n"
+		"       mailrestore enqueue [--socket PATH | --connect HOST:PORT] [--json] [--priority] --file F\n\n"
 		"Queues users for restore ahead of the background order, in the order given\n"
 		"(for batch scripts). --priority puts them in the login lane, in order after\n"
 		"the logins so far. --file reads one name a line ('-' is stdin). Users already\n"
 		"queued, running or done keep their place. Invalid names are reported and\n"
 		"skipped (exit 65 after queueing the others); names the outage does not touch\n"
 		"are reported (exit 67). Operators only (exit 77 otherwise).\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 /* Prints a name from outside with unprintable bytes replaced. */
@@ -230,24 +231,25 @@ out:
 static void user_cmd_usage(FILE *out, const char *cmd)
 {
 	if (strcmp(cmd, "bump") == 0)
-		fprintf(out, "usage: mailrestore bump [--socket PATH] [--json] USER\n\n"
+		fprintf(out, "usage: mailrestore bump [--socket PATH | --connect HOST:PORT] [--json] USER\n\n"
 			     "Moves USER to the front of the priority queue (a running, active or\n"
 			     "attention user stays where it is).\n");
 	else if (strcmp(cmd, "retry") == 0)
-		fprintf(out, "usage: mailrestore retry [--socket PATH] [--json] USER...\n"
-			     "       mailrestore retry [--socket PATH] [--json] --file F\n"
-			     "       mailrestore retry [--socket PATH] [--json] --state attention\n\n"
+		fprintf(out, "usage: mailrestore retry [--socket PATH | --connect HOST:PORT] [--json] USER...\n"
+			     "       mailrestore retry [--socket PATH | --connect HOST:PORT] [--json] --file F\n"
+			     "       mailrestore retry [--socket PATH | --connect HOST:PORT] [--json] --state attention\n\n"
 			     "Puts users in attention back in the queue (end of the priority\n"
 			     "lane) for another run, after the cause was fixed: the names given,\n"
 			     "those in file F (one a line; - reads standard input), or every user\n"
 			     "in attention. Each user's outcome is printed (--json: a list of the\n"
 			     "objects `show --json` prints); the exit is the first failure's.\n");
 	else
-		fprintf(out, "usage: mailrestore activate [--socket PATH] [--json] USER\n\n"
+		fprintf(out, "usage: mailrestore activate [--socket PATH | --connect HOST:PORT] [--json] USER\n\n"
 			     "Accepts a user in attention as it is: its work copy (with held mail\n"
 			     "released into it) becomes T/USER.\n");
 	fprintf(out, "Operators only (exit 77 otherwise). Exit 65 invalid name or not in\n"
 		     "attention, 67 not an affected user, 69 no daemon.\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 static int user_cmd(const char *cmd, const char *verb, int argc, char **argv)
@@ -475,9 +477,9 @@ static int simple_cmd(const char *cmd, const char *req, const char *done, const 
 		return MR_EX_USAGE;
 	if (o.help || o.nargs != 0) {
 		fprintf(o.help ? stdout : stderr,
-			"usage: mailrestore %s [--socket PATH] [--json]\n\n%s\n"
-			"Operators only (exit 77 otherwise); 69 when no daemon answers.\n",
-			cmd, help);
+			"usage: mailrestore %s [--socket PATH | --connect HOST:PORT] [--json]\n\n%s\n"
+			"Operators only (exit 77 otherwise); 69 when no daemon answers.\n\n"
+			CLI_CONNECT_HELP, cmd, help);
 		return o.help ? MR_EX_OK : MR_EX_USAGE;
 	}
 	rc = cli_call(cmd, &o, req, &r);

@@ -20,7 +20,7 @@
 static void deliver_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore deliver [--socket PATH] [--target T] [--json] [--id ID]\n"
+		"usage: mailrestore deliver [--socket PATH | --connect HOST:PORT] [--target T] [--json] [--id ID]\n"
 		"                           [--] USER < message\n\n"
 		"Delivers the message on stdin (at most 64 MiB) for USER: into the Maildir\n"
 		"T/USER (tmp/ then new/) when USER is active, else held durably and released\n"
@@ -37,6 +37,7 @@ static void deliver_usage(FILE *out)
 		"the disk: into T/USER for a user mailrestore activated or one the outage\n"
 		"never touched (67 when it has no mailbox there), 75 for a touched user not\n"
 		"active yet; --id is honoured the same way.\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 /* Takes "--id ID" / "--id=ID" out of argv (before any "--"): *id_r gets ID
