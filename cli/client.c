@@ -96,6 +96,12 @@ int cli_parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, str
 		cli_error(cmd, "--tls-ca, --tls-cert and --tls-key go with --connect HOST:PORT");
 		return -1;
 	}
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL) ||
+	    (o->tls_cert != NULL && o->tls_ca == NULL)) {
+		cli_error(cmd, "--tls-cert and --tls-key go together, and with --tls-ca FILE (the "
+			       "CA of the daemon's certificate)");
+		return -1;
+	}
 	o->where = o->connect != NULL ? o->connect : o->socket;
 	return 0;
 }

@@ -118,8 +118,10 @@ static int open_tcp(const char *where, double timeout, struct mr_error *err)
 	unsigned p;
 	int fd = -1, r, e = ECONNREFUSED;
 
+	/* (errnum set after the message: its strerror would mislead) */
 	if (mr_hostport_split(where, host, sizeof(host), &p) < 0) {
-		mr_error_set(err, EINVAL, "%s is not HOST:PORT ([ADDR]:PORT for IPv6)", where);
+		mr_error_set(err, 0, "%s is not HOST:PORT ([ADDR]:PORT for IPv6)", where);
+		err->errnum = EINVAL;
 		return -1;
 	}
 	snprintf(port, sizeof(port), "%u", p);
@@ -128,8 +130,9 @@ static int open_tcp(const char *where, double timeout, struct mr_error *err)
 	hints.ai_flags = AI_NUMERICSERV;
 	r = getaddrinfo(host, port, &hints, &res);
 	if (r != 0) {
-		mr_error_set(err, EHOSTUNREACH, "%s: %s", host,
+		mr_error_set(err, 0, "%s: %s", host,
 			     r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+		err->errnum = EHOSTUNREACH;
 		return -1;
 	}
 	for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {

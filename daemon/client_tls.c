@@ -91,13 +91,15 @@ int daemon_client_tls_start(struct daemon_client *c, const char *host, const cha
 	int rc = -1;
 
 	if ((cert_file == NULL) != (key_file == NULL)) {
-		mr_error_set(err, EINVAL, "--tls-cert and --tls-key go together");
+		mr_error_set(err, 0, "--tls-cert and --tls-key go together");
+		err->errnum = EINVAL;
 		return -1;
 	}
 	if (ca_file == NULL) {
 		/* Without a CA the server is nobody in particular: refuse. */
-		mr_error_set(err, EINVAL, "TLS needs --tls-ca FILE (the CA that signed the "
+		mr_error_set(err, 0, "TLS needs --tls-ca FILE (the CA that signed the "
 			     "daemon's certificate)");
+		err->errnum = EINVAL;
 		return -1;
 	}
 	ERR_clear_error();
@@ -109,15 +111,17 @@ int daemon_client_tls_start(struct daemon_client *c, const char *host, const cha
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		mr_error_set(err, EINVAL, "--tls-ca %s: %s", ca_file, tls_error(e, sizeof(e)));
+		mr_error_set(err, 0, "--tls-ca %s: %s", ca_file, tls_error(e, sizeof(e)));
+		err->errnum = EINVAL;
 		goto out;
 	}
 	if (cert_file != NULL &&
 	    (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
 	     SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
 	     SSL_CTX_check_private_key(ctx) != 1)) {
-		mr_error_set(err, EINVAL, "--tls-cert %s / --tls-key %s: %s", cert_file, key_file,
+		mr_error_set(err, 0, "--tls-cert %s / --tls-key %s: %s", cert_file, key_file,
 			     tls_error(e, sizeof(e)));
+		err->errnum = EINVAL;
 		goto out;
 	}
 	ssl = SSL_new(ctx);
@@ -139,10 +143,11 @@ int daemon_client_tls_start(struct daemon_client *c, const char *host, const cha
 	if (SSL_connect(ssl) != 1) {
 		v = SSL_get_verify_result(ssl);
 		if (v != X509_V_OK)
-			mr_error_set(err, EPROTO, "TLS: the daemon's certificate: %s",
+			mr_error_set(err, 0, "TLS: the daemon's certificate: %s",
 				     X509_verify_cert_error_string(v));
 		else
-			mr_error_set(err, EPROTO, "TLS handshake: %s", tls_error(e, sizeof(e)));
+			mr_error_set(err, 0, "TLS handshake: %s", tls_error(e, sizeof(e)));
+		err->errnum = EPROTO;
 		goto out;
 	}
 	c->tls = ssl;

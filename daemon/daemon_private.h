@@ -208,6 +208,8 @@ struct daemon {
 	struct mr_cidr *allow;    /* --allow */
 	int nallow;
 	void *tls_ctx;            /* SSL_CTX *; NULL: plain TCP */
+	double refused_since;     /* monotonic: the second refusals are logged in */
+	unsigned refused_logged, refused_quiet; /* in it: logged, and not */
 
 	/* Event loop. */
 	int epoll_fd, wake_fd, signal_fd;

@@ -374,6 +374,27 @@ static int allowed(const struct daemon *d, const struct sockaddr *sa)
 	return 0;
 }
 
+/* Logs a peer refused by --allow: one line each, at most REFUSED_LINES a
+ * second (a scan of the port must not drown the log); how many more there
+ * were is logged with the next refusal after that second. */
+#define REFUSED_LINES 20
+static void log_refused(struct daemon *d, const char *peer, const char *listener)
+{
+	double now = mr_monotonic();
+
+	if (now - d->refused_since >= 1.0) {
+		if (d->refused_quiet > 0)
+			mr_log("... and %u more peers refused (not in any --allow network)",
+			       d->refused_quiet);
+		d->refused_since = now;
+		d->refused_logged = d->refused_quiet = 0;
+	}
+	if (d->refused_logged++ < REFUSED_LINES)
+		mr_log("refused %s on %s: not in any --allow network", peer, listener);
+	else
+		d->refused_quiet++;
+}
+
 /* Accepts the next peer (see daemon_private.h). */
 int daemon_transport_accept(struct daemon *d, const struct daemon_listener *l,
 			    struct daemon_link *k)
@@ -416,7 +437,7 @@ int daemon_transport_accept(struct daemon *d, const struct daemon_listener *l,
 		mr_sockaddr_text((struct sockaddr *)&ss, k->name, sizeof(k->name));
 		if (!allowed(d, (struct sockaddr *)&ss)) {
 			/* Not a byte of the protocol for it. */
-			mr_log("refused %s on %s: not in any --allow network", k->name, l->name);
+			log_refused(d, k->name, l->name);
 			close(fd);
 			continue;
 		}
