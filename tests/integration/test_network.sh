@@ -176,6 +176,25 @@ case "$out" in *"in the queue before you"*|*"You are next"*) ;; *) fail "login o
 [ "$("$MR" show "${good[@]}" --json u3 | json 'd["state"]')" = queued ] || fail "show over TLS"
 ask "$ML" "${good[@]}" u3; expect 75 "mailrestore-login over TLS (through the full binary)"
 ask "$MR" pause "${good[@]}"; expect 77 "pause over TLS"
+# Requests sent ahead in one go: the TLS session reads more than a line
+# buffer at once, and the bytes it holds are served without a new event.
+python3 - "$A" "$P" "$pki" <<'PY' || fail "pipelined requests over TLS"
+import socket, ssl, sys
+addr, port, pki = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=pki + "/ca.crt")
+ctx.load_cert_chain(pki + "/proxy.crt", pki + "/proxy.key")
+s = ctx.wrap_socket(socket.create_connection((addr, port), timeout=10), server_hostname=addr)
+n = 2000
+s.sendall(b"PING\n" * n + b"SHOW u3\n")
+got = b""
+while got.count(b"\n") < n + 1:
+    b = s.recv(65536)
+    assert b, "closed after %d replies" % got.count(b"\n")
+    got += b
+lines = got.split(b"\n")
+assert all(b'"pong":true' in l for l in lines[:n]), lines[:3]
+assert b'"user":"u3"' in lines[n], lines[n]
+PY
 ask "$MR" login --connect "$A:$P" --tls-ca "$pki/ca.crt" u3; expect 69 "TLS without a client certificate"
 ask "$MR" login --connect "$A:$P" --tls-ca "$pki/ca.crt" --tls-cert "$pki/stranger.crt" \
   --tls-key "$pki/stranger.key" u3; expect 69 "TLS with a certificate of another CA"
