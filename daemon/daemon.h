@@ -30,8 +30,11 @@
  *     merged by the user's run) and writes T/.mailrestore/affected;
  *   - listens on a Unix stream socket (mode 0660 and --socket-group, or
  *     0666 without one; what each peer may do is checked against its
- *     credentials, daemon/peer.c) and serves every client from one event
- *     loop with limits per peer uid; the protocol is docs/PROTOCOL.md;
+ *     credentials, daemon/peer.c) and on the --listen addresses (TCP, TLS
+ *     with tls_cert; only peers in an --allow network, which may call only
+ *     the verbs the table marks for the network), and serves every client
+ *     from one event loop with limits per peer uid or address; the
+ *     protocol is docs/PROTOCOL.md;
  *   - runs `jobs` worker threads, each taking the next user from the queue
  *     (priority lane, then enqueue lane, then waiting users smallest first
  *     unless background is off) through engine_run(); a priority request

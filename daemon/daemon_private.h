@@ -40,8 +40,8 @@
  * Nothing calls upwards: proto.c calls nothing in server.c or transport.c
  * (what it needs about a connection is in struct conn; what it needs about
  * all connections is limits.c's; SHUTDOWN sets loop_stop in struct daemon,
- * which the loop reads), transport.c calls nothing in daemon/ but buf.c,
- * and buf.c, peer.c and client.c call nothing in daemon/. async.c calls
+ * which the loop reads); transport.c, buf.c, peer.c, client.c and
+ * client_tls.c call nothing in daemon/. async.c calls
  * only buf.c. Workers report finished runs to metrics
  * (daemon_metrics_finished, _observe); metrics never calls the workers: an
  * estimate is made from a look at them the caller takes first
