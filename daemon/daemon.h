@@ -41,10 +41,11 @@
  *     that finds every worker busy with background users cancels the most
  *     recently started one (it resumes later from its work copy).
  *
- * Exit codes of daemon_run(): 0 clean stop, 64 bad settings, 65 a queue
- * journal damaged in its middle (`mailrestore journal`), 66 a source that
- * looks unmounted or an unreadable --users file, 69 when the socket cannot
- * be served, 70/71 an internal or system error, 74 I/O error opening B/S/T
+ * Exit codes of daemon_run(): 0 clean stop, 64 bad settings (also a
+ * --listen or --allow of another shape, a TLS certificate or key that
+ * cannot be loaded), 65 a queue journal damaged in its middle (`mailrestore
+ * journal`), 66 a source that looks unmounted or an unreadable --users
+ * file, 69 when the socket or a --listen address cannot be served, 70/71 an internal or system error, 74 I/O error opening B/S/T
  * or the state, 75 when another daemon holds the target, the state or
  * answers on the socket.
  */
