@@ -212,6 +212,14 @@ static int open_tls(struct daemon *d)
 	}
 	if (d->set->nlisten == 0)
 		mr_log("daemon: --tls-cert given without --listen: nothing speaks TLS");
+	/* OpenSSL's word for a missing file is "system lib": say it plainly. */
+	if (access(s->tls_cert, R_OK) < 0 || access(s->tls_key, R_OK) < 0 ||
+	    (s->tls_client_ca != NULL && access(s->tls_client_ca, R_OK) < 0)) {
+		mr_log("daemon: --tls-cert %s, --tls-key %s%s%s: %s", s->tls_cert, s->tls_key,
+		       s->tls_client_ca ? ", --tls-client-ca " : "",
+		       s->tls_client_ca ? s->tls_client_ca : "", strerror(errno));
+		return MR_EX_USAGE;
+	}
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
 		mr_log("daemon: SSL_CTX_new failed: %s", tls_error(e, sizeof(e)));
@@ -311,6 +319,17 @@ int daemon_transport_open(struct daemon *d)
 			return MR_EX_USAGE;
 		}
 		d->nallow++;
+	}
+	/* Every --listen's shape before anything is opened. */
+	for (i = 0; i < s->nlisten; i++) {
+		struct sockaddr_storage ss;
+		unsigned len;
+
+		if (mr_sockaddr_parse(s->listen[i], &ss, &len) < 0) {
+			mr_log("daemon: --listen %s: not ADDR:PORT (an IPv4 address, or an IPv6 "
+			       "address in brackets, and a port)", s->listen[i]);
+			return MR_EX_USAGE;
+		}
 	}
 	if (s->nlisten > 0 && s->nallow == 0)
 		mr_log("daemon: warning: --listen without --allow: every network peer will be "
