@@ -4,7 +4,8 @@
  * (docs/PROTOCOL.md) and parsing its JSON reply, reading members of it,
  * the paged `LIST`, and the estimate as people read it. The lean login
  * binary links it too, so it calls nothing but libc, common/ and the
- * daemon's client functions.
+ * daemon's client functions: TLS comes through the pointer cli_tls_start,
+ * which only the full binary sets (cli/main.c).
  */
 #include "cli/cli.h"
 #include "cli/cli_private.h"
