@@ -262,7 +262,8 @@ void daemon_transport_close(struct daemon *d);
 /* Accepts the next peer of listener l into k: 1 with k filled (a TLS
  * session begun: k->handshaking), 0 when nobody more waits, -1 on a
  * failure (logged). A network peer outside --allow is closed at once
- * and logged, without a byte, and the next one is taken. */
+ * and logged, without a byte, and the next one is taken. Called by one
+ * thread at a time: the start-up answerer, then the loop. */
 int daemon_transport_accept(struct daemon *d, const struct daemon_listener *l,
 			    struct daemon_link *k);
 /* Goes on with k's TLS handshake: 1 done, 0 it waits (k->want), -1 failed
@@ -311,10 +312,10 @@ int daemon_peer_group(const char *option, const char *name, gid_t *gid_r);
 int daemon_server_open(struct daemon *d);
 /* From the socket's opening until the loop runs (the queue read, the
  * backups indexed, the users registered), every client of the Unix socket
- * is answered {"ok":false,"error":"the daemon is starting ...","code":75}
- * by a thread of its own: a login during a long start-up hears "try
- * again", never "no daemon". Network peers wait in their listener's
- * backlog meanwhile. _begin returns 0 or -1; _end is idempotent. */
+ * and every --allow'ed network peer (after its TLS handshake) is answered
+ * {"ok":false,"error":"the daemon is starting ...","code":75} by a thread
+ * of its own: a login during a long start-up hears "try again", never "no
+ * daemon". _begin returns 0 or -1; _end is idempotent. */
 int daemon_server_starting_begin(struct daemon *d);
 void daemon_server_starting_end(struct daemon *d);
 int daemon_server_loop(struct daemon *d);

@@ -90,47 +90,76 @@ int daemon_server_open(struct daemon *d)
 }
 
 /* Answers one client during start-up: what it sent is read first (a close
- * with unread data would reset the connection before it read the answer). */
-static void answer_starting(int fd)
+ * with unread data would reset the connection before it read the answer).
+ * A TLS peer gets its handshake first, a second at most: this one thread
+ * answers every client meanwhile. Returns 1 when told, 0 when the
+ * handshake failed. */
+static int answer_starting(struct daemon_link *k)
 {
 	static const char msg[] = "{\"ok\":false,\"error\":\"the daemon is starting (reading "
 				  "its queue and the backups folder); try again shortly\","
 				  "\"code\":75}\n";
-	struct pollfd p = { fd, POLLIN, 0 };
+	struct pollfd p = { k->fd, POLLIN, 0 };
+	double until = mr_monotonic() + 1.0;
 	char buf[4096];
+	int r, told = 0;
 
+	while (k->handshaking) {
+		r = daemon_transport_handshake(k);
+		if (r < 0)
+			goto out;
+		if (r == 1)
+			break;
+		p.events = k->want == EPOLLOUT ? POLLOUT : POLLIN;
+		if (mr_monotonic() >= until || (poll(&p, 1, 100) < 0 && errno != EINTR)) {
+			mr_log("%s: TLS handshake not done within a second during start-up: closed",
+			       k->name);
+			goto out;
+		}
+	}
+	p.events = POLLIN;
 	if (poll(&p, 1, 200) > 0)
-		while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		while (daemon_transport_recv(k, buf, sizeof(buf)) > 0)
 			;
-	if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+	if (daemon_transport_send(k, msg, sizeof(msg) - 1) < 0 && errno != EAGAIN)
 		mr_log("answering a client during start-up: %s", strerror(errno));
-	shutdown(fd, SHUT_WR);
-	close(fd);
+	(void)daemon_transport_shutdown(k);
+	told = 1;
+out:
+	daemon_transport_drop(k);
+	return told;
 }
 
 static void *starting_main(void *arg)
 {
 	struct daemon *d = arg;
+	struct pollfd p[1 + DAEMON_LISTEN_MAX + 1];
+	struct daemon_link k;
 	uint64_t answered = 0;
+	int i, n = d->nlisteners;
 
+	for (i = 0; i < n; i++) {
+		p[i].fd = d->listeners[i].fd;
+		p[i].events = POLLIN;
+	}
+	p[n].fd = d->starting_stop_fd;
+	p[n].events = POLLIN;
 	for (;;) {
-		/* The Unix socket only: network peers wait in their backlog. */
-		struct pollfd p[2] = { { d->listeners[0].fd, POLLIN, 0 },
-				       { d->starting_stop_fd, POLLIN, 0 } };
-		int fd;
-
-		if (poll(p, 2, -1) < 0) {
+		if (poll(p, (nfds_t)n + 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			mr_log("poll during start-up failed: %s", strerror(errno));
 			break;
 		}
-		if (p[1].revents)
+		if (p[n].revents)
 			break;
-		while ((fd = accept4(d->listeners[0].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >=
-		       0) {
-			answer_starting(fd);
-			answered++;
+		/* Network peers too: outside --allow closed as ever, the
+		 * others told to try again. */
+		for (i = 0; i < n; i++) {
+			if (!p[i].revents)
+				continue;
+			while (daemon_transport_accept(d, &d->listeners[i], &k) == 1)
+				answered += (uint64_t)answer_starting(&k);
 		}
 	}
 	if (answered > 0)

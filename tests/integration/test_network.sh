@@ -8,7 +8,8 @@
 # lean login binary with --connect; --listen without --allow warns and
 # refuses everyone; TLS with client certificates (a good one works; none,
 # one from another CA, a client that trusts another CA, plain TCP and a
-# stalled handshake are refused without a protocol byte).
+# stalled handshake are refused without a protocol byte); during start-up
+# allowed network peers hear "starting" (75).
 set -euo pipefail
 . "$(dirname "$0")/daemon_lib.sh"
 command -v openssl >/dev/null || { echo "SKIP: no openssl CLI"; exit 77; }
@@ -65,6 +66,25 @@ sys.stdout.write(got.decode(errors="replace"))
 print("EOF")
 PY
 }
+
+# --- during start-up: "starting" (75) over TCP too, refusals as ever -------
+# (held in its start by a --users file that is a FIFO nobody wrote yet)
+mkfifo "$dir/users"
+"$MR" daemon --backups "$B" --source "$S" --target "$T" --socket "$SOCK" --background off \
+  --users "$dir/users" --listen "$A:$P" --allow 127.0.0.1/32 >>"$dir/daemon.log" 2>&1 &
+DPID=$!
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+[ -S "$SOCK" ] || fail "no socket while the daemon starts"
+ask "$MR" login --connect "$A:$P" u1; expect 75 "login over TCP during start-up"
+case "$out" in *starting*) ;; *) fail "login over TCP during start-up: $out";; esac
+got=$(raw "$A" "$P" 127.0.0.9 "LOGIN u1")
+[ "$got" = EOF ] || fail "a peer outside --allow got bytes during start-up: $got"
+printf 'u1\nu2\nu3\nu4\n' > "$dir/users"
+"$MR" status --socket "$SOCK" >/dev/null || fail "status after the start-up"   # waits it out
+"$MR" shutdown --socket "$SOCK" >/dev/null
+wait "$DPID" || fail "daemon exit $? after the start-up phase"
+DPID=
+grep -q "clients told the daemon is starting" "$dir/daemon.log" || fail "no start-up answers logged"
 
 # --- plain TCP ------------------------------------------------------------
 listen=(--listen "$A:$P" --allow 127.0.0.1/32)
