@@ -8,7 +8,8 @@ whether it complains about a UIDVALIDITY change, what its local store
 holds). Each subcommand prints what it found and exits 1 on a difference:
 
   snapshot ADDR PORT USER PASS OUT.json   every folder, UID, flag and body
-  same A.json B.json                      equal, message by message
+  same A.json B.json [nosubs]             equal, message by message (nosubs:
+                                          subscriptions are not compared)
   kept OLD.json NEW.json                  messages of OLD still in NEW keep
                                           their UID and UIDVALIDITY
   newer OLD.json NEW.json                 "FOLDER UID" of what NEW has that
@@ -59,6 +60,9 @@ def folders_of(m):
     i = 0
     while i < len(data):
         item = data[i]
+        if item is None:  # no folder at all
+            i += 1
+            continue
         if isinstance(item, tuple):  # name sent as a literal
             mm = LIST_RE.match(item[0].rstrip().rsplit(b" ", 1)[0] + b" x")
             name, attrs = item[1].decode(), mm.group("attrs") if mm else b""
@@ -130,10 +134,10 @@ def load(path):
         return json.load(f)
 
 
-def same(a_path, b_path):
+def same(a_path, b_path, subs="subs"):
     a, b = load(a_path), load(b_path)
     bad = []
-    if a["subscribed"] != b["subscribed"]:
+    if subs != "nosubs" and a["subscribed"] != b["subscribed"]:
         bad.append("subscriptions %s != %s" % (a["subscribed"], b["subscribed"]))
     for name in sorted(set(a["folders"]) | set(b["folders"])):
         fa, fb = a["folders"].get(name), b["folders"].get(name)
@@ -279,8 +283,10 @@ def local(local_dir, snap_path):
 
 
 def main():
-    cmds = {"snapshot": (snapshot, 5), "same": (same, 2), "kept": (kept, 2), "newer": (newer, 2),
+    cmds = {"snapshot": (snapshot, 5), "same": (same, 2), "same-nosubs": (same, 3), "kept": (kept, 2), "newer": (newer, 2),
             "fetched": (fetched, 1), "uidvalidity": (uidvalidity, 1), "local": (local, 2)}
+    if len(sys.argv) == 5 and sys.argv[1] == "same":
+        sys.argv[1] = "same-nosubs"
     if len(sys.argv) < 2 or sys.argv[1] not in cmds or len(sys.argv) - 2 != cmds[sys.argv[1]][1]:
         print(__doc__, file=sys.stderr)
         sys.exit(64)

@@ -58,8 +58,10 @@ getent passwd cyrus >/dev/null || skip "the cyrus user is missing (broken cyrus-
 
 dir=$(mktemp -d /tmp/mr-client-cyrus.XXXXXX)
 chmod 755 "$dir"
+daemon_pid=
 cleanup() {
 	set +e
+	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
 	cyrus_stop
 	[ -n "${MR_KEEP_TMP:-}" ] || rm -rf "$dir"
 }
@@ -112,7 +114,7 @@ SERVICES {
   lmtpunix cmd="lmtpd -C $dir/imapd.conf" listen="$LMTP" prefork=0
 }
 EOF
-for u in admin alice carol dave; do
+for u in admin alice carol dave erin; do
 	echo "$u-pw" | saslpasswd2 -f "$dir/sasldb2" -p -c "$u" || skip "saslpasswd2 failed"
 done
 chown -R cyrus:mail "$dir"
@@ -178,13 +180,18 @@ PY
 # ---- the source before the damage -----------------------------------------------
 cyrus_start "$P1"
 imap admin <<'PY'
-for u in ("alice", "carol", "dave"):
+for u in ("alice", "carol", "dave", "erin"):
     ok(m.create("user/" + u))
 for f in ("Work", "Archive", "Sent"):
     ok(m.create("user/alice/" + f))
 lmtp("alice", 1, 6)
 lmtp("carol", 1, 10)
 lmtp("dave", 1, 10)
+lmtp("erin", 1, 6)
+PY
+imap erin <<'PY'
+ok(m.select("INBOX"))
+ok(m.uid("STORE", "1:3", "+FLAGS", "(\\Seen)"))
 PY
 imap alice <<'PY'
 for f in ("Work", "Archive"):
@@ -232,6 +239,9 @@ for u in (2, 4, 6, 8, 10):
     ok(m.uid("STORE", str(u), "+FLAGS", "(\\Deleted)"))
 ok(m.expunge())
 PY
+imap erin <<'PY'
+lmtp("erin", 7, 8)
+PY
 # dave's expunged files really go (delayed expunge keeps them until cyr_expire)
 runuser -u cyrus -- $CYRBIN/cyr_expire -C "$dir/imapd.conf" -X 0 -a -u dave >/dev/null 2>&1 ||
 	fail "cyr_expire -X 0 for dave"
@@ -239,6 +249,7 @@ runuser -u cyrus -- $CYRBIN/cyr_expire -C "$dir/imapd.conf" -X 0 -a -u dave >/de
 	fail "dave: want 5 message files after cyr_expire, have $(find "$S/dave" -maxdepth 1 -name '*.' | wc -l)"
 imap_check snapshot "$ADDR" "$PORT" alice alice-pw "$dir/source.json" || fail "snapshot of the source"
 imap_check snapshot "$ADDR" "$PORT" dave dave-pw "$dir/dave.json" >/dev/null || fail "snapshot of dave"
+imap_check snapshot "$ADDR" "$PORT" erin erin-pw "$dir/erin.json" >/dev/null || fail "snapshot of erin"
 mr_mbsync_conf "$dir/b.rc" "$ADDR" "$PORT" alice alice-pw "$dir/clientB"
 mr_mbsync "$dir/b.rc" "$dir/b1.log" || { tail "$dir/b1.log"; fail "mbsync B (first pull) failed"; }
 imap_check local "$dir/clientB" "$dir/source.json" >/dev/null || fail "client B after its first pull"
@@ -247,6 +258,8 @@ uidnext=$(python3 -c 'import json,sys; print(max(map(int, json.load(open(sys.arg
 # ---- the damage: Cyrus stops; carol's index lists files that are gone --------------------
 cyrus_stop
 rm -f "$S/carol"/{2,3,4,5,6,7,8}.
+# erin's cyrus.index is torn: Cyrus cannot open her INBOX from it
+truncate -s 100 "$S/erin/cyrus.index"
 
 # ---- the restore: partition 1 -> partition 2 ------------------------------------------------
 set +e
@@ -286,28 +299,96 @@ mr_mbsync "$dir/b.rc" "$dir/b3.log" || fail "mbsync B after new mail"
 	fail "new mail after the restore: fetched '$(imap_check fetched "$dir/b3.log")', want 'INBOX $((uidnext + 1))'"
 echo "restored alice opens in Cyrus without reconstruct: same UIDVALIDITY, UIDs, flags, bodies, subscriptions; client A fetched $(wc -l < "$dir/a.got") new, client B 0, then UID $((uidnext + 1)) for new mail"
 
-# ---- the Cyrus store's own guard (--format cyrus) ------------------------------------------------
+# ---- a torn cyrus.index: the daemon's --on-active hook runs reconstruct ------------------
+# (docs/RUNBOOK.md, "Cyrus: when reconstruct is needed"). Without the Cyrus
+# guard the torn index is restored as it is and the hook rebuilds it from
+# the files (every UID kept, a new UIDVALIDITY, flags lost); with it, erin
+# stops in attention, the operator keeps the backup's index in her work
+# copy, adds the message files the source has beyond it, activates her, and
+# the hook adds those under their own UIDs (UIDVALIDITY kept).
+HOOK=$SRC/contrib/cyrus/mailrestore-cyrus-reconstruct
+printf '#!/bin/sh\n"%s" "$@" >> "%s/hook.out" 2>&1\necho "$1 $?" >> "%s/hook.log"\n' "$HOOK" "$dir" "$dir" > "$dir/hook"
+chmod 755 "$dir/hook"
+echo erin > "$dir/users"
+SOCK=$dir/mr.sock
+MAILRESTORE_CYRUS_CONF=$dir/imapd.conf "$MR" daemon "${FORMAT_OPTS[@]}" --backups "$B" --source "$S" \
+	--target "$T" --users "$dir/users" --socket "$SOCK" --on-active "$dir/hook" 2> "$dir/daemon.log" &
+daemon_pid=$!
+state=
+for _ in $(seq 300); do
+	state=$("$MR" show --socket "$SOCK" --json erin 2>/dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null) || true
+	case $state in active|attention) break ;; esac
+	kill -0 "$daemon_pid" 2>/dev/null || { cat "$dir/daemon.log"; fail "the daemon exited"; }
+	sleep 0.1
+done
+case $state in
+active) [ "$CYRUS_FORMAT" = off ] || fail "erin (torn cyrus.index) went active with the Cyrus guard on" ;;
+attention)
+	"$MR" show --socket "$SOCK" erin
+	cp -n "$S/erin"/*. "$T/.mailrestore/work/erin/"
+	"$MR" activate --socket "$SOCK" erin >/dev/null || fail "activate erin" ;;
+*) cat "$dir/daemon.log"; fail "erin: state '$state' after 30 s" ;;
+esac
+for _ in $(seq 300); do grep -q '^erin ' "$dir/hook.log" 2>/dev/null && break; sleep 0.1; done
+grep -qx 'erin 0' "$dir/hook.log" || { cat "$dir/daemon.log"; fail "the --on-active hook for erin: $(cat "$dir/hook.log" 2>/dev/null)"; }
+kill "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=
+imap_check snapshot "$ADDR" "$PORT" erin erin-pw "$dir/erin-restored.json" >/dev/null || fail "erin does not open after the hook"
+python3 - "$dir/erin.json" "$dir/erin-restored.json" "$CYRUS_FORMAT" <<'PY' || fail "erin after the hook"
+import json, sys
+a, b = (json.load(open(p))["folders"]["INBOX"] for p in sys.argv[1:3])
+if sorted(a["messages"], key=int) != sorted(b["messages"], key=int) or b["unfetchable"]:
+    raise SystemExit("UIDs %s, want %s (unfetchable %s)" % (sorted(b["messages"], key=int),
+                     sorted(a["messages"], key=int), b["unfetchable"]))
+if any(a["messages"][u]["sha1"] != b["messages"][u]["sha1"] for u in a["messages"]):
+    raise SystemExit("a message's bytes changed")
+kept = a["uidvalidity"] == b["uidvalidity"]
+if sys.argv[3] == "on" and not kept:
+    raise SystemExit("UIDVALIDITY %d became %d" % (a["uidvalidity"], b["uidvalidity"]))
+print("erin after the hook: UIDs 1-%d all fetch; UIDVALIDITY %s" % (len(a["messages"]),
+      "kept" if kept else "new (the index was rebuilt from the files)"))
+PY
+
+# ---- the Cyrus store's own guard (--format cyrus) -------------------------------------------------
 if [ "$CYRUS_FORMAT" != on ]; then
 	echo "SKIP (carol, dave): mailrestore restore-user does not know --format cyrus yet (MR_CYRUS_FORMAT=on forces it)"
-	echo ok
-	exit 0
+else
+	cyrus_stop
+	set +e
+	"$MR" restore-user "${FORMAT_OPTS[@]}" --backups "$B" --source "$S" --target "$T" carol dave \
+		> "$dir/restore2.out" 2> "$dir/restore2.err"
+	rc=$?
+	set -e
+	cat "$dir/restore2.err"
+	[ "$rc" = 1 ] || fail "restore-user carol dave: exit $rc, want 1 (carol in attention)"
+	grep -q "carol.*attention" "$dir/restore2.err" || fail "carol is not in attention"
+	grep -q "cyrus.index" "$dir/restore2.err" || fail "carol's reason does not name cyrus.index"
+	[ ! -e "$T/carol" ] || fail "carol went active with messages her index lists missing"
+	[ "$(find "$T/.mailrestore/work/carol" -maxdepth 1 -name '*.' | wc -l)" -ge 10 ] ||
+		fail "carol's work copy lost messages"
+	[ -f "$T/dave/cyrus.index" ] || fail "dave, who expunged half his mail, did not go active"
+	cyrus_start "$P2"
+	imap_check snapshot "$ADDR" "$PORT" dave dave-pw "$dir/dave-restored.json" >/dev/null || fail "snapshot of dave"
+	imap_check same "$dir/dave.json" "$dir/dave-restored.json" || fail "dave differs from the source"
+	echo "carol (index lists files that are gone) in attention, nothing lost; dave (expunged half) active and as on the source"
 fi
+
+# ---- mailboxes.db lost too: the hook brings alice back from her headers and indexes ---------------
+imap_check snapshot "$ADDR" "$PORT" alice alice-pw "$dir/final.json" >/dev/null || fail "snapshot of alice"
 cyrus_stop
-set +e
-"$MR" restore-user "${FORMAT_OPTS[@]}" --backups "$B" --source "$S" --target "$T" carol dave \
-	> "$dir/restore2.out" 2> "$dir/restore2.err"
-rc=$?
-set -e
-cat "$dir/restore2.err"
-[ "$rc" = 1 ] || fail "restore-user carol dave: exit $rc, want 1 (carol in attention)"
-grep -q "carol.*attention" "$dir/restore2.err" || fail "carol is not in attention"
-grep -q "cyrus.index" "$dir/restore2.err" || fail "carol's reason does not name cyrus.index"
-[ ! -e "$T/carol" ] || fail "carol went active with messages her index lists missing"
-[ "$(find "$T/.mailrestore/work/carol" -maxdepth 1 -name '*.' | wc -l)" -ge 10 ] ||
-	fail "carol's work copy lost messages"
-[ -f "$T/dave/cyrus.index" ] || fail "dave, who expunged half his mail, did not go active"
+mv "$CONF" "$dir/conf.lost"
+mkdir "$CONF"
+chown cyrus:mail "$CONF"
 cyrus_start "$P2"
-imap_check snapshot "$ADDR" "$PORT" dave dave-pw "$dir/dave-restored.json" >/dev/null || fail "snapshot of dave"
-imap_check same "$dir/dave.json" "$dir/dave-restored.json" || fail "dave differs from the source"
-echo "carol (index lists files that are gone) in attention, nothing lost; dave (expunged half) active and as on the source"
+MAILRESTORE_CYRUS_CONF=$dir/imapd.conf "$HOOK" alice "$T/alice" > "$dir/hook-alice.out" 2>&1 ||
+	{ cat "$dir/hook-alice.out"; fail "the hook for alice with mailboxes.db lost"; }
+imap_check snapshot "$ADDR" "$PORT" alice alice-pw "$dir/rebuilt.json" >/dev/null ||
+	fail "snapshot after mailboxes.db was rebuilt"
+imap_check same "$dir/final.json" "$dir/rebuilt.json" nosubs > "$dir/rebuilt.diff" ||
+	{ cat "$dir/rebuilt.diff"; fail "alice after reconstruct -P differs (beyond her subscriptions)"; }
+imap_check same "$dir/final.json" "$dir/rebuilt.json" >/dev/null &&
+	fail "subscriptions survived a lost config folder: this part no longer loses it"
+echo "mailboxes.db lost: alice's folders, UIDVALIDITY, UIDs and flags come back from cyrus.header and cyrus.index; her subscriptions (alice.sub in the config folder) do not"
 echo ok
