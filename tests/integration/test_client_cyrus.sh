@@ -15,9 +15,9 @@
 # nothing, neither sees a UIDVALIDITY change; new mail delivered after the
 # restore gets the UID the source would have given it.
 #
-# With --format cyrus (MR_CYRUS_FORMAT below) two more users: carol, whose
+# With --format cyrus (MR_CYRUS_FORMAT below) two more users: anna, whose
 # cyrus.index lists messages whose files are gone on the source, must go to
-# attention with nothing lost; dave, who expunged half his mail (files
+# attention with nothing lost; adam, who expunged half his mail (files
 # removed by cyr_expire), goes through and opens in Cyrus as on the source.
 # Until restore-user knows --format cyrus that part prints a SKIP line.
 #
@@ -38,6 +38,12 @@ fail() {
 # MR_CYRUS_SUB (user/: each user is S/<name>, as the plain sync needs).
 CYRUS_FORMAT=${MR_CYRUS_FORMAT:-auto}
 CYRUS_SUB=${MR_CYRUS_SUB-user}
+# MR_CYRUS_HASHED=1 (test_client_cyrus_hashed.sh): hashimapspool: yes, where
+# a user's folder is <partition>/<first letter>/user/<name>. Every user here
+# starts with an "a", so S and T are the partitions' a/user/.
+CYRUS_HASHED=${MR_CYRUS_HASHED:-0}
+HASH=
+[ "$CYRUS_HASHED" = 1 ] && HASH=a/
 if [ "$CYRUS_FORMAT" = auto ]; then
 	if "$MR" restore-user --help 2>&1 | grep -q -- '--format'; then CYRUS_FORMAT=on; else CYRUS_FORMAT=off; fi
 fi
@@ -80,7 +86,7 @@ if [ ! -x "$IMAPD" ]; then
 fi
 
 P1=$dir/spool1 P2=$dir/spool2 CONF=$dir/conf B=$dir/B
-S=$P1${CYRUS_SUB:+/$CYRUS_SUB} T=$P2${CYRUS_SUB:+/$CYRUS_SUB}
+S=$P1${CYRUS_SUB:+/$HASH$CYRUS_SUB} T=$P2${CYRUS_SUB:+/$HASH$CYRUS_SUB}
 mkdir -p "$P1" "$P2" "$CONF" "$B" "$dir/run/lock" "$dir/sieve" "$T"
 ADDR=$(mr_free_addr)
 PORT=$(mr_free_port "$ADDR")
@@ -98,7 +104,7 @@ sasl_sasldb_path: $dir/sasldb2
 sasl_mech_list: PLAIN LOGIN
 allowplaintext: yes
 mailbox_legacy_dirs: yes
-hashimapspool: no
+hashimapspool: $([ "$CYRUS_HASHED" = 1 ] && echo yes || echo no)
 lmtpsocket: $LMTP
 idlesocket: $dir/run/idle
 notifysocket: $dir/run/notify
@@ -114,7 +120,7 @@ SERVICES {
   lmtpunix cmd="lmtpd -C $dir/imapd.conf" listen="$LMTP" prefork=0
 }
 EOF
-for u in admin alice carol dave erin; do
+for u in admin alice anna adam amy; do
 	echo "$u-pw" | saslpasswd2 -f "$dir/sasldb2" -p -c "$u" || skip "saslpasswd2 failed"
 done
 chown -R cyrus:mail "$dir"
@@ -180,16 +186,16 @@ PY
 # ---- the source before the damage -----------------------------------------------
 cyrus_start "$P1"
 imap admin <<'PY'
-for u in ("alice", "carol", "dave", "erin"):
+for u in ("alice", "anna", "adam", "amy"):
     ok(m.create("user/" + u))
 for f in ("Work", "Archive", "Sent"):
     ok(m.create("user/alice/" + f))
 lmtp("alice", 1, 6)
-lmtp("carol", 1, 10)
-lmtp("dave", 1, 10)
-lmtp("erin", 1, 6)
+lmtp("anna", 1, 10)
+lmtp("adam", 1, 10)
+lmtp("amy", 1, 6)
 PY
-imap erin <<'PY'
+imap amy <<'PY'
 ok(m.select("INBOX"))
 ok(m.uid("STORE", "1:3", "+FLAGS", "(\\Seen)"))
 PY
@@ -206,7 +212,7 @@ ok(m.uid("STORE", "1:3", "+FLAGS", "(\\Seen)"))
 ok(m.uid("STORE", "4", "+FLAGS", "(\\Flagged $Important)"))
 PY
 [ -f "$S/alice/cyrus.index" ] && [ -f "$S/alice/Work/cyrus.header" ] ||
-	fail "no legacy mailbox folders under $S (mailbox_legacy_dirs not honoured?)"
+	fail "no legacy mailbox folders under $S (mailbox_legacy_dirs or hashimapspool not honoured?): $(cd "$P1" && find . -name cyrus.header | head -n 3)"
 imap_check snapshot "$ADDR" "$PORT" alice alice-pw "$dir/before.json" >/dev/null || fail "snapshot before"
 mr_mbsync_conf "$dir/a.rc" "$ADDR" "$PORT" alice alice-pw "$dir/clientA"
 mr_mbsync "$dir/a.rc" "$dir/a1.log" || { tail "$dir/a1.log"; fail "mbsync A (first pull) failed"; }
@@ -233,33 +239,33 @@ msg(1, "Projects", "(\\Seen \\Draft)")
 ok(m.select("Work"))
 ok(m.uid("STORE", "1:*", "+FLAGS", "($Done)"))
 PY
-imap dave <<'PY'
+imap adam <<'PY'
 ok(m.select("INBOX"))
 for u in (2, 4, 6, 8, 10):
     ok(m.uid("STORE", str(u), "+FLAGS", "(\\Deleted)"))
 ok(m.expunge())
 PY
-imap erin <<'PY'
-lmtp("erin", 7, 8)
+imap amy <<'PY'
+lmtp("amy", 7, 8)
 PY
-# dave's expunged files really go (delayed expunge keeps them until cyr_expire)
-runuser -u cyrus -- $CYRBIN/cyr_expire -C "$dir/imapd.conf" -X 0 -a -u dave >/dev/null 2>&1 ||
-	fail "cyr_expire -X 0 for dave"
-[ "$(find "$S/dave" -maxdepth 1 -name '*.' | wc -l)" = 5 ] ||
-	fail "dave: want 5 message files after cyr_expire, have $(find "$S/dave" -maxdepth 1 -name '*.' | wc -l)"
+# adam's expunged files really go (delayed expunge keeps them until cyr_expire)
+runuser -u cyrus -- $CYRBIN/cyr_expire -C "$dir/imapd.conf" -X 0 -a -u adam >/dev/null 2>&1 ||
+	fail "cyr_expire -X 0 for adam"
+[ "$(find "$S/adam" -maxdepth 1 -name '*.' | wc -l)" = 5 ] ||
+	fail "adam: want 5 message files after cyr_expire, have $(find "$S/adam" -maxdepth 1 -name '*.' | wc -l)"
 imap_check snapshot "$ADDR" "$PORT" alice alice-pw "$dir/source.json" || fail "snapshot of the source"
-imap_check snapshot "$ADDR" "$PORT" dave dave-pw "$dir/dave.json" >/dev/null || fail "snapshot of dave"
-imap_check snapshot "$ADDR" "$PORT" erin erin-pw "$dir/erin.json" >/dev/null || fail "snapshot of erin"
+imap_check snapshot "$ADDR" "$PORT" adam adam-pw "$dir/adam.json" >/dev/null || fail "snapshot of adam"
+imap_check snapshot "$ADDR" "$PORT" amy amy-pw "$dir/amy.json" >/dev/null || fail "snapshot of amy"
 mr_mbsync_conf "$dir/b.rc" "$ADDR" "$PORT" alice alice-pw "$dir/clientB"
 mr_mbsync "$dir/b.rc" "$dir/b1.log" || { tail "$dir/b1.log"; fail "mbsync B (first pull) failed"; }
 imap_check local "$dir/clientB" "$dir/source.json" >/dev/null || fail "client B after its first pull"
 uidnext=$(python3 -c 'import json,sys; print(max(map(int, json.load(open(sys.argv[1]))["folders"]["INBOX"]["messages"])))' "$dir/source.json")
 
-# ---- the damage: Cyrus stops; carol's index lists files that are gone --------------------
+# ---- the damage: Cyrus stops; anna's index lists files that are gone --------------------
 cyrus_stop
-rm -f "$S/carol"/{2,3,4,5,6,7,8}.
-# erin's cyrus.index is torn: Cyrus cannot open her INBOX from it
-truncate -s 100 "$S/erin/cyrus.index"
+rm -f "$S/anna"/{2,3,4,5,6,7,8}.
+# amy's cyrus.index is torn: Cyrus cannot open her INBOX from it
+truncate -s 100 "$S/amy/cyrus.index"
 
 # ---- the restore: partition 1 -> partition 2 ------------------------------------------------
 set +e
@@ -302,41 +308,41 @@ echo "restored alice opens in Cyrus without reconstruct: same UIDVALIDITY, UIDs,
 # ---- a torn cyrus.index: the daemon's --on-active hook runs reconstruct ------------------
 # (docs/RUNBOOK.md, "Cyrus: when reconstruct is needed"). Without the Cyrus
 # guard the torn index is restored as it is and the hook rebuilds it from
-# the files (every UID kept, a new UIDVALIDITY, flags lost); with it, erin
+# the files (every UID kept, a new UIDVALIDITY, flags lost); with it, amy
 # stops in attention, the operator keeps the backup's index in her work
 # copy, adds the message files the source has beyond it, activates her, and
 # the hook adds those under their own UIDs (UIDVALIDITY kept).
 HOOK=$SRC/contrib/cyrus/mailrestore-cyrus-reconstruct
 printf '#!/bin/sh\n"%s" "$@" >> "%s/hook.out" 2>&1\necho "$1 $?" >> "%s/hook.log"\n' "$HOOK" "$dir" "$dir" > "$dir/hook"
 chmod 755 "$dir/hook"
-echo erin > "$dir/users"
+echo amy > "$dir/users"
 SOCK=$dir/mr.sock
 MAILRESTORE_CYRUS_CONF=$dir/imapd.conf "$MR" daemon "${FORMAT_OPTS[@]}" --backups "$B" --source "$S" \
 	--target "$T" --users "$dir/users" --socket "$SOCK" --on-active "$dir/hook" 2> "$dir/daemon.log" &
 daemon_pid=$!
 state=
 for _ in $(seq 300); do
-	state=$("$MR" show --socket "$SOCK" --json erin 2>/dev/null |
+	state=$("$MR" show --socket "$SOCK" --json amy 2>/dev/null |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null) || true
 	case $state in active|attention) break ;; esac
 	kill -0 "$daemon_pid" 2>/dev/null || { cat "$dir/daemon.log"; fail "the daemon exited"; }
 	sleep 0.1
 done
 case $state in
-active) [ "$CYRUS_FORMAT" = off ] || fail "erin (torn cyrus.index) went active with the Cyrus guard on" ;;
+active) [ "$CYRUS_FORMAT" = off ] || fail "amy (torn cyrus.index) went active with the Cyrus guard on" ;;
 attention)
-	"$MR" show --socket "$SOCK" erin
-	cp -n "$S/erin"/*. "$T/.mailrestore/work/erin/"
-	"$MR" activate --socket "$SOCK" erin >/dev/null || fail "activate erin" ;;
-*) cat "$dir/daemon.log"; fail "erin: state '$state' after 30 s" ;;
+	"$MR" show --socket "$SOCK" amy
+	cp -n "$S/amy"/*. "$T/.mailrestore/work/amy/"
+	"$MR" activate --socket "$SOCK" amy >/dev/null || fail "activate amy" ;;
+*) cat "$dir/daemon.log"; fail "amy: state '$state' after 30 s" ;;
 esac
-for _ in $(seq 300); do grep -q '^erin ' "$dir/hook.log" 2>/dev/null && break; sleep 0.1; done
-grep -qx 'erin 0' "$dir/hook.log" || { cat "$dir/daemon.log"; fail "the --on-active hook for erin: $(cat "$dir/hook.log" 2>/dev/null)"; }
+for _ in $(seq 300); do grep -q '^amy ' "$dir/hook.log" 2>/dev/null && break; sleep 0.1; done
+grep -qx 'amy 0' "$dir/hook.log" || { cat "$dir/daemon.log"; fail "the --on-active hook for amy: $(cat "$dir/hook.log" 2>/dev/null)"; }
 kill "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null || true
 daemon_pid=
-imap_check snapshot "$ADDR" "$PORT" erin erin-pw "$dir/erin-restored.json" >/dev/null || fail "erin does not open after the hook"
-python3 - "$dir/erin.json" "$dir/erin-restored.json" "$CYRUS_FORMAT" <<'PY' || fail "erin after the hook"
+imap_check snapshot "$ADDR" "$PORT" amy amy-pw "$dir/amy-restored.json" >/dev/null || fail "amy does not open after the hook"
+python3 - "$dir/amy.json" "$dir/amy-restored.json" "$CYRUS_FORMAT" <<'PY' || fail "amy after the hook"
 import json, sys
 a, b = (json.load(open(p))["folders"]["INBOX"] for p in sys.argv[1:3])
 if sorted(a["messages"], key=int) != sorted(b["messages"], key=int) or b["unfetchable"]:
@@ -347,32 +353,32 @@ if any(a["messages"][u]["sha1"] != b["messages"][u]["sha1"] for u in a["messages
 kept = a["uidvalidity"] == b["uidvalidity"]
 if sys.argv[3] == "on" and not kept:
     raise SystemExit("UIDVALIDITY %d became %d" % (a["uidvalidity"], b["uidvalidity"]))
-print("erin after the hook: UIDs 1-%d all fetch; UIDVALIDITY %s" % (len(a["messages"]),
+print("amy after the hook: UIDs 1-%d all fetch; UIDVALIDITY %s" % (len(a["messages"]),
       "kept" if kept else "new (the index was rebuilt from the files)"))
 PY
 
 # ---- the Cyrus store's own guard (--format cyrus) -------------------------------------------------
 if [ "$CYRUS_FORMAT" != on ]; then
-	echo "SKIP (carol, dave): mailrestore restore-user does not know --format cyrus yet (MR_CYRUS_FORMAT=on forces it)"
+	echo "SKIP (anna, adam): mailrestore restore-user does not know --format cyrus yet (MR_CYRUS_FORMAT=on forces it)"
 else
 	cyrus_stop
 	set +e
-	"$MR" restore-user "${FORMAT_OPTS[@]}" --backups "$B" --source "$S" --target "$T" carol dave \
+	"$MR" restore-user "${FORMAT_OPTS[@]}" --backups "$B" --source "$S" --target "$T" anna adam \
 		> "$dir/restore2.out" 2> "$dir/restore2.err"
 	rc=$?
 	set -e
 	cat "$dir/restore2.err"
-	[ "$rc" = 1 ] || fail "restore-user carol dave: exit $rc, want 1 (carol in attention)"
-	grep -q "carol.*attention" "$dir/restore2.err" || fail "carol is not in attention"
-	grep -q "cyrus.index" "$dir/restore2.err" || fail "carol's reason does not name cyrus.index"
-	[ ! -e "$T/carol" ] || fail "carol went active with messages her index lists missing"
-	[ "$(find "$T/.mailrestore/work/carol" -maxdepth 1 -name '*.' | wc -l)" -ge 10 ] ||
-		fail "carol's work copy lost messages"
-	[ -f "$T/dave/cyrus.index" ] || fail "dave, who expunged half his mail, did not go active"
+	[ "$rc" = 1 ] || fail "restore-user anna adam: exit $rc, want 1 (anna in attention)"
+	grep -q "anna.*attention" "$dir/restore2.err" || fail "anna is not in attention"
+	grep -q "cyrus.index" "$dir/restore2.err" || fail "anna's reason does not name cyrus.index"
+	[ ! -e "$T/anna" ] || fail "anna went active with messages her index lists missing"
+	[ "$(find "$T/.mailrestore/work/anna" -maxdepth 1 -name '*.' | wc -l)" -ge 10 ] ||
+		fail "anna's work copy lost messages"
+	[ -f "$T/adam/cyrus.index" ] || fail "adam, who expunged half his mail, did not go active"
 	cyrus_start "$P2"
-	imap_check snapshot "$ADDR" "$PORT" dave dave-pw "$dir/dave-restored.json" >/dev/null || fail "snapshot of dave"
-	imap_check same "$dir/dave.json" "$dir/dave-restored.json" || fail "dave differs from the source"
-	echo "carol (index lists files that are gone) in attention, nothing lost; dave (expunged half) active and as on the source"
+	imap_check snapshot "$ADDR" "$PORT" adam adam-pw "$dir/adam-restored.json" >/dev/null || fail "snapshot of adam"
+	imap_check same "$dir/adam.json" "$dir/adam-restored.json" || fail "adam differs from the source"
+	echo "anna (index lists files that are gone) in attention, nothing lost; adam (expunged half) active and as on the source"
 fi
 
 # ---- mailboxes.db lost too: the hook brings alice back from her headers and indexes ---------------
@@ -390,5 +396,13 @@ imap_check same "$dir/final.json" "$dir/rebuilt.json" nosubs > "$dir/rebuilt.dif
 	{ cat "$dir/rebuilt.diff"; fail "alice after reconstruct -P differs (beyond her subscriptions)"; }
 imap_check same "$dir/final.json" "$dir/rebuilt.json" >/dev/null &&
 	fail "subscriptions survived a lost config folder: this part no longer loses it"
-echo "mailboxes.db lost: alice's folders, UIDVALIDITY, UIDs and flags come back from cyrus.header and cyrus.index; her subscriptions (alice.sub in the config folder) do not"
+# the subscriptions come back with the user's .sub file from the old config folder
+sub=$(cd "$dir/conf.lost" && find user -name alice.sub)
+[ -n "$sub" ] || fail "no alice.sub in the configuration folder"
+mkdir -p "$CONF/$(dirname "$sub")"
+cp -a "$dir/conf.lost/$sub" "$CONF/$sub"
+chown -R cyrus:mail "$CONF/user"
+imap_check snapshot "$ADDR" "$PORT" alice alice-pw "$dir/rebuilt2.json" >/dev/null || fail "snapshot with alice.sub back"
+imap_check same "$dir/final.json" "$dir/rebuilt2.json" || fail "alice with her .sub file back"
+echo "mailboxes.db lost: alice's folders, UIDVALIDITY, UIDs and flags come back from cyrus.header and cyrus.index; her subscriptions with $sub"
 echo ok
