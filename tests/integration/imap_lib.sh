@@ -57,6 +57,26 @@ mr_unpack_deb() {
 	dpkg-deb -x "$deb" "$dest/root" || return 1
 }
 
+# mr_dovecot_imap_conf DIR: prints the Dovecot settings (service blocks,
+# which Dovecot merges with the config's own) that run the IMAP processes
+# from dovecot-imapd unpacked under DIR when that package is not installed;
+# prints nothing when it is (MR_IMAP_UNPACK=1: unpack all the same).
+# Returns 1 (with the reason on stderr) when
+# neither works: the caller skips.
+mr_dovecot_imap_conf() {
+	local lib=/usr/lib/dovecot ver s
+	[ -z "${MR_IMAP_UNPACK:-}" ] && [ -x $lib/imap ] && [ -x $lib/imap-login ] && return 0
+	ver=$(dpkg-query -W -f '${Version}' dovecot-core 2>/dev/null) ||
+		{ echo "dovecot-core is not a Debian package here" >&2; return 1; }
+	mr_unpack_deb dovecot-imapd "$ver" "$1/deb" ||
+		{ echo "dovecot-imapd $ver is neither installed nor obtainable from Debian's packages" >&2; return 1; }
+	echo "using Dovecot's IMAP processes from the unpacked dovecot-imapd $ver (not installed: it conflicts with cyrus-imapd)" >&2
+	lib=$1/deb/root/usr/lib/dovecot
+	for s in imap imap-login imap-hibernate imap-urlauth imap-urlauth-login imap-urlauth-worker; do
+		printf 'service %s {\n  executable = %s/%s\n}\n' "$s" "$lib" "$s"
+	done
+}
+
 # mr_need_mbsync: isync's mbsync, installed when missing (or skip).
 mr_need_mbsync() {
 	command -v mbsync >/dev/null && return 0

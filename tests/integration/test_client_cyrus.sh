@@ -75,9 +75,10 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # Cyrus's imapd comes with cyrus-imapd, which conflicts with dovecot-imapd:
-# when it is not installed, run it from its unpacked package.
+# when it is not installed (or MR_IMAP_UNPACK=1), run it from its unpacked
+# package.
 IMAPD=$CYRBIN/imapd
-if [ ! -x "$IMAPD" ]; then
+if [ ! -x "$IMAPD" ] || [ -n "${MR_IMAP_UNPACK:-}" ]; then
 	ver=$(dpkg-query -W -f '${Version}' cyrus-common 2>/dev/null) || skip "cyrus-common is not a Debian package here"
 	mr_unpack_deb cyrus-imapd "$ver" "$dir/deb" ||
 		skip "cyrus-imapd $ver is neither installed nor obtainable from Debian's packages"

@@ -53,15 +53,8 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # Dovecot's IMAP processes come with dovecot-imapd, which conflicts with
-# cyrus-imapd: when it is not installed, run them from its unpacked package.
-IMAPBIN=/usr/lib/dovecot
-if [ ! -x $IMAPBIN/imap ] || [ ! -x $IMAPBIN/imap-login ]; then
-	ver=$(dpkg-query -W -f '${Version}' dovecot-core 2>/dev/null) || skip "dovecot-core is not a Debian package here"
-	mr_unpack_deb dovecot-imapd "$ver" "$dir/deb" ||
-		skip "dovecot-imapd $ver is neither installed nor obtainable from Debian's packages"
-	IMAPBIN=$dir/deb/root/usr/lib/dovecot
-	echo "using Dovecot's IMAP processes from the unpacked dovecot-imapd $ver (not installed: it conflicts with cyrus-imapd)"
-fi
+# cyrus-imapd: when it is not installed, they run from its unpacked package.
+dv_imap=$(mr_dovecot_imap_conf "$dir") || skip "no Dovecot IMAP processes (see above)"
 
 S=$dir/S B=$dir/B T=$dir/T
 MAILGID=$(getent passwd nobody | cut -d: -f4)
@@ -87,7 +80,6 @@ mail_location = maildir:$dir/mail/%u
 first_valid_uid = 1
 default_vsz_limit = 0
 service imap-login {
-  executable = $IMAPBIN/imap-login
   inet_listener imap {
     address = $ADDR
     port = $PORT
@@ -95,21 +87,6 @@ service imap-login {
   inet_listener imaps {
     port = 0
   }
-}
-service imap {
-  executable = $IMAPBIN/imap
-}
-service imap-hibernate {
-  executable = $IMAPBIN/imap-hibernate
-}
-service imap-urlauth {
-  executable = $IMAPBIN/imap-urlauth
-}
-service imap-urlauth-login {
-  executable = $IMAPBIN/imap-urlauth-login
-}
-service imap-urlauth-worker {
-  executable = $IMAPBIN/imap-urlauth-worker
 }
 passdb {
   driver = passwd-file
@@ -119,6 +96,7 @@ userdb {
   driver = static
   args = uid=65534 gid=$MAILGID home=$dir/mail/%u
 }
+$dv_imap
 EOF
 for u in alice bob renumbered revalidated; do echo "$u:{PLAIN}$u-pw"; done > "$dir/passwd"
 chmod 644 "$dir/passwd"
