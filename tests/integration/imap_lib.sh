@@ -13,10 +13,14 @@
 # removed for that.
 
 IMAP_CHECK=${MR_SRC:?MR_SRC must point at the source tree}/tests/integration/imap_check.py
+# The system's python3 where there is one: a version manager's shim in front
+# of it costs half a second a call on a loaded machine, and these tests call
+# it often.
+PY=$(command -v /usr/bin/python3 || command -v python3 || echo python3)
 
 # mr_free_port ADDR: a TCP port free on ADDR right now.
 mr_free_port() {
-	python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
+	"$PY" -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
 }
 
 # mr_free_addr: a 127.0.0.x (x in 100..250) with no listener on it, so that
@@ -34,7 +38,7 @@ mr_free_addr() {
 # on ADDR:PORT; fail early when PID (the server) is gone.
 mr_wait_port() {
 	for _ in $(seq 300); do
-		python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' \
+		"$PY" -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' \
 			"$1" "$2" 2>/dev/null && return 0
 		[ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null && return 1
 		sleep 0.1
@@ -127,4 +131,4 @@ mr_mbsync() {
 }
 
 # imap_check CMD ARGS...: see imap_check.py.
-imap_check() { python3 "$IMAP_CHECK" "$@"; }
+imap_check() { "$PY" "$IMAP_CHECK" "$@"; }

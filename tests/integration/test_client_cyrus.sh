@@ -151,7 +151,7 @@ cyrus_stop() {
 	rm -f "$dir/run/master.pid"
 	# the port is free again before the next start
 	for _ in $(seq 100); do
-		python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], int(sys.argv[2])))' \
+		"$PY" -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], int(sys.argv[2])))' \
 			"$ADDR" "$PORT" 2>/dev/null && break
 		sleep 0.1
 	done
@@ -160,7 +160,7 @@ cyrus_stop() {
 # imap USER: python3 imaplib logged in as USER (password USER-pw) as m,
 # running the code on stdin; lmtp() delivers through Cyrus's LMTP socket.
 imap() {
-	python3 - "$ADDR" "$PORT" "$1" "$LMTP" <<PY || fail "IMAP as $1 failed"
+	"$PY" - "$ADDR" "$PORT" "$1" "$LMTP" <<PY || fail "IMAP as $1 failed"
 import imaplib, smtplib, sys
 m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]), timeout=30)
 m.login(sys.argv[3], sys.argv[3] + "-pw")
@@ -260,7 +260,7 @@ imap_check snapshot "$ADDR" "$PORT" amy amy-pw "$dir/amy.json" >/dev/null || fai
 mr_mbsync_conf "$dir/b.rc" "$ADDR" "$PORT" alice alice-pw "$dir/clientB"
 mr_mbsync "$dir/b.rc" "$dir/b1.log" || { tail "$dir/b1.log"; fail "mbsync B (first pull) failed"; }
 imap_check local "$dir/clientB" "$dir/source.json" >/dev/null || fail "client B after its first pull"
-uidnext=$(python3 -c 'import json,sys; print(max(map(int, json.load(open(sys.argv[1]))["folders"]["INBOX"]["messages"])))' "$dir/source.json")
+uidnext=$("$PY" -c 'import json,sys; print(max(map(int, json.load(open(sys.argv[1]))["folders"]["INBOX"]["messages"])))' "$dir/source.json")
 
 # ---- the damage: Cyrus stops; anna's index lists files that are gone --------------------
 cyrus_stop
@@ -324,7 +324,7 @@ daemon_pid=$!
 state=
 for _ in $(seq 300); do
 	state=$("$MR" show --socket "$SOCK" --json amy 2>/dev/null |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null) || true
+		"$PY" -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null) || true
 	case $state in active|attention) break ;; esac
 	kill -0 "$daemon_pid" 2>/dev/null || { cat "$dir/daemon.log"; fail "the daemon exited"; }
 	sleep 0.1
@@ -343,7 +343,7 @@ kill "$daemon_pid"
 wait "$daemon_pid" 2>/dev/null || true
 daemon_pid=
 imap_check snapshot "$ADDR" "$PORT" amy amy-pw "$dir/amy-restored.json" >/dev/null || fail "amy does not open after the hook"
-python3 - "$dir/amy.json" "$dir/amy-restored.json" "$CYRUS_FORMAT" <<'PY' || fail "amy after the hook"
+"$PY" - "$dir/amy.json" "$dir/amy-restored.json" "$CYRUS_FORMAT" <<'PY' || fail "amy after the hook"
 import json, sys
 a, b = (json.load(open(p))["folders"]["INBOX"] for p in sys.argv[1:3])
 if sorted(a["messages"], key=int) != sorted(b["messages"], key=int) or b["unfetchable"]:

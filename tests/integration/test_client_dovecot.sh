@@ -123,7 +123,7 @@ dovecot_stop() {
 # imap USER: python3 imaplib logged in as USER (password USER-pw) as m,
 # running the code on stdin.
 imap() {
-	python3 - "$ADDR" "$PORT" "$1" <<PY || fail "IMAP as $1 failed"
+	"$PY" - "$ADDR" "$PORT" "$1" <<PY || fail "IMAP as $1 failed"
 import imaplib, sys, time
 m = imaplib.IMAP4(sys.argv[1], int(sys.argv[2]), timeout=30)
 m.login(sys.argv[3], sys.argv[3] + "-pw")
@@ -241,7 +241,7 @@ for u in renumbered revalidated; do
 	cp -a "$T/alice" "$T/$u"
 	rm -f "$T/$u"/dovecot.index* "$T/$u"/.*/dovecot.index* "$T/$u"/dovecot.list.index*
 done
-python3 - "$T/renumbered/dovecot-uidlist" "$T/revalidated/dovecot-uidlist" <<'PY'
+"$PY" - "$T/renumbered/dovecot-uidlist" "$T/revalidated/dovecot-uidlist" <<'PY'
 import re, sys
 def rewrite(path, shift, uv_shift):
     lines = open(path).read().split("\n")
