@@ -52,7 +52,8 @@ CYRUS_HASHED=${MR_CYRUS_HASHED:-0}
 HASH=
 [ "$CYRUS_HASHED" = 1 ] && HASH=a/
 if [ "$CYRUS_FORMAT" = auto ]; then
-	if "$MR" restore-user --help 2>&1 | grep -q -- '--format'; then CYRUS_FORMAT=on; else CYRUS_FORMAT=off; fi
+	help=$("$MR" restore-user --help 2>&1 || true)
+	if grep -q -- '--format' <<<"$help" && grep -qi cyrus <<<"$help"; then CYRUS_FORMAT=on; else CYRUS_FORMAT=off; fi
 fi
 FORMAT_OPTS=()
 [ "$CYRUS_FORMAT" = on ] && FORMAT_OPTS=(--format cyrus)
