@@ -46,6 +46,14 @@ mr_wait_port() {
 	return 1
 }
 
+# mr_apt_install PKG...: install from Debian's packages (apt's lists are
+# brought up to date once when the first try fails, as on a fresh machine).
+mr_apt_install() {
+	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >/dev/null 2>&1 && return 0
+	timeout 300 apt-get update -qq >/dev/null 2>&1 || return 1
+	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >/dev/null 2>&1
+}
+
 # mr_unpack_deb PKG VERSION DEST: unpack the package PKG=VERSION into DEST
 # (from apt's cache, else downloaded with apt-get). Returns 1 when neither
 # works.
@@ -54,7 +62,9 @@ mr_unpack_deb() {
 	mkdir -p "$dest"
 	deb=$(ls /var/cache/apt/archives/"${pkg}_${ver//:/%3a}"_*.deb 2>/dev/null | head -n 1)
 	if [ -z "$deb" ]; then
-		(cd "$dest" && timeout 120 apt-get download "$pkg=$ver" >/dev/null 2>&1) || return 1
+		(cd "$dest" && { timeout 120 apt-get download "$pkg=$ver" >/dev/null 2>&1 ||
+			{ timeout 300 apt-get update -qq >/dev/null 2>&1 &&
+			  timeout 120 apt-get download "$pkg=$ver" >/dev/null 2>&1; }; }) || return 1
 		deb=$(ls "$dest"/"${pkg}"_*.deb 2>/dev/null | head -n 1)
 		[ -n "$deb" ] || return 1
 	fi
@@ -85,7 +95,7 @@ mr_dovecot_imap_conf() {
 mr_need_mbsync() {
 	command -v mbsync >/dev/null && return 0
 	echo "mbsync is not installed; trying apt-get install isync"
-	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq isync >/dev/null 2>&1 ||
+	mr_apt_install isync ||
 		skip "isync (mbsync) could not be installed from Debian's packages"
 	command -v mbsync >/dev/null || skip "no mbsync after installing isync"
 }

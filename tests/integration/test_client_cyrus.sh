@@ -64,7 +64,7 @@ mr_need_mbsync
 CYRBIN=/usr/lib/cyrus/bin
 if [ ! -x $CYRBIN/master ] || [ ! -x $CYRBIN/lmtpd ] || ! command -v saslpasswd2 >/dev/null; then
 	echo "Cyrus is not installed; trying apt-get install cyrus-common sasl2-bin"
-	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq cyrus-common sasl2-bin >/dev/null 2>&1 ||
+	mr_apt_install cyrus-common sasl2-bin ||
 		skip "cyrus-common could not be installed from Debian's packages"
 fi
 [ -x $CYRBIN/master ] && command -v saslpasswd2 >/dev/null || skip "no Cyrus master or saslpasswd2 after installing"

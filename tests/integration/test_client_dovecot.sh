@@ -35,7 +35,7 @@ command -v python3 >/dev/null || skip "python3 is not installed (the IMAP checks
 mr_need_mbsync
 if ! command -v dovecot >/dev/null && [ ! -x /usr/sbin/dovecot ]; then
 	echo "dovecot is not installed; trying apt-get install dovecot-core"
-	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq dovecot-core >/dev/null 2>&1 ||
+	mr_apt_install dovecot-core ||
 		skip "dovecot-core could not be installed from Debian's packages"
 fi
 DOVECOT=$(command -v dovecot || echo /usr/sbin/dovecot)
