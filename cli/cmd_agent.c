@@ -58,8 +58,10 @@ static void agent_usage(FILE *out, const char *cmd)
 		"release-agent is agent plus the release: the messages in Postfix's hold\n"
 		"queue whose recipients are all back (at least one of them through the\n"
 		"stream) are released with postsuper -H and sent on with postqueue -i,\n"
-		"oldest first. The agent needs operator rights on the daemon's socket (or,\n"
-		"with --connect, an allowed network peer). SIGTERM stops it.\n"
+		"oldest first. On the daemon's socket the agent needs operator rights; with\n"
+		"--connect HOST:PORT (also MAILRESTORE_CONNECT) it reaches the daemon's\n"
+		"--listen as a network peer (its address in the daemon's --allow; TLS with\n"
+		"--tls-ca, and --tls-cert/--tls-key for --tls-client-ca). SIGTERM stops it.\n"
 		"Exit 0 when stopped, 64 usage, 66 a backend map that cannot be read,\n"
 		"74 a state folder that cannot be made.\n",
 		cmd);
@@ -125,8 +127,9 @@ static int agent_main(int argc, char **argv, int release)
 		case 'm': fs.backend_map = optarg; break;
 		case 'P': as.postfix_config = optarg; break;
 		case 'w':
-			if (mr_cidr_parse(optarg, &allow[nallow], &err) < 0) {
-				cli_error(cmd, "--allow: %s", err.msg);
+			if (mr_cidr_parse(optarg, &allow[nallow]) < 0) {
+				cli_error(cmd, "--allow %s: not a network (10.0.0.0/8, "
+					  "2001:db8::/32, or one address)", optarg);
 				goto out;
 			}
 			nallow++;
@@ -164,14 +167,24 @@ static int agent_main(int argc, char **argv, int release)
 	fs.allow = allow;
 	fs.n_allow = nallow;
 	if (fs.daemon.connect != NULL) {
-		int fd = front_daemon_connect(&fs.daemon, &err);
+		char host[MR_HOST_MAX];
+		unsigned port;
 
-		if (fd < 0 && err.errnum == ENOTSUP) {
-			cli_error(cmd, "%s", err.msg);
+		if (mr_hostport_split(fs.daemon.connect, host, sizeof(host), &port) < 0) {
+			cli_error(cmd, "--connect %s: not HOST:PORT (or [IPV6]:PORT)",
+				  fs.daemon.connect);
 			goto out;
 		}
-		if (fd >= 0)
-			close(fd);
+	} else if (fs.daemon.tls_ca != NULL || fs.daemon.tls_cert != NULL ||
+		   fs.daemon.tls_key != NULL) {
+		cli_error(cmd, "--tls-ca, --tls-cert and --tls-key go with --connect");
+		goto out;
+	}
+	if ((fs.daemon.tls_cert == NULL) != (fs.daemon.tls_key == NULL) ||
+	    (fs.daemon.tls_cert != NULL && fs.daemon.tls_ca == NULL)) {
+		cli_error(cmd, "--tls-cert and --tls-key go together, and with --tls-ca FILE (the "
+			       "CA of the daemon's certificate)");
+		goto out;
 	}
 	mr_error_clear(&err);
 	if (front_new(&fs, &f, &err) < 0) {

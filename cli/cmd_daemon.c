@@ -24,8 +24,9 @@ static void daemon_usage(FILE *out)
 		"         [--max-clients-per-uid N] [--idle-timeout SEC] [--deliver-memory SIZE]\n"
 		"         [--held-max-messages N] [--held-max-bytes SIZE]\n"
 		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n"
-		"         [--auth-http ADDR:PORT --backend-map FILE] [--policy ADDR:PORT]\n"
-		"         [--allow CIDR]...\n\n"
+		"         [--listen ADDR:PORT]... [--allow CIDR]... [--tls-cert FILE --tls-key FILE\n"
+		"         [--tls-client-ca FILE]] [--auth-http ADDR:PORT --backend-map FILE]\n"
+		"         [--policy ADDR:PORT]\n\n"
 		"Runs the restore daemon in the foreground, logging to stderr. Every affected\n"
 		"user (a backup in B or a folder in S, or the names in --users FILE, one a\n"
 		"line) is restored from its newest backup, synced against the read-only\n"
@@ -76,6 +77,18 @@ static void daemon_usage(FILE *out)
 		"  --held-reserve SIZE   free space held mail always leaves (default 5%%\n"
 		"                        of that file system, at least 64M); over any\n"
 		"                        held-mail limit `deliver` exits 75 (try later)\n"
+		"  --listen ADDR:PORT    also serve the network there (repeatable; IPv4\n"
+		"                        127.0.0.2:7790, IPv6 [::1]:7790); network peers may\n"
+		"                        only log users in, show users and follow activations\n"
+		"  --allow CIDR          network peers served (repeatable; 10.1.0.0/16,\n"
+		"                        2001:db8::/48, a bare address is one host); one list\n"
+		"                        for --listen, --auth-http and --policy: any other\n"
+		"                        peer is closed before a byte (logged with its\n"
+		"                        address). Without any --allow, --listen serves\n"
+		"                        nobody and --auth-http/--policy serve loopback only\n"
+		"  --tls-cert FILE       with --tls-key FILE: every --listen speaks TLS (1.2\n"
+		"                        or later) with this certificate chain (PEM)\n"
+		"  --tls-client-ca FILE  network peers must show a certificate this CA signed\n"
 		"  --auth-http ADDR:PORT nginx's mail auth_http on this host (single-host set-ups;\n"
 		"                        on proxies `mailrestore agent` serves it): the queue\n"
 		"                        line and Auth-Wait for a user not back, else the\n"
@@ -83,15 +96,14 @@ static void daemon_usage(FILE *out)
 		"                        '*' for everyone else)\n"
 		"  --policy ADDR:PORT    Postfix's policy service on this host: HOLD for a\n"
 		"                        recipient not back yet, DUNNO otherwise\n"
-		"  --allow CIDR          peers --auth-http and --policy serve (repeatable;\n"
-		"                        default: loopback only)\n"
-		"SIZE takes a K, M or G suffix.\n\n"
+		"SIZE takes a K, M or G suffix. --max-clients-per-uid holds each network\n"
+		"address too.\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
 		"(or `mailrestore shutdown`) stops cleanly: running users resume at the next\n"
 		"start. Exit: 0 clean stop, 64 usage, 65 the queue journal is damaged in the\n"
 		"middle (the message names the offset; see `mailrestore journal --help`),\n"
 		"66 the source looks unmounted or the --users file is unreadable, 69 the\n"
-		"socket cannot be served, 74 I/O error on B, S, T or the state, 75 another\n"
+		"socket or a --listen address cannot be served, 74 I/O error on B, S, T or the state, 75 another\n"
 		"daemon already runs on this target, state or socket.\n",
 		cli_default_socket());
 }
@@ -126,8 +138,8 @@ static int parse_size(const char *s, uint64_t *val_r)
  * event loop knows nothing of them; while the daemon starts, T answers. */
 struct daemon_fronts {
 	const char *auth_http, *policy, *backend_map;
-	struct mr_cidr *allow;
-	size_t nallow;
+	struct mr_cidr allow[DAEMON_ALLOW_MAX]; /* --allow, the listeners' too */
+	size_t nallow;                          /* 0: loopback only */
 };
 
 static int run_with_fronts(const struct daemon_settings *s, const struct daemon_fronts *df)
@@ -190,22 +202,28 @@ int cmd_daemon(int argc, char **argv)
 		{ "held-total-bytes", required_argument, NULL, 1004 },
 		{ "held-reserve", required_argument, NULL, 1005 },
 		{ "min-remove", required_argument, NULL, 'M' },
+		{ "listen", required_argument, NULL, 1010 },
+		{ "allow", required_argument, NULL, 1011 },
+		{ "tls-cert", required_argument, NULL, 1012 },
+		{ "tls-key", required_argument, NULL, 1013 },
+		{ "tls-client-ca", required_argument, NULL, 1014 },
 		{ "auth-http", required_argument, NULL, 2000 },
 		{ "backend-map", required_argument, NULL, 2001 },
 		{ "policy", required_argument, NULL, 2002 },
-		{ "allow", required_argument, NULL, 2003 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const char *listen[DAEMON_LISTEN_MAX], *allow[DAEMON_ALLOW_MAX];
 	struct daemon_settings s;
 	struct daemon_fronts df;
-	struct mr_error err;
 	uint64_t v;
-	int c, rc;
+	int c, i;
 
 	memset(&df, 0, sizeof(df));
 	daemon_settings_init(&s);
 	s.socket_path = cli_default_socket();
+	s.listen = listen;
+	s.allow = allow;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -254,6 +272,23 @@ int cmd_daemon(int argc, char **argv)
 			if (c == 1004) s.held_total_bytes = v;
 			if (c == 1005) s.held_reserve_bytes = v;
 			break;
+		case 1010:
+			if (s.nlisten == DAEMON_LISTEN_MAX) {
+				cli_error("daemon", "at most %d --listen", DAEMON_LISTEN_MAX);
+				return MR_EX_USAGE;
+			}
+			listen[s.nlisten++] = optarg;
+			break;
+		case 1011:
+			if (s.nallow == DAEMON_ALLOW_MAX) {
+				cli_error("daemon", "at most %d --allow", DAEMON_ALLOW_MAX);
+				return MR_EX_USAGE;
+			}
+			allow[s.nallow++] = optarg;
+			break;
+		case 1012: s.tls_cert = optarg; break;
+		case 1013: s.tls_key = optarg; break;
+		case 1014: s.tls_client_ca = optarg; break;
 		case 'j':
 			if (cli_number_arg("daemon", "--jobs", optarg, "a number", 1, 256, &v) < 0)
 				return MR_EX_USAGE;
@@ -284,18 +319,6 @@ int cmd_daemon(int argc, char **argv)
 		case 2000: df.auth_http = optarg; break;
 		case 2001: df.backend_map = optarg; break;
 		case 2002: df.policy = optarg; break;
-		case 2003:
-			if (df.allow == NULL)
-				df.allow = calloc((size_t)argc, sizeof(*df.allow));
-			if (df.allow == NULL)
-				return MR_EX_OSERR;
-			if (mr_cidr_parse(optarg, &df.allow[df.nallow], &err) < 0) {
-				cli_error("daemon", "--allow: %s", err.msg);
-				free(df.allow);
-				return MR_EX_USAGE;
-			}
-			df.nallow++;
-			break;
 		case 'h':
 			daemon_usage(stdout);
 			return MR_EX_OK;
@@ -319,9 +342,16 @@ int cmd_daemon(int argc, char **argv)
 		return MR_EX_USAGE;
 	}
 	if (df.auth_http == NULL && df.policy == NULL)
-		rc = daemon_run(&s);
-	else
-		rc = run_with_fronts(&s, &df);
-	free(df.allow);
-	return rc;
+		return daemon_run(&s);
+	/* The one --allow list: the daemon's listeners parse it for
+	 * themselves (daemon/transport.c); the fronts get it parsed here. */
+	for (i = 0; i < s.nallow; i++) {
+		if (mr_cidr_parse(allow[i], &df.allow[i]) < 0) {
+			cli_error("daemon", "--allow %s: not a network (10.0.0.0/8, "
+				  "2001:db8::/32, or one address)", allow[i]);
+			return MR_EX_USAGE;
+		}
+	}
+	df.nallow = (size_t)s.nallow;
+	return run_with_fronts(&s, &df);
 }

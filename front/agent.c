@@ -439,17 +439,17 @@ static int follow_once(struct front *f, uint64_t *epoch, uint64_t *next, int *mo
 	char req[96], ep[32], name[MR_USER_NAME_MAX + 1], *reply = NULL;
 	struct mr_error err;
 	uint64_t e, nx, total;
-	int fd, n, arr, i, rc = -1, max;
+	struct daemon_client cl;
+	int n, arr, i, rc = -1, max;
 
 	*more = *new_epoch = 0;
 	mr_error_clear(why);
-	fd = front_daemon_connect(&f->set.daemon, why);
-	if (fd < 0)
+	if (front_daemon_connect(&f->set.daemon, &cl, why) < 0)
 		return -1;
 	mr_error_clear(&err);
 	snprintf(req, sizeof(req), "ACTIVATIONS %016llx %llu %d\n", (unsigned long long)*epoch,
 		 (unsigned long long)*next, FOLLOW_PIECE);
-	if (front_call(fd, req, &reply, why) < 0)
+	if (front_call(&cl, req, &reply, why) < 0)
 		goto out;
 	max = (int)(strlen(reply) / 2 + 16);
 	toks = malloc((size_t)max * sizeof(*toks));
@@ -493,7 +493,7 @@ static int follow_once(struct front *f, uint64_t *epoch, uint64_t *next, int *mo
 out:
 	free(toks);
 	free(reply);
-	close(fd);
+	daemon_client_close(&cl);
 	return rc;
 }
 

@@ -35,14 +35,12 @@ static int parse_port(const char *s, unsigned *port)
 /* HOST:PORT into b: HOST an address, or a name resolved now. */
 static int parse_backend(const char *s, struct front_backend *b, struct mr_error *err)
 {
-	char host[256], port[16];
+	char host[MR_HOST_MAX];
 	struct addrinfo hints, *res = NULL;
 	int rc;
 
-	if (mr_hostport_split(s, host, sizeof(host), port, sizeof(port), err) < 0)
-		return -1;
-	if (parse_port(port, &b->port) < 0) {
-		mr_error_set(err, EINVAL, "not a port: %s", port);
+	if (mr_hostport_split(s, host, sizeof(host), &b->port) < 0) {
+		mr_error_set(err, EINVAL, "not HOST:PORT: %s", s);
 		return -1;
 	}
 	memset(&hints, 0, sizeof(hints));

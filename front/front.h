@@ -49,9 +49,10 @@
 
 /* ---- where the daemon is ------------------------------------------------ */
 
-/* The one place a front finds the daemon. Today the Unix socket; with the
- * daemon's network listener, HOST:PORT and the TLS files (front/link.c's
- * front_daemon_connect() is the one call to change). */
+/* The one place a front finds the daemon: its Unix socket, or HOST:PORT of
+ * its --listen (plain TCP, or TLS when any of the TLS files is named). A
+ * network peer may call SHOW (of any user, without the counters), LOGIN,
+ * PING and ACTIVATIONS: all an agent needs. */
 struct front_daemon {
 	const char *socket;     /* the daemon's Unix socket (used when connect is NULL) */
 	const char *connect;    /* HOST:PORT of the daemon's --listen; NULL: the socket */
@@ -61,10 +62,14 @@ struct front_daemon {
 	double timeout;         /* seconds for a connect and each read or write; 0: 5 */
 };
 
-/* Connects to the daemon. Returns the fd (then daemon_client_call() etc.
- * of daemon/daemon.h), or -1 with err (errnum ENOENT/ECONNREFUSED: nobody
- * listens; ENOTSUP: connect asked of a build without the network client). */
-int front_daemon_connect(const struct front_daemon *where, struct mr_error *err);
+struct daemon_client;
+
+/* Connects c to the daemon (then daemon_client_call() etc. of
+ * daemon/daemon.h; daemon_client_close() ends it). 0, or -1 with err
+ * (errnum ENOENT/ECONNREFUSED: nobody listens; EPROTO: the TLS handshake
+ * failed, OpenSSL's reason in the message). */
+int front_daemon_connect(const struct front_daemon *where, struct daemon_client *c,
+			 struct mr_error *err);
 
 /* ---- settings and the handle ---------------------------------------------- */
 

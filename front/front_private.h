@@ -29,8 +29,8 @@ struct front {
  * the file and line. */
 int front_map_load(struct front *f, const char *path, struct mr_error *err);
 
-/* Sends one request line (with its '\n') on fd and reads the reply into
+/* Sends one request line (with its '\n') on c and reads the reply into
  * *reply_r (malloc'd) (link.c). 0, or -1 with err. */
-int front_call(int fd, const char *req, char **reply_r, struct mr_error *err);
+int front_call(struct daemon_client *c, const char *req, char **reply_r, struct mr_error *err);
 
 #endif

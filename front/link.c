@@ -1,7 +1,7 @@
 /*
  * link.c: the fronts' side of the daemon: where it is
- * (front_daemon_connect, the one call that changes when the daemon gets
- * its network listener), the user names a login or a recipient may stand
+ * (front_daemon_connect: its Unix socket, or its --listen over TCP, with
+ * TLS when the TLS files are named), the user names a login or a recipient may stand
  * for (front_candidates), and front_ask(): the daemon's answer about a
  * user, remembered in the snapshot, or the snapshot's answer when the
  * daemon cannot be reached.
@@ -22,24 +22,34 @@
 	"Your mailbox is being restored from backup. The restore service cannot be " \
 	"reached; try again later."
 
-int front_daemon_connect(const struct front_daemon *where, struct mr_error *err)
+int front_daemon_connect(const struct front_daemon *where, struct daemon_client *c,
+			 struct mr_error *err)
 {
 	double t = where->timeout > 0 ? where->timeout : FRONT_DAEMON_TIMEOUT;
+	char host[MR_HOST_MAX];
+	unsigned port;
 
-	if (where->connect != NULL) {
-		/* The daemon's TCP/TLS listener and its client come with the
-		 * network branch: this is the call that then connects. */
-		mr_error_set(err, ENOTSUP,
-			     "--connect %s: this build reaches the daemon only on its Unix socket",
-			     where->connect);
+	if (daemon_client_open(c, where->socket, where->connect, t, err) < 0)
 		return -1;
+	if (where->connect == NULL ||
+	    (where->tls_ca == NULL && where->tls_cert == NULL && where->tls_key == NULL))
+		return 0;
+	if (mr_hostport_split(where->connect, host, sizeof(host), &port) < 0) {
+		mr_error_set(err, EINVAL, "--connect %s: not HOST:PORT", where->connect);
+		goto fail;
 	}
-	return daemon_client_connect(where->socket, t, err);
+	if (daemon_client_tls_start(c, host, where->tls_ca, where->tls_cert, where->tls_key,
+				    err) < 0)
+		goto fail;
+	return 0;
+fail:
+	daemon_client_close(c);
+	return -1;
 }
 
-int front_call(int fd, const char *req, char **reply_r, struct mr_error *err)
+int front_call(struct daemon_client *c, const char *req, char **reply_r, struct mr_error *err)
 {
-	return daemon_client_call_alloc(fd, req, strlen(req), reply_r, err);
+	return daemon_client_call_alloc(c, req, strlen(req), reply_r, err);
 }
 
 /* Appends name to names when it is a valid user name not there yet. */
@@ -204,8 +214,9 @@ enum front_verdict front_ask(struct front *f, const char *name, unsigned flags,
 {
 	char names[3][MR_USER_NAME_MAX + 1], req[MR_USER_NAME_MAX + 16];
 	struct mr_error err;
+	struct daemon_client cl;
 	char *reply = NULL;
-	int n, i, fd, rc = -1;
+	int n, i, rc = -1;
 
 	memset(a, 0, sizeof(*a));
 	n = front_candidates(name, flags, names);
@@ -214,13 +225,12 @@ enum front_verdict front_ask(struct front *f, const char *name, unsigned flags,
 		return a->verdict;
 	}
 	mr_error_clear(&err);
-	fd = front_daemon_connect(&f->set.daemon, &err);
-	if (fd < 0)
+	if (front_daemon_connect(&f->set.daemon, &cl, &err) < 0)
 		goto away;
 	for (i = 0; i < n; i++) {
 		snprintf(req, sizeof(req), "%s %s\n", flags & FRONT_ASK_LOGIN ? "LOGIN" : "SHOW",
 			 names[i]);
-		if (front_call(fd, req, &reply, &err) < 0)
+		if (front_call(&cl, req, &reply, &err) < 0)
 			break;
 		rc = one_reply(f, names[i], reply, a);
 		free(reply);
@@ -228,7 +238,7 @@ enum front_verdict front_ask(struct front *f, const char *name, unsigned flags,
 		if (rc != 0)
 			break;
 	}
-	close(fd);
+	daemon_client_close(&cl);
 	if (rc == 1)
 		return a->verdict;
 	if (rc == 0) {

@@ -153,11 +153,16 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
+/* Whether the peer sa is in --allow, or without it on loopback. */
 static int allowed(const struct front_server *s, const struct sockaddr_storage *sa)
 {
-	if (s->f->set.n_allow > 0)
-		return mr_cidr_match(s->f->set.allow, s->f->set.n_allow, sa);
-	return mr_cidr_match(s->loopback, 2, sa);
+	const struct mr_cidr *rules = s->f->set.n_allow > 0 ? s->f->set.allow : s->loopback;
+	size_t n = s->f->set.n_allow > 0 ? s->f->set.n_allow : 2, i;
+
+	for (i = 0; i < n; i++)
+		if (mr_cidr_match(&rules[i], (const struct sockaddr *)sa))
+			return 1;
+	return 0;
 }
 
 static void accept_one(struct front_server *s, int kind)
@@ -253,12 +258,16 @@ static void *acceptor_main(void *arg)
 /* A listening socket on ADDR:PORT. */
 static int listen_on(const char *where, struct mr_error *err)
 {
-	char host[256], port[16];
+	char host[MR_HOST_MAX], port[16];
 	struct addrinfo hints, *res = NULL;
 	int fd = -1, one = 1, rc;
+	unsigned p;
 
-	if (mr_hostport_split(where, host, sizeof(host), port, sizeof(port), err) < 0)
+	if (mr_hostport_split(where, host, sizeof(host), &p) < 0) {
+		mr_error_set(err, EINVAL, "not ADDR:PORT: %s", where);
 		return -1;
+	}
+	snprintf(port, sizeof(port), "%u", p);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -300,8 +309,8 @@ int front_serve_start(struct front *f, const char *auth_http, const char *policy
 	s->lfd[0] = s->lfd[1] = s->wake[0] = s->wake[1] = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	(void)mr_cidr_parse("127.0.0.0/8", &s->loopback[0], err);
-	(void)mr_cidr_parse("::1", &s->loopback[1], err);
+	(void)mr_cidr_parse("127.0.0.0/8", &s->loopback[0]);
+	(void)mr_cidr_parse("::1", &s->loopback[1]);
 	s->nfds = (size_t)max_conns(s) * 2;
 	s->fds = malloc(s->nfds * sizeof(*s->fds));
 	if (s->fds == NULL || pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
