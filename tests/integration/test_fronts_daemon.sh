@@ -6,7 +6,12 @@
 # what the daemon said and answers from it once the daemon is gone (0 for a
 # user known back or untouched, 75 "cannot be reached" for anyone else),
 # the lean mailrestore-login too; the ACTIVATIONS verb on the socket (a new
-# epoch after a restart, dial tone joining the stream).
+# epoch after a restart, dial tone joining the stream). From another host:
+# the daemon's --listen with TLS and client certificates, an agent that
+# reaches it with --connect (SHOW and ACTIVATIONS as a network peer), one
+# without a certificate that is refused and answers "try again later", and
+# login --connect --state answering from its snapshot once the daemon is
+# gone (both binaries).
 set -euo pipefail
 SRC=${MR_SRC:?MR_SRC must point at the source tree}
 . "$SRC/tests/integration/daemon_lib.sh"
@@ -14,10 +19,11 @@ LOGIN_BIN=${MR_BUILD:-$(dirname "$MR")}/mailrestore-login
 
 dir=$(mktemp -d /tmp/mr-fronts.XXXXXX)
 DPID=
-trap '[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null; rm -rf "$dir"' EXIT
+APIDS=
+trap 'for p in $APIDS $DPID; do kill -9 "$p" 2>/dev/null; done; rm -rf "$dir"' EXIT
 S=$dir/S B=$dir/B T=$dir/T SOCK=$dir/mr.sock
 mkdir -p "$S" "$B" "$T"
-for u in alice bob dan; do mkuser "$u" 3; done
+for u in alice bob dan eve; do mkuser "$u" 3; done
 "$MR" backup --source "$S" --out "$B" >/dev/null || fail "backup"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ah=$(free_port) po=$(free_port)
@@ -123,4 +129,68 @@ set +e
 "$LOGIN_BIN" --socket "$SOCK" --state "$dir/cs" dave >/dev/null; rc=$?
 set -e
 [ $rc = 75 ] || fail "mailrestore-login, unknown user without a daemon: exit $rc, want 75"
-echo "PASS: the daemon's auth_http and policy; --allow; ACTIVATIONS; login --state"
+
+# ---- from another host: --listen with TLS and client certificates -------
+command -v openssl >/dev/null || {
+	echo "PASS (without the TLS part: no openssl CLI): the daemon's auth_http and policy; --allow; ACTIVATIONS; login --state"
+	exit 0
+}
+pki=$dir/pki
+mkdir -p "$pki"
+mkca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+	-keyout "$pki/$1.key" -out "$pki/$1.crt" -subj "/CN=$1 test CA" 2>/dev/null; }
+mkcert() { # NAME CA SAN
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$pki/$1.key" -out "$pki/$1.csr" -subj "/CN=$1" 2>/dev/null
+	printf 'subjectAltName=%s\n' "$3" > "$pki/$1.ext"
+	openssl x509 -req -in "$pki/$1.csr" -CA "$pki/$2.crt" -CAkey "$pki/$2.key" -CAcreateserial \
+		-days 2 -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
+}
+mkca ca
+mkcert store ca "IP:127.0.0.1"
+mkcert mx ca "DNS:mx.example"
+lp=$(free_port)
+start_daemon --background off --listen "127.0.0.1:$lp" --allow 127.0.0.0/8 \
+	--tls-cert "$pki/store.crt" --tls-key "$pki/store.key" --tls-client-ca "$pki/ca.crt"
+tls=(--connect "127.0.0.1:$lp" --tls-ca "$pki/ca.crt" --tls-cert "$pki/mx.crt" --tls-key "$pki/mx.key")
+# an agent with its certificate: eve (waiting) is held, which only the
+# daemon can say (the agent's snapshot is new); the stream fills the snapshot
+po=$(free_port)
+"$MR" release-agent "${tls[@]}" --state "$dir/as" --policy "127.0.0.1:$po" --interval 1 \
+	--rescan 3600 --postfix-config "$dir/no-postfix" 2>>"$dir/agent.log" &
+APIDS="$APIDS $!"
+for _ in $(seq 100); do [ -f "$dir/as/active/alice" ] && break; sleep 0.1; done
+[ -f "$dir/as/active/alice" ] || fail "the agent over TLS did not follow the activations: $(tail -n 5 "$dir/agent.log")"
+out=$(ask policy eve@example.org)
+[ "$out" = "action=HOLD mailrestore: eve is being restored" ] || fail "policy for eve over TLS: $out"
+out=$(ask policy alice@example.org)
+[ "$out" = "action=DUNNO" ] || fail "policy for alice over TLS: $out"
+# an agent without a certificate: the daemon refuses the handshake, the
+# agent says try again later
+po=$(free_port)
+"$MR" agent --connect "127.0.0.1:$lp" --tls-ca "$pki/ca.crt" --state "$dir/as2" \
+	--policy "127.0.0.1:$po" 2>>"$dir/agent2.log" &
+APIDS="$APIDS $!"
+for _ in $(seq 100); do
+	python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$po" 2>/dev/null && break
+	sleep 0.1
+done
+out=$(ask policy eve@example.org)
+case $out in "action=DEFER_IF_PERMIT"*) ;; *) fail "policy without a client certificate: $out" ;; esac
+grep -q "TLS handshake failed" "$dir/daemon.log" || fail "the refused handshake is not logged"
+# login --connect --state: remembered over TLS, answered from once the
+# daemon is gone (the lean binary connects without TLS: refused, then the
+# snapshot answers)
+"$MR" login "${tls[@]}" --state "$dir/ns" alice | grep -qx active || fail "login --connect alice"
+[ -f "$dir/ns/active/alice" ] || fail "login --connect --state did not remember alice"
+stop_daemon
+"$MR" login "${tls[@]}" --state "$dir/ns" alice | grep -qx active ||
+	fail "login --connect: alice from the snapshot"
+MAILRESTORE_CONNECT=127.0.0.1:$lp MAILRESTORE_CLIENT_STATE=$dir/ns "$LOGIN_BIN" alice | grep -qx active ||
+	fail "mailrestore-login --connect: alice from the snapshot"
+set +e
+out=$("$LOGIN_BIN" --connect "127.0.0.1:$lp" --state "$dir/ns" eve); rc=$?
+set -e
+[ $rc = 75 ] || fail "mailrestore-login --connect, eve without a daemon: exit $rc, want 75"
+case $out in *"cannot be reached; try again later"*) ;; *) fail "eve's message: $out" ;; esac
+echo "PASS: the daemon's auth_http and policy; --allow; ACTIVATIONS; login --state; an agent and login over TLS with client certificates"

@@ -18,11 +18,13 @@
 #   - while the daemon is away, the proxy and the MX answer from their
 #     snapshots: a user known back logs in and gets mail, anyone else is
 #     told to try again later (NO / 4xx), never let in, never bounced.
-# Every client on loopback connects from 127.0.0.1 whatever address it
-# dials, so the listeners allow 127.0.0.0/8 (on real hosts: --allow the
-# proxy's or the MX's own address).
-# The agents reach the daemon through DAEMON_AT (the Unix socket until the
-# daemon listens on TCP: then DAEMON_AT=(--connect "$STORE:$port")).
+# The daemon listens on $STORE (--listen) and the agents on the proxy and
+# the MX reach it over TCP (--connect $STORE:PORT) as network peers: SHOW,
+# LOGIN and ACTIVATIONS are all they need. Every client on loopback
+# connects from 127.0.0.1 whatever address it dials, so the listeners
+# allow 127.0.0.0/8 (on real hosts: --allow the proxy's and the MX's own
+# addresses). Postfix's delivery pipe runs on the store's socket (DELIVER
+# is not a network verb; on real hosts the MX delivers by LMTP or SMTP).
 # Skips (77) without root, nginx's mail module, Dovecot or Postfix.
 set -euo pipefail
 MR=${MR_BIN:?MR_BIN must point at the mailrestore binary}
@@ -47,9 +49,11 @@ if [ ! -x /usr/sbin/nginx ] || [ ! -f "$NGINX_MOD" ]; then
 		nginx-light libnginx-mod-mail >/dev/null 2>&1 || skip "nginx's mail module could not be installed"
 fi
 [ -x /usr/sbin/nginx ] && [ -f "$NGINX_MOD" ] || skip "no nginx or no $NGINX_MOD"
-if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/lib/dovecot/imap-login ]; then
-	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y dovecot-imapd >/dev/null 2>&1 ||
-		skip "dovecot-imapd could not be installed"
+if [ ! -x /usr/sbin/dovecot ]; then
+	# dovecot-core, not dovecot-imapd: that one would remove cyrus-imapd
+	# (both are imap-server); imap_lib.sh unpacks its IMAP processes.
+	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y dovecot-core >/dev/null 2>&1 ||
+		skip "dovecot-core could not be installed"
 fi
 [ -x /usr/sbin/dovecot ] || skip "no dovecot binary"
 if [ ! -x /usr/sbin/postfix ]; then
@@ -82,6 +86,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+# Dovecot's IMAP processes: from dovecot-imapd, or its unpacked package
+# where cyrus-imapd holds the imap-server place (imap_lib.sh).
+. "$SRC/tests/integration/imap_lib.sh"
+dv_imap=$(mr_dovecot_imap_conf "$dir") || skip "no Dovecot IMAP processes (see above)"
 
 # Three "hosts": 127.N.M.1, .2, .3 with N.M picked at random.
 net="127.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))"
@@ -112,9 +120,11 @@ done
 chown -R "$MAILUID:$MAILGID" "$S"
 "$MR" backup --source "$S" --out "$B" >/dev/null || fail "mailrestore backup"
 
-DAEMON_AT=(--socket "$SOCK")   # the one line to change for --connect
+daemon_port=$(free_port "$STORE")
+DAEMON_AT=(--connect "$STORE:$daemon_port")   # the agents: from their hosts, over TCP
 start_daemon() {
 	"$MR" daemon --backups "$B" --source "$S" --target "$T" --socket "$SOCK" \
+		--listen "$STORE:$daemon_port" --allow 127.0.0.0/8 \
 		--background off --deliver-group "$(id -gn nobody)" 2>>"$dir/daemon.log" &
 	daemon_pid=$!
 	for _ in $(seq 100); do
@@ -172,6 +182,7 @@ userdb {
   driver = static
   args = uid=$MAILUID gid=$MAILGID home=$T/%u
 }
+$dv_imap
 EOF
 /usr/sbin/dovecot -c "$dir/dovecot.conf" 2>"$dir/dovecot.start" ||
 	skip "dovecot does not start here: $(head -c 300 "$dir/dovecot.start")"
