@@ -128,8 +128,8 @@ static int agent_main(int argc, char **argv, int release)
 		case 'P': as.postfix_config = optarg; break;
 		case 'w':
 			if (mr_cidr_parse(optarg, &allow[nallow]) < 0) {
-				cli_error(cmd, "--allow %s: not a network (10.0.0.0/8, "
-					  "2001:db8::/32, or one address)", optarg);
+				cli_error(cmd, "--allow %s: not an address or a network (10.0.0.0/8, "
+					  "2001:db8::/32; no bits set below the prefix)", optarg);
 				goto out;
 			}
 			nallow++;

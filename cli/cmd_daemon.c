@@ -347,8 +347,8 @@ int cmd_daemon(int argc, char **argv)
 	 * themselves (daemon/transport.c); the fronts get it parsed here. */
 	for (i = 0; i < s.nallow; i++) {
 		if (mr_cidr_parse(allow[i], &df.allow[i]) < 0) {
-			cli_error("daemon", "--allow %s: not a network (10.0.0.0/8, "
-				  "2001:db8::/32, or one address)", allow[i]);
+			cli_error("daemon", "--allow %s: not an address or a network (10.0.0.0/8, "
+				  "2001:db8::/32; no bits set below the prefix)", allow[i]);
 			return MR_EX_USAGE;
 		}
 	}
