@@ -118,10 +118,19 @@ int eta_model_load(struct eta_model *m, int dirfd, struct mr_error *err);
  * file, if any, is then still whole). */
 int eta_model_save(struct eta_model *m, int dirfd, struct mr_error *err);
 
+/* Seconds a priority user waits for a worker busy with a background job:
+ * the daemon's tick notices the request (every 0.1 s), the job stops at
+ * its next file boundary, the worker takes the user. */
+#define ETA_PREEMPT_S 0.1
+
 /* A schedule: when each worker is free next, in seconds from now. */
 struct eta_sched {
 	unsigned workers;
 	double free_at[ETA_MAX_WORKERS];
+	unsigned char background[ETA_MAX_WORKERS]; /* its running job gives way */
+	double deferred[ETA_MAX_WORKERS]; /* the rest of jobs that gave way */
+	unsigned ndeferred;
+	double preempt_at; /* when the next job can give way (one at a time) */
 	double last;  /* the latest finish handed out so far */
 };
 
@@ -130,9 +139,18 @@ struct eta_sched {
  * more seconds (values below 0 count as 0; extra values are ignored). */
 void eta_sched_init(struct eta_sched *s, unsigned workers, const double *running_left,
 		    size_t nrunning);
+/* Worker i (< nrunning of eta_sched_init) runs a background job: a
+ * priority user takes the worker after ETA_PREEMPT_S, and the job's rest
+ * goes back to the queue, ahead of the users who are not priority. */
+void eta_sched_background(struct eta_sched *s, unsigned i);
 /* The next user in the order, costing `cost` seconds on one worker: it
- * starts on the worker free first. Returns the seconds until it is done. */
+ * starts on the worker free first (after the rest of jobs that gave way to
+ * priority users). Returns the seconds until it is done. */
 double eta_sched_add(struct eta_sched *s, double cost);
+/* The same for a user of the priority lane: a worker running a background
+ * job counts as free after ETA_PREEMPT_S (the daemon stops one job at a
+ * time: each further one ETA_PREEMPT_S later). */
+double eta_sched_add_priority(struct eta_sched *s, double cost);
 /* Seconds until every worker is free (the whole schedule is done). */
 double eta_sched_end(const struct eta_sched *s);
 
