@@ -215,13 +215,14 @@ while events:
         step = max(1, len(wo) // max(1, n))
         picks = wo[::step][:n]
     for u in picks:
-        t = time.time()
         if kind == "login":
             d = call("login", u)
         else:
             d = call("show", u)
             if d["state"] != "waiting":
                 continue
+        # the moment the user is told (the figure counts from there)
+        t = time.time()
         seen.add(u)
         asked.append({"user": u, "kind": kind, "size": size[u], "asked_at": t,
                       "active_share": c["active"] / nusers,

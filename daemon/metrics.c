@@ -350,6 +350,11 @@ double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
 	f.name = info->name;
 	f.eta = -1;
 	queue_foreach_order(d->q, ctx->background, find_one, &f);
+	/* Not in the order any more: a worker took it since info was read
+	 * (a login answered as it starts). Regression: such a login was told
+	 * "estimate" with no figure. */
+	if (f.eta < 0)
+		return cost_of(d, info);
 	return f.eta;
 }
 
