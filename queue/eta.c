@@ -21,10 +21,9 @@
 #define RATES_MINOR 0
 #define RATES_HEADER 16
 #define RATES_HASH_XXH3 1
-/* Per phase: runs, n, bytes, files, seconds, per_written, sum_x, sum_z, nb_sum,
- * nb_w, then ETA_WINDOW triples. */
-#define RATES_SCALARS 10
-#define RATES_FIELDS (RATES_SCALARS + 3 * ETA_WINDOW)
+/* Per phase: runs, n, bytes, files, seconds, per_written, ratio, nb_sum, nb_w, then ETA_BINS triples {w, x, y}, then ETA_WINDOW triples {x, z, y}. */
+#define RATES_SCALARS 9
+#define RATES_FIELDS (RATES_SCALARS + 3 * ETA_BINS + 3 * ETA_WINDOW)
 #define RATES_BODY (ETA_PHASES * RATES_FIELDS * 8)
 #define RATES_SIZE (RATES_HEADER + RATES_BODY + 8)
 #define MIB 1048576.0
@@ -39,10 +38,14 @@ struct line {
 	double bytes, files, seconds; /* decayed by ETA_DECAY at each run */
 	double per_written;          /* seconds per MiB written that the runs
 	                              * showed (0: not yet; see fit) */
-	double sum_x, sum_z;         /* sizes and writes of runs with a backup,
-	                              * decayed: MiB written per MiB of backup */
+	double ratio;                /* MiB written per MiB of backup that the
+	                              * runs showed (0: not yet; see fit) */
 	double nb_sum, nb_w;         /* seconds of runs without a backup and
 	                              * their weight, decayed at each such run */
+	/* Every run with a backup by its size (bin k: 2^k KiB and up),
+	 * decayed at each run of the bin: the shape of cost against size
+	 * over every size seen, not only the window's. */
+	double hw[ETA_BINS], hx[ETA_BINS], hy[ETA_BINS];
 	double a, b;                 /* the fit: seconds = a * MiB + b */
 	double a0;                   /* the prior slope in force */
 	double ymean;                /* the window's mean run, recent ones weighing more */
@@ -135,15 +138,17 @@ static void wls(const double *x, const double *y, int n, const double *w, double
  * prior's own (its value squared): noisy runs of one size cannot move it,
  * and a slope made of a change of load during a run of growing sizes is
  * mostly held back. Also gives the runs' own slope (no prior) and its
- * variance (-1: the runs give none). */
+ * variance (-1: the runs give none), and their scatter around it (the
+ * weighted mean square). */
 static void robust_fit(const double *x, const double *y, const double *rw, int n, double a0,
-		       double *a_r, double *b_r, double *free_a_r, double *var_r)
+		       double *a_r, double *b_r, double *free_a_r, double *var_r, double *s2_r)
 {
 	double w[ETA_WINDOW], r[ETA_WINDOW];
 	double a, b, da = a0, db = 0, scale, k, lambda, tau2 = a0 * a0;
 	int i, round;
 
 	*var_r = -1;
+	*s2_r = 0;
 	for (i = 0; i < n; i++)
 		w[i] = rw[i];
 	/* A first line: the prior slope through the mean run. */
@@ -184,6 +189,7 @@ static void robust_fit(const double *x, const double *y, const double *rw, int n
 			v += w[i] * w[i] * (x[i] - mx) * (x[i] - mx) * e * e;
 		}
 		*var_r = sxx > 0 && n > 2 ? v / (sxx * sxx) * n / (n - 2) : -1;
+		*s2_r = sw > 0 ? s2 / sw : 0;
 		lambda = sw > 0 ? s2 / sw / tau2 : 0;
 		wls(x, y, n, w, lambda, a0, &a, &b);
 	}
@@ -192,23 +198,72 @@ static void robust_fit(const double *x, const double *y, const double *rw, int n
 	*free_a_r = da;
 }
 
-/* The line of a phase, from its window (see robust_fit), for users with a
- * backup: runs without one (size 0) cost what their source holds, which
- * their size does not say; they are kept apart (nb_sum, nb_w).
+/* How far the recent runs are above (k > 1) or below the shape a x + b:
+ * the ratio of their sums (a wait is a sum of runs), recent runs weighing
+ * more and runs far off weighing less (Huber, as in robust_fit). */
+static double level(const double *x, const double *y, const double *rw, int n, double a,
+		    double b)
+{
+	double r[ETA_WINDOW], w[ETA_WINDOW], k = 1, sy, sf, my = 0, scale;
+	int i, round;
+
+	for (i = 0; i < n; i++) {
+		w[i] = rw[i];
+		my += y[i] / n;
+	}
+	for (round = 0; round < 3; round++) {
+		sy = sf = 0;
+		for (i = 0; i < n; i++) {
+			sy += w[i] * y[i];
+			sf += w[i] * (a * x[i] + b);
+		}
+		if (sf <= 0)
+			return 1;
+		k = sy / sf;
+		for (i = 0; i < n; i++)
+			r[i] = fabs(y[i] - k * (a * x[i] + b));
+		qsort(r, (size_t)n, sizeof(r[0]), cmp_double);
+		scale = 1.4826 * (n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2);
+		if (scale < 0.05 * my + 1e-9)
+			scale = 0.05 * my + 1e-9;
+		for (i = 0; i < n; i++) {
+			double e = fabs(y[i] - k * (a * x[i] + b));
+
+			w[i] = rw[i] * (e <= 3 * scale ? 1.0 : 3 * scale / e);
+		}
+	}
+	return k;
+}
+
+/* The cost of a phase for users with a backup: a shape over every size
+ * seen, times the level of the recent runs. Runs without a backup (size 0)
+ * cost what their source holds, which their size does not say; they are
+ * kept apart (nb_sum, nb_w).
  *
- * The prior slope: until the runs with a backup span sizes enough, the
- * slope comes from what every run wrote. The smallest users run first and
- * tell nothing of a cost per MiB, but users without a backup (first too:
- * their size is 0) copy their whole source, and their writes and seconds
- * show a cost per MiB written; times the MiB written per MiB of backup
- * that the runs with a backup showed, it is a cost per MiB of backup.
- * Kept (per_written) once the runs showed it (three standard errors), for
- * the runs after it; ETA_PRIOR_S_PER_MIB until then. */
+ * The shape, seconds = a * MiB + b, is fitted to the size bins (hw, hx,
+ * hy): the latest runs alone are users of about one size (the background
+ * goes smallest first), and a slope fitted to them swung from 0 to 3x the
+ * true one as the machine's load moved, so a 100 MiB user was told 0.1 s
+ * or 7 s. The bins keep the sizes already seen; the slope is pulled toward
+ * the prior as hard as the runs' scatter outweighs the bins' spread in
+ * size (as in robust_fit). The level (see level()) then follows a machine
+ * whose load changes, for big and small users alike.
+ *
+ * The prior slope: until the runs span sizes enough, the slope comes from
+ * what every run wrote. The smallest users run first and tell nothing of a
+ * cost per MiB, but users without a backup (first too: their size is 0)
+ * copy their whole source, and their writes and seconds show a cost per
+ * MiB written; times the MiB written per MiB of backup (the slope of
+ * writes against size: small users write their indexes whatever their
+ * size, which a plain ratio would count per MiB), it is a cost per MiB of
+ * backup. Kept (per_written) once the runs showed it (three standard
+ * errors), for the runs after it; ETA_PRIOR_S_PER_MIB until then. */
 static void fit(struct line *l)
 {
-	double rw[ETA_WINDOW], xs[ETA_WINDOW], ys[ETA_WINDOW], rws[ETA_WINDOW];
-	double a, b, fa, var, ratio, sw = 0, my = 0;
-	int i, n = (int)l->n, m = 0;
+	double rw[ETA_WINDOW], xs[ETA_WINDOW], ys[ETA_WINDOW], zs[ETA_WINDOW], rws[ETA_WINDOW];
+	double bx[ETA_BINS], by[ETA_BINS], bw[ETA_BINS];
+	double a, b, fa, var, s2 = 0, ratio, sw = 0, my = 0, k;
+	int i, n = (int)l->n, m = 0, nb = 0;
 
 	l->a0 = ETA_PRIOR_S_PER_MIB;
 	l->a = 0;
@@ -221,28 +276,54 @@ static void fit(struct line *l)
 	for (i = 0; i < n; i++) {
 		sw += rw[i];
 		my += rw[i] * l->y[i];
+		if (l->x[i] > 0) {
+			xs[m] = l->x[i];
+			ys[m] = l->y[i];
+			zs[m] = l->z[i];
+			rws[m++] = rw[i];
+		}
 	}
 	l->ymean = my / sw;
-	ratio = l->sum_x > 0 ? l->sum_z / l->sum_x : 1.0;
-	robust_fit(l->z, l->y, rw, n, ETA_PRIOR_S_PER_MIB / ratio, &a, &b, &fa, &var);
+	if (m > 2) {
+		robust_fit(xs, zs, rws, m, l->ratio > 0 ? l->ratio : 1.0, &a, &b, &fa, &var, &s2);
+		if (var >= 0 && fa > 0 && fa * fa >= 9 * var)
+			l->ratio = fa;
+	}
+	/* one MiB written per MiB of backup until the runs show theirs */
+	ratio = l->ratio > 0 ? l->ratio : 1.0;
+	robust_fit(l->z, l->y, rw, n, ETA_PRIOR_S_PER_MIB / ratio, &a, &b, &fa, &var, &s2);
 	if (var >= 0 && fa > 0 && fa * fa >= 9 * var)
 		l->per_written = fa;
 	if (l->per_written > 0)
 		l->a0 = l->per_written * ratio;
-	for (i = 0; i < n; i++)
-		if (l->x[i] > 0) {
-			xs[m] = l->x[i];
-			ys[m] = l->y[i];
-			rws[m++] = rw[i];
-		}
-	if (m > 0) {
-		robust_fit(xs, ys, rws, m, l->a0, &l->a, &l->b, &fa, &var);
-	} else {
+	if (m == 0) {
 		/* only users without a backup so far: what a run costs
 		 * besides its writes */
 		l->a = l->a0;
 		l->b = b;
+		return;
 	}
+	/* the runs' scatter, for the prior's pull on the shape */
+	robust_fit(xs, ys, rws, m, l->a0, &a, &b, &fa, &var, &s2);
+	for (i = 0; i < ETA_BINS; i++)
+		if (l->hw[i] > 0) {
+			bw[nb] = l->hw[i];
+			bx[nb] = l->hx[i] / l->hw[i];
+			by[nb++] = l->hy[i] / l->hw[i];
+		}
+	wls(bx, by, nb, bw, s2 / (l->a0 * l->a0), l->a0, &a, &b);
+	k = level(xs, ys, rws, m, a, b);
+	l->a = k * a;
+	l->b = k * b;
+}
+
+static int bin_of(uint64_t size)
+{
+	int k = 0;
+
+	for (size >>= 10; size > 1 && k < ETA_BINS - 1; size >>= 1)
+		k++;
+	return k;
 }
 
 void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size, uint64_t bytes,
@@ -271,8 +352,11 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 		l->nb_sum = l->nb_sum * ETA_DECAY + seconds;
 		l->nb_w = l->nb_w * ETA_DECAY + 1;
 	} else {
-		l->sum_x = l->sum_x * ETA_DECAY + l->x[last];
-		l->sum_z = l->sum_z * ETA_DECAY + l->z[last];
+		int k = bin_of(size);
+
+		l->hw[k] = l->hw[k] * ETA_DECAY + 1;
+		l->hx[k] = l->hx[k] * ETA_DECAY + l->x[last];
+		l->hy[k] = l->hy[k] * ETA_DECAY + seconds;
 	}
 	l->bytes = l->bytes * ETA_DECAY + (double)bytes;
 	l->files = l->files * ETA_DECAY + (double)files;
@@ -389,12 +473,15 @@ static double get_f64(const uint8_t *p)
 static double *field(struct line *l, int i)
 {
 	double *f[RATES_SCALARS] = { &l->runs,        &l->n,     &l->bytes, &l->files,
-				     &l->seconds,     &l->per_written, &l->sum_x, &l->sum_z,
-				     &l->nb_sum,      &l->nb_w };
+				     &l->seconds,     &l->per_written, &l->ratio, &l->nb_sum,
+				     &l->nb_w };
 
 	if (i < RATES_SCALARS)
 		return f[i];
 	i -= RATES_SCALARS;
+	if (i < 3 * ETA_BINS)
+		return i % 3 == 0 ? &l->hw[i / 3] : i % 3 == 1 ? &l->hx[i / 3] : &l->hy[i / 3];
+	i -= 3 * ETA_BINS;
 	return i % 3 == 0 ? &l->x[i / 3] : i % 3 == 1 ? &l->z[i / 3] : &l->y[i / 3];
 }
 

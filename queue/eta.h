@@ -65,6 +65,8 @@
 #define ETA_RATES_FILE "eta.rates"
 /* Runs the line is fitted to, the newest. */
 #define ETA_WINDOW 64
+/* Size bins of the model's shape: 2^k KiB and up, k = 0..ETA_BINS-1. */
+#define ETA_BINS 32
 /* Weight of a run against the next newer one. */
 #define ETA_DECAY 0.97
 /* Seconds per MiB of backup until the runs carry a slope (a worker that

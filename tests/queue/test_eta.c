@@ -389,7 +389,7 @@ static void eta_rates_survive_restart(void **state)
 
 	/* A flipped byte: refused by the checksum, the model is empty. */
 	data = tu_read_file(dir, ETA_RATES_FILE, &len);
-	assert_int_equal(len, 16 + 3 * (10 + 3 * ETA_WINDOW) * 8 + 8);
+	assert_int_equal(len, 16 + 3 * (9 + 3 * ETA_BINS + 3 * ETA_WINDOW) * 8 + 8);
 	data[40] ^= 1;
 	tu_write_file(dir, ETA_RATES_FILE, data, len);
 	assert_int_equal(eta_model_load(m2, fd, &err), -1);
