@@ -9,7 +9,9 @@
  * user's estimate walks the queue in the order the workers will take it
  * (queue_foreach_order: priority lane, enqueue lane, then waiting users
  * smallest first), starting from the seconds the running jobs still need,
- * handing each user ahead to the worker free first; the user's own run
+ * handing each user ahead to the worker free first; a user of the
+ * priority lane takes a worker from a background job (workers.c stops it
+ * for them), whose rest comes back before the others; the user's own run
  * ends its walk. No estimate (eta_seconds null) while paused (status
  * "paused"), before any run was measured ("estimating"), for a waiting
  * user with the background off and for attention ("none").
