@@ -27,6 +27,9 @@
 #define RATES_BODY (ETA_PHASES * RATES_FIELDS * 8)
 #define RATES_SIZE (RATES_HEADER + RATES_BODY + 8)
 #define MIB 1048576.0
+/* The writes of the window must span this many MiB to show a cost per
+ * MiB written (see fit). */
+#define ETA_WRITES_SPAN_MIB 4.0
 
 /* One phase: the latest runs, oldest first, and the line fitted to them. */
 struct line {
@@ -262,7 +265,7 @@ static void fit(struct line *l)
 {
 	double rw[ETA_WINDOW], xs[ETA_WINDOW], ys[ETA_WINDOW], zs[ETA_WINDOW], rws[ETA_WINDOW];
 	double bx[ETA_BINS], by[ETA_BINS], bw[ETA_BINS];
-	double a, b, fa, var, s2 = 0, ratio, sw = 0, my = 0, k;
+	double a, b, fa, var, s2 = 0, ratio, sw = 0, my = 0, k, zmin, zmax;
 	int i, n = (int)l->n, m = 0, nb = 0;
 
 	l->a0 = ETA_PRIOR_S_PER_MIB;
@@ -292,7 +295,15 @@ static void fit(struct line *l)
 	/* one MiB written per MiB of backup until the runs show theirs */
 	ratio = l->ratio > 0 ? l->ratio : 1.0;
 	robust_fit(l->z, l->y, rw, n, ETA_PRIOR_S_PER_MIB / ratio, &a, &b, &fa, &var, &s2);
-	if (var >= 0 && fa > 0 && fa * fa >= 9 * var)
+	zmin = zmax = l->z[0];
+	for (i = 1; i < n; i++) {
+		zmin = l->z[i] < zmin ? l->z[i] : zmin;
+		zmax = l->z[i] > zmax ? l->z[i] : zmax;
+	}
+	/* Runs that all wrote about as little (small users) show their fixed
+	 * cost, not one per MiB: a slope from them was a third of the true
+	 * one. */
+	if (var >= 0 && fa > 0 && fa * fa >= 9 * var && zmax - zmin >= ETA_WRITES_SPAN_MIB)
 		l->per_written = fa;
 	if (l->per_written > 0)
 		l->a0 = l->per_written * ratio;
