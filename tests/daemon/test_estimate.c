@@ -301,6 +301,36 @@ static void estimate_login_preempts_background(void **state)
 	et_free(t);
 }
 
+/* A user a worker took after its info was read (a login answered as its
+ * run starts) is told its own run. Regression: "estimate" with
+ * eta_seconds null, as it was no longer in the queue's order. */
+static void estimate_taken_meanwhile(void **state)
+{
+	struct et *t = et_new();
+	struct queue_user_info info;
+	struct eta_ctx ctx;
+	struct mr_error err;
+	queue_ticket ticket;
+	char name[MR_USER_NAME_MAX + 1];
+	const char *st;
+	int prio = 0;
+
+	(void)state;
+	measure(t);
+	assert_int_equal(queue_request(t->d.q, "mid", 100.0, &info, &ticket, &err), 0);
+	assert_int_equal(queue_commit_wait(t->d.q, ticket, &err), 0);
+	assert_int_equal(queue_lookup(t->d.q, "mid", &info), 0);
+	assert_int_equal(info.state, QUEUE_QUEUED);
+	/* a worker takes it now */
+	assert_int_equal(queue_next(t->d.q, 0, 101.0, name, &prio, &err), 1);
+	assert_string_equal(name, "mid");
+	ctx_of(t, &ctx);
+	st = daemon_metrics_eta_status(&ctx, &info);
+	assert_string_equal(st, "estimate");
+	assert_true(near(daemon_metrics_eta(&t->d, &ctx, &info), 4));
+	et_free(t);
+}
+
 /* A job that runs past what the model said is not about to end while its
  * extraction says it is half done. Regression: a big user the model had
  * not seen the like of counted 0 s left, and everyone behind it was told
@@ -335,6 +365,7 @@ int main(void)
 		cmocka_unit_test(estimate_states),
 		cmocka_unit_test(estimate_lists_match_show),
 		cmocka_unit_test(estimate_login_preempts_background),
+		cmocka_unit_test(estimate_taken_meanwhile),
 		cmocka_unit_test(estimate_running_job_progress),
 	};
 

@@ -228,6 +228,46 @@ static void eta_prior_from_writes(void **state)
 	eta_model_free(&m);
 }
 
+/* The background goes smallest first, so the latest runs are users of
+ * about one size: the cost per MiB comes from every size seen. Runs of
+ * 1 to 10 MiB at 0.1 s + 0.05 s/MiB, then a window of users of 20 MiB
+ * whose times scatter by 20 %: an 80 MiB user costs 4.1 s. Regression:
+ * a slope fitted to the window alone told 2.3 s (and swung from 0 to 3x
+ * the true slope as the load moved). */
+static void eta_slope_from_every_size(void **state)
+{
+	static const double noise[] = { 0.8, 1.2, 1.0, 0.9, 1.1, 1.15, 0.85 };
+	struct eta_model *m = eta_model_new();
+	double c;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 100; i++) {
+		double mib = 1.0 + 9.0 * i / 99;
+
+		eta_model_observe(m, ETA_RUN, (uint64_t)(mib * MIB), (uint64_t)(mib * MIB), 30,
+				  0.1 + 0.05 * mib);
+	}
+	for (i = 0; i < ETA_WINDOW; i++) {
+		double mib = 20.0 + 0.1 * (i % 3);
+
+		eta_model_observe(m, ETA_RUN, (uint64_t)(mib * MIB), (uint64_t)(mib * MIB), 600,
+				  (0.1 + 0.05 * mib) * noise[i % 7]);
+	}
+	c = eta_model_cost(m, ETA_RUN, 80 * MIB);
+	assert_true(fabs(c - 4.1) < 0.4);
+	/* the machine got twice as slow: the level follows, big and small */
+	for (i = 0; i < ETA_WINDOW; i++) {
+		double mib = 20.0 + 0.1 * (i % 3);
+
+		eta_model_observe(m, ETA_RUN, (uint64_t)(mib * MIB), (uint64_t)(mib * MIB), 600,
+				  2 * (0.1 + 0.05 * mib) * noise[i % 7]);
+	}
+	c = eta_model_cost(m, ETA_RUN, 80 * MIB);
+	assert_true(fabs(c - 8.2) < 1.0);
+	eta_model_free(&m);
+}
+
 /* A priority user takes a worker from a background job after
  * ETA_PREEMPT_S (one job stops at a time); the jobs' rests come back
  * before the next user who is not priority. */
@@ -472,6 +512,7 @@ int main(void)
 		cmocka_unit_test(eta_follows_a_slower_machine),
 		cmocka_unit_test(eta_no_backup_users_apart),
 		cmocka_unit_test(eta_prior_from_writes),
+		cmocka_unit_test(eta_slope_from_every_size),
 		cmocka_unit_test(eta_schedule_divides_among_workers),
 		cmocka_unit_test(eta_schedule_priority_preempts),
 		cmocka_unit_test(eta_order_priority_background_running),
