@@ -551,6 +551,7 @@ void daemon_workers_now(struct daemon *d, struct daemon_workers_now *now_r)
 {
 	struct daemon_workers_job *j;
 	struct worker *w;
+	uint64_t done, total;
 	double now = mr_monotonic();
 	int i;
 
@@ -565,6 +566,14 @@ void daemon_workers_now(struct daemon *d, struct daemon_workers_now *now_r)
 		j = &now_r->job[now_r->n++];
 		snprintf(j->user, sizeof(j->user), "%s", w->job.user);
 		j->size = w->size;
+		j->priority = w->priority;
+		j->progress = -1;
+		total = atomic_load_explicit(&w->job.progress_total, memory_order_relaxed);
+		done = atomic_load_explicit(&w->job.progress_done, memory_order_relaxed);
+		if (atomic_load_explicit(&w->job.phase, memory_order_relaxed) <
+			    ENGINE_PHASE_SYNCING &&
+		    total > 0 && done <= total)
+			j->progress = (double)done / (double)total;
 		j->syncing = w->sync_mono > 0;
 		j->run_elapsed = now - w->taken_mono;
 		j->sync_elapsed = w->sync_mono > 0 ? now - w->sync_mono : -1;
