@@ -99,11 +99,16 @@ static int apply_meta(struct sync_ctx *ctx, const struct sync_op *op)
 	char *parent = NULL;
 	int dfd, rc = -1;
 
-	if (op->dst.st_nlink > 1 && S_ISREG(op->st.st_mode))
+	if (op->dst.st_nlink > 1 && S_ISREG(op->st.st_mode)) {
 		/* Mode, owner and time belong to the inode: fixed in place
 		 * they would change the file's other hard links too. A copy
-		 * gives this name an inode of its own. */
-		return sync_copy_file(ctx, op);
+		 * of its own (equal) bytes gives this name an inode of its
+		 * own without reading the damaged source. */
+		rc = sync_unshare_file(ctx, op);
+		if (rc == 0)
+			ctx->stats->meta_fixed++;
+		return rc;
+	}
 	if (sync_split(op->rel, &parent, &name) < 0) {
 		mr_error_set(ctx->err, ENOMEM, "sync");
 		return -1;

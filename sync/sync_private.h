@@ -234,6 +234,13 @@ enum sync_result sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t 
  * the destination's rel. 0 done or source problem recorded (destination
  * unchanged), -1 with ctx->err on a destination failure. */
 int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op);
+/* Gives destination file op->rel, whose content is already the source's
+ * (it passed the quick check or was matched by a rename) but which shares
+ * its inode with other names (the backup's hard links), an inode of its
+ * own with the source's mode, owner and times (op->st): its own bytes are
+ * cloned or copied into a temporary file renamed over it. The damaged
+ * source is not read. 0, or -1 with ctx->err. */
+int sync_unshare_file(struct sync_ctx *ctx, const struct sync_op *op);
 /* Handles a FILE_CHANGE op: time-only fix when contents are equal, block
  * patch for large files, whole copy otherwise. Same returns. */
 int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op);
@@ -250,11 +257,12 @@ enum sync_result sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op)
 /* ---- rename.c -------------------------------------------------------- */
 
 /* Matches new source files with destination files the source no longer has
- * (same unique name and size, equal content; a hard-linked file only when
- * no mode, owner or time needs fixing after the move): sets op->cand and
- * counts plan.matched. Only reads. 0 or -1 with ctx->err. */
+ * (same unique name and size, equal content): sets op->cand and counts
+ * plan.matched. Only reads. 0 or -1 with ctx->err. */
 int sync_renames_match(struct sync_ctx *ctx);
-/* Renames the matched files into place. 0 or -1 with ctx->err. */
+/* Renames the matched files into place; a hard-linked one whose mode,
+ * owner or time must change then gets an inode of its own
+ * (sync_unshare_file()). 0 or -1 with ctx->err. */
 int sync_renames_apply(struct sync_ctx *ctx);
 
 /* ---- attic.c --------------------------------------------------------- */

@@ -112,9 +112,36 @@ static void mode_fix_leaves_the_other_link(void **state)
 	sfx_teardown(&f);
 }
 
+/* A message copied between folders by Dovecot (a hard link) whose backup
+ * kept whole seconds only: its time alone must change. The name gets an
+ * inode of its own from its own bytes; the damaged source is not read. */
+static void time_fix_reads_nothing_from_the_source(void **state)
+{
+	struct sfx f;
+	struct stat a, b;
+
+	(void)state;
+	sfx_setup(&f);
+	linked_pair(&f, "cur/1.M1.h:2,S", ".Archive/cur/2.M1.h:2,S", "message", 7);
+	sfx_set_mtime(f.src, "cur/1.M1.h:2,S", T0, 123456789);
+	sfx_set_mtime(f.src, ".Archive/cur/2.M1.h:2,S", T0, 123456789);
+	assert_int_equal(sfx_sync(&f), 0);
+	sfx_print_problems(&f);
+	assert_int_equal(sfx_verify(&f), 0);
+	assert_int_equal(f.stats.source_bytes_read, 0);
+	assert_int_equal(f.stats.copied_files, 0);
+	assert_int_equal(f.stats.meta_fixed, 2);
+	a = sfx_lstat(f.dst, "cur/1.M1.h:2,S");
+	b = sfx_lstat(f.dst, ".Archive/cur/2.M1.h:2,S");
+	assert_int_equal(a.st_mtim.tv_nsec, 123456789);
+	assert_int_equal(b.st_mtim.tv_nsec, 123456789);
+	sfx_teardown(&f);
+}
+
 /* A Maildir rename of a hard-linked file moves only its name; when the
- * renamed file's time changed too, fixing it would reach the link, so it
- * is copied instead. Without a metadata change the rename stays. */
+ * renamed file's time changed too, fixing it in place would reach the
+ * link, so the moved name gets an inode of its own, copied from its own
+ * bytes: the source is not read for either message. */
 static void rename_leaves_the_other_link(void **state)
 {
 	struct sfx f;
@@ -135,8 +162,12 @@ static void rename_leaves_the_other_link(void **state)
 	assert_int_equal(sfx_sync(&f), 0);
 	sfx_print_problems(&f);
 	assert_int_equal(sfx_verify(&f), 0);
-	assert_int_equal(f.stats.renamed, 1);
-	assert_int_equal(f.stats.copied_files, 1);
+	assert_int_equal(f.stats.renamed, 2);
+	assert_int_equal(f.stats.copied_files, 0);
+	assert_int_equal(f.stats.source_bytes_read, 0);
+	assert_int_equal(sfx_lstat(f.dst, "keep").st_mtim.tv_sec, T0);
+	assert_int_not_equal(sfx_lstat(f.dst, "keep").st_ino,
+			     sfx_lstat(f.dst, "cur/1.M1.h:2,S").st_ino);
 	sfx_teardown(&f);
 }
 
@@ -168,6 +199,7 @@ int main(void)
 		cmocka_unit_test(patch_leaves_the_other_link),
 		cmocka_unit_test(time_fix_leaves_the_other_link),
 		cmocka_unit_test(mode_fix_leaves_the_other_link),
+		cmocka_unit_test(time_fix_reads_nothing_from_the_source),
 		cmocka_unit_test(rename_leaves_the_other_link),
 		cmocka_unit_test(symlink_time_leaves_the_other_link),
 	};
