@@ -21,7 +21,7 @@
 #     whole-second times), a day of changes, then the smaller half again
 #     by `mailrestore backup --dated` (pax, lz4, nanoseconds), then one more
 #     day of changes (the larger half is two days behind); two users lost
-#     their backups, and each day adds users that exist only on S.
+#     their backups, and each day adds two users that exist only on S.
 # Variants, each onto a fresh target on the bench folder:
 #   find     a cold `find -printf '%s %T@'` of S: the directories and
 #            inodes any comparison must read
@@ -37,7 +37,9 @@
 # against the user's backup (a Maildir message whose name and size the
 # backup has, under any folder or flags, counts as nothing), plus `find`.
 #
-# Environment: PART, SEED (1), JOBS (2), BENCH_DIR (parent of the work
+# Environment: PART, SEED (1), JOBS (2), BACKUPS (mixed; tar: the second
+# backup of the smaller half by GNU tar too, in B/2025-11-20/, so every
+# user's newest backup keeps whole seconds only), BENCH_DIR (parent of the work
 # folder; default /dev/shm when it exists, else /tmp), KEEP=1 keeps it.
 # --short: a tiny partition, only checks that every figure comes out and
 # the restore verifies (for ctest; no size or time asserts).
@@ -89,6 +91,12 @@ groups() { # CMD: runs genpart CMD over every group
 		"$GP" --users "$n" --messages "$m" --seed $((SEED + g)) --index-kib 64 \
 			$([ $g = 3 ] || [ "$short" = 1 -a $g = 1 ] || echo --no-mbox) \
 			--prefix "g${g}u" "$1" "$S" >/dev/null
+		# genpart adds two users a day per group: a partition gains a
+		# few accounts a day, not two per size class; only the first
+		# group keeps its new ones.
+		if [ "$1" = day ] && [ $g -gt 0 ]; then
+			for k in $(seq "$n" $((n + 8))); do rm -rf "${S:?}/g${g}u$k"; done
+		fi
 		g=$((g + 1))
 	done
 }
@@ -125,7 +133,12 @@ PY
 for u in $(ls "$S"); do tar -C "$S/$u" -czf "$B/2025-11-19/$u.tgz" .; done
 groups day
 half=$(ls "$S" | grep -E '^g[01]u' || true)
-"$MR" backup --source "$S" --out "$B" --dated $half >/dev/null
+if [ "${BACKUPS:-mixed}" = tar ]; then
+	mkdir -p "$B/2025-11-20"
+	for u in $half; do tar -C "$S/$u" -czf "$B/2025-11-20/$u.tgz" .; done
+else
+	"$MR" backup --source "$S" --out "$B" --dated $half >/dev/null
+fi
 groups day
 for u in g0u3 g1u5; do rm -f "$B"/*/"$u".*; done
 nusers=$(ls "$S" | wc -l)
@@ -260,7 +273,7 @@ floor=$(( floor_msg + floor_other + bytes_find ))
 ratio() { python3 -c "import sys; a, b = int(sys.argv[1]), int(sys.argv[2]); print('%.2f' % (a / b) if b else 'n/a')" "$1" "$2"; }
 mib() { python3 -c "import sys; print('%.1f' % (int(sys.argv[1]) / 1048576))" "$1"; }
 echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "# PART \"$PART\" seed $SEED: $nusers users, source $(mib "$sbytes") MiB; loop read_ahead_kb $(cat /sys/block/$dev/queue/read_ahead_kb)"
+echo "# PART \"$PART\" seed $SEED, backups ${BACKUPS:-mixed}: $nusers users, source $(mib "$sbytes") MiB; loop read_ahead_kb $(cat /sys/block/$dev/queue/read_ahead_kb)"
 printf '%-52s %12s %8s\n' "what (bytes read from the source's device)" bytes MiB
 row() { printf '%-52s %12d %8s  %s\n' "$1" "$2" "$(mib "$2")" "${3:-}"; }
 row "metadata: cold find of size and time" "$bytes_find"
