@@ -674,17 +674,30 @@ static int open_work(struct engine *e, const char *user, int *work_r, int *tmp_r
 	return 0;
 }
 
-/* The archive's birth time: when the backup began writing it, so before it
- * read any file of the user (the sync's whole-second quick check needs
- * it). The I/O layer has no statx; a failure or a file system without
- * birth times only leaves it 0, which turns that check off. */
-static void backup_birth(int afd, struct engine_job *job)
+/* A time at or before the backup began: the sync's whole-second quick
+ * check trusts a file's second only when it is before this (sync.h,
+ * backup_started). The archive's birth time: the backup began writing it
+ * before it read any file of the user. Where the file system keeps no
+ * birth times (NFS, 9p; the I/O layer has no statx, a failure counts the
+ * same), a day before the date of its date folder (B/<YYYY-MM-DD>/: the
+ * backup ran on that date in whatever time zone), else a day before the
+ * archive was last written (a daily backup takes less than a day). Without
+ * any of them every file a whole-second backup restored and the source
+ * still has at the same size is read to compare: the damaged disk would
+ * be asked for every index file and mbox of the user. */
+static void backup_birth(int afd, const char *rel, const struct stat *st,
+			 struct engine_job *job)
 {
 	struct statx sx;
+	int64_t day;
 
 	job->backup_started = 0;
 	if (statx(afd, "", AT_EMPTY_PATH, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
 		job->backup_started = (int64_t)sx.stx_btime.tv_sec;
+	else if (restore_dated_day(rel, &day))
+		job->backup_started = day - 86400;
+	else if (st->st_mtime > 86400)
+		job->backup_started = (int64_t)st->st_mtime - 86400;
 }
 
 /* Extracts the newest backup unless the marker says it already was.
@@ -718,7 +731,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 				"backup %s: %s", rel, err.msg);
 		goto out;
 	}
-	backup_birth(afd, job);
+	backup_birth(afd, rel, &st, job);
 	marker_text(rel, &st, marker, sizeof(marker));
 	if (marker_matches(e, job->user, marker))
 		goto out;

@@ -112,7 +112,9 @@ struct engine_job {
 	_Atomic uint64_t progress_total;  /* bytes expected (0 unknown) */
 	/* Results. */
 	int had_backup;                   /* a backup archive was found */
-	int64_t backup_started;           /* the archive's birth time (s), 0 unknown */
+	int64_t backup_started;           /* the backup began at or after this (s):
+					    * its birth time, else from its date folder or
+					    * mtime; 0 unknown */
 	int had_source;                   /* S/<user> could be opened */
 	struct restore_stats restore;
 	struct sync_stats sync;

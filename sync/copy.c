@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <xxhash.h>
 
 /* The folder temporary files of entries of parent go to: the scratch
@@ -127,6 +129,97 @@ out:
 int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	return sync_retry_source(ctx, op, copy_once, "copied") == SYNC_FAILED ? -1 : 0;
+}
+
+/* One attempt at unsharing: the destination's own bytes of op->rel into a
+ * temporary file (a clone where the file system shares blocks, else a
+ * copy), the source's metadata, renamed over the name. 0 or -1 with
+ * ctx->err. */
+static int unshare_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+			const char *name)
+{
+	struct stat dst;
+	char tmp[64];
+	int dfd = -1, tfd = -1, tdir, tdir_owned = -1, ddir, have_tmp = 0, rc = -1;
+	off_t off = 0;
+
+	ddir = sync_dir_fd(ctx, 0, parent);
+	if (ddir >= 0)
+		dfd = mr_io->openat(ddir, name, O_RDONLY | O_NOFOLLOW, 0);
+	if (dfd < 0 || mr_io->fstat(dfd, &dst) < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", op->rel);
+		goto out;
+	}
+	if (!S_ISREG(dst.st_mode)) {
+		mr_error_set(ctx->err, EINVAL, "%s in the destination is no longer a file", op->rel);
+		goto out;
+	}
+	tdir = tmp_dir(ctx, parent, &tdir_owned);
+	if (tdir < 0)
+		goto out;
+	mr_tmp_name(SYNC_TMP_PREFIX, tmp, sizeof(tmp));
+	tfd = mr_io->openat(tdir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (tfd < 0) {
+		mr_error_set(ctx->err, errno, "creating a temporary file for %s failed", op->rel);
+		goto out;
+	}
+	have_tmp = 1;
+	if (ioctl(tfd, FICLONE, dfd) < 0) {
+		if (sync_room_for(ctx, tfd, sync_alloc_bytes(&dst, 0), op->rel) < 0)
+			goto out;
+		for (;;) {
+			ssize_t n = mr_pread_full(dfd, ctx->buf_b, ctx->buf_size, off);
+
+			if (n < 0) {
+				mr_error_set(ctx->err, errno, "read(%s) in the destination failed",
+					     op->rel);
+				goto out;
+			}
+			if (n == 0)
+				break;
+			if (mr_pwrite_all(tfd, ctx->buf_b, (size_t)n, off) < 0) {
+				mr_error_set(ctx->err, errno, "write(%s) failed", op->rel);
+				goto out;
+			}
+			off += n;
+			ctx->stats->bytes_written += (uint64_t)n;
+		}
+	}
+	if (sync_meta_apply_fd(ctx, tfd, op->rel, &op->st) < 0)
+		goto out;
+	if (mr_io->close(tfd) < 0) {
+		tfd = -1;
+		mr_error_set(ctx->err, errno, "close(%s) failed", op->rel);
+		goto out;
+	}
+	tfd = -1;
+	if (put_in_place(ctx, op, tdir, tmp, parent, name) < 0)
+		goto out;
+	have_tmp = 0;
+	rc = 0;
+out:
+	mr_close(tfd);
+	if (have_tmp)
+		mr_io->unlinkat(tdir, tmp, 0);
+	mr_close(tdir_owned);
+	mr_close(dfd);
+	return rc;
+}
+
+/* See sync_private.h. */
+int sync_unshare_file(struct sync_ctx *ctx, const struct sync_op *op)
+{
+	const char *name;
+	char *parent = NULL;
+	int rc;
+
+	if (sync_split(op->rel, &parent, &name) < 0) {
+		mr_error_set(ctx->err, ENOMEM, "sync");
+		return -1;
+	}
+	rc = unshare_once(ctx, op, parent, name);
+	free(parent);
+	return rc;
 }
 
 /* Compares the contents of source and destination file rel by hash:

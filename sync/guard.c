@@ -41,6 +41,11 @@
  * never trips it.
  * Everything removed still goes to the attic; the guard only decides
  * whether the sync may run.
+ *
+ * An index file the plan found the same on both sides (quick check) is
+ * read from the work copy, which holds the backup's identical bytes: the
+ * damaged disk is asked only for the index files the sync copies anyway
+ * (struct sync_ixdir).
  */
 #include "sync/sync_private.h"
 
@@ -84,11 +89,29 @@ static void folders_free(struct folders *fs)
 	memset(fs, 0, sizeof(*fs));
 }
 
+/* Where folder rel's index files are read (see struct sync_ixdir): the
+ * source folder src_fd, and the destination's copy of the ones the plan
+ * found the same on both sides. */
+static void ixdir_of(struct sync_ctx *ctx, const char *rel, int src_fd, struct sync_ixdir *d)
+{
+	int i;
+
+	d->src_fd = src_fd;
+	d->dst_fd = -1;
+	d->same = 0;
+	for (i = 0; i < SYNC_IX_N; i++)
+		if (sync_plan_same(ctx, rel, sync_ixfile_name((enum sync_ixfile)i)))
+			d->same |= 1u << i;
+	if (d->same != 0)
+		d->dst_fd = sync_dir_fd(ctx, 0, rel);
+}
+
 /* How the parent of vanished folder rel on the source judges it. */
 static enum folder_state judge_gone(struct sync_ctx *ctx, const char *rel)
 {
 	struct sync_index idx, subs;
 	enum folder_state st = FOLDER_UNJUDGED;
+	struct sync_ixdir d;
 	const char *name;
 	char *parent = NULL;
 	int pfd, r;
@@ -101,17 +124,18 @@ static enum folder_state judge_gone(struct sync_ctx *ctx, const char *rel)
 	pfd = sync_dir_fd(ctx, 1, parent);
 	if (pfd < 0)
 		goto out;
+	ixdir_of(ctx, parent, pfd, &d);
 	/* Dovecot logs a mailbox's deletion by its GUID, which the backup's
 	 * copy of the folder's uidlist holds. */
 	if (sync_index_read_dst(ctx->dst_root, rel, &idx) == 1) {
-		r = idx.have_guid ? sync_mailbox_deleted(pfd, idx.guid) : 0;
+		r = idx.have_guid ? sync_mailbox_deleted_in(&d, idx.guid) : 0;
 		sync_index_free(&idx);
 		if (r == 1) {
 			st = FOLDER_GONE_DROPPED;
 			goto out;
 		}
 	}
-	r = sync_subs_read(pfd, &subs);
+	r = sync_subs_read_in(&d, &subs);
 	if (r <= 0)
 		goto out;
 	st = sync_index_has(&subs, name + 1, strlen(name + 1)) ? FOLDER_GONE_NAMED
@@ -127,6 +151,7 @@ out:
 static int judge_folder(struct sync_ctx *ctx, struct folder *f)
 {
 	int fd = sync_dir_fd(ctx, 1, f->rel);
+	struct sync_ixdir d;
 
 	f->state = FOLDER_UNJUDGED;
 	if (fd < 0) {
@@ -134,14 +159,15 @@ static int judge_folder(struct sync_ctx *ctx, struct folder *f)
 			f->state = judge_gone(ctx, f->rel);
 		return 0;
 	}
-	if (sync_index_read(fd, &f->ix) != 1)
+	ixdir_of(ctx, f->rel, fd, &d);
+	if (sync_index_read_in(&d, &f->ix) != 1)
 		return errno == ENOMEM ? -1 : 0;
 	if (!sync_index_clean(&f->ix)) {
 		sync_index_free(&f->ix);
 		return 0;
 	}
 	f->state = FOLDER_INDEXED;
-	return sync_expunged_read(fd, &f->ex) < 0 ? -1 : 0;
+	return sync_expunged_read_in(&d, &f->ex) < 0 ? -1 : 0;
 }
 
 /* The record of Maildir folder rel[0..len), made on first use. NULL on

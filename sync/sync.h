@@ -55,7 +55,10 @@
  *   - A destination entry with other hard links (the restore extracts an
  *     archive's links as links) is never written, nor given a mode, owner
  *     or time, in place, since that would change its other names too: it
- *     is copied whole instead, which gives its name an inode of its own.
+ *     is copied whole instead, which gives its name an inode of its own
+ *     (from the source when its content changed; from its own bytes when
+ *     only its mode, owner or time must change, so the damaged source is
+ *     not read for it).
  *   - Source files and folders are opened with O_NOATIME where the kernel
  *     allows, so even a read-write mounted source is not written to.
  *
