@@ -22,7 +22,9 @@ static void daemon_usage(FILE *out)
 		"         [--max-remove PCT] [--min-remove N] [--max-clients N]\n"
 		"         [--max-clients-per-uid N] [--idle-timeout SEC] [--deliver-memory SIZE]\n"
 		"         [--held-max-messages N] [--held-max-bytes SIZE]\n"
-		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n\n"
+		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n"
+		"         [--format maildir|cyrus] [--cyrus-config-dir DIR]\n"
+		"         [--cyrus-target-config-dir DIR] [--cyrus-mailboxes FILE]\n\n"
 		"Runs the restore daemon in the foreground, logging to stderr. Every affected\n"
 		"user (a backup in B or a folder in S, or the names in --users FILE, one a\n"
 		"line) is restored from its newest backup, synced against the read-only\n"
@@ -73,6 +75,10 @@ static void daemon_usage(FILE *out)
 		"  --held-reserve SIZE   free space held mail always leaves (default 5%%\n"
 		"                        of that file system, at least 64M); over any\n"
 		"                        held-mail limit `deliver` exits 75 (try later)\n"
+		CLI_STORE_USAGE
+		"With a Cyrus store T/USER is the user's folder of the spool (user/USER or\n"
+		"<h>/user/USER), --on-active gets that path, and --dial-tone and `deliver`\n"
+		"are refused (mail reaches Cyrus over LMTP: hold it in the MTA).\n"
 		"SIZE takes a K, M or G suffix.\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
 		"(or `mailrestore shutdown`) stops cleanly: running users resume at the next\n"
@@ -138,12 +144,14 @@ int cmd_daemon(int argc, char **argv)
 		{ "held-total-bytes", required_argument, NULL, 1004 },
 		{ "held-reserve", required_argument, NULL, 1005 },
 		{ "min-remove", required_argument, NULL, 'M' },
+		CLI_STORE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon_settings s;
+	struct cli_store store = { 0 };
 	uint64_t v;
-	int c;
+	int c, r;
 
 	daemon_settings_init(&s);
 	s.socket_path = cli_default_socket();
@@ -225,6 +233,12 @@ int cmd_daemon(int argc, char **argv)
 		case 'h':
 			daemon_usage(stdout);
 			return MR_EX_OK;
+		case CLI_OPT_FORMAT: case CLI_OPT_CYRUS_CONFIG: case CLI_OPT_CYRUS_TCONFIG:
+		case CLI_OPT_CYRUS_MBOXES:
+			r = cli_store_option("daemon", c, optarg, &store);
+			if (r < 0)
+				return MR_EX_USAGE;
+			break;
 		default:
 			cli_error("daemon", "unknown option '%s'", argv[optind - 1]);
 			daemon_usage(stderr);
@@ -240,5 +254,9 @@ int cmd_daemon(int argc, char **argv)
 		daemon_usage(stderr);
 		return MR_EX_USAGE;
 	}
+	s.format = (enum mr_store_format)store.format;
+	s.cyrus_config_dir = store.config_dir;
+	s.cyrus_target_config_dir = store.target_config_dir;
+	s.cyrus_mailboxes = store.mailboxes;
 	return daemon_run(&s);
 }
