@@ -350,9 +350,25 @@ static int count_messages(struct sync_ctx *ctx, const char *rel, uint64_t *n_r)
 	size_t i;
 
 	*n_r = 0;
+	if (ctx->set->format == MR_FORMAT_CYRUS) {
+		/* a Cyrus folder holds its messages itself */
+		int fd = sync_dir_fd(ctx, 0, rel);
+
+		if (fd < 0) {
+			if (errno == ENOENT)
+				return 0;
+			mr_error_set(ctx->err, errno, "destination %s", *rel ? rel : ".");
+			return -1;
+		}
+		if (mr_scandir(fd, count_cyrus_entry, n_r, &err) < 0) {
+			mr_error_set(ctx->err, err.errnum, "destination %s: %s", *rel ? rel : ".",
+				     err.msg);
+			return -1;
+		}
+		return 0;
+	}
 	for (i = 0; i < 2; i++) {
-		char *p = ctx->set->format == MR_FORMAT_CYRUS ? strdup(*rel ? rel : ".")
-							       : sync_join(rel, subs[i]);
+		char *p = sync_join(rel, subs[i]);
 		int fd, r;
 
 		if (p == NULL) {
@@ -369,9 +385,7 @@ static int count_messages(struct sync_ctx *ctx, const char *rel, uint64_t *n_r)
 			free(p);
 			return -1;
 		}
-		r = mr_scandir(fd, ctx->set->format == MR_FORMAT_CYRUS ? count_cyrus_entry
-								      : count_entry,
-			       n_r, &err);
+		r = mr_scandir(fd, count_entry, n_r, &err);
 		mr_close(fd);
 		if (r < 0) {
 			mr_error_set(ctx->err, err.errnum, "destination %s: %s", p, err.msg);
@@ -379,8 +393,6 @@ static int count_messages(struct sync_ctx *ctx, const char *rel, uint64_t *n_r)
 			return -1;
 		}
 		free(p);
-		if (ctx->set->format == MR_FORMAT_CYRUS)
-			break;
 	}
 	return 0;
 }
