@@ -299,6 +299,21 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
+	/* The store, for those who read T without the engine (`login
+	 * --target`): "maildir" or "cyrus <layout>". */
+	{
+		static const char *const layouts[] = { "", "none", "simple", "full" };
+		char text[32];
+		int n = e->format == MR_FORMAT_CYRUS
+				? snprintf(text, sizeof(text), "cyrus %s\n", layouts[e->cyrus_hash])
+				: snprintf(text, sizeof(text), "maildir\n");
+
+		if (mr_publish_file(e->own_fd, "", "store", ".store.tmp", text, (size_t)n, 0644,
+				    MR_PUBLISH_FIXED_TMP, err) < 0) {
+			mr_error_prefix(err, "target");
+			goto fail;
+		}
+	}
 	if (config->state_dir != NULL)
 		e->state_fd = mr_open_dir_path(config->state_dir, 1, err);
 	else
