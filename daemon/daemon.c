@@ -380,7 +380,8 @@ int daemon_run(const struct daemon_settings *settings)
 	mr_error_clear(&err);
 	if (engine_open(&ec, &d->engine, &err) < 0) {
 		mr_log("daemon: %s", err.msg);
-		rc = MR_EX_IOERR;
+		/* options that do not fit the store (--dial-tone, --cyrus-*) */
+		rc = err.errnum == EINVAL ? MR_EX_USAGE : MR_EX_IOERR;
 		goto out_mask;
 	}
 	memset(&qs, 0, sizeof(qs));

@@ -121,4 +121,20 @@ copied=$(json 'd["copied_bytes"]' < "$dir/sync.json")
 [ "$read2" -le $((copied + 65536)) ] || fail "the second sync read $read2 bytes for $copied copied"
 [ "$read1" -gt 0 ] || fail "restore-user read nothing"
 "$MR" verify --source "$S" --target "$T" u1 >/dev/null || fail "u1 differs after the second sync"
+# a mailbox Cyrus made on T before the restore is not merged file by file
+mkdir -p "$dir/T3/u/user/u1"
+set +e
+"$MR" restore-user --backups "$B" --source "$S" --target "$dir/T3" u1 2>"$dir/t3.err"; rc=$?
+set -e
+[ "$rc" = 1 ] || fail "restore-user over a Cyrus-made T3/u/user/u1: exit $rc, want 1"
+grep -q "T/u/user/u1 exists and mailrestore did not make it" "$dir/t3.err" ||
+  fail "restore-user over T3/u/user/u1: $(cat "$dir/t3.err")"
+# deliver and dial tone are Maildir's
+set +e
+echo "Subject: x" | "$MR" deliver --target "$T" u1 >/dev/null 2>&1; rc=$?
+"$MR" daemon --backups "$B" --source "$S" --target "$dir/T4" --socket "$dir/run/t4.sock" \
+  --dial-tone >/dev/null 2>&1; rc2=$?
+set -e
+[ "$rc" = 75 ] || fail "deliver into a Cyrus store: exit $rc, want 75"
+[ "$rc2" = 64 ] || fail "daemon --dial-tone on a Cyrus store: exit $rc2, want 64"
 echo "PASS"
