@@ -341,7 +341,7 @@ fi
 list() { local IFS=' '; echo "$*"; }
 
 if [ "$FORMAT" = cyrus ]; then
-	DATA_TEXT="**Data** (genpart --cyrus, seed $SEED): a Cyrus spool, $USERS users x ~$MESSAGES messages
+	DATA_TEXT="**Data** (genpart, Cyrus spool, seed $SEED): a Cyrus spool, $USERS users x ~$MESSAGES messages
 (folders of N. files with cyrus.header, cyrus.index, cyrus.cache): $GEN_FILES files,
 $(mib "$GEN_BYTES") MiB; lz4 backups $(mib "$BACKUP_BYTES") MiB. One day of Cyrus's changes:
 $NEW_FILES new messages ($(mib "$NEW_BYTES") MiB, new UIDs, index records appended), $DELETED

@@ -326,7 +326,12 @@ static void test_bad_index_trips_naming_file(void **state)
 	unsigned char junk[200] = { 0 };
 
 	(void)state;
-	assert_int_equal(truncate(tu_path(f->src, "Sent/cyrus.index"), 100), 0);
+	{
+		char *p = tu_path(f->src, "Sent/cyrus.index");
+
+		assert_int_equal(truncate(p, 100), 0);
+		free(p);
+	}
 	assert_int_equal(sfx_sync(f), 1);
 	assert_int_equal(mr_problems_count(&f->problems, MR_PROBLEM_GUARD), 1);
 	assert_non_null(strstr(f->problems.v[0].message, "Sent/cyrus.index: truncated"));
