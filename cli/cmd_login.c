@@ -160,6 +160,8 @@ static const char *user_rel(int mfd, const char *user, char *buf)
 			hash = MR_CYRUS_HASH_SIMPLE;
 		else if (strncmp(text, "cyrus full", 10) == 0)
 			hash = MR_CYRUS_HASH_FULL;
+		else if (strncmp(text, "cyrus flat", 10) == 0)
+			hash = MR_CYRUS_HASH_FLAT;
 	}
 	if (hash != MR_CYRUS_HASH_UNKNOWN && mr_cyrus_user_rel(hash, user, buf) != NULL)
 		return buf;

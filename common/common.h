@@ -514,8 +514,10 @@ int mr_parse_u64(const char *s, uint64_t *val_r);
  *            (dir_hash_c: the first letter in lower case, 'q' for anything
  *            else; with fulldirhash a letter 'A'..'W' from a hash of the
  *            name up to its first '.'). T gets the same layout, so Cyrus's
- *            partition-default can point at it. Names on disk that are no
- *            valid user name once '^' is read as '.' are never users. */
+ *            partition-default can point at it. S may also be a spool's
+ *            user/ folder itself (S/<disk>/: MR_CYRUS_HASH_FLAT); T is then
+ *            one too. Names on disk that are no valid user name once '^'
+ *            is read as '.' are never users. */
 enum mr_store_format {
 	MR_FORMAT_AUTO = 0,     /* found by mr_store_detect() */
 	MR_FORMAT_MAILDIR = 1,
@@ -526,6 +528,8 @@ enum mr_cyrus_hash {
 	MR_CYRUS_HASH_NONE,        /* user/<disk> at the spool's root */
 	MR_CYRUS_HASH_SIMPLE,      /* <h>/user/<disk>, hashimapspool */
 	MR_CYRUS_HASH_FULL,        /* <h>/user/<disk>, with fulldirhash */
+	MR_CYRUS_HASH_FLAT,        /* <disk>: S and T are a spool's user/
+	                            * folder (or <h>/user/) themselves */
 };
 /* Longest relative path of a user's Cyrus folder: "h/user/" and a name. */
 #define MR_CYRUS_REL_MAX (MR_USER_NAME_MAX + 8)
@@ -535,7 +539,9 @@ int mr_store_format_parse(const char *s, enum mr_store_format *f_r);
 const char *mr_store_format_name(enum mr_store_format f);
 /* The format of spool folder fd: cyrus when it holds user/ or <c>/user/
  * (c one character) and a cyrus.header in one of the first user folders
- * found there (8 looked at), else maildir. Reads listings and stats only. */
+ * found there (8 looked at), or when one of its own first 8 folders holds
+ * a cyrus.header (fd is a spool's user/ folder); else maildir. Reads
+ * listings and stats only. */
 enum mr_store_format mr_store_detect(int fd);
 /* Cyrus's hash letter of user name user (dir_hash_c of imap/util.c). */
 char mr_cyrus_hash_char(const char *user, int full);
@@ -548,7 +554,8 @@ const char *mr_cyrus_user_rel(enum mr_cyrus_hash hash, const char *user, char *b
 int mr_cyrus_user_from_disk(const char *disk, char *buf);
 /* The layout of spool folder fd: NONE when user/ is a folder there, FULL
  * when a folder 'A'..'W' holds user/, SIMPLE when another one-character
- * folder does; UNKNOWN when none (an empty spool). */
+ * folder does, FLAT when one of its first folders holds a cyrus.header
+ * (fd is a spool's user/ folder); UNKNOWN when none (an empty spool). */
 enum mr_cyrus_hash mr_cyrus_detect_hash(int fd);
 /* Every user of spool fd with layout hash (names valid, sorted, unique).
  * Free with mr_names_free(). A hash folder without user/ is skipped; one

@@ -60,12 +60,14 @@ const char *mr_cyrus_user_rel(enum mr_cyrus_hash hash, const char *user, char *b
 
 	if (!mr_user_name_valid(user) || hash == MR_CYRUS_HASH_UNKNOWN)
 		return NULL;
-	if (hash != MR_CYRUS_HASH_NONE) {
+	if (hash == MR_CYRUS_HASH_SIMPLE || hash == MR_CYRUS_HASH_FULL) {
 		buf[pos++] = mr_cyrus_hash_char(user, hash == MR_CYRUS_HASH_FULL);
 		buf[pos++] = '/';
 	}
-	memcpy(buf + pos, "user/", 5);
-	pos += 5;
+	if (hash != MR_CYRUS_HASH_FLAT) {
+		memcpy(buf + pos, "user/", 5);
+		pos += 5;
+	}
 	/* unixhierarchysep: a '.' of a name is '^' on disk */
 	for (i = 0; user[i] != '\0'; i++)
 		buf[pos++] = user[i] == '.' ? '^' : user[i];
@@ -85,6 +87,8 @@ int mr_cyrus_user_from_disk(const char *disk, char *buf)
 	buf[i] = '\0';
 	return mr_user_name_valid(buf);
 }
+
+static int sample_header_fd(int ufd);
 
 static int is_dir_at(int fd, const char *name)
 {
@@ -119,6 +123,8 @@ enum mr_cyrus_hash mr_cyrus_detect_hash(int fd)
 		hash = MR_CYRUS_HASH_SIMPLE;
 	}
 	mr_dirlist_free(&list);
+	if (hash == MR_CYRUS_HASH_UNKNOWN && sample_header_fd(fd))
+		hash = MR_CYRUS_HASH_FLAT;
 	return hash;
 }
 
@@ -131,7 +137,13 @@ static int add_users(int fd, const char *rel, char ***names, size_t *n, size_t *
 	int ufd, rc = -1;
 	size_t i;
 
-	ufd = mr_open_beneath(fd, rel, O_RDONLY | O_DIRECTORY, 0, err);
+	if (strcmp(rel, ".") == 0) {
+		ufd = mr_io->openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (ufd < 0)
+			mr_error_set(err, errno, "open(.) failed");
+	} else {
+		ufd = mr_open_beneath(fd, rel, O_RDONLY | O_DIRECTORY, 0, err);
+	}
 	if (ufd < 0) {
 		if (err->errnum == ENOENT || err->errnum == ENOTDIR) {
 			mr_error_clear(err);
@@ -190,6 +202,9 @@ int mr_cyrus_list_users(int fd, enum mr_cyrus_hash hash, char ***names_r, size_t
 	if (hash == MR_CYRUS_HASH_NONE) {
 		if (add_users(fd, "user", &names, &n, &cap, err) < 0)
 			goto fail;
+	} else if (hash == MR_CYRUS_HASH_FLAT) {
+		if (add_users(fd, ".", &names, &n, &cap, err) < 0)
+			goto fail;
 	} else if (hash != MR_CYRUS_HASH_UNKNOWN) {
 		if (mr_listdir(fd, &list, err) < 0)
 			goto fail;
@@ -222,18 +237,15 @@ fail:
 	return -1;
 }
 
-/* 1 when one of the first user folders below fd/rel holds cyrus.header. */
-static int sample_header(int fd, const char *rel)
+/* 1 when one of the first folders of folder ufd holds cyrus.header. */
+static int sample_header_fd(int ufd)
 {
 	struct mr_dirlist list = { 0 };
 	struct mr_error err = { 0 };
 	char path[PATH_MAX];
 	size_t i, seen = 0;
-	int ufd, found = 0;
+	int found = 0;
 
-	ufd = mr_open_beneath(fd, rel, O_RDONLY | O_DIRECTORY, 0, &err);
-	if (ufd < 0)
-		return 0;
 	if (mr_listdir(ufd, &list, &err) == 0)
 		for (i = 0; i < list.n && seen < 8 && !found; i++) {
 			struct stat st;
@@ -246,6 +258,18 @@ static int sample_header(int fd, const char *rel)
 				S_ISREG(st.st_mode);
 		}
 	mr_dirlist_free(&list);
+	return found;
+}
+
+/* 1 when one of the first user folders below fd/rel holds cyrus.header. */
+static int sample_header(int fd, const char *rel)
+{
+	struct mr_error err = { 0 };
+	int ufd = mr_open_beneath(fd, rel, O_RDONLY | O_DIRECTORY, 0, &err), found;
+
+	if (ufd < 0)
+		return 0;
+	found = sample_header_fd(ufd);
 	mr_close(ufd);
 	return found;
 }
@@ -270,5 +294,8 @@ enum mr_store_format mr_store_detect(int fd)
 		found = sample_header(fd, rel);
 	}
 	mr_dirlist_free(&list);
+	/* or fd is a spool's user/ folder itself */
+	if (!found)
+		found = sample_header_fd(fd);
 	return found ? MR_FORMAT_CYRUS : MR_FORMAT_MAILDIR;
 }

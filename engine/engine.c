@@ -204,6 +204,12 @@ static int user_place(struct engine *e, int on_target, const char *user, int cre
 		return 0;
 	}
 	slash = strrchr(p->rel, '/');
+	if (slash == NULL) {
+		/* S and T are a spool's user/ folder: the user's is right there */
+		p->dirfd = root;
+		p->name = p->rel;
+		return 0;
+	}
 	p->name = slash + 1;
 	*slash = '\0';
 	if (on_target && create) {
@@ -302,7 +308,7 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	/* The store, for those who read T without the engine (`login
 	 * --target`): "maildir" or "cyrus <layout>". */
 	{
-		static const char *const layouts[] = { "", "none", "simple", "full" };
+		static const char *const layouts[] = { "", "none", "simple", "full", "flat" };
 		char text[32];
 		int n = e->format == MR_FORMAT_CYRUS
 				? snprintf(text, sizeof(text), "cyrus %s\n", layouts[e->cyrus_hash])
@@ -1121,7 +1127,8 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	ss.format = e->format;
 	if (e->format == MR_FORMAT_CYRUS) {
 		/* the INBOX's internal name: "user." and the name on disk */
-		snprintf(inbox, sizeof(inbox), "user.%s", strrchr(pl.rel, '/') + 1);
+		snprintf(inbox, sizeof(inbox), "user.%s",
+			 strrchr(pl.rel, '/') ? strrchr(pl.rel, '/') + 1 : pl.rel);
 		ss.cyrus_inbox = inbox;
 		ss.cyrus_mboxes = e->have_mboxes ? &e->mboxes : NULL;
 	}

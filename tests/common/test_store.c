@@ -112,6 +112,26 @@ static void detection(void **state)
 	assert_int_equal(mr_cyrus_detect_hash(fd), MR_CYRUS_HASH_NONE);
 	close(fd);
 	tu_rmtree(dir);
+	/* a spool's user/ folder itself: its users right there */
+	dir = tu_tmpdir();
+	tu_write_file(dir, "bob/cyrus.header", "h", 1);
+	tu_write_file(dir, "j^smith/cyrus.header", "h", 1);
+	fd = tu_open_dir(dir);
+	assert_int_equal(mr_store_detect(fd), MR_FORMAT_CYRUS);
+	assert_int_equal(mr_cyrus_detect_hash(fd), MR_CYRUS_HASH_FLAT);
+	{
+		char **names = NULL, buf[MR_CYRUS_REL_MAX + 1];
+		size_t n = 0;
+		struct mr_error err = { 0 };
+
+		assert_int_equal(mr_cyrus_list_users(fd, MR_CYRUS_HASH_FLAT, &names, &n, &err), 0);
+		assert_int_equal(n, 2);
+		assert_string_equal(names[1], "j.smith");
+		mr_names_free(names, n);
+		assert_string_equal(mr_cyrus_user_rel(MR_CYRUS_HASH_FLAT, "j.smith", buf), "j^smith");
+	}
+	close(fd);
+	tu_rmtree(dir);
 	/* an empty spool: unknown */
 	dir = tu_tmpdir();
 	fd = tu_open_dir(dir);

@@ -121,6 +121,15 @@ copied=$(json 'd["copied_bytes"]' < "$dir/sync.json")
 [ "$read2" -le $((copied + 65536)) ] || fail "the second sync read $read2 bytes for $copied copied"
 [ "$read1" -gt 0 ] || fail "restore-user read nothing"
 "$MR" verify --source "$S" --target "$T" u1 >/dev/null || fail "u1 differs after the second sync"
+# S and T may be a spool's user/ folder (or <h>/user/) themselves
+mkdir -p "$dir/T5/u/user"
+"$MR" restore-user --backups "$B" --source "$S/u/user" --target "$dir/T5/u/user" --quiet u1 u2 ||
+  fail "restore-user from the user/ folder S/u/user"
+[ -f "$dir/T5/u/user/u1/cyrus.index" ] || fail "T5/u/user/u1 not made"
+[ "$(cat "$dir/T5/u/user/.mailrestore/store")" = "cyrus flat" ] || fail "T5: not the flat layout"
+"$MR" verify --source "$S/u/user" --target "$dir/T5/u/user" u1 u2 >/dev/null || fail "T5 differs"
+"$MR" login --target "$dir/T5/u/user" u1 >/dev/null || fail "login --target T5: u1 is active"
+
 # a mailbox Cyrus made on T before the restore is not merged file by file
 mkdir -p "$dir/T3/u/user/u1"
 set +e
