@@ -46,7 +46,9 @@ struct cli_store {
 /* The usage lines of those options. */
 #define CLI_STORE_USAGE                                                                   \
 	"  --format maildir|cyrus  the store on S (default: cyrus when S holds user/ or\n"   \
-	"                    <h>/user/ folders with cyrus.header files, else maildir)\n"   \
+	"                    <h>/user/ folders with cyrus.header files, or is one of\n"    \
+	"                    them, else maildir); with cyrus, S/USER and T/USER mean\n"   \
+	"                    the user's folder of the spool, <h>/user/USER\n"             \
 	"  --cyrus-config-dir DIR  the damaged Cyrus server's config directory: each\n"    \
 	"                    user's user/<h>/<user>.seen and .sub are restored too\n"      \
 	"  --cyrus-target-config-dir DIR  the live Cyrus server's config directory,\n"     \
