@@ -1358,6 +1358,33 @@ out:
 	mr_close(afd);
 }
 
+/* The reason of a Cyrus mailbox on T that mailrestore did not make. */
+static void cyrus_other_reason(struct engine_job *job, const char *rel)
+{
+	snprintf(job->reason, sizeof(job->reason),
+		 "T/%s exists and mailrestore did not make it: a Cyrus mailbox is not merged "
+		 "file by file (UIDs would clash); move it aside (or copy its new mail in "
+		 "through IMAP later) and `retry`", rel);
+}
+
+/* Cyrus: 1 (job->reason set) when the user's folder on T exists and
+ * mailrestore did not activate it, found before any work is done. */
+static int cyrus_made_by_other(struct engine *e, struct engine_job *job)
+{
+	struct mr_error err = { 0 };
+	struct place pl;
+	struct stat st;
+	int r = user_place(e, 1, job->user, 0, &pl, &err);
+
+	if (r != 0)
+		return 0;
+	r = mr_io->fstatat(pl.dirfd, pl.name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (r)
+		cyrus_other_reason(job, pl.rel);
+	place_close(&pl);
+	return r;
+}
+
 static int same_mtime(const struct stat *a, const struct stat *b)
 {
 	return a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
@@ -1529,11 +1556,7 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 		    mr_io->fstatat(pls[i].dirfd, pls[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			/* Cyrus made this mailbox (mail arrived, an autocreate):
 			 * its UIDs and the restore's would clash, so no merge. */
-			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason),
-				 "T/%s exists and mailrestore did not make it: a Cyrus mailbox is "
-				 "not merged file by file (UIDs would clash); move it aside (or "
-				 "copy its new mail in through IMAP later) and `retry`",
-				 pls[i].rel);
+			cyrus_other_reason(jobs[i], pls[i].rel);
 			results[i] = ENGINE_ATTENTION;
 			mail_hold_unlock(holds[i]);
 			holds[i] = -2;
@@ -1644,6 +1667,7 @@ static int confirm_active(struct engine *e, const char *user, uint64_t *released
 
 static enum engine_result prepare_locked(struct engine *e, struct engine_job *job);
 
+
 enum engine_result engine_prepare(struct engine *e, struct engine_job *job)
 {
 	struct mr_error err = { 0 };
@@ -1712,6 +1736,8 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 		snprintf(job->reason, sizeof(job->reason), "%s", err.msg);
 		return ENGINE_FAILED;
 	}
+	if (e->format == MR_FORMAT_CYRUS && cyrus_made_by_other(e, job))
+		return ENGINE_ATTENTION;
 	if (open_work(e, job->user, &work_fd, &tmp_fd, &err) < 0) {
 		snprintf(job->reason, sizeof(job->reason), "work copy: %s", err.msg);
 		job->errnum = err.errnum;
