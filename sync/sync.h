@@ -45,6 +45,12 @@
  *     fix either) and records MR_PROBLEM_GUARD problems. A Maildir++
  *     folder gone from the source is judged by its parent's subscriptions
  *     file. The whole rule is written at the top of guard.c.
+ *   - A Cyrus folder (settings.format MR_FORMAT_CYRUS): message files
+ *     "N." of the same name and size are the same message and are never
+ *     read; the guard reads each folder's cyrus.index on the source (an
+ *     expunged record is a deletion, a listed one whose file is gone is
+ *     missing, an index Cyrus 2.4 to 3.12 would not write stops the sync)
+ *     and judges a vanished folder by Cyrus's mailbox list.
  *   - New file contents are written to a temporary file and renamed over the
  *     old one, so nothing half-written is ever taken for done; a file that
  *     changed while it was copied is copied again (and recorded if it keeps
@@ -60,7 +66,8 @@
  *     allows, so even a read-write mounted source is not written to.
  *
  * Where the code lives: plan.c (phase 1: the merged walk, no changes),
- * guard.c (the remove guard) with uidlist.c (the mailbox indexes),
+ * guard.c (the remove guard) with uidlist.c (the mailbox indexes) and
+ * cyrusindex.c, cyrusmboxes.c (Cyrus's index and mailbox list),
  * sync.c (phase 2: the order of application), rename.c (Maildir renames),
  * copy.c (whole copies, symlinks), patch.c (block patches), transfer.c
  * (reading source files, for both), attic.c, meta.c (modes, owners, times),
