@@ -54,7 +54,8 @@
  * trips the guard with the file and the reason, whether the sync would
  * remove messages of that folder or copy that index: a mailbox is never
  * thinned, nor given an index Cyrus would refuse, on the word of a broken
- * one. A Cyrus folder gone from the source is judged by the mailbox list
+ * one; nor is the backup's index taken away from a folder the source still
+ * has without one. A Cyrus folder gone from the source is judged by the mailbox list
  * (--cyrus-mailboxes, cyrusmboxes.c): still listed, its messages are
  * missing; not listed, the user deleted it; without a list the files are
  * only counted.
@@ -64,6 +65,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -83,6 +85,8 @@ struct folder {
 	struct sync_expunged ex;
 	struct sync_cyrus_index cix;  /* Cyrus: the source's cyrus.index */
 	char why[256];                /* FOLDER_BAD_INDEX: the reason */
+	int no_index;                 /* Cyrus: the folder is on the source
+	                               * without a cyrus.index */
 	uint64_t missing, deleted;
 };
 
@@ -180,6 +184,8 @@ static int judge_cyrus_folder(struct sync_ctx *ctx, struct folder *f, int fd)
 		return 0;
 	}
 	r = sync_cyrus_index_read(fd, &f->cix, f->why, sizeof(f->why));
+	if (r == 0)
+		f->no_index = 1;
 	if (r == 1)
 		f->state = FOLDER_INDEXED;
 	else if (r < 0 && errno == ENOMEM)
@@ -398,8 +404,8 @@ static int count_messages(struct sync_ctx *ctx, const char *rel, uint64_t *n_r)
 }
 
 /* Cyrus: every cyrus.index the sync would copy from the source must be one
- * Cyrus can open. Records a problem per bad one. 1 when any, 0 none, -1
- * on ENOMEM. */
+ * Cyrus can open, and none may go to the attic from a folder the source
+ * still has. Marks such folders FOLDER_BAD_INDEX. 0, or -1 on ENOMEM. */
 static int cyrus_bad_indexes(struct sync_ctx *ctx, struct folders *fs)
 {
 	struct sync_plan *p = &ctx->plan;
@@ -416,6 +422,26 @@ static int cyrus_bad_indexes(struct sync_ctx *ctx, struct folders *fs)
 			continue;
 		if (folder_get(ctx, fs, op->rel, len > ilen ? len - ilen - 1 : 0) == NULL)
 			return -1;
+	}
+	/* the backup's index headed for the attic while its folder is still
+	 * on the source: the mailbox would be left without one */
+	for (i = 0; i < p->ncands; i++) {
+		const char *rel = p->cands[i].rel;
+		size_t len = strlen(rel);
+		struct folder *f;
+
+		if (p->cands[i].used || len < ilen ||
+		    strcmp(rel + len - ilen, SYNC_CYRUS_INDEX) != 0 ||
+		    (len > ilen && rel[len - ilen - 1] != '/'))
+			continue;
+		f = folder_get(ctx, fs, rel, len > ilen ? len - ilen - 1 : 0);
+		if (f == NULL)
+			return -1;
+		if (f->no_index) {
+			f->state = FOLDER_BAD_INDEX;
+			snprintf(f->why, sizeof(f->why),
+				 "gone from the source while its folder is still there");
+		}
 	}
 	return 0;
 }

@@ -347,6 +347,22 @@ static void test_bad_index_trips_naming_file(void **state)
 	cyrus_teardown(f);
 }
 
+/* The backup's index would go to the attic while the folder stays: no. */
+static void test_index_gone_from_live_folder_trips(void **state)
+{
+	struct sfx *f = cyrus_setup();
+
+	(void)state;
+	assert_int_equal(tu_sh("rm '%s/Sent/cyrus.index'", f->src), 0);
+	assert_int_equal(sfx_sync(f), 1);
+	assert_int_equal(mr_problems_count(&f->problems, MR_PROBLEM_GUARD), 1);
+	assert_non_null(strstr(f->problems.v[0].message,
+			       "Sent/cyrus.index: gone from the source while its folder is still "
+			       "there"));
+	assert_true(sfx_exists(f->dst, "Sent/cyrus.index"));
+	cyrus_teardown(f);
+}
+
 /* Message files are never read again: same name and size is the same. */
 static void test_message_files_not_read(void **state)
 {
@@ -433,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_user_expunged_half_passes),
 		cmocka_unit_test(test_listed_but_missing_trips),
 		cmocka_unit_test(test_bad_index_trips_naming_file),
+		cmocka_unit_test(test_index_gone_from_live_folder_trips),
 		cmocka_unit_test(test_message_files_not_read),
 		cmocka_unit_test(test_vanished_folder_by_mailbox_list),
 		cmocka_unit_test(test_real_cyrus_index),
