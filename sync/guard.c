@@ -54,11 +54,11 @@
  * trips the guard with the file and the reason, whether the sync would
  * remove messages of that folder or copy that index: a mailbox is never
  * thinned, nor given an index Cyrus would refuse, on the word of a broken
- * one; nor is the backup's index taken away from a folder the source still
- * has without one. A Cyrus folder gone from the source is judged by the mailbox list
- * (--cyrus-mailboxes, cyrusmboxes.c): still listed, its messages are
- * missing; not listed, the user deleted it; without a list the files are
- * only counted.
+ * one; nor is the backup's index taken away from a folder the source
+ * still has without one. A Cyrus folder gone from the source is judged by
+ * the mailbox list (--cyrus-mailboxes, cyrusmboxes.c): still listed, its
+ * messages are missing; not listed, the user deleted it; without a list
+ * the files are only counted.
  */
 #include "sync/sync_private.h"
 
