@@ -153,8 +153,8 @@ static void place_close(struct place *p)
 }
 
 /* Makes folder name below dirfd when missing, owned and moded like the
- * source's folder src_rel (when it exists and we are root), durably. The
- * fd of the folder, or -1 with err. */
+ * source's folder src_rel, or else like T (owners only as root), durably.
+ * The fd of the folder, or -1 with err. */
 static int make_spool_dir(struct engine *e, int dirfd, const char *name, const char *src_rel,
 			  struct mr_error *err)
 {
@@ -162,6 +162,11 @@ static int make_spool_dir(struct engine *e, int dirfd, const char *name, const c
 	int have = mr_io->fstatat(e->source_fd, src_rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		   S_ISDIR(st.st_mode);
 	int fd;
+
+	/* not on S (a user only in the backups): like T itself, which the
+	 * operator gave to Cyrus */
+	if (!have)
+		have = mr_io->fstat(e->target_fd, &st) == 0;
 
 	if (mr_io->mkdirat(dirfd, name, have ? (st.st_mode & 07777) : 0750) == 0) {
 		if (have && e->preserve_owner &&
