@@ -1,11 +1,13 @@
 /*
- * bench_login.c: login latency at the daemon's socket. N client threads,
+ * bench_login.c: login latency at the daemon's socket or at one of its
+ * network listeners (plain TCP). N client threads,
  * each on its own connection, send `LOGIN <user>` requests for users
  * <prefix><k> (k drawn from 1..users) back to back, optionally paced to a
  * total rate, and time every request from write to reply. Prints p50, p90,
  * p99, max and the achieved rate.
  *
  * usage: bench_login SOCKET USERS PREFIX [THREADS [REQUESTS [RATE]]]
+ *   SOCKET: the socket's path, or tcp:HOST:PORT for a --listen
  *   PREFIX: user names are printf(PREFIX "%05u", k), e.g. "user" -> user00001
  *   RATE: requests per second over all threads (0: as fast as possible)
  */
@@ -36,14 +38,15 @@ static void *run(void *arg)
 {
 	struct thr *t = arg;
 	struct bench *b = t->b;
+	struct daemon_client c;
 	struct mr_error err;
 	char req[128], rep[4096];
 	unsigned i, seed = t->id * 7919u + 1;
 	double t0, start = mr_monotonic(), interval = 0;
-	int fd, n;
+	int n;
 
-	fd = daemon_client_connect(b->sock, 10, &err);
-	if (fd < 0) {
+	if (daemon_client_open(&c, b->sock,
+			       strncmp(b->sock, "tcp:", 4) == 0 ? b->sock + 4 : NULL, 10, &err) < 0) {
 		fprintf(stderr, "bench_login: %s\n", err.msg);
 		b->failed = 1;
 		return NULL;
@@ -61,7 +64,7 @@ static void *run(void *arg)
 		n = snprintf(req, sizeof(req), "LOGIN %s%05u\n", b->prefix,
 			     (seed >> 8) % b->users + 1);
 		t0 = mr_monotonic();
-		if (daemon_client_call(fd, req, (size_t)n, NULL, 0, rep, sizeof(rep), &err) < 0 ||
+		if (daemon_client_call(&c, req, (size_t)n, NULL, 0, rep, sizeof(rep), &err) < 0 ||
 		    strstr(rep, "\"ok\":true") == NULL) {
 			fprintf(stderr, "bench_login: %s %s\n", err.msg, rep);
 			b->failed = 1;
@@ -69,7 +72,7 @@ static void *run(void *arg)
 		}
 		b->lat[i] = mr_monotonic() - t0;
 	}
-	close(fd);
+	daemon_client_close(&c);
 	return NULL;
 }
 

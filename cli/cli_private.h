@@ -38,9 +38,13 @@ enum {
 };
 
 /* A parsed command line: each option's value (0 / NULL when not given),
- * socket defaulting to cli_default_socket(), and the operands. */
+ * socket defaulting to cli_default_socket(), connect to
+ * $MAILRESTORE_CONNECT unless --socket is given, and the operands. */
 struct cli_opts {
 	const char *socket;
+	const char *connect;  /* HOST:PORT: the daemon over TCP, not socket */
+	const char *tls_ca, *tls_cert, *tls_key; /* TLS over connect */
+	const char *where;    /* connect or socket, for messages */
 	int json, prometheus, once, priority, help;
 	const char *file;
 	const char *state;
@@ -50,10 +54,35 @@ struct cli_opts {
 	char **args;
 };
 
-/* Parses --socket, --help and the CLI_OPT_* in allowed, anywhere before a
- * "--"; the operands stay in order at o->args (inside argv, nothing is
- * allocated). Returns 0, or -1 after printing the usage error. */
+/* Parses --socket, --connect, --tls-ca, --tls-cert, --tls-key, --help and
+ * the CLI_OPT_* in allowed, anywhere before a "--"; the operands stay in
+ * order at o->args (inside argv, nothing is allocated). Returns 0, or -1
+ * after printing the usage error. */
 int cli_parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, struct cli_opts *o);
+
+/* The options every client's usage lists after its first line. */
+#define CLI_CONNECT_HELP \
+	"Where the daemon is: --socket PATH (default $MAILRESTORE_SOCKET, else\n" \
+	"/run/mailrestore/mailrestore.sock), or --connect HOST:PORT over the\n" \
+	"network (default $MAILRESTORE_CONNECT; [ADDR]:PORT for IPv6) with TLS\n" \
+	"when --tls-ca FILE (the CA of the daemon's certificate) is given, and\n" \
+	"--tls-cert FILE --tls-key FILE when the daemon asks for a client\n" \
+	"certificate. Over the network only login and show may be used: the\n" \
+	"daemon refuses the rest with 77.\n"
+
+/* Connects to the daemon o names (the socket, or o->connect with TLS when
+ * asked) into *c. Returns 0, or the exit code with the message printed
+ * (69 unreachable, 77 refused by the socket's group, 64 for TLS options
+ * this binary cannot use). With open_err, a connect that fails (before
+ * any TLS) returns -1 with open_err filled and nothing printed: the
+ * caller may answer from the disk instead. */
+int cli_connect(const char *cmd, const struct cli_opts *o, double timeout,
+		struct daemon_client *c, struct mr_error *open_err);
+/* TLS for cli_connect: daemon_client_tls_start() in the full binary
+ * (cli/main.c sets it); NULL in the lean login hook, which loads no TLS
+ * library and hands such a login to the full binary. */
+extern int (*cli_tls_start)(struct daemon_client *c, const char *host, const char *ca_file,
+			    const char *cert_file, const char *key_file, struct mr_error *err);
 
 /* ---- requests and replies (client.c) ---------------------------------- */
 
@@ -68,8 +97,8 @@ struct cli_reply {
 /* Frees r's text and tokens and zeroes r (a zeroed reply is fine). */
 void cli_reply_free(struct cli_reply *r);
 
-/* Prints why sock could not be reached (err from daemon_client_*) and
- * returns 77 for a refused permission, else 69. */
+/* Prints why sock (a socket path or HOST:PORT) could not be reached (err
+ * from daemon_client_*) and returns 77 for a refused permission, else 69. */
 int cli_unreachable(const char *cmd, const char *sock, const struct mr_error *err);
 
 /* 0 when the parsed reply (toks[0] the object) says "ok":true; else prints
@@ -80,18 +109,20 @@ int cli_reply_status(const char *cmd, const char *text, const struct daemon_json
  * cli_reply_status() of it, or 70. */
 int cli_parse_reply(const char *cmd, char *text, struct cli_reply *r);
 
-/* Sends req (one line) on the connection fd and parses the reply into r.
- * Returns 0 or the exit code; r is always left for cli_reply_free. */
-int cli_call_fd(const char *cmd, const char *sock, int fd, const char *req,
+/* Sends req (one line) on the connection c and parses the reply into r
+ * (where names the daemon in messages). Returns 0 or the exit code; r is
+ * always left for cli_reply_free. */
+int cli_call_on(const char *cmd, const char *where, struct daemon_client *c, const char *req,
 		struct cli_reply *r);
 
-/* Connects to sock, sends req, parses the reply into r (as cli_call_fd);
- * a daemon still starting is asked again for up to 10 seconds. */
-int cli_call(const char *cmd, const char *sock, const char *req, struct cli_reply *r);
+/* Connects to the daemon o names, sends req, parses the reply into r (as
+ * cli_call_on); a daemon still starting is asked again for up to 10
+ * seconds. */
+int cli_call(const char *cmd, const struct cli_opts *o, const char *req, struct cli_reply *r);
 
 /* Calls fn for each user object of `LIST state` on one connection, a
  * page at a time. Returns 0 or the exit code. */
-int cli_list_state(const char *cmd, const char *sock, const char *state,
+int cli_list_state(const char *cmd, const struct cli_opts *o, const char *state,
 		   void (*fn)(void *arg, const struct cli_reply *r, int obj), void *arg);
 
 /* ---- reading a reply (client.c) --------------------------------------- */

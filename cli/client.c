@@ -4,7 +4,8 @@
  * (docs/PROTOCOL.md) and parsing its JSON reply, reading members of it,
  * the paged `LIST`, and the estimate as people read it. The lean login
  * binary links it too, so it calls nothing but libc, common/ and the
- * daemon's client functions.
+ * daemon's client functions: TLS comes through the pointer cli_tls_start,
+ * which only the full binary sets (cli/main.c).
  */
 #include "cli/cli.h"
 #include "cli/cli_private.h"
@@ -19,7 +20,8 @@
 
 /* ---- options --------------------------------------------------------- */
 
-/* Parses --socket, --help and the options in allowed, anywhere on the line
+/* Parses --socket, --connect and TLS, --help and the options in allowed,
+ * anywhere on the line
  * (`show alice --json` as well as `show --json alice`) up to a "--"; the
  * rest are operands, kept in order at the front of argv + 1 (in place:
  * an operand only ever moves to a slot already read, so nothing is
@@ -31,6 +33,9 @@ int cli_parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, str
 
 	memset(o, 0, sizeof(*o));
 	o->socket = cli_default_socket();
+	o->connect = getenv("MAILRESTORE_CONNECT");
+	if (o->connect != NULL && o->connect[0] == '\0')
+		o->connect = NULL;
 	for (i = 1; i < argc; i++) {
 		a = argv[i];
 		val = NULL;
@@ -45,8 +50,18 @@ int cli_parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, str
 		}
 		if (strncmp(a, "--socket=", 9) == 0) {
 			o->socket = a + 9;
+			o->connect = NULL;
 		} else if (strcmp(a, "--socket") == 0 && i + 1 < argc) {
 			o->socket = argv[++i];
+			o->connect = NULL;
+		} else if (strcmp(a, "--connect") == 0 && i + 1 < argc) {
+			o->connect = argv[++i];
+		} else if (strcmp(a, "--tls-ca") == 0 && i + 1 < argc) {
+			o->tls_ca = argv[++i];
+		} else if (strcmp(a, "--tls-cert") == 0 && i + 1 < argc) {
+			o->tls_cert = argv[++i];
+		} else if (strcmp(a, "--tls-key") == 0 && i + 1 < argc) {
+			o->tls_key = argv[++i];
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			o->help = 1;
 		} else if ((allowed & CLI_OPT_JSON) && strcmp(a, "--json") == 0) {
@@ -77,6 +92,18 @@ int cli_parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, str
 	}
 	o->args = argv + 1;
 	o->nargs = nops;
+	if ((o->tls_ca != NULL || o->tls_cert != NULL || o->tls_key != NULL) &&
+	    o->connect == NULL) {
+		cli_error(cmd, "--tls-ca, --tls-cert and --tls-key go with --connect HOST:PORT");
+		return -1;
+	}
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL) ||
+	    (o->tls_cert != NULL && o->tls_ca == NULL)) {
+		cli_error(cmd, "--tls-cert and --tls-key go together, and with --tls-ca FILE (the "
+			       "CA of the daemon's certificate)");
+		return -1;
+	}
+	o->where = o->connect != NULL ? o->connect : o->socket;
 	return 0;
 }
 
@@ -89,6 +116,9 @@ void cli_reply_free(struct cli_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
+int (*cli_tls_start)(struct daemon_client *c, const char *host, const char *ca_file,
+		     const char *cert_file, const char *key_file, struct mr_error *err);
+
 int cli_unreachable(const char *cmd, const char *sock, const struct mr_error *err)
 {
 	/* The socket's group decides who may connect: a refusal, not an
@@ -98,9 +128,43 @@ int cli_unreachable(const char *cmd, const char *sock, const struct mr_error *er
 			  sock);
 		return MR_EX_NOPERM;
 	}
+	/* TLS and name lookups say more than their errno. */
 	cli_error(cmd, "daemon unreachable at %s: %s", sock,
-		  err->errnum ? strerror(err->errnum) : err->msg);
+		  err->errnum == EPROTO || err->errnum == EHOSTUNREACH || err->errnum == EINVAL ||
+				  err->errnum == 0
+			  ? err->msg
+			  : strerror(err->errnum));
 	return MR_EX_UNAVAILABLE;
+}
+
+/* Connects as o says (see cli_private.h). */
+int cli_connect(const char *cmd, const struct cli_opts *o, double timeout,
+		struct daemon_client *c, struct mr_error *open_err)
+{
+	struct mr_error err;
+	char host[MR_HOST_MAX];
+	unsigned port;
+
+	mr_error_clear(&err);
+	if (daemon_client_open(c, o->socket, o->connect, timeout, &err) < 0) {
+		if (open_err == NULL)
+			return cli_unreachable(cmd, o->where, &err);
+		*open_err = err;
+		return -1;
+	}
+	if (o->tls_ca == NULL && o->tls_cert == NULL && o->tls_key == NULL)
+		return 0;
+	if (cli_tls_start == NULL) {
+		daemon_client_close(c);
+		cli_error(cmd, "this binary has no TLS: use `mailrestore %s`", cmd);
+		return MR_EX_USAGE;
+	}
+	if (mr_hostport_split(o->connect, host, sizeof(host), &port) < 0 ||
+	    cli_tls_start(c, host, o->tls_ca, o->tls_cert, o->tls_key, &err) < 0) {
+		daemon_client_close(c);
+		return cli_unreachable(cmd, o->where, &err);
+	}
+	return 0;
 }
 
 /* Checks a parsed reply: 0 when "ok" is true, else prints its error and
@@ -144,17 +208,18 @@ int cli_parse_reply(const char *cmd, char *text, struct cli_reply *r)
 	return cli_reply_status(cmd, r->text, r->toks);
 }
 
-/* Sends one request on fd and parses the reply. Returns 0 or the exit
+/* Sends one request on c and parses the reply. Returns 0 or the exit
  * code (message printed). */
-int cli_call_fd(const char *cmd, const char *sock, int fd, const char *req, struct cli_reply *r)
+int cli_call_on(const char *cmd, const char *where, struct daemon_client *c, const char *req,
+		struct cli_reply *r)
 {
 	struct mr_error err;
 	char *text = NULL;
 
 	memset(r, 0, sizeof(*r));
 	mr_error_clear(&err);
-	if (daemon_client_call_alloc(fd, req, strlen(req), &text, &err) < 0)
-		return cli_unreachable(cmd, sock, &err);
+	if (daemon_client_call_alloc(c, req, strlen(req), &text, &err) < 0)
+		return cli_unreachable(cmd, where, &err);
 	return cli_parse_reply(cmd, text, r);
 }
 
@@ -164,25 +229,26 @@ int cli_call_fd(const char *cmd, const char *sock, int fd, const char *req, stru
  * a start then see the daemon as it is once up. (A login does not wait:
  * it answers "try again", 75, at once.) */
 #define STARTING_WAIT 10.0
-int cli_call(const char *cmd, const char *sock, const char *req, struct cli_reply *r)
+int cli_call(const char *cmd, const struct cli_opts *o, const char *req, struct cli_reply *r)
 {
+	struct daemon_client c;
 	struct mr_error err;
 	double until = mr_monotonic() + STARTING_WAIT;
 	char *text;
-	int fd;
+	int rc;
 
 	for (;;) {
 		memset(r, 0, sizeof(*r));
 		mr_error_clear(&err);
 		text = NULL;
-		fd = daemon_client_connect(sock, CLI_CLIENT_TIMEOUT, &err);
-		if (fd < 0)
-			return cli_unreachable(cmd, sock, &err);
-		if (daemon_client_call_alloc(fd, req, strlen(req), &text, &err) < 0) {
-			close(fd);
-			return cli_unreachable(cmd, sock, &err);
+		rc = cli_connect(cmd, o, CLI_CLIENT_TIMEOUT, &c, NULL);
+		if (rc != 0)
+			return rc;
+		if (daemon_client_call_alloc(&c, req, strlen(req), &text, &err) < 0) {
+			daemon_client_close(&c);
+			return cli_unreachable(cmd, o->where, &err);
 		}
-		close(fd);
+		daemon_client_close(&c);
 		if (strstr(text, "\"the daemon is starting") == NULL || mr_monotonic() > until)
 			return cli_parse_reply(cmd, text, r);
 		free(text);
@@ -230,22 +296,22 @@ const char *cli_fmt_eta(double eta, const char *status, char *buf, size_t len)
 
 /* Calls fn for each user object of `LIST state`, a page at a time on one
  * connection. Returns 0 or the exit code (message printed). */
-int cli_list_state(const char *cmd, const char *sock, const char *state,
-		      void (*fn)(void *arg, const struct cli_reply *r, int obj), void *arg)
+int cli_list_state(const char *cmd, const struct cli_opts *o, const char *state,
+		   void (*fn)(void *arg, const struct cli_reply *r, int obj), void *arg)
 {
 	char req[96];
-	struct mr_error err;
+	struct daemon_client c;
 	struct cli_reply r;
 	uint64_t cursor = 0;
-	int fd, rc = 0, list, i, u, next;
+	int rc = 0, list, i, u, next;
 
-	mr_error_clear(&err);
-	fd = daemon_client_connect(sock, CLI_CLIENT_TIMEOUT, &err);
-	if (fd < 0)
-		return cli_unreachable(cmd, sock, &err);
+	memset(&r, 0, sizeof(r));
+	rc = cli_connect(cmd, o, CLI_CLIENT_TIMEOUT, &c, NULL);
+	if (rc != 0)
+		return rc;
 	for (;;) {
 		snprintf(req, sizeof(req), "LIST %s %llu\n", state, (unsigned long long)cursor);
-		rc = cli_call_fd(cmd, sock, fd, req, &r);
+		rc = cli_call_on(cmd, o->where, &c, req, &r);
 		if (rc != 0)
 			break;
 		list = cli_get(&r, 0, "users");
@@ -260,6 +326,6 @@ int cli_list_state(const char *cmd, const char *sock, const char *state,
 		cli_reply_free(&r);
 	}
 	cli_reply_free(&r);
-	close(fd);
+	daemon_client_close(&c);
 	return rc;
 }

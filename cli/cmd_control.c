@@ -19,14 +19,15 @@
 static void enqueue_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore enqueue [--socket PATH] [--json] [--priority] USER...\n"
-		"       mailrestore enqueue [--socket PATH] [--json] [--priority] --file F\n\n"
+		"usage: mailrestore enqueue [--socket PATH | --connect HOST:PORT] [--json] [--priority] USER...\n"
+		"       mailrestore enqueue [--socket PATH | --connect HOST:PORT] [--json] [--priority] --file F\n\n"
 		"Queues users for restore ahead of the background order, in the order given\n"
 		"(for batch scripts). --priority puts them in the login lane, in order after\n"
 		"the logins so far. --file reads one name a line ('-' is stdin). Users already\n"
 		"queued, running or done keep their place. Invalid names are reported and\n"
 		"skipped (exit 65 after queueing the others); names the outage does not touch\n"
 		"are reported (exit 67). Operators only (exit 77 otherwise).\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 /* Prints a name from outside with unprintable bytes replaced. */
@@ -48,7 +49,7 @@ struct batch {
 
 /* Sends the batch; merges its lists into users/unknown; returns 0 or the
  * exit code. */
-static int enqueue_flush(const char *sock, int fd, struct batch *b, FILE *json_users,
+static int enqueue_flush(const char *sock, struct daemon_client *c, struct batch *b, FILE *json_users,
 			 int *n_users, int *n_unknown)
 {
 	struct cli_reply r;
@@ -59,7 +60,7 @@ static int enqueue_flush(const char *sock, int fd, struct batch *b, FILE *json_u
 		return 0;
 	b->line[b->len++] = '\n';
 	b->line[b->len] = '\0';
-	rc = cli_call_fd("enqueue", sock, fd, b->line, &r);
+	rc = cli_call_on("enqueue", sock, c, b->line, &r);
 	b->len = b->base;
 	b->count = 0;
 	if (rc != 0) {
@@ -95,7 +96,7 @@ static int enqueue_flush(const char *sock, int fd, struct batch *b, FILE *json_u
 	return 0;
 }
 
-static int enqueue_one(const char *sock, int fd, struct batch *b, const char *name,
+static int enqueue_one(const char *sock, struct daemon_client *c, struct batch *b, const char *name,
 		       FILE *json_users, int *n_users, int *n_unknown)
 {
 	size_t n = strlen(name);
@@ -103,7 +104,7 @@ static int enqueue_one(const char *sock, int fd, struct batch *b, const char *na
 
 	/* Two words for the verb and --priority. */
 	if (b->len + 1 + n + 2 > sizeof(b->line) || b->count >= DAEMON_ARGS_MAX - 2) {
-		rc = enqueue_flush(sock, fd, b, json_users, n_users, n_unknown);
+		rc = enqueue_flush(sock, c, b, json_users, n_users, n_unknown);
 		if (rc != 0)
 			return rc;
 	}
@@ -125,7 +126,8 @@ int cmd_enqueue(int argc, char **argv)
 	size_t cap = 0, json_len = 0;
 	ssize_t n;
 	unsigned long lineno = 0;
-	int fd = -1, rc = MR_EX_OK, i, n_users = 0, n_unknown = 0, n_invalid = 0;
+	struct daemon_client cl = { .fd = -1 };
+	int rc = MR_EX_OK, i, n_users = 0, n_unknown = 0, n_invalid = 0;
 
 	if (cli_parse_opts("enqueue", argc, argv, CLI_OPT_JSON | CLI_OPT_PRIORITY | CLI_OPT_FILE,
 			   &o) < 0)
@@ -153,11 +155,9 @@ int cmd_enqueue(int argc, char **argv)
 		}
 	}
 	mr_error_clear(&err);
-	fd = daemon_client_connect(o.socket, CLI_CLIENT_TIMEOUT, &err);
-	if (fd < 0) {
-		rc = cli_unreachable("enqueue", o.socket, &err);
+	rc = cli_connect("enqueue", &o, CLI_CLIENT_TIMEOUT, &cl, NULL);
+	if (rc != 0)
 		goto out;
-	}
 	b.len = (size_t)snprintf(b.line, sizeof(b.line), "ENQUEUE%s", o.priority ? " --priority" : "");
 	b.base = b.len;
 	b.count = 0;
@@ -171,7 +171,7 @@ int cmd_enqueue(int argc, char **argv)
 				n_invalid++;
 				continue;
 			}
-			rc = enqueue_one(o.socket, fd, &b, o.args[i], json_users, &n_users, &n_unknown);
+			rc = enqueue_one(o.where, &cl, &b, o.args[i], json_users, &n_users, &n_unknown);
 		}
 	} else {
 		while (rc == 0 && (n = getline(&line, &cap, in)) >= 0) {
@@ -188,7 +188,7 @@ int cmd_enqueue(int argc, char **argv)
 				n_invalid++;
 				continue;
 			}
-			rc = enqueue_one(o.socket, fd, &b, line, json_users, &n_users, &n_unknown);
+			rc = enqueue_one(o.where, &cl, &b, line, json_users, &n_users, &n_unknown);
 		}
 		if (rc == 0 && ferror(in)) {
 			cli_error("enqueue", "read(%s) failed", o.file);
@@ -196,7 +196,7 @@ int cmd_enqueue(int argc, char **argv)
 		}
 	}
 	if (rc == 0)
-		rc = enqueue_flush(o.socket, fd, &b, json_users, &n_users, &n_unknown);
+		rc = enqueue_flush(o.where, &cl, &b, json_users, &n_users, &n_unknown);
 	if (rc != 0)
 		goto out;
 	if (o.json) {
@@ -216,8 +216,7 @@ int cmd_enqueue(int argc, char **argv)
 	}
 	rc = n_invalid ? MR_EX_DATAERR : n_unknown ? MR_EX_NOUSER : MR_EX_OK;
 out:
-	if (fd >= 0)
-		close(fd);
+	daemon_client_close(&cl);
 	if (json_users != NULL)
 		fclose(json_users);
 	free(json_buf);
@@ -232,24 +231,25 @@ out:
 static void user_cmd_usage(FILE *out, const char *cmd)
 {
 	if (strcmp(cmd, "bump") == 0)
-		fprintf(out, "usage: mailrestore bump [--socket PATH] [--json] USER\n\n"
+		fprintf(out, "usage: mailrestore bump [--socket PATH | --connect HOST:PORT] [--json] USER\n\n"
 			     "Moves USER to the front of the priority queue (a running, active or\n"
 			     "attention user stays where it is).\n");
 	else if (strcmp(cmd, "retry") == 0)
-		fprintf(out, "usage: mailrestore retry [--socket PATH] [--json] USER...\n"
-			     "       mailrestore retry [--socket PATH] [--json] --file F\n"
-			     "       mailrestore retry [--socket PATH] [--json] --state attention\n\n"
+		fprintf(out, "usage: mailrestore retry [--socket PATH | --connect HOST:PORT] [--json] USER...\n"
+			     "       mailrestore retry [--socket PATH | --connect HOST:PORT] [--json] --file F\n"
+			     "       mailrestore retry [--socket PATH | --connect HOST:PORT] [--json] --state attention\n\n"
 			     "Puts users in attention back in the queue (end of the priority\n"
 			     "lane) for another run, after the cause was fixed: the names given,\n"
 			     "those in file F (one a line; - reads standard input), or every user\n"
 			     "in attention. Each user's outcome is printed (--json: a list of the\n"
 			     "objects `show --json` prints); the exit is the first failure's.\n");
 	else
-		fprintf(out, "usage: mailrestore activate [--socket PATH] [--json] USER\n\n"
+		fprintf(out, "usage: mailrestore activate [--socket PATH | --connect HOST:PORT] [--json] USER\n\n"
 			     "Accepts a user in attention as it is: its work copy (with held mail\n"
 			     "released into it) becomes T/USER.\n");
 	fprintf(out, "Operators only (exit 77 otherwise). Exit 65 invalid name or not in\n"
 		     "attention, 67 not an affected user, 69 no daemon.\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 static int user_cmd(const char *cmd, const char *verb, int argc, char **argv)
@@ -272,7 +272,7 @@ static int user_cmd(const char *cmd, const char *verb, int argc, char **argv)
 	if (cli_check_user(cmd, o.args[0]) < 0)
 		return MR_EX_DATAERR;
 	snprintf(req, sizeof(req), "%s %s\n", verb, o.args[0]);
-	rc = cli_call(cmd, o.socket, req, &r);
+	rc = cli_call(cmd, &o, req, &r);
 	if (rc == 0) {
 		if (o.json) {
 			puts(r.text);
@@ -345,7 +345,7 @@ static int retry_names(const struct cli_opts *o, struct names_acc *a, int *inval
 				  "can be retried)");
 			return MR_EX_USAGE;
 		}
-		rc = cli_list_state("retry", o->socket, o->state, collect_user, a);
+		rc = cli_list_state("retry", o, o->state, collect_user, a);
 	} else if (o->file != NULL) {
 		in = strcmp(o->file, "-") == 0 ? stdin : fopen(o->file, "re");
 		if (in == NULL) {
@@ -401,7 +401,8 @@ int cmd_retry(int argc, char **argv)
 	struct mr_error err;
 	struct cli_reply r;
 	size_t i, done = 0;
-	int rc, one, fd = -1, invalid = 0, sources;
+	struct daemon_client cl = { .fd = -1 };
+	int rc, one, invalid = 0, sources;
 
 	if (cli_parse_opts("retry", argc, argv, CLI_OPT_JSON | CLI_OPT_FILE | CLI_OPT_STATE, &o) <
 	    0)
@@ -419,15 +420,13 @@ int cmd_retry(int argc, char **argv)
 	if (rc != 0)
 		goto out;
 	mr_error_clear(&err);
-	if (a.n > 0 && (fd = daemon_client_connect(o.socket, CLI_CLIENT_TIMEOUT, &err)) < 0) {
-		rc = cli_unreachable("retry", o.socket, &err);
+	if (a.n > 0 && (rc = cli_connect("retry", &o, CLI_CLIENT_TIMEOUT, &cl, NULL)) != 0)
 		goto out;
-	}
 	if (o.json)
 		printf("[");
 	for (i = 0; i < a.n; i++) {
 		snprintf(req, sizeof(req), "RETRY %s\n", a.v[i]);
-		one = cli_call_fd("retry", o.socket, fd, req, &r);
+		one = cli_call_on("retry", o.where, &cl, req, &r);
 		if (one == MR_EX_UNAVAILABLE || one == MR_EX_SOFTWARE) {
 			rc = one;
 			cli_reply_free(&r);
@@ -454,8 +453,7 @@ int cmd_retry(int argc, char **argv)
 	if (rc == 0 && invalid > 0)
 		rc = MR_EX_DATAERR;
 out:
-	if (fd >= 0)
-		close(fd);
+	daemon_client_close(&cl);
 	for (i = 0; i < a.n; i++)
 		free(a.v[i]);
 	free(a.v);
@@ -479,12 +477,12 @@ static int simple_cmd(const char *cmd, const char *req, const char *done, const 
 		return MR_EX_USAGE;
 	if (o.help || o.nargs != 0) {
 		fprintf(o.help ? stdout : stderr,
-			"usage: mailrestore %s [--socket PATH] [--json]\n\n%s\n"
-			"Operators only (exit 77 otherwise); 69 when no daemon answers.\n",
-			cmd, help);
+			"usage: mailrestore %s [--socket PATH | --connect HOST:PORT] [--json]\n\n%s\n"
+			"Operators only (exit 77 otherwise); 69 when no daemon answers.\n\n"
+			CLI_CONNECT_HELP, cmd, help);
 		return o.help ? MR_EX_OK : MR_EX_USAGE;
 	}
-	rc = cli_call(cmd, o.socket, req, &r);
+	rc = cli_call(cmd, &o, req, &r);
 	if (rc == 0)
 		puts(o.json ? r.text : done);
 	cli_reply_free(&r);

@@ -24,7 +24,9 @@ static void daemon_usage(FILE *out)
 		"         [--held-max-messages N] [--held-max-bytes SIZE]\n"
 		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n"
 		"         [--format maildir|cyrus] [--cyrus-config-dir DIR]\n"
-		"         [--cyrus-target-config-dir DIR] [--cyrus-mailboxes FILE]\n\n"
+		"         [--cyrus-target-config-dir DIR] [--cyrus-mailboxes FILE]\n"
+		"         [--listen ADDR:PORT]... [--allow CIDR]... [--tls-cert FILE --tls-key FILE\n"
+		"         [--tls-client-ca FILE]]\n\n"
 		"Runs the restore daemon in the foreground, logging to stderr. Every affected\n"
 		"user (a backup in B or a folder in S, or the names in --users FILE, one a\n"
 		"line) is restored from its newest backup, synced against the read-only\n"
@@ -75,17 +77,28 @@ static void daemon_usage(FILE *out)
 		"  --held-reserve SIZE   free space held mail always leaves (default 5%%\n"
 		"                        of that file system, at least 64M); over any\n"
 		"                        held-mail limit `deliver` exits 75 (try later)\n"
+		"  --listen ADDR:PORT    also serve the network there (repeatable; IPv4\n"
+		"                        127.0.0.2:7790, IPv6 [::1]:7790); network peers may\n"
+		"                        only log users in, show users and follow activations\n"
+		"  --allow CIDR          network peers the listeners serve (repeatable;\n"
+		"                        10.1.0.0/16, 2001:db8::/48, a bare address is one\n"
+		"                        host); nobody else: any other peer is closed before\n"
+		"                        a byte of the protocol (logged with its address)\n"
+		"  --tls-cert FILE       with --tls-key FILE: every --listen speaks TLS (1.2\n"
+		"                        or later) with this certificate chain (PEM)\n"
+		"  --tls-client-ca FILE  network peers must show a certificate this CA signed\n"
 		CLI_STORE_USAGE
 		"With a Cyrus store T/USER is the user's folder of the spool (user/USER or\n"
 		"<h>/user/USER), --on-active gets that path, and --dial-tone and `deliver`\n"
 		"are refused (mail reaches Cyrus over LMTP: hold it in the MTA).\n"
-		"SIZE takes a K, M or G suffix.\n\n"
+		"SIZE takes a K, M or G suffix. --max-clients-per-uid holds each network\n"
+		"address too.\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
 		"(or `mailrestore shutdown`) stops cleanly: running users resume at the next\n"
 		"start. Exit: 0 clean stop, 64 usage, 65 the queue journal is damaged in the\n"
 		"middle (the message names the offset; see `mailrestore journal --help`),\n"
 		"66 the source looks unmounted or the --users file is unreadable, 69 the\n"
-		"socket cannot be served, 74 I/O error on B, S, T or the state, 75 another\n"
+		"socket or a --listen address cannot be served, 74 I/O error on B, S, T or the state, 75 another\n"
 		"daemon already runs on this target, state or socket.\n",
 		cli_default_socket());
 }
@@ -144,10 +157,16 @@ int cmd_daemon(int argc, char **argv)
 		{ "held-total-bytes", required_argument, NULL, 1004 },
 		{ "held-reserve", required_argument, NULL, 1005 },
 		{ "min-remove", required_argument, NULL, 'M' },
+		{ "listen", required_argument, NULL, 1010 },
+		{ "allow", required_argument, NULL, 1011 },
+		{ "tls-cert", required_argument, NULL, 1012 },
+		{ "tls-key", required_argument, NULL, 1013 },
+		{ "tls-client-ca", required_argument, NULL, 1014 },
 		CLI_STORE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const char *listen[DAEMON_LISTEN_MAX], *allow[DAEMON_ALLOW_MAX];
 	struct daemon_settings s;
 	struct cli_store store = { 0 };
 	uint64_t v;
@@ -155,6 +174,8 @@ int cmd_daemon(int argc, char **argv)
 
 	daemon_settings_init(&s);
 	s.socket_path = cli_default_socket();
+	s.listen = listen;
+	s.allow = allow;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -203,6 +224,23 @@ int cmd_daemon(int argc, char **argv)
 			if (c == 1004) s.held_total_bytes = v;
 			if (c == 1005) s.held_reserve_bytes = v;
 			break;
+		case 1010:
+			if (s.nlisten == DAEMON_LISTEN_MAX) {
+				cli_error("daemon", "at most %d --listen", DAEMON_LISTEN_MAX);
+				return MR_EX_USAGE;
+			}
+			listen[s.nlisten++] = optarg;
+			break;
+		case 1011:
+			if (s.nallow == DAEMON_ALLOW_MAX) {
+				cli_error("daemon", "at most %d --allow", DAEMON_ALLOW_MAX);
+				return MR_EX_USAGE;
+			}
+			allow[s.nallow++] = optarg;
+			break;
+		case 1012: s.tls_cert = optarg; break;
+		case 1013: s.tls_key = optarg; break;
+		case 1014: s.tls_client_ca = optarg; break;
 		case 'j':
 			if (cli_number_arg("daemon", "--jobs", optarg, "a number", 1, 256, &v) < 0)
 				return MR_EX_USAGE;

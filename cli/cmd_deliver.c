@@ -20,7 +20,7 @@
 static void deliver_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore deliver [--socket PATH] [--target T] [--json] [--id ID]\n"
+		"usage: mailrestore deliver [--socket PATH | --connect HOST:PORT] [--target T] [--json] [--id ID]\n"
 		"                           [--] USER < message\n\n"
 		"Delivers the message on stdin (at most 64 MiB) for USER: into the Maildir\n"
 		"T/USER (tmp/ then new/) when USER is active, else held durably and released\n"
@@ -37,6 +37,7 @@ static void deliver_usage(FILE *out)
 		"the disk: into T/USER for a user mailrestore activated or one the outage\n"
 		"never touched (67 when it has no mailbox there), 75 for a touched user not\n"
 		"active yet; --id is honoured the same way.\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 /* Takes "--id ID" / "--id=ID" out of argv (before any "--"): *id_r gets ID
@@ -140,7 +141,8 @@ int cmd_deliver(int argc, char **argv)
 	struct mr_error err;
 	struct cli_reply r;
 	size_t len = 0;
-	int fd = -1, rc;
+	struct daemon_client cl = { .fd = -1 };
+	int rc;
 
 	memset(&r, 0, sizeof(r));
 	argc = take_id_option(argc, argv, idbuf, &id);
@@ -172,18 +174,18 @@ int cmd_deliver(int argc, char **argv)
 		return MR_EX_IOERR;
 	}
 	mr_error_clear(&err);
-	fd = daemon_client_connect(o.socket, 120.0, &err);
-	if (fd < 0 && o.target != NULL && err.errnum != EACCES && err.errnum != EPERM) {
+	rc = cli_connect("deliver", &o, 120.0, &cl, &err);
+	if (rc < 0 && o.target != NULL && err.errnum != EACCES && err.errnum != EPERM) {
 		rc = cli_deliver_from_disk(o.target, o.args[0], id, msg, len);
 		goto out;
 	}
-	if (fd < 0) {
-		rc = cli_unreachable("deliver", o.socket, &err);
+	if (rc < 0)
+		rc = cli_unreachable("deliver", o.where, &err);
+	if (rc != 0)
 		goto out;
-	}
 	snprintf(req, sizeof(req), "DELIVER %s %zu%s%s\n", o.args[0], len, id ? " " : "",
 		 id ? id : "");
-	rc = cli_call_fd("deliver", o.socket, fd, req, &r);
+	rc = cli_call_on("deliver", o.where, &cl, req, &r);
 	if (rc == MR_EX_UNAVAILABLE)
 		rc = MR_EX_TEMPFAIL;
 	if (rc != 0)
@@ -193,12 +195,12 @@ int cmd_deliver(int argc, char **argv)
 	{
 		char *text = NULL;
 
-		if (len > 0 && daemon_client_call_alloc(fd, msg, len, &text, &err) < 0) {
+		if (len > 0 && daemon_client_call_alloc(&cl, msg, len, &text, &err) < 0) {
 			cli_error("deliver", "the daemon did not confirm the message: %s", err.msg);
 			rc = MR_EX_TEMPFAIL;
 			goto out;
 		}
-		if (len == 0 && daemon_client_call_alloc(fd, "", 0, &text, &err) < 0) {
+		if (len == 0 && daemon_client_call_alloc(&cl, "", 0, &text, &err) < 0) {
 			cli_error("deliver", "the daemon did not confirm the message: %s", err.msg);
 			rc = MR_EX_TEMPFAIL;
 			goto out;
@@ -214,8 +216,7 @@ int cmd_deliver(int argc, char **argv)
 	else
 		printf("delivered to %s\n", o.args[0]);
 out:
-	if (fd >= 0)
-		close(fd);
+	daemon_client_close(&cl);
 	cli_reply_free(&r);
 	free(msg);
 	return rc;

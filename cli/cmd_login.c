@@ -26,7 +26,8 @@
 static void login_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore login [--socket PATH] [--target T] [--json] [--] USER\n\n"
+		"usage: mailrestore login [--socket PATH | --connect HOST:PORT [--tls-ca FILE]\n"
+		"         [--tls-cert FILE --tls-key FILE]] [--target T] [--json] [--] USER\n\n"
 		"The login hook. Exit 0 and prints 'active' when USER may log in (restored,\n"
 		"or not touched by the outage). Otherwise queues USER ahead of the background\n"
 		"restores on the first call (later calls keep the place), prints one line\n"
@@ -39,7 +40,7 @@ static void login_usage(FILE *out)
 		"stay wired after the outage ends and the daemon is stopped.\n\n"
 		"Options end at --. Exit 69 when no daemon answers and the target is\n"
 		"unknown, 65 for an invalid user name, 77 when the socket's group does not\n"
-		"let the caller connect.\n");
+		"let the caller connect.\n\n" CLI_CONNECT_HELP);
 }
 
 /* The one line a person trying to log in reads. */
@@ -231,10 +232,11 @@ int cmd_login(int argc, char **argv)
 {
 	struct daemon_json_tok toks[64];
 	struct cli_opts o;
+	struct daemon_client cl;
 	struct mr_error err;
 	char req[MR_USER_NAME_MAX + 16], buf[8192], state[32], status[32], line[512];
 	double pos, eta;
-	int fd, n, rc, i;
+	int n, rc, i;
 
 	if (cli_parse_opts("login", argc, argv, CLI_OPT_JSON | CLI_OPT_TARGET, &o) < 0)
 		return MR_EX_USAGE;
@@ -253,15 +255,17 @@ int cmd_login(int argc, char **argv)
 		return MR_EX_DATAERR;
 	n = snprintf(req, sizeof(req), "LOGIN %s\n", o.args[0]);
 	mr_error_clear(&err);
-	fd = daemon_client_connect(o.socket, LOGIN_TIMEOUT, &err);
-	if (fd < 0 && o.target != NULL && err.errnum != EACCES && err.errnum != EPERM)
+	rc = cli_connect("login", &o, LOGIN_TIMEOUT, &cl, &err);
+	if (rc < 0 && o.target != NULL && err.errnum != EACCES && err.errnum != EPERM)
 		return login_from_disk(o.target, o.args[0], o.json);
-	if (fd < 0)
-		return cli_unreachable("login", o.socket, &err);
-	rc = daemon_client_call(fd, req, (size_t)n, NULL, 0, buf, sizeof(buf), &err);
-	close(fd);
 	if (rc < 0)
-		return cli_unreachable("login", o.socket, &err);
+		return cli_unreachable("login", o.where, &err);
+	if (rc != 0)
+		return rc;
+	rc = daemon_client_call(&cl, req, (size_t)n, NULL, 0, buf, sizeof(buf), &err);
+	daemon_client_close(&cl);
+	if (rc < 0)
+		return cli_unreachable("login", o.where, &err);
 	n = daemon_json_parse(buf, strlen(buf), toks, 64);
 	if (n < 1) {
 		cli_error("login", "malformed reply from the daemon");

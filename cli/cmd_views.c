@@ -68,11 +68,12 @@ static const char *const states[] = { "waiting", "queued",    "restoring", "sync
 static void status_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore status [--socket PATH] [--json | --prometheus]\n\n"
+		"usage: mailrestore status [--socket PATH | --connect HOST:PORT] [--json | --prometheus]\n\n"
 		"Users per state, what each worker is doing, throughput, held mail and the\n"
 		"time left. --prometheus prints the same as metrics in the Prometheus text\n"
 		"format. Exit 0, 69 when no daemon answers,\n"
 		"77 when the socket's group does not let the caller connect.\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 static void progress_bar(double frac, char *buf, size_t width)
@@ -242,7 +243,7 @@ int cmd_status(int argc, char **argv)
 		status_usage(stderr);
 		return MR_EX_USAGE;
 	}
-	rc = cli_call("status", o.socket, "STATUS\n", &r);
+	rc = cli_call("status", &o, "STATUS\n", &r);
 	if (rc == 0) {
 		if (o.json)
 			puts(r.text);
@@ -260,8 +261,8 @@ int cmd_status(int argc, char **argv)
 static void queue_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore queue [--socket PATH] [--json] [--max N]\n"
-		"       mailrestore queue [--socket PATH] [--json] --state STATE\n\n"
+		"usage: mailrestore queue [--socket PATH | --connect HOST:PORT] [--json] [--max N]\n"
+		"       mailrestore queue [--socket PATH | --connect HOST:PORT] [--json] --state STATE\n\n"
 		"The requests not started yet, in the order they will be served: logins,\n"
 		"`enqueue --priority` and bumps first, then plain enqueues. --json prints a\n"
 		"list of objects with user, state, position, eta_seconds, priority and\n"
@@ -272,6 +273,7 @@ static void queue_usage(FILE *out)
 		"`queue --state attention` is the list of users who need a look; --json\n"
 		"prints a list of the objects `show --json` prints.\n"
 		"Exit 0, 64 no such state, 69 when no daemon answers, 77 not allowed.\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 struct state_print {
@@ -318,7 +320,7 @@ static int queue_state(const struct cli_opts *o)
 	}
 	if (!o->json)
 		printf("%-30s %-10s %-19s %s\n", "USER", "STATE", "SINCE", "REASON");
-	rc = cli_list_state("queue", o->socket, o->state, print_state_user, &p);
+	rc = cli_list_state("queue", o, o->state, print_state_user, &p);
 	if (o->json)
 		printf("%s]\n", p.n ? "" : "[");
 	else if (rc == 0)
@@ -348,7 +350,7 @@ int cmd_queue(int argc, char **argv)
 	if (o.state != NULL)
 		return queue_state(&o);
 	snprintf(req, sizeof(req), "QUEUE %llu\n", (unsigned long long)o.max);
-	rc = cli_call("queue", o.socket, req, &r);
+	rc = cli_call("queue", &o, req, &r);
 	if (rc == 0) {
 		list = cli_get(&r, 0, "queue");
 		if (o.json) {
@@ -378,7 +380,7 @@ int cmd_queue(int argc, char **argv)
 static void show_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore show [--socket PATH] [--json] USER\n\n"
+		"usage: mailrestore show [--socket PATH | --connect HOST:PORT] [--json] USER\n\n"
 		"One user's state, queue position, estimated time, when it was requested,\n"
 		"started and finished, what its last run restored (files and bytes from the\n"
 		"backup, copied from the source, renamed, moved to the attic, unreadable),\n"
@@ -386,6 +388,7 @@ static void show_usage(FILE *out)
 		"not touch shows as 'unknown' (exit 0). Only operators may see other users;\n"
 		"anyone else may see the user named like its login (exit 77 otherwise).\n"
 		"Exit 65 invalid name, 69 no daemon.\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 static void print_show(const struct cli_reply *r)
@@ -408,6 +411,12 @@ static void print_show(const struct cli_reply *r)
 	printf("requested:   %s\n", fmt_time(cli_num(r, 0, "requested_at", 0), b, sizeof(b)));
 	printf("started:     %s\n", fmt_time(cli_num(r, 0, "started_at", 0), b, sizeof(b)));
 	printf("finished:    %s\n", fmt_time(cli_num(r, 0, "finished_at", 0), b, sizeof(b)));
+	/* Over the network the daemon tells where the user stands, not what
+	 * the mailbox holds. */
+	if (k < 0) {
+		printf("(counters, held mail and reasons only on the daemon's Unix socket)\n");
+		return;
+	}
 	printf("runs:        %.0f\n", cli_num(r, 0, "attempts", 0));
 	printf("from backup: %.0f files, %s\n", cli_num(r, k, "backup_files", 0),
 	       mr_human_bytes((uint64_t)cli_num(r, k, "backup_bytes", 0), b, sizeof(b)));
@@ -448,7 +457,7 @@ int cmd_show(int argc, char **argv)
 	if (cli_check_user("show", o.args[0]) < 0)
 		return MR_EX_DATAERR;
 	snprintf(req, sizeof(req), "SHOW %s\n", o.args[0]);
-	rc = cli_call("show", o.socket, req, &r);
+	rc = cli_call("show", &o, req, &r);
 	if (rc == 0) {
 		if (o.json)
 			puts(r.text);
@@ -472,27 +481,28 @@ static void on_watch_signal(int sig)
 static void watch_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore watch [--socket PATH] [--once]\n\n"
+		"usage: mailrestore watch [--socket PATH | --connect HOST:PORT] [--once]\n\n"
 		"A live view, refreshed every second: users per state, each worker with its\n"
 		"user, phase and a progress bar, throughput, time left and the next users in\n"
 		"line. q or ctrl-c quits; it also ends when the daemon goes away. --once\n"
 		"prints one frame and exits. Exit 0, 69 when no daemon answers, 77 not\n"
 		"allowed to connect.\n");
+	fputs("\n" CLI_CONNECT_HELP, out);
 }
 
 /* One frame; 0, or the exit code of a failed request. */
-static int watch_frame(const char *sock, int tty)
+static int watch_frame(const struct cli_opts *o, int tty)
 {
 	char user[MR_USER_NAME_MAX + 1], eta[64], ts[64];
 	struct cli_reply st, q;
 	int rc, list, i, u;
 
-	rc = cli_call("watch", sock, "STATUS\n", &st);
+	rc = cli_call("watch", o, "STATUS\n", &st);
 	if (rc != 0) {
 		cli_reply_free(&st);
 		return rc;
 	}
-	rc = cli_call("watch", sock, "QUEUE 5\n", &q);
+	rc = cli_call("watch", o, "QUEUE 5\n", &q);
 	if (rc != 0) {
 		cli_reply_free(&st);
 		cli_reply_free(&q);
@@ -540,7 +550,7 @@ int cmd_watch(int argc, char **argv)
 	}
 	tty = isatty(STDOUT_FILENO);
 	if (o.once)
-		return watch_frame(o.socket, 0);
+		return watch_frame(&o, 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_watch_signal;
 	sigaction(SIGINT, &sa, NULL);
@@ -555,7 +565,7 @@ int cmd_watch(int argc, char **argv)
 	}
 	rc = MR_EX_OK;
 	while (!watch_stop) {
-		rc = watch_frame(o.socket, tty);
+		rc = watch_frame(&o, tty);
 		if (rc != 0) {
 			if (frames > 0) {
 				fprintf(stderr, "the daemon went away\n");

@@ -3,7 +3,9 @@
  * hands it the rest of the command line.
  */
 #include "cli/cli.h"
+#include "cli/cli_private.h"
 #include "common/common.h"
+#include "daemon/daemon.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -60,6 +62,8 @@ int main(int argc, char **argv)
 
 	/* A client whose peer went away gets EPIPE, not a silent death. */
 	signal(SIGPIPE, SIG_IGN);
+	/* This binary speaks TLS to the daemon (the lean login hook does not). */
+	cli_tls_start = daemon_client_tls_start;
 	if (argc < 2) {
 		usage(stderr);
 		return MR_EX_USAGE;

@@ -563,6 +563,43 @@ enum mr_cyrus_hash mr_cyrus_detect_hash(int fd);
 int mr_cyrus_list_users(int fd, enum mr_cyrus_hash hash, char ***names_r, size_t *n_r,
 			struct mr_error *err);
 
+/* ---- network addresses (netaddr.c) -----------------------------------
+ * The daemon's --listen and --allow, the clients' --connect: parsed in one
+ * place. Addresses are numeric except a client's HOST, which the client
+ * resolves (getaddrinfo). */
+struct sockaddr;
+struct sockaddr_storage;
+
+/* Longest HOST of a HOST:PORT, brackets removed, NUL included. */
+#define MR_HOST_MAX 256
+/* Longest address as text: "[v6]:port" and a NUL. */
+#define MR_ADDR_TEXT_MAX 64
+
+/* Splits "HOST:PORT" or "[IPV6]:PORT" (the brackets are needed around an
+ * IPv6 address) into host (without brackets, len bytes) and a port from 1
+ * to 65535. 0, or -1 when s has another shape. */
+int mr_hostport_split(const char *s, char *host, size_t len, unsigned *port_r);
+/* A numeric "ADDR:PORT" (IPv4 "127.0.0.2:7790", IPv6 "[::1]:7790") into
+ * *ss and its length. 0, or -1 when it is not one. */
+int mr_sockaddr_parse(const char *s, struct sockaddr_storage *ss, unsigned *len_r);
+/* An address and port as "127.0.0.2:7790" or "[::1]:7790" into buf (an
+ * IPv4 address mapped into IPv6 is written as IPv4). Returns buf. */
+const char *mr_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
+
+/* A network: an IPv4 or IPv6 prefix. */
+struct mr_cidr {
+	int family;               /* AF_INET or AF_INET6 */
+	unsigned char addr[16];   /* network byte order; 4 bytes used for IPv4 */
+	unsigned bits;            /* prefix length */
+};
+/* "10.0.0.0/8", "2001:db8::/32"; a bare address is /32 or /128. The bits
+ * below the prefix must be zero ("10.0.0.1/8" is refused: it most likely
+ * means something else than it says). 0, or -1. */
+int mr_cidr_parse(const char *s, struct mr_cidr *c);
+/* 1 when sa (AF_INET or AF_INET6; an IPv4 address mapped into IPv6 counts
+ * as IPv4) lies in c, else 0. */
+int mr_cidr_match(const struct mr_cidr *c, const struct sockaddr *sa);
+
 /* Little-endian fields of on-disk formats: the low `bytes` bytes of v into
  * p, and back. One codec for every format (held mail, delivery ids, ...). */
 static inline void mr_put_le(unsigned char *p, uint64_t v, int bytes)

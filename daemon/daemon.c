@@ -314,7 +314,9 @@ int daemon_run(const struct daemon_settings *settings)
 		return MR_EX_SOFTWARE;
 	}
 	d->set = settings;
-	d->listen_fd = d->epoll_fd = d->wake_fd = d->signal_fd = d->starting_stop_fd = -1;
+	d->epoll_fd = d->wake_fd = d->signal_fd = d->starting_stop_fd = -1;
+	for (e = 0; e <= DAEMON_LISTEN_MAX; e++)
+		d->listeners[e].fd = -1;
 	d->nworkers = settings->jobs;
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->work_cv, NULL);
@@ -355,7 +357,9 @@ int daemon_run(const struct daemon_settings *settings)
 	/* The socket opens first: clients that come during the rest of the
 	 * start-up (reading the journal, indexing the backups, registering
 	 * every user: long at a provider's scale) hear "starting", 75. */
-	rc = daemon_server_open(d);
+	rc = daemon_transport_open(d);
+	if (rc == 0)
+		rc = daemon_server_open(d);
 	if (rc != 0)
 		goto out_mask;
 	if (daemon_server_starting_begin(d) < 0) {
@@ -449,7 +453,7 @@ out_stop:
 	/* No new clients; running jobs stop at a file boundary and go back
 	 * in line; parked replies still get their commit; then the queue
 	 * commits and closes. */
-	daemon_server_stop_listening(d);
+	daemon_transport_stop_listening(d);
 	daemon_workers_stop(d);
 	daemon_async_stop(d);
 	daemon_server_close(d);
@@ -469,8 +473,8 @@ out:
 	pthread_cond_destroy(&d->commit_cv);
 	pthread_cond_destroy(&d->task_cv);
 	pthread_mutex_destroy(&d->metrics_mu);
-	if (d->conns != NULL)
-		daemon_server_close(d);
+	daemon_server_close(d);
+	daemon_transport_close(d);
 	free(d);
 	return rc;
 }

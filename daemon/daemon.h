@@ -7,11 +7,13 @@
  *      SIGTERM/SIGINT, a `SHUTDOWN` request, or (with exit_when_done) the
  *      moment no affected user is waiting, queued, restoring or syncing any
  *      more, and returns the process exit code.
- *   2. Client: daemon_client_connect() opens the socket, then
- *      daemon_client_call() sends one request line and reads its one-line
- *      JSON reply into a caller's buffer (the login hook's path: no
- *      allocation), or daemon_client_call_alloc() for replies of any size
- *      (`QUEUE`, `STATUS`). daemon_json_*() pick fields out of a reply.
+ *   2. Client: daemon_client_open() connects to the socket or, with
+ *      --connect HOST:PORT, over TCP (daemon_client_tls_start() then
+ *      speaks TLS on it), daemon_client_call() sends one request line and
+ *      reads its one-line JSON reply into a caller's buffer (the login
+ *      hook's path: no allocation), or daemon_client_call_alloc() for
+ *      replies of any size (`QUEUE`, `STATUS`); daemon_client_close().
+ *      daemon_json_*() pick fields out of a reply.
  *
  * What daemon_run() does, in order:
  *   - locks the target (flock on T/.mailrestore/daemon.lock, not waiting):
@@ -28,18 +30,22 @@
  *     merged by the user's run) and writes T/.mailrestore/affected;
  *   - listens on a Unix stream socket (mode 0660 and --socket-group, or
  *     0666 without one; what each peer may do is checked against its
- *     credentials, daemon/peer.c) and serves every client from one event
- *     loop with limits per peer uid; the protocol is docs/PROTOCOL.md;
+ *     credentials, daemon/peer.c) and on the --listen addresses (TCP, TLS
+ *     with tls_cert; only peers in an --allow network, which may call only
+ *     the verbs the table marks for the network), and serves every client
+ *     from one event loop with limits per peer uid or address; the
+ *     protocol is docs/PROTOCOL.md;
  *   - runs `jobs` worker threads, each taking the next user from the queue
  *     (priority lane, then enqueue lane, then waiting users smallest first
  *     unless background is off) through engine_run(); a priority request
  *     that finds every worker busy with background users cancels the most
  *     recently started one (it resumes later from its work copy).
  *
- * Exit codes of daemon_run(): 0 clean stop, 64 bad settings, 65 a queue
- * journal damaged in its middle (`mailrestore journal`), 66 a source that
- * looks unmounted or an unreadable --users file, 69 when the socket cannot
- * be served, 70/71 an internal or system error, 74 I/O error opening B/S/T
+ * Exit codes of daemon_run(): 0 clean stop, 64 bad settings (also a
+ * --listen or --allow of another shape, a TLS certificate or key that
+ * cannot be loaded), 65 a queue journal damaged in its middle (`mailrestore
+ * journal`), 66 a source that looks unmounted or an unreadable --users
+ * file, 69 when the socket or a --listen address cannot be served, 70/71 an internal or system error, 74 I/O error opening B/S/T
  * or the state, 75 when another daemon holds the target, the state or
  * answers on the socket.
  */
@@ -50,6 +56,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Protocol limits (docs/PROTOCOL.md). */
 #define DAEMON_LINE_MAX 4096                    /* request line, newline included */
@@ -144,7 +151,27 @@ struct daemon_settings {
 	uint64_t held_user_messages, held_user_bytes;
 	uint64_t held_total_messages, held_total_bytes;
 	uint64_t held_reserve_bytes;
+	/* Network listeners (daemon/transport.c): "ADDR:PORT" each, IPv4
+	 * ("127.0.0.2:7790") or IPv6 ("[::1]:7790"); nlisten of them (at most
+	 * DAEMON_LISTEN_MAX). Network peers may only call the verbs the table
+	 * marks for them (docs/PROTOCOL.md). */
+	const char *const *listen;
+	int nlisten;
+	/* Networks whose peers a listener serves: CIDRs ("10.1.0.0/16",
+	 * "2001:db8::/48"; a bare address is /32 or /128); nallow of them (at
+	 * most DAEMON_ALLOW_MAX). Nobody is allowed unless named: any other
+	 * peer is closed at once, before a byte of the protocol. */
+	const char *const *allow;
+	int nallow;
+	/* TLS on every listener: the certificate chain and its key (PEM);
+	 * NULL: plain TCP. With tls_client_ca (PEM), peers must show a
+	 * certificate that CA signed. TLS 1.2 at least. */
+	const char *tls_cert, *tls_key, *tls_client_ca;
 };
+
+/* At most so many --listen and --allow. */
+#define DAEMON_LISTEN_MAX 16
+#define DAEMON_ALLOW_MAX 256
 
 /* Sets the defaults described above (everything NULL, jobs 2, background 1,
  * max_remove_pct -1). */
@@ -156,21 +183,50 @@ int daemon_run(const struct daemon_settings *settings);
 
 /* ---- client side ----------------------------------------------------- */
 
-/* Connects to the daemon's socket with a timeout of timeout_seconds on
- * every later read and write. Returns the fd, or -1 with err (errnum is the
- * connect() errno: ENOENT/ECONNREFUSED mean no daemon). */
-int daemon_client_connect(const char *path, double timeout_seconds, struct mr_error *err);
+/* A connection to the daemon: the Unix socket, or TCP (TLS when
+ * daemon_client_tls_start() ran on it). Zero it, or fill it with
+ * daemon_client_open(); daemon_client_close() ends it. */
+struct daemon_client {
+	int fd;               /* -1: not connected */
+	void *tls;            /* the TLS session (client_tls.c); NULL: plain */
+	/* Set by client_tls.c: the TLS session's I/O (NULL: plain fd), so
+	 * client.c needs no TLS library and the lean login hook loads none. */
+	ssize_t (*send)(struct daemon_client *c, const void *p, size_t len);
+	ssize_t (*recv)(struct daemon_client *c, void *p, size_t len);
+	void (*end)(struct daemon_client *c);
+};
+
+/* Connects to the daemon: to connect ("HOST:PORT", "[IPV6]:PORT"; HOST a
+ * name or an address) over TCP when it is not NULL, else to the Unix
+ * socket at path; later reads and writes time out after timeout_seconds
+ * (so does the TCP connect). Returns 0, or -1 with err (errnum is the
+ * connect() errno: ENOENT/ECONNREFUSED mean no daemon; EINVAL a connect
+ * string of another shape; EHOSTUNREACH a HOST that does not resolve). */
+int daemon_client_open(struct daemon_client *c, const char *path, const char *connect,
+		       double timeout_seconds, struct mr_error *err);
+/* Speaks TLS on c (a TCP connection; client_tls.c, which links OpenSSL):
+ * the server's certificate must be signed by the CA in ca_file (PEM) and
+ * name host (a name or an IP address); cert_file and key_file (both or
+ * neither) are the client's certificate for --tls-client-ca. TLS 1.2 at
+ * least. Returns 0, or -1 with err (errnum EPROTO for a failed handshake,
+ * with OpenSSL's reason in the message). */
+int daemon_client_tls_start(struct daemon_client *c, const char *host, const char *ca_file,
+			    const char *cert_file, const char *key_file, struct mr_error *err);
+/* Ends c (a TLS session first); fd becomes -1. A zeroed or closed c is
+ * fine. */
+void daemon_client_close(struct daemon_client *c);
 
 /* Sends req (len bytes; it must end with '\n') and, when body is not NULL,
  * body_len raw bytes after it; then reads the one-line reply into buf (size
  * len, NUL terminated, the newline removed). Allocates nothing. Returns 0,
  * or -1 with err (a reply longer than the buffer is an error, EMSGSIZE). */
-int daemon_client_call(int fd, const char *req, size_t req_len, const void *body,
-		       size_t body_len, char *buf, size_t len, struct mr_error *err);
+int daemon_client_call(struct daemon_client *c, const char *req, size_t req_len,
+		       const void *body, size_t body_len, char *buf, size_t len,
+		       struct mr_error *err);
 
 /* Same, for replies of any size: *reply_r is malloc'd (caller frees). */
-int daemon_client_call_alloc(int fd, const char *req, size_t req_len, char **reply_r,
-			     struct mr_error *err);
+int daemon_client_call_alloc(struct daemon_client *c, const char *req, size_t req_len,
+			     char **reply_r, struct mr_error *err);
 
 /* ---- reading replies -------------------------------------------------
  * A tiny JSON reader for the daemon's replies. daemon_json_parse() splits

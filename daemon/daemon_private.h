@@ -1,42 +1,51 @@
 /*
  * daemon_private.h: what the files of daemon/ share: the daemon's state,
  * the connections of the event loop, and the entry points of each concern:
- *   daemon.c   daemon_run(): start-up and shut-down
- *   server.c   socket, event loop, connections, limits, timeouts
- *   proto.c    the table of verbs (proto.h): who may call each, its
- *              checks, its handler and the part a task thread runs; the
- *              JSON replies. Every verb lives there and nowhere else.
- *   async.c    the committer (group commit before durable replies) and a
- *              generic executor (task threads run a function, the reply
- *              goes back to the loop); it knows no verb
- *   workers.c  worker threads, preemption, pausing, --on-active
- *   metrics.c  throughput and time estimates
- *   peer.c     who the peer is and its rights
- *   buf.c      the reply buffer (buf.h)
- *   client.c, json.c  the client side (daemon.h)
+ *   daemon.c     daemon_run(): start-up and shut-down
+ *   transport.c  the listeners (the Unix socket, TCP, TLS), accept, who
+ *                the peer is (its credentials or its address and --allow),
+ *                the TLS handshake, reading and writing a connection
+ *   server.c     the event loop: connections, their limits and timeouts,
+ *                requests in, replies out
+ *   proto.c      the table of verbs (proto.h): who may call each (and
+ *                whether over the network), its checks, its handler and the
+ *                part a task thread runs; the JSON replies. Every verb
+ *                lives there and nowhere else.
+ *   limits.c     what the connections hold at once, counted over all of
+ *                them: connections and DELIVER bytes of one peer, unsent
+ *                reply bytes
+ *   async.c      the committer (group commit before durable replies) and a
+ *                generic executor (task threads run a function, the reply
+ *                goes back to the loop); it knows no verb
+ *   workers.c    worker threads, preemption, pausing, --on-active
+ *   metrics.c    throughput and time estimates
+ *   peer.c       the rights of a peer
+ *   buf.c        the reply buffer (buf.h)
+ *   client.c, client_tls.c, json.c  the client side (daemon.h)
  *
- * Who calls whom (an arrow: calls functions of):
+ * Who calls whom (an arrow: calls functions of). The layers are a straight
+ * line, transport at the bottom, the protocol on top:
  *
- *   daemon.c -> server.c -> proto.c -> async.c, workers.c, metrics.c, peer.c
+ *   daemon.c -> server.c -> proto.c -> async.c, workers.c, metrics.c,
+ *                                      peer.c, limits.c
  *                                      workers.c -> metrics.c
- *               server.c -> async.c (completions), workers.c (the tick),
- *                           peer.c (connection limits)
- *   daemon.c -> async.c, workers.c, metrics.c (start, stop), peer.c (groups)
+ *               server.c -> transport.c, limits.c (connection limits),
+ *                           async.c (completions), workers.c (the tick),
+ *                           peer.c (rights near a limit)
+ *               limits.c -> transport.c (is it the same peer)
+ *   daemon.c -> transport.c (open, close), async.c, workers.c, metrics.c
+ *               (start, stop), peer.c (groups)
  *   and every one of them -> buf.c
  *
- * buf.c and peer.c call nothing in daemon/; async.c calls only buf.c.
- * Workers report finished runs to metrics (daemon_metrics_finished,
- * _observe); metrics never calls the workers: an estimate is made from
- * a look at them the caller takes first (daemon_workers_now).
- *
- * One way back, on purpose: proto.c calls three server.c functions,
- * daemon_server_request_stop() (SHUTDOWN ends the loop), and
- * daemon_server_uid_charge() and daemon_server_out_pending() (DELIVER and
- * QUEUE/LIST are refused when a peer's bodies or the unread replies of
- * every client pass their limits: questions about all connections that
- * only the loop, which owns them, can answer). All three run on the
- * loop's thread, inside a call from server.c, and change nothing proto.c
- * depends on.
+ * Nothing calls upwards: proto.c calls nothing in server.c or transport.c
+ * (what it needs about a connection is in struct conn; what it needs about
+ * all connections is limits.c's; SHUTDOWN sets loop_stop in struct daemon,
+ * which the loop reads); transport.c, buf.c, peer.c, client.c and
+ * client_tls.c call nothing in daemon/. async.c calls
+ * only buf.c. Workers report finished runs to metrics
+ * (daemon_metrics_finished, _observe); metrics never calls the workers: an
+ * estimate is made from a look at them the caller takes first
+ * (daemon_workers_now). tests/daemon/test_layers.sh checks this graph.
  */
 #ifndef MR_DAEMON_PRIVATE_H
 #define MR_DAEMON_PRIVATE_H
@@ -49,15 +58,36 @@
 #include "queue/queue.h"
 
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+
+/* One listener (transport.c): listeners[0] is the Unix socket, the
+ * others the --listen addresses. */
+struct daemon_listener {
+	int fd;
+	int net;              /* 0: the Unix socket; 1: TCP (TLS when tls_ctx) */
+	char name[MR_ADDR_TEXT_MAX]; /* "127.0.0.2:7790" (the socket: "") */
+};
+
+/* One connection's transport (transport.c): its descriptor, who the peer
+ * is, its TLS session. The loop (server.c) reads and writes through it. */
+struct daemon_link {
+	int fd;               /* -1: closed */
+	int net;              /* 0: the Unix socket (uid, gid, pid); 1: TCP (addr) */
+	uid_t uid;            /* the kernel's word (SO_PEERCRED); -1 for TCP */
+	gid_t gid;
+	pid_t pid;
+	struct sockaddr_storage addr; /* TCP: the peer's address */
+	char name[MR_ADDR_TEXT_MAX];  /* TCP: "ADDR:PORT" of the peer */
+	void *tls;            /* SSL *; NULL: plain */
+	int handshaking;      /* the TLS handshake goes on: no protocol yet */
+	uint32_t want;        /* EPOLLIN/EPOLLOUT the TLS session waits for */
+};
 
 /* One client connection (server.c). */
 struct conn {
-	int fd;               /* -1: the slot is free */
+	struct daemon_link link; /* link.fd -1: the slot is free */
 	uint32_t gen;         /* bumped at each reuse of the slot */
-	uid_t uid;
-	gid_t gid;
-	pid_t pid;
 	int rights_checked;   /* rights is valid (peer.c) */
 	unsigned rights;      /* PEER_* */
 	char in[DAEMON_LINE_MAX];
@@ -80,6 +110,7 @@ struct conn {
 	int waiting;          /* another thread prepares the reply */
 	int close_after;      /* close once out is sent */
 	int draining;         /* reply sent, write side shut: reading to EOF */
+	int revisit;          /* its TLS session read bytes ahead: read again */
 	double deadline;      /* monotonic: closed when idle past this */
 	uint32_t events;      /* epoll interest in force */
 };
@@ -171,8 +202,17 @@ struct daemon {
 	struct worker *workers;
 	int nworkers;
 
+	/* Listeners (transport.c): [0] the Unix socket, then --listen. */
+	struct daemon_listener listeners[1 + DAEMON_LISTEN_MAX];
+	int nlisteners;
+	struct mr_cidr *allow;    /* --allow */
+	int nallow;
+	void *tls_ctx;            /* SSL_CTX *; NULL: plain TCP */
+	double refused_since;     /* monotonic: the second refusals are logged in */
+	unsigned refused_logged, refused_quiet; /* in it: logged, and not */
+
 	/* Event loop. */
-	int listen_fd, epoll_fd, wake_fd, signal_fd;
+	int epoll_fd, wake_fd, signal_fd;
 	/* start-up: a thread answers "starting" (75) until the loop runs */
 	pthread_t starting_thread;
 	int starting_stop_fd;   /* eventfd; -1 when no such thread runs */
@@ -181,8 +221,12 @@ struct daemon {
 	struct conn **conns;      /* max_conns slots */
 	int nconns;
 	uint32_t max_conns, max_conns_uid, reserved_conns;
-	int loop_stop;            /* leave the loop (signal, SHUTDOWN, done);
-				   * set by daemon_server_request_stop() */
+	int loop_stop;            /* leave the loop after the events at hand:
+				   * a signal, SHUTDOWN (proto.c sets it),
+				   * the work done; only the loop's thread
+				   * touches it */
+	int revisit;              /* some connection has bytes its TLS session
+				   * read ahead: the loop looks at it again */
 	double next_sweep;
 
 	/* Completions, commit and task lists (async.c). */
@@ -205,11 +249,56 @@ struct daemon {
 				   * gives back a body cut off by a hang-up */
 };
 
+/* transport.c */
+/* Opens the Unix socket (refusing one another daemon answers on), the TLS
+ * context and every --listen, and parses --allow. Returns 0, 64 for bad
+ * settings, 69 when a listener cannot be served, 75 when another daemon
+ * answers on the socket (logged). */
+int daemon_transport_open(struct daemon *d);
+/* Closes the listeners; removes the socket file when it is still ours. */
+void daemon_transport_stop_listening(struct daemon *d);
+/* Frees the TLS context and --allow (after the connections are closed). */
+void daemon_transport_close(struct daemon *d);
+/* Accepts the next peer of listener l into k: 1 with k filled (a TLS
+ * session begun: k->handshaking), 0 when nobody more waits, -1 on a
+ * failure (logged). A network peer outside --allow is closed at once
+ * and logged, without a byte, and the next one is taken. Called by one
+ * thread at a time: the start-up answerer, then the loop. */
+int daemon_transport_accept(struct daemon *d, const struct daemon_listener *l,
+			    struct daemon_link *k);
+/* Goes on with k's TLS handshake: 1 done, 0 it waits (k->want), -1 failed
+ * (logged). */
+int daemon_transport_handshake(struct daemon_link *k);
+/* Reads up to len bytes: > 0 bytes read, 0 the peer closed, -1 with errno
+ * (EAGAIN: try when k->want, or readable for plain, says). */
+ssize_t daemon_transport_recv(struct daemon_link *k, void *buf, size_t len);
+/* Writes up to len bytes: the count written, or -1 with errno (EAGAIN). */
+ssize_t daemon_transport_send(struct daemon_link *k, const void *buf, size_t len);
+/* 1 when k's TLS session holds read bytes that epoll cannot see. */
+int daemon_transport_pending(const struct daemon_link *k);
+/* Ends the write side (TLS: close_notify first). 0 or -1. */
+int daemon_transport_shutdown(struct daemon_link *k);
+/* Closes k (frees its TLS session); k->fd becomes -1. */
+void daemon_transport_drop(struct daemon_link *k);
+/* 1 when a and b are the same peer: the same uid on the socket, the
+ * same address over the network. */
+int daemon_transport_same_peer(const struct daemon_link *a, const struct daemon_link *b);
+
+/* limits.c: counted over every open connection (only the loop's thread). */
+/* Open connections of c's peer (c counted when open). */
+uint32_t daemon_limits_peer_conns(struct daemon *d, const struct conn *c);
+/* Bytes of DELIVER bodies c's peer has in flight. */
+uint64_t daemon_limits_peer_charge(struct daemon *d, const struct conn *c);
+/* Bytes of replies not yet sent, over all connections. */
+uint64_t daemon_limits_out_pending(struct daemon *d);
+
 /* peer.c */
 /* The PEER_* rights of c's peer: root and the daemon's own uid have all;
- * members of --operator-group / --deliver-group theirs. Cached in c. */
+ * members of --operator-group / --deliver-group theirs; a network peer
+ * PEER_NETWORK alone. Cached in c. */
 unsigned daemon_peer_rights(struct daemon *d, struct conn *c);
-/* The account name of c's peer uid into buf. 0, or -1 (no name). */
+/* The account name of c's peer uid into buf. 0, or -1 (no name, or a
+ * network peer). */
 int daemon_peer_name(const struct conn *c, char *buf, size_t len);
 /* 1 when c's peer uid is the account named user, else 0. */
 int daemon_peer_is_user(const struct conn *c, const char *user);
@@ -217,26 +306,21 @@ int daemon_peer_is_user(const struct conn *c, const char *user);
 int daemon_peer_group(const char *option, const char *name, gid_t *gid_r);
 
 /* server.c */
+/* Makes the loop's descriptors (epoll, the wake eventfd, the signalfd for
+ * SIGTERM/SIGINT, which the caller has blocked) and the connection table
+ * after daemon_transport_open(). Returns 0 or 69/70. */
 int daemon_server_open(struct daemon *d);
 /* From the socket's opening until the loop runs (the queue read, the
- * backups indexed, the users registered), every client is answered
+ * backups indexed, the users registered), every client of the Unix socket
+ * and every --allow'ed network peer (after its TLS handshake) is answered
  * {"ok":false,"error":"the daemon is starting ...","code":75} by a thread
- * of its own: a login during a long start-up hears "try again", never
- * "no daemon". _begin returns 0 or -1; _end is idempotent. */
+ * of its own: a login during a long start-up hears "try again", never "no
+ * daemon". _begin returns 0 or -1; _end is idempotent. */
 int daemon_server_starting_begin(struct daemon *d);
 void daemon_server_starting_end(struct daemon *d);
 int daemon_server_loop(struct daemon *d);
-/* Closes the listening socket and removes it when it is still ours. */
-void daemon_server_stop_listening(struct daemon *d);
+/* Closes every connection and the loop's descriptors. */
 void daemon_server_close(struct daemon *d);
-
-/* Makes the loop end after the events at hand (SHUTDOWN, a signal, the
- * work done). */
-void daemon_server_request_stop(struct daemon *d);
-/* Bytes of DELIVER bodies c's peer uid has in flight (server.c). */
-uint64_t daemon_server_uid_charge(struct daemon *d, uid_t uid);
-/* Bytes of replies not yet sent, over all connections (server.c). */
-uint64_t daemon_server_out_pending(struct daemon *d);
 
 /* proto.c: handles one request line of c (len bytes, NUL terminated, the
  * newline removed; len >= DAEMON_LINE_MAX for a line that did not end
@@ -274,8 +358,9 @@ struct eta_ctx {
 	struct eta_sched walk; /* the workers after the running jobs */
 };
 /* The JSON object of one user (login/show/queue fields); with_ok starts it
- * with "ok":true. full adds the times, reason, counters, held mail and the
- * running job's progress (not inside queue callbacks). */
+ * with "ok":true. full 1 adds the times, reason, counters, held mail and
+ * the running job's progress (not inside queue callbacks); full 2 (for a
+ * network peer) the times alone, the reason null. */
 void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_ctx *ctx,
 		       const struct queue_user_info *info, int full, int with_ok);
 

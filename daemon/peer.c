@@ -7,6 +7,9 @@
  * supplementary groups, or one the group database gives its uid's name
  * (getgrouplist, remembered for 10 s), so a hook that dropped its groups
  * still counts. Rights are worked out once per connection, on first need.
+ * A network peer (transport.c let its address in) has no uid and no
+ * group: it gets PEER_NETWORK, and the table of verbs says what that
+ * allows.
  */
 #include "daemon/daemon_private.h"
 
@@ -85,7 +88,12 @@ unsigned daemon_peer_rights(struct daemon *d, struct conn *c)
 		return c->rights;
 	c->rights_checked = 1;
 	c->rights = 0;
-	if (c->uid == 0 || c->uid == geteuid()) {
+	/* Over the network nobody is anybody: no uid, no group. */
+	if (c->link.net) {
+		c->rights = PEER_NETWORK;
+		return c->rights;
+	}
+	if (c->link.uid == 0 || c->link.uid == geteuid()) {
 		c->rights = PEER_OPERATOR | PEER_DELIVER;
 		return c->rights;
 	}
@@ -93,15 +101,15 @@ unsigned daemon_peer_rights(struct daemon *d, struct conn *c)
 		return c->rights;
 	/* The process's own groups when it connected (a peer with more
 	 * groups than fit is judged on the database alone). */
-	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+	if (getsockopt(c->link.fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
 		n = (int)(len / sizeof(gid_t));
 	if (d->have_operator_gid &&
-	    (c->gid == d->operator_gid || has_gid(groups, n, d->operator_gid)))
+	    (c->link.gid == d->operator_gid || has_gid(groups, n, d->operator_gid)))
 		c->rights |= PEER_OPERATOR;
 	if (d->have_deliver_gid &&
-	    (c->gid == d->deliver_gid || has_gid(groups, n, d->deliver_gid)))
+	    (c->link.gid == d->deliver_gid || has_gid(groups, n, d->deliver_gid)))
 		c->rights |= PEER_DELIVER;
-	c->rights |= db_rights(d, c->uid);
+	c->rights |= db_rights(d, c->link.uid);
 	return c->rights;
 }
 
@@ -112,7 +120,9 @@ int daemon_peer_name(const struct conn *c, char *buf, size_t len)
 	struct passwd pw, *pwr = NULL;
 	char pwbuf[4096];
 
-	if (getpwuid_r(c->uid, &pw, pwbuf, sizeof(pwbuf), &pwr) != 0 || pwr == NULL ||
+	if (c->link.net)
+		return -1;
+	if (getpwuid_r(c->link.uid, &pw, pwbuf, sizeof(pwbuf), &pwr) != 0 || pwr == NULL ||
 	    strlen(pw.pw_name) >= len)
 		return -1;
 	memcpy(buf, pw.pw_name, strlen(pw.pw_name) + 1);

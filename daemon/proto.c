@@ -25,6 +25,7 @@
 	"permission denied: only operators may see other users (a user may see itself)"
 #define DENY_DELIVER \
 	"permission denied: delivering needs root, the daemon's user or the deliver group"
+#define DENY_NETWORK "permission denied: %s is only on the Unix socket, not over the network"
 
 static void reply_end(struct daemon_buf *b)
 {
@@ -86,6 +87,11 @@ void daemon_proto_user(struct daemon *d, struct daemon_buf *b, const struct eta_
 		daemon_buf_printf(b, ",\"finished_at\":");
 		daemon_buf_num_or_null(b, time_or_null(info->finished_at));
 		daemon_buf_printf(b, ",\"reason\":");
+		if (full == 2) {
+			/* a network peer: the times, not the mailbox */
+			daemon_buf_printf(b, "null}");
+			return;
+		}
 		if (info->reason[0])
 			daemon_buf_json_str(b, info->reason);
 		else
@@ -257,8 +263,12 @@ static void verb_show(struct req *r)
 {
 	struct queue_user_info info;
 	struct eta_ctx ctx;
+	unsigned rights = daemon_peer_rights(r->d, r->c);
 
-	if (!(daemon_peer_rights(r->d, r->c) & PEER_OPERATOR) &&
+	/* A network peer (a proxy, a webmail) asks about its users' logins:
+	 * any user, but not what the mailbox holds (the counters, held mail,
+	 * the reason with its paths), which stays on the Unix socket. */
+	if (!(rights & (PEER_OPERATOR | PEER_NETWORK)) &&
 	    !daemon_peer_is_user(r->c, r->argv[1])) {
 		daemon_buf_error(&r->c->out, MR_EX_NOPERM, DENY_SHOW);
 		return;
@@ -271,7 +281,7 @@ static void verb_show(struct req *r)
 	}
 	eta_ctx(r->d, &ctx);
 	r->c->out.len = 0;
-	daemon_proto_user(r->d, &r->c->out, &ctx, &info, 1, 1);
+	daemon_proto_user(r->d, &r->c->out, &ctx, &info, rights & PEER_NETWORK ? 2 : 1, 1);
 	reply_end(&r->c->out);
 }
 
@@ -355,7 +365,7 @@ static void verb_queue(struct req *r)
 
 	if (r->argc > 1)
 		(void)mr_parse_u64(r->argv[1], &max); /* checked by check_queue */
-	if (daemon_server_out_pending(r->d) > DAEMON_OUT_PENDING_MAX) {
+	if (daemon_limits_out_pending(r->d) > DAEMON_OUT_PENDING_MAX) {
 		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL,
 				   "too many replies waiting to be read; try again later");
 		return;
@@ -434,7 +444,7 @@ static void verb_list(struct req *r)
 	if (r->argc == 3)
 		(void)mr_parse_u64(r->argv[2], &cursor);
 	state = strcmp(r->argv[1], "any") == 0 ? -1 : queue_state_parse(r->argv[1]);
-	if (daemon_server_out_pending(r->d) > DAEMON_OUT_PENDING_MAX) {
+	if (daemon_limits_out_pending(r->d) > DAEMON_OUT_PENDING_MAX) {
 		daemon_buf_error(b, MR_EX_TEMPFAIL,
 				   "too many replies waiting to be read; try again later");
 		return;
@@ -680,7 +690,7 @@ static void pause_or_resume(struct req *r, int pause)
 		return;
 	}
 	daemon_workers_pause(r->d, pause);
-	mr_log("%s by uid %ld", pause ? "paused" : "resumed", (long)r->c->uid);
+	mr_log("%s by uid %ld", pause ? "paused" : "resumed", (long)r->c->link.uid);
 	reply_ok(&r->c->out, pause ? "\"paused\":true" : "\"paused\":false");
 }
 
@@ -701,10 +711,11 @@ static void verb_ping(struct req *r)
 
 static void verb_shutdown(struct req *r)
 {
-	mr_log("shutdown requested by uid %ld", (long)r->c->uid);
+	mr_log("shutdown requested by uid %ld", (long)r->c->link.uid);
 	reply_ok(&r->c->out, "\"stopping\":true");
 	r->c->close_after = 1;
-	daemon_server_request_stop(r->d);
+	/* The loop reads it after the events at hand (and sends this reply). */
+	r->d->loop_stop = 1;
 }
 
 /* A delivery id: 1 to DAEMON_ID_MAX bytes of printable ASCII, no space
@@ -762,8 +773,8 @@ static void verb_deliver(struct req *r)
 	/* Fair shares: one peer uid may hold at most half of the memory, so
 	 * a client that announces big messages and trickles them cannot stop
 	 * the delivery agent. */
-	if (r->c->uid != 0 && r->c->uid != geteuid() &&
-	    daemon_server_uid_charge(r->d, r->c->uid) + len > budget / 2) {
+	if (r->c->link.uid != 0 && r->c->link.uid != geteuid() &&
+	    daemon_limits_peer_charge(r->d, r->c) + len > budget / 2) {
 		daemon_buf_error(&r->c->out, MR_EX_TEMPFAIL,
 				 "too many deliveries at once from this user");
 		return;
@@ -825,7 +836,13 @@ out:
 
 /* One verb. rights: the PEER_* the caller needs beyond what everyone may
  * (0: anyone; SHOW and QUEUE then show others than the caller to operators
- * only, checked in their handlers). check: the arguments' shape, before
+ * only, checked in their handlers). network: peers that came over a
+ * --listen may call it (1), or it is refused to them with 77 "only on the
+ * Unix socket" (0). Network peers only ask about users and follow the
+ * activations: PING, LOGIN, SHOW, and ACTIVATIONS (the stream of
+ * activations, marked 1 when it joins this table); every verb that
+ * changes the queue, shows the whole of it or delivers stays local.
+ * check: the arguments' shape, before
  * anything is looked up (NULL: none). run: the handler, on the event loop.
  * task: the part a task thread runs (async.c), NULL for verbs answered on
  * the loop. body: raw bytes follow the line, so a refusal closes the
@@ -833,6 +850,7 @@ out:
 struct daemon_verb {
 	const char *name;
 	unsigned rights;
+	int network;
 	int (*check)(struct daemon_request *q, struct daemon_buf *reply);
 	void (*run)(struct req *r);
 	daemon_task_fn task;
@@ -840,21 +858,21 @@ struct daemon_verb {
 };
 
 static const struct daemon_verb verbs[] = {
-	/* name       rights         check          run            task */
-	{ "LOGIN",    0,             check_user,    verb_login,    NULL,          0 },
-	{ "SHOW",     0,             check_user,    verb_show,     NULL,          0 },
-	{ "STATUS",   0,             NULL,          verb_status,   NULL,          0 },
-	{ "QUEUE",    0,             check_queue,   verb_queue,    NULL,          0 },
-	{ "PING",     0,             NULL,          verb_ping,     NULL,          0 },
-	{ "DELIVER",  PEER_DELIVER,  check_deliver, verb_deliver,  task_deliver,  1 },
-	{ "LIST",     PEER_OPERATOR, check_list,    verb_list,     NULL,          0 },
-	{ "ENQUEUE",  PEER_OPERATOR, check_enqueue, verb_enqueue,  NULL,          0 },
-	{ "BUMP",     PEER_OPERATOR, check_user,    verb_bump,     NULL,          0 },
-	{ "RETRY",    PEER_OPERATOR, check_user,    verb_retry,    task_retry,    0 },
-	{ "ACTIVATE", PEER_OPERATOR, check_user,    verb_activate, task_activate, 0 },
-	{ "PAUSE",    PEER_OPERATOR, NULL,          verb_pause,    NULL,          0 },
-	{ "RESUME",   PEER_OPERATOR, NULL,          verb_resume,   NULL,          0 },
-	{ "SHUTDOWN", PEER_OPERATOR, NULL,          verb_shutdown, NULL,          0 },
+	/* name       rights         network check          run            task */
+	{ "LOGIN",    0,             1,      check_user,    verb_login,    NULL,          0 },
+	{ "SHOW",     0,             1,      check_user,    verb_show,     NULL,          0 },
+	{ "STATUS",   0,             0,      NULL,          verb_status,   NULL,          0 },
+	{ "QUEUE",    0,             0,      check_queue,   verb_queue,    NULL,          0 },
+	{ "PING",     0,             1,      NULL,          verb_ping,     NULL,          0 },
+	{ "DELIVER",  PEER_DELIVER,  0,      check_deliver, verb_deliver,  task_deliver,  1 },
+	{ "LIST",     PEER_OPERATOR, 0,      check_list,    verb_list,     NULL,          0 },
+	{ "ENQUEUE",  PEER_OPERATOR, 0,      check_enqueue, verb_enqueue,  NULL,          0 },
+	{ "BUMP",     PEER_OPERATOR, 0,      check_user,    verb_bump,     NULL,          0 },
+	{ "RETRY",    PEER_OPERATOR, 0,      check_user,    verb_retry,    task_retry,    0 },
+	{ "ACTIVATE", PEER_OPERATOR, 0,      check_user,    verb_activate, task_activate, 0 },
+	{ "PAUSE",    PEER_OPERATOR, 0,      NULL,          verb_pause,    NULL,          0 },
+	{ "RESUME",   PEER_OPERATOR, 0,      NULL,          verb_resume,   NULL,          0 },
+	{ "SHUTDOWN", PEER_OPERATOR, 0,      NULL,          verb_shutdown, NULL,          0 },
 };
 
 /* See proto.h. */
@@ -882,6 +900,11 @@ const char *daemon_verb_name(const struct daemon_verb *v)
 unsigned daemon_verb_rights(const struct daemon_verb *v)
 {
 	return v->rights;
+}
+
+int daemon_verb_network(const struct daemon_verb *v)
+{
+	return v->network;
 }
 
 int daemon_verb_on_task(const struct daemon_verb *v)
@@ -924,7 +947,14 @@ int daemon_proto_parse(char *line, size_t len, struct daemon_request *q,
 int daemon_proto_check(struct daemon_request *q, unsigned rights, struct daemon_buf *reply)
 {
 	const struct daemon_verb *v = q->verb;
+	char msg[128];
 
+	if ((rights & PEER_NETWORK) && !v->network) {
+		snprintf(msg, sizeof(msg), DENY_NETWORK, v->name);
+		daemon_buf_error(reply, MR_EX_NOPERM, msg);
+		q->close_after = v->body;
+		return -1;
+	}
 	if ((v->rights & rights) != v->rights) {
 		daemon_buf_error(reply, MR_EX_NOPERM,
 				 v->rights & PEER_DELIVER ? DENY_DELIVER : DENY_OPERATOR);
@@ -984,7 +1014,7 @@ void daemon_proto_request(struct daemon *d, struct conn *c, uint32_t slot, char 
 
 	if (daemon_proto_parse(line, len, &q, &c->out) == 0) {
 		/* The group database only when the verb asks for rights. */
-		if (q.verb->rights != 0)
+		if (q.verb->rights != 0 || c->link.net)
 			rights = daemon_peer_rights(d, c);
 		if (daemon_proto_check(&q, rights, &c->out) == 0) {
 			r.d = d;

@@ -1,9 +1,12 @@
 /*
- * server.c: the daemon's Unix socket and the one event loop (epoll) that
- * serves every client: non-blocking sockets, one request line at a time per
- * connection, limits on line size, connections and idle time, DELIVER
- * bodies, and replies that other threads finish (async.c) delivered back
- * through an eventfd. Signals arrive through a signalfd.
+ * server.c: the one event loop (epoll) that serves every client, between
+ * the transport below (transport.c: listeners, accept, the TLS handshake,
+ * bytes in and out) and the protocol above (proto.c: what a request line
+ * means): non-blocking connections, one request line at a time per
+ * connection, limits on line size, connections per peer and idle time,
+ * DELIVER bodies, replies made a piece at a time, and replies that other
+ * threads finish (async.c) delivered back through an eventfd. Signals
+ * arrive through a signalfd.
  */
 #include "daemon/daemon_private.h"
 
@@ -24,85 +27,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define TAG_LISTEN 0xffffffffu
+/* epoll tags: a connection's slot (below 65536), or one of these. */
 #define TAG_WAKE 0xfffffffeu
 #define TAG_SIGNAL 0xfffffffdu
-
-static int fill_addr(const char *path, struct sockaddr_un *sa)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa->sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(sa->sun_path, path);
-	return 0;
-}
-
-/* Creates the socket's parent folder (and its parents) 0755 when missing. */
-static int make_parent(const char *path)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
-	size_t i;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash == NULL || slash == dir)
-		return 0;
-	*slash = '\0';
-	for (i = 1; dir[i]; i++) {
-		if (dir[i] != '/')
-			continue;
-		dir[i] = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-			mr_log("mkdir(%s) failed: %s", dir, strerror(errno));
-			return -1;
-		}
-		dir[i] = '/';
-	}
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		mr_log("mkdir(%s) failed: %s", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Returns 1 when a daemon answers on path, 0 when nothing does (a stale
- * socket is removed), -1 when path is something else. */
-static int probe_socket(const char *path)
-{
-	struct sockaddr_un sa;
-	struct stat st;
-	int fd, r;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISSOCK(st.st_mode)) {
-		mr_log("%s exists and is not a socket; not touching it", path);
-		return -1;
-	}
-	if (fill_addr(path, &sa) < 0)
-		return -1;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	if (r == 0)
-		return 1;
-	if (errno != ECONNREFUSED && errno != ENOENT) {
-		mr_log("connect(%s) failed: %s", path, strerror(errno));
-		return -1;
-	}
-	if (unlink(path) < 0 && errno != ENOENT) {
-		mr_log("unlink(%s) failed: %s", path, strerror(errno));
-		return -1;
-	}
-	mr_log("removed a stale socket at %s", path);
-	return 0;
-}
+#define TAG_LISTEN 0xffffff00u /* + the listener's index */
 
 static int add_fd(struct daemon *d, int fd, uint32_t tag, uint32_t events)
 {
@@ -118,17 +46,14 @@ static int add_fd(struct daemon *d, int fd, uint32_t tag, uint32_t events)
 	return 0;
 }
 
-/* Opens the listening socket, the epoll set, the wake eventfd and the
- * signalfd for SIGTERM/SIGINT (which the caller has blocked). Returns 0, 69
- * when the socket cannot be served, 75 when another daemon answers on it. */
+/* Makes the epoll set (with every listener of transport.c), the wake
+ * eventfd, the signalfd for SIGTERM/SIGINT (which the caller has blocked)
+ * and the connection table. Returns 0, 69 or 70. */
 int daemon_server_open(struct daemon *d)
 {
-	struct sockaddr_un sa;
 	struct rlimit rl;
-	struct stat st;
 	sigset_t mask;
-	mode_t old_mask;
-	int r, e;
+	int i;
 
 	d->max_conns = d->set->max_clients > 0 ? (uint32_t)d->set->max_clients : DAEMON_MAX_CONNS;
 	d->max_conns_uid = d->set->max_clients_per_uid > 0 ? (uint32_t)d->set->max_clients_per_uid
@@ -145,59 +70,6 @@ int daemon_server_open(struct daemon *d)
 		mr_log("out of memory");
 		return MR_EX_SOFTWARE;
 	}
-	if (fill_addr(d->socket_path, &sa) < 0) {
-		mr_log("socket path %s is too long", d->socket_path);
-		return MR_EX_USAGE;
-	}
-	if (make_parent(d->socket_path) < 0)
-		return MR_EX_UNAVAILABLE;
-	r = probe_socket(d->socket_path);
-	if (r == 1) {
-		mr_log("a daemon already answers on %s", d->socket_path);
-		return MR_EX_TEMPFAIL;
-	}
-	if (r < 0)
-		return MR_EX_UNAVAILABLE;
-	d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (d->listen_fd < 0) {
-		mr_log("socket(AF_UNIX) failed: %s", strerror(errno));
-		return MR_EX_UNAVAILABLE;
-	}
-	/* Who may connect is the socket's group (the login hook's and the
-	 * delivery agent's users in it); without one every local user may,
-	 * and what each may do is checked per peer (peer.c). The mode comes
-	 * from the umask at bind (no other thread runs yet: the umask is the
-	 * process's) and the group from lchown: nothing set by path may
-	 * follow a symlink someone swapped in, and nobody can connect before
-	 * listen() below. */
-	old_mask = umask(d->have_socket_gid ? 0117 : 0111);
-	r = bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
-	e = errno;
-	umask(old_mask);
-	if (r < 0) {
-		mr_log("bind(%s) failed: %s", d->socket_path, strerror(e));
-		return e == EADDRINUSE ? MR_EX_TEMPFAIL : MR_EX_UNAVAILABLE;
-	}
-	if (d->have_socket_gid && lchown(d->socket_path, (uid_t)-1, d->socket_gid) < 0) {
-		mr_log("lchown(%s, group %ld) failed: %s", d->socket_path, (long)d->socket_gid,
-		       strerror(errno));
-		return MR_EX_UNAVAILABLE;
-	}
-	if (lstat(d->socket_path, &st) < 0) {
-		mr_log("lstat(%s) failed: %s", d->socket_path, strerror(errno));
-		return MR_EX_UNAVAILABLE;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		mr_log("%s was replaced by something else than the socket just made; "
-		       "is its folder writable by others?", d->socket_path);
-		return MR_EX_UNAVAILABLE;
-	}
-	d->sock_dev = st.st_dev;
-	d->sock_ino = st.st_ino;
-	if (listen(d->listen_fd, SOMAXCONN) < 0) {
-		mr_log("listen(%s) failed: %s", d->socket_path, strerror(errno));
-		return MR_EX_UNAVAILABLE;
-	}
 	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	sigemptyset(&mask);
@@ -208,53 +80,86 @@ int daemon_server_open(struct daemon *d)
 		mr_log("epoll/eventfd/signalfd failed: %s", strerror(errno));
 		return MR_EX_UNAVAILABLE;
 	}
-	if (add_fd(d, d->listen_fd, TAG_LISTEN, EPOLLIN) < 0 ||
-	    add_fd(d, d->wake_fd, TAG_WAKE, EPOLLIN) < 0 ||
+	for (i = 0; i < d->nlisteners; i++)
+		if (add_fd(d, d->listeners[i].fd, TAG_LISTEN + (uint32_t)i, EPOLLIN) < 0)
+			return MR_EX_UNAVAILABLE;
+	if (add_fd(d, d->wake_fd, TAG_WAKE, EPOLLIN) < 0 ||
 	    add_fd(d, d->signal_fd, TAG_SIGNAL, EPOLLIN) < 0)
 		return MR_EX_UNAVAILABLE;
-	mr_log("listening on %s", d->socket_path);
 	return 0;
 }
 
 /* Answers one client during start-up: what it sent is read first (a close
- * with unread data would reset the connection before it read the answer). */
-static void answer_starting(int fd)
+ * with unread data would reset the connection before it read the answer).
+ * A TLS peer gets its handshake first, a second at most: this one thread
+ * answers every client meanwhile. Returns 1 when told, 0 when the
+ * handshake failed. */
+static int answer_starting(struct daemon_link *k)
 {
 	static const char msg[] = "{\"ok\":false,\"error\":\"the daemon is starting (reading "
 				  "its queue and the backups folder); try again shortly\","
 				  "\"code\":75}\n";
-	struct pollfd p = { fd, POLLIN, 0 };
+	struct pollfd p = { k->fd, POLLIN, 0 };
+	double until = mr_monotonic() + 1.0;
 	char buf[4096];
+	int r, told = 0;
 
+	while (k->handshaking) {
+		r = daemon_transport_handshake(k);
+		if (r < 0)
+			goto out;
+		if (r == 1)
+			break;
+		p.events = k->want == EPOLLOUT ? POLLOUT : POLLIN;
+		if (mr_monotonic() >= until || (poll(&p, 1, 100) < 0 && errno != EINTR)) {
+			mr_log("%s: TLS handshake not done within a second during start-up: closed",
+			       k->name);
+			goto out;
+		}
+	}
+	p.events = POLLIN;
 	if (poll(&p, 1, 200) > 0)
-		while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+		while (daemon_transport_recv(k, buf, sizeof(buf)) > 0)
 			;
-	if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+	if (daemon_transport_send(k, msg, sizeof(msg) - 1) < 0 && errno != EAGAIN)
 		mr_log("answering a client during start-up: %s", strerror(errno));
-	shutdown(fd, SHUT_WR);
-	close(fd);
+	(void)daemon_transport_shutdown(k);
+	told = 1;
+out:
+	daemon_transport_drop(k);
+	return told;
 }
 
 static void *starting_main(void *arg)
 {
 	struct daemon *d = arg;
+	struct pollfd p[1 + DAEMON_LISTEN_MAX + 1];
+	struct daemon_link k;
 	uint64_t answered = 0;
+	int i, n = d->nlisteners;
 
+	for (i = 0; i < n; i++) {
+		p[i].fd = d->listeners[i].fd;
+		p[i].events = POLLIN;
+	}
+	p[n].fd = d->starting_stop_fd;
+	p[n].events = POLLIN;
 	for (;;) {
-		struct pollfd p[2] = { { d->listen_fd, POLLIN, 0 }, { d->starting_stop_fd, POLLIN, 0 } };
-		int fd;
-
-		if (poll(p, 2, -1) < 0) {
+		if (poll(p, (nfds_t)n + 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			mr_log("poll during start-up failed: %s", strerror(errno));
 			break;
 		}
-		if (p[1].revents)
+		if (p[n].revents)
 			break;
-		while ((fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-			answer_starting(fd);
-			answered++;
+		/* Network peers too: outside --allow closed as ever, the
+		 * others told to try again. */
+		for (i = 0; i < n; i++) {
+			if (!p[i].revents)
+				continue;
+			while (daemon_transport_accept(d, &d->listeners[i], &k) == 1)
+				answered += (uint64_t)answer_starting(&k);
 		}
 	}
 	if (answered > 0)
@@ -295,11 +200,10 @@ static void conn_close(struct daemon *d, uint32_t slot)
 {
 	struct conn *c = d->conns[slot];
 
-	if (c == NULL || c->fd < 0)
+	if (c == NULL || c->link.fd < 0)
 		return;
-	epoll_ctl(d->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	c->fd = -1;
+	epoll_ctl(d->epoll_fd, EPOLL_CTL_DEL, c->link.fd, NULL);
+	daemon_transport_drop(&c->link);
 	c->gen++;
 	/* A body still arriving was counted against the daemon-wide limit
 	 * when its DELIVER line came: give that back, or clients that hang up
@@ -318,8 +222,17 @@ static void conn_close(struct daemon *d, uint32_t slot)
 	d->nconns--;
 }
 
+/* Sends a short message (a refusal, the idle notice) without waiting: the
+ * connection closes after it anyway. Not during a TLS handshake: no byte
+ * of the protocol before it. */
+static void send_notice(struct conn *c, const char *msg)
+{
+	if (!c->link.handshaking && daemon_transport_send(&c->link, msg, strlen(msg)) < 0)
+		(void)0; /* the client learns from the close */
+}
+
 /* Sets the epoll interest: read while no reply is pending, write while one
- * is being sent. */
+ * is being sent, and what a TLS session waits for. */
 static void conn_update(struct daemon *d, uint32_t slot)
 {
 	struct conn *c = d->conns[slot];
@@ -329,18 +242,25 @@ static void conn_update(struct daemon *d, uint32_t slot)
 	/* Nothing is asked while a reply is prepared elsewhere: a client that
 	 * half-closed after its request still gets the answer, and a level
 	 * triggered EPOLLRDHUP must not spin the loop meanwhile. */
-	if (c->draining)
+	if (c->link.handshaking)
+		want = c->link.want;
+	else if (c->draining)
 		want = EPOLLIN | EPOLLRDHUP;
 	else if (c->out_off < c->out.len && !c->reply_waits_commit)
-		want = EPOLLOUT;
+		want = EPOLLOUT | c->link.want;
 	else if (!c->waiting && !c->reply_waits_commit && !c->close_after)
-		want = EPOLLIN | EPOLLRDHUP;
+		want = EPOLLIN | EPOLLRDHUP | c->link.want;
+	/* Bytes the TLS session read ahead wake no epoll: look again. */
+	if ((want & EPOLLIN) && daemon_transport_pending(&c->link)) {
+		c->revisit = 1;
+		d->revisit = 1;
+	}
 	if (want == c->events)
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = want;
 	ev.data.u32 = slot;
-	if (epoll_ctl(d->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+	if (epoll_ctl(d->epoll_fd, EPOLL_CTL_MOD, c->link.fd, &ev) == 0)
 		c->events = want;
 }
 
@@ -357,7 +277,7 @@ static void conn_process(struct daemon *d, uint32_t slot)
 	char *nl;
 	size_t take, line_len, len;
 
-	while (c->fd >= 0 && !c->waiting && !c->reply_waits_commit && c->out.len == 0 &&
+	while (c->link.fd >= 0 && !c->waiting && !c->reply_waits_commit && c->out.len == 0 &&
 	       !c->close_after && !c->streaming) {
 		if (c->body != NULL) {
 			take = c->body_len - c->body_have;
@@ -397,8 +317,8 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 	struct conn *c = d->conns[slot];
 	ssize_t n;
 
-	while (c->fd >= 0 && !c->reply_waits_commit && c->out_off < c->out.len) {
-		n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+	while (c->link.fd >= 0 && !c->reply_waits_commit && c->out_off < c->out.len) {
+		n = daemon_transport_send(&c->link, c->out.p + c->out_off, c->out.len - c->out_off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -417,7 +337,7 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 			daemon_proto_queue_more(d, c);
 		}
 	}
-	if (c->fd < 0)
+	if (c->link.fd < 0)
 		return;
 	if (!c->reply_waits_commit && !c->waiting && c->out.len > 0 && c->out_off == c->out.len) {
 		c->out.len = 0;
@@ -426,7 +346,7 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 			/* Closing with unread input would reset the connection and
 			 * the client could lose the reply: shut the write side and
 			 * read to EOF (bounded by the idle sweep). */
-			if (shutdown(c->fd, SHUT_WR) < 0) {
+			if (daemon_transport_shutdown(&c->link) < 0) {
 				conn_close(d, slot);
 				return;
 			}
@@ -437,12 +357,12 @@ static void conn_flush(struct daemon *d, uint32_t slot)
 			return;
 		}
 		conn_process(d, slot);
-		if (c->fd >= 0 && c->out.len > 0 && !c->reply_waits_commit && !c->waiting) {
+		if (c->link.fd >= 0 && c->out.len > 0 && !c->reply_waits_commit && !c->waiting) {
 			conn_flush(d, slot);
 			return;
 		}
 	}
-	if (c->fd >= 0)
+	if (c->link.fd >= 0)
 		conn_update(d, slot);
 }
 
@@ -450,9 +370,21 @@ static void conn_read(struct daemon *d, uint32_t slot)
 {
 	struct conn *c = d->conns[slot];
 	ssize_t n;
+	int r;
 
+	c->revisit = 0;
+	if (c->link.handshaking) {
+		r = daemon_transport_handshake(&c->link);
+		if (r < 0) {
+			conn_close(d, slot);
+			return;
+		}
+		conn_update(d, slot);
+		if (r == 0)
+			return;
+	}
 	while (c->draining) {
-		n = recv(c->fd, c->in, sizeof(c->in), 0);
+		n = daemon_transport_recv(&c->link, c->in, sizeof(c->in));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -469,7 +401,7 @@ static void conn_read(struct daemon *d, uint32_t slot)
 			    c->out.len > 0)
 				break;
 		}
-		n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+		n = daemon_transport_recv(&c->link, c->in + c->in_len, sizeof(c->in) - c->in_len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -489,55 +421,18 @@ static void conn_read(struct daemon *d, uint32_t slot)
 		if (c->body != NULL)
 			c->deadline = mr_monotonic() + idle_seconds(d);
 		conn_process(d, slot);
-		if (c->fd < 0 || c->waiting || c->reply_waits_commit || c->out.len > 0)
+		if (c->link.fd < 0 || c->waiting || c->reply_waits_commit || c->out.len > 0)
 			break;
 	}
-	if (c->fd >= 0)
+	if (c->link.fd >= 0)
 		conn_flush(d, slot);
-}
-
-/* Connections of peer uid now (a scan: only when the limit may bite). */
-static uint32_t uid_conns(struct daemon *d, uid_t uid)
-{
-	uint32_t slot, n = 0;
-
-	for (slot = 0; slot < d->max_conns; slot++)
-		if (d->conns[slot] != NULL && d->conns[slot]->fd >= 0 && d->conns[slot]->uid == uid)
-			n++;
-	return n;
-}
-
-/* Bytes of DELIVER bodies peer uid has in flight. */
-uint64_t daemon_server_uid_charge(struct daemon *d, uid_t uid)
-{
-	uint64_t sum = 0;
-	uint32_t slot;
-
-	for (slot = 0; slot < d->max_conns; slot++)
-		if (d->conns[slot] != NULL && d->conns[slot]->fd >= 0 && d->conns[slot]->uid == uid)
-			sum += d->conns[slot]->body_charge;
-	return sum;
-}
-
-/* Reply bytes built and not yet sent, over every connection. */
-uint64_t daemon_server_out_pending(struct daemon *d)
-{
-	uint64_t sum = 0;
-	uint32_t slot;
-	struct conn *c;
-
-	for (slot = 0; slot < d->max_conns; slot++) {
-		c = d->conns[slot];
-		if (c != NULL && c->fd >= 0 && c->out.len > c->out_off)
-			sum += c->out.len - c->out_off;
-	}
-	return sum;
 }
 
 /* Refuses a connection beyond the limits: NULL when c may stay, else the
  * reply to send before closing. Root, the daemon's user and operators
  * are not limited per uid and may use the reserved slots; everyone else
- * is held to max_conns_uid and the unreserved slots, so one local user
+ * (every network peer among them) is held to max_conns_uid per uid or per
+ * address and to the unreserved slots, so one local user or one host
  * cannot take every slot (c, already filled in, counts itself). */
 static const char *over_limit(struct daemon *d, struct conn *c)
 {
@@ -545,77 +440,62 @@ static const char *over_limit(struct daemon *d, struct conn *c)
 		"{\"ok\":false,\"error\":\"too many connections\",\"code\":75}\n";
 	static const char per_uid[] =
 		"{\"ok\":false,\"error\":\"too many connections from this user\",\"code\":75}\n";
+	static const char per_addr[] =
+		"{\"ok\":false,\"error\":\"too many connections from this address\",\"code\":75}\n";
 	uint32_t open = (uint32_t)d->nconns; /* c not counted yet */
 
 	if (open >= d->max_conns)
 		return total;
 	if (open < d->max_conns - d->reserved_conns &&
-	    (open < d->max_conns_uid || uid_conns(d, c->uid) <= d->max_conns_uid))
+	    (open < d->max_conns_uid || daemon_limits_peer_conns(d, c) <= d->max_conns_uid))
 		return NULL;
 	/* The costly part (the group database) only near a limit. */
-	if (c->uid == 0 || c->uid == geteuid() || (daemon_peer_rights(d, c) & PEER_OPERATOR))
+	if (!c->link.net && (c->link.uid == 0 || c->link.uid == geteuid() ||
+			     (daemon_peer_rights(d, c) & PEER_OPERATOR)))
 		return NULL;
-	return open >= d->max_conns - d->reserved_conns ? total : per_uid;
+	return open >= d->max_conns - d->reserved_conns ? total : c->link.net ? per_addr : per_uid;
 }
 
-static void accept_all(struct daemon *d)
+static void accept_all(struct daemon *d, const struct daemon_listener *l)
 {
-	struct ucred cred;
-	socklen_t clen;
+	struct daemon_link k;
 	struct epoll_event ev;
 	struct conn *c;
 	const char *refuse;
 	uint32_t slot;
-	int fd;
+	int r;
 
 	for (;;) {
-		fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				mr_log("accept failed: %s", strerror(errno));
+		r = daemon_transport_accept(d, l, &k);
+		if (r <= 0)
 			return;
-		}
 		slot = d->max_conns;
 		if ((uint32_t)d->nconns < d->max_conns)
 			for (slot = 0; slot < d->max_conns; slot++)
-				if (d->conns[slot] == NULL || d->conns[slot]->fd < 0)
+				if (d->conns[slot] == NULL || d->conns[slot]->link.fd < 0)
 					break;
-		if (slot == d->max_conns) {
-			refuse = "{\"ok\":false,\"error\":\"too many connections\",\"code\":75}\n";
-			if (send(fd, refuse, strlen(refuse), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-				(void)0; /* the client learns from the close */
-			close(fd);
-			continue;
-		}
-		if (d->conns[slot] == NULL) {
+		if (slot < d->max_conns && d->conns[slot] == NULL) {
 			d->conns[slot] = calloc(1, sizeof(*c));
-			if (d->conns[slot] == NULL) {
-				close(fd);
-				continue;
-			}
-			d->conns[slot]->fd = -1;
+			if (d->conns[slot] != NULL)
+				d->conns[slot]->link.fd = -1;
+		}
+		if (slot == d->max_conns || d->conns[slot] == NULL) {
+			c = NULL;
+			refuse = "{\"ok\":false,\"error\":\"too many connections\",\"code\":75}\n";
+			if (!k.handshaking &&
+			    daemon_transport_send(&k, refuse, strlen(refuse)) < 0)
+				(void)0; /* the client learns from the close */
+			daemon_transport_drop(&k);
+			continue;
 		}
 		c = d->conns[slot];
-		clen = sizeof(cred);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
-			mr_log("getsockopt(SO_PEERCRED) failed: %s", strerror(errno));
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		c->uid = cred.uid;
-		c->gid = cred.gid;
-		c->pid = cred.pid;
+		c->link = k;
 		c->rights_checked = 0;
 		c->rights = 0;
 		refuse = over_limit(d, c);
 		if (refuse != NULL) {
-			if (send(fd, refuse, strlen(refuse), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-				(void)0;
-			close(fd);
-			c->fd = -1;
+			send_notice(c, refuse);
+			daemon_transport_drop(&c->link);
 			continue;
 		}
 		c->in_len = 0;
@@ -628,15 +508,17 @@ static void accept_all(struct daemon *d)
 		c->out.len = 0;
 		c->out_off = 0;
 		c->reply_waits_commit = c->waiting = c->close_after = c->draining = 0;
+		c->revisit = 0;
+		/* A TLS handshake gets the idle time too: a peer that stalls it
+		 * is swept like any idle client. */
 		c->deadline = mr_monotonic() + idle_seconds(d);
-		c->events = EPOLLIN | EPOLLRDHUP;
+		c->events = c->link.handshaking ? c->link.want : EPOLLIN | EPOLLRDHUP;
 		memset(&ev, 0, sizeof(ev));
 		ev.events = c->events;
 		ev.data.u32 = slot;
-		if (epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, c->link.fd, &ev) < 0) {
 			mr_log("epoll_ctl(ADD) failed: %s", strerror(errno));
-			close(fd);
-			c->fd = -1;
+			daemon_transport_drop(&c->link);
 			continue;
 		}
 		d->nconns++;
@@ -654,7 +536,7 @@ static void take_completions(struct daemon *d)
 	for (list = daemon_async_take(d); list != NULL; list = next) {
 		next = list->next;
 		c = list->slot < d->max_conns ? d->conns[list->slot] : NULL;
-		if (c != NULL && c->fd >= 0 && c->gen == list->gen) {
+		if (c != NULL && c->link.fd >= 0 && c->gen == list->gen) {
 			if (list->reply != NULL) {
 				c->out.len = 0;
 				daemon_buf_printf(&c->out, "%s", list->reply);
@@ -684,22 +566,38 @@ static void sweep(struct daemon *d, double now)
 
 	for (slot = 0; slot < d->max_conns; slot++) {
 		c = d->conns[slot];
-		if (c == NULL || c->fd < 0 || c->waiting || c->reply_waits_commit)
+		if (c == NULL || c->link.fd < 0 || c->waiting || c->reply_waits_commit)
 			continue;
 		if (c->body != NULL && c->body_deadline > 0 && now >= c->body_deadline) {
 			/* A body trickled in slower than DAEMON_BODY_RATE would hold
 			 * its share of the delivery memory for as long as it likes. */
-			if (send(c->fd, slow, sizeof(slow) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-				(void)0;
+			send_notice(c, slow);
 			conn_close(d, slot);
 			continue;
 		}
 		if (now < c->deadline)
 			continue;
-		if (c->out.len == 0 && !c->draining &&
-		    send(c->fd, idle, sizeof(idle) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			(void)0; /* closing anyway */
+		if (c->link.handshaking)
+			mr_log("%s: TLS handshake not done within the idle time: closed",
+			       c->link.name);
+		else if (c->out.len == 0 && !c->draining)
+			send_notice(c, idle);
 		conn_close(d, slot);
+	}
+}
+
+/* Reads again from connections whose TLS session holds bytes it read
+ * ahead (conn_update marked them): epoll does not see those. */
+static void revisit(struct daemon *d)
+{
+	uint32_t slot;
+	struct conn *c;
+
+	d->revisit = 0;
+	for (slot = 0; slot < d->max_conns; slot++) {
+		c = d->conns[slot];
+		if (c != NULL && c->link.fd >= 0 && c->revisit)
+			conn_read(d, slot);
 	}
 }
 
@@ -714,55 +612,60 @@ static int all_done(struct daemon *d)
 	return daemon_workers_busy(d) == 0;
 }
 
-/* The loop checks the flag once per round of events (only the loop's
- * thread calls this). */
-void daemon_server_request_stop(struct daemon *d)
-{
-	d->loop_stop = 1;
-}
-
 /* Serves clients until a signal, SHUTDOWN, or (exit_when_done) the end of
- * the work. Returns 0. */
+ * the work: each sets d->loop_stop, read once per round of events.
+ * Returns 0. */
 int daemon_server_loop(struct daemon *d)
 {
 	struct epoll_event evs[64];
 	struct signalfd_siginfo si;
 	double now;
 	int n, i;
-	uint32_t tag;
+	uint32_t tag, want;
 
 	while (!d->loop_stop) {
-		n = epoll_wait(d->epoll_fd, evs, 64, 100);
+		n = epoll_wait(d->epoll_fd, evs, 64, d->revisit ? 0 : 100);
 		if (n < 0 && errno != EINTR) {
 			mr_log("epoll_wait failed: %s", strerror(errno));
 			return -1;
 		}
 		for (i = 0; i < n; i++) {
 			tag = evs[i].data.u32;
-			if (tag == TAG_LISTEN) {
-				accept_all(d);
+			if (tag >= TAG_LISTEN && tag - TAG_LISTEN < (uint32_t)d->nlisteners) {
+				accept_all(d, &d->listeners[tag - TAG_LISTEN]);
 			} else if (tag == TAG_WAKE) {
 				take_completions(d);
 			} else if (tag == TAG_SIGNAL) {
 				while (read(d->signal_fd, &si, sizeof(si)) == sizeof(si)) {
 					mr_log("signal %u: stopping", si.ssi_signo);
-					daemon_server_request_stop(d);
+					d->loop_stop = 1;
 				}
 			} else if (tag < d->max_conns && d->conns[tag] != NULL &&
-				   d->conns[tag]->fd >= 0) {
+				   d->conns[tag]->link.fd >= 0) {
 				/* Gone both ways: nobody to answer. */
 				if ((evs[i].events & (EPOLLHUP | EPOLLERR)) &&
 				    !(evs[i].events & EPOLLIN)) {
 					conn_close(d, tag);
 					continue;
 				}
-				if (evs[i].events & EPOLLOUT)
+				/* A TLS session that waits for the other direction
+				 * (a read that must write, a write that must read)
+				 * goes on whichever way the socket is ready. */
+				want = d->conns[tag]->link.want;
+				if (d->conns[tag]->link.handshaking) {
+					conn_read(d, tag);
+					continue;
+				}
+				if ((evs[i].events & EPOLLOUT) || want)
 					conn_flush(d, tag);
-				if (d->conns[tag]->fd >= 0 &&
-				    (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+				if (d->conns[tag]->link.fd >= 0 &&
+				    ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP | EPOLLERR)) ||
+				     want))
 					conn_read(d, tag);
 			}
 		}
+		if (d->revisit)
+			revisit(d);
 		now = mr_monotonic();
 		if (now >= d->next_sweep) {
 			d->next_sweep = now + 0.1;
@@ -770,41 +673,23 @@ int daemon_server_loop(struct daemon *d)
 			daemon_workers_tick(d);
 			if (d->set->exit_when_done && all_done(d)) {
 				mr_log("every affected user is active or in attention: exiting");
-				daemon_server_request_stop(d);
+				d->loop_stop = 1;
 			}
 		}
 	}
 	/* Send replies already made (SHUTDOWN's own) before the teardown. */
 	for (tag = 0; tag < d->max_conns; tag++)
-		if (d->conns[tag] != NULL && d->conns[tag]->fd >= 0)
+		if (d->conns[tag] != NULL && d->conns[tag]->link.fd >= 0)
 			conn_flush(d, tag);
 	return 0;
 }
 
-/* Closes the listening socket; removes the socket file when it is still
- * the one this daemon bound (another daemon may have replaced it). */
-void daemon_server_stop_listening(struct daemon *d)
-{
-	struct stat st;
-
-	if (d->listen_fd < 0)
-		return;
-	if (d->epoll_fd >= 0)
-		epoll_ctl(d->epoll_fd, EPOLL_CTL_DEL, d->listen_fd, NULL);
-	close(d->listen_fd);
-	d->listen_fd = -1;
-	if (stat(d->socket_path, &st) == 0 && st.st_dev == d->sock_dev &&
-	    st.st_ino == d->sock_ino && unlink(d->socket_path) < 0)
-		mr_log("unlink(%s) failed: %s", d->socket_path, strerror(errno));
-}
-
-/* Closes every connection, the listening socket (removed when it is still
- * ours) and the loop's descriptors. */
+/* Closes every connection and the loop's descriptors (the listeners are
+ * transport.c's). */
 void daemon_server_close(struct daemon *d)
 {
 	uint32_t slot;
 
-	daemon_server_stop_listening(d);
 	if (d->conns != NULL) {
 		for (slot = 0; slot < d->max_conns; slot++) {
 			if (d->conns[slot] == NULL)

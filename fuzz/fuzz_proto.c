@@ -1,13 +1,16 @@
 /*
  * fuzz_proto.c: libFuzzer target for the daemon's socket protocol
  * (daemon/proto.c) and the client's JSON reader (daemon/json.c). The first
- * byte of an input chooses what the rest is (its low 7 bits modulo 3):
+ * byte of an input chooses what the rest is (its low 6 bits modulo 3):
  *   0: request lines, cut at '\n' (a '\r' before it dropped, lines longer
  *      than DAEMON_LINE_MAX left out, as the server does), each handed to
  *      daemon_proto_request() of a daemon made up here: a real queue with a
  *      few users in a temporary state folder (no fsync), no socket, no
  *      worker or task threads. Bit 0x80 of the first byte makes the peer an
- *      operator. Every reply must be one line of valid JSON with "ok".
+ *      operator, bit 0x40 a network peer (then above all): a verb the
+ *      table does not mark for the network must be refused with 77 and
+ *      leave no body, no waiting reply. Every reply must be one line of
+ *      valid JSON with "ok".
  *   1: a reply for daemon_json_parse(); when it parses, every token is
  *      checked to lie inside the text and its subtree, and every lookup is
  *      tried.
@@ -52,7 +55,7 @@ static void setup(void)
 		abort();
 	daemon_settings_init(&settings);
 	fake.set = &settings;
-	fake.listen_fd = fake.epoll_fd = fake.wake_fd = fake.signal_fd = -1;
+	fake.epoll_fd = fake.wake_fd = fake.signal_fd = -1;
 	if (queue_open(fd, &qs, &fake.q, &err) < 0) {
 		fprintf(stderr, "queue_open: %s\n", err.msg);
 		abort();
@@ -71,7 +74,7 @@ static void setup(void)
 	conn = calloc(1, sizeof(*conn));
 	if (conn == NULL)
 		abort();
-	conn->fd = -1;
+	conn->link.fd = -1;
 }
 
 /* What the committer and the task threads would take: commits are waited
@@ -110,7 +113,9 @@ static void check_reply(void)
 
 static void one_line(const uint8_t *s, size_t len)
 {
-	char line[DAEMON_LINE_MAX];
+	static struct daemon_buf scratch;
+	char line[DAEMON_LINE_MAX], copy[DAEMON_LINE_MAX];
+	struct daemon_request q;
 
 	if (len >= sizeof(line))
 		return;
@@ -121,8 +126,16 @@ static void one_line(const uint8_t *s, size_t len)
 	conn->out.len = 0;
 	conn->out_off = 0;
 	conn->reply_waits_commit = conn->waiting = conn->close_after = 0;
+	memcpy(copy, line, strlen(line) + 1);
 	daemon_proto_request(&fake, conn, 0, line, strlen(line));
 	check_reply();
+	if (conn->link.net && daemon_proto_parse(copy, strlen(copy), &q, &scratch) == 0 &&
+	    !daemon_verb_network(q.verb) &&
+	    (strstr(conn->out.p, "\"code\":77") == NULL || conn->body != NULL || conn->waiting ||
+	     conn->reply_waits_commit)) {
+		fprintf(stderr, "a network peer ran %s: %s", daemon_verb_name(q.verb), conn->out.p);
+		abort();
+	}
 	if (conn->body != NULL) {
 		/* A DELIVER was accepted: its body arrives (its bytes are
 		 * never read: the task is dropped unrun). */
@@ -140,9 +153,11 @@ static void fuzz_proto(const uint8_t *data, size_t size, int op)
 {
 	const uint8_t *nl;
 
-	conn->uid = op ? geteuid() : (uid_t)(geteuid() + 4242);
-	conn->gid = (gid_t)-1;
-	conn->pid = 0;
+	conn->link.net = (op & 0x40) != 0;
+	conn->link.uid = conn->link.net ? (uid_t)-1 : op & 0x80 ? geteuid()
+						: (uid_t)(geteuid() + 4242);
+	conn->link.gid = (gid_t)-1;
+	conn->link.pid = 0;
 	conn->rights_checked = 0;
 	while (size > 0) {
 		nl = memchr(data, '\n', size);
@@ -249,8 +264,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	if (size == 0)
 		return 0;
-	switch ((data[0] & 0x7f) % 3) {
-	case 0: fuzz_proto(data + 1, size - 1, data[0] & 0x80); break;
+	switch ((data[0] & 0x3f) % 3) {
+	case 0: fuzz_proto(data + 1, size - 1, data[0] & 0xc0); break;
 	case 1: fuzz_json(data + 1, size - 1); break;
 	default: fuzz_round_trip(data + 1, size - 1); break;
 	}

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=(build-essential cmake pkg-config libarchive-dev liblz4-dev libxxhash-dev zlib1g-dev
-      libcmocka-dev libarchive-tools rsync zstd lz4 e2fsprogs python3 procps)
+      libcmocka-dev libssl-dev openssl libarchive-tools rsync zstd lz4 e2fsprogs python3 procps)
 [ "${MR_WITH_CLANG:-0}" = 1 ] && need+=(clang)
 missing=()
 for p in "${need[@]}"; do

@@ -390,7 +390,7 @@ static struct pt *pt_new(void)
 		assert_int_equal(queue_add_user(t->d.q, users[i], 100 * (i + 1), &err), 1);
 	daemon_settings_init(&t->set);
 	t->d.set = &t->set;
-	t->d.listen_fd = t->d.epoll_fd = t->d.wake_fd = t->d.signal_fd = -1;
+	t->d.epoll_fd = t->d.wake_fd = t->d.signal_fd = -1;
 	pthread_mutex_init(&t->d.mu, NULL);
 	pthread_cond_init(&t->d.work_cv, NULL);
 	pthread_mutex_init(&t->d.async_mu, NULL);
@@ -400,8 +400,8 @@ static struct pt *pt_new(void)
 	daemon_metrics_init(&t->d);
 	t->c = calloc(1, sizeof(*t->c));
 	assert_non_null(t->c);
-	t->c->fd = -1;
-	t->c->uid = geteuid(); /* an operator */
+	t->c->link.fd = -1;
+	t->c->link.uid = geteuid(); /* an operator */
 	return t;
 }
 
@@ -634,7 +634,7 @@ static void proto_operator_verbs(void **state)
 	size_t i;
 
 	(void)state;
-	t->c->uid = geteuid() + 4242;
+	t->c->link.uid = geteuid() + 4242;
 	for (i = 0; i < sizeof(op) / sizeof(op[0]); i++) {
 		assert_int_equal(req(t, op[i]), MR_EX_NOPERM);
 		assert_non_null(strstr(member(t, "error"), "permission denied"));
@@ -648,7 +648,7 @@ static void proto_operator_verbs(void **state)
 	assert_int_equal(req(t, "QUEUE"), 0);
 	pt_drain(t);
 	/* An operator. */
-	t->c->uid = geteuid();
+	t->c->link.uid = geteuid();
 	t->c->rights_checked = 0;
 	assert_int_equal(req(t, "PAUSE"), 0);
 	assert_string_equal(member(t, "paused"), "true");
@@ -682,8 +682,8 @@ static void proto_rights(void **state)
 	int q;
 
 	(void)state;
-	t->c->uid = geteuid() + 4242; /* no account: matches no user name */
-	t->c->gid = 4242;
+	t->c->link.uid = geteuid() + 4242; /* no account: matches no user name */
+	t->c->link.gid = 4242;
 	assert_int_equal(req(t, "LOGIN alice"), 0);
 	pt_drain(t);
 	assert_int_equal(req(t, "SHOW alice"), MR_EX_NOPERM);
@@ -796,7 +796,7 @@ static void proto_status_names(void **state)
 	t->d.nworkers = 1;
 	assert_int_equal(req(t, "STATUS"), 0);
 	assert_non_null(strstr(t->reply, "\"user\":\"alice\""));
-	t->c->uid = geteuid() + 4242; /* no account, no group */
+	t->c->link.uid = geteuid() + 4242; /* no account, no group */
 	t->c->rights_checked = 0;
 	assert_int_equal(req(t, "STATUS"), 0);
 	assert_null(strstr(t->reply, "alice"));
@@ -804,7 +804,7 @@ static void proto_status_names(void **state)
 	/* A user's own restore shows. */
 	if (pw != NULL && pw->pw_uid != geteuid() && pw->pw_uid != 0) {
 		snprintf(w->job.user, sizeof(w->job.user), "nobody");
-		t->c->uid = pw->pw_uid;
+		t->c->link.uid = pw->pw_uid;
 		t->c->rights_checked = 0;
 		assert_int_equal(req(t, "STATUS"), 0);
 		assert_non_null(strstr(t->reply, "\"user\":\"nobody\""));

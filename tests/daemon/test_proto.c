@@ -12,27 +12,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Who may call each verb, and where its work runs: the table must say
- * exactly this (an operator verb open to everyone is issue 10 again). */
+/* Who may call each verb, whether network peers may, and where its work
+ * runs: the table must say exactly this (an operator verb open to everyone
+ * is issue 10 again; one open to the network is issue 18's hole).
+ * ACTIVATIONS joins with network 1 when it is merged. */
 static const struct {
 	const char *name;
 	unsigned rights;
 	int on_task;
+	int network;
 } expected[] = {
-	{ "LOGIN", 0, 0 },
-	{ "SHOW", 0, 0 },
-	{ "STATUS", 0, 0 },
-	{ "QUEUE", 0, 0 },
-	{ "PING", 0, 0 },
-	{ "DELIVER", PEER_DELIVER, 1 },
-	{ "LIST", PEER_OPERATOR, 0 },
-	{ "ENQUEUE", PEER_OPERATOR, 0 },
-	{ "BUMP", PEER_OPERATOR, 0 },
-	{ "RETRY", PEER_OPERATOR, 1 },
-	{ "ACTIVATE", PEER_OPERATOR, 1 },
-	{ "PAUSE", PEER_OPERATOR, 0 },
-	{ "RESUME", PEER_OPERATOR, 0 },
-	{ "SHUTDOWN", PEER_OPERATOR, 0 },
+	{ "LOGIN", 0, 0, 1 },
+	{ "SHOW", 0, 0, 1 },
+	{ "STATUS", 0, 0, 0 },
+	{ "QUEUE", 0, 0, 0 },
+	{ "PING", 0, 0, 1 },
+	{ "DELIVER", PEER_DELIVER, 1, 0 },
+	{ "LIST", PEER_OPERATOR, 0, 0 },
+	{ "ENQUEUE", PEER_OPERATOR, 0, 0 },
+	{ "BUMP", PEER_OPERATOR, 0, 0 },
+	{ "RETRY", PEER_OPERATOR, 1, 0 },
+	{ "ACTIVATE", PEER_OPERATOR, 1, 0 },
+	{ "PAUSE", PEER_OPERATOR, 0, 0 },
+	{ "RESUME", PEER_OPERATOR, 0, 0 },
+	{ "SHUTDOWN", PEER_OPERATOR, 0, 0 },
 };
 #define NEXPECTED (sizeof(expected) / sizeof(expected[0]))
 
@@ -131,6 +134,9 @@ static void proto_table(void **state)
 		if (daemon_verb_rights(v) != expected[i].rights)
 			fail_msg("%s needs rights %u, want %u", expected[i].name,
 				 daemon_verb_rights(v), expected[i].rights);
+		if (daemon_verb_network(v) != expected[i].network)
+			fail_msg("%s open to network peers: %d, want %d", expected[i].name,
+				 daemon_verb_network(v), expected[i].network);
 		if (daemon_verb_on_task(v) != expected[i].on_task)
 			fail_msg("%s on a task thread: %d, want %d", expected[i].name,
 				 daemon_verb_on_task(v), expected[i].on_task);
@@ -242,6 +248,34 @@ static void proto_rights_decision(void **state)
 	allowed("PING", 0);
 }
 
+/* A network peer (PEER_NETWORK, never with other rights) asks about users:
+ * every other verb is refused with 77 before its arguments are looked at,
+ * and DELIVER closes the connection (its body must not be read as
+ * requests). */
+static void proto_network_peers(void **state)
+{
+	char line[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NEXPECTED; i++) {
+		snprintf(line, sizeof(line), "%s", expected[i].name);
+		if (!expected[i].network)
+			refused(line, PEER_NETWORK, MR_EX_NOPERM, "permission denied: ",
+				expected[i].rights == PEER_DELIVER);
+	}
+	refused("STATUS", PEER_NETWORK, MR_EX_NOPERM,
+		"permission denied: STATUS is only on the Unix socket", 0);
+	refused("DELIVER alice 10", PEER_NETWORK, MR_EX_NOPERM,
+		"permission denied: DELIVER is only on the Unix socket", 1);
+	refused("pause", PEER_NETWORK, MR_EX_NOPERM,
+		"permission denied: PAUSE is only on the Unix socket", 0);
+	allowed("LOGIN alice", PEER_NETWORK);
+	allowed("SHOW bob", PEER_NETWORK);
+	allowed("PING", PEER_NETWORK);
+	refused("LOGIN ../x", PEER_NETWORK, MR_EX_DATAERR, "invalid user name", 0);
+}
+
 /* Missing and malformed arguments, checked before anything is looked up. */
 static void proto_arguments(void **state)
 {
@@ -282,6 +316,7 @@ int main(void)
 		cmocka_unit_test(proto_parse_words),
 		cmocka_unit_test(proto_bad_lines),
 		cmocka_unit_test(proto_rights_decision),
+		cmocka_unit_test(proto_network_peers),
 		cmocka_unit_test(proto_arguments),
 	};
 

@@ -78,7 +78,10 @@ def flood(w):
     for i in range(1100):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(path)
-        s.sendall(b"PING\n")
+        try:
+            s.sendall(b"PING\n")
+        except OSError:
+            pass  # refused and closed before the write (a busy machine's timing)
         conns.append(s)
     time.sleep(0.5)
     alive = 0

@@ -25,13 +25,14 @@ fail() {
 command -v python3 >/dev/null || skip "python3 is not installed (the IMAP client)"
 [ "$(id -u)" = 0 ] || skip "needs root: Dovecot's master runs as root to drop to the mail user"
 if ! command -v dovecot >/dev/null && [ ! -x /usr/sbin/dovecot ]; then
-	echo "dovecot is not installed; trying apt-get install dovecot-imapd"
-	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y dovecot-imapd >/dev/null 2>&1 ||
-		skip "dovecot-imapd could not be installed from Debian's packages"
+	# dovecot-core, not dovecot-imapd: that one would remove cyrus-imapd
+	# (both are imap-server); imap_lib.sh unpacks its IMAP processes.
+	echo "dovecot is not installed; trying apt-get install dovecot-core"
+	DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y dovecot-core >/dev/null 2>&1 ||
+		skip "dovecot-core could not be installed from Debian's packages"
 fi
 DOVECOT=$(command -v dovecot || echo /usr/sbin/dovecot)
-[ -x "$DOVECOT" ] || skip "no dovecot binary after installing dovecot-imapd"
-[ -x /usr/lib/dovecot/imap-login ] || skip "dovecot-imapd's imap-login is missing"
+[ -x "$DOVECOT" ] || skip "no dovecot binary after installing dovecot-core"
 getent passwd dovenull >/dev/null && getent passwd dovecot >/dev/null ||
 	skip "the dovecot and dovenull users are missing (broken dovecot-core install)"
 if "$MR" login --help 2>&1 | grep -q "not built yet"; then
@@ -57,6 +58,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+# Dovecot's IMAP processes: from dovecot-imapd, or its unpacked package
+# where cyrus-imapd holds the imap-server place (tests/integration/imap_lib.sh).
+. "$SRC/tests/integration/imap_lib.sh"
+dv_imap=$(mr_dovecot_imap_conf "$dir") || skip "no Dovecot IMAP processes (see above)"
 
 S=$dir/S B=$dir/B T=$dir/T SOCK=$dir/mr.sock
 MAILUID=65534 MAILGID=$(getent passwd nobody | cut -d: -f4)
@@ -163,6 +168,7 @@ userdb {
   driver = static
   args = uid=$MAILUID gid=$MAILGID home=$T/%u
 }
+$dv_imap
 EOF
 "$DOVECOT" -c "$dir/dovecot.conf" 2>"$dir/dovecot.start" ||
 	skip "dovecot does not start here: $(head -c 500 "$dir/dovecot.start")"
