@@ -327,9 +327,10 @@ grep -q "UIDs 1 listed but their bodies cannot be fetched" "$dir/holed.diff" || 
 echo "restored alice opens in Cyrus without reconstruct: same UIDVALIDITY, UIDs, flags, bodies, subscriptions; client A fetched $(wc -l < "$dir/a.got") new, client B 0, then UID $((uidnext + 1)) for new mail"
 
 # ---- a torn cyrus.index: the daemon's --on-active hook runs reconstruct ------------------
-# (docs/RUNBOOK.md, "Cyrus: when reconstruct is needed"). Without the Cyrus
-# guard the torn index is restored as it is and the hook rebuilds it from
-# the files (every UID kept, a new UIDVALIDITY, flags lost); with it, amy
+# (docs/RUNBOOK.md, "Cyrus IMAP: the spool, and when reconstruct is
+# needed"). Without the Cyrus guard the torn index is restored as it is
+# and the hook rebuilds it from the files (every UID kept, a new
+# UIDVALIDITY, flags lost); with it, amy
 # stops in attention, the operator keeps the backup's index in her work
 # copy, adds the message files the source has beyond it, activates her, and
 # the hook adds those under their own UIDs (UIDVALIDITY kept).
