@@ -23,6 +23,8 @@ static void daemon_usage(FILE *out)
 		"         [--max-clients-per-uid N] [--idle-timeout SEC] [--deliver-memory SIZE]\n"
 		"         [--held-max-messages N] [--held-max-bytes SIZE]\n"
 		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n"
+		"         [--format maildir|cyrus] [--cyrus-config-dir DIR]\n"
+		"         [--cyrus-target-config-dir DIR] [--cyrus-mailboxes FILE]\n"
 		"         [--listen ADDR:PORT]... [--allow CIDR]... [--tls-cert FILE --tls-key FILE\n"
 		"         [--tls-client-ca FILE]]\n\n"
 		"Runs the restore daemon in the foreground, logging to stderr. Every affected\n"
@@ -85,6 +87,10 @@ static void daemon_usage(FILE *out)
 		"  --tls-cert FILE       with --tls-key FILE: every --listen speaks TLS (1.2\n"
 		"                        or later) with this certificate chain (PEM)\n"
 		"  --tls-client-ca FILE  network peers must show a certificate this CA signed\n"
+		CLI_STORE_USAGE
+		"With a Cyrus store T/USER is the user's folder of the spool (user/USER or\n"
+		"<h>/user/USER), --on-active gets that path, and --dial-tone and `deliver`\n"
+		"are refused (mail reaches Cyrus over LMTP: hold it in the MTA).\n"
 		"SIZE takes a K, M or G suffix. --max-clients-per-uid holds each network\n"
 		"address too.\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
@@ -156,13 +162,15 @@ int cmd_daemon(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 1012 },
 		{ "tls-key", required_argument, NULL, 1013 },
 		{ "tls-client-ca", required_argument, NULL, 1014 },
+		CLI_STORE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *listen[DAEMON_LISTEN_MAX], *allow[DAEMON_ALLOW_MAX];
 	struct daemon_settings s;
+	struct cli_store store = { 0 };
 	uint64_t v;
-	int c;
+	int c, r;
 
 	daemon_settings_init(&s);
 	s.socket_path = cli_default_socket();
@@ -263,6 +271,12 @@ int cmd_daemon(int argc, char **argv)
 		case 'h':
 			daemon_usage(stdout);
 			return MR_EX_OK;
+		case CLI_OPT_FORMAT: case CLI_OPT_CYRUS_CONFIG: case CLI_OPT_CYRUS_TCONFIG:
+		case CLI_OPT_CYRUS_MBOXES:
+			r = cli_store_option("daemon", c, optarg, &store);
+			if (r < 0)
+				return MR_EX_USAGE;
+			break;
 		default:
 			cli_error("daemon", "unknown option '%s'", argv[optind - 1]);
 			daemon_usage(stderr);
@@ -278,5 +292,9 @@ int cmd_daemon(int argc, char **argv)
 		daemon_usage(stderr);
 		return MR_EX_USAGE;
 	}
+	s.format = (enum mr_store_format)store.format;
+	s.cyrus_config_dir = store.config_dir;
+	s.cyrus_target_config_dir = store.target_config_dir;
+	s.cyrus_mailboxes = store.mailboxes;
 	return daemon_run(&s);
 }

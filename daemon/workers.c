@@ -56,7 +56,13 @@ void daemon_run_on_active(struct daemon *d, const char *user)
 
 	if (d->set->on_active == NULL)
 		return;
-	snprintf(path, sizeof(path), "%s/%s", d->set->target, user);
+	{
+		char rel[MR_CYRUS_REL_MAX + 1];
+
+		/* T/<user>, or the user's folder of a Cyrus spool */
+		snprintf(path, sizeof(path), "%s/%s", d->set->target,
+			 engine_user_rel(d->engine, user, rel) ? rel : user);
+	}
 	argv[0] = (char *)d->set->on_active;
 	argv[1] = (char *)user;
 	argv[2] = path;

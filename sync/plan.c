@@ -394,7 +394,10 @@ static int plan_entry(struct sync_ctx *ctx, struct mr_walk *w, const char *name,
 	if (S_ISREG(sst->st_mode)) {
 		ctx->stats->files++;
 		ctx->stats->bytes += (uint64_t)sst->st_size;
-		if (same && sync_same_file_quick(rel, sst, dst, ctx->set->backup_started) && !ctx->set->compare_content) {
+		if (same && !ctx->set->compare_content &&
+		    (sync_same_file_quick(rel, sst, dst, ctx->set->backup_started) ||
+		     (ctx->set->format == MR_FORMAT_CYRUS && sst->st_size == dst->st_size &&
+		      sync_cyrus_message_name(name, NULL)))) {
 			if (sync_ixfile_of(name) >= 0 && note_same(ctx, rel) < 0)
 				return -1;
 			if (!sync_meta_differs(sst, dst, owner))

@@ -5,7 +5,9 @@
  *
  * Calls run one way: sync.c (the run) calls the others; copy.c calls
  * patch.c and attic.c; copy.c, patch.c, rename.c and verify.c call
- * transfer.c; guard.c calls uidlist.c; any file may call meta.c and
+ * transfer.c; guard.c calls uidlist.c, cyrusindex.c and cyrusmboxes.c
+ * (public: sync.h), and plan.c cyrusindex.c (a message file's name); any
+ * file may call meta.c and
  * context.c, and those two call no other file of sync/. No file calls
  * back into a file that calls it.
  *
