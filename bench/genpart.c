@@ -23,10 +23,13 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: genpart [--users N] [--messages N] [--folders N] [--seed S]\n"
 		"               [--index-kib K] [--no-indexes] [--no-mbox] [--prefix P]\n"
+		"               [--cyrus]\n"
 		"               generate|day DIR\n\n"
 		"  generate DIR  write a partition of Maildir++ users below DIR\n"
 		"  day DIR       apply one day of changes (new mail, flag renames, moves,\n"
-		"                deletions, index updates, mbox appends, new users)\n\n"
+		"                deletions, index updates, mbox appends, new users)\n"
+		"  --cyrus       a Cyrus spool instead (<h>/user/<name>/, N. files,\n"
+		"                cyrus.index; a day appends, expunges, changes flags)\n\n"
 		"Defaults: 20 users, 300 messages each on average, 4 folders, seed 1,\n"
 		"512 KiB dovecot.index.cache in INBOX, an mbox for every 5th user.\n"
 		"Prints the statistics as key=value lines.\n");
@@ -63,6 +66,9 @@ int main(int argc, char **argv)
 			return MR_EX_OK;
 		} else if (strcmp(opt, "--no-indexes") == 0) {
 			s.with_indexes = 0;
+			continue;
+		} else if (strcmp(opt, "--cyrus") == 0) {
+			s.format = MR_FORMAT_CYRUS;
 			continue;
 		} else if (strcmp(opt, "--no-mbox") == 0) {
 			s.with_mbox = 0;

@@ -38,6 +38,12 @@
 #      new_bytes + changed_bytes (renames cost nothing); rsync's "Total
 #      transferred file size" beside it.
 #
+# FORMAT=cyrus measures the same on a Cyrus spool (genpart --cyrus: users in
+# <h>/user/<name>/ with N. files and cyrus.index; a day of appends, delayed
+# expunges and flag changes, no new users); each user's folder there is
+# what bsdtar, rsync and `mailrestore sync` get; restore-user runs with
+# --format cyrus. Its section is "$SECTION, Cyrus spool".
+#
 # Environment: BUILD (build folder, default build, relative to the source
 # tree), BENCH_DIR (parent of the temporary folder, default /tmp), USERS
 # (40), MESSAGES (600), INDEX_KIB (512), SEED (1), JOBS (2), RUNS (3),
@@ -63,7 +69,12 @@ SEED=${SEED:-1}
 JOBS=${JOBS:-2}
 RUNS=${RUNS:-3}
 BENCH_DIR=${BENCH_DIR:-/tmp}
-SECTION=${SECTION:-Whole job and sync}
+FORMAT=${FORMAT:-maildir}
+case $FORMAT in
+maildir) SECTION=${SECTION:-Whole job and sync} ;;
+cyrus) SECTION="${SECTION:-Whole job and sync}, Cyrus spool" ;;
+*) printf 'whole_job: FORMAT is maildir or cyrus\n' >&2; exit 64 ;;
+esac
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "whole_job: $*"; exit 1; }
@@ -140,6 +151,7 @@ verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "n/a" && r <= t) ? "met
 
 # ---- 1. data -------------------------------------------------------------
 GENOPTS=(--users "$USERS" --messages "$MESSAGES" --index-kib "$INDEX_KIB" --seed "$SEED")
+[ "$FORMAT" = cyrus ] && GENOPTS+=(--cyrus)
 say "whole_job: generating $USERS users x ~$MESSAGES messages in $WORK"
 "$GENPART" "${GENOPTS[@]}" generate "$S" >"$WORK/gen.txt"
 GEN_FILES=$(sed -n 's/^files=//p' "$WORK/gen.txt")
@@ -155,30 +167,45 @@ DAY_USERS=$(day users) DAY_FILES=$(day files) DAY_BYTES=$(day bytes)
 NEW_FILES=$(day new_files) NEW_BYTES=$(day new_bytes) RENAMED=$(day renamed)
 DELETED=$(day deleted) CHANGED_FILES=$(day changed_files) CHANGED_BYTES=$(day changed_bytes)
 REAL_CHANGE=$((NEW_BYTES + CHANGED_BYTES))
-mapfile -t USER_LIST < <(find "$S" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort)
+# REL[u]: user u's folder below S and every target (S/u, or Cyrus's
+# <h>/user/<name> with a '.' of the name as '^').
+declare -A REL
+if [ "$FORMAT" = cyrus ]; then
+	mapfile -t USER_LIST < <(find "$S" -mindepth 3 -maxdepth 3 -type d -path "$S/?/user/*" \
+		-printf '%f\n' | tr '^' . | sort)
+	for u in "${USER_LIST[@]}"; do
+		d=$(find "$S" -mindepth 3 -maxdepth 3 -type d -path "$S/?/user/${u//./^}")
+		REL[$u]=${d#"$S"/}
+	done
+else
+	mapfile -t USER_LIST < <(find "$S" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort)
+	for u in "${USER_LIST[@]}"; do REL[$u]=$u; done
+fi
+# "u<TAB>rel" lines for the stock pipeline's xargs
+for u in "${USER_LIST[@]}"; do printf '%s\t%s\n' "$u" "${REL[$u]}"; done >"$WORK/users.tsv"
 say "whole_job: day applied: ${#USER_LIST[@]} users, $NEW_FILES new files ($(mib "$NEW_BYTES") MiB)," \
 	"$RENAMED renamed, $DELETED deleted, $CHANGED_FILES changed in place ($(mib "$CHANGED_BYTES") MiB)"
 
 # ---- 2. the whole job ------------------------------------------------------
 stock_one() {
-	local u=$1 w=$2
-	mkdir -p "$w/$u"
+	local u=$1 w=$2 r=${3:-$1}
+	mkdir -p "$w/$r"
 	if [ -f "$B/$u.tar.lz4" ]; then
-		bsdtar -xpf "$B/$u.tar.lz4" -C "$w/$u" || return 1
+		bsdtar -xpf "$B/$u.tar.lz4" -C "$w/$r" || return 1
 	fi
-	rsync -a --delete "$S/$u/" "$w/$u/"
+	rsync -a --delete "$S/$r/" "$w/$r/"
 }
 export -f stock_one
 
 run_stock_seq() {
 	local u
 	for u in "${USER_LIST[@]}"; do
-		stock_one "$u" "${CUR[seq]}" || return 1
+		stock_one "$u" "${CUR[seq]}" "${REL[$u]}" || return 1
 	done
 }
 run_ours() {
-	"$MR" restore-user --backups "$B" --source "$S" --target "${CUR[ours]}" --jobs "$JOBS" \
-		"${USER_LIST[@]}" >"$WORK/ours.out" 2>"$WORK/ours.err"
+	"$MR" restore-user --format "$FORMAT" --backups "$B" --source "$S" --target "${CUR[ours]}" \
+		--jobs "$JOBS" "${USER_LIST[@]}" >"$WORK/ours.out" 2>"$WORK/ours.err"
 }
 
 declare -a T_SEQ T_SEQ_SYNC T_P2 T_P2_SYNC T_OURS T_CPA
@@ -199,8 +226,9 @@ for run in $(seq 1 "$RUNS"); do
 		p2)
 			spare p2
 			t0=$(now)
-			printf '%s\n' "${USER_LIST[@]}" |
-				xargs -P "$JOBS" -I{} bash -c 'stock_one "$1" "$2"' _ {} "${CUR[p2]}" ||
+			tr '\t' '\n' <"$WORK/users.tsv" |
+				xargs -d '\n' -n 2 -P "$JOBS" bash -c 'stock_one "$2" "$1" "$3"' _ \
+				"${CUR[p2]}" ||
 				die "stock pipeline (xargs -P$JOBS) failed"
 			t1=$(now); sync; t2=$(now)
 			T_P2+=("$(elapsed "$t0" "$t1")"); T_P2_SYNC+=("$(elapsed "$t0" "$t2")")
@@ -227,8 +255,9 @@ done
 "$MR" verify --source "$S" --target "${CUR[ours]}" "${USER_LIST[@]}" >"$WORK/verify.txt" 2>&1 ||
 	{ head -20 "$WORK/verify.txt" >&2; die "verify of our result against S failed"; }
 for u in "${USER_LIST[@]}"; do
-	diff -r "${CUR[seq]}/$u" "${CUR[ours]}/$u" >/dev/null || die "stock and ours differ for $u (diff -r)"
-	diff -r "${CUR[p2]}/$u" "${CUR[ours]}/$u" >/dev/null || die "stock -P$JOBS and ours differ for $u"
+	r=${REL[$u]}
+	diff -r "${CUR[seq]}/$r" "${CUR[ours]}/$r" >/dev/null || die "stock and ours differ for $u (diff -r)"
+	diff -r "${CUR[p2]}/$r" "${CUR[ours]}/$r" >/dev/null || die "stock -P$JOBS and ours differ for $u"
 done
 "$MR" verify --source "${CUR[seq]}" --target "${CUR[ours]}" "${USER_LIST[@]}" >"$WORK/verify2.txt" 2>&1 ||
 	{ head -20 "$WORK/verify2.txt" >&2; die "stock and ours differ in metadata"; }
@@ -241,8 +270,8 @@ drop ours
 # The same extracted backups for both tools; new users start empty.
 mkdir -p "$E"
 for u in "${USER_LIST[@]}"; do
-	mkdir -p "$E/$u"
-	if [ -f "$B/$u.tar.lz4" ]; then bsdtar -xpf "$B/$u.tar.lz4" -C "$E/$u"; fi
+	mkdir -p "$E/${REL[$u]}"
+	if [ -f "$B/$u.tar.lz4" ]; then bsdtar -xpf "$B/$u.tar.lz4" -C "$E/${REL[$u]}"; fi
 done
 declare -a T_RSYNC T_SYNC
 RSYNC_XFER=0 OUR_WRITTEN=0
@@ -250,7 +279,7 @@ time_rsync() {
 	local u t0 t1 xfer=0 n
 	t0=$(now)
 	for u in "${USER_LIST[@]}"; do
-		n=$(rsync -a --delete --stats "$S/$u/" "${CUR[x]}/$u/" |
+		n=$(rsync -a --delete --stats "$S/${REL[$u]}/" "${CUR[x]}/${REL[$u]}/" |
 			sed -n 's/^Total transferred file size: \([0-9,]*\) bytes.*/\1/p' | tr -d ,)
 		xfer=$((xfer + ${n:-0}))
 	done
@@ -262,7 +291,8 @@ time_ours_sync() {
 	local u t0 t1 w=0 n
 	t0=$(now)
 	for u in "${USER_LIST[@]}"; do
-		"$MR" sync --json "$S/$u" "${CUR[x2]}/$u" >"$WORK/sync.json" 2>"$WORK/sync.err" ||
+		"$MR" sync --format "$FORMAT" --attic "${CUR[x2]}/.attic" --json "$S/${REL[$u]}" \
+			"${CUR[x2]}/${REL[$u]}" >"$WORK/sync.json" 2>"$WORK/sync.err" ||
 			{ cat "$WORK/sync.err" >&2; die "mailrestore sync failed for $u"; }
 		n=$(sed -n 's/.*"bytes_written":\([0-9]*\).*/\1/p' "$WORK/sync.json")
 		w=$((w + ${n:-0}))
@@ -285,7 +315,8 @@ for run in $(seq 1 "$RUNS"); do
 	say "whole_job: sync run $run done"
 done
 for u in "${USER_LIST[@]}"; do
-	diff -r "${CUR[x]}/$u" "${CUR[x2]}/$u" >/dev/null || die "sync and rsync differ for $u"
+	diff -r "${CUR[x]}/${REL[$u]}" "${CUR[x2]}/${REL[$u]}" >/dev/null ||
+		die "sync and rsync differ for $u"
 done
 
 # ---- 5. report --------------------------------------------------------------
@@ -309,6 +340,23 @@ else
 fi
 list() { local IFS=' '; echo "$*"; }
 
+if [ "$FORMAT" = cyrus ]; then
+	DATA_TEXT="**Data** (genpart, Cyrus spool, seed $SEED): a Cyrus spool, $USERS users x ~$MESSAGES messages
+(folders of N. files with cyrus.header, cyrus.index, cyrus.cache): $GEN_FILES files,
+$(mib "$GEN_BYTES") MiB; lz4 backups $(mib "$BACKUP_BYTES") MiB. One day of Cyrus's changes:
+$NEW_FILES new messages ($(mib "$NEW_BYTES") MiB, new UIDs, index records appended), $DELETED
+expunged (flagged in the index, files removed), flag changes in the index only;
+$CHANGED_FILES indexes rewritten ($(mib "$CHANGED_BYTES") MiB). Bytes that really changed:
+$(mib "$REAL_CHANGE") MiB. restore-user and sync run with --format cyrus."
+else
+	DATA_TEXT="**Data** (genpart seed $SEED): $USERS users x ~$MESSAGES messages, index cache $INDEX_KIB KiB,
+an mbox for every 5th user: $GEN_FILES files, $(mib "$GEN_BYTES") MiB; lz4 backups
+$(mib "$BACKUP_BYTES") MiB. One day of changes, after which the source has $DAY_USERS users
+(2 new, without a backup), $DAY_FILES files, $(mib "$DAY_BYTES") MiB:
+$NEW_FILES new files ($(mib "$NEW_BYTES") MiB, new users included), $RENAMED renames (flags,
+new/ to cur/, folder moves), $DELETED deletions, $CHANGED_FILES files changed in place
+($(mib "$CHANGED_BYTES") MiB). Bytes that really changed: $(mib "$REAL_CHANGE") MiB."
+fi
 cat >"$WORK/section.md" <<EOF
 ## $SECTION
 
@@ -317,13 +365,7 @@ Measured by \`bench/whole_job.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc)
 source and backups on $(stat -f -c %T "$WORK") under $BENCH_DIR; build $(basename "$BUILD")
 (commit $(git -C "$SRC_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)).
 
-**Data** (genpart seed $SEED): $USERS users x ~$MESSAGES messages, index cache $INDEX_KIB KiB,
-an mbox for every 5th user: $GEN_FILES files, $(mib "$GEN_BYTES") MiB; lz4 backups
-$(mib "$BACKUP_BYTES") MiB. One day of changes, after which the source has $DAY_USERS users
-(2 new, without a backup), $DAY_FILES files, $(mib "$DAY_BYTES") MiB:
-$NEW_FILES new files ($(mib "$NEW_BYTES") MiB, new users included), $RENAMED renames (flags,
-new/ to cur/, folder moves), $DELETED deletions, $CHANGED_FILES files changed in place
-($(mib "$CHANGED_BYTES") MiB). Bytes that really changed: $(mib "$REAL_CHANGE") MiB.
+$DATA_TEXT
 
 **Method**: $RUNS runs of each variant, variants alternating, median reported; the page
 cache is not dropped (the data fits in RAM, so these are warm-cache figures); a \`sync\`

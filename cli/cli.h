@@ -26,6 +26,39 @@ int cli_check_user(const char *cmd, const char *user);
  * min to max. 0 with *val_r, or -1 after printing "<opt> takes <what> from
  * <min> to <max>" (what: "a number", "a percentage", ...); the caller exits
  * 64. */
+/* The store options of every command that reads a source (daemon,
+ * restore-user, sync, verify, backup): --format maildir|cyrus and, for
+ * Cyrus, --cyrus-config-dir, --cyrus-target-config-dir and
+ * --cyrus-mailboxes (docs/LAYOUT.md, "A Cyrus spool"). */
+#define CLI_OPT_FORMAT 2000
+#define CLI_OPT_CYRUS_CONFIG 2001
+#define CLI_OPT_CYRUS_TCONFIG 2002
+#define CLI_OPT_CYRUS_MBOXES 2003
+#define CLI_STORE_OPTIONS                                                             \
+	{ "format", required_argument, NULL, CLI_OPT_FORMAT },                        \
+	{ "cyrus-config-dir", required_argument, NULL, CLI_OPT_CYRUS_CONFIG },        \
+	{ "cyrus-target-config-dir", required_argument, NULL, CLI_OPT_CYRUS_TCONFIG }, \
+	{ "cyrus-mailboxes", required_argument, NULL, CLI_OPT_CYRUS_MBOXES }
+struct cli_store {
+	int format;                 /* enum mr_store_format; 0 auto */
+	const char *config_dir, *target_config_dir, *mailboxes;
+};
+/* The usage lines of those options. */
+#define CLI_STORE_USAGE                                                                   \
+	"  --format maildir|cyrus  the store on S (default: cyrus when S holds user/ or\n"   \
+	"                    <h>/user/ folders with cyrus.header files, or is one of\n"    \
+	"                    them, else maildir); with cyrus, S/USER and T/USER mean\n"   \
+	"                    the user's folder of the spool, <h>/user/USER\n"             \
+	"  --cyrus-config-dir DIR  the damaged Cyrus server's config directory: each\n"    \
+	"                    user's user/<h>/<user>.seen and .sub are restored too\n"      \
+	"  --cyrus-target-config-dir DIR  the live Cyrus server's config directory,\n"     \
+	"                    where those files go (with --cyrus-config-dir)\n"             \
+	"  --cyrus-mailboxes FILE  Cyrus's mailbox list (`ctl_mboxlist -d` output):\n"     \
+	"                    a folder gone from S that it still lists is damage\n"
+/* Takes option c (with its argument) into st: 1 when c is one of them, 0
+ * when not, -1 after a usage error was written. */
+int cli_store_option(const char *cmd, int c, const char *arg, struct cli_store *st);
+
 int cli_number_arg(const char *cmd, const char *opt, const char *arg, const char *what,
 		   uint64_t min, uint64_t max, uint64_t *val_r);
 

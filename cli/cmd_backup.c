@@ -22,21 +22,25 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: mailrestore backup --source S --out B [--compress lz4|zstd|gzip|none]\n"
-		"                          [--dated] [USER...]\n\n"
+		"                          [--dated] [--format maildir|cyrus] [USER...]\n\n"
 		"Writes one archive per user folder of S to B/<user><suffix> (with --dated\n"
 		"to B/<YYYY-MM-DD>/<user><suffix>, today's UTC date): a pax archive,\n"
 		"lz4-compressed unless --compress says otherwise. Without USER, every folder\n"
 		"of S whose name is a valid user name. Prints one line per user:\n"
-		"user, files, bytes, archive.\n\n"
+		"user, files, bytes, archive.\n"
+		"A Cyrus spool (--format cyrus, or found by itself: S holds user/ or\n"
+		"<h>/user/ folders with cyrus.header files) gives one archive per folder\n"
+		"user/<name> (or <h>/user/<name>), holding that folder's tree.\n\n"
 		"Exit: 0 done, 1 some entries were unreadable (listed on stderr),\n"
 		"64 usage, 65 invalid user name, 74 I/O error.\n");
 }
 
 /* Writes one user's archive into outfd (the folder shown as outshow).
  * Returns an exit code. */
-static int backup_one(int srcfd, int outfd, const char *outshow, const char *user,
-		      enum restore_compression c)
+static int backup_one(int srcfd, enum mr_cyrus_hash hash, int outfd, const char *outshow,
+		      const char *user, enum restore_compression c)
 {
+	char rel[MR_CYRUS_REL_MAX + 1];
 	struct mr_problems problems = { NULL, 0, 0, 0 };
 	struct restore_stats st;
 	struct mr_error err;
@@ -47,9 +51,16 @@ static int backup_one(int srcfd, int outfd, const char *outshow, const char *use
 
 	mr_error_clear(&err);
 	snprintf(final, sizeof(final), "%s%s", user, restore_compression_suffix(c));
-	ufd = mr_io->openat(srcfd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (hash == MR_CYRUS_HASH_UNKNOWN) {
+		ufd = mr_io->openat(srcfd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		snprintf(rel, sizeof(rel), "%s", user);
+	} else {
+		ufd = mr_cyrus_user_rel(hash, user, rel) == NULL ? -1
+			: mr_open_beneath(srcfd, rel, O_RDONLY | O_DIRECTORY, 0, &err);
+		errno = err.errnum ? err.errnum : EINVAL;
+	}
 	if (ufd < 0) {
-		cli_error("backup", "%s: openat(%s) failed: %s", user, user, strerror(errno));
+		cli_error("backup", "%s: openat(%s) failed: %s", user, rel, strerror(errno));
 		ex = MR_EX_PROBLEMS;
 		goto out;
 	}
@@ -94,6 +105,7 @@ int cmd_backup(int argc, char **argv)
 		{ "out", required_argument, NULL, 'o' },
 		{ "compress", required_argument, NULL, 'c' },
 		{ "dated", no_argument, NULL, 'd' },
+		{ "format", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -103,6 +115,10 @@ int cmd_backup(int argc, char **argv)
 	struct mr_error err;
 	char outshow[4096];
 	int dated = 0, opt, i, ex = MR_EX_OK;
+	enum mr_store_format format = MR_FORMAT_AUTO;
+	enum mr_cyrus_hash hash = MR_CYRUS_HASH_UNKNOWN;
+	char **cyrus_users = NULL;
+	size_t ncyrus = 0;
 	int srcfd = -1, bfd = -1, outfd = -1;
 	size_t j;
 
@@ -124,6 +140,12 @@ int cmd_backup(int argc, char **argv)
 			break;
 		case 'd':
 			dated = 1;
+			break;
+		case 'f':
+			if (mr_store_format_parse(optarg, &format) < 0) {
+				cli_error("backup", "--format takes maildir or cyrus");
+				return MR_EX_USAGE;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -155,6 +177,13 @@ int cmd_backup(int argc, char **argv)
 		ex = MR_EX_IOERR;
 		goto out;
 	}
+	if (format == MR_FORMAT_AUTO)
+		format = mr_store_detect(srcfd);
+	if (format == MR_FORMAT_CYRUS) {
+		hash = mr_cyrus_detect_hash(srcfd);
+		if (hash == MR_CYRUS_HASH_UNKNOWN)
+			hash = MR_CYRUS_HASH_SIMPLE;
+	}
 	snprintf(outshow, sizeof(outshow), "%s", out);
 	if (dated) {
 		char date[32];
@@ -181,7 +210,17 @@ int cmd_backup(int argc, char **argv)
 
 	if (optind < argc) {
 		for (i = optind; i < argc; i++)
-			ex = worse(ex, backup_one(srcfd, outfd, outshow, argv[i], c));
+			ex = worse(ex, backup_one(srcfd, hash, outfd, outshow, argv[i], c));
+		goto out;
+	}
+	if (format == MR_FORMAT_CYRUS) {
+		if (mr_cyrus_list_users(srcfd, hash, &cyrus_users, &ncyrus, &err) < 0) {
+			cli_error("backup", "listing %s: %s", source, err.msg);
+			ex = MR_EX_IOERR;
+			goto out;
+		}
+		for (j = 0; j < ncyrus; j++)
+			ex = worse(ex, backup_one(srcfd, hash, outfd, outshow, cyrus_users[j], c));
 		goto out;
 	}
 	if (mr_listdir(srcfd, &list, &err) < 0) {
@@ -199,10 +238,11 @@ int cmd_backup(int argc, char **argv)
 		     mr_io->fstatat(srcfd, list.v[j].name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
 		     !S_ISDIR(sb.st_mode)))
 			continue;
-		ex = worse(ex, backup_one(srcfd, outfd, outshow, list.v[j].name, c));
+		ex = worse(ex, backup_one(srcfd, hash, outfd, outshow, list.v[j].name, c));
 	}
 out:
 	mr_dirlist_free(&list);
+	mr_names_free(cyrus_users, ncyrus);
 	if (outfd != bfd)
 		mr_close(outfd);
 	mr_close(bfd);

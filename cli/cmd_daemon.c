@@ -24,6 +24,8 @@ static void daemon_usage(FILE *out)
 		"         [--max-clients-per-uid N] [--idle-timeout SEC] [--deliver-memory SIZE]\n"
 		"         [--held-max-messages N] [--held-max-bytes SIZE]\n"
 		"         [--held-total-messages N] [--held-total-bytes SIZE] [--held-reserve SIZE]\n"
+		"         [--format maildir|cyrus] [--cyrus-config-dir DIR]\n"
+		"         [--cyrus-target-config-dir DIR] [--cyrus-mailboxes FILE]\n"
 		"         [--listen ADDR:PORT]... [--allow CIDR]... [--tls-cert FILE --tls-key FILE\n"
 		"         [--tls-client-ca FILE]] [--auth-http ADDR:PORT --backend-map FILE]\n"
 		"         [--policy ADDR:PORT]\n\n"
@@ -96,6 +98,10 @@ static void daemon_usage(FILE *out)
 		"                        '*' for everyone else)\n"
 		"  --policy ADDR:PORT    Postfix's policy service on this host: HOLD for a\n"
 		"                        recipient not back yet, DUNNO otherwise\n"
+		CLI_STORE_USAGE
+		"With a Cyrus store T/USER is the user's folder of the spool (user/USER or\n"
+		"<h>/user/USER), --on-active gets that path, and --dial-tone and `deliver`\n"
+		"are refused (mail reaches Cyrus over LMTP: hold it in the MTA).\n"
 		"SIZE takes a K, M or G suffix. --max-clients-per-uid holds each network\n"
 		"address too.\n\n"
 		"The queue and every user's state survive kill -9; restart resumes. SIGTERM\n"
@@ -207,17 +213,19 @@ int cmd_daemon(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 1012 },
 		{ "tls-key", required_argument, NULL, 1013 },
 		{ "tls-client-ca", required_argument, NULL, 1014 },
-		{ "auth-http", required_argument, NULL, 2000 },
-		{ "backend-map", required_argument, NULL, 2001 },
-		{ "policy", required_argument, NULL, 2002 },
+		{ "auth-http", required_argument, NULL, 3000 },
+		{ "backend-map", required_argument, NULL, 3001 },
+		{ "policy", required_argument, NULL, 3002 },
+		CLI_STORE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *listen[DAEMON_LISTEN_MAX], *allow[DAEMON_ALLOW_MAX];
 	struct daemon_settings s;
 	struct daemon_fronts df;
+	struct cli_store store = { 0 };
 	uint64_t v;
-	int c, i;
+	int c, i, r;
 
 	memset(&df, 0, sizeof(df));
 	daemon_settings_init(&s);
@@ -316,12 +324,18 @@ int cmd_daemon(int argc, char **argv)
 				return MR_EX_USAGE;
 			}
 			break;
-		case 2000: df.auth_http = optarg; break;
-		case 2001: df.backend_map = optarg; break;
-		case 2002: df.policy = optarg; break;
+		case 3000: df.auth_http = optarg; break;
+		case 3001: df.backend_map = optarg; break;
+		case 3002: df.policy = optarg; break;
 		case 'h':
 			daemon_usage(stdout);
 			return MR_EX_OK;
+		case CLI_OPT_FORMAT: case CLI_OPT_CYRUS_CONFIG: case CLI_OPT_CYRUS_TCONFIG:
+		case CLI_OPT_CYRUS_MBOXES:
+			r = cli_store_option("daemon", c, optarg, &store);
+			if (r < 0)
+				return MR_EX_USAGE;
+			break;
 		default:
 			cli_error("daemon", "unknown option '%s'", argv[optind - 1]);
 			daemon_usage(stderr);
@@ -337,6 +351,10 @@ int cmd_daemon(int argc, char **argv)
 		daemon_usage(stderr);
 		return MR_EX_USAGE;
 	}
+	s.format = (enum mr_store_format)store.format;
+	s.cyrus_config_dir = store.config_dir;
+	s.cyrus_target_config_dir = store.target_config_dir;
+	s.cyrus_mailboxes = store.mailboxes;
 	if ((df.auth_http != NULL) != (df.backend_map != NULL)) {
 		cli_error("daemon", "--auth-http and --backend-map go together");
 		return MR_EX_USAGE;

@@ -50,8 +50,24 @@ int cli_deliver_from_disk(const char *target, const char *user, const char *id, 
 		return MR_EX_TEMPFAIL;
 	}
 	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (tfd >= 0)
+	if (tfd >= 0) {
+		char kind[8] = { 0 };
+		int kfd = openat(tfd, ".mailrestore/store", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (kfd >= 0) {
+			if (read(kfd, kind, sizeof(kind) - 1) < 0)
+				kind[0] = '\0';
+			close(kfd);
+		}
+		/* a Cyrus spool takes mail only through Cyrus: the MTA keeps
+		 * it queued (75) until it is sent to Cyrus's LMTP */
+		if (strncmp(kind, "cyrus", 5) == 0) {
+			cli_error("deliver", "%s is a Cyrus spool: deliver writes Maildir; deliver "
+				  "to Cyrus over LMTP instead", target);
+			goto out;
+		}
 		ufd = openat(tfd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
 	if (ufd < 0) {
 		cli_error("deliver", "%s has no mailbox in %s: not a user of this outage", user,
 			  target);

@@ -144,10 +144,41 @@ static int sorted_list_has(int fd, const char *user)
 	return 0;
 }
 
+/* Where user's mailbox sits below T: the user's name, or its folder of a
+ * Cyrus spool when T/.mailrestore/store says "cyrus <layout>" (written by
+ * the engine at start). Into buf[MR_CYRUS_REL_MAX + 1]. */
+static const char *user_rel(int mfd, const char *user, char *buf)
+{
+	char text[64];
+	ssize_t n = -1;
+	int fd = mfd >= 0 ? openat(mfd, "store", O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	enum mr_cyrus_hash hash = MR_CYRUS_HASH_UNKNOWN;
+
+	if (fd >= 0) {
+		n = read(fd, text, sizeof(text) - 1);
+		close(fd);
+	}
+	if (n > 0) {
+		text[n] = '\0';
+		if (strncmp(text, "cyrus none", 10) == 0)
+			hash = MR_CYRUS_HASH_NONE;
+		else if (strncmp(text, "cyrus simple", 12) == 0)
+			hash = MR_CYRUS_HASH_SIMPLE;
+		else if (strncmp(text, "cyrus full", 10) == 0)
+			hash = MR_CYRUS_HASH_FULL;
+		else if (strncmp(text, "cyrus flat", 10) == 0)
+			hash = MR_CYRUS_HASH_FLAT;
+	}
+	if (hash != MR_CYRUS_HASH_UNKNOWN && mr_cyrus_user_rel(hash, user, buf) != NULL)
+		return buf;
+	return user;
+}
+
 int cli_disk_verdict(const char *target, const char *user, int *active_r)
 {
 	struct stat st;
 	int tfd, mfd = -1, afd = -1, lfd = -1, active, affected = -1;
+	char rel[MR_CYRUS_REL_MAX + 1];
 
 	*active_r = 0;
 	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -159,7 +190,8 @@ int cli_disk_verdict(const char *target, const char *user, int *active_r)
 		lfd = openat(mfd, "affected", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	}
 	active = afd >= 0 && fstatat(afd, user, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		 fstatat(tfd, user, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+		 fstatat(tfd, user_rel(mfd, user, rel), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		 S_ISDIR(st.st_mode);
 	if (!active && lfd >= 0)
 		affected = sorted_list_has(lfd, user);
 	close(tfd);

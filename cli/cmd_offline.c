@@ -6,6 +6,7 @@
 #include "common/common.h"
 #include "engine/engine.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -49,7 +50,9 @@ static void usage(FILE *out)
 		"usage: mailrestore restore-user --backups B --source S --target T\n"
 		"                                [--state DIR] [--jobs N] [--max-remove PCT]\n"
 		"                                [--min-remove N] [--json] [--quiet]\n"
-		"                                [--allow-empty-source] (--all | USER...)\n\n"
+		"                                [--allow-empty-source] [--format maildir|cyrus]\n"
+		"                                [--cyrus-config-dir DIR --cyrus-target-config-dir DIR]\n"
+		"                                [--cyrus-mailboxes FILE] (--all | USER...)\n\n"
 		"Restores each USER now, without a daemon: extracts the newest backup from B\n"
 		"into T/.mailrestore/work/USER, syncs it against the read-only source S/USER\n"
 		"(copying only what changed), releases held mail, and activates it as T/USER\n"
@@ -64,7 +67,8 @@ static void usage(FILE *out)
 		"  --quiet           no per-user lines, only problems\n"
 		"  --allow-empty-source  go on even though S holds no user folders, or far\n"
 		"                    fewer than have backups (else exit 66: S is most\n"
-		"                    likely not mounted)\n\n"
+		"                    likely not mounted)\n"
+		CLI_STORE_USAGE "\n"
 		"Exit: 0 all active, 1 some in attention (reason on stderr), 64 usage,\n"
 		"65 invalid user name, 66 the source looks unmounted, 74 I/O error on the\n"
 		"target (run again to resume).\n");
@@ -287,10 +291,12 @@ int cmd_restore_user(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "allow-empty-source", no_argument, NULL, 'E' },
+		CLI_STORE_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct engine_config cfg = { .max_remove_pct = -1, .preserve_owner = -1 };
+	struct cli_store store = { 0 };
 	static struct run run;   /* READY_MAX pointers: off the stack */
 	struct mr_error err = { 0 };
 	pthread_t *threads = NULL, act_thread;
@@ -329,9 +335,18 @@ int cmd_restore_user(int argc, char **argv)
 		case 'a': all_users = 1; break;
 		case 'E': allow_empty_source = 1; break;
 		case 'h': usage(stdout); return MR_EX_OK;
-		default: usage(stderr); return MR_EX_USAGE;
+		default:
+			switch (cli_store_option(argv[0], c, optarg, &store)) {
+			case 1: break;
+			case 0: usage(stderr); return MR_EX_USAGE;
+			default: return MR_EX_USAGE;
+			}
 		}
 	}
+	cfg.format = (enum mr_store_format)store.format;
+	cfg.cyrus_config_dir = store.config_dir;
+	cfg.cyrus_target_config_dir = store.target_config_dir;
+	cfg.cyrus_mailboxes = store.mailboxes;
 	if (cfg.source == NULL || cfg.target == NULL || (optind >= argc && !all_users)) {
 		usage(stderr);
 		return MR_EX_USAGE;
@@ -341,7 +356,8 @@ int cmd_restore_user(int argc, char **argv)
 			return MR_EX_DATAERR;
 	if (engine_open(&cfg, &run.engine, &err) < 0) {
 		cli_error(argv[0], "%s", err.msg);
-		return MR_EX_IOERR;
+		/* a --cyrus-* option that does not fit is a usage error */
+		return err.errnum == EINVAL ? MR_EX_USAGE : MR_EX_IOERR;
 	}
 	if (!allow_empty_source) {
 		struct engine_census census;

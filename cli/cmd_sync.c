@@ -28,6 +28,7 @@ static void sync_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: mailrestore sync [--attic DIR] [--max-remove PCT] [--min-remove N]\n"
+		"                        [--format maildir|cyrus] [--cyrus-mailboxes FILE]\n"
 		"                        [--json] SRC DST\n\n"
 		"Makes DST equal SRC (SRC is only read): copies what is new or changed,\n"
 		"renames Maildir messages that moved or changed flags, patches large files\n"
@@ -41,7 +42,14 @@ static void sync_usage(FILE *out)
 		"folder's missing messages are more than PCT percent (default 50) of its\n"
 		"messages in DST, or the files no index shows deleted are at least N\n"
 		"(default 10; 0: no minimum) and more than PCT percent of DST's files,\n"
-		"the sync changes nothing.\n\n"
+		"the sync changes nothing.\n"
+		"With --format cyrus (the default when SRC holds cyrus.header), SRC and DST\n"
+		"are one user's Cyrus folder (user/NAME of a spool): message files N. of\n"
+		"the same size are never read, the guard reads each folder's cyrus.index\n"
+		"(an expunged record is a deletion, a listed one a missing message; an\n"
+		"index Cyrus 2.4 to 3.12 does not write stops the sync), and a folder gone\n"
+		"from SRC is judged by --cyrus-mailboxes FILE (`ctl_mboxlist -d` output),\n"
+		"the INBOX being user.<SRC's last component>.\n\n"
 		"Exit: 0 DST equals SRC, 1 finished with problems (listed on stderr),\n"
 		"64 usage, 66 SRC cannot be opened, 74 I/O error.\n");
 }
@@ -49,8 +57,11 @@ static void sync_usage(FILE *out)
 static void verify_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mailrestore verify --source S --target T [--json] USER...\n\n"
-		"Compares T/USER with S/USER for each USER: paths, types, contents, permission\n"
+		"usage: mailrestore verify --source S --target T [--format maildir|cyrus]\n"
+		"                          [--json] USER...\n\n"
+		"Compares T/USER with S/USER for each USER (with a Cyrus spool, found by\n"
+		"itself or --format cyrus: the user's folder user/USER or <h>/user/USER of\n"
+		"each side, in the layout each side has): paths, types, contents, permission\n"
 		"bits, modification times, symlink targets, and owners when run as root.\n"
 		"Prints one line per difference: 'USER: PATH: what'.\n\n"
 		"Exit: 0 all equal, 1 differences, 64 usage, 65 invalid user name,\n"
@@ -150,6 +161,10 @@ int cmd_sync(int argc, char **argv)
 	int rc = MR_EX_IOERR, r;
 	struct stat sd, sa, stt;
 	size_t k;
+	enum mr_store_format format = MR_FORMAT_AUTO;
+	const char *mboxes_path = NULL;
+	struct sync_cyrus_mboxes mboxes = { 0 };
+	char inbox[NAME_MAX + 8];
 
 	memset(&stats, 0, sizeof(stats));
 	for (i = 1; i < argc; i++) {
@@ -174,6 +189,13 @@ int cmd_sync(int argc, char **argv)
 				return MR_EX_USAGE;
 			}
 			min_files = (int)v;
+		} else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+			if (mr_store_format_parse(argv[++i], &format) < 0) {
+				cli_error("sync", "--format takes maildir or cyrus");
+				return MR_EX_USAGE;
+			}
+		} else if (strcmp(argv[i], "--cyrus-mailboxes") == 0 && i + 1 < argc) {
+			mboxes_path = argv[++i];
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
 			cli_error("sync", "unknown option '%s'", argv[i]);
 			sync_usage(stderr);
@@ -225,6 +247,33 @@ int cmd_sync(int argc, char **argv)
 	set.preserve_owner = geteuid() == 0;
 	set.attic_dirfd = attic_fd;
 	set.tmp_dirfd = stt.st_dev == sd.st_dev ? tmp_fd : -1;
+	if (format == MR_FORMAT_AUTO) {
+		struct stat sh;
+
+		format = fstatat(src_fd, "cyrus.header", &sh, AT_SYMLINK_NOFOLLOW) == 0
+				 ? MR_FORMAT_CYRUS
+				 : MR_FORMAT_MAILDIR;
+	}
+	set.format = format;
+	if (format == MR_FORMAT_CYRUS) {
+		size_t n = strlen(src), b;
+
+		/* the INBOX's internal name: "user." and SRC's last component */
+		while (n > 1 && src[n - 1] == '/')
+			n--;
+		for (b = n; b > 0 && src[b - 1] != '/'; b--)
+			;
+		snprintf(inbox, sizeof(inbox), "user.%.*s", (int)(n - b), src + b);
+		set.cyrus_inbox = inbox;
+		if (mboxes_path != NULL) {
+			if (sync_cyrus_mboxes_load(mboxes_path, &mboxes, &err) < 0) {
+				cli_error("sync", "--cyrus-mailboxes: %s", err.msg);
+				rc = MR_EX_NOINPUT;
+				goto out;
+			}
+			set.cyrus_mboxes = &mboxes;
+		}
+	}
 	r = sync_tree(src_fd, dst_fd, &set, &stats, &problems, &err);
 	for (k = 0; k < problems.n; k++)
 		cli_error("sync", "%s: %s", mr_problem_kind_name(problems.v[k].kind),
@@ -245,6 +294,7 @@ out:
 	mr_close(dst_fd);
 	mr_close(src_fd);
 	mr_problems_reset(&problems);
+	sync_cyrus_mboxes_free(&mboxes);
 	free(parent);
 	free(attic_path);
 	free(tmp_path);
@@ -252,18 +302,39 @@ out:
 }
 
 /* Verifies one user. Returns 0 equal, 1 different, -1 error (printed). */
-static int verify_user(int s_fd, int t_fd, const char *user, int json, int *first)
+/* Opens user's folder below root: S/<user>, or in a Cyrus spool of
+ * layout hash (MR_CYRUS_HASH_UNKNOWN: Maildir) its user/ folder. */
+static int open_user(int root, enum mr_cyrus_hash hash, const char *user)
+{
+	char rel[MR_CYRUS_REL_MAX + 1];
+	struct mr_error e2 = { 0 };
+	int fd;
+
+	if (hash == MR_CYRUS_HASH_UNKNOWN)
+		return mr_io->openat(root, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (mr_cyrus_user_rel(hash, user, rel) == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = mr_open_beneath(root, rel, O_RDONLY | O_DIRECTORY, 0, &e2);
+	if (fd < 0)
+		errno = e2.errnum;
+	return fd;
+}
+
+static int verify_user(int s_fd, int t_fd, enum mr_cyrus_hash sh, enum mr_cyrus_hash th,
+		       const char *user, int json, int *first)
 {
 	struct mr_problems diffs = { 0 };
 	struct mr_error err = { 0 };
 	int sfd = -1, tfd = -1, rc = -1;
 	size_t k;
 
-	sfd = mr_io->openat(s_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	sfd = open_user(s_fd, sh, user);
 	if (sfd < 0)
 		mr_problems_add(&diffs, MR_PROBLEM_UNREADABLE, errno, ".",
 				"cannot open the user's folder in the source: %s", strerror(errno));
-	tfd = mr_io->openat(t_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	tfd = open_user(t_fd, th, user);
 	if (tfd < 0)
 		mr_problems_add(&diffs, MR_PROBLEM_DIFF, errno, ".",
 				"cannot open the user's folder in the target: %s", strerror(errno));
@@ -310,6 +381,8 @@ int cmd_verify(int argc, char **argv)
 	struct mr_error err = { 0 };
 	const char *source = NULL, *target = NULL;
 	int json = 0, i, nusers = 0, s_fd = -1, t_fd = -1, rc = MR_EX_OK, first = 1;
+	enum mr_store_format format = MR_FORMAT_AUTO;
+	enum mr_cyrus_hash sh = MR_CYRUS_HASH_UNKNOWN, th = MR_CYRUS_HASH_UNKNOWN;
 	char **users;
 
 	users = calloc((size_t)argc, sizeof(*users));
@@ -326,6 +399,12 @@ int cmd_verify(int argc, char **argv)
 			source = argv[++i];
 		} else if (strcmp(argv[i], "--target") == 0 && i + 1 < argc) {
 			target = argv[++i];
+		} else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+			if (mr_store_format_parse(argv[++i], &format) < 0) {
+				cli_error("verify", "--format takes maildir or cyrus");
+				rc = MR_EX_USAGE;
+				goto out;
+			}
 		} else if (strcmp(argv[i], "--") == 0) {
 			for (i++; i < argc; i++)
 				users[nusers++] = argv[i];
@@ -355,10 +434,21 @@ int cmd_verify(int argc, char **argv)
 		rc = MR_EX_NOINPUT;
 		goto out;
 	}
+	if (format == MR_FORMAT_AUTO)
+		format = mr_store_detect(s_fd);
+	if (format == MR_FORMAT_CYRUS) {
+		/* each side in its own layout; an empty one takes the other's */
+		sh = mr_cyrus_detect_hash(s_fd);
+		th = mr_cyrus_detect_hash(t_fd);
+		if (sh == MR_CYRUS_HASH_UNKNOWN)
+			sh = th != MR_CYRUS_HASH_UNKNOWN ? th : MR_CYRUS_HASH_SIMPLE;
+		if (th == MR_CYRUS_HASH_UNKNOWN)
+			th = sh;
+	}
 	if (json)
 		fputs("{\"users\":[", stdout);
 	for (i = 0; i < nusers; i++) {
-		int r = verify_user(s_fd, t_fd, users[i], json, &first);
+		int r = verify_user(s_fd, t_fd, sh, th, users[i], json, &first);
 		if (r < 0)
 			rc = MR_EX_IOERR;
 		else if (r > 0 && rc == MR_EX_OK)

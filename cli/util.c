@@ -51,3 +51,22 @@ int cli_number_arg(const char *cmd, const char *opt, const char *arg, const char
 	*val_r = v;
 	return 0;
 }
+
+int cli_store_option(const char *cmd, int c, const char *arg, struct cli_store *st)
+{
+	enum mr_store_format f;
+
+	switch (c) {
+	case CLI_OPT_FORMAT:
+		if (mr_store_format_parse(arg, &f) < 0) {
+			cli_error(cmd, "--format takes maildir or cyrus");
+			return -1;
+		}
+		st->format = (int)f;
+		return 1;
+	case CLI_OPT_CYRUS_CONFIG: st->config_dir = arg; return 1;
+	case CLI_OPT_CYRUS_TCONFIG: st->target_config_dir = arg; return 1;
+	case CLI_OPT_CYRUS_MBOXES: st->mailboxes = arg; return 1;
+	default: return 0;
+	}
+}

@@ -503,6 +503,66 @@ const char *mr_human_duration(double seconds, char *buf, size_t len);
 /* Parses a decimal uint64 (whole string). 0 ok, -1 bad. */
 int mr_parse_u64(const char *s, uint64_t *val_r);
 
+/* ---- mail stores: Maildir and a Cyrus spool (common/store.c) --------
+ *
+ * The store format says how a user's mailbox sits below S and T:
+ *   maildir  S/<user>/ (Dovecot, Courier; the default)
+ *   cyrus    a Cyrus IMAP spool partition with the legacy layout:
+ *            S/user/<disk>/ or, with hashimapspool, S/<h>/user/<disk>/,
+ *            where <disk> is the user name with '.' written '^' (Cyrus's
+ *            unixhierarchysep) and <h> Cyrus's hash letter of the name
+ *            (dir_hash_c: the first letter in lower case, 'q' for anything
+ *            else; with fulldirhash a letter 'A'..'W' from a hash of the
+ *            name up to its first '.'). T gets the same layout, so Cyrus's
+ *            partition-default can point at it. S may also be a spool's
+ *            user/ folder itself (S/<disk>/: MR_CYRUS_HASH_FLAT); T is then
+ *            one too. Names on disk that are no valid user name once '^'
+ *            is read as '.' are never users. */
+enum mr_store_format {
+	MR_FORMAT_AUTO = 0,     /* found by mr_store_detect() */
+	MR_FORMAT_MAILDIR = 1,
+	MR_FORMAT_CYRUS = 2,
+};
+enum mr_cyrus_hash {
+	MR_CYRUS_HASH_UNKNOWN = 0, /* decided by mr_cyrus_detect_hash() */
+	MR_CYRUS_HASH_NONE,        /* user/<disk> at the spool's root */
+	MR_CYRUS_HASH_SIMPLE,      /* <h>/user/<disk>, hashimapspool */
+	MR_CYRUS_HASH_FULL,        /* <h>/user/<disk>, with fulldirhash */
+	MR_CYRUS_HASH_FLAT,        /* <disk>: S and T are a spool's user/
+	                            * folder (or <h>/user/) themselves */
+};
+/* Longest relative path of a user's Cyrus folder: "h/user/" and a name. */
+#define MR_CYRUS_REL_MAX (MR_USER_NAME_MAX + 8)
+
+/* "maildir" or "cyrus" into *f_r: 0, or -1 for anything else. */
+int mr_store_format_parse(const char *s, enum mr_store_format *f_r);
+const char *mr_store_format_name(enum mr_store_format f);
+/* The format of spool folder fd: cyrus when it holds user/ or <c>/user/
+ * (c one character) and a cyrus.header in one of the first user folders
+ * found there (8 looked at), or when one of its own first 8 folders holds
+ * a cyrus.header (fd is a spool's user/ folder); else maildir. Reads
+ * listings and stats only. */
+enum mr_store_format mr_store_detect(int fd);
+/* Cyrus's hash letter of user name user (dir_hash_c of imap/util.c). */
+char mr_cyrus_hash_char(const char *user, int full);
+/* The relative path of user's folder in a spool of layout hash into
+ * buf[MR_CYRUS_REL_MAX + 1] ("b/user/bob^smith"); NULL when user is
+ * not a valid name or hash is UNKNOWN. */
+const char *mr_cyrus_user_rel(enum mr_cyrus_hash hash, const char *user, char *buf);
+/* The user name of folder name disk of a spool's user/ into
+ * buf[MR_USER_NAME_MAX + 1]: 1 when it is a valid name, else 0. */
+int mr_cyrus_user_from_disk(const char *disk, char *buf);
+/* The layout of spool folder fd: NONE when user/ is a folder there, FULL
+ * when a folder 'A'..'W' holds user/, SIMPLE when another one-character
+ * folder does, FLAT when one of its first folders holds a cyrus.header
+ * (fd is a spool's user/ folder); UNKNOWN when none (an empty spool). */
+enum mr_cyrus_hash mr_cyrus_detect_hash(int fd);
+/* Every user of spool fd with layout hash (names valid, sorted, unique).
+ * Free with mr_names_free(). A hash folder without user/ is skipped; one
+ * that fails to list is an error. 0, or -1 with err. */
+int mr_cyrus_list_users(int fd, enum mr_cyrus_hash hash, char ***names_r, size_t *n_r,
+			struct mr_error *err);
+
 /* ---- network addresses (netaddr.c) -----------------------------------
  * The daemon's --listen and --allow, the clients' --connect: parsed in one
  * place. Addresses are numeric except a client's HOST, which the client

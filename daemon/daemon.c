@@ -381,10 +381,15 @@ int daemon_run(const struct daemon_settings *settings)
 	ec.min_remove_files = settings->min_remove_files;
 	ec.preserve_owner = -1;
 	ec.dial_tone = settings->dial_tone;
+	ec.format = settings->format;
+	ec.cyrus_config_dir = settings->cyrus_config_dir;
+	ec.cyrus_target_config_dir = settings->cyrus_target_config_dir;
+	ec.cyrus_mailboxes = settings->cyrus_mailboxes;
 	mr_error_clear(&err);
 	if (engine_open(&ec, &d->engine, &err) < 0) {
 		mr_log("daemon: %s", err.msg);
-		rc = MR_EX_IOERR;
+		/* options that do not fit the store (--dial-tone, --cyrus-*) */
+		rc = err.errnum == EINVAL ? MR_EX_USAGE : MR_EX_IOERR;
 		goto out_mask;
 	}
 	memset(&qs, 0, sizeof(qs));

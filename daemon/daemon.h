@@ -120,6 +120,10 @@ struct daemon_settings {
 	/* 1: a user who logs in before its restore gets an empty Maildir at
 	 * once (engine_dial_tone) and is let in; the history follows. */
 	int dial_tone;
+	/* The store and its Cyrus files (struct engine_config in
+	 * engine/engine.h): MR_FORMAT_AUTO (0) finds it on the source. */
+	enum mr_store_format format;
+	const char *cyrus_config_dir, *cyrus_target_config_dir, *cyrus_mailboxes;
 	/* The attic guard of each user's sync (percent); < 0: default 50. */
 	int max_remove_pct;
 	/* Its minimum count where no mailbox index decides; 0: default 10,

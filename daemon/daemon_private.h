@@ -412,6 +412,8 @@ void daemon_workers_held(struct daemon *d, int *paused_r, int *held_r, char *rea
 struct daemon_workers_job {
 	char user[MR_USER_NAME_MAX + 1];
 	uint64_t size;        /* the user's size_hint */
+	int priority;         /* it came from the priority lane (others give way) */
+	double progress;      /* share of the extraction done, 0..1; -1 unknown */
 	int syncing;          /* the sync has begun */
 	double run_elapsed;   /* seconds since the run started */
 	double sync_elapsed;  /* seconds since the sync began; -1 not yet */
@@ -442,10 +444,8 @@ struct daemon_run_sample {
 	double predicted;     /* what the model said at the start (-1 nothing) */
 };
 void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r);
-/* Seconds a running job of this size still needs (-1 before any
- * measurement). sync_elapsed < 0: the sync has not begun. */
-double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double run_elapsed,
-			   double sync_elapsed);
+/* Seconds a running job still needs (-1 before any measurement). */
+double daemon_metrics_left(struct daemon *d, const struct daemon_workers_job *j);
 /* Fills ctx from the queue, the model and what the workers do now (from
  * daemon_workers_now; takes the queue's lock: not inside queue callbacks). */
 void daemon_metrics_ctx(struct daemon *d, const struct daemon_workers_now *now,

@@ -9,7 +9,9 @@
  * user's estimate walks the queue in the order the workers will take it
  * (queue_foreach_order: priority lane, enqueue lane, then waiting users
  * smallest first), starting from the seconds the running jobs still need,
- * handing each user ahead to the worker free first; the user's own run
+ * handing each user ahead to the worker free first; a user of the
+ * priority lane takes a worker from a background job (workers.c stops it
+ * for them), whose rest comes back before the others; the user's own run
  * ends its walk. No estimate (eta_seconds null) while paused (status
  * "paused"), before any run was measured ("estimating"), for a waiting
  * user with the background off and for attention ("none").
@@ -123,20 +125,31 @@ void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 }
 
 /* Seconds a running job still needs: its phase's predicted cost minus the
- * time it has spent in it. A job past its prediction is taken to be about
- * to end (0): a floor would put every running job's slack in front of every
- * estimate. */
-double daemon_metrics_left(struct daemon *d, uint64_t size, int syncing, double run_elapsed,
-			   double sync_elapsed)
+ * time it has spent in it. While it extracts, the share of its archive
+ * read says more the further it got: a big user the model has not seen the
+ * like of runs longer than predicted, and taking such a job to be about to
+ * end put every user behind it early. A job past its prediction with no
+ * progress to tell is taken to be about to end (0): a floor would put
+ * every running job's slack in front of every estimate. */
+double daemon_metrics_left(struct daemon *d, const struct daemon_workers_job *j)
 {
-	double c;
+	double c, s, p = j->progress;
 
-	if (syncing && sync_elapsed >= 0 && (c = eta_model_cost(d->eta, ETA_SYNC, size)) >= 0)
-		c -= sync_elapsed;
-	else if ((c = eta_model_cost(d->eta, ETA_RUN, size)) >= 0)
-		c -= run_elapsed;
-	else
+	if (j->syncing && j->sync_elapsed >= 0 &&
+	    (c = eta_model_cost(d->eta, ETA_SYNC, j->size)) >= 0) {
+		c -= j->sync_elapsed;
+	} else if ((c = eta_model_cost(d->eta, ETA_RUN, j->size)) >= 0) {
+		c -= j->run_elapsed;
+		s = eta_model_cost(d->eta, ETA_SYNC, j->size);
+		if (s < 0)
+			s = 0; /* phases not told apart yet */
+		if (c < 0)
+			c = 0;
+		if (!j->syncing && p > 0 && p < 1 && j->run_elapsed > 0)
+			c = (1 - p) * c + p * (j->run_elapsed * (1 - p) / p + s);
+	} else {
 		return -1;
+	}
 	return c > 0 ? c : 0;
 }
 
@@ -160,17 +173,29 @@ void daemon_metrics_ctx(struct daemon *d, const struct daemon_workers_now *now,
 	for (i = 0; i < now->n && i < (size_t)ctx->jobs; i++) {
 		j = &now->job[i];
 		snprintf(ctx->running[i], sizeof(ctx->running[i]), "%s", j->user);
-		ctx->left[i] = daemon_metrics_left(d, j->size, j->syncing, j->run_elapsed,
-						   j->sync_elapsed);
+		ctx->left[i] = daemon_metrics_left(d, j);
 	}
 	ctx->nrunning = i;
 	eta_sched_init(&ctx->walk, (unsigned)ctx->jobs, ctx->left, ctx->nrunning);
+	/* A priority request stops a background job for its worker. */
+	for (i = 0; i < ctx->nrunning; i++)
+		if (!now->job[i].priority)
+			eta_sched_background(&ctx->walk, (unsigned)i);
 }
 
 /* A user's own seconds on one worker. */
 static double cost_of(struct daemon *d, const struct queue_user_info *info)
 {
 	return eta_model_cost(d->eta, ETA_RUN, info->size_hint);
+}
+
+/* The next user of the walk on the schedule: one of the priority lane
+ * may take a worker from a background job. */
+static double sched_add(struct daemon *d, struct eta_sched *s, const struct queue_user_info *info)
+{
+	if (info->priority && info->state == QUEUE_QUEUED)
+		return eta_sched_add_priority(s, cost_of(d, info));
+	return eta_sched_add(s, cost_of(d, info));
 }
 
 struct find {
@@ -183,7 +208,7 @@ struct find {
 static int find_one(void *arg, const struct queue_user_info *info)
 {
 	struct find *f = arg;
-	double t = eta_sched_add(&f->s, cost_of(f->d, info));
+	double t = sched_add(f->d, &f->s, info);
 
 	if (strcmp(info->name, f->name) != 0)
 		return 0;
@@ -221,7 +246,7 @@ static int plan_one(void *arg, const struct queue_user_info *info)
 		w->p = p;
 	}
 	w->p[w->n].h = XXH3_64bits(info->name, strlen(info->name));
-	w->p[w->n++].eta = eta_sched_add(&w->s, cost_of(w->d, info));
+	w->p[w->n++].eta = sched_add(w->d, &w->s, info);
 	return 0;
 }
 
@@ -327,6 +352,11 @@ double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
 	f.name = info->name;
 	f.eta = -1;
 	queue_foreach_order(d->q, ctx->background, find_one, &f);
+	/* Not in the order any more: a worker took it since info was read
+	 * (a login answered as it starts). Regression: such a login was told
+	 * "estimate" with no figure. */
+	if (f.eta < 0)
+		return cost_of(d, info);
 	return f.eta;
 }
 
@@ -334,7 +364,7 @@ static int add_one(void *arg, const struct queue_user_info *info)
 {
 	struct find *f = arg;
 
-	eta_sched_add(&f->s, cost_of(f->d, info));
+	sched_add(f->d, &f->s, info);
 	return 0;
 }
 

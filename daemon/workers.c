@@ -56,7 +56,13 @@ void daemon_run_on_active(struct daemon *d, const char *user)
 
 	if (d->set->on_active == NULL)
 		return;
-	snprintf(path, sizeof(path), "%s/%s", d->set->target, user);
+	{
+		char rel[MR_CYRUS_REL_MAX + 1];
+
+		/* T/<user>, or the user's folder of a Cyrus spool */
+		snprintf(path, sizeof(path), "%s/%s", d->set->target,
+			 engine_user_rel(d->engine, user, rel) ? rel : user);
+	}
 	argv[0] = (char *)d->set->on_active;
 	argv[1] = (char *)user;
 	argv[2] = path;
@@ -551,6 +557,7 @@ void daemon_workers_now(struct daemon *d, struct daemon_workers_now *now_r)
 {
 	struct daemon_workers_job *j;
 	struct worker *w;
+	uint64_t done, total;
 	double now = mr_monotonic();
 	int i;
 
@@ -565,6 +572,14 @@ void daemon_workers_now(struct daemon *d, struct daemon_workers_now *now_r)
 		j = &now_r->job[now_r->n++];
 		snprintf(j->user, sizeof(j->user), "%s", w->job.user);
 		j->size = w->size;
+		j->priority = w->priority;
+		j->progress = -1;
+		total = atomic_load_explicit(&w->job.progress_total, memory_order_relaxed);
+		done = atomic_load_explicit(&w->job.progress_done, memory_order_relaxed);
+		if (atomic_load_explicit(&w->job.phase, memory_order_relaxed) <
+			    ENGINE_PHASE_SYNCING &&
+		    total > 0 && done <= total)
+			j->progress = (double)done / (double)total;
 		j->syncing = w->sync_mono > 0;
 		j->run_elapsed = now - w->taken_mono;
 		j->sync_elapsed = w->sync_mono > 0 ? now - w->sync_mono : -1;

@@ -42,6 +42,11 @@ struct engine {
 	int min_remove_files;
 	int preserve_owner;
 	int dial_tone;
+	enum mr_store_format format;
+	enum mr_cyrus_hash cyrus_hash;  /* the spool's layout, S's and T's */
+	int cfg_src_fd, cfg_dst_fd;      /* Cyrus config folders, -1 none */
+	struct sync_cyrus_mboxes mboxes; /* --cyrus-mailboxes */
+	int have_mboxes;
 	struct mail_store *mail;
 	struct mail_ids *ids;  /* delivery ids: a repeat is stored once */
 };
@@ -60,6 +65,197 @@ static int open_or_make_dir(int dirfd, const char *name, struct mr_error *err)
 	return fd;
 }
 
+/* The store: its format (found on S unless given), and for Cyrus the
+ * spool's layout (S's, else T's, else hashimapspool's default), the
+ * config folders and the mailbox list. 0 or -1 with err. */
+static int open_store(struct engine *e, const struct engine_config *config,
+		      struct mr_error *err)
+{
+	e->format = config->format != MR_FORMAT_AUTO ? config->format
+						     : mr_store_detect(e->source_fd);
+	if (e->format != MR_FORMAT_CYRUS) {
+		if (config->cyrus_config_dir || config->cyrus_target_config_dir ||
+		    config->cyrus_mailboxes) {
+			mr_error_set(err, EINVAL, "the --cyrus-* options need a Cyrus store "
+				     "(--format cyrus, or a source that holds cyrus.header files)");
+			return -1;
+		}
+		return 0;
+	}
+	if (config->dial_tone) {
+		mr_error_set(err, EINVAL, "--dial-tone gives an empty Maildir: not for a Cyrus "
+			     "store (let Cyrus create the mailbox, or hold mail in the MTA)");
+		return -1;
+	}
+	e->cyrus_hash = mr_cyrus_detect_hash(e->source_fd);
+	if (e->cyrus_hash == MR_CYRUS_HASH_UNKNOWN)
+		e->cyrus_hash = mr_cyrus_detect_hash(e->target_fd);
+	if (e->cyrus_hash == MR_CYRUS_HASH_UNKNOWN)
+		e->cyrus_hash = MR_CYRUS_HASH_SIMPLE;
+	if ((config->cyrus_config_dir == NULL) != (config->cyrus_target_config_dir == NULL)) {
+		mr_error_set(err, EINVAL, "--cyrus-config-dir and --cyrus-target-config-dir go "
+			     "together (the damaged server's and the live server's)");
+		return -1;
+	}
+	if (config->cyrus_config_dir != NULL) {
+		e->cfg_src_fd = mr_open_dir_path(config->cyrus_config_dir, 0, err);
+		if (e->cfg_src_fd < 0) {
+			mr_error_prefix(err, "--cyrus-config-dir");
+			return -1;
+		}
+		e->cfg_dst_fd = mr_open_dir_path(config->cyrus_target_config_dir, 0, err);
+		if (e->cfg_dst_fd < 0) {
+			mr_error_prefix(err, "--cyrus-target-config-dir");
+			return -1;
+		}
+	}
+	if (config->cyrus_mailboxes != NULL) {
+		if (sync_cyrus_mboxes_load(config->cyrus_mailboxes, &e->mboxes, err) < 0) {
+			mr_error_prefix(err, "--cyrus-mailboxes");
+			return -1;
+		}
+		e->have_mboxes = 1;
+	}
+	return 0;
+}
+
+enum mr_store_format engine_format(const struct engine *engine)
+{
+	return engine->format;
+}
+
+const char *engine_user_rel(const struct engine *engine, const char *user, char *buf)
+{
+	if (!mr_user_name_valid(user))
+		return NULL;
+	if (engine->format == MR_FORMAT_CYRUS)
+		return mr_cyrus_user_rel(engine->cyrus_hash, user, buf);
+	snprintf(buf, MR_CYRUS_REL_MAX + 1, "%s", user);
+	return buf;
+}
+
+/* Where a user's mailbox sits: the folder that holds it (dirfd: S's or
+ * T's root fd, borrowed, or a folder below it, owned) and its name there;
+ * rel the whole relative path, for messages. */
+struct place {
+	int dirfd;
+	int owned;
+	const char *name;              /* points into rel */
+	char rel[MR_CYRUS_REL_MAX + 1];
+};
+
+static void place_close(struct place *p)
+{
+	if (p->owned)
+		mr_close(p->dirfd);
+	p->dirfd = -1;
+	p->owned = 0;
+}
+
+/* Makes folder name below dirfd when missing, owned and moded like the
+ * source's folder src_rel, or else like T (owners only as root), durably.
+ * The fd of the folder, or -1 with err. */
+static int make_spool_dir(struct engine *e, int dirfd, const char *name, const char *src_rel,
+			  struct mr_error *err)
+{
+	struct stat st;
+	int have = mr_io->fstatat(e->source_fd, src_rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		   S_ISDIR(st.st_mode);
+	int fd;
+
+	/* not on S (a user only in the backups): like T itself, which the
+	 * operator gave to Cyrus */
+	if (!have)
+		have = mr_io->fstat(e->target_fd, &st) == 0;
+
+	if (mr_io->mkdirat(dirfd, name, have ? (st.st_mode & 07777) : 0750) == 0) {
+		if (have && e->preserve_owner &&
+		    mr_io->fchownat(dirfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) {
+			mr_error_set(err, errno, "chown(T/%s) failed", src_rel);
+			return -1;
+		}
+		if (have)
+			mr_io->fchmodat(dirfd, name, st.st_mode & 07777, 0);
+		if (mr_fsync_dir_at(dirfd, ".", err) < 0)
+			return -1;
+	} else if (errno != EEXIST) {
+		mr_error_set(err, errno, "mkdir(T/%s) failed", src_rel);
+		return -1;
+	}
+	fd = mr_io->openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	if (fd < 0)
+		mr_error_set(err, errno, "open(T/%s) failed", src_rel);
+	return fd;
+}
+
+/* Finds user's place on S (on_target 0) or T (1; create: its parent
+ * folders are made when missing). 0, 1 when the parent folder does not
+ * exist (nor the mailbox, then), or -1 with err. */
+static int user_place(struct engine *e, int on_target, const char *user, int create,
+		      struct place *p, struct mr_error *err)
+{
+	int root = on_target ? e->target_fd : e->source_fd;
+	char *slash;
+
+	memset(p, 0, sizeof(*p));
+	p->dirfd = -1;
+	if (engine_user_rel(e, user, p->rel) == NULL) {
+		mr_error_set(err, EINVAL, "invalid user name");
+		return -1;
+	}
+	if (e->format != MR_FORMAT_CYRUS) {
+		p->dirfd = root;
+		p->name = p->rel;
+		return 0;
+	}
+	slash = strrchr(p->rel, '/');
+	if (slash == NULL) {
+		/* S and T are a spool's user/ folder: the user's is right there */
+		p->dirfd = root;
+		p->name = p->rel;
+		return 0;
+	}
+	p->name = slash + 1;
+	*slash = '\0';
+	if (on_target && create) {
+		/* "h/user" or "user": one or two levels */
+		char *mid = strchr(p->rel, '/');
+		int fd1, fd2;
+
+		if (mid == NULL) {
+			fd2 = make_spool_dir(e, root, p->rel, p->rel, err);
+		} else {
+			*mid = '\0';
+			fd1 = make_spool_dir(e, root, p->rel, p->rel, err);
+			*mid = '/';
+			if (fd1 < 0) {
+				*slash = '/';
+				return -1;
+			}
+			fd2 = make_spool_dir(e, fd1, "user", p->rel, err);
+			mr_close(fd1);
+		}
+		*slash = '/';
+		if (fd2 < 0)
+			return -1;
+		p->dirfd = fd2;
+		p->owned = 1;
+		return 0;
+	}
+	p->dirfd = mr_open_beneath(root, p->rel, O_RDONLY | O_DIRECTORY, 0, err);
+	*slash = '/';
+	if (p->dirfd < 0) {
+		if (err->errnum == ENOENT) {
+			mr_error_clear(err);
+			return 1;
+		}
+		mr_error_prefix(err, "%s", on_target ? "target" : "source");
+		return -1;
+	}
+	p->owned = 1;
+	return 0;
+}
+
 int engine_open(const struct engine_config *config, struct engine **engine_r,
 		struct mr_error *err)
 {
@@ -74,6 +270,7 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	e->backups_fd = e->source_fd = e->target_fd = e->own_fd = -1;
 	e->work_fd = e->attic_fd = e->tmp_fd = e->progress_fd = e->state_fd = -1;
 	e->discarded_fd = e->locks_fd = e->damaged_fd = e->active_fd = -1;
+	e->cfg_src_fd = e->cfg_dst_fd = -1;
 	e->max_remove_pct = config->max_remove_pct < 0 ? 50 : config->max_remove_pct;
 	e->min_remove_files = config->min_remove_files == 0 ? 10
 			      : config->min_remove_files < 0 ? 0 : config->min_remove_files;
@@ -99,6 +296,8 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 		mr_error_prefix(err, "target");
 		goto fail;
 	}
+	if (open_store(e, config, err) < 0)
+		goto fail;
 	if ((e->own_fd = open_or_make_dir(e->target_fd, ".mailrestore", err)) < 0 ||
 	    (e->work_fd = open_or_make_dir(e->own_fd, "work", err)) < 0 ||
 	    (e->attic_fd = open_or_make_dir(e->own_fd, "attic", err)) < 0 ||
@@ -110,6 +309,21 @@ int engine_open(const struct engine_config *config, struct engine **engine_r,
 	    (e->active_fd = open_or_make_dir(e->own_fd, "active", err)) < 0) {
 		mr_error_prefix(err, "target");
 		goto fail;
+	}
+	/* The store, for those who read T without the engine (`login
+	 * --target`): "maildir" or "cyrus <layout>". */
+	{
+		static const char *const layouts[] = { "", "none", "simple", "full", "flat" };
+		char text[32];
+		int n = e->format == MR_FORMAT_CYRUS
+				? snprintf(text, sizeof(text), "cyrus %s\n", layouts[e->cyrus_hash])
+				: snprintf(text, sizeof(text), "maildir\n");
+
+		if (mr_publish_file(e->own_fd, "", "store", ".store.tmp", text, (size_t)n, 0644,
+				    MR_PUBLISH_FIXED_TMP, err) < 0) {
+			mr_error_prefix(err, "target");
+			goto fail;
+		}
 	}
 	if (config->state_dir != NULL)
 		e->state_fd = mr_open_dir_path(config->state_dir, 1, err);
@@ -142,6 +356,9 @@ void engine_close(struct engine **engine)
 	mr_close(e->backups_fd);
 	mr_close(e->source_fd);
 	mr_close(e->target_fd);
+	mr_close(e->cfg_src_fd);
+	mr_close(e->cfg_dst_fd);
+	sync_cyrus_mboxes_free(&e->mboxes);
 	mr_close(e->own_fd);
 	mr_close(e->work_fd);
 	mr_close(e->attic_fd);
@@ -209,37 +426,78 @@ static int source_user_folder(struct engine *engine, const struct mr_dirent *ent
 		 !S_ISDIR(st.st_mode));
 }
 
+/* The users with a folder on S, sorted by byte order, unique. Free with
+ * mr_names_free(). 0 or -1 with err. */
+static int source_users(struct engine *engine, char ***names_r, size_t *n_r,
+			struct mr_error *err)
+{
+	struct mr_dirlist list = { 0 };
+	char **names;
+	size_t i, n = 0;
+
+	*names_r = NULL;
+	*n_r = 0;
+	if (engine->format == MR_FORMAT_CYRUS) {
+		if (mr_cyrus_list_users(engine->source_fd, engine->cyrus_hash, names_r, n_r,
+					err) < 0) {
+			mr_error_prefix(err, "listing the source");
+			return -1;
+		}
+		return 0;
+	}
+	if (mr_listdir(engine->source_fd, &list, err) < 0) {
+		mr_error_prefix(err, "listing the source");
+		return -1;
+	}
+	names = calloc(list.n + 1, sizeof(*names));
+	if (names == NULL) {
+		mr_error_set(err, ENOMEM, "listing the source");
+		mr_dirlist_free(&list);
+		return -1;
+	}
+	for (i = 0; i < list.n; i++) {
+		if (!source_user_folder(engine, &list.v[i]))
+			continue;
+		if ((names[n] = strdup(list.v[i].name)) == NULL) {
+			mr_error_set(err, ENOMEM, "listing the source");
+			mr_names_free(names, n);
+			mr_dirlist_free(&list);
+			return -1;
+		}
+		n++;
+	}
+	mr_dirlist_free(&list);
+	*names_r = names;
+	*n_r = n;
+	return 0;
+}
+
 int engine_source_census(struct engine *engine, struct engine_census *census_r,
 			 struct mr_error *err)
 {
-	struct mr_dirlist list = { 0 };
-	char **backed = NULL;
-	size_t nbacked = 0, i, j = 0;
+	char **backed = NULL, **src = NULL;
+	size_t nbacked = 0, nsrc = 0, i, j = 0;
 	int rc = -1;
 
 	memset(census_r, 0, sizeof(*census_r));
 	if (engine->backups_fd >= 0 &&
 	    restore_list_backup_users(engine->backups_fd, &backed, &nbacked, err) < 0)
 		goto out;
-	if (mr_listdir(engine->source_fd, &list, err) < 0) {
-		mr_error_prefix(err, "listing the source");
+	if (source_users(engine, &src, &nsrc, err) < 0)
 		goto out;
-	}
 	census_r->with_backup = nbacked;
 	/* Both lists are sorted by byte order: one merge counts the overlap. */
-	for (i = 0; i < list.n; i++) {
+	for (i = 0; i < nsrc; i++) {
 		int c = 1;
-		if (!source_user_folder(engine, &list.v[i]))
-			continue;
 		census_r->on_source++;
-		while (j < nbacked && (c = strcmp(backed[j], list.v[i].name)) < 0)
+		while (j < nbacked && (c = strcmp(backed[j], src[i])) < 0)
 			j++;
 		if (j < nbacked && c == 0)
 			census_r->both++;
 	}
 	rc = 0;
 out:
-	mr_dirlist_free(&list);
+	mr_names_free(src, nsrc);
 	mr_names_free(backed, nbacked);
 	return rc;
 }
@@ -273,41 +531,30 @@ int engine_check_source(struct engine *engine, struct engine_census *census_r,
 int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 			 struct mr_error *err)
 {
-	char **names = NULL, **v;
-	size_t n = 0, i, j;
-	struct mr_dirlist list = { 0 };
+	char **names = NULL, **v, **src = NULL;
+	size_t n = 0, i, j, nsrc = 0;
 
 	*names_r = NULL;
 	*n_r = 0;
 	if (engine->backups_fd >= 0 &&
 	    restore_list_backup_users(engine->backups_fd, &names, &n, err) < 0)
 		return -1;
-	if (mr_listdir(engine->source_fd, &list, err) < 0) {
-		mr_error_prefix(err, "listing the source");
+	if (source_users(engine, &src, &nsrc, err) < 0) {
 		mr_names_free(names, n);
 		return -1;
 	}
-	v = realloc(names, (n + list.n + 1) * sizeof(*v));
+	v = realloc(names, (n + nsrc + 1) * sizeof(*v));
 	if (v == NULL) {
 		mr_error_set(err, ENOMEM, "listing users");
 		mr_names_free(names, n);
-		mr_dirlist_free(&list);
+		mr_names_free(src, nsrc);
 		return -1;
 	}
 	names = v;
-	for (i = 0; i < list.n; i++) {
-		if (!source_user_folder(engine, &list.v[i]))
-			continue;
-		names[n] = strdup(list.v[i].name);
-		if (names[n] == NULL) {
-			mr_error_set(err, ENOMEM, "listing users");
-			mr_names_free(names, n);
-			mr_dirlist_free(&list);
-			return -1;
-		}
-		n++;
-	}
-	mr_dirlist_free(&list);
+	/* the names move over */
+	for (i = 0; i < nsrc; i++)
+		names[n++] = src[i];
+	free(src);
 	if (n > 1)
 		qsort(names, n, sizeof(*names), name_cmp);
 	/* unique */
@@ -343,16 +590,27 @@ int engine_user_active(struct engine *engine, const char *user, struct mr_error 
 {
 	struct stat st;
 
+	struct place pl;
+	int r;
+
 	if (!mr_user_name_valid(user)) {
 		mr_error_set(err, EINVAL, "invalid user name");
 		return -1;
 	}
-	if (mr_io->fstatat(engine->target_fd, user, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
+	r = user_place(engine, 1, user, 0, &pl, err);
+	if (r != 0)
+		return r > 0 ? 0 : -1;
+	r = mr_io->fstatat(pl.dirfd, pl.name, &st, AT_SYMLINK_NOFOLLOW);
+	if (r < 0) {
+		int e2 = errno;
+
+		place_close(&pl);
+		if (e2 == ENOENT)
 			return 0;
-		mr_error_set(err, errno, "stat(T/%s) failed", user);
+		mr_error_set(err, e2, "stat(T/%s) failed", user);
 		return -1;
 	}
+	place_close(&pl);
 	/* Only a T/<user> we activated counts; another is merged. */
 	if (mr_io->fstatat(engine->active_fd, user, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return 1;
@@ -412,7 +670,8 @@ int engine_user_dial_tone(struct engine *engine, const char *user)
 {
 	struct stat st;
 
-	return engine != NULL && engine->dial_tone && mr_user_name_valid(user) &&
+	return engine != NULL && engine->dial_tone && engine->format != MR_FORMAT_CYRUS &&
+	       mr_user_name_valid(user) &&
 	       mr_io->fstatat(engine->target_fd, user, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 	       S_ISDIR(st.st_mode) && engine_user_active(engine, user, NULL) == 0;
 }
@@ -425,6 +684,10 @@ int engine_dial_tone(struct engine *e, const char *user, struct mr_error *err)
 
 	if (!mr_user_name_valid(user)) {
 		mr_error_set(err, EINVAL, "invalid user name");
+		return -1;
+	}
+	if (e->format == MR_FORMAT_CYRUS) {
+		mr_error_set(err, EINVAL, "dial tone is for Maildir stores");
 		return -1;
 	}
 	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
@@ -472,8 +735,14 @@ out:
 int engine_adopt_active(struct engine *engine, const char *user, struct mr_error *err)
 {
 	struct stat st;
+	struct place pl;
+	int r = user_place(engine, 1, user, 0, &pl, err);
 
-	if (mr_io->fstatat(engine->target_fd, user, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (r != 0)
+		return r > 0 ? 0 : -1;
+	r = mr_io->fstatat(pl.dirfd, pl.name, &st, AT_SYMLINK_NOFOLLOW);
+	place_close(&pl);
+	if (r < 0)
 		return errno == ENOENT ? 0 : (mr_error_set(err, errno, "stat(T/%s) failed", user), -1);
 	return mark_activated(engine, user, err) < 0 ? -1 : 1;
 }
@@ -674,17 +943,30 @@ static int open_work(struct engine *e, const char *user, int *work_r, int *tmp_r
 	return 0;
 }
 
-/* The archive's birth time: when the backup began writing it, so before it
- * read any file of the user (the sync's whole-second quick check needs
- * it). The I/O layer has no statx; a failure or a file system without
- * birth times only leaves it 0, which turns that check off. */
-static void backup_birth(int afd, struct engine_job *job)
+/* A time at or before the backup began: the sync's whole-second quick
+ * check trusts a file's second only when it is before this (sync.h,
+ * backup_started). The archive's birth time: the backup began writing it
+ * before it read any file of the user. Where the file system keeps no
+ * birth times (NFS, 9p; the I/O layer has no statx, a failure counts the
+ * same), a day before the date of its date folder (B/<YYYY-MM-DD>/: the
+ * backup ran on that date in whatever time zone), else a day before the
+ * archive was last written (a daily backup takes less than a day). Without
+ * any of them every file a whole-second backup restored and the source
+ * still has at the same size is read to compare: the damaged disk would
+ * be asked for every index file and mbox of the user. */
+static void backup_birth(int afd, const char *rel, const struct stat *st,
+			 struct engine_job *job)
 {
 	struct statx sx;
+	int64_t day;
 
 	job->backup_started = 0;
 	if (statx(afd, "", AT_EMPTY_PATH, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME))
 		job->backup_started = (int64_t)sx.stx_btime.tv_sec;
+	else if (restore_dated_day(rel, &day))
+		job->backup_started = day - 86400;
+	else if (st->st_mtime > 86400)
+		job->backup_started = (int64_t)st->st_mtime - 86400;
 }
 
 /* Extracts the newest backup unless the marker says it already was.
@@ -718,7 +1000,7 @@ static int phase_restore(struct engine *e, struct engine_job *job, int work_fd, 
 				"backup %s: %s", rel, err.msg);
 		goto out;
 	}
-	backup_birth(afd, job);
+	backup_birth(afd, rel, &st, job);
 	marker_text(rel, &st, marker, sizeof(marker));
 	if (marker_matches(e, job->user, marker))
 		goto out;
@@ -800,28 +1082,39 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 {
 	struct sync_settings ss;
 	struct mr_error err = { 0 };
-	int src_fd, attic_fd = -1, rc, result = 0;
+	int src_fd = -1, attic_fd = -1, rc, result = 0;
 	size_t before = job->problems.n;
+	struct place pl;
+	char inbox[MR_CYRUS_REL_MAX + 8];
 
 	atomic_store_explicit(&job->phase, ENGINE_PHASE_SYNCING, memory_order_relaxed);
 	atomic_store_explicit(&job->progress_done, 0, memory_order_relaxed);
-	src_fd = mr_io->openat(e->source_fd, job->user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+	rc = user_place(e, 0, job->user, 0, &pl, &err);
+	if (rc == 0) {
+		src_fd = mr_io->openat(pl.dirfd, pl.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+		if (src_fd < 0)
+			err.errnum = errno;
+		place_close(&pl);
+	} else {
+		err.errnum = rc > 0 ? ENOENT : err.errnum;
+	}
 	if (src_fd < 0) {
-		int e2 = errno;
+		int e2 = err.errnum;
+		const char *rel = pl.rel;
 		if (e2 == ENOENT) {
 			mr_problems_add(&job->problems, MR_PROBLEM_MISSING, 0, "",
 					"the user's folder is missing from the source; %s",
 					job->had_backup ? "the backup is restored in the work copy"
 							: "and there is no backup");
 			snprintf(job->reason, sizeof(job->reason),
-				 "missing from the source: folder S/%s does not exist (%s)", job->user,
+				 "missing from the source: folder S/%s does not exist (%s)", rel,
 				 job->had_backup ? "backup restored in the work copy" : "no backup either");
 		} else {
 			mr_problems_add(&job->problems, MR_PROBLEM_UNREADABLE, e2, "",
-					"open(S/%s) failed: %s", job->user, strerror(e2));
+					"open(S/%s) failed: %s", rel, strerror(e2));
 			snprintf(job->reason, sizeof(job->reason),
 				 "source unreadable: open(S/%s) failed: %s; backup kept in the work copy",
-				 job->user, strerror(e2));
+				 rel, strerror(e2));
 		}
 		return ENGINE_ATTENTION;
 	}
@@ -849,6 +1142,14 @@ static int phase_sync(struct engine *e, struct engine_job *job, int work_fd, int
 	ss.cancel = &job->cancel;
 	ss.progress = on_sync_progress;
 	ss.progress_arg = job;
+	ss.format = e->format;
+	if (e->format == MR_FORMAT_CYRUS) {
+		/* the INBOX's internal name: "user." and the name on disk */
+		snprintf(inbox, sizeof(inbox), "user.%s",
+			 strrchr(pl.rel, '/') ? strrchr(pl.rel, '/') + 1 : pl.rel);
+		ss.cyrus_inbox = inbox;
+		ss.cyrus_mboxes = e->have_mboxes ? &e->mboxes : NULL;
+	}
 	rc = sync_tree(src_fd, work_fd, &ss, &job->sync, &job->problems, &err);
 	if (rc < 0) {
 		if (err.errnum == ECANCELED) {
@@ -982,6 +1283,10 @@ static int release_into_active(struct engine *e, const char *user, uint64_t *rel
 	uint64_t held = 0;
 	int ufd, rc;
 
+	/* Cyrus: mail reaches a mailbox only through Cyrus (LMTP); nothing is
+	 * held here for it (engine_deliver_id refuses). */
+	if (e->format == MR_FORMAT_CYRUS)
+		return 0;
 	if (mail_held_count(e->mail, user, &held, NULL, err) < 0)
 		return -1;
 	ufd = mr_io->openat(e->target_fd, user, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
@@ -1071,6 +1376,139 @@ out:
 	mr_close(afd);
 }
 
+/* The reason of a Cyrus mailbox on T that mailrestore did not make. */
+static void cyrus_other_reason(struct engine_job *job, const char *rel)
+{
+	snprintf(job->reason, sizeof(job->reason),
+		 "T/%s exists and mailrestore did not make it: a Cyrus mailbox is not merged "
+		 "file by file (UIDs would clash); move it aside (or copy its new mail in "
+		 "through IMAP later) and `retry`", rel);
+}
+
+/* Cyrus: 1 (job->reason set) when the user's folder on T exists and
+ * mailrestore did not activate it, found before any work is done. */
+static int cyrus_made_by_other(struct engine *e, struct engine_job *job)
+{
+	struct mr_error err = { 0 };
+	struct place pl;
+	struct stat st;
+	int r = user_place(e, 1, job->user, 0, &pl, &err);
+
+	if (r != 0)
+		return 0;
+	r = mr_io->fstatat(pl.dirfd, pl.name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	if (r)
+		cyrus_other_reason(job, pl.rel);
+	place_close(&pl);
+	return r;
+}
+
+static int same_mtime(const struct stat *a, const struct stat *b)
+{
+	return a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Cyrus: publishes user's seen and subscription files (user/<h>/<user>.seen,
+ * .sub) of the damaged server's config folder into the live one, each
+ * written whole to a temporary name with the source's mode, owner (as
+ * root) and times, fsync'd and renamed into place. One that the live
+ * folder holds already with a later mtime (the live Cyrus wrote it: the
+ * user logged in meanwhile) is kept, and so is one equal in size and time.
+ * 0, or -1 with err (a source file that fails to read included: damage is
+ * not absence). */
+static int cyrus_config_publish(struct engine *e, const char *user, struct mr_error *err)
+{
+	static const char *const sfx[] = { "seen", "sub" };
+	char rel[16], name[MR_USER_NAME_MAX + 8];
+	struct mr_error e2 = { 0 };
+	int sfd = -1, dfd = -1, rc = -1;
+	size_t i;
+
+	if (e->cfg_src_fd < 0)
+		return 0;
+	/* the config folder is always hashed, fully with fulldirhash */
+	snprintf(rel, sizeof(rel), "user/%c",
+		 mr_cyrus_hash_char(user, e->cyrus_hash == MR_CYRUS_HASH_FULL));
+	sfd = mr_open_beneath(e->cfg_src_fd, rel, O_RDONLY | O_DIRECTORY, 0, &e2);
+	if (sfd < 0) {
+		if (e2.errnum == ENOENT)
+			return 0;
+		mr_error_set(err, e2.errnum, "Cyrus config: %s", e2.msg);
+		return -1;
+	}
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		struct mr_publish pub;
+		struct stat st, dst;
+		char *buf = NULL;
+		ssize_t got;
+		int fd;
+
+		snprintf(name, sizeof(name), "%s.%s", user, sfx[i]);
+		fd = mr_io->openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			mr_error_set(err, errno, "Cyrus config: open(%s/%s) failed", rel, name);
+			goto out;
+		}
+		if (mr_io->fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    (uint64_t)st.st_size > (64u << 20)) {
+			mr_error_set(err, errno ? errno : EINVAL,
+				     "Cyrus config: %s/%s is no regular file to restore", rel, name);
+			mr_close(fd);
+			goto out;
+		}
+		if (dfd < 0) {
+			dfd = mr_mkdirs_beneath(e->cfg_dst_fd, rel, 0750, err);
+			if (dfd < 0) {
+				mr_close(fd);
+				mr_error_prefix(err, "Cyrus target config");
+				goto out;
+			}
+		}
+		if (mr_io->fstatat(dfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (dst.st_mtim.tv_sec > st.st_mtim.tv_sec ||
+		     (dst.st_size == st.st_size && same_mtime(&dst, &st)))) {
+			if (!(dst.st_size == st.st_size && same_mtime(&dst, &st)))
+				mr_log("%s: kept the live server's %s/%s: it is newer than the "
+				       "damaged server's", user, rel, name);
+			mr_close(fd);
+			continue;
+		}
+		buf = malloc((size_t)st.st_size + 1);
+		got = buf != NULL ? mr_read_full(fd, buf, (size_t)st.st_size) : -1;
+		if (got < 0) {
+			mr_error_set(err, buf ? errno : ENOMEM, "Cyrus config: read(%s/%s) failed",
+				     rel, name);
+			free(buf);
+			mr_close(fd);
+			goto out;
+		}
+		mr_close(fd);
+		if (mr_publish_begin(&pub, dfd, rel, name, ".mailrestore-", st.st_mode & 0777, 0,
+				     err) < 0 ||
+		    mr_publish_write(&pub, buf, (size_t)got, err) < 0 ||
+		    (e->preserve_owner && mr_io->fchownat(pub.fd, "", st.st_uid, st.st_gid,
+							  AT_EMPTY_PATH) < 0) ||
+		    mr_io->futimens(pub.fd, (struct timespec[2]){ st.st_atim, st.st_mtim }) < 0 ||
+		    mr_publish_commit(&pub, err) < 0) {
+			if (err->msg[0] == '\0')
+				mr_error_set(err, errno, "Cyrus config: %s/%s", rel, name);
+			mr_publish_abort(&pub);
+			free(buf);
+			goto out;
+		}
+		mr_publish_abort(&pub);
+		free(buf);
+		mr_log("%s: restored the Cyrus config file %s/%s", user, rel, name);
+	}
+	rc = 0;
+out:
+	mr_close(sfd);
+	mr_close(dfd);
+	return rc;
+}
+
 /* Activates the ready work copies of jobs[0..n) together (group commit):
  * one syncfs makes all of them durable, then each is renamed into T/<user>
  * under its hold lock (RENAME_NOREPLACE), one fsync of T confirms all the
@@ -1089,18 +1527,22 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 	struct mr_error err = { 0 }, ignored;
 	int *holds = calloc(n ? n : 1, sizeof(*holds));
 	char *merging = calloc(n ? n : 1, 1);
+	struct place *pls = calloc(n ? n : 1, sizeof(*pls));
 	size_t i;
 	int t_ok;
 
 	for (i = 0; i < n; i++)
 		results[i] = ENGINE_FAILED;
-	if (holds == NULL || merging == NULL) {
+	if (holds == NULL || merging == NULL || pls == NULL) {
 		for (i = 0; i < n; i++)
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: out of memory");
 		free(holds);
 		free(merging);
+		free(pls);
 		return;
 	}
+	for (i = 0; i < n; i++)
+		pls[i].dirfd = -1;
 	if (sync_make_durable(e->work_fd, &err) < 0 || mr_fsync_dir_at(e->work_fd, ".", &err) < 0) {
 		for (i = 0; i < n; i++) {
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
@@ -1108,6 +1550,7 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 		}
 		free(holds);
 		free(merging);
+		free(pls);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -1120,7 +1563,31 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 			holds[i] = -2;   /* not renamed */
 			continue;
 		}
-		if (mr_io->fstatat(e->target_fd, jobs[i]->user, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (user_place(e, 1, jobs[i]->user, 1, &pls[i], &err) != 0) {
+			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
+			jobs[i]->errnum = err.errnum;
+			mail_hold_unlock(holds[i]);
+			holds[i] = -2;
+			continue;
+		}
+		if (e->format == MR_FORMAT_CYRUS &&
+		    mr_io->fstatat(pls[i].dirfd, pls[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			/* Cyrus made this mailbox (mail arrived, an autocreate):
+			 * its UIDs and the restore's would clash, so no merge. */
+			cyrus_other_reason(jobs[i], pls[i].rel);
+			results[i] = ENGINE_ATTENTION;
+			mail_hold_unlock(holds[i]);
+			holds[i] = -2;
+			continue;
+		}
+		if (e->format == MR_FORMAT_CYRUS && cyrus_config_publish(e, jobs[i]->user, &err) < 0) {
+			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
+			jobs[i]->errnum = err.errnum;
+			mail_hold_unlock(holds[i]);
+			holds[i] = -2;
+			continue;
+		}
+		if (mr_io->fstatat(pls[i].dirfd, pls[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			/* Not ours (the run got here): merged, never skipped. */
 			if (merge_existing(e, jobs[i]->user, &err) < 0) {
 				snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s",
@@ -1130,25 +1597,29 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 				continue;
 			}
 			merging[i] = 1;
-			rn = renameat2(e->work_fd, jobs[i]->user, e->target_fd, jobs[i]->user,
+			rn = renameat2(e->work_fd, jobs[i]->user, pls[i].dirfd, pls[i].name,
 				       RENAME_EXCHANGE);
 		} else {
-			rn = renameat2(e->work_fd, jobs[i]->user, e->target_fd, jobs[i]->user,
+			rn = renameat2(e->work_fd, jobs[i]->user, pls[i].dirfd, pls[i].name,
 				       RENAME_NOREPLACE);
 		}
 		if (rn < 0) {
 			int e2 = errno;
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason),
 				 "activation: rename(work/%s -> T/%s) failed: %s", jobs[i]->user,
-				 jobs[i]->user, strerror(e2));
+				 pls[i].rel, strerror(e2));
 			if (e2 == EEXIST)
 				results[i] = ENGINE_ATTENTION;
 			mail_hold_unlock(holds[i]);
 			holds[i] = -2;
 		}
 	}
-	/* The renames are the activations; they count once T is durable. */
+	/* The renames are the activations; they count once T is durable
+	 * (for Cyrus, each user/ folder that got one). */
 	t_ok = mr_fsync_dir_at(e->target_fd, ".", &err) == 0;
+	for (i = 0; t_ok && e->format == MR_FORMAT_CYRUS && i < n; i++)
+		if (holds[i] != -2 && mr_fsync_dir_at(pls[i].dirfd, ".", &err) < 0)
+			t_ok = 0;
 	mr_fsync_dir_at(e->work_fd, ".", NULL);
 	/* The activation records, all made durable by one fsync of their
 	 * folder (group commit, like the renames). */
@@ -1180,8 +1651,11 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 		}
 		mail_hold_unlock(holds[i]);
 	}
+	for (i = 0; i < n; i++)
+		place_close(&pls[i]);
 	free(holds);
 	free(merging);
+	free(pls);
 }
 
 /* A user found active: confirm T durably and finish a release a crash
@@ -1191,9 +1665,18 @@ static int confirm_active(struct engine *e, const char *user, uint64_t *released
 {
 	int lockfd = -1, rc;
 
+	struct place pl;
+
 	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
 		return -1;
-	rc = mr_fsync_dir_at(e->target_fd, ".", err);
+	rc = user_place(e, 1, user, 0, &pl, err);
+	if (rc == 0) {
+		rc = mr_fsync_dir_at(pl.dirfd, ".", err);
+		place_close(&pl);
+	} else if (rc > 0) {
+		mr_error_set(err, ENOENT, "T/%s is gone", user);
+		rc = -1;
+	}
 	if (rc == 0)
 		rc = release_into_active(e, user, released_r, err);
 	mail_hold_unlock(lockfd);
@@ -1201,6 +1684,7 @@ static int confirm_active(struct engine *e, const char *user, uint64_t *released
 }
 
 static enum engine_result prepare_locked(struct engine *e, struct engine_job *job);
+
 
 enum engine_result engine_prepare(struct engine *e, struct engine_job *job)
 {
@@ -1270,6 +1754,8 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 		snprintf(job->reason, sizeof(job->reason), "%s", err.msg);
 		return ENGINE_FAILED;
 	}
+	if (e->format == MR_FORMAT_CYRUS && cyrus_made_by_other(e, job))
+		return ENGINE_ATTENTION;
 	if (open_work(e, job->user, &work_fd, &tmp_fd, &err) < 0) {
 		snprintf(job->reason, sizeof(job->reason), "work copy: %s", err.msg);
 		job->errnum = err.errnum;
@@ -1288,7 +1774,8 @@ static enum engine_result prepare_locked(struct engine *e, struct engine_job *jo
 			goto out;
 		}
 	}
-	if (maildir_odd(work_fd, job->user, job->reason, sizeof(job->reason))) {
+	if (e->format != MR_FORMAT_CYRUS &&
+	    maildir_odd(work_fd, job->user, job->reason, sizeof(job->reason))) {
 		result = ENGINE_ATTENTION;
 		goto out;
 	}
@@ -1414,6 +1901,11 @@ int engine_deliver_id(struct engine *e, const char *user, const char *id, const 
 	*held_r = 0;
 	if (repeat_r)
 		*repeat_r = 0;
+	if (e->format == MR_FORMAT_CYRUS) {
+		mr_error_set(err, EOPNOTSUPP, "deliver writes Maildir; a Cyrus store takes mail "
+			     "over LMTP only: hold mail in the MTA (the policy service) instead");
+		return -1;
+	}
 	if (mail_hold_lock(e->mail, user, &lockfd, err) < 0)
 		return -1;
 	active = engine_user_active(e, user, err);

@@ -18,6 +18,19 @@
  *   4. engine_activate_as_is() is the operator's `activate` of a user in
  *      attention: its work copy is taken as it stands.
  *
+ * A Cyrus store (config.format MR_FORMAT_CYRUS): a user's mailbox is the
+ * folder user/<disk> (or <h>/user/<disk>) of the spool partition S
+ * (mr_cyrus_user_rel, common.h) instead of S/<user>, and goes to the same
+ * place under T, which is laid out as a spool partition: "T/<user>" below
+ * means that folder. The work copy, the attic and every marker keep the
+ * user's name. Activation is the same one rename (the folders h/ and
+ * h/user/ made first, durably, owned like the source's); a mailbox Cyrus
+ * made there before the restore is not merged file by file (UIDs would
+ * clash): the user goes to attention. The seen and subscription files of
+ * cyrus_config_dir are published into cyrus_target_config_dir before the
+ * rename (each by a durable rename; a newer one there is kept). Held mail
+ * is not written into a Cyrus mailbox: hold mail in the MTA instead.
+ *
  * Layout under T (docs/LAYOUT.md describes it for operators):
  *   T/<user>                      active users, complete, made in one rename
  *   T/.mailrestore/work/<user>    work copies being built
@@ -77,7 +90,19 @@ struct engine_config {
 	int preserve_owner;    /* < 0: when running as root */
 	int dial_tone;         /* 1: engine_dial_tone() may give a user who is not
 	                        * restored yet an empty Maildir T/<user>, and mail
-	                        * for such a user goes straight into it */
+	                        * for such a user goes straight into it (Maildir
+	                        * only: refused with a Cyrus store) */
+	enum mr_store_format format; /* AUTO (0): mr_store_detect() on S */
+	/* Cyrus only (docs/LAYOUT.md, "A Cyrus spool"): */
+	const char *cyrus_config_dir;  /* the damaged server's config directory
+	                                * (read-only): user/<h>/<user>.seen and
+	                                * .sub are restored with the user; NULL
+	                                * none */
+	const char *cyrus_target_config_dir; /* where the live Cyrus reads them;
+	                                * required with cyrus_config_dir */
+	const char *cyrus_mailboxes;   /* `ctl_mboxlist -d` output (or a flat
+	                                * mailboxes.db): judges a folder gone
+	                                * from the source; NULL none */
 };
 
 struct engine;
@@ -112,7 +137,9 @@ struct engine_job {
 	_Atomic uint64_t progress_total;  /* bytes expected (0 unknown) */
 	/* Results. */
 	int had_backup;                   /* a backup archive was found */
-	int64_t backup_started;           /* the archive's birth time (s), 0 unknown */
+	int64_t backup_started;           /* the backup began at or after this (s):
+					    * its birth time, else from its date folder or
+					    * mtime; 0 unknown */
 	int had_source;                   /* S/<user> could be opened */
 	struct restore_stats restore;
 	struct sync_stats sync;
@@ -211,6 +238,13 @@ int engine_check_source(struct engine *engine, struct engine_census *census_r,
 /* The background order's key: the size of the user's newest backup archive
  * (or 0 when it has none). */
 uint64_t engine_user_size_hint(struct engine *engine, const char *user);
+
+/* The store format the engine settled on (never AUTO). */
+enum mr_store_format engine_format(const struct engine *engine);
+/* The user's mailbox folder relative to S and T into
+ * buf[MR_CYRUS_REL_MAX + 1]: the user's name for Maildir, the spool path
+ * for Cyrus. NULL for an invalid name. */
+const char *engine_user_rel(const struct engine *engine, const char *user, char *buf);
 
 /* Returns 1 when T/<user> exists (active), 0 when not, -1 on error. */
 int engine_user_active(struct engine *engine, const char *user, struct mr_error *err);

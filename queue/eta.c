@@ -17,24 +17,41 @@
 #include <xxhash.h>
 
 #define RATES_MAGIC "MRER"
-#define RATES_MAJOR 2
+#define RATES_MAJOR 3
 #define RATES_MINOR 0
 #define RATES_HEADER 16
 #define RATES_HASH_XXH3 1
-/* Per phase: runs, n, bytes, files, seconds, then ETA_WINDOW pairs. */
-#define RATES_FIELDS (5 + 2 * ETA_WINDOW)
+/* Per phase: runs, n, bytes, files, seconds, per_written, ratio, nb_sum, nb_w, then ETA_BINS triples {w, x, y}, then ETA_WINDOW triples {x, z, y}. */
+#define RATES_SCALARS 9
+#define RATES_FIELDS (RATES_SCALARS + 3 * ETA_BINS + 3 * ETA_WINDOW)
 #define RATES_BODY (ETA_PHASES * RATES_FIELDS * 8)
 #define RATES_SIZE (RATES_HEADER + RATES_BODY + 8)
 #define MIB 1048576.0
+/* The writes of the window must span this many MiB to show a cost per
+ * MiB written (see fit). */
+#define ETA_WRITES_SPAN_MIB 4.0
 
 /* One phase: the latest runs, oldest first, and the line fitted to them. */
 struct line {
 	double runs;                 /* every run ever seen (not only the window) */
 	double n;                    /* runs in the window, 0..ETA_WINDOW */
-	double x[ETA_WINDOW];        /* the user's size, MiB */
+	double x[ETA_WINDOW];        /* the user's size, MiB (0: no backup) */
+	double z[ETA_WINDOW];        /* what the run wrote, MiB */
 	double y[ETA_WINDOW];        /* the run's seconds */
 	double bytes, files, seconds; /* decayed by ETA_DECAY at each run */
+	double per_written;          /* seconds per MiB written that the runs
+	                              * showed (0: not yet; see fit) */
+	double ratio;                /* MiB written per MiB of backup that the
+	                              * runs showed (0: not yet; see fit) */
+	double nb_sum, nb_w;         /* seconds of runs without a backup and
+	                              * their weight, decayed at each such run */
+	/* Every run with a backup by its size (bin k: 2^k KiB and up),
+	 * decayed at each run of the bin: the shape of cost against size
+	 * over every size seen, not only the window's. */
+	double hw[ETA_BINS], hx[ETA_BINS], hy[ETA_BINS];
 	double a, b;                 /* the fit: seconds = a * MiB + b */
+	double a0;                   /* the prior slope in force */
+	double ymean;                /* the window's mean run, recent ones weighing more */
 };
 
 struct eta_model {
@@ -75,28 +92,28 @@ static int cmp_double(const void *a, const void *b)
  * prior; runs over a range of sizes, or exact ones, give their own slope.
  * A user never costs less than nothing: a line that says so is laid
  * through zero. */
-static void wls(const struct line *l, const double *w, double lambda, double *a_r, double *b_r)
+static void wls(const double *x, const double *y, int n, const double *w, double lambda,
+		double a0, double *a_r, double *b_r)
 {
 	double sw = 0, mx = 0, my = 0, sxx = 0, sxy = 0, a, b;
-	int i, n = (int)l->n;
+	int i;
 
 	for (i = 0; i < n; i++) {
 		sw += w[i];
-		mx += w[i] * l->x[i];
-		my += w[i] * l->y[i];
+		mx += w[i] * x[i];
+		my += w[i] * y[i];
 	}
-	*a_r = ETA_PRIOR_S_PER_MIB;
+	*a_r = a0;
 	*b_r = 0;
 	if (sw <= 0)
 		return;
 	mx /= sw;
 	my /= sw;
 	for (i = 0; i < n; i++) {
-		sxx += w[i] * (l->x[i] - mx) * (l->x[i] - mx);
-		sxy += w[i] * (l->x[i] - mx) * (l->y[i] - my);
+		sxx += w[i] * (x[i] - mx) * (x[i] - mx);
+		sxy += w[i] * (x[i] - mx) * (y[i] - my);
 	}
-	a = sxx + lambda > 0 ? (sxy + lambda * ETA_PRIOR_S_PER_MIB) / (sxx + lambda)
-			     : ETA_PRIOR_S_PER_MIB;
+	a = sxx + lambda > 0 ? (sxy + lambda * a0) / (sxx + lambda) : a0;
 	if (a < 0)
 		a = 0;
 	b = my - a * mx;
@@ -104,49 +121,47 @@ static void wls(const struct line *l, const double *w, double lambda, double *a_
 		double sxx0 = 0, sxy0 = 0;
 
 		for (i = 0; i < n; i++) {
-			sxx0 += w[i] * l->x[i] * l->x[i];
-			sxy0 += w[i] * l->x[i] * l->y[i];
+			sxx0 += w[i] * x[i] * x[i];
+			sxy0 += w[i] * x[i] * y[i];
 		}
 		b = 0;
-		a = sxx0 + lambda > 0 ? (sxy0 + lambda * ETA_PRIOR_S_PER_MIB) / (sxx0 + lambda) : a;
+		a = sxx0 + lambda > 0 ? (sxy0 + lambda * a0) / (sxx0 + lambda) : a;
 	}
 	*a_r = a;
 	*b_r = b;
 }
 
-/* The line of a phase, from its window: recent runs weigh more (each
- * older run by ETA_DECAY less), and a run far off the line weighs less
- * (Huber weights from the median residual, a few rounds): the first runs
- * after a start, slowed by cold caches and the start-up's own work, or a
- * run that shared the disk with a backup job, do not pull every estimate
- * with them, while a machine that really got slower moves the line as soon
- * as its runs are the recent ones. The prior's pull (lambda) is the runs'
- * weighted residual variance over the prior's own (its value squared):
- * noisy runs of one size cannot move it, and a slope made of a change of
- * load during a run of growing sizes is mostly held back. */
-static void fit(struct line *l)
+/* A line through n runs (x, y) with recency weights rw: a run far off
+ * the line weighs less (Huber weights from the median residual, a few
+ * rounds): the first runs after a start, slowed by cold caches and the
+ * start-up's own work, or a run that shared the disk with a backup job, do
+ * not pull every estimate with them, while a machine that really got
+ * slower moves the line as soon as its runs are the recent ones. The
+ * prior's pull (lambda) is the runs' weighted residual variance over the
+ * prior's own (its value squared): noisy runs of one size cannot move it,
+ * and a slope made of a change of load during a run of growing sizes is
+ * mostly held back. Also gives the runs' own slope (no prior) and its
+ * variance (-1: the runs give none), and their scatter around it (the
+ * weighted mean square). */
+static void robust_fit(const double *x, const double *y, const double *rw, int n, double a0,
+		       double *a_r, double *b_r, double *free_a_r, double *var_r, double *s2_r)
 {
-	double rw[ETA_WINDOW] = { 0 }, w[ETA_WINDOW] = { 0 }, r[ETA_WINDOW] = { 0 };
-	double a, b, scale, k, lambda = 0, tau2 = ETA_PRIOR_S_PER_MIB * ETA_PRIOR_S_PER_MIB;
-	int i, round, n = (int)l->n;
+	double w[ETA_WINDOW], r[ETA_WINDOW];
+	double a, b, da = a0, db = 0, scale, k, lambda, tau2 = a0 * a0;
+	int i, round;
 
-	if (n == 0) {
-		l->a = 0;
-		l->b = 0;
-		return;
-	}
-	for (i = n - 1; i >= 0; i--) {
-		rw[i] = i == n - 1 ? 1.0 : rw[i + 1] * ETA_DECAY;
+	*var_r = -1;
+	*s2_r = 0;
+	for (i = 0; i < n; i++)
 		w[i] = rw[i];
-	}
 	/* A first line: the prior slope through the mean run. */
-	wls(l, w, 1e300, &a, &b);
+	wls(x, y, n, w, 1e300, a0, &a, &b);
 	for (round = 0; round < 5 && n >= 2; round++) {
-		double my = 0, sw = 0, s2 = 0, da, db;
+		double my = 0, sw = 0, s2 = 0, mx = 0, sxx = 0, v = 0;
 
 		for (i = 0; i < n; i++) {
-			r[i] = fabs(l->y[i] - (a * l->x[i] + b));
-			my += l->y[i] / n;
+			r[i] = fabs(y[i] - (a * x[i] + b));
+			my += y[i] / n;
 		}
 		qsort(r, (size_t)n, sizeof(r[0]), cmp_double);
 		scale = 1.4826 * (n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2);
@@ -157,29 +172,176 @@ static void fit(struct line *l)
 		 * ones included (the syncfs of a busy disk), not a median */
 		k = 3.0 * scale;
 		for (i = 0; i < n; i++) {
-			double e = fabs(l->y[i] - (a * l->x[i] + b));
+			double e = fabs(y[i] - (a * x[i] + b));
 
 			w[i] = rw[i] * (e <= k ? 1.0 : k / e);
 		}
 		/* the scatter around the runs' own line */
-		wls(l, w, 0, &da, &db);
+		wls(x, y, n, w, 0, a0, &da, &db);
 		for (i = 0; i < n; i++) {
-			double e = l->y[i] - (da * l->x[i] + db);
-
 			sw += w[i];
-			s2 += w[i] * e * e;
+			mx += w[i] * x[i];
 		}
+		mx = sw > 0 ? mx / sw : 0;
+		for (i = 0; i < n; i++) {
+			double e = y[i] - (da * x[i] + db);
+
+			s2 += w[i] * e * e;
+			sxx += w[i] * (x[i] - mx) * (x[i] - mx);
+			/* the slope's variance, robust to unequal scatter */
+			v += w[i] * w[i] * (x[i] - mx) * (x[i] - mx) * e * e;
+		}
+		*var_r = sxx > 0 && n > 2 ? v / (sxx * sxx) * n / (n - 2) : -1;
+		*s2_r = sw > 0 ? s2 / sw : 0;
 		lambda = sw > 0 ? s2 / sw / tau2 : 0;
-		wls(l, w, lambda, &a, &b);
+		wls(x, y, n, w, lambda, a0, &a, &b);
 	}
-	l->a = a;
-	l->b = b;
+	*a_r = a;
+	*b_r = b;
+	*free_a_r = da;
+}
+
+/* How far the recent runs are above (k > 1) or below the shape a x + b:
+ * the ratio of their sums (a wait is a sum of runs), recent runs weighing
+ * more and runs far off weighing less (Huber, as in robust_fit). */
+static double level(const double *x, const double *y, const double *rw, int n, double a,
+		    double b)
+{
+	double r[ETA_WINDOW], w[ETA_WINDOW], k = 1, sy, sf, my = 0, scale;
+	int i, round;
+
+	for (i = 0; i < n; i++) {
+		w[i] = rw[i];
+		my += y[i] / n;
+	}
+	for (round = 0; round < 3; round++) {
+		sy = sf = 0;
+		for (i = 0; i < n; i++) {
+			sy += w[i] * y[i];
+			sf += w[i] * (a * x[i] + b);
+		}
+		if (sf <= 0)
+			return 1;
+		k = sy / sf;
+		for (i = 0; i < n; i++)
+			r[i] = fabs(y[i] - k * (a * x[i] + b));
+		qsort(r, (size_t)n, sizeof(r[0]), cmp_double);
+		scale = 1.4826 * (n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2);
+		if (scale < 0.05 * my + 1e-9)
+			scale = 0.05 * my + 1e-9;
+		for (i = 0; i < n; i++) {
+			double e = fabs(y[i] - k * (a * x[i] + b));
+
+			w[i] = rw[i] * (e <= 3 * scale ? 1.0 : 3 * scale / e);
+		}
+	}
+	return k;
+}
+
+/* The cost of a phase for users with a backup: a shape over every size
+ * seen, times the level of the recent runs. Runs without a backup (size 0)
+ * cost what their source holds, which their size does not say; they are
+ * kept apart (nb_sum, nb_w).
+ *
+ * The shape, seconds = a * MiB + b, is fitted to the size bins (hw, hx,
+ * hy): the latest runs alone are users of about one size (the background
+ * goes smallest first), and a slope fitted to them swung from 0 to 3x the
+ * true one as the machine's load moved, so a 100 MiB user was told 0.1 s
+ * or 7 s. The bins keep the sizes already seen; the slope is pulled toward
+ * the prior as hard as the runs' scatter outweighs the bins' spread in
+ * size (as in robust_fit). The level (see level()) then follows a machine
+ * whose load changes, for big and small users alike.
+ *
+ * The prior slope: until the runs span sizes enough, the slope comes from
+ * what every run wrote. The smallest users run first and tell nothing of a
+ * cost per MiB, but users without a backup (first too: their size is 0)
+ * copy their whole source, and their writes and seconds show a cost per
+ * MiB written; times the MiB written per MiB of backup (the slope of
+ * writes against size: small users write their indexes whatever their
+ * size, which a plain ratio would count per MiB), it is a cost per MiB of
+ * backup. Kept (per_written) once the runs showed it (three standard
+ * errors), for the runs after it; ETA_PRIOR_S_PER_MIB until then. */
+static void fit(struct line *l)
+{
+	double rw[ETA_WINDOW], xs[ETA_WINDOW], ys[ETA_WINDOW], zs[ETA_WINDOW], rws[ETA_WINDOW];
+	double bx[ETA_BINS], by[ETA_BINS], bw[ETA_BINS];
+	double a, b, fa, var, s2 = 0, ratio, sw = 0, my = 0, k, zmin, zmax;
+	int i, n = (int)l->n, m = 0, nb = 0;
+
+	l->a0 = ETA_PRIOR_S_PER_MIB;
+	l->a = 0;
+	l->b = 0;
+	l->ymean = 0;
+	if (n == 0)
+		return;
+	for (i = n - 1; i >= 0; i--)
+		rw[i] = i == n - 1 ? 1.0 : rw[i + 1] * ETA_DECAY;
+	for (i = 0; i < n; i++) {
+		sw += rw[i];
+		my += rw[i] * l->y[i];
+		if (l->x[i] > 0) {
+			xs[m] = l->x[i];
+			ys[m] = l->y[i];
+			zs[m] = l->z[i];
+			rws[m++] = rw[i];
+		}
+	}
+	l->ymean = my / sw;
+	if (m > 2) {
+		robust_fit(xs, zs, rws, m, l->ratio > 0 ? l->ratio : 1.0, &a, &b, &fa, &var, &s2);
+		if (var >= 0 && fa > 0 && fa * fa >= 9 * var)
+			l->ratio = fa;
+	}
+	/* one MiB written per MiB of backup until the runs show theirs */
+	ratio = l->ratio > 0 ? l->ratio : 1.0;
+	robust_fit(l->z, l->y, rw, n, ETA_PRIOR_S_PER_MIB / ratio, &a, &b, &fa, &var, &s2);
+	zmin = zmax = l->z[0];
+	for (i = 1; i < n; i++) {
+		zmin = l->z[i] < zmin ? l->z[i] : zmin;
+		zmax = l->z[i] > zmax ? l->z[i] : zmax;
+	}
+	/* Runs that all wrote about as little (small users) show their fixed
+	 * cost, not one per MiB: a slope from them was a third of the true
+	 * one. */
+	if (var >= 0 && fa > 0 && fa * fa >= 9 * var && zmax - zmin >= ETA_WRITES_SPAN_MIB)
+		l->per_written = fa;
+	if (l->per_written > 0)
+		l->a0 = l->per_written * ratio;
+	if (m == 0) {
+		/* only users without a backup so far: what a run costs
+		 * besides its writes */
+		l->a = l->a0;
+		l->b = b;
+		return;
+	}
+	/* the runs' scatter, for the prior's pull on the shape */
+	robust_fit(xs, ys, rws, m, l->a0, &a, &b, &fa, &var, &s2);
+	for (i = 0; i < ETA_BINS; i++)
+		if (l->hw[i] > 0) {
+			bw[nb] = l->hw[i];
+			bx[nb] = l->hx[i] / l->hw[i];
+			by[nb++] = l->hy[i] / l->hw[i];
+		}
+	wls(bx, by, nb, bw, s2 / (l->a0 * l->a0), l->a0, &a, &b);
+	k = level(xs, ys, rws, m, a, b);
+	l->a = k * a;
+	l->b = k * b;
+}
+
+static int bin_of(uint64_t size)
+{
+	int k = 0;
+
+	for (size >>= 10; size > 1 && k < ETA_BINS - 1; size >>= 1)
+		k++;
+	return k;
 }
 
 void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size, uint64_t bytes,
 		       uint64_t files, double seconds)
 {
 	struct line *l;
+	int last;
 
 	if ((unsigned)phase >= ETA_PHASES || !isfinite(seconds) || seconds < 0)
 		return;
@@ -187,13 +349,26 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 	l = &m->ph[phase];
 	if (l->n >= ETA_WINDOW) {
 		memmove(l->x, l->x + 1, (ETA_WINDOW - 1) * sizeof(l->x[0]));
+		memmove(l->z, l->z + 1, (ETA_WINDOW - 1) * sizeof(l->z[0]));
 		memmove(l->y, l->y + 1, (ETA_WINDOW - 1) * sizeof(l->y[0]));
 		l->n = ETA_WINDOW - 1;
 	}
 	/* Sizes in MiB keep the squares far from double's limits. */
-	l->x[(int)l->n] = (double)size / MIB;
-	l->y[(int)l->n] = seconds;
+	last = (int)l->n;
+	l->x[last] = (double)size / MIB;
+	l->z[last] = (double)bytes / MIB;
+	l->y[last] = seconds;
 	l->n += 1;
+	if (size == 0) {
+		l->nb_sum = l->nb_sum * ETA_DECAY + seconds;
+		l->nb_w = l->nb_w * ETA_DECAY + 1;
+	} else {
+		int k = bin_of(size);
+
+		l->hw[k] = l->hw[k] * ETA_DECAY + 1;
+		l->hx[k] = l->hx[k] * ETA_DECAY + l->x[last];
+		l->hy[k] = l->hy[k] * ETA_DECAY + seconds;
+	}
 	l->bytes = l->bytes * ETA_DECAY + (double)bytes;
 	l->files = l->files * ETA_DECAY + (double)files;
 	l->seconds = l->seconds * ETA_DECAY + seconds;
@@ -202,18 +377,23 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 	pthread_mutex_unlock(&m->mu);
 }
 
+/* A user without a backup (size 0) costs what such users cost so far, or
+ * before any, what a run costs on average: its size says nothing. */
 double eta_model_cost(struct eta_model *m, enum eta_phase phase, uint64_t size)
 {
+	const struct line *l;
 	double c = -1;
 
 	if ((unsigned)phase >= ETA_PHASES)
 		return -1;
 	pthread_mutex_lock(&m->mu);
-	if (m->ph[phase].n > 0) {
-		c = m->ph[phase].a * ((double)size / MIB) + m->ph[phase].b;
-		if (c < 0)
-			c = 0;
-	}
+	l = &m->ph[phase];
+	if (l->n > 0 && size == 0)
+		c = l->nb_w > 0 ? l->nb_sum / l->nb_w : l->ymean;
+	else if (l->n > 0)
+		c = l->a * ((double)size / MIB) + l->b;
+	if (l->n > 0 && c < 0)
+		c = 0;
 	pthread_mutex_unlock(&m->mu);
 	return c;
 }
@@ -303,12 +483,17 @@ static double get_f64(const uint8_t *p)
 
 static double *field(struct line *l, int i)
 {
-	double *f[5] = { &l->runs, &l->n, &l->bytes, &l->files, &l->seconds };
+	double *f[RATES_SCALARS] = { &l->runs,        &l->n,     &l->bytes, &l->files,
+				     &l->seconds,     &l->per_written, &l->ratio, &l->nb_sum,
+				     &l->nb_w };
 
-	if (i < 5)
+	if (i < RATES_SCALARS)
 		return f[i];
-	i -= 5;
-	return i % 2 ? &l->y[i / 2] : &l->x[i / 2];
+	i -= RATES_SCALARS;
+	if (i < 3 * ETA_BINS)
+		return i % 3 == 0 ? &l->hw[i / 3] : i % 3 == 1 ? &l->hx[i / 3] : &l->hy[i / 3];
+	i -= 3 * ETA_BINS;
+	return i % 3 == 0 ? &l->x[i / 3] : i % 3 == 1 ? &l->z[i / 3] : &l->y[i / 3];
 }
 
 int eta_model_load(struct eta_model *m, int dirfd, struct mr_error *err)
@@ -437,27 +622,96 @@ void eta_sched_init(struct eta_sched *s, unsigned workers, const double *running
 		workers = ETA_MAX_WORKERS;
 	s->workers = workers;
 	s->last = 0;
+	s->ndeferred = 0;
+	s->preempt_at = ETA_PREEMPT_S;
 	for (i = 0; i < workers; i++) {
 		s->free_at[i] = i < nrunning && running_left[i] > 0 ? running_left[i] : 0;
+		s->background[i] = 0;
 		if (s->free_at[i] > s->last)
 			s->last = s->free_at[i];
 	}
 }
 
-double eta_sched_add(struct eta_sched *s, double cost)
+void eta_sched_background(struct eta_sched *s, unsigned i)
+{
+	if (i < s->workers)
+		s->background[i] = 1;
+}
+
+static double place(struct eta_sched *s, unsigned i, double start, double cost)
+{
+	s->free_at[i] = start + (cost > 0 ? cost : 0);
+	if (s->free_at[i] > s->last)
+		s->last = s->free_at[i];
+	return s->free_at[i];
+}
+
+static unsigned first_free(const struct eta_sched *s)
 {
 	unsigned i, best = 0;
 
 	for (i = 1; i < s->workers; i++)
 		if (s->free_at[i] < s->free_at[best])
 			best = i;
-	s->free_at[best] += cost > 0 ? cost : 0;
-	if (s->free_at[best] > s->last)
-		s->last = s->free_at[best];
-	return s->free_at[best];
+	return best;
+}
+
+double eta_sched_add(struct eta_sched *s, double cost)
+{
+	unsigned i, k;
+
+	/* Jobs that gave way come back first: the smallest users of the
+	 * background, and their work copies are there. */
+	for (k = 0; k < s->ndeferred; k++) {
+		i = first_free(s);
+		place(s, i, s->free_at[i], s->deferred[k]);
+	}
+	s->ndeferred = 0;
+	for (i = 0; i < s->workers; i++)
+		s->background[i] = 0;
+	i = first_free(s);
+	return place(s, i, s->free_at[i], cost);
+}
+
+double eta_sched_add_priority(struct eta_sched *s, double cost)
+{
+	unsigned i, best = 0;
+	double start, best_start = -1;
+
+	for (i = 0; i < s->workers; i++) {
+		start = s->background[i] && s->free_at[i] > s->preempt_at ? s->preempt_at
+									     : s->free_at[i];
+		if (best_start < 0 || start < best_start) {
+			best = i;
+			best_start = start;
+		}
+	}
+	if (s->background[best] && s->free_at[best] > best_start) {
+		if (s->ndeferred < ETA_MAX_WORKERS)
+			s->deferred[s->ndeferred++] = s->free_at[best] - best_start;
+		s->preempt_at += ETA_PREEMPT_S;
+	}
+	s->background[best] = 0;
+	return place(s, best, best_start, cost);
 }
 
 double eta_sched_end(const struct eta_sched *s)
 {
-	return s->last;
+	double end = s->last, at[ETA_MAX_WORKERS];
+	unsigned i, k, best;
+
+	/* jobs that gave way and never came back in the walk still run */
+	if (s->ndeferred == 0)
+		return end;
+	for (i = 0; i < s->workers; i++)
+		at[i] = s->free_at[i];
+	for (k = 0; k < s->ndeferred; k++) {
+		for (best = 0, i = 1; i < s->workers; i++)
+			if (at[i] < at[best])
+				best = i;
+		at[best] += s->deferred[k];
+		if (at[best] > end)
+			end = at[best];
+	}
+	return end;
 }

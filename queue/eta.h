@@ -17,38 +17,52 @@
  *   3. eta_model_cost() predicts one worker's seconds for a user of a given
  *      size; it returns -1 while nothing was measured ("estimating").
  *   4. An estimate: eta_sched_init() with the workers and the seconds left
- *      of the running jobs, then eta_sched_add() with each user's cost in
- *      the order the queue serves them (priority lane in request order,
- *      plain enqueues, then waiting users smallest first). Each call returns
- *      the seconds until that user is done: the work ahead of it divided
- *      among the workers as they free up, plus its own run.
+ *      of the running jobs, eta_sched_background() for each worker whose
+ *      job is a background one, then each user's cost in the order the
+ *      queue serves them: eta_sched_add_priority() for the priority lane
+ *      (in request order: a worker running a background job is theirs
+ *      after ETA_PREEMPT_S, the job's rest comes back later), then
+ *      eta_sched_add() for plain enqueues and waiting users (smallest
+ *      first). Each call returns the seconds until that user is done: the
+ *      work ahead of it divided among the workers as they free up, plus its
+ *      own run.
  *
- * The model, per phase (extract, sync, whole run): seconds = a * size + b,
- * b what every user costs whatever its size (taking it from the queue,
- * opening its backup, listing its source folder, the fsyncs and syncfs of
- * the work copy, activation and its records), a the inverse of a worker's
- * rate in bytes of backup per second (the bytes and files it writes grow
- * with it). The line is a weighted least-squares fit over the latest
- * ETA_WINDOW runs: newer runs weigh more (each older one by ETA_DECAY
- * less), so the line follows a machine whose load changes, and runs far
- * off the line weigh less (Huber weights), so the slow first runs after a
- * start do not set every estimate. The slope is taken from the runs once
- * they carry it (three runs or more, sizes that differ, the slope at least
- * twice its standard error); until then, at the start of every restore
- * when only the smallest users have run, it is ETA_PRIOR_S_PER_MIB and the
- * line goes through the mean run: small users' times scatter too much to
- * tell a rate from, and a slope of 0 would make a 100 MiB user cost what a
- * 100 KiB one did. The bytes and files the runs wrote are counted as
+ * The model, per phase (extract, sync, whole run): seconds = a * size + b
+ * for a user with a backup, b what every user costs whatever its size
+ * (taking it from the queue, opening its backup, listing its source
+ * folder, the fsyncs and syncfs of the work copy, activation and its
+ * records), a the inverse of a worker's rate in bytes of backup per
+ * second. Three parts:
+ *   - the shape (a and b up to a factor) is a least-squares line over size
+ *     bins (ETA_BINS, 2^k KiB each) that keep every size seen, so a slope
+ *     does not swing with the latest runs, which are users of about one
+ *     size (the background goes smallest first); it is pulled toward a
+ *     prior slope as hard as the runs' scatter outweighs the bins' spread
+ *     in size;
+ *   - the level: the latest ETA_WINDOW runs, newer ones weighing more
+ *     (each older one by ETA_DECAY less) and runs far off weighing less
+ *     (Huber weights, so the slow first runs after a start do not set
+ *     every estimate), say by what factor the machine now runs above or
+ *     below the shape (the ratio of their sums: a wait is a sum of runs);
+ *   - the prior slope: the cost per MiB written that the runs showed (from
+ *     every run, users without a backup included: they copy MiBs each)
+ *     times the MiB written per MiB of backup; ETA_PRIOR_S_PER_MIB before
+ *     the runs showed it.
+ * A user without a backup (size 0) copies its whole source, which no size
+ * tells: it costs the mean of such runs (recent ones weighing more), or a
+ * mean run before any. The bytes and files the runs wrote are counted as
  * well, for the rates operators read (bytes and files per second per
  * worker).
  *
- * File format of "eta.rates": a header {magic "MRER", u16 major 2, u16
+ * File format of "eta.rates": a header {magic "MRER", u16 major 3, u16
  * minor 0, u32 header size 16, u32 hash id 1 (xxh3-64)}, then ETA_PHASES
  * blocks of little-endian IEEE doubles {runs, n, bytes, files, seconds,
- * then ETA_WINDOW pairs {MiB, seconds} of which the first n are the
- * window, oldest first}, then the u64 xxh3-64 of the blocks. A short file,
- * a bad checksum, a foreign magic, another major version (1 kept sums, not
- * runs) or a value out of range is refused (the model stays empty; nothing
+ * per_written, ratio, nb_sum, nb_w, then ETA_BINS triples {weight, MiB,
+ * seconds} (sums), then ETA_WINDOW triples {MiB of backup, MiB written,
+ * seconds} of which the first n are the window, oldest first}, then the
+ * u64 xxh3-64 of the blocks. A short file, a bad checksum, a foreign magic,
+ * another major version (1 kept sums, 2 neither writes nor bins) or a value
+ * out of range is refused with a log line (the model stays empty; nothing
  * is guessed).
  *
  * Thread safety: a model holds its own lock; a schedule belongs to its
@@ -65,6 +79,8 @@
 #define ETA_RATES_FILE "eta.rates"
 /* Runs the line is fitted to, the newest. */
 #define ETA_WINDOW 64
+/* Size bins of the model's shape: 2^k KiB and up, k = 0..ETA_BINS-1. */
+#define ETA_BINS 32
 /* Weight of a run against the next newer one. */
 #define ETA_DECAY 0.97
 /* Seconds per MiB of backup until the runs carry a slope (a worker that
@@ -118,10 +134,19 @@ int eta_model_load(struct eta_model *m, int dirfd, struct mr_error *err);
  * file, if any, is then still whole). */
 int eta_model_save(struct eta_model *m, int dirfd, struct mr_error *err);
 
+/* Seconds a priority user waits for a worker busy with a background job:
+ * the daemon's tick notices the request (every 0.1 s), the job stops at
+ * its next file boundary, the worker takes the user. */
+#define ETA_PREEMPT_S 0.1
+
 /* A schedule: when each worker is free next, in seconds from now. */
 struct eta_sched {
 	unsigned workers;
 	double free_at[ETA_MAX_WORKERS];
+	unsigned char background[ETA_MAX_WORKERS]; /* its running job gives way */
+	double deferred[ETA_MAX_WORKERS]; /* the rest of jobs that gave way */
+	unsigned ndeferred;
+	double preempt_at; /* when the next job can give way (one at a time) */
 	double last;  /* the latest finish handed out so far */
 };
 
@@ -130,9 +155,18 @@ struct eta_sched {
  * more seconds (values below 0 count as 0; extra values are ignored). */
 void eta_sched_init(struct eta_sched *s, unsigned workers, const double *running_left,
 		    size_t nrunning);
+/* Worker i (< nrunning of eta_sched_init) runs a background job: a
+ * priority user takes the worker after ETA_PREEMPT_S, and the job's rest
+ * goes back to the queue, ahead of the users who are not priority. */
+void eta_sched_background(struct eta_sched *s, unsigned i);
 /* The next user in the order, costing `cost` seconds on one worker: it
- * starts on the worker free first. Returns the seconds until it is done. */
+ * starts on the worker free first (after the rest of jobs that gave way to
+ * priority users). Returns the seconds until it is done. */
 double eta_sched_add(struct eta_sched *s, double cost);
+/* The same for a user of the priority lane: a worker running a background
+ * job counts as free after ETA_PREEMPT_S (the daemon stops one job at a
+ * time: each further one ETA_PREEMPT_S later). */
+double eta_sched_add_priority(struct eta_sched *s, double cost);
 /* Seconds until every worker is free (the whole schedule is done). */
 double eta_sched_end(const struct eta_sched *s);
 

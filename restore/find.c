@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Longest first, so "bob.tar.gz" ends user "bob", not "bob.tar" + ".gz",
  * and the first suffix that matches a name is the one that ends it. When a
@@ -42,6 +43,25 @@ static int is_date_name(const char *name)
 	month = (name[5] - '0') * 10 + (name[6] - '0');
 	day = (name[8] - '0') * 10 + (name[9] - '0');
 	return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+}
+
+int restore_dated_day(const char *rel, int64_t *day_r)
+{
+	char name[11];
+	struct tm tm;
+
+	if (strlen(rel) < 11 || rel[10] != '/')
+		return 0;
+	memcpy(name, rel, 10);
+	name[10] = '\0';
+	if (!is_date_name(name))
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = atoi(name) - 1900;
+	tm.tm_mon = atoi(name + 5) - 1;
+	tm.tm_mday = atoi(name + 8);
+	*day_r = (int64_t)timegm(&tm);
+	return 1;
 }
 
 static int is_dir_at(int dirfd, const struct mr_dirent *d)

@@ -86,6 +86,11 @@ int restore_index_find(struct restore_index *index, const char *user, int check,
 /* How many times B was read (for tests). */
 uint64_t restore_index_builds(struct restore_index *index);
 
+/* 1 when archive path rel (relative to B, as restore_find_backup() gives
+ * it) lies in a date folder, with that date's midnight UTC (Unix seconds)
+ * in *day_r; else 0. */
+int restore_dated_day(const char *rel, int64_t *day_r);
+
 struct restore_settings {
 	/* Give entries the archive's owner and group (needs root). */
 	int preserve_owner;

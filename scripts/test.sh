@@ -24,6 +24,8 @@ if [ "${MR_SKIP_FUZZ:-0}" != 1 ] && command -v clang >/dev/null; then
     [ -x "$f" ] || continue
     corpus=fuzz/corpus/$(basename "$f")
     mkdir -p "$corpus"
+    # a real Cyrus index to start from (tests/sync/data/)
+    [ "$(basename "$f")" = fuzz_cyrusindex ] && { cp -n tests/sync/data/cyrus36.index "$corpus/" || true; }
     echo "-- $f"
     "$f" -max_total_time="${MR_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" 2>&1 | tail -n 3
   done

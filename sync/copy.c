@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <xxhash.h>
 
 /* The folder temporary files of entries of parent go to: the scratch
@@ -57,6 +59,42 @@ static int put_in_place(struct sync_ctx *ctx, const struct sync_op *op, int tdir
 	return 0;
 }
 
+/* Creates a new temporary file for op's entry below parent's temporary
+ * folder (tmp_dir): its name into tmp (len bytes), that folder into *tdir_r
+ * (and *owned_r when it is a descriptor of our own). The file's fd, or -1
+ * with ctx->err. */
+static int open_tmp(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+		    char *tmp, size_t len, int *tdir_r, int *owned_r)
+{
+	int tfd;
+
+	*tdir_r = tmp_dir(ctx, parent, owned_r);
+	if (*tdir_r < 0)
+		return -1;
+	mr_tmp_name(SYNC_TMP_PREFIX, tmp, len);
+	tfd = mr_io->openat(*tdir_r, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (tfd < 0)
+		mr_error_set(ctx->err, errno, "creating a temporary file for %s failed", op->rel);
+	return tfd;
+}
+
+/* The temporary file tfd holds op's new content: gives it st's metadata,
+ * closes it (always) and puts it in place. 0 or -1 with ctx->err. */
+static int finish_tmp(struct sync_ctx *ctx, const struct sync_op *op, int tfd,
+		      const struct stat *st, int tdir, const char *tmp, const char *parent,
+		      const char *name)
+{
+	if (sync_meta_apply_fd(ctx, tfd, op->rel, st) < 0) {
+		mr_close(tfd);
+		return -1;
+	}
+	if (mr_io->close(tfd) < 0) {
+		mr_error_set(ctx->err, errno, "close(%s) failed", op->rel);
+		return -1;
+	}
+	return put_in_place(ctx, op, tdir, tmp, parent, name);
+}
+
 /* One attempt at copying: SYNC_DONE, SYNC_SOURCE_PROBLEM,
  * SYNC_SOURCE_CHANGED (try again) or SYNC_FAILED. */
 static enum sync_result copy_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
@@ -65,21 +103,15 @@ static enum sync_result copy_once(struct sync_ctx *ctx, const struct sync_op *op
 	struct stat before, after;
 	char tmp[64];
 	enum sync_result rc = SYNC_FAILED, r;
-	int sfd = -1, tfd = -1, tdir, tdir_owned = -1, have_tmp = 0;
+	int sfd = -1, tfd = -1, tdir = -1, tdir_owned = -1, have_tmp = 0, placed;
 	uint64_t total = 0, written = 0;
 
 	sfd = sync_open_src_file(ctx, parent, name, op->rel, &before);
 	if (sfd < 0)
 		return SYNC_SOURCE_PROBLEM;
-	tdir = tmp_dir(ctx, parent, &tdir_owned);
-	if (tdir < 0)
+	tfd = open_tmp(ctx, op, parent, tmp, sizeof(tmp), &tdir, &tdir_owned);
+	if (tfd < 0)
 		goto out;
-	mr_tmp_name(SYNC_TMP_PREFIX, tmp, sizeof(tmp));
-	tfd = mr_io->openat(tdir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-	if (tfd < 0) {
-		mr_error_set(ctx->err, errno, "creating a temporary file for %s failed", op->rel);
-		goto out;
-	}
 	have_tmp = 1;
 	if (sync_room_for(ctx, tfd, sync_alloc_bytes(&before, 0), op->rel) < 0)
 		goto out;
@@ -97,15 +129,9 @@ static enum sync_result copy_once(struct sync_ctx *ctx, const struct sync_op *op
 		rc = SYNC_SOURCE_CHANGED;
 		goto out;
 	}
-	if (sync_meta_apply_fd(ctx, tfd, op->rel, &after) < 0)
-		goto out;
-	if (mr_io->close(tfd) < 0) {
-		tfd = -1;
-		mr_error_set(ctx->err, errno, "close(%s) failed", op->rel);
-		goto out;
-	}
+	placed = finish_tmp(ctx, op, tfd, &after, tdir, tmp, parent, name);
 	tfd = -1;
-	if (put_in_place(ctx, op, tdir, tmp, parent, name) < 0)
+	if (placed < 0)
 		goto out;
 	have_tmp = 0;
 	ctx->stats->copied_files++;
@@ -127,6 +153,85 @@ out:
 int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op)
 {
 	return sync_retry_source(ctx, op, copy_once, "copied") == SYNC_FAILED ? -1 : 0;
+}
+
+/* One attempt at unsharing: the destination's own bytes of op->rel into a
+ * temporary file (a clone where the file system shares blocks, else a
+ * copy), the source's metadata, renamed over the name. 0 or -1 with
+ * ctx->err. */
+static int unshare_once(struct sync_ctx *ctx, const struct sync_op *op, const char *parent,
+			const char *name)
+{
+	struct stat dst;
+	char tmp[64];
+	int dfd = -1, tfd = -1, tdir = -1, tdir_owned = -1, ddir, have_tmp = 0, rc = -1;
+	off_t off = 0;
+
+	ddir = sync_dir_fd(ctx, 0, parent);
+	if (ddir >= 0)
+		dfd = mr_io->openat(ddir, name, O_RDONLY | O_NOFOLLOW, 0);
+	if (dfd < 0 || mr_io->fstat(dfd, &dst) < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", op->rel);
+		goto out;
+	}
+	if (!S_ISREG(dst.st_mode)) {
+		mr_error_set(ctx->err, EINVAL, "%s in the destination is no longer a file", op->rel);
+		goto out;
+	}
+	tfd = open_tmp(ctx, op, parent, tmp, sizeof(tmp), &tdir, &tdir_owned);
+	if (tfd < 0)
+		goto out;
+	have_tmp = 1;
+	if (ioctl(tfd, FICLONE, dfd) < 0) {
+		if (sync_room_for(ctx, tfd, sync_alloc_bytes(&dst, 0), op->rel) < 0)
+			goto out;
+		for (;;) {
+			ssize_t n = mr_pread_full(dfd, ctx->buf_b, ctx->buf_size, off);
+
+			if (n < 0) {
+				mr_error_set(ctx->err, errno, "read(%s) in the destination failed",
+					     op->rel);
+				goto out;
+			}
+			if (n == 0)
+				break;
+			if (mr_pwrite_all(tfd, ctx->buf_b, (size_t)n, off) < 0) {
+				mr_error_set(ctx->err, errno, "write(%s) failed", op->rel);
+				goto out;
+			}
+			off += n;
+			ctx->stats->bytes_written += (uint64_t)n;
+		}
+	}
+	rc = finish_tmp(ctx, op, tfd, &op->st, tdir, tmp, parent, name);
+	tfd = -1;
+	if (rc < 0)
+		goto out;
+	have_tmp = 0;
+	rc = 0;
+out:
+	mr_close(tfd);
+	if (have_tmp)
+		mr_io->unlinkat(tdir, tmp, 0);
+	mr_close(tdir_owned);
+	mr_close(dfd);
+	return rc;
+}
+
+/* See sync_private.h. */
+int sync_unshare_file(struct sync_ctx *ctx, const struct sync_op *op)
+{
+	const char *name;
+	char *parent = NULL;
+	int rc;
+
+	if (sync_split(op->rel, &parent, &name) < 0) {
+		mr_error_set(ctx->err, ENOMEM, "sync");
+		return -1;
+	}
+	rc = unshare_once(ctx, op, parent, name);
+	free(parent);
+	return rc;
 }
 
 /* Compares the contents of source and destination file rel by hash:

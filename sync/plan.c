@@ -122,6 +122,48 @@ nomem:
 	return -1;
 }
 
+/* Notes that index file rel passed the quick check (sync_plan_same()).
+ * 0 or -1 with ctx->err. */
+static int note_same(struct sync_ctx *ctx, const char *rel)
+{
+	struct sync_plan *p = &ctx->plan;
+
+	if (grow((void **)&p->same, &p->capsame, p->nsame, sizeof(*p->same)) < 0 ||
+	    (p->same[p->nsame] = strdup(rel)) == NULL) {
+		mr_error_set(ctx->err, ENOMEM, "sync plan");
+		return -1;
+	}
+	p->nsame++;
+	p->same_sorted = 0;
+	return 0;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* See sync_private.h. */
+int sync_plan_same(struct sync_ctx *ctx, const char *folder, const char *name)
+{
+	struct sync_plan *p = &ctx->plan;
+	char *rel;
+	int found;
+
+	if (p->nsame == 0)
+		return 0;
+	if (!p->same_sorted) {
+		qsort(p->same, p->nsame, sizeof(*p->same), str_cmp);
+		p->same_sorted = 1;
+	}
+	rel = sync_join(folder, name);
+	if (rel == NULL)
+		return 0;   /* read from the source: never wrong */
+	found = bsearch(&rel, p->same, p->nsame, sizeof(*p->same), str_cmp) != NULL;
+	free(rel);
+	return found;
+}
+
 /* Reads a link target into a malloc'd string. 0 or -1/errno. */
 static int read_link(int dirfd, const char *name, char **target_r)
 {
@@ -352,7 +394,12 @@ static int plan_entry(struct sync_ctx *ctx, struct mr_walk *w, const char *name,
 	if (S_ISREG(sst->st_mode)) {
 		ctx->stats->files++;
 		ctx->stats->bytes += (uint64_t)sst->st_size;
-		if (same && sync_same_file_quick(rel, sst, dst, ctx->set->backup_started) && !ctx->set->compare_content) {
+		if (same && !ctx->set->compare_content &&
+		    (sync_same_file_quick(rel, sst, dst, ctx->set->backup_started) ||
+		     (ctx->set->format == MR_FORMAT_CYRUS && sst->st_size == dst->st_size &&
+		      sync_cyrus_message_name(name, NULL)))) {
+			if (sync_ixfile_of(name) >= 0 && note_same(ctx, rel) < 0)
+				return -1;
 			if (!sync_meta_differs(sst, dst, owner))
 				return 0;
 			return add_meta(ctx, rel, sst, dst);
@@ -576,6 +623,9 @@ void sync_plan_free(struct sync_plan *plan)
 		free(plan->cands[i].rel);
 	for (i = 0; i < plan->ndirs; i++)
 		free(plan->dirs[i].rel);
+	for (i = 0; i < plan->nsame; i++)
+		free(plan->same[i]);
+	free(plan->same);
 	free(plan->ops);
 	free(plan->cands);
 	free(plan->dirs);

@@ -149,8 +149,19 @@ static int do_rename(struct sync_ctx *ctx, struct sync_op *op, struct sync_cand 
 		mr_error_set(ctx->err, errno, "rename(%s, %s) failed", c->rel, op->rel);
 		goto out;
 	}
-	if (sync_meta_apply_at(ctx, tfd, name, op->rel, &op->st, &c->st) < 0)
+	if (c->st.st_nlink > 1 && sync_meta_differs(&op->st, &c->st, ctx->set->preserve_owner)) {
+		/* Moving a hard-linked file moves one name only, but fixing
+		 * its mode or time in place would change its other names
+		 * too: the moved name gets an inode of its own, copied from
+		 * its own bytes (the source is not read). */
+		struct sync_op u = *op;
+
+		u.typechange = 0;
+		if (sync_unshare_file(ctx, &u) < 0)
+			goto out;
+	} else if (sync_meta_apply_at(ctx, tfd, name, op->rel, &op->st, &c->st) < 0) {
 		goto out;
+	}
 	if (c->op >= 0)
 		ctx->plan.ops[c->op].done = 1;
 	else
@@ -198,12 +209,6 @@ int sync_renames_match(struct sync_ctx *ctx)
 				    op->st.st_size) != 0)
 				break;
 			if (c->used)
-				continue;
-			/* Moving a hard-linked file moves one name only, but
-			 * fixing its mode or time afterwards would change its
-			 * other names too: such a one is copied instead. */
-			if (c->st.st_nlink > 1 &&
-			    sync_meta_differs(&op->st, &c->st, ctx->set->preserve_owner))
 				continue;
 			/* Maildir messages: the same unique name and size is the
 			 * same message, nothing to read (unless the backup was

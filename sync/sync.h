@@ -45,6 +45,12 @@
  *     fix either) and records MR_PROBLEM_GUARD problems. A Maildir++
  *     folder gone from the source is judged by its parent's subscriptions
  *     file. The whole rule is written at the top of guard.c.
+ *   - A Cyrus folder (settings.format MR_FORMAT_CYRUS): message files
+ *     "N." of the same name and size are the same message and are never
+ *     read; the guard reads each folder's cyrus.index on the source (an
+ *     expunged record is a deletion, a listed one whose file is gone is
+ *     missing, an index Cyrus 2.4 to 3.12 would not write stops the sync)
+ *     and judges a vanished folder by Cyrus's mailbox list.
  *   - New file contents are written to a temporary file and renamed over the
  *     old one, so nothing half-written is ever taken for done; a file that
  *     changed while it was copied is copied again (and recorded if it keeps
@@ -55,12 +61,16 @@
  *   - A destination entry with other hard links (the restore extracts an
  *     archive's links as links) is never written, nor given a mode, owner
  *     or time, in place, since that would change its other names too: it
- *     is copied whole instead, which gives its name an inode of its own.
+ *     is copied whole instead, which gives its name an inode of its own
+ *     (from the source when its content changed; from its own bytes when
+ *     only its mode, owner or time must change, so the damaged source is
+ *     not read for it).
  *   - Source files and folders are opened with O_NOATIME where the kernel
  *     allows, so even a read-write mounted source is not written to.
  *
  * Where the code lives: plan.c (phase 1: the merged walk, no changes),
- * guard.c (the remove guard) with uidlist.c (the mailbox indexes),
+ * guard.c (the remove guard) with uidlist.c (the mailbox indexes) and
+ * cyrusindex.c, cyrusmboxes.c (Cyrus's index and mailbox list),
  * sync.c (phase 2: the order of application), rename.c (Maildir renames),
  * copy.c (whole copies, symlinks), patch.c (block patches), transfer.c
  * (reading source files, for both), attic.c, meta.c (modes, owners, times),
@@ -116,6 +126,18 @@ struct sync_settings {
 	/* Called now and then with files and bytes done. May be NULL. */
 	void (*progress)(void *arg, uint64_t files_done, uint64_t bytes_done);
 	void *progress_arg;
+	/* The store the trees hold (MR_FORMAT_MAILDIR by default; AUTO counts
+	 * as Maildir). MR_FORMAT_CYRUS: the trees are one user's Cyrus
+	 * folder (user/<name>/ of a spool): a message file "N." of the same
+	 * name and size is the same message (Cyrus never rewrites one) and is
+	 * never read; the guard reads each folder's cyrus.index. */
+	enum mr_store_format format;
+	/* Cyrus: the user's INBOX by its internal name ("user.bob^smith"),
+	 * and the mailbox list (--cyrus-mailboxes) that judges a folder gone
+	 * from the source; either may be NULL (such a folder's files are then
+	 * only counted). */
+	const char *cyrus_inbox;
+	const struct sync_cyrus_mboxes *cyrus_mboxes;
 };
 
 struct sync_stats {
@@ -167,5 +189,63 @@ int sync_make_durable(int dst_dirfd, struct mr_error *err);
  * (struct mr_walk, common.h). Returns 0 equal, 1 different, -1 error. */
 int sync_verify(int src_dirfd, int dst_dirfd, int check_owner, struct mr_problems *diffs,
 		struct mr_error *err);
+
+/* ---- Cyrus (cyrusindex.c, cyrusmboxes.c) ---------------------------- */
+
+/* The cyrus.index minor versions read: Cyrus 2.4 (12) to 3.12 (19). */
+#define SYNC_CYRUS_INDEX_MIN_VERSION 12
+#define SYNC_CYRUS_INDEX_MAX_VERSION 19
+#define SYNC_CYRUS_INDEX "cyrus.index"
+/* Cyrus's internal flags in a record's system_flags. */
+#define SYNC_CYRUS_FLAG_EXPUNGED (1u << 31)
+#define SYNC_CYRUS_FLAG_UNLINKED (1u << 30)
+#define SYNC_CYRUS_FLAG_ARCHIVED (1u << 29)
+
+struct sync_cyrus_record {
+	uint32_t uid;
+	uint32_t size;
+	uint32_t flags;      /* system_flags with the internal flags */
+};
+/* A cyrus.index read (the format: the top of sync/cyrusindex.c). */
+struct sync_cyrus_index {
+	uint32_t generation, format, version, start_offset, record_size, num_records;
+	uint32_t last_uid, uidvalidity, exists;
+	struct sync_cyrus_record *v;  /* sorted by uid */
+	size_t n;
+};
+/* Header and record sizes of a minor version; 0 for one not read. */
+size_t sync_cyrus_header_size(uint32_t version);
+size_t sync_cyrus_record_size(uint32_t version);
+/* Parses cyrus.index bytes buf[0..len) (only read) into ix. 0, or -1 with
+ * errno EINVAL and the reason in why ("minor version 20 is not one ...",
+ * "truncated: ...", "record 3's checksum fails"), or ENOMEM. Free with
+ * sync_cyrus_index_free() after 0. */
+int sync_cyrus_index_parse(const unsigned char *buf, size_t len, struct sync_cyrus_index *ix,
+			   char *why, size_t whylen);
+/* Reads cyrus.index of folder folder_fd (read-only, O_NOFOLLOW, O_NOATIME
+ * where allowed). 1 read, 0 there is none, -1 with errno and why when it
+ * cannot be used (unreadable, too large, refused by the parse). */
+int sync_cyrus_index_read(int folder_fd, struct sync_cyrus_index *ix, char *why, size_t whylen);
+/* The record of uid, or NULL. */
+const struct sync_cyrus_record *sync_cyrus_index_find(const struct sync_cyrus_index *ix,
+						      uint32_t uid);
+void sync_cyrus_index_free(struct sync_cyrus_index *ix);
+/* 1 when name is a Cyrus message file ("<uid>." with uid 1 to 2^32-1, no
+ * leading zero), its uid into *uid_r (may be NULL); else 0. */
+int sync_cyrus_message_name(const char *name, uint32_t *uid_r);
+
+/* Cyrus's mailbox list: internal names, sorted (format: the top of
+ * sync/cyrusmboxes.c). */
+struct sync_cyrus_mboxes {
+	char **v;
+	size_t n, cap;
+};
+/* Parses a mailbox list held in buf[0..len). 0, or -1 with errno ENOMEM. */
+int sync_cyrus_mboxes_parse(struct sync_cyrus_mboxes *mb, const char *buf, size_t len);
+/* Reads the file at path (an operator's option). 0, or -1 with err. */
+int sync_cyrus_mboxes_load(const char *path, struct sync_cyrus_mboxes *mb, struct mr_error *err);
+/* 1 when mb names mailbox name; 0 when not or mb is NULL. */
+int sync_cyrus_mboxes_has(const struct sync_cyrus_mboxes *mb, const char *name);
+void sync_cyrus_mboxes_free(struct sync_cyrus_mboxes *mb);
 
 #endif

@@ -5,7 +5,9 @@
  *
  * Calls run one way: sync.c (the run) calls the others; copy.c calls
  * patch.c and attic.c; copy.c, patch.c, rename.c and verify.c call
- * transfer.c; guard.c calls uidlist.c; any file may call meta.c and
+ * transfer.c; guard.c calls uidlist.c, cyrusindex.c and cyrusmboxes.c
+ * (public: sync.h), and plan.c cyrusindex.c (a message file's name); any
+ * file may call meta.c and
  * context.c, and those two call no other file of sync/. No file calls
  * back into a file that calls it.
  *
@@ -81,6 +83,10 @@ struct sync_plan {
 	size_t ncands, capcands;
 	struct sync_dir *dirs;
 	size_t ndirs, capdirs;
+	char **same;         /* index files of the guard (sync_ixfile_of()) the
+			      * quick check found the same on both sides */
+	size_t nsame, capsame;
+	int same_sorted;
 	uint64_t dst_files;  /* non-directories seen in the destination */
 	uint64_t rm_files;   /* of those, headed for the attic */
 	uint64_t matched;    /* of those, matched by a rename */
@@ -116,6 +122,10 @@ struct sync_ctx {
  * (destination I/O, memory). Source failures become problems. */
 int sync_plan_build(struct sync_ctx *ctx);
 void sync_plan_free(struct sync_plan *plan);
+/* 1 when the plan found file name of folder (relative, "" for the root), one
+ * of the guard's index files, the same on both sides by the quick check,
+ * so the destination's copy holds the source's bytes; else 0. */
+int sync_plan_same(struct sync_ctx *ctx, const char *folder, const char *name);
 
 /* ---- context.c: shared by every file here; calls none of them ------- */
 
@@ -234,6 +244,13 @@ enum sync_result sync_copy_sparse(struct sync_ctx *ctx, int sfd, int tfd, off_t 
  * the destination's rel. 0 done or source problem recorded (destination
  * unchanged), -1 with ctx->err on a destination failure. */
 int sync_copy_file(struct sync_ctx *ctx, const struct sync_op *op);
+/* Gives destination file op->rel, whose content is already the source's
+ * (it passed the quick check or was matched by a rename) but which shares
+ * its inode with other names (the backup's hard links), an inode of its
+ * own with the source's mode, owner and times (op->st): its own bytes are
+ * cloned or copied into a temporary file renamed over it. The damaged
+ * source is not read. 0, or -1 with ctx->err. */
+int sync_unshare_file(struct sync_ctx *ctx, const struct sync_op *op);
 /* Handles a FILE_CHANGE op: time-only fix when contents are equal, block
  * patch for large files, whole copy otherwise. Same returns. */
 int sync_change_file(struct sync_ctx *ctx, const struct sync_op *op);
@@ -250,11 +267,12 @@ enum sync_result sync_patch_file(struct sync_ctx *ctx, const struct sync_op *op)
 /* ---- rename.c -------------------------------------------------------- */
 
 /* Matches new source files with destination files the source no longer has
- * (same unique name and size, equal content; a hard-linked file only when
- * no mode, owner or time needs fixing after the move): sets op->cand and
- * counts plan.matched. Only reads. 0 or -1 with ctx->err. */
+ * (same unique name and size, equal content): sets op->cand and counts
+ * plan.matched. Only reads. 0 or -1 with ctx->err. */
 int sync_renames_match(struct sync_ctx *ctx);
-/* Renames the matched files into place. 0 or -1 with ctx->err. */
+/* Renames the matched files into place; a hard-linked one whose mode,
+ * owner or time must change then gets an inode of its own
+ * (sync_unshare_file()). 0 or -1 with ctx->err. */
 int sync_renames_apply(struct sync_ctx *ctx);
 
 /* ---- attic.c --------------------------------------------------------- */
@@ -294,6 +312,31 @@ struct sync_index {
 	int torn;            /* the last line had no '\n' (dropped) */
 };
 
+/* The files the guard reads in a Maildir folder. */
+enum sync_ixfile {
+	SYNC_IX_UIDLIST = 0,     /* dovecot-uidlist */
+	SYNC_IX_COURIER_UIDDB,   /* courierimapuiddb */
+	SYNC_IX_LOG,             /* dovecot.index.log */
+	SYNC_IX_LOG2,            /* dovecot.index.log.2 */
+	SYNC_IX_SUBS,            /* subscriptions */
+	SYNC_IX_COURIER_SUBS,    /* courierimapsubscribed */
+	SYNC_IX_MAILBOX_LOG,     /* dovecot.mailbox.log */
+	SYNC_IX_N
+};
+/* Which of them name is, or -1; and the name of one. */
+int sync_ixfile_of(const char *name);
+const char *sync_ixfile_name(enum sync_ixfile f);
+
+/* Where the guard reads one folder's index files: the source folder; or,
+ * for each file the plan found the same on both sides (sync_plan_same()),
+ * the destination's copy of the folder, which holds the same bytes and
+ * spares the damaged disk a read the sync itself would not make. */
+struct sync_ixdir {
+	int src_fd;          /* the source folder */
+	int dst_fd;          /* the destination's same folder, or -1 */
+	unsigned same;       /* bit 1u << enum sync_ixfile: read it in dst_fd */
+};
+
 /* Length of the base name of Maildir file name name[0..len): up to the
  * first ':' or ','. */
 size_t sync_index_key(const char *name, size_t len);
@@ -309,9 +352,12 @@ int sync_subs_parse(struct sync_index *ix, char *buf, size_t len);
  * that cannot be used (unreadable, no regular file, too large, not
  * understood); ix is zeroed first and holds nothing after 0 or -1. */
 int sync_index_read(int folder_fd, struct sync_index *ix);
+/* The same, each file read where d says. */
+int sync_index_read_in(const struct sync_ixdir *d, struct sync_index *ix);
 /* The same for the subscriptions file of folder_fd (subscriptions, else
  * courierimapsubscribed). */
 int sync_subs_read(int folder_fd, struct sync_index *ix);
+int sync_subs_read_in(const struct sync_ixdir *d, struct sync_index *ix);
 /* 1 when ix names name[0..len) exactly (its UID into uid_r, which may be
  * NULL), else 0. */
 int sync_index_find(const struct sync_index *ix, const char *name, size_t len, uint64_t *uid_r);
@@ -345,11 +391,13 @@ int sync_expunged_parse(struct sync_expunged *ex, const unsigned char *buf, size
  * logs read (0: none; one that cannot be read counts as none), -1 with
  * errno ENOMEM. ex is zeroed first. */
 int sync_expunged_read(int folder_fd, struct sync_expunged *ex);
+int sync_expunged_read_in(const struct sync_ixdir *d, struct sync_expunged *ex);
 /* Whether Dovecot's mailbox log of folder folder_fd (the source's
  * dovecot.mailbox.log, read below it with O_NOFOLLOW) records the deletion
  * of the mailbox with this GUID: 1 yes, 0 no (or no log), -1 with errno
  * (the log cannot be read). */
 int sync_mailbox_deleted(int folder_fd, const unsigned char guid[16]);
+int sync_mailbox_deleted_in(const struct sync_ixdir *d, const unsigned char guid[16]);
 /* Reads the index of destination folder rel (the backup's copy, below
  * dst_root): as sync_index_read(). */
 int sync_index_read_dst(int dst_root, const char *rel, struct sync_index *ix);

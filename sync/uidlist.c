@@ -327,17 +327,43 @@ void sync_index_free(struct sync_index *ix)
 	memset(ix, 0, sizeof(*ix));
 }
 
-/* Reads file name of folder dirfd (the source) whole into a malloc'd
- * *buf_r (one byte to spare). 1 read, 0 there is none, -1 with errno
- * (unreadable, no regular file, too big). */
-static int read_small(int dirfd, const char *name, char **buf_r, size_t *len_r)
+static const char *const ix_names[SYNC_IX_N] = {
+	"dovecot-uidlist", "courierimapuiddb", "dovecot.index.log", "dovecot.index.log.2",
+	"subscriptions", "courierimapsubscribed", "dovecot.mailbox.log",
+};
+
+const char *sync_ixfile_name(enum sync_ixfile f)
 {
+	return ix_names[f];
+}
+
+int sync_ixfile_of(const char *name)
+{
+	int i;
+
+	for (i = 0; i < SYNC_IX_N; i++)
+		if (strcmp(name, ix_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Reads index file f of the folder d names whole into a malloc'd *buf_r
+ * (one byte to spare): from the destination's copy when d says it is the
+ * same, else from the source. 1 read, 0 there is none, -1 with errno
+ * (unreadable, no regular file, too big). */
+static int read_small(const struct sync_ixdir *d, enum sync_ixfile f, char **buf_r,
+		      size_t *len_r)
+{
+	const char *name = ix_names[f];
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
 	int fd, rc = -1, e = 0;
 
-	fd = sync_src_openat(dirfd, name, O_RDONLY);
+	if (d->dst_fd >= 0 && (d->same & (1u << f)))
+		fd = mr_io->openat(d->dst_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+	else
+		fd = sync_src_openat(d->src_fd, name, O_RDONLY);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
 	if (mr_io->fstat(fd, &st) < 0) {
@@ -384,18 +410,19 @@ out:
 	return rc;
 }
 
-/* Reads and parses the first of the n files names[] that folder_fd has.
- * 1 read, 0 none of them there, -1/errno. */
-static int read_first(int folder_fd, const char *const *names, size_t n,
+/* Reads and parses the first of files a and b that the folder has.
+ * 1 read, 0 neither there, -1/errno. */
+static int read_first(const struct sync_ixdir *d, enum sync_ixfile a, enum sync_ixfile b,
 		      int (*parse)(struct sync_index *ix, char *buf, size_t len),
 		      struct sync_index *ix)
 {
+	enum sync_ixfile files[2] = { a, b };
 	size_t i;
 	int r;
 
 	memset(ix, 0, sizeof(*ix));
-	for (i = 0; i < n; i++) {
-		r = read_small(folder_fd, names[i], &ix->buf, &ix->len);
+	for (i = 0; i < 2; i++) {
+		r = read_small(d, files[i], &ix->buf, &ix->len);
 		if (r == 0)
 			continue;
 		if (r < 0)
@@ -411,19 +438,28 @@ static int read_first(int folder_fd, const char *const *names, size_t n,
 	return 0;
 }
 
+int sync_index_read_in(const struct sync_ixdir *d, struct sync_index *ix)
+{
+	return read_first(d, SYNC_IX_UIDLIST, SYNC_IX_COURIER_UIDDB, sync_index_parse, ix);
+}
+
 int sync_index_read(int folder_fd, struct sync_index *ix)
 {
-	static const char *const names[] = { "dovecot-uidlist", "courierimapuiddb" };
+	struct sync_ixdir d = { folder_fd, -1, 0 };
 
-	return read_first(folder_fd, names, sizeof(names) / sizeof(names[0]), sync_index_parse,
-			  ix);
+	return sync_index_read_in(&d, ix);
+}
+
+int sync_subs_read_in(const struct sync_ixdir *d, struct sync_index *ix)
+{
+	return read_first(d, SYNC_IX_SUBS, SYNC_IX_COURIER_SUBS, sync_subs_parse, ix);
 }
 
 int sync_subs_read(int folder_fd, struct sync_index *ix)
 {
-	static const char *const names[] = { "subscriptions", "courierimapsubscribed" };
+	struct sync_ixdir d = { folder_fd, -1, 0 };
 
-	return read_first(folder_fd, names, sizeof(names) / sizeof(names[0]), sync_subs_parse, ix);
+	return sync_subs_read_in(&d, ix);
 }
 
 /* ---- Dovecot's transaction log: the UIDs it expunged ------------------ */
@@ -552,14 +588,21 @@ int sync_expunged_has(const struct sync_expunged *ex, uint64_t uid)
 
 int sync_expunged_read(int folder_fd, struct sync_expunged *ex)
 {
-	static const char *const names[] = { "dovecot.index.log", "dovecot.index.log.2" };
+	struct sync_ixdir d = { folder_fd, -1, 0 };
+
+	return sync_expunged_read_in(&d, ex);
+}
+
+int sync_expunged_read_in(const struct sync_ixdir *d, struct sync_expunged *ex)
+{
+	static const enum sync_ixfile logs[] = { SYNC_IX_LOG, SYNC_IX_LOG2 };
 	size_t i, len;
 	int n = 0;
 
 	memset(ex, 0, sizeof(*ex));
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
 		char *buf = NULL;
-		int r = read_small(folder_fd, names[i], &buf, &len);
+		int r = read_small(d, logs[i], &buf, &len);
 
 		/* A log that cannot be read shows nothing expunged: the
 		 * guard is only the stricter for it. */
@@ -593,11 +636,18 @@ void sync_expunged_free(struct sync_expunged *ex)
 
 int sync_mailbox_deleted(int folder_fd, const unsigned char guid[16])
 {
+	struct sync_ixdir d = { folder_fd, -1, 0 };
+
+	return sync_mailbox_deleted_in(&d, guid);
+}
+
+int sync_mailbox_deleted_in(const struct sync_ixdir *d, const unsigned char guid[16])
+{
 	char *buf = NULL;
 	size_t len = 0, off;
 	int r, found = 0;
 
-	r = read_small(folder_fd, "dovecot.mailbox.log", &buf, &len);
+	r = read_small(d, SYNC_IX_MAILBOX_LOG, &buf, &len);
 	if (r <= 0)
 		return r;
 	/* A torn last record is left out. */

@@ -247,11 +247,126 @@ static void estimate_lists_match_show(void **state)
 	et_free(t);
 }
 
+/* What the workers do, made up: one job. */
+static void one_job(struct daemon_workers_now *now, const char *user, uint64_t size,
+		    double elapsed)
+{
+	memset(now, 0, sizeof(*now));
+	now->jobs = 1;
+	now->n = 1;
+	snprintf(now->job[0].user, sizeof(now->job[0].user), "%s", user);
+	now->job[0].size = size;
+	now->job[0].run_elapsed = elapsed;
+	now->job[0].sync_elapsed = -1;
+}
+
+/* A login while the only worker runs a background job: the job gives way
+ * (the daemon stops it for the priority user), so the user waits for its
+ * own run, not for the job's rest; the job's rest comes back before the
+ * waiting users. Regression: a login behind a big background job was told
+ * the job's rest plus its own run, 3x what it waited. */
+static void estimate_login_preempts_background(void **state)
+{
+	struct et *t = et_new();
+	struct daemon_workers_now now;
+	struct queue_user_info info;
+	struct eta_ctx ctx;
+	struct mr_error err;
+	queue_ticket ticket;
+	char name[MR_USER_NAME_MAX + 1];
+	int prio = 0;
+
+	(void)state;
+	measure(t);
+	/* big (10 s) is taken in the background, 1 s ago: 9 s left */
+	assert_int_equal(queue_request(t->d.q, "big", 100.0, &info, &ticket, &err), 0);
+	assert_int_equal(queue_commit_wait(t->d.q, ticket, &err), 0);
+	assert_int_equal(queue_next(t->d.q, 0, 101.0, name, &prio, &err), 1);
+	assert_string_equal(name, "big");
+	one_job(&now, "big", 9 * MIB, 1.0);
+	/* mid (4 s) logs in */
+	assert_int_equal(queue_request(t->d.q, "mid", 102.0, &info, &ticket, &err), 0);
+	assert_int_equal(queue_commit_wait(t->d.q, ticket, &err), 0);
+	assert_int_equal(queue_lookup(t->d.q, "mid", &info), 0);
+	daemon_metrics_ctx(&t->d, &now, &ctx);
+	assert_true(fabs(daemon_metrics_eta(&t->d, &ctx, &info) - (ETA_PREEMPT_S + 4)) < 1e-6);
+	/* small waits for mid, big's rest, then itself (2 s) */
+	assert_int_equal(queue_lookup(t->d.q, "small", &info), 0);
+	assert_true(fabs(daemon_metrics_eta(&t->d, &ctx, &info) - (4 + 9 + 2)) < 1e-6);
+	/* A priority job does not give way: a login waits for it. */
+	now.job[0].priority = 1;
+	assert_int_equal(queue_lookup(t->d.q, "mid", &info), 0);
+	daemon_metrics_ctx(&t->d, &now, &ctx);
+	assert_true(fabs(daemon_metrics_eta(&t->d, &ctx, &info) - (9 + 4)) < 1e-6);
+	et_free(t);
+}
+
+/* A user a worker took after its info was read (a login answered as its
+ * run starts) is told its own run. Regression: "estimate" with
+ * eta_seconds null, as it was no longer in the queue's order. */
+static void estimate_taken_meanwhile(void **state)
+{
+	struct et *t = et_new();
+	struct queue_user_info info;
+	struct eta_ctx ctx;
+	struct mr_error err;
+	queue_ticket ticket;
+	char name[MR_USER_NAME_MAX + 1];
+	const char *st;
+	int prio = 0;
+
+	(void)state;
+	measure(t);
+	assert_int_equal(queue_request(t->d.q, "mid", 100.0, &info, &ticket, &err), 0);
+	assert_int_equal(queue_commit_wait(t->d.q, ticket, &err), 0);
+	assert_int_equal(queue_lookup(t->d.q, "mid", &info), 0);
+	assert_int_equal(info.state, QUEUE_QUEUED);
+	/* a worker takes it now */
+	assert_int_equal(queue_next(t->d.q, 0, 101.0, name, &prio, &err), 1);
+	assert_string_equal(name, "mid");
+	ctx_of(t, &ctx);
+	st = daemon_metrics_eta_status(&ctx, &info);
+	assert_string_equal(st, "estimate");
+	assert_true(near(daemon_metrics_eta(&t->d, &ctx, &info), 4));
+	et_free(t);
+}
+
+/* A job that runs past what the model said is not about to end while its
+ * extraction says it is half done. Regression: a big user the model had
+ * not seen the like of counted 0 s left, and everyone behind it was told
+ * too early. */
+static void estimate_running_job_progress(void **state)
+{
+	struct et *t = et_new();
+	struct daemon_workers_now now;
+	double left;
+
+	(void)state;
+	measure(t);
+	/* big: 10 s predicted, 15 s gone */
+	one_job(&now, "big", 9 * MIB, 15.0);
+	now.job[0].progress = -1;
+	assert_true(near(daemon_metrics_left(&t->d, &now.job[0]), 0));
+	/* half its archive read: about as long again */
+	now.job[0].progress = 0.5;
+	left = daemon_metrics_left(&t->d, &now.job[0]);
+	assert_true(left > 6 && left < 15);
+	/* early on, the model's figure holds: 1 s gone, 1 % read */
+	one_job(&now, "big", 9 * MIB, 1.0);
+	now.job[0].progress = 0.01;
+	left = daemon_metrics_left(&t->d, &now.job[0]);
+	assert_true(left > 8.5 && left < 10.5);
+	et_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(estimate_states),
 		cmocka_unit_test(estimate_lists_match_show),
+		cmocka_unit_test(estimate_login_preempts_background),
+		cmocka_unit_test(estimate_taken_meanwhile),
+		cmocka_unit_test(estimate_running_job_progress),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,11 +22,11 @@
 # reconstruct; every UID comes back. Last, the configuration folder is lost
 # too: the hook rebuilds alice's mailboxes.db records from her spool.
 #
-# With --format cyrus (MR_CYRUS_FORMAT below) two more users: anna, whose
-# cyrus.index lists messages whose files are gone on the source, must go to
-# attention with nothing lost; adam, who expunged half his mail (files
-# removed by cyr_expire), goes through and opens in Cyrus as on the source.
-# Until restore-user knows --format cyrus that part prints a SKIP line.
+# With --format cyrus (the default; MR_CYRUS_FORMAT=off leaves the option
+# out) two more users: anna, whose cyrus.index lists messages whose files
+# are gone on the source, must go to attention with nothing lost; adam, who
+# expunged half his mail (files removed by cyr_expire), goes through and
+# opens in Cyrus as on the source.
 #
 # Skips (77) without root, or when Cyrus or mbsync cannot be had.
 set -euo pipefail
@@ -40,10 +40,11 @@ fail() {
 }
 . "$SRC/tests/integration/imap_lib.sh"
 
-# The integrator's switch. auto: use --format cyrus once restore-user's
-# --help names it; on / off: force. S and T are the partitions' folder
-# MR_CYRUS_SUB (user/: each user is S/<name>, as the plain sync needs).
-CYRUS_FORMAT=${MR_CYRUS_FORMAT:-auto}
+# on (the default): the backup, the restores, verify and the daemon say
+# --format cyrus; off: none does (the store is what mailrestore finds).
+# S and T are the partitions' folder MR_CYRUS_SUB (user/, or a/user/ when
+# hashed: each user is S/<name>, as the plain sync needs too).
+CYRUS_FORMAT=${MR_CYRUS_FORMAT:-on}
 CYRUS_SUB=${MR_CYRUS_SUB-user}
 # MR_CYRUS_HASHED=1 (test_client_cyrus_hashed.sh): hashimapspool: yes, where
 # a user's folder is <partition>/<first letter>/user/<name>. Every user here
@@ -51,10 +52,7 @@ CYRUS_SUB=${MR_CYRUS_SUB-user}
 CYRUS_HASHED=${MR_CYRUS_HASHED:-0}
 HASH=
 [ "$CYRUS_HASHED" = 1 ] && HASH=a/
-if [ "$CYRUS_FORMAT" = auto ]; then
-	help=$("$MR" restore-user --help 2>&1 || true)
-	if grep -q -- '--format' <<<"$help" && grep -qi cyrus <<<"$help"; then CYRUS_FORMAT=on; else CYRUS_FORMAT=off; fi
-fi
+case $CYRUS_FORMAT in on|off) ;; *) echo "MR_CYRUS_FORMAT must be on or off, not '$CYRUS_FORMAT'" >&2; exit 2 ;; esac
 FORMAT_OPTS=()
 [ "$CYRUS_FORMAT" = on ] && FORMAT_OPTS=(--format cyrus)
 
@@ -230,7 +228,7 @@ mr_mbsync "$dir/a.rc" "$dir/a1.log" || { tail "$dir/a1.log"; fail "mbsync A (fir
 imap_check local "$dir/clientA" "$dir/before.json" >/dev/null || fail "client A after its first pull"
 
 # ---- the nightly backup (Cyrus idle, as a snapshot would see it) -----------------------
-"$MR" backup --source "$S" --out "$B" >/dev/null || fail "mailrestore backup"
+"$MR" backup "${FORMAT_OPTS[@]}" --source "$S" --out "$B" >/dev/null || fail "mailrestore backup"
 
 # ---- a day of changes through Cyrus -----------------------------------------------------
 imap alice <<'PY'
@@ -291,7 +289,7 @@ rc=$?
 set -e
 [ "$rc" = 0 ] || { cat "$dir/restore.err"; fail "restore-user alice: exit $rc"; }
 [ -f "$T/alice/cyrus.index" ] && [ -f "$T/alice/Projects/cyrus.header" ] || fail "alice is not complete on T"
-"$MR" verify --source "$S" --target "$T" alice >/dev/null || fail "verify alice"
+"$MR" verify "${FORMAT_OPTS[@]}" --source "$S" --target "$T" alice >/dev/null || fail "verify alice"
 
 # ---- Cyrus on partition 2, no reconstruct: what the clients see -------------------------------
 cyrus_start "$P2"
@@ -329,9 +327,10 @@ grep -q "UIDs 1 listed but their bodies cannot be fetched" "$dir/holed.diff" || 
 echo "restored alice opens in Cyrus without reconstruct: same UIDVALIDITY, UIDs, flags, bodies, subscriptions; client A fetched $(wc -l < "$dir/a.got") new, client B 0, then UID $((uidnext + 1)) for new mail"
 
 # ---- a torn cyrus.index: the daemon's --on-active hook runs reconstruct ------------------
-# (docs/RUNBOOK.md, "Cyrus: when reconstruct is needed"). Without the Cyrus
-# guard the torn index is restored as it is and the hook rebuilds it from
-# the files (every UID kept, a new UIDVALIDITY, flags lost); with it, amy
+# (docs/RUNBOOK.md, "Cyrus IMAP: the spool, and when reconstruct is
+# needed"). Without the Cyrus guard the torn index is restored as it is
+# and the hook rebuilds it from the files (every UID kept, a new
+# UIDVALIDITY, flags lost); with it, amy
 # stops in attention, the operator keeps the backup's index in her work
 # copy, adds the message files the source has beyond it, activates her, and
 # the hook adds those under their own UIDs (UIDVALIDITY kept).
@@ -355,7 +354,9 @@ case $state in
 active) [ "$CYRUS_FORMAT" = off ] || fail "amy (torn cyrus.index) went active with the Cyrus guard on" ;;
 attention)
 	"$MR" show --socket "$SOCK" amy
-	cp -n "$S/amy"/*. "$T/.mailrestore/work/amy/"
+	# -p: the files keep the cyrus user as owner (root-owned ones break
+	# Cyrus's reconstruct)
+	cp -np "$S/amy"/*. "$T/.mailrestore/work/amy/"
 	"$MR" activate --socket "$SOCK" amy >/dev/null || fail "activate amy" ;;
 *) cat "$dir/daemon.log"; fail "amy: state '$state' after 30 s" ;;
 esac
@@ -382,7 +383,7 @@ PY
 
 # ---- the Cyrus store's own guard (--format cyrus) -------------------------------------------------
 if [ "$CYRUS_FORMAT" != on ]; then
-	echo "SKIP (anna, adam): mailrestore restore-user does not know --format cyrus yet (MR_CYRUS_FORMAT=on forces it)"
+	echo "SKIP (anna, adam): MR_CYRUS_FORMAT=off (they are checked with --format cyrus)"
 else
 	cyrus_stop
 	set +e

@@ -65,7 +65,7 @@ static void eta_learns_size_and_per_user_cost(void **state)
 	teach(m, 40);
 	/* Beyond the sizes seen: the line, not the mean of small users. */
 	assert_true(fabs(eta_model_cost(m, ETA_RUN, 10 * MIB) - 21.0) < 0.05);
-	assert_true(fabs(eta_model_cost(m, ETA_RUN, 0) - 1.0) < 0.05);
+	assert_true(fabs(eta_model_cost(m, ETA_RUN, 1) - 1.0) < 0.05);
 	eta_model_rates(m, ETA_RUN, &r);
 	assert_true(r.runs == 41);
 	assert_true(fabs(r.seconds_per_byte * MIB - 2.0) < 0.01);
@@ -170,6 +170,133 @@ static void eta_slow_runs_count(void **state)
 	c = eta_model_cost(m, ETA_RUN, 200 * 1024);
 	assert_true(c > 0.13 && c < 0.16);
 	eta_model_free(&m);
+}
+
+/* Users without a backup (size 0) copy their whole source: they are not
+ * a point of the line at size 0. Regression: such users, first in the
+ * background order, made the fixed cost of every small user 3x what it
+ * was, and were themselves told the cost of a tiny user. */
+static void eta_no_backup_users_apart(void **state)
+{
+	struct eta_model *m = eta_model_new();
+	double c;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 40; i++) {
+		if (i % 4 == 0) /* 10 MiB copied from the source */
+			eta_model_observe(m, ETA_RUN, 0, 10 * MIB, 200, 0.20 + 0.01 * (i % 3));
+		else /* 50 KiB of backup, 20 files */
+			eta_model_observe(m, ETA_RUN, 50 * 1024, 70 * 1024, 20,
+					  0.03 + 0.002 * (i % 3));
+	}
+	c = eta_model_cost(m, ETA_RUN, 50 * 1024);
+	assert_true(c > 0.025 && c < 0.04);
+	c = eta_model_cost(m, ETA_RUN, 0);
+	assert_true(c > 0.18 && c < 0.23);
+	eta_model_free(&m);
+}
+
+/* Before any user with a backup spans sizes, the cost per MiB comes from
+ * what the runs wrote (users without a backup copy MiBs each), not from a
+ * fixed guess: on a machine 4x faster than ETA_PRIOR_S_PER_MIB, a 20 MiB
+ * user was told 3x its cost. It is kept once those runs leave the window. */
+static void eta_prior_from_writes(void **state)
+{
+	struct eta_model *m = eta_model_new();
+	double c;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 10; i++) { /* 4..16 MiB copied at 200 MiB/s */
+		double z = 4.0 + 12.0 * i / 9;
+
+		eta_model_observe(m, ETA_RUN, 0, (uint64_t)(z * MIB), 100,
+				  0.02 + 0.005 * z + 0.002 * (i % 3 - 1));
+	}
+	/* tiny users: 64 KiB of backup, 64 KiB written */
+	for (i = 0; i < 30; i++)
+		eta_model_observe(m, ETA_RUN, 64 * 1024, 64 * 1024, 20,
+				  0.02 + 0.005 / 16 + 0.002 * (i % 3 - 1));
+	c = eta_model_cost(m, ETA_RUN, 20 * MIB);
+	assert_true(fabs(c - 0.12) < 0.03);
+	for (i = 0; i < 2 * ETA_WINDOW; i++)
+		eta_model_observe(m, ETA_RUN, 64 * 1024, 64 * 1024, 20,
+				  0.02 + 0.005 / 16 + 0.002 * (i % 3 - 1));
+	c = eta_model_cost(m, ETA_RUN, 20 * MIB);
+	assert_true(fabs(c - 0.12) < 0.03);
+	eta_model_free(&m);
+}
+
+/* The background goes smallest first, so the latest runs are users of
+ * about one size: the cost per MiB comes from every size seen. Runs of
+ * 1 to 10 MiB at 0.1 s + 0.05 s/MiB, then a window of users of 20 MiB
+ * whose times scatter by 20 %: an 80 MiB user costs 4.1 s. Regression:
+ * a slope fitted to the window alone told 2.3 s (and swung from 0 to 3x
+ * the true slope as the load moved). */
+static void eta_slope_from_every_size(void **state)
+{
+	static const double noise[] = { 0.8, 1.2, 1.0, 0.9, 1.1, 1.15, 0.85 };
+	struct eta_model *m = eta_model_new();
+	double c;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 100; i++) {
+		double mib = 1.0 + 9.0 * i / 99;
+
+		eta_model_observe(m, ETA_RUN, (uint64_t)(mib * MIB), (uint64_t)(mib * MIB), 30,
+				  0.1 + 0.05 * mib);
+	}
+	for (i = 0; i < ETA_WINDOW; i++) {
+		double mib = 20.0 + 0.1 * (i % 3);
+
+		eta_model_observe(m, ETA_RUN, (uint64_t)(mib * MIB), (uint64_t)(mib * MIB), 600,
+				  (0.1 + 0.05 * mib) * noise[i % 7]);
+	}
+	c = eta_model_cost(m, ETA_RUN, 80 * MIB);
+	assert_true(fabs(c - 4.1) < 0.4);
+	/* the machine got twice as slow: the level follows, big and small */
+	for (i = 0; i < ETA_WINDOW; i++) {
+		double mib = 20.0 + 0.1 * (i % 3);
+
+		eta_model_observe(m, ETA_RUN, (uint64_t)(mib * MIB), (uint64_t)(mib * MIB), 600,
+				  2 * (0.1 + 0.05 * mib) * noise[i % 7]);
+	}
+	c = eta_model_cost(m, ETA_RUN, 80 * MIB);
+	assert_true(fabs(c - 8.2) < 1.0);
+	eta_model_free(&m);
+}
+
+/* A priority user takes a worker from a background job after
+ * ETA_PREEMPT_S (one job stops at a time); the jobs' rests come back
+ * before the next user who is not priority. */
+static void eta_schedule_priority_preempts(void **state)
+{
+	struct eta_sched s;
+	double running[2] = { 30, 20 };
+
+	(void)state;
+	eta_sched_init(&s, 2, running, 2);
+	eta_sched_background(&s, 0);
+	eta_sched_background(&s, 1);
+	assert_true(near(eta_sched_add_priority(&s, 2), ETA_PREEMPT_S + 2));
+	assert_true(near(eta_sched_add_priority(&s, 3), 2 * ETA_PREEMPT_S + 3));
+	/* the rests (30 - 0.1 on the worker free at 2.1, 20 - 0.2 at 3.2),
+	 * then this user on the one free first */
+	assert_true(near(eta_sched_add(&s, 1), 2 * ETA_PREEMPT_S + 3 + 20 - 2 * ETA_PREEMPT_S + 1));
+	assert_true(near(eta_sched_end(&s), 32));
+	/* A priority user with a free worker takes it, nothing stops. */
+	eta_sched_init(&s, 2, running, 1);
+	eta_sched_background(&s, 0);
+	assert_true(near(eta_sched_add_priority(&s, 2), 2));
+	assert_true(near(eta_sched_add(&s, 1), 3));
+	assert_true(near(eta_sched_end(&s), 30));
+	/* Rests that no later user brought back still count at the end. */
+	eta_sched_init(&s, 1, running, 1);
+	eta_sched_background(&s, 0);
+	assert_true(near(eta_sched_add_priority(&s, 2), ETA_PREEMPT_S + 2));
+	assert_true(near(eta_sched_end(&s), 32));
 }
 
 static void eta_schedule_divides_among_workers(void **state)
@@ -302,7 +429,7 @@ static void eta_rates_survive_restart(void **state)
 
 	/* A flipped byte: refused by the checksum, the model is empty. */
 	data = tu_read_file(dir, ETA_RATES_FILE, &len);
-	assert_int_equal(len, 16 + 3 * (5 + 2 * ETA_WINDOW) * 8 + 8);
+	assert_int_equal(len, 16 + 3 * (9 + 3 * ETA_BINS + 3 * ETA_WINDOW) * 8 + 8);
 	data[40] ^= 1;
 	tu_write_file(dir, ETA_RATES_FILE, data, len);
 	assert_int_equal(eta_model_load(m2, fd, &err), -1);
@@ -324,11 +451,17 @@ static void eta_rates_survive_restart(void **state)
 		assert_int_equal(eta_model_load(m2, fd, &err), -1);
 		assert_non_null(strstr(err.msg, "out of range"));
 	}
-	/* An older major version (1 kept sums): refused, nothing made up. */
+	/* Older major versions (1 kept sums, 2 no writes and no users
+	 * without a backup apart): refused, nothing made up. */
 	data[4] = 1;
 	tu_write_file(dir, ETA_RATES_FILE, data, len);
 	assert_int_equal(eta_model_load(m2, fd, &err), -1);
 	assert_non_null(strstr(err.msg, "version 1"));
+	assert_false(eta_model_measured(m2));
+	data[4] = 2;
+	tu_write_file(dir, ETA_RATES_FILE, data, len);
+	assert_int_equal(eta_model_load(m2, fd, &err), -1);
+	assert_non_null(strstr(err.msg, "version 2"));
 	assert_false(eta_model_measured(m2));
 	/* Foreign. */
 	tu_write_file(dir, ETA_RATES_FILE, "hello", 5);
@@ -377,7 +510,11 @@ int main(void)
 		cmocka_unit_test(eta_slow_start_is_not_the_rate),
 		cmocka_unit_test(eta_slow_runs_count),
 		cmocka_unit_test(eta_follows_a_slower_machine),
+		cmocka_unit_test(eta_no_backup_users_apart),
+		cmocka_unit_test(eta_prior_from_writes),
+		cmocka_unit_test(eta_slope_from_every_size),
 		cmocka_unit_test(eta_schedule_divides_among_workers),
+		cmocka_unit_test(eta_schedule_priority_preempts),
 		cmocka_unit_test(eta_order_priority_background_running),
 		cmocka_unit_test(eta_rates_survive_restart),
 		cmocka_unit_test(eta_words),

@@ -267,10 +267,26 @@ static void test_suffix_table(void **state)
 	assert_int_equal(i, 9);
 }
 
+/* The date of an archive's date folder: what the sync's whole-second
+ * quick check falls back on where the file system keeps no birth times. */
+static void test_dated_day(void **state)
+{
+	int64_t day = 0;
+
+	(void)state;
+	assert_int_equal(restore_dated_day("2025-11-19/alice.tgz", &day), 1);
+	assert_int_equal(day, 1763510400);   /* 2025-11-19T00:00:00Z */
+	assert_int_equal(restore_dated_day("alice.tar.lz4", &day), 0);
+	assert_int_equal(restore_dated_day("2025-13-19/alice.tgz", &day), 0);
+	assert_int_equal(restore_dated_day("2025-11-19", &day), 0);
+	assert_int_equal(restore_dated_day("2025-11-1x/a", &day), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain_and_dated),
+		cmocka_unit_test(test_dated_day),
 		cmocka_unit_test(test_names_that_look_alike),
 		cmocka_unit_test(test_list_dedups_across_dates),
 		cmocka_unit_test(test_several_suffixes),

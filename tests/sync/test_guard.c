@@ -138,13 +138,77 @@ static void pop_user_deleted_everything(void **state)
 	sfx_teardown(&f);
 }
 
+/* Writes dovecot.index.log of root recording the expunge of UIDs 1..40. */
+static void write_expunge_log_40(const char *root)
+{
+	unsigned char log[40 + 8 + 40 * 20] = { 1, 3, 40, 0 };
+	uint32_t size = 8 + 40 * 20, type = 0x1000ed90u, uid;
+
+	log[40] = (unsigned char)(0x80 | ((size >> 23) & 0x7f));
+	log[41] = (unsigned char)(0x80 | ((size >> 16) & 0x7f));
+	log[42] = (unsigned char)(0x80 | ((size >> 9) & 0x7f));
+	log[43] = (unsigned char)(0x80 | ((size >> 2) & 0x7f));
+	memcpy(log + 44, &type, 4);
+	for (uid = 1; uid <= 40; uid++)
+		memcpy(log + 48 + (uid - 1) * 20, &uid, 4);
+	tu_write_file(root, "dovecot.index.log", log, sizeof(log));
+}
+
+/* Index files opened in the source, counted by a wrapped openat. */
+static char counted_src[PATH_MAX];
+static int counted_opens;
+
+static int counting_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	char link[64], dir[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+	n = readlink(link, dir, sizeof(dir) - 1);
+	if (n > 0 && (size_t)n >= strlen(counted_src) &&
+	    strncmp(dir, counted_src, strlen(counted_src)) == 0 &&
+	    strncmp(path, "dovecot", 7) == 0)
+		counted_opens++;
+	return mr_io_libc.openat(dirfd, path, flags, mode);
+}
+
+/* The backup was taken after Dovecot expunged forty messages (the log
+ * records it) but before it unlinked their files; the source has them
+ * gone. The uidlist and the logs did not change since: the guard reads
+ * the work copy's copies of them (the same bytes, by the quick check), not
+ * the damaged disk, and still sees the user's deletions. */
+static void unchanged_index_read_from_work_copy(void **state)
+{
+	struct mr_io_ops counting = mr_io_libc;
+	struct sfx f;
+
+	(void)state;
+	sfx_setup(&f);
+	add_msgs(f.src, "", 1, 40);
+	write_uidlist3(f.src, "", 1, 40);
+	write_expunge_log_40(f.src);
+	tu_write_file(f.src, "dovecot.index.log.2", "old log", 7);
+	sfx_backup(&f);
+	assert_int_equal(tu_sh("rm -f '%s'/cur/* '%s'/new/*", f.src, f.src), 0);
+	snprintf(counted_src, sizeof(counted_src), "%s", f.src);
+	counted_opens = 0;
+	counting.openat = counting_openat;
+	mr_io = &counting;
+	assert_int_equal(sfx_sync(&f), 0);
+	mr_io = &mr_io_libc;
+	sfx_print_problems(&f);
+	assert_int_equal(sfx_verify(&f), 0);
+	assert_int_equal(f.stats.attic_files, 40);
+	assert_int_equal(f.stats.source_bytes_read, 0);
+	assert_int_equal(counted_opens, 0);
+	sfx_teardown(&f);
+}
+
 /* POP3 as Dovecot leaves it: the files of the expunged messages are gone
  * at once, their names stay in the uidlist until a later sync, and the
  * transaction log records the expunges. */
 static void pop_user_expunged_in_log(void **state)
 {
-	unsigned char log[40 + 8 + 40 * 20] = { 1, 3, 40, 0 };
-	uint32_t size = 8 + 40 * 20, type = 0x1000ed90u, uid;
 	struct sfx f;
 
 	(void)state;
@@ -158,14 +222,7 @@ static void pop_user_expunged_in_log(void **state)
 	/* Without the log the index still lists them all: missing. */
 	assert_int_equal(sfx_sync(&f), 1);
 	assert_int_equal(f.stats.attic_files, 0);
-	log[40] = (unsigned char)(0x80 | ((size >> 23) & 0x7f));
-	log[41] = (unsigned char)(0x80 | ((size >> 16) & 0x7f));
-	log[42] = (unsigned char)(0x80 | ((size >> 9) & 0x7f));
-	log[43] = (unsigned char)(0x80 | ((size >> 2) & 0x7f));
-	memcpy(log + 44, &type, 4);
-	for (uid = 1; uid <= 40; uid++)
-		memcpy(log + 48 + (uid - 1) * 20, &uid, 4);
-	tu_write_file(f.src, "dovecot.index.log", log, sizeof(log));
+	write_expunge_log_40(f.src);
 	assert_int_equal(sfx_sync(&f), 0);
 	sfx_print_problems(&f);
 	assert_int_equal(sfx_verify(&f), 0);
@@ -478,6 +535,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pop_user_deleted_everything),
 		cmocka_unit_test(pop_user_expunged_in_log),
+		cmocka_unit_test(unchanged_index_read_from_work_copy),
 		cmocka_unit_test(pop_user_courier),
 		cmocka_unit_test(tiny_mailbox_without_index),
 		cmocka_unit_test(stray_file_in_backup),

@@ -112,9 +112,36 @@ static void mode_fix_leaves_the_other_link(void **state)
 	sfx_teardown(&f);
 }
 
+/* A message copied between folders by Dovecot (a hard link) whose backup
+ * kept whole seconds only: its time alone must change. The name gets an
+ * inode of its own from its own bytes; the damaged source is not read. */
+static void time_fix_reads_nothing_from_the_source(void **state)
+{
+	struct sfx f;
+	struct stat a, b;
+
+	(void)state;
+	sfx_setup(&f);
+	linked_pair(&f, "cur/1.M1.h:2,S", ".Archive/cur/2.M1.h:2,S", "message", 7);
+	sfx_set_mtime(f.src, "cur/1.M1.h:2,S", T0, 123456789);
+	sfx_set_mtime(f.src, ".Archive/cur/2.M1.h:2,S", T0, 123456789);
+	assert_int_equal(sfx_sync(&f), 0);
+	sfx_print_problems(&f);
+	assert_int_equal(sfx_verify(&f), 0);
+	assert_int_equal(f.stats.source_bytes_read, 0);
+	assert_int_equal(f.stats.copied_files, 0);
+	assert_int_equal(f.stats.meta_fixed, 2);
+	a = sfx_lstat(f.dst, "cur/1.M1.h:2,S");
+	b = sfx_lstat(f.dst, ".Archive/cur/2.M1.h:2,S");
+	assert_int_equal(a.st_mtim.tv_nsec, 123456789);
+	assert_int_equal(b.st_mtim.tv_nsec, 123456789);
+	sfx_teardown(&f);
+}
+
 /* A Maildir rename of a hard-linked file moves only its name; when the
- * renamed file's time changed too, fixing it would reach the link, so it
- * is copied instead. Without a metadata change the rename stays. */
+ * renamed file's time changed too, fixing it in place would reach the
+ * link, so the moved name gets an inode of its own, copied from its own
+ * bytes: the source is not read for either message. */
 static void rename_leaves_the_other_link(void **state)
 {
 	struct sfx f;
@@ -135,8 +162,41 @@ static void rename_leaves_the_other_link(void **state)
 	assert_int_equal(sfx_sync(&f), 0);
 	sfx_print_problems(&f);
 	assert_int_equal(sfx_verify(&f), 0);
+	assert_int_equal(f.stats.renamed, 2);
+	assert_int_equal(f.stats.copied_files, 0);
+	assert_int_equal(f.stats.source_bytes_read, 0);
+	assert_int_equal(sfx_lstat(f.dst, "keep").st_mtim.tv_sec, T0);
+	assert_int_not_equal(sfx_lstat(f.dst, "keep").st_ino,
+			     sfx_lstat(f.dst, "cur/1.M1.h:2,S").st_ino);
+	sfx_teardown(&f);
+}
+
+/* The bench's find (issue 20): a Dovecot copy (hard link) of the only
+ * message of a folder, restored from a whole-second backup, then
+ * re-flagged on the source. It used to be no rename (its time needed a
+ * fix), so the old name went to the attic while the folder's uidlist still
+ * named it: the remove guard stopped the user's sync. */
+static void reflagged_link_does_not_trip_the_guard(void **state)
+{
+	static const char uidlist[] = "3 V1 N2 G094e47ad05829f2594f2bea19328cf82\n"
+				      "1 :1741234956.M6165P52642.h,S=7\n";
+	struct sfx f;
+
+	(void)state;
+	sfx_setup(&f);
+	tu_write_file(f.src, ".Archive/dovecot-uidlist", uidlist, sizeof(uidlist) - 1);
+	sfx_set_mtime(f.src, ".Archive/dovecot-uidlist", T0, 0);
+	linked_pair(&f, ".Archive/cur/1741234956.M6165P52642.h,S=7:2,S",
+		    ".Trash/cur/1741234957.M6165Q52642.h,S=7:2,S", "message", 7);
+	assert_int_equal(tu_sh("cd '%s' && mv '.Archive/cur/1741234956.M6165P52642.h,S=7:2,S' "
+			       "'.Archive/cur/1741234956.M6165P52642.h,S=7:2,FS'", f.src), 0);
+	sfx_set_mtime(f.src, ".Archive/cur/1741234956.M6165P52642.h,S=7:2,FS", T0, 557408803);
+	assert_int_equal(sfx_sync(&f), 0);
+	sfx_print_problems(&f);
+	assert_int_equal(mr_problems_count(&f.problems, MR_PROBLEM_GUARD), 0);
+	assert_int_equal(sfx_verify(&f), 0);
 	assert_int_equal(f.stats.renamed, 1);
-	assert_int_equal(f.stats.copied_files, 1);
+	assert_int_equal(f.stats.source_bytes_read, 0);
 	sfx_teardown(&f);
 }
 
@@ -168,7 +228,9 @@ int main(void)
 		cmocka_unit_test(patch_leaves_the_other_link),
 		cmocka_unit_test(time_fix_leaves_the_other_link),
 		cmocka_unit_test(mode_fix_leaves_the_other_link),
+		cmocka_unit_test(time_fix_reads_nothing_from_the_source),
 		cmocka_unit_test(rename_leaves_the_other_link),
+		cmocka_unit_test(reflagged_link_does_not_trip_the_guard),
 		cmocka_unit_test(symlink_time_leaves_the_other_link),
 	};
 
