@@ -251,6 +251,10 @@ int mr_scandir(int dirfd, int (*fn)(void *arg, const char *name, unsigned char t
 /* Frees an array of n malloc'd strings and the array. Accepts NULL. */
 void mr_names_free(char **names, size_t n);
 
+/* Sorts an array of n malloc'd strings by byte order and frees and drops
+ * the repeated ones. Returns how many are left, in names[0..]. */
+size_t mr_names_sort_unique(char **names, size_t n);
+
 /* Lists directory fd dirfd ("." and ".." left out), sorted by name (byte
  * order), through a descriptor of its own like mr_scandir. 0, or -1 with err when any
  * getdents call failed (then the listing is not partial: list->n is 0). */

@@ -382,6 +382,27 @@ void mr_names_free(char **names, size_t n)
 	free(names);
 }
 
+static int names_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t mr_names_sort_unique(char **names, size_t n)
+{
+	size_t i, j;
+
+	if (n > 1)
+		qsort(names, n, sizeof(*names), names_cmp);
+	for (i = 0, j = 0; i < n; i++) {
+		if (j > 0 && strcmp(names[j - 1], names[i]) == 0) {
+			free(names[i]);
+			continue;
+		}
+		names[j++] = names[i];
+	}
+	return j;
+}
+
 unsigned mr_path_depth(const char *rel)
 {
 	unsigned d = 0;

@@ -184,17 +184,12 @@ out:
 	return rc;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int mr_cyrus_list_users(int fd, enum mr_cyrus_hash hash, char ***names_r, size_t *n_r,
 			struct mr_error *err)
 {
 	struct mr_dirlist list = { 0 };
 	char **names = NULL;
-	size_t n = 0, cap = 0, i, j;
+	size_t n = 0, cap = 0, i;
 	char rel[8];
 
 	*names_r = NULL;
@@ -219,17 +214,8 @@ int mr_cyrus_list_users(int fd, enum mr_cyrus_hash hash, char ***names_r, size_t
 		}
 		mr_dirlist_free(&list);
 	}
-	if (n > 1)
-		qsort(names, n, sizeof(*names), name_cmp);
-	for (i = 0, j = 0; i < n; i++) {
-		if (j > 0 && strcmp(names[j - 1], names[i]) == 0) {
-			free(names[i]);
-			continue;
-		}
-		names[j++] = names[i];
-	}
 	*names_r = names;
-	*n_r = j;
+	*n_r = mr_names_sort_unique(names, n);
 	return 0;
 fail:
 	mr_dirlist_free(&list);

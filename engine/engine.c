@@ -532,7 +532,7 @@ int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 			 struct mr_error *err)
 {
 	char **names = NULL, **v, **src = NULL;
-	size_t n = 0, i, j, nsrc = 0;
+	size_t n = 0, i, nsrc = 0;
 
 	*names_r = NULL;
 	*n_r = 0;
@@ -555,18 +555,8 @@ int engine_list_affected(struct engine *engine, char ***names_r, size_t *n_r,
 	for (i = 0; i < nsrc; i++)
 		names[n++] = src[i];
 	free(src);
-	if (n > 1)
-		qsort(names, n, sizeof(*names), name_cmp);
-	/* unique */
-	for (i = 0, j = 0; i < n; i++) {
-		if (j > 0 && strcmp(names[j - 1], names[i]) == 0) {
-			free(names[i]);
-			continue;
-		}
-		names[j++] = names[i];
-	}
 	*names_r = names;
-	*n_r = j;
+	*n_r = mr_names_sort_unique(names, n);
 	return 0;
 }
 
