@@ -506,6 +506,8 @@ const char *mr_human_duration(double seconds, char *buf, size_t len);
 
 /* Parses a decimal uint64 (whole string). 0 ok, -1 bad. */
 int mr_parse_u64(const char *s, uint64_t *val_r);
+/* The value of hex digit c (0-9, a-f, A-F): 0 to 15, or -1 when c is none. */
+int mr_hex_digit(char c);
 
 /* ---- mail stores: Maildir and a Cyrus spool (common/store.c) --------
  *

@@ -15,17 +15,6 @@
  * manual: answer without it after 10-20 attempts, so the session ends). */
 #define ATTEMPTS_WITH_WAIT 10
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Copies value (n bytes) into out (size len), %XX decoded when decode.
  * -1 when it does not fit, a %-sequence is broken or decodes to a
  * control byte. */
@@ -41,8 +30,8 @@ static int copy_value(const char *v, size_t n, char *out, size_t len, int decode
 
 			if (i + 2 >= n)
 				return -1;
-			hi = hexval(v[i + 1]);
-			lo = hexval(v[i + 2]);
+			hi = mr_hex_digit(v[i + 1]);
+			lo = mr_hex_digit(v[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = hi * 16 + lo;

@@ -74,25 +74,14 @@ static int add_name(struct sync_index *ix, char *name, uint64_t uid)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* 32 hex digits into 16 bytes. 0 or -1. */
 static int parse_guid(const char *s, unsigned char guid[16])
 {
 	int i, hi, lo;
 
 	for (i = 0; i < 16; i++) {
-		hi = hexval(s[2 * i]);
-		lo = hexval(s[2 * i + 1]);
+		hi = mr_hex_digit(s[2 * i]);
+		lo = mr_hex_digit(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		guid[i] = (unsigned char)(hi << 4 | lo);
