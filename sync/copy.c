@@ -168,16 +168,13 @@ static int unshare_once(struct sync_ctx *ctx, const struct sync_op *op, const ch
 	off_t off = 0;
 
 	ddir = sync_dir_fd(ctx, 0, parent);
-	if (ddir >= 0)
-		dfd = mr_io->openat(ddir, name, O_RDONLY | O_NOFOLLOW, 0);
-	if (dfd < 0 || mr_io->fstat(dfd, &dst) < 0) {
+	if (ddir < 0) {
 		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", op->rel);
 		goto out;
 	}
-	if (!S_ISREG(dst.st_mode)) {
-		mr_error_set(ctx->err, EINVAL, "%s in the destination is no longer a file", op->rel);
+	dfd = sync_open_dst_file(ctx, ddir, name, op->rel, O_RDONLY, 0, &dst);
+	if (dfd < 0)
 		goto out;
-	}
 	tfd = open_tmp(ctx, op, parent, tmp, sizeof(tmp), &tdir, &tdir_owned);
 	if (tfd < 0)
 		goto out;

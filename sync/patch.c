@@ -106,19 +106,14 @@ static enum sync_result patch_once(struct sync_ctx *ctx, const struct sync_op *o
 		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", parent);
 		goto out;
 	}
-	dfd = mr_io->openat(ddir, name, O_RDWR | O_NOFOLLOW, 0);
-	if (dfd < 0 && (errno == EACCES || errno == EPERM || errno == ETXTBSY)) {
+	dfd = sync_open_dst_file(ctx, ddir, name, op->rel, O_RDWR, 1, &dst);
+	if (dfd == -2) {
+		dfd = -1;
 		rc = SYNC_COPY_WHOLE;
 		goto out;
 	}
-	if (dfd < 0 || mr_io->fstat(dfd, &dst) < 0) {
-		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", op->rel);
+	if (dfd < 0)
 		goto out;
-	}
-	if (!S_ISREG(dst.st_mode)) {
-		mr_error_set(ctx->err, EINVAL, "%s in the destination is no longer a file", op->rel);
-		goto out;
-	}
 	if (dst.st_nlink > 1) {
 		/* A write in place would reach every hard link of it too. */
 		rc = SYNC_COPY_WHOLE;

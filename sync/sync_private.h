@@ -220,6 +220,13 @@ void sync_src_failed(struct sync_ctx *ctx, const char *call, const char *rel, in
  * fstats it into st. Returns the fd, or -1 after recording the problem. */
 int sync_open_src_file(struct sync_ctx *ctx, const char *parent, const char *name,
 		       const char *rel, struct stat *st);
+/* Opens the destination's file rel (last component name, below folder fd
+ * ddir) with flags | O_NOFOLLOW and fstats it into st. Returns the fd; -1
+ * with ctx->err when the open or fstat failed or it is no longer a file;
+ * -2 without an error when refused is nonzero and the open was refused
+ * (EACCES, EPERM, ETXTBSY). */
+int sync_open_dst_file(struct sync_ctx *ctx, int ddir, const char *name, const char *rel,
+		       int flags, int refused, struct stat *st);
 /* 1 when st (taken now) no longer matches before: size, mtime or ctime. */
 int sync_changed_since(const struct stat *before, const struct stat *now);
 /* Fails with ENOSPC (and the sizes in ctx->err) when writing need bytes

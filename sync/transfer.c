@@ -59,6 +59,27 @@ void sync_src_failed(struct sync_ctx *ctx, const char *call, const char *rel, in
 		     strerror(e));
 }
 
+int sync_open_dst_file(struct sync_ctx *ctx, int ddir, const char *name, const char *rel,
+		       int flags, int refused, struct stat *st)
+{
+	int fd;
+
+	fd = mr_io->openat(ddir, name, flags | O_NOFOLLOW, 0);
+	if (fd < 0 && refused && (errno == EACCES || errno == EPERM || errno == ETXTBSY))
+		return -2;
+	if (fd < 0 || mr_io->fstat(fd, st) < 0) {
+		mr_error_set(ctx->err, errno, "open(%s) in the destination failed", rel);
+		mr_close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		mr_error_set(ctx->err, EINVAL, "%s in the destination is no longer a file", rel);
+		mr_close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* Opens source file rel read-only (O_NOATIME, O_NOFOLLOW) and fstats it;
  * -1 after recording the problem. */
 int sync_open_src_file(struct sync_ctx *ctx, const char *parent, const char *name,
