@@ -145,5 +145,10 @@ const char *cli_fmt_eta(double eta, const char *status, char *buf, size_t len);
  * words wherever a login is refused (the hook, nginx's auth_http). */
 void cli_login_message(const char *state, double pos, double eta, const char *status,
 		       char *buf, size_t len);
+/* The same line from the daemon's reply to LOGIN (text reply parsed into
+ * toks) about a user in state: its position, eta_seconds and eta_status read
+ * (null or missing: none). Returns buf. */
+const char *cli_login_reply_message(const char *reply, const struct daemon_json_tok *toks,
+				    const char *state, char *buf, size_t len);
 
 #endif

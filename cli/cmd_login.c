@@ -79,6 +79,25 @@ void cli_login_message(const char *state, double pos, double eta, const char *st
 			 p == 1 ? "is" : "are", p, p == 1 ? "" : "s", when);
 }
 
+const char *cli_login_reply_message(const char *reply, const struct daemon_json_tok *toks,
+				    const char *state, char *buf, size_t len)
+{
+	char status[32];
+	double pos, eta;
+	int i;
+
+	i = daemon_json_get(reply, toks, 0, "position");
+	pos = daemon_json_is_null(reply, toks, i) ? -1 : daemon_json_num(reply, toks, i, -1);
+	i = daemon_json_get(reply, toks, 0, "eta_seconds");
+	eta = daemon_json_is_null(reply, toks, i) ? -1 : daemon_json_num(reply, toks, i, -1);
+	status[0] = '\0';
+	i = daemon_json_get(reply, toks, 0, "eta_status");
+	if (i >= 0 && !daemon_json_is_null(reply, toks, i))
+		daemon_json_text(reply, toks, i, status, sizeof(status));
+	cli_login_message(state, pos, eta, status, buf, len);
+	return buf;
+}
+
 /* Reads into buf (len > 1) the line that starts at the first line start at
  * or after pos of the sorted list fd (size bytes). Returns that start, or
  * -1 past the end or on a read error. Plain preads: nothing allocated. */
@@ -275,8 +294,7 @@ int cmd_login(int argc, char **argv)
 	struct daemon_client cl;
 	struct mr_error err;
 	char req[MR_USER_NAME_MAX + 16], buf[8192], state[32], status[32], line[512];
-	double pos, eta;
-	int n, rc, i;
+	int n, rc;
 
 	if (cli_parse_opts("login", argc, argv, CLI_OPT_JSON | CLI_OPT_TARGET | CLI_OPT_STATE,
 			   &o) < 0)
@@ -340,15 +358,6 @@ int cmd_login(int argc, char **argv)
 		puts("active");
 		return rc;
 	}
-	i = daemon_json_get(buf, toks, 0, "position");
-	pos = daemon_json_is_null(buf, toks, i) ? -1 : daemon_json_num(buf, toks, i, -1);
-	i = daemon_json_get(buf, toks, 0, "eta_seconds");
-	eta = daemon_json_is_null(buf, toks, i) ? -1 : daemon_json_num(buf, toks, i, -1);
-	status[0] = '\0';
-	i = daemon_json_get(buf, toks, 0, "eta_status");
-	if (i >= 0 && !daemon_json_is_null(buf, toks, i))
-		daemon_json_text(buf, toks, i, status, sizeof(status));
-	cli_login_message(state, pos, eta, status, line, sizeof(line));
-	puts(line);
+	puts(cli_login_reply_message(buf, toks, state, line, sizeof(line)));
 	return rc;
 }

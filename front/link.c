@@ -102,9 +102,8 @@ static void remember(struct front *f, const char *user, enum mr_snap what)
 static int one_reply(struct front *f, const char *user, char *reply, struct front_answer *a)
 {
 	struct daemon_json_tok toks[64];
-	char state[32], mode[32], status[32];
-	double pos, eta;
-	int n, i;
+	char state[32], mode[32];
+	int n;
 
 	n = daemon_json_parse(reply, strlen(reply), toks, 64);
 	if (n < 1 || toks[0].type != DAEMON_JSON_OBJECT)
@@ -132,15 +131,7 @@ static int one_reply(struct front *f, const char *user, char *reply, struct fron
 		a->verdict = FRONT_OPEN;
 		return 1;
 	}
-	i = daemon_json_get(reply, toks, 0, "position");
-	pos = daemon_json_is_null(reply, toks, i) ? -1 : daemon_json_num(reply, toks, i, -1);
-	i = daemon_json_get(reply, toks, 0, "eta_seconds");
-	eta = daemon_json_is_null(reply, toks, i) ? -1 : daemon_json_num(reply, toks, i, -1);
-	status[0] = '\0';
-	i = daemon_json_get(reply, toks, 0, "eta_status");
-	if (i >= 0 && !daemon_json_is_null(reply, toks, i))
-		daemon_json_text(reply, toks, i, status, sizeof(status));
-	cli_login_message(state, pos, eta, status, a->message, sizeof(a->message));
+	cli_login_reply_message(reply, toks, state, a->message, sizeof(a->message));
 	a->verdict = FRONT_WAIT;
 	return 1;
 }
