@@ -29,6 +29,7 @@
 set -euo pipefail
 MR=${MR_BIN:?MR_BIN must point at the mailrestore binary}
 SRC=${MR_SRC:?MR_SRC must point at the source tree}
+. "$SRC/tests/integration/postfix_lib.sh"
 WRAP=$SRC/contrib/postfix/mailrestore-deliver
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -76,12 +77,7 @@ cleanup() {
 	for p in $mx_pid $proxy_pid $daemon_pid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	[ -f "$dir/nginx/nginx.pid" ] && kill "$(cat "$dir/nginx/nginx.pid")" 2>/dev/null
 	[ -f "$dir/run/master.pid" ] && /usr/sbin/dovecot -c "$dir/dovecot.conf" stop >/dev/null 2>&1
-	if [ -f "$PF/queue/pid/master.pid" ]; then
-		postfix -c "$PF/etc" stop >/dev/null 2>&1
-		pid=$(tr -d ' ' < "$PF/queue/pid/master.pid" 2>/dev/null)
-		for _ in $(seq 50); do [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-	fi
+	mr_postfix_stop "$PF"
 	[ -n "${MR_KEEP_TMP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -283,23 +279,7 @@ delay_warning_time = 0
 EOF
 cat > "$PF/etc/master.cf" <<EOF
 $MX:$smtp_port inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
+$(mr_postfix_services)
 mailrestore unix  -       n       n       -       -       pipe
   flags=DR user=nobody argv=/usr/bin/env MAILRESTORE=$MR MAILRESTORE_SOCKET=$SOCK $WRAP --id \${queue_id}/\${recipient} -- \${mailbox}
 EOF

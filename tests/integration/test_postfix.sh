@@ -15,6 +15,7 @@
 set -euo pipefail
 MR=${MR_BIN:?MR_BIN must point at the mailrestore binary}
 SRC=${MR_SRC:?MR_SRC must point at the source tree}
+. "$SRC/tests/integration/postfix_lib.sh"
 WRAP=$SRC/contrib/postfix/mailrestore-deliver
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -48,15 +49,7 @@ PF=$dir/pf
 cleanup() {
 	set +e
 	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-	if [ -f "$PF/queue/pid/master.pid" ]; then
-		postfix -c "$PF/etc" stop >/dev/null 2>&1
-		pid=$(tr -d ' ' < "$PF/queue/pid/master.pid" 2>/dev/null)
-		for _ in $(seq 50); do
-			[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-	fi
+	mr_postfix_stop "$PF"
 	[ -n "${MR_KEEP_TMP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -143,26 +136,7 @@ delay_warning_time = 0
 EOF
 cat > "$PF/etc/master.cf" <<EOF
 127.0.0.1:$port inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
+$(mr_postfix_services)
 # The transport of contrib/postfix/README.md, with this test's paths.
 mailrestore unix  -       n       n       -       -       pipe
   flags=DR user=nobody argv=/usr/bin/env MAILRESTORE=$MR MAILRESTORE_SOCKET=$SOCK $WRAP --id \${queue_id}/\${recipient} -- \${mailbox}
