@@ -73,9 +73,10 @@ int cli_parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, str
 /* Connects to the daemon o names (the socket, or o->connect with TLS when
  * asked) into *c. Returns 0, or the exit code with the message printed
  * (69 unreachable, 77 refused by the socket's group, 64 for TLS options
- * this binary cannot use). With open_err, a connect that fails (before
- * any TLS) returns -1 with open_err filled and nothing printed: the
- * caller may answer from the disk instead. */
+ * this binary cannot use). With open_err, a connect that fails returns
+ * -1 with open_err filled (nothing printed for the connect itself, one
+ * line naming a failed TLS handshake): the caller may answer from the
+ * disk or its snapshot instead. */
 int cli_connect(const char *cmd, const struct cli_opts *o, double timeout,
 		struct daemon_client *c, struct mr_error *open_err);
 /* TLS for cli_connect: daemon_client_tls_start() in the full binary

@@ -162,7 +162,14 @@ int cli_connect(const char *cmd, const struct cli_opts *o, double timeout,
 	if (mr_hostport_split(o->connect, host, sizeof(host), &port) < 0 ||
 	    cli_tls_start(c, host, o->tls_ca, o->tls_cert, o->tls_key, &err) < 0) {
 		daemon_client_close(c);
-		return cli_unreachable(cmd, o->where, &err);
+		if (open_err == NULL)
+			return cli_unreachable(cmd, o->where, &err);
+		/* A handshake that fails (an expired certificate, a daemon
+		 * that now wants another CA) leaves the caller its fallback,
+		 * as a refused connect does; the reason still needs a look. */
+		cli_error(cmd, "TLS to %s failed: %s", o->where, err.msg);
+		*open_err = err;
+		return -1;
 	}
 	return 0;
 }
