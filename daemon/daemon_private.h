@@ -172,6 +172,9 @@ struct metrics {
 	int trace;                /* MAILRESTORE_ETA_TRACE set: log each run against
 	                           * its estimate (bench/eta.sh) */
 	int rates_dirty;          /* runs observed since */
+	struct eta_jumps jumps;   /* logins of waiting users (eta.h) */
+	double line_at;           /* monotonic time of line_cost */
+	double line_cost;         /* the runs of the whole waiting line */
 };
 
 #define DAEMON_TASK_THREADS 2
@@ -356,6 +359,8 @@ struct eta_ctx {
 	char running[ETA_MAX_WORKERS][MR_USER_NAME_MAX + 1];
 	double left[ETA_MAX_WORKERS];
 	struct eta_sched walk; /* the workers after the running jobs */
+	double hazard;       /* logins of waiting users per waiting user and
+	                      * second (eta_jumps_hazard) */
 };
 /* The JSON object of one user (login/show/queue fields); with_ok starts it
  * with "ok":true. full 1 adds the times, reason, counters, held mail and
@@ -432,6 +437,10 @@ int daemon_metrics_init(struct daemon *d);
 /* Saves the rates (when changed) and frees the model. */
 void daemon_metrics_close(struct daemon *d);
 void daemon_metrics_finished(struct daemon *d, double seconds, uint64_t bytes, int active);
+/* A priority request took a user out of the waiting line (a login of a
+ * user not asked before): the rate of such logins stretches the waits of
+ * the users still in the line (eta.h, logins yet to come). */
+void daemon_metrics_jumped(struct daemon *d);
 /* One clean run (active, first attempt) for the model. sync_seconds < 0:
  * the phases could not be told apart (extract_seconds is the whole run). */
 struct daemon_run_sample {

@@ -12,7 +12,9 @@
  * handing each user ahead to the worker free first; a user of the
  * priority lane takes a worker from a background job (workers.c stops it
  * for them), whose rest comes back before the others; the user's own run
- * ends its walk. No estimate (eta_seconds null) while paused (status
+ * ends its walk. A user still in the waiting line is then stretched by
+ * the logins yet to come (eta.h): the rate of logins of waiting users so
+ * far, times the runs of the users behind it. No estimate (eta_seconds null) while paused (status
  * "paused"), before any run was measured ("estimating"), for a waiting
  * user with the background off and for attention ("none").
  */
@@ -38,6 +40,8 @@ int daemon_metrics_init(struct daemon *d)
 	memset(&d->metrics, 0, sizeof(d->metrics));
 	d->metrics.start_mono = mr_monotonic();
 	d->metrics.trace = getenv("MAILRESTORE_ETA_TRACE") != NULL;
+	eta_jumps_init(&d->metrics.jumps, d->metrics.start_mono, 0);
+	d->metrics.line_at = -1;
 	d->eta = eta_model_new();
 	if (d->eta == NULL) {
 		mr_log("daemon: out of memory");
@@ -89,6 +93,25 @@ void daemon_metrics_finished(struct daemon *d, double seconds, uint64_t bytes, i
 	pthread_mutex_unlock(&d->metrics_mu);
 }
 
+/* The users in the waiting line now, noted for the logins' hazard with
+ * `jumped` users who just left it. */
+static void note_line(struct daemon *d, unsigned jumped)
+{
+	uint64_t counts[QUEUE_STATE_COUNT];
+	double now = mr_monotonic();
+
+	queue_counts(d->q, counts);
+	pthread_mutex_lock(&d->metrics_mu);
+	eta_jumps_note(&d->metrics.jumps, now, (double)counts[QUEUE_WAITING], jumped);
+	pthread_mutex_unlock(&d->metrics_mu);
+}
+
+/* See daemon_private.h. */
+void daemon_metrics_jumped(struct daemon *d)
+{
+	note_line(d, 1);
+}
+
 /* See daemon_private.h. */
 void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 {
@@ -122,6 +145,7 @@ void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 	pthread_mutex_unlock(&d->metrics_mu);
 	if (save)
 		save_rates(d);
+	note_line(d, 0);
 }
 
 /* Seconds a running job still needs: its phase's predicted cost minus the
@@ -170,6 +194,9 @@ void daemon_metrics_ctx(struct daemon *d, const struct daemon_workers_now *now,
 	ctx->measured = eta_model_measured(d->eta);
 	ctx->may_lock_workers = 1;
 	ctx->paused = now->paused;
+	pthread_mutex_lock(&d->metrics_mu);
+	ctx->hazard = ctx->background ? eta_jumps_hazard(&d->metrics.jumps, mr_monotonic()) : 0;
+	pthread_mutex_unlock(&d->metrics_mu);
 	for (i = 0; i < now->n && i < (size_t)ctx->jobs; i++) {
 		j = &now->job[i];
 		snprintf(ctx->running[i], sizeof(ctx->running[i]), "%s", j->user);
@@ -189,13 +216,24 @@ static double cost_of(struct daemon *d, const struct queue_user_info *info)
 	return eta_model_cost(d->eta, ETA_RUN, info->size_hint);
 }
 
-/* The next user of the walk on the schedule: one of the priority lane
- * may take a worker from a background job. */
-static double sched_add(struct daemon *d, struct eta_sched *s, const struct queue_user_info *info)
+/* 1 for a user of the priority lane: later logins queue behind it. */
+static int in_priority_lane(const struct queue_user_info *info)
 {
-	if (info->priority && info->state == QUEUE_QUEUED)
-		return eta_sched_add_priority(s, cost_of(d, info));
-	return eta_sched_add(s, cost_of(d, info));
+	return info->priority && info->state == QUEUE_QUEUED;
+}
+
+/* The next user of the walk on the schedule: one of the priority lane
+ * may take a worker from a background job. Adds the user's cost to *line
+ * when it is not of the priority lane. */
+static double sched_add(struct daemon *d, struct eta_sched *s, const struct queue_user_info *info,
+			double *line)
+{
+	double c = cost_of(d, info);
+
+	if (in_priority_lane(info))
+		return eta_sched_add_priority(s, c);
+	*line += c > 0 ? c : 0;
+	return eta_sched_add(s, c);
 }
 
 struct find {
@@ -203,17 +241,51 @@ struct find {
 	struct eta_sched s;
 	const char *name;
 	double eta;
+	double line; /* the runs of the users of the line so far, the user's own included */
+	int in_line;
 };
 
 static int find_one(void *arg, const struct queue_user_info *info)
 {
 	struct find *f = arg;
-	double t = sched_add(f->d, &f->s, info);
+	double t = sched_add(f->d, &f->s, info, &f->line);
 
 	if (strcmp(info->name, f->name) != 0)
 		return 0;
 	f->eta = t;
+	f->in_line = !in_priority_lane(info);
 	return 1;
+}
+
+static int add_one(void *arg, const struct queue_user_info *info)
+{
+	struct find *f = arg;
+
+	sched_add(f->d, &f->s, info, &f->line);
+	return 0;
+}
+
+/* The runs of the whole waiting line (and plain enqueues): a walk of the
+ * queue, done at most once a second. */
+static double line_cost(struct daemon *d, const struct eta_ctx *ctx)
+{
+	double now = mr_monotonic(), c;
+	struct find f;
+
+	pthread_mutex_lock(&d->metrics_mu);
+	c = d->metrics.line_at >= 0 && now - d->metrics.line_at < 1.0 ? d->metrics.line_cost : -1;
+	pthread_mutex_unlock(&d->metrics_mu);
+	if (c >= 0)
+		return c;
+	memset(&f, 0, sizeof(f));
+	f.d = d;
+	f.s = ctx->walk;
+	queue_foreach_order(d->q, ctx->background, add_one, &f);
+	pthread_mutex_lock(&d->metrics_mu);
+	d->metrics.line_at = now;
+	d->metrics.line_cost = f.line;
+	pthread_mutex_unlock(&d->metrics_mu);
+	return f.line;
 }
 
 /* One user's estimate in a plan: by the hash of its name (xxh3-64; a
@@ -221,6 +293,7 @@ static int find_one(void *arg, const struct queue_user_info *info)
 struct eta_plan {
 	uint64_t h;
 	double eta;
+	double line; /* the line's runs up to it (-1: of the priority lane) */
 };
 
 struct plan_walk {
@@ -228,6 +301,7 @@ struct plan_walk {
 	struct eta_sched s;
 	struct eta_plan *p;
 	size_t n, cap;
+	double line;
 	int oom;
 };
 
@@ -246,7 +320,8 @@ static int plan_one(void *arg, const struct queue_user_info *info)
 		w->p = p;
 	}
 	w->p[w->n].h = XXH3_64bits(info->name, strlen(info->name));
-	w->p[w->n++].eta = sched_add(w->d, &w->s, info);
+	w->p[w->n].eta = sched_add(w->d, &w->s, info, &w->line);
+	w->p[w->n++].line = in_priority_lane(info) ? -1 : w->line;
 	return 0;
 }
 
@@ -277,6 +352,11 @@ void daemon_metrics_ctx_plan(struct daemon *d, struct eta_ctx *ctx)
 		free(w.p);
 		return;
 	}
+	/* the users of the line, stretched by the logins yet to come */
+	for (size_t i = 0; i < w.n; i++)
+		if (w.p[i].line >= 0 && w.p[i].eta >= 0)
+			w.p[i].eta *= eta_jumps_stretch(ctx->hazard, w.line - w.p[i].line,
+							(unsigned)ctx->jobs);
 	if (w.n > 0)
 		qsort(w.p, w.n, sizeof(w.p[0]), cmp_plan);
 	ctx->plan = w.p;
@@ -347,6 +427,7 @@ double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
 	/* Inside a walk of the queue (QUEUE, LIST): the plan made before it. */
 	if (!ctx->may_lock_workers)
 		return plan_find(ctx, info->name);
+	memset(&f, 0, sizeof(f));
 	f.d = d;
 	f.s = ctx->walk;
 	f.name = info->name;
@@ -357,15 +438,10 @@ double daemon_metrics_eta(struct daemon *d, const struct eta_ctx *ctx,
 	 * "estimate" with no figure. */
 	if (f.eta < 0)
 		return cost_of(d, info);
+	if (f.in_line && ctx->hazard > 0)
+		f.eta *= eta_jumps_stretch(ctx->hazard, line_cost(d, ctx) - f.line,
+					   (unsigned)ctx->jobs);
 	return f.eta;
-}
-
-static int add_one(void *arg, const struct queue_user_info *info)
-{
-	struct find *f = arg;
-
-	sched_add(f->d, &f->s, info);
-	return 0;
 }
 
 /* "estimate", "estimating", "paused" or "done" for the whole run. */
@@ -390,6 +466,7 @@ double daemon_metrics_eta_total(struct daemon *d, const struct eta_ctx *ctx)
 		return 0;
 	if (strcmp(st, "estimate") != 0)
 		return -1;
+	memset(&f, 0, sizeof(f));
 	f.d = d;
 	f.s = ctx->walk;
 	queue_foreach_order(d->q, ctx->background, add_one, &f);

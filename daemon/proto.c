@@ -210,9 +210,13 @@ static void priority_request(struct req *r, const char *verb, request_fn fn, int
 	struct eta_ctx ctx;
 	struct mr_error err;
 	queue_ticket ticket = 0;
-	int rc;
+	int rc, jumped;
 
 	mr_error_clear(&err);
+	/* a login of a waiting user: what the line's estimates learn from
+	 * (an operator's bump is not a user's) */
+	jumped = unknown_ok && queue_lookup(r->d->q, r->argv[1], &info) == 0 &&
+		 info.state == QUEUE_WAITING;
 	rc = fn(r->d->q, r->argv[1], mr_now(), &info, &ticket, &err);
 	if (rc < 0) {
 		mr_log("%s %s: %s", verb, r->argv[1], err.msg);
@@ -233,6 +237,8 @@ static void priority_request(struct req *r, const char *verb, request_fn fn, int
 	r->c->out.len = 0;
 	daemon_proto_user(r->d, &r->c->out, &ctx, &info, 0, 1);
 	reply_end(&r->c->out);
+	if (rc == 0 && jumped && info.state == QUEUE_QUEUED)
+		daemon_metrics_jumped(r->d);
 	if (rc == 0) {
 		hold_for(r, ticket);
 		if (info.state == QUEUE_QUEUED) {

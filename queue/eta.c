@@ -715,3 +715,57 @@ double eta_sched_end(const struct eta_sched *s)
 	}
 	return end;
 }
+
+/* ---- logins yet to come ---------------------------------------------------- */
+
+void eta_jumps_init(struct eta_jumps *j, double now, double waiting)
+{
+	memset(j, 0, sizeof(*j));
+	j->at = now;
+	j->waiting = waiting > 0 ? waiting : 0;
+}
+
+/* The counts decayed to `now`, the line's users since the last note
+ * added to the exposure. */
+static void jumps_advance(const struct eta_jumps *j, double now, double *n_r, double *exp_r)
+{
+	double dt = now > j->at ? now - j->at : 0, k = exp(-dt / ETA_JUMP_TAU);
+
+	*n_r = j->n * k;
+	/* the waiting users over dt, decayed as they accrued */
+	*exp_r = j->exposure * k + j->waiting * ETA_JUMP_TAU * (1 - k);
+}
+
+void eta_jumps_note(struct eta_jumps *j, double now, double waiting, unsigned jumped)
+{
+	double n, e;
+
+	jumps_advance(j, now, &n, &e);
+	j->n = n + jumped;
+	j->exposure = e;
+	if (now > j->at)
+		j->at = now;
+	j->waiting = waiting > 0 ? waiting : 0;
+}
+
+double eta_jumps_hazard(const struct eta_jumps *j, double now)
+{
+	double n, e;
+
+	jumps_advance(j, now, &n, &e);
+	if (n <= 0)
+		return 0;
+	return n / (e + j->waiting * ETA_JUMP_PRIOR_S + 1e-9);
+}
+
+double eta_jumps_stretch(double hazard, double behind, unsigned workers)
+{
+	double rho;
+
+	if (!(hazard > 0) || !(behind > 0))
+		return 1;
+	rho = hazard * behind / (workers > 0 ? workers : 1);
+	if (rho > ETA_JUMP_MAX)
+		rho = ETA_JUMP_MAX;
+	return 1 / (1 - rho);
+}

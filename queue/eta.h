@@ -134,6 +134,45 @@ int eta_model_load(struct eta_model *m, int dirfd, struct mr_error *err);
  * file, if any, is then still whole). */
 int eta_model_save(struct eta_model *m, int dirfd, struct mr_error *err);
 
+/* Logins yet to come. A login takes a waiting user out of the line and
+ * ahead of everyone still in it, so the wait of a user in the line grows
+ * by the runs of the users behind it who log in before its turn: no
+ * figure from the line as it stands can know them, and in a morning's
+ * rush they are most of the wait. What the logins so far say is their
+ * hazard h, the logins of waiting users per waiting user per second
+ * (a decayed count over a decayed sum of waiting users times seconds).
+ * A user whose line-as-it-stands wait is t, with the runs of the users
+ * behind it costing C seconds on one worker, is then done after
+ *   t' = t + h * C * t' / workers, so t' = t / (1 - h * C / workers):
+ * each second it waits, h * C seconds of runs arrive ahead of it. When
+ * logins would take more than ETA_JUMP_MAX of the workers' time, that
+ * share is used (the line then moves at a quarter of its speed or less;
+ * the figure says so without promising more). */
+#define ETA_JUMP_TAU 600.0
+/* A prior of no login over this many seconds of the line as it is: one
+ * early login among a few waiting users is not a rush. */
+#define ETA_JUMP_PRIOR_S 10.0
+#define ETA_JUMP_MAX 0.75
+
+struct eta_jumps {
+	double at;       /* the time of the last note (any clock in seconds) */
+	double waiting;  /* users in the line since then */
+	double n;        /* logins of waiting users, decayed by ETA_JUMP_TAU */
+	double exposure; /* waiting users times seconds, decayed alike */
+};
+
+/* Starts at `now` with `waiting` users in the line. */
+void eta_jumps_init(struct eta_jumps *j, double now, double waiting);
+/* Advances to `now`, counting `jumped` users who just left the line for
+ * the priority lane, and `waiting` users in the line from now on. */
+void eta_jumps_note(struct eta_jumps *j, double now, double waiting, unsigned jumped);
+/* The hazard at `now` (per waiting user per second; 0 before any login). */
+double eta_jumps_hazard(const struct eta_jumps *j, double now);
+/* The factor a waiting user's time grows by: 1 / (1 - h * behind /
+ * workers), behind the seconds of runs of the users behind it; at most
+ * 1 / (1 - ETA_JUMP_MAX). */
+double eta_jumps_stretch(double hazard, double behind, unsigned workers);
+
 /* Seconds a priority user waits for a worker busy with a background job:
  * the daemon's tick notices the request (every 0.1 s), the job stops at
  * its next file boundary, the worker takes the user. */

@@ -501,6 +501,44 @@ static void eta_words(void **state)
 	}
 }
 
+/* Logins yet to come: the hazard of a login per waiting user and second,
+ * and the stretch of a wait behind which users log in. */
+static void eta_logins_yet_to_come(void **state)
+{
+	struct eta_jumps j;
+	double h, t;
+	int i;
+
+	(void)state;
+	eta_jumps_init(&j, 0, 100);
+	/* no login yet: nothing stretches */
+	assert_true(eta_jumps_hazard(&j, 30) == 0);
+	assert_true(eta_jumps_stretch(0, 50, 2) == 1);
+	/* one login a second among 100 waiting users for 10 minutes */
+	for (i = 1; i <= 600; i++)
+		eta_jumps_note(&j, i, 100, 1);
+	h = eta_jumps_hazard(&j, 600);
+	assert_true(h > 0.0095 && h < 0.0105);
+	/* 50 s of runs behind, 2 workers: a quarter of their time goes to
+	 * logins, the line moves at three quarters of its speed */
+	assert_true(fabs(eta_jumps_stretch(0.01, 50, 2) - 4.0 / 3.0) < 1e-9);
+	/* logins faster than the workers: the most it says is 4x */
+	assert_true(fabs(eta_jumps_stretch(1.0, 50, 2) - 1 / (1 - ETA_JUMP_MAX)) < 1e-9);
+	/* the rush ends: an hour without logins forgets it */
+	eta_jumps_note(&j, 4200, 100, 0);
+	assert_true(eta_jumps_hazard(&j, 4200) < h / 100);
+	/* one early login among a few waiting users is not a rush: the
+	 * prior of 10 quiet seconds holds it back */
+	eta_jumps_init(&j, 0, 5);
+	eta_jumps_note(&j, 0.5, 4, 1);
+	t = eta_jumps_hazard(&j, 0.5);
+	assert_true(t > 0 && t < 1.0 / (4 * ETA_JUMP_PRIOR_S) + 1e-9);
+	/* time never runs back: a note from an older clock reading adds
+	 * nothing to the exposure */
+	eta_jumps_note(&j, 0.2, 4, 0);
+	assert_true(eta_jumps_hazard(&j, 0.5) <= t + 1e-12);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -518,6 +556,7 @@ int main(void)
 		cmocka_unit_test(eta_order_priority_background_running),
 		cmocka_unit_test(eta_rates_survive_restart),
 		cmocka_unit_test(eta_words),
+		cmocka_unit_test(eta_logins_yet_to_come),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
