@@ -27,6 +27,9 @@
 #define RATES_BODY (ETA_PHASES * RATES_FIELDS * 8)
 #define RATES_SIZE (RATES_HEADER + RATES_BODY + 8)
 #define MIB 1048576.0
+/* A bin's mean run counts against the line as if the line had this many
+ * runs in the bin (see fit). */
+#define ETA_BIN_PRIOR 8.0
 /* The writes of the window must span this many MiB to show a cost per
  * MiB written (see fit). */
 #define ETA_WRITES_SPAN_MIB 4.0
@@ -50,6 +53,11 @@ struct line {
 	 * over every size seen, not only the window's. */
 	double hw[ETA_BINS], hx[ETA_BINS], hy[ETA_BINS];
 	double a, b;                 /* the fit: seconds = a * MiB + b */
+	/* The shape through the size bins seen (see fit): np points, sizes
+	 * rising, each bin's mean run pulled toward the line by
+	 * ETA_BIN_PRIOR runs' worth, the level applied. */
+	double px[ETA_BINS], py[ETA_BINS];
+	int np;
 	double a0;                   /* the prior slope in force */
 	double ymean;                /* the window's mean run, recent ones weighing more */
 };
@@ -271,6 +279,7 @@ static void fit(struct line *l)
 	l->a0 = ETA_PRIOR_S_PER_MIB;
 	l->a = 0;
 	l->b = 0;
+	l->np = 0;
 	l->ymean = 0;
 	if (n == 0)
 		return;
@@ -326,6 +335,43 @@ static void fit(struct line *l)
 	k = level(xs, ys, rws, m, a, b);
 	l->a = k * a;
 	l->b = k * b;
+	/* Cost is not a line in size: a mailbox of many small messages in
+	 * several folders costs twice what a tiny user with one attachment of
+	 * the same size does, and the biggest users write MiBs cheaply. Where
+	 * bins were seen (the smallest users from the background, any size
+	 * from logins, a random sample of the line ahead), their runs say
+	 * more than a line through all of them; the points are the bins'
+	 * means pulled toward the line by ETA_BIN_PRIOR runs (one slow run
+	 * does not make its bin), the cost between two points is read off
+	 * the segment between them, and past the largest the line's slope
+	 * goes on from it. bx rises with the bin. */
+	l->np = nb;
+	for (i = 0; i < nb; i++) {
+		l->px[i] = bx[i];
+		l->py[i] = k * (bw[i] * by[i] + ETA_BIN_PRIOR * (a * bx[i] + b)) /
+			   (bw[i] + ETA_BIN_PRIOR);
+	}
+}
+
+/* The cost of a user with a backup of x MiB on the shape (see fit). */
+static double shape_cost(const struct line *l, double x)
+{
+	int i;
+
+	if (l->np == 0)
+		return l->a * x + l->b;
+	if (x <= l->px[0]) {
+		/* below the smallest users seen: the line's slope down to
+		 * them, never below the line's cost per user */
+		double c = l->py[0] - l->a * (l->px[0] - x), floor = l->py[0] < l->b ? l->py[0] : l->b;
+
+		return c > floor ? c : floor;
+	}
+	for (i = 1; i < l->np; i++)
+		if (x <= l->px[i])
+			return l->py[i - 1] + (x - l->px[i - 1]) / (l->px[i] - l->px[i - 1]) *
+						      (l->py[i] - l->py[i - 1]);
+	return l->py[l->np - 1] + l->a * (x - l->px[l->np - 1]);
 }
 
 static int bin_of(uint64_t size)
@@ -391,7 +437,7 @@ double eta_model_cost(struct eta_model *m, enum eta_phase phase, uint64_t size)
 	if (l->n > 0 && size == 0)
 		c = l->nb_w > 0 ? l->nb_sum / l->nb_w : l->ymean;
 	else if (l->n > 0)
-		c = l->a * ((double)size / MIB) + l->b;
+		c = shape_cost(l, (double)size / MIB);
 	if (l->n > 0 && c < 0)
 		c = 0;
 	pthread_mutex_unlock(&m->mu);
