@@ -185,6 +185,53 @@ static int lw_one(void *arg, const struct queue_user_info *info)
 	return 0;
 }
 
+/* Logins yet to come: once a waiting user logged in, a user still in the
+ * line is told more than the walk, by the runs behind it (eta.h); the
+ * last of the line nothing more, a user of the priority lane nothing
+ * more; a list tells what show tells. */
+static void estimate_logins_stretch_the_line(void **state)
+{
+	struct et *t = et_new();
+	struct queue_user_info info;
+	struct eta_ctx ctx;
+	struct mr_error err;
+	queue_ticket ticket;
+	struct lw w;
+	uint64_t cursor = 0;
+	const char *st;
+	int i;
+
+	(void)state;
+	measure(t);
+	assert_true(near(eta(t, "small", &st), 2));
+	assert_true(near(eta(t, "mid", &st), 6));
+	daemon_metrics_jumped(&t->d);
+	/* one login among 3 waiting users and the prior's 10 quiet seconds:
+	 * h = 1/30 per user and second; behind small 4 + 10 s of runs, behind
+	 * mid 10 s, behind big nothing (one worker) */
+	if (fabs(eta(t, "small", &st) - 2 / (1 - 14.0 / 30)) > 0.01 ||
+	    fabs(eta(t, "mid", &st) - 6 / (1 - 10.0 / 30)) > 0.01)
+		fail_msg("small %.3f s, mid %.3f s", eta(t, "small", &st), eta(t, "mid", &st));
+	assert_true(near(eta(t, "big", &st), 16));
+	memset(&w, 0, sizeof(w));
+	w.t = t;
+	w.ctx = &ctx;
+	ctx_of(t, &ctx);
+	daemon_metrics_ctx_plan(&t->d, &ctx);
+	assert_true(queue_foreach_in_state(t->d.q, -1, &cursor, 0, lw_one, &w) >= 0);
+	daemon_metrics_ctx_done(&ctx);
+	assert_int_equal(w.n, 3);
+	for (i = 0; i < w.n; i++)
+		if (fabs(w.eta[i] - eta(t, w.names[i], &st)) > 0.01)
+			fail_msg("%s: the list says %.3f s, show %.3f s", w.names[i], w.eta[i],
+				 eta(t, w.names[i], &st));
+	/* big logs in: its place in the lane is not stretched */
+	assert_int_equal(queue_request(t->d.q, "big", 100.0, &info, &ticket, &err), 0);
+	assert_int_equal(queue_commit_wait(t->d.q, ticket, &err), 0);
+	assert_true(near(eta(t, "big", &st), 10));
+	et_free(t);
+}
+
 /* The lists (QUEUE, LIST, and the pages of each) give every user the
  * number SHOW gives it, whatever order they list users in. Regression:
  * a list walked the schedule in its own order (LIST: the order users
@@ -364,6 +411,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(estimate_states),
 		cmocka_unit_test(estimate_lists_match_show),
+		cmocka_unit_test(estimate_logins_stretch_the_line),
 		cmocka_unit_test(estimate_login_preempts_background),
 		cmocka_unit_test(estimate_taken_meanwhile),
 		cmocka_unit_test(estimate_running_job_progress),
