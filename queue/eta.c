@@ -209,11 +209,11 @@ static void robust_fit(const double *x, const double *y, const double *rw, int n
 	*free_a_r = da;
 }
 
-/* How far the recent runs are above (k > 1) or below the shape a x + b:
+/* How far the recent runs y are above (k > 1) or below what the shape
+ * says of them (f):
  * the ratio of their sums (a wait is a sum of runs), recent runs weighing
  * more and runs far off weighing less (Huber, as in robust_fit). */
-static double level(const double *x, const double *y, const double *rw, int n, double a,
-		    double b)
+static double level(const double *f, const double *y, const double *rw, int n)
 {
 	double r[ETA_WINDOW], w[ETA_WINDOW], k = 1, sy, sf, my = 0, scale;
 	int i, round;
@@ -226,24 +226,45 @@ static double level(const double *x, const double *y, const double *rw, int n, d
 		sy = sf = 0;
 		for (i = 0; i < n; i++) {
 			sy += w[i] * y[i];
-			sf += w[i] * (a * x[i] + b);
+			sf += w[i] * f[i];
 		}
 		if (sf <= 0)
 			return 1;
 		k = sy / sf;
 		for (i = 0; i < n; i++)
-			r[i] = fabs(y[i] - k * (a * x[i] + b));
+			r[i] = fabs(y[i] - k * f[i]);
 		qsort(r, (size_t)n, sizeof(r[0]), cmp_double);
 		scale = 1.4826 * (n % 2 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2);
 		if (scale < 0.05 * my + 1e-9)
 			scale = 0.05 * my + 1e-9;
 		for (i = 0; i < n; i++) {
-			double e = fabs(y[i] - k * (a * x[i] + b));
+			double e = fabs(y[i] - k * f[i]);
 
 			w[i] = rw[i] * (e <= 3 * scale ? 1.0 : 3 * scale / e);
 		}
 	}
 	return k;
+}
+
+/* The cost of a user with a backup of x MiB on the shape (see fit). */
+static double shape_cost(const struct line *l, double x)
+{
+	int i;
+
+	if (l->np == 0)
+		return l->a * x + l->b;
+	if (x <= l->px[0]) {
+		/* below the smallest users seen: the line's slope down to
+		 * them, never below the line's cost per user */
+		double c = l->py[0] - l->a * (l->px[0] - x), floor = l->py[0] < l->b ? l->py[0] : l->b;
+
+		return c > floor ? c : floor;
+	}
+	for (i = 1; i < l->np; i++)
+		if (x <= l->px[i])
+			return l->py[i - 1] + (x - l->px[i - 1]) / (l->px[i] - l->px[i - 1]) *
+						      (l->py[i] - l->py[i - 1]);
+	return l->py[l->np - 1] + l->a * (x - l->px[l->np - 1]);
 }
 
 /* The cost of a phase for users with a backup: a shape over every size
@@ -272,6 +293,7 @@ static double level(const double *x, const double *y, const double *rw, int n, d
 static void fit(struct line *l)
 {
 	double rw[ETA_WINDOW], xs[ETA_WINDOW], ys[ETA_WINDOW], zs[ETA_WINDOW], rws[ETA_WINDOW];
+	double fs[ETA_WINDOW];
 	double bx[ETA_BINS], by[ETA_BINS], bw[ETA_BINS];
 	double a, b, fa, var, s2 = 0, ratio, sw = 0, my = 0, k, zmin, zmax;
 	int i, n = (int)l->n, m = 0, nb = 0;
@@ -332,9 +354,6 @@ static void fit(struct line *l)
 			by[nb++] = l->hy[i] / l->hw[i];
 		}
 	wls(bx, by, nb, bw, s2 / (l->a0 * l->a0), l->a0, &a, &b);
-	k = level(xs, ys, rws, m, a, b);
-	l->a = k * a;
-	l->b = k * b;
 	/* Cost is not a line in size: a mailbox of many small messages in
 	 * several folders costs twice what a tiny user with one attachment of
 	 * the same size does, and the biggest users write MiBs cheaply. Where
@@ -345,33 +364,21 @@ static void fit(struct line *l)
 	 * does not make its bin), the cost between two points is read off
 	 * the segment between them, and past the largest the line's slope
 	 * goes on from it. bx rises with the bin. */
+	l->a = a;
+	l->b = b;
 	l->np = nb;
 	for (i = 0; i < nb; i++) {
 		l->px[i] = bx[i];
-		l->py[i] = k * (bw[i] * by[i] + ETA_BIN_PRIOR * (a * bx[i] + b)) /
-			   (bw[i] + ETA_BIN_PRIOR);
+		l->py[i] = (bw[i] * by[i] + ETA_BIN_PRIOR * (a * bx[i] + b)) / (bw[i] + ETA_BIN_PRIOR);
 	}
-}
-
-/* The cost of a user with a backup of x MiB on the shape (see fit). */
-static double shape_cost(const struct line *l, double x)
-{
-	int i;
-
-	if (l->np == 0)
-		return l->a * x + l->b;
-	if (x <= l->px[0]) {
-		/* below the smallest users seen: the line's slope down to
-		 * them, never below the line's cost per user */
-		double c = l->py[0] - l->a * (l->px[0] - x), floor = l->py[0] < l->b ? l->py[0] : l->b;
-
-		return c > floor ? c : floor;
-	}
-	for (i = 1; i < l->np; i++)
-		if (x <= l->px[i])
-			return l->py[i - 1] + (x - l->px[i - 1]) / (l->px[i] - l->px[i - 1]) *
-						      (l->py[i] - l->py[i - 1]);
-	return l->py[l->np - 1] + l->a * (x - l->px[l->np - 1]);
+	/* the level of the recent runs against that shape */
+	for (i = 0; i < m; i++)
+		fs[i] = shape_cost(l, xs[i]);
+	k = level(fs, ys, rws, m);
+	l->a = k * a;
+	l->b = k * b;
+	for (i = 0; i < nb; i++)
+		l->py[i] *= k;
 }
 
 static int bin_of(uint64_t size)
