@@ -501,6 +501,36 @@ static void eta_words(void **state)
 	}
 }
 
+/* A size the runs have shown costs what they showed, when cost is no line
+ * in size: many small users, then median users that cost far more than a
+ * line through the small ones says. Regression: the level of the recent
+ * runs was taken against the line and applied again to the bins' means,
+ * which already held those runs (told 1.5 to 2x at half way). */
+static void eta_seen_sizes_cost_what_they_did(void **state)
+{
+	struct eta_model *m = eta_model_new();
+	double c;
+	int i;
+
+	(void)state;
+	/* tiny users from the background, big ones that logged in, then
+	 * the median users the background reaches: no line goes through
+	 * all three */
+	for (i = 0; i < 200; i++)
+		eta_model_observe(m, ETA_RUN, MIB / 32, MIB / 16, 20, 0.01);
+	for (i = 0; i < 20; i++)
+		eta_model_observe(m, ETA_RUN, 16 * MIB, 18 * MIB, 500, 0.1);
+	for (i = 0; i < 64; i++)
+		eta_model_observe(m, ETA_RUN, MIB / 2, MIB, 90, 0.03);
+	c = eta_model_cost(m, ETA_RUN, MIB / 2);
+	if (fabs(c - 0.03) > 0.003)
+		fail_msg("a median user: %.4f s, its runs took 0.03 s", c);
+	c = eta_model_cost(m, ETA_RUN, 16 * MIB);
+	if (fabs(c - 0.1) > 0.015)
+		fail_msg("a big user: %.4f s, its runs took 0.1 s", c);
+	eta_model_free(&m);
+}
+
 /* Logins yet to come: the hazard of a login per waiting user and second,
  * and the stretch of a wait behind which users log in. */
 static void eta_logins_yet_to_come(void **state)
@@ -557,6 +587,7 @@ int main(void)
 		cmocka_unit_test(eta_rates_survive_restart),
 		cmocka_unit_test(eta_words),
 		cmocka_unit_test(eta_logins_yet_to_come),
+		cmocka_unit_test(eta_seen_sizes_cost_what_they_did),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
