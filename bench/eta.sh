@@ -50,7 +50,9 @@
 #
 # Environment: BUILD (build folder, default build), BENCH_DIR (parent of
 # the temporary folder, default /tmp), SEEDS, SCALE (2), JOBS (2), LOGINS
-# (12 moments, 1 to 4 users each), SHOWS (12), FLOOR (1), PARTITION (a folder that keeps each seed's S and B for
+# (12 moments, 1 to 4 users each), SHOWS (12), FLOOR (1), CACHE (cold: the page cache is dropped before each seed's
+# daemon starts, as root; warm: left as the set-up left it; --short: warm),
+# PARTITION (a folder that keeps each seed's S and B for
 # the next runs, in PARTITION/<seed>/; the target and the state are always
 # fresh), KEEP=1 keeps the folder, RECORD=1 adds the table (date, machine,
 # commit) at the end of the "## Estimates" section of docs/BENCHMARKS.md.
@@ -72,7 +74,12 @@ LOGINS=${LOGINS:-12}
 SHOWS=${SHOWS:-12}
 FLOOR=${FLOOR:-1}
 if [ $short = 1 ]; then
-	SEEDS=${SEEDS%% *} SCALE=0.15 LOGINS=3 SHOWS=3
+	SEEDS=${SEEDS%% *} SCALE=0.15 LOGINS=3 SHOWS=3 CACHE=${CACHE:-warm}
+fi
+CACHE=${CACHE:-cold}
+if [ "$CACHE" = cold ] && ! [ -w /proc/sys/vm/drop_caches ]; then
+	echo "eta.sh: cannot drop the page cache (not root): the runs start warm" >&2
+	CACHE=warm
 fi
 for t in "$MR" "$GP"; do
 	[ -x "$t" ] || { echo "eta.sh: $t not built (cmake --build $build)" >&2; exit 1; }
@@ -161,6 +168,13 @@ for seed in $SEEDS; do
 	echo "   $(ls "$S" | wc -l) users on the source, $(du -sh "$S" | cut -f1) of mail," \
 		"backups $(du -sh "$B" | cut -f1) ($(ls "$B/2025-11-18" | wc -l) in the older set," \
 		"$(ls "$B/2025-11-19" | wc -l) in the newer)"
+	# An outage starts cold: neither the damaged disk nor the backups are
+	# in the page cache (a partition just generated is, and its runs took
+	# half the time of one read back from the disk). CACHE=warm keeps it.
+	if [ "$CACHE" = cold ]; then
+		sync
+		echo 3 >/proc/sys/vm/drop_caches
+	fi
 	load0=$(cut -d' ' -f1 /proc/loadavg)
 	t0=$(date +%s.%N)
 	MAILRESTORE_ETA_TRACE=1 "$MR" daemon --backups "$B" --source "$S" --target "$T" --state "$ST" \
@@ -307,7 +321,7 @@ print("Aim (median <= 20 %%, worst <= 60 %% on every seed): %s." %
       ("not judged (--short)" if short else "met" if met else "missed"))
 EOF
 )
-echo "== estimate error, first estimate each asked user was told, --jobs $JOBS"
+echo "== estimate error, first estimate each asked user was told, --jobs $JOBS, page cache $CACHE at each start"
 echo "$table"
 
 if [ "${RECORD:-0}" = 1 ] && [ $short = 0 ]; then

@@ -30,6 +30,10 @@
 /* A bin's mean run counts against the line as if the line had this many
  * runs in the bin (see fit). */
 #define ETA_BIN_PRIOR 8.0
+/* A run that took over this many times what the shape said of its size
+ * counts as this many times it, in its bin and in the level (see
+ * eta_model_observe). */
+#define ETA_FAR_RUN 3.0
 /* The writes of the window must span this many MiB to show a cost per
  * MiB written (see fit). */
 #define ETA_WRITES_SPAN_MIB 4.0
@@ -290,6 +294,8 @@ static double shape_cost(const struct line *l, double x)
  * size, which a plain ratio would count per MiB), it is a cost per MiB of
  * backup. Kept (per_written) once the runs showed it (three standard
  * errors), for the runs after it; ETA_PRIOR_S_PER_MIB until then. */
+static int bin_of(uint64_t size);
+
 static void fit(struct line *l)
 {
 	double rw[ETA_WINDOW], xs[ETA_WINDOW], ys[ETA_WINDOW], zs[ETA_WINDOW], rws[ETA_WINDOW];
@@ -371,9 +377,14 @@ static void fit(struct line *l)
 		l->px[i] = bx[i];
 		l->py[i] = (bw[i] * by[i] + ETA_BIN_PRIOR * (a * bx[i] + b)) / (bw[i] + ETA_BIN_PRIOR);
 	}
-	/* the level of the recent runs against that shape */
-	for (i = 0; i < m; i++)
+	/* the level of the recent runs against that shape, a stalled run
+	 * counting as ETA_FAR_RUN times its size's cost (see
+	 * eta_model_observe) */
+	for (i = 0; i < m; i++) {
 		fs[i] = shape_cost(l, xs[i]);
+		if (ys[i] > ETA_FAR_RUN * fs[i] && l->hw[bin_of((uint64_t)(xs[i] * MIB))] < ETA_BIN_PRIOR)
+			ys[i] = ETA_FAR_RUN * fs[i];
+	}
 	k = level(fs, ys, rws, m);
 	l->a = k * a;
 	l->b = k * b;
@@ -394,12 +405,20 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 		       uint64_t files, double seconds)
 {
 	struct line *l;
+	double x, f = 0;
 	int last;
 
 	if ((unsigned)phase >= ETA_PHASES || !isfinite(seconds) || seconds < 0)
 		return;
 	pthread_mutex_lock(&m->mu);
 	l = &m->ph[phase];
+	/* What the shape says of this size, where it says it from runs (a
+	 * size within the bins seen, or a bin that holds runs) and the bin
+	 * is thin (fewer runs than ETA_BIN_PRIOR). */
+	x = (double)size / MIB;
+	if (size > 0 && l->np > 0 && (x <= l->px[l->np - 1] || l->hw[bin_of(size)] >= 1) &&
+	    l->hw[bin_of(size)] < ETA_BIN_PRIOR)
+		f = shape_cost(l, x);
 	if (l->n >= ETA_WINDOW) {
 		memmove(l->x, l->x + 1, (ETA_WINDOW - 1) * sizeof(l->x[0]));
 		memmove(l->z, l->z + 1, (ETA_WINDOW - 1) * sizeof(l->z[0]));
@@ -416,11 +435,20 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 		l->nb_sum = l->nb_sum * ETA_DECAY + seconds;
 		l->nb_w = l->nb_w * ETA_DECAY + 1;
 	} else {
+		/* A run far above what its size costs counts as ETA_FAR_RUN
+		 * times that in a bin of few runs (f is 0 elsewhere): both
+		 * workers' runs stall together now and then (0.6 to 1 s on a
+		 * cold disk, the target's journal), and one stalled login of
+		 * four in a bin of 2 to 4 MiB told the 129 waiting users of
+		 * that size twice their cost. Among many runs the stalls are
+		 * part of the mean; the first runs of a size beyond every bin
+		 * set their bin whole. */
 		int k = bin_of(size);
+		double y = f > 0 && seconds > ETA_FAR_RUN * f ? ETA_FAR_RUN * f : seconds;
 
 		l->hw[k] = l->hw[k] * ETA_DECAY + 1;
-		l->hx[k] = l->hx[k] * ETA_DECAY + l->x[last];
-		l->hy[k] = l->hy[k] * ETA_DECAY + seconds;
+		l->hx[k] = l->hx[k] * ETA_DECAY + x;
+		l->hy[k] = l->hy[k] * ETA_DECAY + y;
 	}
 	l->bytes = l->bytes * ETA_DECAY + (double)bytes;
 	l->files = l->files * ETA_DECAY + (double)files;

@@ -38,7 +38,12 @@
  *     does not swing with the latest runs, which are users of about one
  *     size (the background goes smallest first); it is pulled toward a
  *     prior slope as hard as the runs' scatter outweighs the bins' spread
- *     in size;
+ *     in size; where bins were seen, the cost is read off the segment
+ *     between their means (each pulled toward the line by 8 runs' worth).
+ *     A run over 3x what its size cost counts as 3x in a bin that
+ *     holds fewer runs than that prior (a stall of the disk's journal
+ *     among four logins is not what the size costs; among many runs,
+ *     stalls are part of the mean);
  *   - the level: the latest ETA_WINDOW runs, newer ones weighing more
  *     (each older one by ETA_DECAY less) and runs far off weighing less
  *     (Huber weights, so the slow first runs after a start do not set

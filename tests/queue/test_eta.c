@@ -531,6 +531,37 @@ static void eta_seen_sizes_cost_what_they_did(void **state)
 	eta_model_free(&m);
 }
 
+/* A stall among the few runs of a size does not set its cost: both
+ * workers' runs stall together now and then (the target's journal), and
+ * a bin of four logins, one of them stalled, told every waiting user of
+ * that size twice what it cost. Where runs of a size are many, their
+ * stalls count in full (eta_slow_runs_count). Regression: the bin's mean
+ * took the stall whole (0.10 s told for 0.06 s). */
+static void eta_one_stall_among_few(void **state)
+{
+	struct eta_model *m = eta_model_new();
+	double c;
+	int i;
+
+	(void)state;
+	/* the background's tiny users and a few logins of every size */
+	for (i = 0; i < 200; i++)
+		eta_model_observe(m, ETA_RUN, MIB / 32, MIB / 16, 20, 0.02);
+	for (i = 0; i < 6; i++) {
+		eta_model_observe(m, ETA_RUN, MIB, MIB, 60, 0.035);
+		eta_model_observe(m, ETA_RUN, 8 * MIB, 9 * MIB, 300, 0.1);
+	}
+	/* four users of 3 MiB log in; one stalls with the other worker */
+	for (i = 0; i < 4; i++)
+		eta_model_observe(m, ETA_RUN, 3 * MIB, 3 * MIB, 100, i == 1 ? 0.7 : 0.06);
+	for (i = 0; i < 20; i++)
+		eta_model_observe(m, ETA_RUN, MIB / 32, MIB / 16, 20, 0.02);
+	c = eta_model_cost(m, ETA_RUN, 3 * MIB);
+	if (c < 0.04 || c > 0.09)
+		fail_msg("a user of 3 MiB: %.4f s, its runs took 0.06 s but for one stall", c);
+	eta_model_free(&m);
+}
+
 /* Logins yet to come: the hazard of a login per waiting user and second,
  * and the stretch of a wait behind which users log in. */
 static void eta_logins_yet_to_come(void **state)
@@ -588,6 +619,7 @@ int main(void)
 		cmocka_unit_test(eta_words),
 		cmocka_unit_test(eta_logins_yet_to_come),
 		cmocka_unit_test(eta_seen_sizes_cost_what_they_did),
+		cmocka_unit_test(eta_one_stall_among_few),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
