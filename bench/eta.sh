@@ -50,10 +50,11 @@
 #
 # Environment: BUILD (build folder, default build), BENCH_DIR (parent of
 # the temporary folder, default /tmp), SEEDS, SCALE (2), JOBS (2), LOGINS
-# (12 moments, 1 to 4 users each), SHOWS (12), FLOOR (1), CACHE (cold: the page cache is dropped before each seed's
-# daemon starts, as root; warm: left as the set-up left it; --short: warm),
-# PARTITION (a folder that keeps each seed's S and B for
-# the next runs, in PARTITION/<seed>/; the target and the state are always
+# (12 moments, 1 to 4 users each), SHOWS (12), FLOOR (1), CACHE (cold:
+# the page cache is dropped before each seed's daemon starts, as root;
+# warm: left as the set-up left it; --short: warm), PARTITION (a folder
+# that keeps each seed's S and B for the next runs, in PARTITION/<seed>/;
+# the target and the state are always
 # fresh), KEEP=1 keeps the folder, RECORD=1 adds the table (date, machine,
 # commit) at the end of the "## Estimates" section of docs/BENCHMARKS.md.
 #

@@ -271,6 +271,23 @@ static double shape_cost(const struct line *l, double x)
 	return l->py[l->np - 1] + l->a * (x - l->px[l->np - 1]);
 }
 
+static int bin_of(uint64_t size)
+{
+	int k = 0;
+
+	for (size >>= 10; size > 1 && k < ETA_BINS - 1; size >>= 1)
+		k++;
+	return k;
+}
+
+/* 1 when the bin of a size holds fewer runs than ETA_BIN_PRIOR: there a
+ * stalled run is clipped to ETA_FAR_RUN times its size's cost (see
+ * eta_model_observe). */
+static int thin_bin(const struct line *l, uint64_t size)
+{
+	return l->hw[bin_of(size)] < ETA_BIN_PRIOR;
+}
+
 /* The cost of a phase for users with a backup: a shape over every size
  * seen, times the level of the recent runs. Runs without a backup (size 0)
  * cost what their source holds, which their size does not say; they are
@@ -294,8 +311,6 @@ static double shape_cost(const struct line *l, double x)
  * size, which a plain ratio would count per MiB), it is a cost per MiB of
  * backup. Kept (per_written) once the runs showed it (three standard
  * errors), for the runs after it; ETA_PRIOR_S_PER_MIB until then. */
-static int bin_of(uint64_t size);
-
 static void fit(struct line *l)
 {
 	double rw[ETA_WINDOW], xs[ETA_WINDOW], ys[ETA_WINDOW], zs[ETA_WINDOW], rws[ETA_WINDOW];
@@ -382,7 +397,7 @@ static void fit(struct line *l)
 	 * eta_model_observe) */
 	for (i = 0; i < m; i++) {
 		fs[i] = shape_cost(l, xs[i]);
-		if (ys[i] > ETA_FAR_RUN * fs[i] && l->hw[bin_of((uint64_t)(xs[i] * MIB))] < ETA_BIN_PRIOR)
+		if (ys[i] > ETA_FAR_RUN * fs[i] && thin_bin(l, (uint64_t)(xs[i] * MIB)))
 			ys[i] = ETA_FAR_RUN * fs[i];
 	}
 	k = level(fs, ys, rws, m);
@@ -390,15 +405,6 @@ static void fit(struct line *l)
 	l->b = k * b;
 	for (i = 0; i < nb; i++)
 		l->py[i] *= k;
-}
-
-static int bin_of(uint64_t size)
-{
-	int k = 0;
-
-	for (size >>= 10; size > 1 && k < ETA_BINS - 1; size >>= 1)
-		k++;
-	return k;
 }
 
 void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size, uint64_t bytes,
@@ -417,7 +423,7 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 	 * is thin (fewer runs than ETA_BIN_PRIOR). */
 	x = (double)size / MIB;
 	if (size > 0 && l->np > 0 && (x <= l->px[l->np - 1] || l->hw[bin_of(size)] >= 1) &&
-	    l->hw[bin_of(size)] < ETA_BIN_PRIOR)
+	    thin_bin(l, size))
 		f = shape_cost(l, x);
 	if (l->n >= ETA_WINDOW) {
 		memmove(l->x, l->x + 1, (ETA_WINDOW - 1) * sizeof(l->x[0]));
