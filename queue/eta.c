@@ -34,6 +34,11 @@
  * counts as this many times it, in its bin and in the level (see
  * eta_model_observe). */
 #define ETA_FAR_RUN 3.0
+/* Past the largest size seen, cost grows as a power of size fitted to the
+ * bins (see fit), never below this power, never above the line. */
+#define ETA_POWER_MIN 0.7
+/* The bins must span this factor of sizes to show a power. */
+#define ETA_POWER_SPAN 10.0
 /* The writes of the window must span this many MiB to show a cost per
  * MiB written (see fit). */
 #define ETA_WRITES_SPAN_MIB 4.0
@@ -62,6 +67,9 @@ struct line {
 	 * ETA_BIN_PRIOR runs' worth, the level applied. */
 	double px[ETA_BINS], py[ETA_BINS];
 	int np;
+	double pp, pb;               /* past the largest bin: cost above pb
+	                              * grows as size to the power pp (1: the
+	                              * line alone; see fit) */
 	double a0;                   /* the prior slope in force */
 	double ymean;                /* the window's mean run, recent ones weighing more */
 };
@@ -253,6 +261,7 @@ static double level(const double *f, const double *y, const double *rw, int n)
 /* The cost of a user with a backup of x MiB on the shape (see fit). */
 static double shape_cost(const struct line *l, double x)
 {
+	double line, power;
 	int i;
 
 	if (l->np == 0)
@@ -268,7 +277,11 @@ static double shape_cost(const struct line *l, double x)
 		if (x <= l->px[i])
 			return l->py[i - 1] + (x - l->px[i - 1]) / (l->px[i] - l->px[i - 1]) *
 						      (l->py[i] - l->py[i - 1]);
-	return l->py[l->np - 1] + l->a * (x - l->px[l->np - 1]);
+	line = l->py[l->np - 1] + l->a * (x - l->px[l->np - 1]);
+	if (l->pp >= 1 || l->py[l->np - 1] <= l->pb)
+		return line;
+	power = l->pb + (l->py[l->np - 1] - l->pb) * pow(x / l->px[l->np - 1], l->pp);
+	return power < line ? power : line;
 }
 
 static int bin_of(uint64_t size)
@@ -286,6 +299,49 @@ static int bin_of(uint64_t size)
 static int thin_bin(const struct line *l, uint64_t size)
 {
 	return l->hw[bin_of(size)] < ETA_BIN_PRIOR;
+}
+
+/* How cost grows past the largest size seen: the line's slope carried on
+ * from the largest bin told a user of 120 MiB 1.3 s for runs of 0.6 to
+ * 0.7 s when the biggest seen were 10 MiB, because bigger mailboxes hold
+ * bigger messages and cost less per MiB (the tail users here: 0.005 to
+ * 0.015 s per MiB, the median users 0.02). The bins' cost above a fixed
+ * part pb, against size, on a log-log line (weights: the bins' runs),
+ * gives a power pp; shape_cost takes the lower of that power and the line.
+ * pb is the line's cost per user, at most half the smallest bin's (a fixed
+ * part above the smallest users' cost would leave them out). Bins that
+ * span less than ETA_POWER_SPAN show no power (pp 1: the line alone), and
+ * pp stays within [ETA_POWER_MIN, 1]: a sum of per-byte work is never
+ * flatter than that here, and never steeper than the line. */
+static void fit_power(struct line *l, const double *bw)
+{
+	double lx[ETA_BINS], ly[ETA_BINS], lw[ETA_BINS];
+	double sw = 0, mx = 0, my = 0, sxx = 0, sxy = 0, p;
+	int i, q = 0;
+
+	l->pp = 1;
+	l->pb = l->np > 0 && l->b > 0.5 * l->py[0] ? 0.5 * l->py[0] : l->b;
+	for (i = 0; i < l->np; i++)
+		if (l->py[i] > l->pb && l->px[i] > 0) {
+			lx[q] = log(l->px[i]);
+			ly[q] = log(l->py[i] - l->pb);
+			lw[q++] = bw[i];
+		}
+	if (q < 2 || lx[q - 1] - lx[0] < log(ETA_POWER_SPAN))
+		return;
+	for (i = 0; i < q; i++) {
+		sw += lw[i];
+		mx += lw[i] * lx[i];
+		my += lw[i] * ly[i];
+	}
+	mx /= sw;
+	my /= sw;
+	for (i = 0; i < q; i++) {
+		sxx += lw[i] * (lx[i] - mx) * (lx[i] - mx);
+		sxy += lw[i] * (lx[i] - mx) * (ly[i] - my);
+	}
+	p = sxx > 0 ? sxy / sxx : 1;
+	l->pp = p < ETA_POWER_MIN ? ETA_POWER_MIN : p > 1 ? 1 : p;
 }
 
 /* The cost of a phase for users with a backup: a shape over every size
@@ -323,6 +379,7 @@ static void fit(struct line *l)
 	l->a = 0;
 	l->b = 0;
 	l->np = 0;
+	l->pp = 1;
 	l->ymean = 0;
 	if (n == 0)
 		return;
@@ -384,7 +441,8 @@ static void fit(struct line *l)
 	 * means pulled toward the line by ETA_BIN_PRIOR runs (one slow run
 	 * does not make its bin), the cost between two points is read off
 	 * the segment between them, and past the largest the line's slope
-	 * goes on from it. bx rises with the bin. */
+	 * or a power of size goes on from it (fit_power). bx rises with the
+	 * bin. */
 	l->a = a;
 	l->b = b;
 	l->np = nb;
@@ -405,6 +463,7 @@ static void fit(struct line *l)
 	l->b = k * b;
 	for (i = 0; i < nb; i++)
 		l->py[i] *= k;
+	fit_power(l, bw);
 }
 
 void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size, uint64_t bytes,
@@ -418,12 +477,10 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 		return;
 	pthread_mutex_lock(&m->mu);
 	l = &m->ph[phase];
-	/* What the shape says of this size, where it says it from runs (a
-	 * size within the bins seen, or a bin that holds runs) and the bin
-	 * is thin (fewer runs than ETA_BIN_PRIOR). */
+	/* What the shape says of this size where its bin is thin (fewer
+	 * runs than ETA_BIN_PRIOR), past every size seen included. */
 	x = (double)size / MIB;
-	if (size > 0 && l->np > 0 && (x <= l->px[l->np - 1] || l->hw[bin_of(size)] >= 1) &&
-	    thin_bin(l, size))
+	if (size > 0 && l->np > 0 && thin_bin(l, size))
 		f = shape_cost(l, x);
 	if (l->n >= ETA_WINDOW) {
 		memmove(l->x, l->x + 1, (ETA_WINDOW - 1) * sizeof(l->x[0]));
@@ -447,8 +504,11 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 		 * cold disk, the target's journal), and one stalled login of
 		 * four in a bin of 2 to 4 MiB told the 129 waiting users of
 		 * that size twice their cost. Among many runs the stalls are
-		 * part of the mean; the first runs of a size beyond every bin
-		 * set their bin whole. */
+		 * part of the mean. The first run past every size seen is
+		 * clipped too: a stalled login of 10.5 MiB (0.82 s where the
+		 * shape said 0.2) set the slope that told a 120 MiB login 9 s
+		 * for a run of 0.6. A size that really costs more shows it
+		 * within a few runs, each allowed 3x the shape before it. */
 		int k = bin_of(size);
 		double y = f > 0 && seconds > ETA_FAR_RUN * f ? ETA_FAR_RUN * f : seconds;
 

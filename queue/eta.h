@@ -39,11 +39,14 @@
  *     size (the background goes smallest first); it is pulled toward a
  *     prior slope as hard as the runs' scatter outweighs the bins' spread
  *     in size; where bins were seen, the cost is read off the segment
- *     between their means (each pulled toward the line by 8 runs' worth).
- *     A run over 3x what its size cost counts as 3x in a bin that
- *     holds fewer runs than that prior (a stall of the disk's journal
- *     among four logins is not what the size costs; among many runs,
- *     stalls are part of the mean);
+ *     between their means (each pulled toward the line by 8 runs' worth);
+ *     past the largest bin, the lower of the line and a power of size
+ *     fitted to the bins (0.7 to 1: bigger mailboxes hold bigger messages
+ *     and cost less per MiB). A run over 3x what its size cost counts as
+ *     3x in a bin that holds fewer runs than that prior, a new bin past
+ *     every size seen included (a stall of the disk's journal among four
+ *     logins is not what the size costs; among many runs, stalls are
+ *     part of the mean);
  *   - the level: the latest ETA_WINDOW runs, newer ones weighing more
  *     (each older one by ETA_DECAY less) and runs far off weighing less
  *     (Huber weights, so the slow first runs after a start do not set

@@ -562,6 +562,43 @@ static void eta_one_stall_among_few(void **state)
 	eta_model_free(&m);
 }
 
+/* Past the largest size seen. The background's tiny users, two logins of
+ * 2.3 MiB and the first user of 10.5 MiB have run; then a user of 120 MiB
+ * logs in (a trace of the estimates bench: its runs took 0.6 to 1.3 s, and
+ * bigger mailboxes hold bigger messages, so cost grows slower than size).
+ * Regressions: the line's slope carried on told 1.6 s; and when that first
+ * 10.5 MiB run was a stall (0.82 s beside the other worker, where the
+ * shape said 0.2 s) it counted whole and the line through it told 9.8 s. */
+static void eta_past_the_largest_size(void **state)
+{
+	struct eta_model *m = eta_model_new(), *calm = eta_model_new();
+	double c, c_calm;
+	int i, k;
+
+	(void)state;
+	for (k = 0; k < 2; k++) {
+		struct eta_model *x = k == 0 ? m : calm;
+
+		/* the background's tiny users, two logins of 2.3 MiB */
+		for (i = 0; i < 30; i++)
+			eta_model_observe(x, ETA_RUN, MIB / 36, MIB / 16, 19, 0.0135);
+		for (i = 0; i < 2; i++)
+			eta_model_observe(x, ETA_RUN, 2.3 * MIB, 2.5 * MIB, 90, 0.055);
+		/* the first user of 10.5 MiB: a stall, or a run like its peers */
+		eta_model_observe(x, ETA_RUN, 10.5 * MIB, 11 * MIB, 380, k == 0 ? 0.824 : 0.15);
+		for (i = 0; i < 20; i++)
+			eta_model_observe(x, ETA_RUN, MIB / 36, MIB / 16, 19, 0.0135);
+	}
+	c = eta_model_cost(m, ETA_RUN, 120 * MIB);
+	c_calm = eta_model_cost(calm, ETA_RUN, 120 * MIB);
+	if (c_calm < 0.4 || c_calm > 1.3)
+		fail_msg("a user of 120 MiB: %.2f s, such runs took 0.6 to 1.3 s", c_calm);
+	if (c > 2.6)
+		fail_msg("a user of 120 MiB after a stall: %.2f s, such runs took 0.6 to 1.3 s", c);
+	eta_model_free(&m);
+	eta_model_free(&calm);
+}
+
 /* Logins yet to come: the hazard of a login per waiting user and second,
  * and the stretch of a wait behind which users log in. */
 static void eta_logins_yet_to_come(void **state)
@@ -620,6 +657,7 @@ int main(void)
 		cmocka_unit_test(eta_logins_yet_to_come),
 		cmocka_unit_test(eta_seen_sizes_cost_what_they_did),
 		cmocka_unit_test(eta_one_stall_among_few),
+		cmocka_unit_test(eta_past_the_largest_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
