@@ -599,6 +599,28 @@ static void eta_past_the_largest_size(void **state)
 	eta_model_free(&calm);
 }
 
+/* Far past a narrow span of sizes. At 5 % of a restore only tiny users
+ * had run, 28 to 110 KiB, the last of them slow (0.031 s for 0.014): the
+ * slope through their bins was 0.09 s per MiB, and a login of 10 MiB was
+ * told 0.93 s for a run of 0.15 s. A slope measured over 0.08 MiB says
+ * little 10 MiB away; the prior slope takes over there. */
+static void eta_far_past_a_narrow_span(void **state)
+{
+	struct eta_model *m = eta_model_new();
+	double c;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5; i++)
+		eta_model_observe(m, ETA_RUN, 28 * 1024, 72 * 1024, 19, 0.0142);
+	eta_model_observe(m, ETA_RUN, 61 * 1024, 145 * 1024, 22, 0.013);
+	eta_model_observe(m, ETA_RUN, 110 * 1024, 280 * 1024, 28, 0.031);
+	c = eta_model_cost(m, ETA_RUN, 10 * MIB);
+	if (c > 0.4)
+		fail_msg("a login of 10 MiB after tiny users only: %.2f s, such runs take 0.15 s", c);
+	eta_model_free(&m);
+}
+
 /* Logins yet to come: the hazard of a login per waiting user and second,
  * and the stretch of a wait behind which users log in. */
 static void eta_logins_yet_to_come(void **state)
@@ -658,6 +680,7 @@ int main(void)
 		cmocka_unit_test(eta_seen_sizes_cost_what_they_did),
 		cmocka_unit_test(eta_one_stall_among_few),
 		cmocka_unit_test(eta_past_the_largest_size),
+		cmocka_unit_test(eta_far_past_a_narrow_span),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
