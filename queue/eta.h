@@ -42,7 +42,9 @@
  *     between their means (each pulled toward the line by 8 runs' worth);
  *     past the largest bin, the lower of the line and a power of size
  *     fitted to the bins (0.7 to 1: bigger mailboxes hold bigger messages
- *     and cost less per MiB). A run over 3x what its size cost counts as
+ *     and cost less per MiB); bins that span less than 1 MiB (tiny users:
+ *     their cost is their fixed part) give their slope for about their
+ *     span past the largest, and the prior slope goes on beyond. A run over 3x what its size cost counts as
  *     3x in a bin that holds fewer runs than that prior, a new bin past
  *     every size seen included (a stall of the disk's journal among four
  *     logins is not what the size costs; among many runs, stalls are
