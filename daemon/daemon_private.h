@@ -451,6 +451,7 @@ struct daemon_run_sample {
 	double run_seconds;   /* taken off the queue to activation recorded; <= 0:
 	                       * extract_seconds + sync_seconds */
 	double predicted;     /* what the model said at the start (-1 nothing) */
+	double ended;         /* mr_monotonic() when it ended (-1 unknown) */
 };
 void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r);
 /* Seconds a running job still needs (-1 before any measurement). */

@@ -122,19 +122,19 @@ void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 
 	if (d->metrics.trace)
 		mr_log("eta trace: %s size=%llu bytes=%llu files=%llu estimated=%.3f took=%.3f "
-		       "extract=%.3f sync=%.3f",
+		       "extract=%.3f sync=%.3f ended=%.4f",
 		       r->user ? r->user : "-", (unsigned long long)r->size,
 		       (unsigned long long)(r->extract_bytes + r->sync_bytes),
 		       (unsigned long long)(r->extract_files + r->sync_files), r->predicted, run,
-		       r->extract_seconds, r->sync_seconds);
+		       r->extract_seconds, r->sync_seconds, r->ended);
 	if (r->sync_seconds >= 0) {
-		eta_model_observe(d->eta, ETA_EXTRACT, r->size, r->extract_bytes, r->extract_files,
-				  r->extract_seconds);
-		eta_model_observe(d->eta, ETA_SYNC, r->size, r->sync_bytes, r->sync_files,
-				  r->sync_seconds);
+		eta_model_observe_at(d->eta, ETA_EXTRACT, r->size, r->extract_bytes,
+				     r->extract_files, r->extract_seconds, r->ended);
+		eta_model_observe_at(d->eta, ETA_SYNC, r->size, r->sync_bytes, r->sync_files,
+				     r->sync_seconds, r->ended);
 	}
-	eta_model_observe(d->eta, ETA_RUN, r->size, r->extract_bytes + r->sync_bytes,
-			  r->extract_files + r->sync_files, run);
+	eta_model_observe_at(d->eta, ETA_RUN, r->size, r->extract_bytes + r->sync_bytes,
+			     r->extract_files + r->sync_files, run, r->ended);
 	pthread_mutex_lock(&d->metrics_mu);
 	d->metrics.rates_dirty = 1;
 	save = now - d->metrics.rates_saved_at >= RATES_SAVE_INTERVAL;

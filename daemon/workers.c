@@ -125,7 +125,7 @@ static void counters_of(const struct engine_job *job, struct queue_counters *k)
 static void observe(struct worker *w, double took)
 {
 	struct daemon_run_sample r;
-	double sync_mono;
+	double sync_mono, now = mr_monotonic();
 
 	pthread_mutex_lock(&w->d->mu);
 	sync_mono = w->sync_mono;
@@ -133,7 +133,8 @@ static void observe(struct worker *w, double took)
 	memset(&r, 0, sizeof(r));
 	r.user = w->job.user;
 	r.size = w->size;
-	r.run_seconds = mr_monotonic() - w->taken_mono;
+	r.run_seconds = now - w->taken_mono;
+	r.ended = now;
 	r.predicted = w->predicted;
 	r.extract_bytes = w->job.restore.bytes;
 	r.extract_files = w->job.restore.files;

@@ -34,6 +34,11 @@
  * counts as this many times it, in its bin and in the level (see
  * eta_model_observe). */
 #define ETA_FAR_RUN 3.0
+/* Two such runs that ended within this share of the shorter one's
+ * seconds (at least ETA_TOGETHER_MIN_S) stalled together: the disk, not
+ * their sizes (see eta_model_observe_at). */
+#define ETA_TOGETHER 0.05
+#define ETA_TOGETHER_MIN_S 0.005
 /* Past the largest size seen, cost grows as a power of size fitted to the
  * bins (see fit), never below this power, never above the line. */
 #define ETA_POWER_MIN 0.7
@@ -76,6 +81,13 @@ struct line {
 	double a0;                   /* the prior slope in force */
 	double ak;                   /* a0 times the level (see shape_cost) */
 	double ymean;                /* the window's mean run, recent ones weighing more */
+	/* The latest run, when it was far above its shape in a thin bin (see
+	 * eta_model_observe_at; not kept in the file): when it ended, its
+	 * seconds, its bin and what its bin and window slot got above the
+	 * shape's figure. */
+	int far_last;
+	double far_end, far_seconds, far_cut;
+	int far_bin;
 };
 
 struct eta_model {
@@ -464,13 +476,9 @@ static void fit(struct line *l)
 		l->py[i] = (bw[i] * by[i] + ETA_BIN_PRIOR * (a * bx[i] + b)) / (bw[i] + ETA_BIN_PRIOR);
 	}
 	/* the level of the recent runs against that shape, a stalled run
-	 * counting as ETA_FAR_RUN times its size's cost (see
-	 * eta_model_observe) */
-	for (i = 0; i < m; i++) {
+	 * counting as what its bin got (see eta_model_observe_at) */
+	for (i = 0; i < m; i++)
 		fs[i] = shape_cost(l, xs[i]);
-		if (ys[i] > ETA_FAR_RUN * fs[i] && thin_bin(l, (uint64_t)(xs[i] * MIB)))
-			ys[i] = ETA_FAR_RUN * fs[i];
-	}
 	k = level(fs, ys, rws, m);
 	l->a = k * a;
 	l->ak = k * l->a0;
@@ -480,15 +488,37 @@ static void fit(struct line *l)
 	fit_power(l, bw);
 }
 
+/* 1 when a far run that ended at `ended` after `seconds` and the latest
+ * far run of l ended together (see eta_model_observe_at). */
+static int stalled_together(const struct line *l, double ended, double seconds)
+{
+	double shorter = seconds < l->far_seconds ? seconds : l->far_seconds;
+	double within = ETA_TOGETHER * shorter;
+
+	if (!l->far_last || ended < 0)
+		return 0;
+	if (within < ETA_TOGETHER_MIN_S)
+		within = ETA_TOGETHER_MIN_S;
+	return fabs(ended - l->far_end) <= within;
+}
+
 void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size, uint64_t bytes,
 		       uint64_t files, double seconds)
 {
+	eta_model_observe_at(m, phase, size, bytes, files, seconds, -1);
+}
+
+void eta_model_observe_at(struct eta_model *m, enum eta_phase phase, uint64_t size,
+			  uint64_t bytes, uint64_t files, double seconds, double ended)
+{
 	struct line *l;
-	double x, f = 0;
-	int last;
+	double x, y = seconds, f = 0;
+	int last, far;
 
 	if ((unsigned)phase >= ETA_PHASES || !isfinite(seconds) || seconds < 0)
 		return;
+	if (!isfinite(ended))
+		ended = -1;
 	pthread_mutex_lock(&m->mu);
 	l = &m->ph[phase];
 	/* What the shape says of this size where its bin is thin (fewer
@@ -496,6 +526,39 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 	x = (double)size / MIB;
 	if (size > 0 && l->np > 0 && thin_bin(l, size))
 		f = shape_cost(l, x);
+	/* A run far above what its size costs counts as ETA_FAR_RUN times
+	 * that in a bin of few runs (f is 0 elsewhere), in its bin and in the
+	 * window: both workers' runs stall together now and then (0.6 to 1 s
+	 * on a cold disk, the target's journal), and one stalled login of
+	 * four in a bin of 2 to 4 MiB told the 129 waiting users of that size
+	 * twice their cost. Among many runs the stalls are part of the mean.
+	 * The first run past every size seen is clipped too: a stalled login
+	 * of 10.5 MiB (0.82 s where the shape said 0.2) set the slope that
+	 * told a 120 MiB login 9 s for a run of 0.6. A size that really
+	 * costs more shows it within a few runs, each allowed 3x the shape
+	 * before it.
+	 *
+	 * Two such runs that ended together waited on the same thing (one
+	 * syncfs of the target), not on their sizes: both count as their
+	 * shape's figure. Two logins of 64 and 115 KiB among the first runs
+	 * stalled 0.84 s each; at 3x apiece, the line through the four thin
+	 * bins then told every tiny user 4x its cost. Runs that cost more
+	 * for their size end when their own work does, together only by
+	 * chance. */
+	far = f > 0 && seconds > ETA_FAR_RUN * f;
+	if (far)
+		y = ETA_FAR_RUN * f;
+	if (far && stalled_together(l, ended, seconds)) {
+		/* the latest run is the window's last and its bin's newest */
+		l->hy[l->far_bin] -= l->far_cut;
+		l->y[(int)l->n - 1] -= l->far_cut;
+		y = f;
+	}
+	l->far_last = far;
+	l->far_end = ended;
+	l->far_seconds = seconds;
+	l->far_cut = y - f;
+	l->far_bin = bin_of(size);
 	if (l->n >= ETA_WINDOW) {
 		memmove(l->x, l->x + 1, (ETA_WINDOW - 1) * sizeof(l->x[0]));
 		memmove(l->z, l->z + 1, (ETA_WINDOW - 1) * sizeof(l->z[0]));
@@ -504,27 +567,15 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 	}
 	/* Sizes in MiB keep the squares far from double's limits. */
 	last = (int)l->n;
-	l->x[last] = (double)size / MIB;
+	l->x[last] = x;
 	l->z[last] = (double)bytes / MIB;
-	l->y[last] = seconds;
+	l->y[last] = y;
 	l->n += 1;
 	if (size == 0) {
 		l->nb_sum = l->nb_sum * ETA_DECAY + seconds;
 		l->nb_w = l->nb_w * ETA_DECAY + 1;
 	} else {
-		/* A run far above what its size costs counts as ETA_FAR_RUN
-		 * times that in a bin of few runs (f is 0 elsewhere): both
-		 * workers' runs stall together now and then (0.6 to 1 s on a
-		 * cold disk, the target's journal), and one stalled login of
-		 * four in a bin of 2 to 4 MiB told the 129 waiting users of
-		 * that size twice their cost. Among many runs the stalls are
-		 * part of the mean. The first run past every size seen is
-		 * clipped too: a stalled login of 10.5 MiB (0.82 s where the
-		 * shape said 0.2) set the slope that told a 120 MiB login 9 s
-		 * for a run of 0.6. A size that really costs more shows it
-		 * within a few runs, each allowed 3x the shape before it. */
-		int k = bin_of(size);
-		double y = f > 0 && seconds > ETA_FAR_RUN * f ? ETA_FAR_RUN * f : seconds;
+		int k = l->far_bin;
 
 		l->hw[k] = l->hw[k] * ETA_DECAY + 1;
 		l->hx[k] = l->hx[k] * ETA_DECAY + x;

@@ -11,7 +11,9 @@
  *      key (its newest backup's size, the queue's size_hint), what the run
  *      did (bytes, files) and how long each phase took on its worker (the
  *      whole run: from taking the user off the queue to its activation
- *      recorded, so every per-user cost is in it).
+ *      recorded, so every per-user cost is in it); eta_model_observe_at()
+ *      with the moment it ended too, so that runs that stalled together
+ *      are told from sizes that cost more.
  *      eta_model_save() keeps the rates durable (temporary file, fsync,
  *      rename, fsync of the folder).
  *   3. eta_model_cost() predicts one worker's seconds for a user of a given
@@ -44,11 +46,13 @@
  *     fitted to the bins (0.7 to 1: bigger mailboxes hold bigger messages
  *     and cost less per MiB); bins that span less than 1 MiB (tiny users:
  *     their cost is their fixed part) give their slope for about their
- *     span past the largest, and the prior slope goes on beyond. A run over 3x what its size cost counts as
- *     3x in a bin that holds fewer runs than that prior, a new bin past
- *     every size seen included (a stall of the disk's journal among four
- *     logins is not what the size costs; among many runs, stalls are
- *     part of the mean);
+ *     span past the largest, and the prior slope goes on beyond. A run over
+ *     3x what its size cost counts as 3x in a bin that holds fewer runs
+ *     than that prior, a new bin past every size seen included (a stall
+ *     of the disk's journal among four logins is not what the size costs;
+ *     among many runs, stalls are part of the mean), and two such runs
+ *     that ended together (both workers waiting on one syncfs) count as
+ *     what their sizes cost;
  *   - the level: the latest ETA_WINDOW runs, newer ones weighing more
  *     (each older one by ETA_DECAY less) and runs far off weighing less
  *     (Huber weights, so the slow first runs after a start do not set
@@ -127,6 +131,13 @@ void eta_model_free(struct eta_model **m);
  * its duration. Negative or non-finite seconds are ignored. */
 void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size, uint64_t bytes,
 		       uint64_t files, double seconds);
+/* eta_model_observe(), with the moment the run ended (seconds on any clock
+ * the caller keeps for every run, such as CLOCK_MONOTONIC; < 0 unknown).
+ * Two runs far above what their sizes cost that ended together (within 5 %
+ * of the shorter one) waited on the disk together, not on their sizes:
+ * the model counts both at what their sizes cost. */
+void eta_model_observe_at(struct eta_model *m, enum eta_phase phase, uint64_t size,
+			  uint64_t bytes, uint64_t files, double seconds, double ended);
 /* One worker's predicted seconds for a phase of a user of this size; -1
  * when the phase has no measurement yet. Never below 0 otherwise. */
 double eta_model_cost(struct eta_model *m, enum eta_phase phase, uint64_t size);

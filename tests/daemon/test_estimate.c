@@ -78,6 +78,7 @@ static void measure(struct et *t)
 
 	memset(&r, 0, sizeof(r));
 	r.sync_seconds = -1;
+	r.ended = -1;
 	r.size = 0;
 	r.extract_seconds = 1;
 	daemon_metrics_observe(&t->d, &r);
