@@ -21,7 +21,7 @@
 #      changes. `sync` flushes the set-up's writes.
 #   2. The daemon restores every user (--jobs JOBS, background on) from an
 #      empty state folder (no rates yet), with MAILRESTORE_ETA_TRACE=1:
-#      its log (KEEP=1) has each run against what the model said.
+#      its log (KEEP=1 or logs) has each run against what the model said.
 #   3. While it runs, users ask, at moments drawn from the seed between 3 %
 #      and 70 % of the users active:
 #        login  at LOGINS moments, 1 to 4 waiting users log in back to
@@ -55,7 +55,10 @@
 # warm: left as the set-up left it; --short: warm), PARTITION (a folder
 # that keeps each seed's S and B for the next runs, in PARTITION/<seed>/;
 # the target and the state are always
-# fresh), KEEP=1 keeps the folder, RECORD=1 adds the table (date, machine,
+# fresh), KEEP=1 keeps the folder, KEEP=logs keeps it without the work
+# copies and the partitions (each seed's daemon.log and result.json: the
+# traces, while each seed starts after the previous one's work copy was
+# deleted, as without KEEP), RECORD=1 adds the table (date, machine,
 # commit) at the end of the "## Estimates" section of docs/BENCHMARKS.md.
 #
 # Exit: 0 measured (aim met or not: the table says), 1 a step failed, 77 a
@@ -91,7 +94,7 @@ tmp=$(mktemp -d "${BENCH_DIR:-/tmp}/mr-eta.XXXXXX")
 daemon_pid=
 cleanup() {
 	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$tmp"
+	[ "${KEEP:-0}" = 1 ] || [ "${KEEP:-0}" = logs ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
