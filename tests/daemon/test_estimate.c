@@ -407,6 +407,48 @@ static void estimate_running_job_progress(void **state)
 	et_free(t);
 }
 
+/* The daemon gives the model each run's end: two runs that stalled
+ * together (ended 2 ms apart, as two workers waiting on one syncfs do)
+ * count as what their sizes cost; 0.4 s apart, each still counts 3x.
+ * Returns the cost then of a user of 30 KiB. */
+static double after_two_far_runs(double apart)
+{
+	struct et *t = et_new();
+	struct daemon_run_sample r;
+	double now = 50, c;
+	int i;
+
+	memset(&r, 0, sizeof(r));
+	r.sync_seconds = -1;
+	for (i = 0; i < 6; i++) {
+		r.size = 28 * 1024;
+		r.extract_seconds = 0.02;
+		r.ended = now += 0.01;
+		daemon_metrics_observe(&t->d, &r);
+	}
+	r.size = 64 * 1024;
+	r.extract_seconds = 0.8;
+	r.ended = now += 0.4;
+	daemon_metrics_observe(&t->d, &r);
+	r.size = 115 * 1024;
+	r.ended = now + apart;
+	daemon_metrics_observe(&t->d, &r);
+	c = eta_model_cost(t->d.eta, ETA_RUN, 30 * 1024);
+	et_free(t);
+	return c;
+}
+
+static void estimate_stall_pair_by_end(void **state)
+{
+	double together = after_two_far_runs(0.002), apart = after_two_far_runs(0.4);
+
+	(void)state;
+	if (together > 0.03 || apart < together + 0.005)
+		fail_msg("a 30 KiB user after two far runs: %.4f s when they ended together, "
+			 "%.4f s apart (tiny runs take 0.02 s)",
+			 together, apart);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +458,7 @@ int main(void)
 		cmocka_unit_test(estimate_login_preempts_background),
 		cmocka_unit_test(estimate_taken_meanwhile),
 		cmocka_unit_test(estimate_running_job_progress),
+		cmocka_unit_test(estimate_stall_pair_by_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
