@@ -452,6 +452,7 @@ struct daemon_run_sample {
 	                       * extract_seconds + sync_seconds */
 	double predicted;     /* what the model said at the start (-1 nothing) */
 	double ended;         /* mr_monotonic() when it ended (-1 unknown) */
+	double durable;       /* of sync_seconds, the wait for durability (trace) */
 };
 void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r);
 /* Seconds a running job still needs (-1 before any measurement). */

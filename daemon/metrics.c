@@ -122,11 +122,11 @@ void daemon_metrics_observe(struct daemon *d, const struct daemon_run_sample *r)
 
 	if (d->metrics.trace)
 		mr_log("eta trace: %s size=%llu bytes=%llu files=%llu estimated=%.3f took=%.3f "
-		       "extract=%.3f sync=%.3f ended=%.4f",
+		       "extract=%.3f sync=%.3f durable=%.3f ended=%.4f",
 		       r->user ? r->user : "-", (unsigned long long)r->size,
 		       (unsigned long long)(r->extract_bytes + r->sync_bytes),
 		       (unsigned long long)(r->extract_files + r->sync_files), r->predicted, run,
-		       r->extract_seconds, r->sync_seconds, r->ended);
+		       r->extract_seconds, r->sync_seconds, r->durable, r->ended);
 	if (r->sync_seconds >= 0) {
 		eta_model_observe_at(d->eta, ETA_EXTRACT, r->size, r->extract_bytes,
 				     r->extract_files, r->extract_seconds, r->ended);

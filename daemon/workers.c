@@ -135,6 +135,7 @@ static void observe(struct worker *w, double took)
 	r.size = w->size;
 	r.run_seconds = now - w->taken_mono;
 	r.ended = now;
+	r.durable = w->job.durable_seconds;
 	r.predicted = w->predicted;
 	r.extract_bytes = w->job.restore.bytes;
 	r.extract_files = w->job.restore.files;

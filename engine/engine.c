@@ -1518,8 +1518,9 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 	int *holds = calloc(n ? n : 1, sizeof(*holds));
 	char *merging = calloc(n ? n : 1, 1);
 	struct place *pls = calloc(n ? n : 1, sizeof(*pls));
+	double t0;
 	size_t i;
-	int t_ok;
+	int t_ok, durable;
 
 	for (i = 0; i < n; i++)
 		results[i] = ENGINE_FAILED;
@@ -1533,7 +1534,12 @@ static void activate_batch(struct engine *e, struct engine_job **jobs, size_t n,
 	}
 	for (i = 0; i < n; i++)
 		pls[i].dirfd = -1;
-	if (sync_make_durable(e->work_fd, &err) < 0 || mr_fsync_dir_at(e->work_fd, ".", &err) < 0) {
+	t0 = mr_monotonic();
+	durable = sync_make_durable(e->work_fd, &err) == 0 &&
+		  mr_fsync_dir_at(e->work_fd, ".", &err) == 0;
+	for (i = 0; i < n; i++)
+		jobs[i]->durable_seconds = mr_monotonic() - t0;
+	if (!durable) {
 		for (i = 0; i < n; i++) {
 			snprintf(jobs[i]->reason, sizeof(jobs[i]->reason), "activation: %s", err.msg);
 			discard_work(e, jobs[i]->user);

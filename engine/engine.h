@@ -144,6 +144,9 @@ struct engine_job {
 	struct restore_stats restore;
 	struct sync_stats sync;
 	uint64_t released_mail;           /* held messages released into it */
+	double durable_seconds;           /* its activation's wait for the work
+	                                   * copy to be durable (the syncfs and
+	                                   * fsync of the batch; 0 not reached) */
 	struct mr_problems problems;
 	char reason[1024];                /* attention/failure reason, one line */
 	int errnum;                       /* on ENGINE_FAILED: errno of the

@@ -133,7 +133,7 @@ void eta_model_observe(struct eta_model *m, enum eta_phase phase, uint64_t size,
 		       uint64_t files, double seconds);
 /* eta_model_observe(), with the moment the run ended (seconds on any clock
  * the caller keeps for every run, such as CLOCK_MONOTONIC; < 0 unknown).
- * Two runs far above what their sizes cost that ended together (within 5 %
+ * Two runs far above what their sizes cost that ended together (within 10 %
  * of the shorter one) waited on the disk together, not on their sizes:
  * the model counts both at what their sizes cost. */
 void eta_model_observe_at(struct eta_model *m, enum eta_phase phase, uint64_t size,
