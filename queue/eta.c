@@ -37,7 +37,7 @@
 /* Two such runs that ended within this share of the shorter one's
  * seconds (at least ETA_TOGETHER_MIN_S) stalled together: the disk, not
  * their sizes (see eta_model_observe_at). The stall pairs of the bench's
- * traces ended 2 to 51 ms apart, after runs of 0.54 to 1.1 s. */
+ * traces ended 0.6 to 51 ms apart, after runs of 0.44 to 1.1 s. */
 #define ETA_TOGETHER 0.1
 #define ETA_TOGETHER_MIN_S 0.005
 /* Past the largest size seen, cost grows as a power of size fitted to the
