@@ -539,9 +539,9 @@ void eta_model_observe_at(struct eta_model *m, enum eta_phase phase, uint64_t si
 	 * costs more shows it within a few runs, each allowed 3x the shape
 	 * before it.
 	 *
-	 * Two such runs that ended together waited on the same thing (one
-	 * syncfs of the target), not on their sizes: both count as their
-	 * shape's figure. Two logins of 64 and 115 KiB among the first runs
+	 * Two such runs that ended together waited on the disk, not on their
+	 * sizes (both on one syncfs of the target, or one on the other's
+	 * activation): both count as their shape's figure. Two logins of 64 and 115 KiB among the first runs
 	 * stalled 0.84 s each; at 3x apiece, the line through the four thin
 	 * bins then told every tiny user 4x its cost. Runs that cost more
 	 * for their size end when their own work does, together only by

@@ -51,7 +51,7 @@
  *     than that prior, a new bin past every size seen included (a stall
  *     of the disk's journal among four logins is not what the size costs;
  *     among many runs, stalls are part of the mean), and two such runs
- *     that ended together (both workers waiting on one syncfs) count as
+ *     that ended together (both workers waiting on the disk) count as
  *     what their sizes cost;
  *   - the level: the latest ETA_WINDOW runs, newer ones weighing more
  *     (each older one by ETA_DECAY less) and runs far off weighing less
